@@ -1,0 +1,48 @@
+#include <axds/core/runtime.hpp>
+
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+#include <asio/thread_pool.hpp>
+
+#include <liburing.h>
+
+#include <exception>
+#include <thread>
+
+namespace axds {
+
+void detail::block_on_void(asio::awaitable<void> op) {
+    asio::io_context io(1);
+    std::exception_ptr error;
+    bool done = false;
+    asio::co_spawn(io, std::move(op), [&](const std::exception_ptr& e) {
+        error = e;
+        done = true;
+    });
+    io.run();
+    if (error) {
+        std::rethrow_exception(error);
+    }
+    if (!done) {
+        throw std::logic_error("axds::block_on: the operation stopped without completing");
+    }
+}
+
+asio::any_io_executor cpu_executor() {
+    static asio::thread_pool pool(std::max(1U, std::thread::hardware_concurrency()));
+    return pool.get_executor();
+}
+
+bool io_uring_available() noexcept {
+    static const bool available = [] {
+        io_uring ring{};
+        if (io_uring_queue_init(4, &ring, 0) != 0) {
+            return false;
+        }
+        io_uring_queue_exit(&ring);
+        return true;
+    }();
+    return available;
+}
+
+}  // namespace axds

@@ -1,0 +1,222 @@
+#include <axds/fs/walk.hpp>
+
+#include <axds/error.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <memory>
+#include <set>
+#include <string>
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+namespace axds {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct dir_closer {
+    void operator()(DIR* dir) const noexcept { ::closedir(dir); }
+};
+
+enum class entry_kind { directory, file, other };
+
+/// Kind of an entry without following symlinks (DT_UNKNOWN falls back to lstat).
+bool is_real_directory(const fs::path& path, unsigned char d_type) {
+    if (d_type != DT_UNKNOWN) {
+        return d_type == DT_DIR;
+    }
+
+    struct stat st {};
+
+    if (::lstat(path.c_str(), &st) != 0) {
+        return false;  // vanished between readdir and lstat: nothing to descend into
+    }
+    return S_ISDIR(st.st_mode);
+}
+
+/// spec §2.3: does the entry resolve to a regular file (following symlinks)?
+bool resolves_to_file(const fs::path& path, unsigned char d_type) {
+    if (d_type == DT_REG) {
+        return true;
+    }
+    if (d_type != DT_LNK && d_type != DT_UNKNOWN) {
+        return false;
+    }
+
+    struct stat st {};
+
+    if (::stat(path.c_str(), &st) != 0) {
+        const int error = errno;
+        if (error == ENOENT || error == ENOTDIR || error == EBADF || error == ELOOP) {
+            return false;  // dangling link, link loop, link through a file, vanished entry
+        }
+        throw_errno(error, fmt::format("Unable to determine the kind of the filesystem entry {}.", path.string()));
+    }
+    return S_ISREG(st.st_mode);
+}
+
+/// spec §2.1: iterative depth-first scan; calls visit(path, d_type) for every entry below root.
+template <typename Visit>
+void scan_tree(const fs::path& root, Visit&& visit) {
+    std::vector<fs::path> pending{root};
+    while (!pending.empty()) {
+        fs::path current = std::move(pending.back());
+        pending.pop_back();
+        const std::unique_ptr<DIR, dir_closer> dir(::opendir(current.c_str()));
+        if (!dir) {
+            const int error = errno;
+            throw_errno(error, fmt::format("Unable to list the directory {}: {}.", current.string(),
+                                           std::generic_category().message(error)));
+        }
+        errno = 0;
+        while (const dirent* entry = ::readdir(dir.get())) {
+            const std::string_view name(entry->d_name);
+            if (name == "." || name == "..") {
+                continue;
+            }
+            fs::path path = current / name;
+            const unsigned char d_type = entry->d_type;
+            if (is_real_directory(path, d_type)) {
+                pending.push_back(path);
+            }
+            visit(path, d_type);
+        }
+    }
+}
+
+std::vector<fs::path> parts_of(const fs::path& path) {
+    std::vector<fs::path> parts;
+    for (const auto& part : python_path(path)) {
+        if (part != ".") {
+            parts.push_back(part);
+        }
+    }
+    return parts;
+}
+
+}  // namespace
+
+fs::path python_path(const fs::path& path) {
+    fs::path out;
+    for (const auto& part : path) {
+        if (part.empty() || part == ".") {
+            continue;
+        }
+        out /= part;
+    }
+    return out.empty() ? fs::path(".") : out;
+}
+
+fs::path python_parent(const fs::path& path) {
+    const fs::path normal = python_path(path);
+    if (normal == "." || normal == normal.root_path()) {
+        return normal;
+    }
+    fs::path parent = normal.parent_path();
+    return parent.empty() ? fs::path(".") : parent;
+}
+
+std::vector<fs::path> walk_directory(const fs::path& directory) {
+    std::vector<fs::path> out;
+    scan_tree(directory, [&](const fs::path& path, unsigned char /*d_type*/) { out.push_back(path); });
+    return out;
+}
+
+std::vector<fs::path> walk_files(const fs::path& directory) {
+    std::vector<fs::path> out;
+    scan_tree(directory, [&](const fs::path& path, unsigned char d_type) {
+        if (resolves_to_file(path, d_type)) {
+            out.push_back(path);
+        }
+    });
+    return out;
+}
+
+std::vector<fs::path> discover_marker_files(const fs::path& directory, std::string_view marker_name) {
+    std::vector<fs::path> out;
+    scan_tree(directory, [&](const fs::path& path, unsigned char d_type) {
+        if (path.filename() == marker_name && resolves_to_file(path, d_type)) {
+            out.push_back(path);
+        }
+    });
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+std::vector<fs::path> discover_marker_roots(const fs::path& directory, std::string_view marker_name, int levels_up) {
+    if (levels_up < 0) {
+        throw value_error(fmt::format(
+            "Unable to discover the roots of the '{}' marker files under {}. The 'levels_up' argument must be "
+            "greater than or equal to 0, but got {}.",
+            marker_name, directory.string(), levels_up));
+    }
+    std::vector<fs::path> roots;
+    for (const auto& marker : discover_marker_files(directory, marker_name)) {
+        std::vector<fs::path> ancestors;
+        for (fs::path current = python_path(marker);;) {
+            fs::path parent = python_parent(current);
+            if (parent == current) {
+                break;
+            }
+            ancestors.push_back(parent);
+            current = std::move(parent);
+        }
+        const auto level = static_cast<std::size_t>(levels_up);
+        if (level >= ancestors.size()) {
+            throw value_error(fmt::format(
+                "Unable to resolve the root of the '{}' marker file {}. The 'levels_up' argument ({}) asks for an "
+                "ancestor beyond the filesystem root: the marker has only {} ancestor directories.",
+                marker_name, marker.string(), levels_up, ancestors.size()));
+        }
+        roots.push_back(ancestors[level]);
+    }
+    std::sort(roots.begin(), roots.end());
+    roots.erase(std::unique(roots.begin(), roots.end()), roots.end());
+    return roots;
+}
+
+std::vector<fs::path> resolve_unique_roots(std::span<const fs::path> paths) {
+    std::vector<std::vector<fs::path>> all_parts;
+    all_parts.reserve(paths.size());
+    for (const auto& path : paths) {
+        all_parts.push_back(parts_of(path));
+    }
+    std::vector<fs::path> out;
+    for (std::size_t i = 0; i < paths.size(); ++i) {
+        std::set<fs::path> shared;
+        for (std::size_t k = 0; k < paths.size(); ++k) {
+            if (k != i) {
+                shared.insert(all_parts[k].begin(), all_parts[k].end());
+            }
+        }
+        const auto& parts = all_parts[i];
+        const auto distinct =
+            std::find_if(parts.rbegin(), parts.rend(), [&](const fs::path& part) { return !shared.contains(part); });
+        if (distinct == parts.rend()) {
+            throw value_error(fmt::format(
+                "Unable to resolve a unique root for the path {}. The path shares all {} of its components with the "
+                "other paths in the list, so no component distinguishes it.",
+                paths[i].string(), parts.size()));
+        }
+        fs::path current = python_path(paths[i]);
+        while (true) {
+            const fs::path name = current == current.root_path() ? current : current.filename();
+            const fs::path parent = python_parent(current);
+            if (name == *distinct || parent == current) {
+                break;
+            }
+            current = parent;
+        }
+        if (std::find(out.begin(), out.end(), current) == out.end()) {
+            out.push_back(current);
+        }
+    }
+    return out;
+}
+
+}  // namespace axds
