@@ -1,0 +1,118 @@
+#pragma once
+
+#include <concepts>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace axds {
+
+class yaml_value;
+
+/// One key/value pair of a YAML mapping. Keys may be any scalar (YAML allows `1: a`), kept in document order.
+struct yaml_mapping_entry;
+
+/// A YAML node as the Python library sees it after PyYAML's safe loader: null, bool, int, float, str, list or dict
+/// (spec §3). Integers hold int64, or uint64 above INT64_MAX. Mappings keep insertion order.
+///
+/// Thread safety: a const yaml_value may be read from any thread.
+class yaml_value {
+public:
+    using sequence = std::vector<yaml_value>;
+    using mapping = std::vector<yaml_mapping_entry>;
+    enum class kind { null, boolean, integer, unsigned_integer, floating, string, sequence, mapping };
+
+    yaml_value() = default;
+
+    yaml_value(std::nullptr_t) {}  // NOLINT(google-explicit-constructor)
+
+    yaml_value(bool b) : data_(b) {}  // NOLINT(google-explicit-constructor)
+
+    template <std::integral I>
+
+    requires(!std::is_same_v<I, bool>) yaml_value(I i) {  // NOLINT(google-explicit-constructor)
+        if constexpr (std::is_signed_v<I>) {
+            data_ = static_cast<std::int64_t>(i);
+        } else if (static_cast<std::uint64_t>(i) <= static_cast<std::uint64_t>(INT64_MAX)) {
+            data_ = static_cast<std::int64_t>(i);  // one representation per number: int64 when it fits
+        } else {
+            data_ = static_cast<std::uint64_t>(i);
+        }
+    }
+
+    template <std::floating_point F>
+    yaml_value(F f) : data_(static_cast<double>(f)) {}  // NOLINT(google-explicit-constructor)
+
+    yaml_value(std::string s) : data_(std::move(s)) {}  // NOLINT(google-explicit-constructor)
+
+    yaml_value(const char* s) : data_(std::string(s)) {}  // NOLINT(google-explicit-constructor)
+
+    yaml_value(sequence s) : data_(std::move(s)) {}  // NOLINT(google-explicit-constructor)
+
+    yaml_value(mapping m) : data_(std::move(m)) {}  // NOLINT(google-explicit-constructor)
+
+    [[nodiscard]] kind type() const noexcept { return static_cast<kind>(data_.index()); }
+
+    [[nodiscard]] bool is_null() const noexcept { return type() == kind::null; }
+
+    [[nodiscard]] bool is_integer() const noexcept {
+        return type() == kind::integer || type() == kind::unsigned_integer;
+    }
+
+    /// The Python type name of this value after a safe load ("NoneType", "bool", "int", "float", "str", "list",
+    /// "dict"), used in error messages exactly as the Python library words them.
+    [[nodiscard]] std::string_view python_type_name() const noexcept;
+
+    // Checked accessors: each throws type_error ("expected <what>, but got <python type>") on a kind mismatch.
+    [[nodiscard]] bool as_bool() const;
+    [[nodiscard]] std::int64_t as_int64() const;    ///< also range-checks a uint64 value
+    [[nodiscard]] std::uint64_t as_uint64() const;  ///< rejects negative values
+    [[nodiscard]] double as_double() const;         ///< accepts ints as Python's float(int) does
+    [[nodiscard]] const std::string& as_string() const;
+    [[nodiscard]] const sequence& as_sequence() const;
+    [[nodiscard]] const mapping& as_mapping() const;
+    [[nodiscard]] sequence& as_sequence();
+    [[nodiscard]] mapping& as_mapping();
+
+    /// The value under string key `key` of a mapping, or nullptr when absent.
+    [[nodiscard]] const yaml_value* find(std::string_view key) const;
+
+    friend bool operator==(const yaml_value& a, const yaml_value& b);
+
+private:
+    std::variant<std::monostate, bool, std::int64_t, std::uint64_t, double, std::string, sequence, mapping> data_;
+};
+
+struct yaml_mapping_entry {
+    yaml_value key;
+    yaml_value value;
+
+    friend bool operator==(const yaml_mapping_entry&, const yaml_mapping_entry&) = default;
+};
+
+/// Emits `value` as one YAML document byte-identical to PyYAML's CDumper output with the Python library's options
+/// (spec §3.4/§3.5): `---`/`...` framing, 2-space block indentation, width 200, ASCII-only with escapes, strings
+/// quoted whenever YAML 1.1 would read them as something else, Python's float repr.
+/// @throws value_error if a string is not valid UTF-8 or a key is not a scalar.
+[[nodiscard]] std::string emit_yaml(const yaml_value& value);
+
+/// Parses the first document of `text` with PyYAML safe_load semantics (libyaml parser, YAML 1.1 resolver:
+/// yes/no/on/off booleans, 0x/0o-less octal/0b/sexagesimal integers, `.inf`/`.nan`, `~`/`null`). Anchors and
+/// aliases are resolved; timestamps stay strings. An empty document gives null.
+/// @throws yaml_error naming `source_name`, with line and column, for malformed YAML.
+[[nodiscard]] yaml_value parse_yaml(std::string_view text, std::string_view source_name = "<string>");
+
+/// True if a plain (unquoted) scalar with this text would be read by YAML 1.1 (PyYAML) as something other than a
+/// string (spec §3.5.2); such strings must be quoted.
+[[nodiscard]] bool yaml11_plain_is_not_string(std::string_view text);
+
+/// Python's repr() of a float as PyYAML's representer writes it (spec §3.5.2): `.nan`, `.inf`, `-.inf`, shortest
+/// round-trip digits, scientific iff the exponent is < -4 or >= 16, and `1.0e-07` rather than `1e-07`.
+[[nodiscard]] std::string yaml_float_text(double value);
+
+}  // namespace axds

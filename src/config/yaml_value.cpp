@@ -1,0 +1,198 @@
+#include <axds/config/yaml_value.hpp>
+
+#include <axds/error.hpp>
+
+#include <fmt/format.h>
+
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <regex>
+
+namespace axds {
+
+namespace {
+
+[[noreturn]] void throw_kind(const yaml_value& value, std::string_view expected) {
+    throw type_error(fmt::format("expected {}, but got {}", expected, value.python_type_name()));
+}
+
+}  // namespace
+
+std::string_view yaml_value::python_type_name() const noexcept {
+    switch (type()) {
+        case kind::null: return "NoneType";
+        case kind::boolean: return "bool";
+        case kind::integer:
+        case kind::unsigned_integer: return "int";
+        case kind::floating: return "float";
+        case kind::string: return "str";
+        case kind::sequence: return "list";
+        case kind::mapping: return "dict";
+    }
+    return "unknown";
+}
+
+bool yaml_value::as_bool() const {
+    if (const auto* b = std::get_if<bool>(&data_)) {
+        return *b;
+    }
+    throw_kind(*this, "a boolean");
+}
+
+std::int64_t yaml_value::as_int64() const {
+    if (const auto* i = std::get_if<std::int64_t>(&data_)) {
+        return *i;
+    }
+    if (std::holds_alternative<std::uint64_t>(data_)) {
+        throw overflow_error(
+            fmt::format("expected an integer that fits in 64 signed bits, but got {}", std::get<std::uint64_t>(data_)));
+    }
+    throw_kind(*this, "an integer");
+}
+
+std::uint64_t yaml_value::as_uint64() const {
+    if (const auto* u = std::get_if<std::uint64_t>(&data_)) {
+        return *u;
+    }
+    if (const auto* i = std::get_if<std::int64_t>(&data_)) {
+        if (*i < 0) {
+            throw overflow_error(fmt::format("expected a non-negative integer, but got {}", *i));
+        }
+        return static_cast<std::uint64_t>(*i);
+    }
+    throw_kind(*this, "an integer");
+}
+
+double yaml_value::as_double() const {
+    if (const auto* d = std::get_if<double>(&data_)) {
+        return *d;
+    }
+    if (const auto* i = std::get_if<std::int64_t>(&data_)) {
+        return static_cast<double>(*i);
+    }
+    if (const auto* u = std::get_if<std::uint64_t>(&data_)) {
+        return static_cast<double>(*u);
+    }
+    throw_kind(*this, "a number");
+}
+
+const std::string& yaml_value::as_string() const {
+    if (const auto* s = std::get_if<std::string>(&data_)) {
+        return *s;
+    }
+    throw_kind(*this, "a string");
+}
+
+const yaml_value::sequence& yaml_value::as_sequence() const {
+    if (const auto* s = std::get_if<sequence>(&data_)) {
+        return *s;
+    }
+    throw_kind(*this, "a sequence");
+}
+
+yaml_value::sequence& yaml_value::as_sequence() {
+    if (auto* s = std::get_if<sequence>(&data_)) {
+        return *s;
+    }
+    throw_kind(*this, "a sequence");
+}
+
+const yaml_value::mapping& yaml_value::as_mapping() const {
+    if (const auto* m = std::get_if<mapping>(&data_)) {
+        return *m;
+    }
+    throw_kind(*this, "a mapping");
+}
+
+yaml_value::mapping& yaml_value::as_mapping() {
+    if (auto* m = std::get_if<mapping>(&data_)) {
+        return *m;
+    }
+    throw_kind(*this, "a mapping");
+}
+
+const yaml_value* yaml_value::find(std::string_view key) const {
+    for (const auto& entry : as_mapping()) {
+        if (entry.key.type() == kind::string && entry.key.as_string() == key) {
+            return &entry.value;
+        }
+    }
+    return nullptr;
+}
+
+bool operator==(const yaml_value& a, const yaml_value& b) {
+    if (a.data_.index() != b.data_.index()) {
+        return false;
+    }
+    if (const auto* x = std::get_if<double>(&a.data_)) {
+        const double y = std::get<double>(b.data_);
+        return *x == y || (std::isnan(*x) && std::isnan(y));  // .nan == .nan for document comparison
+    }
+    return a.data_ == b.data_;
+}
+
+// spec §3.5.2: the YAML 1.1 implicit resolvers of PyYAML, applied to the whole text. Python's `$` also matches
+// before one final "\n", so the text is tried with such a newline removed as well.
+bool yaml11_plain_is_not_string(std::string_view text) {
+    static const std::array<std::regex, 6> patterns = {
+        // bool
+        std::regex("yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF"),
+        // int
+        std::regex("[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|"
+                   "[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+"),
+        // float
+        std::regex("[-+]?(?:[0-9][0-9_]*)\\.[0-9_]*(?:[eE][-+][0-9]+)?|\\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|"
+                   "[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\\.[0-9_]*|[-+]?\\.(?:inf|Inf|INF)|\\.(?:nan|NaN|NAN)"),
+        // null
+        std::regex("~|null|Null|NULL|"),
+        // merge and value
+        std::regex("<<|="),
+        // timestamp
+        std::regex("[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]|"
+                   "[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?(?:[Tt]|[ \\t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9]"
+                   "(?:\\.[0-9]*)?(?:[ \\t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?"),
+    };
+    const auto matches = [&](std::string_view candidate) {
+        for (const auto& pattern : patterns) {
+            if (std::regex_match(candidate.begin(), candidate.end(), pattern)) {
+                return true;
+            }
+        }
+        return false;
+    };
+    if (matches(text)) {
+        return true;
+    }
+    return !text.empty() && text.back() == '\n' && matches(text.substr(0, text.size() - 1));
+}
+
+std::string yaml_float_text(double value) {
+    if (std::isnan(value)) {
+        return ".nan";
+    }
+    if (std::isinf(value)) {
+        return value > 0 ? ".inf" : "-.inf";
+    }
+    std::array<char, 64> buffer{};
+    // Shortest round-trip digits first, in scientific form, to learn the decimal exponent.
+    const auto scientific =
+        std::to_chars(buffer.data(), buffer.data() + buffer.size(), value, std::chars_format::scientific);
+    std::string text(buffer.data(), scientific.ptr);
+    const auto e_at = text.find('e');
+    const int exponent = std::stoi(text.substr(e_at + 1));
+    if (exponent < -4 || exponent >= 16) {
+        if (text.find('.') == std::string::npos) {
+            text.insert(e_at, ".0");  // PyYAML: "1e-07" → "1.0e-07"
+        }
+        return text;
+    }
+    const auto fixed = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value, std::chars_format::fixed);
+    text.assign(buffer.data(), fixed.ptr);
+    if (text.find('.') == std::string::npos) {
+        text += ".0";
+    }
+    return text;
+}
+
+}  // namespace axds
