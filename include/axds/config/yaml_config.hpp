@@ -83,6 +83,12 @@ concept yaml_named_enum = std::is_enum_v<E> && requires {
     yaml_enum_names(type_tag<E>{});
 };
 
+/// An enum written as its integer value (Python IntEnum) whose valid enumerators are declared with
+/// AXDS_YAML_ENUM_VALUES or a yaml_enum_values function, so loading rejects other integers. Integer enums without
+/// the declaration accept any integer of the underlying type.
+template <typename E>
+concept yaml_valued_enum = std::is_enum_v<E> && requires { yaml_enum_values(type_tag<E>{}); };
+
 namespace detail {
 
 /// Where a conversion is happening, for error messages: the file and the field path ("inner.color", "items[2]").
@@ -188,6 +194,15 @@ void decode_enum(const yaml_value& node, E& out, const yaml_context& context) {
         underlying raw{};
         decode_yaml(node, raw, context);
         out = static_cast<E>(raw);
+        if constexpr (yaml_valued_enum<E>) {
+            for (const E valid : yaml_enum_values(type_tag<E>{})) {
+                if (valid == out) {
+                    return;
+                }
+            }
+            throw_yaml_field_error(context, std::to_string(static_cast<std::int64_t>(raw)) +
+                                                " is not a valid value of the enum");
+        }
     }
 }
 
@@ -417,7 +432,8 @@ template <yaml_struct T>
 }  // namespace axds
 
 // Field-list macros: AXDS_YAML_FIELDS(Type, a, b, c) declares fields a, b, c of Type under their own names;
-// AXDS_YAML_ENUM_NAMES(Enum, red, green) writes Enum::red as "red". Use them in the type's namespace.
+// AXDS_YAML_ENUM_NAMES(Enum, red, green) writes Enum::red as "red"; AXDS_YAML_ENUM_VALUES(Enum, low, high) lists the
+// valid enumerators of an integer-valued enum. Use them in the type's namespace.
 #define AXDS_DETAIL_PARENS ()
 #define AXDS_DETAIL_EXPAND(...) AXDS_DETAIL_EXPAND3(AXDS_DETAIL_EXPAND3(AXDS_DETAIL_EXPAND3(__VA_ARGS__)))
 #define AXDS_DETAIL_EXPAND3(...) AXDS_DETAIL_EXPAND2(AXDS_DETAIL_EXPAND2(AXDS_DETAIL_EXPAND2(__VA_ARGS__)))
@@ -430,6 +446,7 @@ template <yaml_struct T>
 #define AXDS_DETAIL_FOR_EACH_AGAIN() AXDS_DETAIL_FOR_EACH_HELPER
 #define AXDS_DETAIL_YAML_FIELD(type, name) ::axds::yaml_field(#name, &type::name)
 #define AXDS_DETAIL_YAML_ENUM_NAME(type, name) std::pair<type, std::string_view>(type::name, #name)
+#define AXDS_DETAIL_YAML_ENUM_VALUE(type, name) type::name
 
 #define AXDS_YAML_FIELDS(Type, ...)                                                         \
     [[maybe_unused]] constexpr auto yaml_fields(::axds::type_tag<Type> /*unused*/) {        \
@@ -439,4 +456,9 @@ template <yaml_struct T>
 #define AXDS_YAML_ENUM_NAMES(Enum, ...)                                                         \
     [[maybe_unused]] constexpr auto yaml_enum_names(::axds::type_tag<Enum> /*unused*/) {        \
         return std::array{AXDS_DETAIL_FOR_EACH(AXDS_DETAIL_YAML_ENUM_NAME, Enum, __VA_ARGS__)}; \
+    }
+
+#define AXDS_YAML_ENUM_VALUES(Enum, ...)                                                              \
+    [[maybe_unused]] constexpr auto yaml_enum_values(::axds::type_tag<Enum> /*unused*/) {              \
+        return std::array{AXDS_DETAIL_FOR_EACH(AXDS_DETAIL_YAML_ENUM_VALUE, Enum, __VA_ARGS__)}; \
     }
