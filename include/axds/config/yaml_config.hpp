@@ -87,7 +87,9 @@ concept yaml_named_enum = std::is_enum_v<E> && requires {
 /// AXDS_YAML_ENUM_VALUES or a yaml_enum_values function, so loading rejects other integers. Integer enums without
 /// the declaration accept any integer of the underlying type.
 template <typename E>
-concept yaml_valued_enum = std::is_enum_v<E> && requires { yaml_enum_values(type_tag<E>{}); };
+concept yaml_valued_enum = std::is_enum_v<E> && requires {
+    yaml_enum_values(type_tag<E>{});
+};
 
 namespace detail {
 
@@ -200,8 +202,8 @@ void decode_enum(const yaml_value& node, E& out, const yaml_context& context) {
                     return;
                 }
             }
-            throw_yaml_field_error(context, std::to_string(static_cast<std::int64_t>(raw)) +
-                                                " is not a valid value of the enum");
+            throw_yaml_field_error(
+                context, std::to_string(static_cast<std::int64_t>(raw)) + " is not a valid value of the enum");
         }
     }
 }
@@ -458,7 +460,7 @@ template <yaml_struct T>
         return std::array{AXDS_DETAIL_FOR_EACH(AXDS_DETAIL_YAML_ENUM_NAME, Enum, __VA_ARGS__)}; \
     }
 
-#define AXDS_YAML_ENUM_VALUES(Enum, ...)                                                              \
-    [[maybe_unused]] constexpr auto yaml_enum_values(::axds::type_tag<Enum> /*unused*/) {              \
+#define AXDS_YAML_ENUM_VALUES(Enum, ...)                                                         \
+    [[maybe_unused]] constexpr auto yaml_enum_values(::axds::type_tag<Enum> /*unused*/) {        \
         return std::array{AXDS_DETAIL_FOR_EACH(AXDS_DETAIL_YAML_ENUM_VALUE, Enum, __VA_ARGS__)}; \
     }

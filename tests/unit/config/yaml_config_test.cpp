@@ -168,8 +168,7 @@ namespace {
 /// Loads `file` with PyYAML's safe loader and prints repr() of the result.
 std::string python_repr(const fs::path& file) {
     const auto result = axds::test::run_python(
-        "import sys, yaml\nprint(repr(yaml.safe_load(open(sys.argv[1], encoding='utf-8'))), end='')",
-        {file.string()});
+        "import sys, yaml\nprint(repr(yaml.safe_load(open(sys.argv[1], encoding='utf-8'))), end='')", {file.string()});
     REQUIRE(result.exit_code == 0);
     return result.output;
 }
@@ -194,8 +193,7 @@ TEST_CASE("to_yaml writes .yaml and .yml files that PyYAML reads back with the s
         CHECK(back.flag);
     }
     axds::to_yaml(cfg::simple{}, tmp.path() / "defaults.yaml");
-    CHECK(python_repr(tmp.path() / "defaults.yaml") ==
-          "{'name': 'test', 'count': 1, 'ratio': 0.25, 'flag': False}");
+    CHECK(python_repr(tmp.path() / "defaults.yaml") == "{'name': 'test', 'count': 1, 'ratio': 0.25, 'flag': False}");
 }
 
 // upstream: yaml_config_test.py::test_to_yaml_nested
@@ -212,7 +210,8 @@ TEST_CASE("to_yaml writes nested dicts and lists, including empty ones", "[confi
     value.maybe_dict.emplace();
     value.maybe_list.emplace();
     axds::to_yaml(value, tmp.path() / "empty.yaml");
-    CHECK(read_file(tmp.path() / "empty.yaml") == "---\nsettings: {}\nitems: []\nmaybe_dict: {}\nmaybe_list: []\n...\n");
+    CHECK(read_file(tmp.path() / "empty.yaml") ==
+          "---\nsettings: {}\nitems: []\nmaybe_dict: {}\nmaybe_list: []\n...\n");
     const auto back = axds::from_yaml<cfg::nested>(tmp.path() / "empty.yaml");
     CHECK(back.maybe_dict.has_value());
     CHECK(back.maybe_list.has_value());
@@ -318,7 +317,10 @@ TEST_CASE("from_yaml ignores unknown keys and keeps defaults for absent fields",
 TEST_CASE("paths, optional paths, path lists and tuples round-trip as strings and lists", "[config][python]") {
     temp_dir tmp;
     const fs::path file = tmp.path() / "paths.yaml";
-    cfg::paths value{.root = "/data/root", .maybe = fs::path("rel/x"), .many = {"/a", "b/c"}, .tup = {4, 5, 6},
+    cfg::paths value{.root = "/data/root",
+                     .maybe = fs::path("rel/x"),
+                     .many = {"/a", "b/c"},
+                     .tup = {4, 5, 6},
                      .path_tuple = {"/p", "q"}};
     axds::to_yaml(value, file);
     CHECK(python_repr(file) ==
@@ -436,7 +438,9 @@ TEST_CASE("to_yaml creates parent directories and writes mode 0600 whatever the 
     const mode_t old_mask = ::umask(0);
     axds::to_yaml(cfg::simple{}, file);
     ::umask(old_mask);
+
     struct stat st {};
+
     REQUIRE(::stat(file.c_str(), &st) == 0);
     CHECK((st.st_mode & 0777) == 0600);
     CHECK(fs::is_directory(tmp.path() / "a" / "b.1"));

@@ -1,6 +1,7 @@
 #include <axds/core/workers.hpp>
 
 #include "support/matchers.hpp"
+#include "support/temp_dir.hpp"
 
 #include <axds/error.hpp>
 #include <catch2/catch.hpp>
@@ -134,4 +135,20 @@ TEST_CASE("initialize_worker_threads rejects a count below 1 with the exact mess
     CHECK_THROWS_WITH(axds::initialize_worker_threads(0),
                       "Unable to initialize the thread count used by the worker process. The 'thread_count' "
                       "argument must be greater than or equal to 1, but got 0.");
+}
+
+TEST_CASE("processes started inside a limit_worker_threads scope inherit the limits", "[core][python]") {
+    clear_all();
+    std::string inside;
+    {
+        const axds::limit_worker_threads guard(3);
+        const auto result = axds::test::run_python(
+            "import os\nprint(','.join(os.environ.get(n, '-') for n in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS',"
+            " 'TIFFFILE_NUM_THREADS', 'NUMBA_NUM_THREADS')), end='')");
+        REQUIRE(result.exit_code == 0);
+        inside = result.output;
+    }
+    CHECK(inside == "3,3,3,-");
+    const auto after = axds::test::run_python("import os\nprint(os.environ.get('OMP_NUM_THREADS', '-'), end='')");
+    CHECK(after.output == "-");
 }
