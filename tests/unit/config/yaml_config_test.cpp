@@ -95,6 +95,12 @@ constexpr auto yaml_fields(axds::type_tag<with_excluded> /*unused*/) {
                       axds::yaml_field("source_path", &with_excluded::source_path, axds::yaml_exclude)};
 }
 
+struct free_form {
+    std::string kind = "x";
+    axds::yaml_value extra;  // whatever the document holds, kept as a tree
+};
+AXDS_YAML_FIELDS(free_form, kind, extra)
+
 struct required_field {
     std::string id;
     int other = 0;
@@ -488,4 +494,22 @@ TEST_CASE("files written by the Python library's dumper load with the expected v
     CHECK(value.count == 12);
     CHECK(value.ratio == 1e-07);
     CHECK_FALSE(value.flag);
+}
+
+// upstream: yaml_config_test.py::test_unresolvable_annotations_yield_no_hooks
+// (C++: a field of type yaml_value takes any content unchanged, so unknown shapes never break loading)
+TEST_CASE("a yaml_value field keeps arbitrary content and writes it back unchanged", "[config]") {
+    temp_dir tmp;
+    const fs::path file = tmp.path() / "free.yaml";
+    write_file(file, "kind: k\nextra:\n  list: [1, two, 3.5, null]\n  map: {yes: on}\n");
+    const auto value = axds::from_yaml<cfg::free_form>(file);
+    CHECK(value.kind == "k");
+    const auto& list = value.extra.find("list")->as_sequence();
+    REQUIRE(list.size() == 4);
+    CHECK(list[1] == axds::yaml_value("two"));
+    CHECK(list[3].is_null());
+    CHECK(value.extra.find("map")->as_mapping().front().key == axds::yaml_value(true));
+    axds::to_yaml(value, file);
+    CHECK(read_file(file) ==
+          "---\nkind: k\nextra:\n  list:\n  - 1\n  - two\n  - 3.5\n  - null\n  map:\n    true: true\n...\n");
 }
