@@ -7,7 +7,9 @@
 
 namespace {
 
-asio::awaitable<int> forty_two() { co_return 42; }
+asio::awaitable<int> forty_two() {
+    co_return 42;
+}
 
 }  // namespace
 
