@@ -3,7 +3,7 @@
 # left alone, and apt-get runs only when something is missing. Needs root (or sudo).
 set -eu
 packages="cmake g++ ninja-build pkg-config libasio-dev liburing-dev libyaml-cpp-dev libyaml-dev libxxhash-dev
-libzip-dev libfmt-dev catch2 libcli11-dev libbenchmark-dev xxhash clang-format
+zlib1g-dev libfmt-dev catch2 libcli11-dev libbenchmark-dev xxhash clang-format
 python3 python3-numpy python3-yaml python3-xxhash"
 missing=""
 for p in $packages; do

@@ -1,0 +1,70 @@
+#pragma once
+
+#include <asio/awaitable.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace axds {
+
+/// Progress of async_assemble_log_archives, reported on the caller's executor.
+struct assemble_progress {
+    std::size_t entries_done = 0;
+    std::size_t entries_total = 0;
+    std::uint64_t bytes_done = 0;
+    std::uint64_t bytes_total = 0;  ///< known once entries are read; grows as they are
+    std::size_t archives_done = 0;
+    std::size_t archives_total = 0;
+};
+
+/// Settings for async_assemble_log_archives (spec §7.1). An aggregate: set only what you need.
+struct assemble_options {
+    int max_workers = 0;             ///< sources processed at once; ≤ 0 = all cores but two (resolve_worker_count)
+    bool remove_sources = true;      ///< delete the `.npy` entries once every archive is written (and verified)
+    bool memory_mapping = true;      ///< map entries instead of reading them (io_uring batches) into buffers
+    bool verify_integrity = false;   ///< re-read every archive and compare each member with its source entry
+    std::function<void(const assemble_progress&)> progress;  ///< called on the caller's executor; may be empty
+};
+
+/// What async_assemble_log_archives did.
+struct assemble_report {
+    std::vector<std::filesystem::path> archives;  ///< one per source, in ascending source order
+    std::size_t entries = 0;                      ///< entries archived
+    std::uint64_t bytes = 0;                      ///< bytes of entry files archived
+    std::size_t removed = 0;                      ///< entry files deleted
+};
+
+/// Packs the `*.npy` log entries directly inside `log_directory` into one `{source}_log.npz` per source (spec §7):
+/// members named after the entries, in ascending timestamp order, byte-identical to the entry files, 64-byte
+/// aligned. Nested directories are untouched. Sources are assembled in parallel on the CPU pool (each archive is
+/// written to a temporary file and renamed into place); entries are read with batched io_uring reads or memory
+/// maps. With verify_integrity every archive is re-read and compared with its sources before anything is removed;
+/// a failure removes nothing. A directory without entries (or a missing one) does nothing.
+/// @throws value_error for a `.npy` name that is not `SSS_TTTT….npy` (before anything is written), for an entry that
+/// is not a valid 1-D uint8 `.npy` (naming it), or when verification finds a mismatch (spec §7.2 step 7 message);
+/// os_error family for I/O failures.
+asio::awaitable<assemble_report> async_assemble_log_archives(std::filesystem::path log_directory,
+                                                             assemble_options options = {});
+
+/// The single file named `{source_id}_log.npz` anywhere under `log_directory` (spec §8.2).
+/// @throws file_not_found_error if the directory is missing or no such file exists; value_error if more than one
+/// exists (anchor: "but 2 were found").
+[[nodiscard]] std::filesystem::path find_log_archive(const std::filesystem::path& log_directory,
+                                                     std::string_view source_id);
+
+/// Archives directly inside `log_directory` (not recursive), keyed by the name before `_log.npz` (spec §8.3).
+/// @throws file_not_found_error if the directory is missing.
+[[nodiscard]] std::map<std::string, std::filesystem::path> discover_log_archives(
+    const std::filesystem::path& log_directory);
+
+/// The number of non-onset messages in an archive, from its zip directory alone (spec §8.4).
+/// @throws file_not_found_error if `archive_path` is not a regular file; value_error if it is not a zip archive.
+[[nodiscard]] std::size_t read_archive_message_count(const std::filesystem::path& archive_path);
+
+}  // namespace axds

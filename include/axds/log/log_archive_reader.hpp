@@ -1,0 +1,158 @@
+#pragma once
+
+#include <asio/awaitable.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace axds {
+
+struct npz_member;
+
+/// One message as a view into the archive's memory map: valid while the log_archive_reader that produced it lives.
+struct log_message_view {
+    std::uint64_t timestamp_us = 0;              ///< absolute: onset + elapsed (uint64 wrap-around, as numpy)
+    std::span<const std::uint8_t> payload;       ///< the message bytes, not copied
+};
+
+/// An owned message (the Python LogMessage): timestamp and a copy of the payload.
+struct log_message {
+    std::uint64_t timestamp_us = 0;
+    std::vector<std::uint8_t> payload;
+
+    friend bool operator==(const log_message&, const log_message&) = default;
+};
+
+/// Reads one source's `{source}_log.npz` archive (spec §8.5): onset discovery, message keys, batching, and zero-copy
+/// iteration. Archives written by axds, by the Python library, by np.savez and np.savez_compressed are accepted.
+///
+/// Lifetime: views (log_message_view::payload) point into a read-only memory map owned by the reader; they stay valid
+/// until the reader is destroyed or moved from. Deflated members are inflated once and cached by the reader.
+/// Thread safety: const members may be called from any thread (discovery runs once).
+class log_archive_reader {
+public:
+    /// Stores the path and an optional pre-known onset (µs since the Unix epoch); the archive is opened on first use.
+    /// @throws file_not_found_error if nothing exists at `archive_path` ("Unable to open log archive. The file does
+    /// not exist at the expected path: …").
+    explicit log_archive_reader(std::filesystem::path archive_path, std::optional<std::uint64_t> onset_us = {});
+    log_archive_reader(log_archive_reader&&) noexcept;
+    log_archive_reader& operator=(log_archive_reader&&) noexcept;
+    ~log_archive_reader();
+
+    [[nodiscard]] const std::filesystem::path& archive_path() const noexcept;
+
+    /// `LogArchiveReader(archive_path=…, onset_us=…)`, showing the constructor's onset or "not discovered".
+    [[nodiscard]] std::string repr() const;
+
+    /// The UTC onset in µs: the pre-provided value, else the payload of the first member whose elapsed time is 0
+    /// (spec §7.3); cached.
+    /// @throws value_error ("Unable to discover onset timestamp in log archive…") if no member has time 0, or if the
+    /// onset payload is not exactly 8 bytes; value_error for a damaged archive or member.
+    [[nodiscard]] std::uint64_t onset_timestamp_us() const;
+
+    /// Member keys (names without ".npy") of the messages after the onset message, in archive order.
+    [[nodiscard]] const std::vector<std::string>& message_keys() const;
+
+    [[nodiscard]] std::size_t message_count() const { return message_keys().size(); }
+
+    /// The message keys split for parallel processing (spec §8.5): one batch when there are fewer than 2000
+    /// messages (none when there are no messages), else consecutive slices of
+    /// max(1, ceil(count / (resolve_worker_count(max(0, workers)) × batch_multiplier))) keys.
+    /// @throws value_error if batch_multiplier < 1.
+    [[nodiscard]] std::vector<std::vector<std::string>> get_batches(int workers = -1, int batch_multiplier = 4) const;
+
+    /// The message stored under `key`. @throws key_error for an unknown key; value_error for a damaged member.
+    [[nodiscard]] log_message_view read_message(std::string_view key) const;
+
+    class message_range;
+
+    /// Every message, in key order, as zero-copy views. Onset discovery happens first (and may throw).
+    [[nodiscard]] message_range messages() const;
+
+    /// The messages under `keys`, in that order. @throws key_error for an unknown key, before iterating.
+    [[nodiscard]] message_range messages(std::span<const std::string> keys) const;
+
+    /// All messages as (absolute timestamps, owned payloads), in key order.
+    [[nodiscard]] std::pair<std::vector<std::uint64_t>, std::vector<std::vector<std::uint8_t>>> read_all_messages()
+        const;
+
+    /// From a coroutine: resolves and parses `keys` (all messages when empty) on the CPU pool, then resumes on the
+    /// caller's executor with the views.
+    [[nodiscard]] asio::awaitable<std::vector<log_message_view>> async_read_messages(
+        std::vector<std::string> keys = {}) const;
+
+private:
+    friend class message_range;
+    [[nodiscard]] log_message_view decode(const npz_member& member) const;
+    [[nodiscard]] std::vector<const npz_member*> resolve(std::span<const std::string> keys) const;
+
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+/// A forward range of log_message_view over resolved members; decodes each message when dereferenced.
+class log_archive_reader::message_range {
+public:
+    class iterator {
+    public:
+        using iterator_category = std::forward_iterator_tag;
+        using value_type = log_message_view;
+        using difference_type = std::ptrdiff_t;
+        using pointer = void;
+        using reference = log_message_view;
+
+        iterator() = default;
+        iterator(const log_archive_reader* reader, const npz_member* const* position)
+            : reader_(reader), position_(position) {}
+
+        log_message_view operator*() const { return reader_->decode(**position_); }
+
+        iterator& operator++() {
+            ++position_;
+            return *this;
+        }
+
+        iterator operator++(int) {
+            iterator old = *this;
+            ++position_;
+            return old;
+        }
+
+        friend bool operator==(const iterator& a, const iterator& b) { return a.position_ == b.position_; }
+
+    private:
+        const log_archive_reader* reader_ = nullptr;
+        const npz_member* const* position_ = nullptr;
+    };
+
+    message_range(const log_archive_reader* reader, std::vector<const npz_member*> members)
+        : reader_(reader), members_(std::move(members)) {}
+
+    [[nodiscard]] iterator begin() const { return {reader_, members_.data()}; }
+    [[nodiscard]] iterator end() const { return {reader_, members_.data() + members_.size()}; }
+    [[nodiscard]] std::size_t size() const noexcept { return members_.size(); }
+
+private:
+    const log_archive_reader* reader_;
+    std::vector<const npz_member*> members_;
+};
+
+/// Processes an archive's batches in parallel on the CPU pool (the C++ counterpart of the Python README's
+/// ProcessPoolExecutor example): fn(batch_index, messages) runs once per batch of get_batches(workers,
+/// batch_multiplier), at most resolve_worker_count(workers) at a time; completes on the caller's executor when all
+/// batches are done and rethrows the first exception. fn may be called concurrently from several threads.
+asio::awaitable<void> async_for_each_batch(
+    const log_archive_reader& reader, std::function<void(std::size_t, std::span<const log_message_view>)> fn,
+    int workers = -1, int batch_multiplier = 4);
+
+}  // namespace axds

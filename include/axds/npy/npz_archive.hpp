@@ -1,0 +1,93 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace axds {
+
+/// Alignment of every member's data in archives npz_writer produces: readers can map payloads zero-copy.
+inline constexpr std::size_t npz_member_alignment = 64;
+
+/// Writes a `.npz` (zip) archive of stored members (spec §7.6): CRC-32, fixed 1980-01-01 timestamps (reproducible
+/// bytes), ZIP64 local extras as CPython ≥ 3.12 writes with force_zip64, ZIP64 end records when there are more than
+/// 65,535 members or a size/offset exceeds 4 GiB, and each member's data 64-byte aligned (padding in the local
+/// header's extra field, as zipalign does). numpy's np.load opens the result.
+///
+/// The archive is written to a hidden temporary file next to `path` and renamed into place by finish(), so a crash or
+/// an exception never leaves a partial archive under the final name.
+/// Thread safety: none; use one writer per thread.
+class npz_writer {
+public:
+    /// @throws os_error family if the temporary file cannot be created.
+    explicit npz_writer(std::filesystem::path path);
+    npz_writer(const npz_writer&) = delete;
+    npz_writer& operator=(const npz_writer&) = delete;
+    /// Removes the temporary file if finish() was not reached. Never throws.
+    ~npz_writer();
+
+    /// Appends a member named `name` (e.g. "001_00000000000000000200.npy") holding `data` verbatim.
+    /// @throws value_error for an empty or over-long name; os_error family on a write failure.
+    void add(std::string_view name, std::span<const std::uint8_t> data);
+
+    /// Writes the central directory, flushes, fsyncs and renames the archive into place. Returns its size in bytes.
+    std::uint64_t finish();
+
+    [[nodiscard]] std::size_t member_count() const noexcept;
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+/// One member of a zip archive, as its central directory describes it.
+struct npz_member {
+    std::string name;
+    std::uint16_t method = 0;  ///< 0 stored, 8 deflated
+    std::uint32_t crc32 = 0;
+    std::uint64_t compressed_size = 0;
+    std::uint64_t uncompressed_size = 0;
+    std::uint64_t local_header_offset = 0;
+    std::uint64_t data_offset = 0;  ///< first byte of the (possibly compressed) data in the file
+};
+
+/// Reads any zip archive numpy writes (ours, np.savez under CPython 3.11 and 3.12+, np.savez_compressed) from a
+/// read-only memory map. Stored members are served as zero-copy views into the map; deflated members are inflated
+/// once and cached. Every offset and size is checked against the file before use: corrupt input raises value_error
+/// naming the archive, the member and the problem, and never reads out of bounds.
+///
+/// Thread safety: const members may be called from any thread.
+class npz_reader {
+public:
+    /// Maps `path` and parses its central directory (ZIP64 included).
+    /// @throws file_not_found_error if it does not exist; value_error if it is not a readable zip archive.
+    explicit npz_reader(std::filesystem::path path);
+    npz_reader(npz_reader&&) noexcept;
+    npz_reader& operator=(npz_reader&&) noexcept;
+    ~npz_reader();
+
+    [[nodiscard]] const std::filesystem::path& path() const noexcept;
+    /// Members in central-directory (archive) order.
+    [[nodiscard]] const std::vector<npz_member>& members() const noexcept;
+    /// The member named `name`, or nullptr.
+    [[nodiscard]] const npz_member* find(std::string_view name) const noexcept;
+    /// The uncompressed bytes of `member`; valid while this reader lives.
+    /// @throws value_error for an unsupported method or corrupt compressed data.
+    [[nodiscard]] std::span<const std::uint8_t> data(const npz_member& member) const;
+    /// Recomputes the member's CRC-32. @throws value_error naming the archive and member on a mismatch.
+    void verify_crc(const npz_member& member) const;
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+/// CRC-32 (zlib polynomial) of `data`, continuing from `crc`.
+[[nodiscard]] std::uint32_t crc32(std::span<const std::uint8_t> data, std::uint32_t crc = 0) noexcept;
+
+}  // namespace axds

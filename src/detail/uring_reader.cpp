@@ -1,0 +1,191 @@
+#include "detail/uring_reader.hpp"
+
+#include <axds/core/runtime.hpp>
+
+#include <liburing.h>
+
+#include <cerrno>
+#include <stdexcept>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace axds::detail {
+
+namespace {
+
+constexpr unsigned in_flight = 64;  // files at once; 3 SQEs each
+
+std::int64_t read_one(const char* path, std::span<std::uint8_t> buffer) {
+    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return -errno;
+    }
+    std::size_t done = 0;
+    std::int64_t result = 0;
+    while (done < buffer.size()) {
+        const ssize_t n = ::pread(fd, buffer.data() + done, buffer.size() - done, static_cast<off_t>(done));
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            result = -errno;
+            break;
+        }
+        if (n == 0) {
+            break;
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    ::close(fd);
+    return result < 0 ? result : static_cast<std::int64_t>(done);
+}
+
+/// An SQE, submitting pending ones first if the ring is full. The ring is sized for every chain in flight, so a
+/// second failure is a logic error.
+io_uring_sqe* next_sqe(io_uring& ring) {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+    if (sqe == nullptr) {
+        io_uring_submit(&ring);
+        sqe = io_uring_get_sqe(&ring);
+    }
+    if (sqe == nullptr) {
+        throw std::logic_error("axds: io_uring submission queue exhausted");
+    }
+    return sqe;
+}
+
+void read_plain(std::span<prefix_read> reads) {
+    for (auto& r : reads) {
+        r.result = read_one(r.path, r.buffer);
+    }
+}
+
+/// Returns false if direct descriptors turned out to be unsupported (nothing was read then).
+bool read_uring(std::span<prefix_read> reads) {
+    io_uring ring{};
+    if (io_uring_queue_init(in_flight * 4, &ring, 0) != 0) {
+        return false;
+    }
+    if (io_uring_register_files_sparse(&ring, in_flight) != 0) {
+        io_uring_queue_exit(&ring);
+        return false;
+    }
+    std::vector<unsigned> free_slots;
+    for (unsigned slot = in_flight; slot-- > 0;) {
+        free_slots.push_back(slot);
+    }
+    std::vector<unsigned> slot_of(reads.size());
+    std::vector<int> pending_ops(reads.size(), 0);
+    std::size_t next = 0;
+    std::size_t completed = 0;
+    bool unsupported = false;
+    // user_data = index * 4 + op (0 open, 1 read, 2 close)
+    while (completed < reads.size()) {
+        while (next < reads.size() && !free_slots.empty()) {
+            const unsigned slot = free_slots.back();
+            free_slots.pop_back();
+            slot_of[next] = slot;
+            auto& r = reads[next];
+            io_uring_sqe* open_sqe = next_sqe(ring);
+            io_uring_prep_openat_direct(open_sqe, AT_FDCWD, r.path, O_RDONLY | O_CLOEXEC, 0, slot);
+            open_sqe->flags |= IOSQE_IO_LINK;
+            io_uring_sqe_set_data64(open_sqe, next * 4);
+            io_uring_sqe* read_sqe = next_sqe(ring);
+            io_uring_prep_read(read_sqe, static_cast<int>(slot), r.buffer.data(),
+                               static_cast<unsigned>(r.buffer.size()), 0);
+            read_sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_HARDLINK;  // close even if the read fails
+            io_uring_sqe_set_data64(read_sqe, next * 4 + 1);
+            io_uring_sqe* close_sqe = next_sqe(ring);
+            io_uring_prep_close_direct(close_sqe, slot);
+            io_uring_sqe_set_data64(close_sqe, next * 4 + 2);
+            pending_ops[next] = 3;
+            ++next;
+        }
+        const int submitted = io_uring_submit_and_wait(&ring, 1);
+        if (submitted < 0 && submitted != -EINTR) {
+            io_uring_queue_exit(&ring);
+            return false;
+        }
+        io_uring_cqe* cqe = nullptr;
+        unsigned head = 0;
+        unsigned seen = 0;
+        io_uring_for_each_cqe(&ring, head, cqe) {
+            ++seen;
+            const std::uint64_t data = io_uring_cqe_get_data64(cqe);
+            const std::size_t index = data / 4;
+            const auto op = static_cast<int>(data % 4);
+            auto& r = reads[index];
+            if (op == 0 && cqe->res < 0) {
+                if (cqe->res == -EINVAL || cqe->res == -EBADF) {
+                    unsupported = true;  // kernel without direct descriptors
+                }
+                r.result = cqe->res;
+            } else if (op == 1) {
+                if (r.result >= 0) {
+                    // A partial read (signal, page-cache hole) is completed synchronously below.
+                    r.result = cqe->res;
+                }
+            }
+            if (--pending_ops[index] == 0) {
+                free_slots.push_back(slot_of[index]);
+                ++completed;
+            }
+        }
+        io_uring_cq_advance(&ring, seen);
+    }
+    io_uring_queue_exit(&ring);
+    return !unsupported;
+}
+
+}  // namespace
+
+void read_file_prefixes(std::span<prefix_read> reads) {
+    static const bool use_uring = io_uring_available();
+    if (reads.empty()) {
+        return;
+    }
+    if (!use_uring || !read_uring(reads)) {
+        read_plain(reads);
+        return;
+    }
+    // A read of fewer bytes than requested is normal at end of file; -ECANCELED means its open failed first.
+    for (auto& r : reads) {
+        if (r.result == -ECANCELED) {
+            r.result = read_one(r.path, r.buffer);  // recover the open's own errno
+        }
+    }
+}
+
+int read_whole_file(const char* path, std::vector<std::uint8_t>& out) {
+    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return -errno;
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        const int error = errno;
+        ::close(fd);
+        return -error;
+    }
+    out.resize(static_cast<std::size_t>(st.st_size));
+    std::size_t done = 0;
+    while (done < out.size()) {
+        const ssize_t n = ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(done));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            const int error = n < 0 ? errno : EIO;  // shrank while reading
+            ::close(fd);
+            return -error;
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    ::close(fd);
+    return 0;
+}
+
+}  // namespace axds::detail

@@ -1,0 +1,26 @@
+#pragma once
+// Batched whole-file reads for many small files (log entries, checksum inputs). Private to src/.
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace axds::detail {
+
+/// One file to read: up to buffer.size() bytes from offset 0.
+struct prefix_read {
+    const char* path = nullptr;
+    std::span<std::uint8_t> buffer;
+    std::int64_t result = 0;  ///< bytes read (≤ buffer.size()), or -errno
+};
+
+/// Opens, reads and closes every file, filling `result`. Blocking: call it from a CPU-pool thread, never from an
+/// executor thread. Uses a private io_uring with linked OPENAT(direct) → READ → CLOSE(direct) chains, 64 files in
+/// flight; falls back to open/pread/close where io_uring or direct descriptors are unavailable.
+void read_file_prefixes(std::span<prefix_read> reads);
+
+/// Reads the whole of `path` into `out` with open/fstat/pread (for files larger than a prefix buffer).
+/// Returns 0 or -errno.
+int read_whole_file(const char* path, std::vector<std::uint8_t>& out);
+
+}  // namespace axds::detail

@@ -1,0 +1,260 @@
+#include <axds/log/log_archive_reader.hpp>
+
+#include <axds/core/workers.hpp>
+#include <axds/error.hpp>
+#include <axds/npy/npy_format.hpp>
+#include <axds/npy/npz_archive.hpp>
+
+#include "detail/cpu_work.hpp"
+#include "detail/parallel.hpp"
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
+
+#include <sys/stat.h>
+
+namespace axds {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::string_view onset_key_suffix = "_00000000000000000000";
+
+std::uint64_t load_le64(const std::uint8_t* p) {
+    std::uint64_t value = 0;
+    for (unsigned i = 0; i < 8; ++i) {
+        value |= static_cast<std::uint64_t>(p[i]) << (8U * i);
+    }
+    return value;
+}
+
+std::string_view key_of(const npz_member& member) {
+    std::string_view key(member.name);
+    if (key.ends_with(".npy")) {
+        key.remove_suffix(4);
+    }
+    return key;
+}
+
+}  // namespace
+
+struct log_archive_reader::impl {
+    fs::path path;
+    std::optional<std::uint64_t> provided_onset;
+
+    std::once_flag open_once;
+    std::unique_ptr<npz_reader> archive;
+    std::unordered_map<std::string_view, const npz_member*> by_key;
+
+    std::once_flag keys_once;
+    std::uint64_t onset = 0;
+    std::vector<std::string> keys;
+    std::vector<const npz_member*> key_members;
+
+    const npz_reader& open() {
+        std::call_once(open_once, [this] {
+            auto reader = std::make_unique<npz_reader>(path);
+            for (const auto& member : reader->members()) {
+                by_key.emplace(key_of(member), &member);
+            }
+            archive = std::move(reader);
+        });
+        return *archive;
+    }
+
+    /// The entry array [source][elapsed LE][payload] of a member.
+    std::span<const std::uint8_t> entry(const npz_member& member) {
+        const auto bytes = open().data(member);
+        const auto array = npy_u1_payload(bytes, fmt::format("member '{}' of the archive {}", member.name,
+                                                             path.string()));
+        if (array.size() < 9) {
+            throw value_error(fmt::format(
+                "Unable to read the member '{}' of the archive {}: a log entry holds at least 9 bytes (source id and "
+                "timestamp), but it holds {}.",
+                member.name, path.string(), array.size()));
+        }
+        return array;
+    }
+
+    void discover() {
+        std::call_once(keys_once, [this] {
+            const auto& members = open().members();
+            std::size_t first_message = 0;
+            if (provided_onset) {
+                onset = *provided_onset;
+                for (std::size_t i = 0; i < members.size(); ++i) {
+                    if (key_of(members[i]).ends_with(onset_key_suffix)) {
+                        first_message = i + 1;
+                        break;
+                    }
+                }
+            } else {
+                bool found = false;
+                for (std::size_t i = 0; i < members.size() && !found; ++i) {
+                    const auto array = entry(members[i]);
+                    if (load_le64(array.data() + 1) != 0) {
+                        continue;
+                    }
+                    if (array.size() != 17) {
+                        throw value_error(fmt::format(
+                            "Unable to discover onset timestamp in log archive. The onset message '{}' must hold an "
+                            "8-byte UTC epoch timestamp, but its payload holds {} bytes: {}.",
+                            members[i].name, array.size() - 9, path.string()));
+                    }
+                    onset = load_le64(array.data() + 9);
+                    first_message = i + 1;
+                    found = true;
+                }
+                if (!found) {
+                    throw value_error(fmt::format(
+                        "Unable to discover onset timestamp in log archive. The archive must contain a message with "
+                        "timestamp value 0 storing the UTC epoch reference, but none was found in: {}.",
+                        path.string()));
+                }
+            }
+            for (std::size_t i = first_message; i < members.size(); ++i) {
+                keys.emplace_back(key_of(members[i]));
+                key_members.push_back(&members[i]);
+            }
+        });
+    }
+};
+
+log_archive_reader::log_archive_reader(fs::path archive_path, std::optional<std::uint64_t> onset_us)
+    : impl_(std::make_unique<impl>()) {
+    struct stat st {};
+    if (::stat(archive_path.c_str(), &st) != 0) {
+        throw_errno(ENOENT, fmt::format("Unable to open log archive. The file does not exist at the expected path: {}.",
+                                        archive_path.string()));
+    }
+    impl_->path = std::move(archive_path);
+    impl_->provided_onset = onset_us;
+}
+
+log_archive_reader::log_archive_reader(log_archive_reader&&) noexcept = default;
+log_archive_reader& log_archive_reader::operator=(log_archive_reader&&) noexcept = default;
+log_archive_reader::~log_archive_reader() = default;
+
+const fs::path& log_archive_reader::archive_path() const noexcept { return impl_->path; }
+
+std::string log_archive_reader::repr() const {
+    return fmt::format("LogArchiveReader(archive_path={}, onset_us={})", impl_->path.string(),
+                       impl_->provided_onset ? std::to_string(*impl_->provided_onset) : "not discovered");
+}
+
+std::uint64_t log_archive_reader::onset_timestamp_us() const {
+    impl_->discover();
+    return impl_->onset;
+}
+
+const std::vector<std::string>& log_archive_reader::message_keys() const {
+    impl_->discover();
+    return impl_->keys;
+}
+
+std::vector<std::vector<std::string>> log_archive_reader::get_batches(int workers, int batch_multiplier) const {
+    if (batch_multiplier < 1) {
+        throw value_error(fmt::format("Unable to batch the messages of the log archive {}. The 'batch_multiplier' "
+                                      "argument must be greater than or equal to 1, but got {}.",
+                                      impl_->path.string(), batch_multiplier));
+    }
+    const auto& keys = message_keys();
+    if (keys.empty()) {
+        return {};
+    }
+    if (keys.size() < 2000) {  // PARALLEL_PROCESSING_THRESHOLD
+        return {keys};
+    }
+    const auto w = static_cast<std::size_t>(resolve_worker_count(std::max(0, workers)));
+    const std::size_t divisor = w * static_cast<std::size_t>(batch_multiplier);
+    const std::size_t size = std::max<std::size_t>(1, (keys.size() + divisor - 1) / divisor);
+    std::vector<std::vector<std::string>> batches;
+    for (std::size_t first = 0; first < keys.size(); first += size) {
+        const auto last = std::min(keys.size(), first + size);
+        batches.emplace_back(keys.begin() + static_cast<std::ptrdiff_t>(first),
+                             keys.begin() + static_cast<std::ptrdiff_t>(last));
+    }
+    return batches;
+}
+
+log_message_view log_archive_reader::decode(const npz_member& member) const {
+    const auto array = impl_->entry(member);
+    return {impl_->onset + load_le64(array.data() + 1), array.subspan(9)};
+}
+
+std::vector<const npz_member*> log_archive_reader::resolve(std::span<const std::string> keys) const {
+    impl_->discover();
+    std::vector<const npz_member*> members;
+    members.reserve(keys.size());
+    for (const auto& key : keys) {
+        const auto it = impl_->by_key.find(key);
+        if (it == impl_->by_key.end()) {
+            throw key_error(fmt::format("Unable to read the message '{}' from the log archive {}: there is no such "
+                                        "key in the archive.",
+                                        key, impl_->path.string()));
+        }
+        members.push_back(it->second);
+    }
+    return members;
+}
+
+log_message_view log_archive_reader::read_message(std::string_view key) const {
+    const std::string owned(key);
+    return decode(*resolve(std::span(&owned, 1)).front());
+}
+
+log_archive_reader::message_range log_archive_reader::messages() const {
+    impl_->discover();
+    return {this, impl_->key_members};
+}
+
+log_archive_reader::message_range log_archive_reader::messages(std::span<const std::string> keys) const {
+    return {this, resolve(keys)};
+}
+
+std::pair<std::vector<std::uint64_t>, std::vector<std::vector<std::uint8_t>>> log_archive_reader::read_all_messages()
+    const {
+    std::pair<std::vector<std::uint64_t>, std::vector<std::vector<std::uint8_t>>> out;
+    const auto range = messages();
+    out.first.reserve(range.size());
+    out.second.reserve(range.size());
+    for (const auto message : range) {
+        out.first.push_back(message.timestamp_us);
+        out.second.emplace_back(message.payload.begin(), message.payload.end());
+    }
+    return out;
+}
+
+asio::awaitable<std::vector<log_message_view>> log_archive_reader::async_read_messages(
+    std::vector<std::string> keys) const {
+    auto work = [this, keys = std::move(keys)] {
+        const auto range = keys.empty() ? messages() : messages(keys);
+        return std::vector<log_message_view>(range.begin(), range.end());
+    };
+    co_return co_await detail::async_run_cpu(std::move(work));
+}
+
+asio::awaitable<void> async_for_each_batch(const log_archive_reader& reader,
+                                           std::function<void(std::size_t, std::span<const log_message_view>)> fn,
+                                           int workers, int batch_multiplier) {
+    auto plan = [&reader, workers, batch_multiplier] { return reader.get_batches(workers, batch_multiplier); };
+    const auto batches = co_await detail::async_run_cpu(plan);
+    const auto tasks = std::min<std::size_t>(batches.size(),
+                                             static_cast<std::size_t>(resolve_worker_count(std::max(0, workers))));
+    std::atomic<std::size_t> cursor{0};
+    co_await detail::async_parallel_for(tasks, [&](std::size_t) {
+        for (std::size_t b = cursor++; b < batches.size(); b = cursor++) {
+            const auto range = reader.messages(batches[b]);
+            const std::vector<log_message_view> views(range.begin(), range.end());
+            fn(b, views);
+        }
+    });
+}
+
+}  // namespace axds

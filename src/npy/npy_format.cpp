@@ -1,0 +1,302 @@
+#include <axds/npy/npy_format.hpp>
+
+#include <axds/error.hpp>
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cstring>
+
+namespace axds {
+
+namespace {
+
+constexpr std::size_t growth_axis_max_digits = 21;  // numpy.lib.format.GROWTH_AXIS_MAX_DIGITS
+constexpr std::size_t array_align = 64;             // numpy.lib.format.ARRAY_ALIGN
+
+std::string shape_repr(std::span<const std::uint64_t> shape) {
+    if (shape.empty()) {
+        return "()";
+    }
+    if (shape.size() == 1) {
+        return fmt::format("({},)", shape[0]);
+    }
+    std::string out = "(";
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+        out += (i == 0 ? "" : ", ") + std::to_string(shape[i]);
+    }
+    return out + ")";
+}
+
+[[noreturn]] void header_error(std::string_view source, std::size_t offset, std::string_view problem) {
+    throw value_error(fmt::format("Unable to read the .npy data of {}: {} (at byte offset {}).", source, problem, offset));
+}
+
+/// A tiny parser for the Python dict literal numpy writes.
+class dict_parser {
+public:
+    dict_parser(std::string_view text, std::size_t base, std::string_view source)
+        : text_(text), base_(base), source_(source) {}
+
+    npy_header parse() {
+        npy_header out;
+        bool seen_descr = false;
+        bool seen_order = false;
+        bool seen_shape = false;
+        skip_space();
+        expect('{');
+        while (true) {
+            skip_space();
+            if (peek() == '}') {
+                ++pos_;
+                break;
+            }
+            const std::string key = string_literal();
+            skip_space();
+            expect(':');
+            skip_space();
+            if (key == "descr") {
+                if (peek() != '\'' && peek() != '"') {
+                    fail("the 'descr' field is not a simple dtype string (structured dtypes are not supported)");
+                }
+                out.descr = string_literal();
+                seen_descr = true;
+            } else if (key == "fortran_order") {
+                if (text_.substr(pos_).starts_with("True")) {
+                    out.fortran_order = true;
+                    pos_ += 4;
+                } else if (text_.substr(pos_).starts_with("False")) {
+                    pos_ += 5;
+                } else {
+                    fail("the 'fortran_order' field must be True or False");
+                }
+                seen_order = true;
+            } else if (key == "shape") {
+                out.shape = tuple();
+                seen_shape = true;
+            } else {
+                fail(fmt::format("unexpected key '{}' in the header dictionary", key));
+            }
+            skip_space();
+            if (peek() == ',') {
+                ++pos_;
+                continue;
+            }
+            skip_space();
+            expect('}');
+            break;
+        }
+        if (!seen_descr || !seen_order || !seen_shape) {
+            fail("the header dictionary must hold the keys 'descr', 'fortran_order' and 'shape'");
+        }
+        return out;
+    }
+
+private:
+    [[noreturn]] void fail(std::string_view problem) const { header_error(source_, base_ + pos_, problem); }
+
+    [[nodiscard]] char peek() const { return pos_ < text_.size() ? text_[pos_] : '\0'; }
+
+    void skip_space() {
+        while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t')) {
+            ++pos_;
+        }
+    }
+
+    void expect(char c) {
+        if (peek() != c) {
+            fail(fmt::format("expected '{}' in the header dictionary", c));
+        }
+        ++pos_;
+    }
+
+    std::string string_literal() {
+        const char quote = peek();
+        if (quote != '\'' && quote != '"') {
+            fail("expected a quoted string in the header dictionary");
+        }
+        const auto end = text_.find(quote, pos_ + 1);
+        if (end == std::string_view::npos) {
+            fail("unterminated string in the header dictionary");
+        }
+        std::string out(text_.substr(pos_ + 1, end - pos_ - 1));
+        pos_ = end + 1;
+        return out;
+    }
+
+    std::vector<std::uint64_t> tuple() {
+        expect('(');
+        std::vector<std::uint64_t> out;
+        while (true) {
+            skip_space();
+            if (peek() == ')') {
+                ++pos_;
+                return out;
+            }
+            std::uint64_t value = 0;
+            const char* begin = text_.data() + pos_;
+            const char* end = text_.data() + text_.size();
+            auto [ptr, ec] = std::from_chars(begin, end, value);
+            if (ec != std::errc() || ptr == begin) {
+                fail("the 'shape' field must be a tuple of non-negative integers");
+            }
+            pos_ += static_cast<std::size_t>(ptr - begin);
+            if (peek() == 'L') {  // Python 2 long suffix, still accepted by numpy
+                ++pos_;
+            }
+            out.push_back(value);
+            skip_space();
+            if (peek() == ',') {
+                ++pos_;
+            } else if (peek() != ')') {
+                fail("the 'shape' field must be a tuple of non-negative integers");
+            }
+        }
+    }
+
+    std::string_view text_;
+    std::size_t base_;
+    std::string_view source_;
+    std::size_t pos_ = 0;
+};
+
+}  // namespace
+
+std::uint64_t npy_header::element_count() const noexcept {
+    std::uint64_t count = 1;
+    for (const auto dim : shape) {
+        count *= dim;
+    }
+    return count;
+}
+
+std::size_t npy_header::item_size() const noexcept {
+    if (descr.size() < 3) {
+        return 0;
+    }
+    std::size_t size = 0;
+    const auto [ptr, ec] = std::from_chars(descr.data() + 2, descr.data() + descr.size(), size);
+    return ec == std::errc() && ptr == descr.data() + descr.size() ? size : 0;
+}
+
+std::string encode_npy_header(std::string_view descr, bool fortran_order, std::span<const std::uint64_t> shape) {
+    std::string dict = fmt::format("{{'descr': '{}', 'fortran_order': {}, 'shape': {}, }}", descr,
+                                   fortran_order ? "True" : "False", shape_repr(shape));
+    if (!shape.empty()) {
+        const auto growth_dim = fortran_order ? shape.back() : shape.front();
+        const std::size_t digits = std::to_string(growth_dim).size();
+        if (digits < growth_axis_max_digits) {
+            dict.append(growth_axis_max_digits - digits, ' ');
+        }
+    }
+    const std::size_t prefix = npy_magic.size() + 2 + 2;  // magic, version, uint16 length
+    const std::size_t unpadded = prefix + dict.size() + 1;
+    const std::size_t padding = array_align - (unpadded % array_align);
+    dict.append(padding, ' ');
+    dict.push_back('\n');
+    const auto length = static_cast<std::uint16_t>(dict.size());
+    std::string out(npy_magic);
+    out.push_back('\x01');
+    out.push_back('\x00');
+    out.push_back(static_cast<char>(length & 0xFFU));
+    out.push_back(static_cast<char>(length >> 8U));
+    return out + dict;
+}
+
+std::string encode_npy_u1_header(std::uint64_t length) {
+    const std::uint64_t shape[1] = {length};
+    return encode_npy_header("|u1", false, shape);
+}
+
+npy_header parse_npy_header(std::span<const std::uint8_t> bytes, std::string_view source) {
+    if (bytes.size() < 10) {
+        header_error(source, bytes.size(), "the data is too short to hold a .npy header");
+    }
+    if (std::memcmp(bytes.data(), npy_magic.data(), npy_magic.size()) != 0) {
+        header_error(source, 0, "the data does not start with the .npy magic string");
+    }
+    npy_header out;
+    out.major_version = bytes[6];
+    out.minor_version = bytes[7];
+    std::size_t length = 0;
+    std::size_t prefix = 0;
+    if (out.major_version == 1) {
+        length = static_cast<std::size_t>(bytes[8]) | (static_cast<std::size_t>(bytes[9]) << 8U);
+        prefix = 10;
+    } else if (out.major_version == 2 || out.major_version == 3) {
+        if (bytes.size() < 12) {
+            header_error(source, bytes.size(), "the data is too short to hold a .npy header");
+        }
+        length = static_cast<std::size_t>(bytes[8]) | (static_cast<std::size_t>(bytes[9]) << 8U) |
+                 (static_cast<std::size_t>(bytes[10]) << 16U) | (static_cast<std::size_t>(bytes[11]) << 24U);
+        prefix = 12;
+    } else {
+        header_error(source, 6, fmt::format("unsupported .npy format version {}.{}", out.major_version,
+                                            out.minor_version));
+    }
+    if (length > bytes.size() - prefix) {
+        header_error(source, 8, fmt::format("the header length {} runs past the end of the data ({} bytes)", length,
+                                            bytes.size()));
+    }
+    const std::string_view text(reinterpret_cast<const char*>(bytes.data() + prefix), length);
+    dict_parser parser(text, prefix, source);
+    npy_header parsed = parser.parse();
+    parsed.major_version = out.major_version;
+    parsed.minor_version = out.minor_version;
+    parsed.data_offset = prefix + length;
+    return parsed;
+}
+
+namespace {
+
+/// The header np.save writes for a 1-D uint8 array, checked without building a dictionary: this is every log entry,
+/// so reading archives stays at memcmp speed. Returns the data offset, or 0 when the header is not in that form.
+std::size_t canonical_u1_offset(std::span<const std::uint8_t> bytes) {
+    static constexpr std::string_view prefix = "\x93NUMPY\x01\x00\x76\x00{'descr': '|u1', 'fortran_order': False, 'shape': (";
+    constexpr std::size_t data_offset = 128;
+    if (bytes.size() < data_offset || std::memcmp(bytes.data(), prefix.data(), prefix.size()) != 0 ||
+        bytes[data_offset - 1] != '\n') {
+        return 0;
+    }
+    std::size_t pos = prefix.size();
+    std::uint64_t length = 0;
+    const std::size_t digits_start = pos;
+    while (pos < data_offset && bytes[pos] >= '0' && bytes[pos] <= '9') {
+        length = length * 10 + (bytes[pos] - '0');
+        ++pos;
+    }
+    if (pos == digits_start || pos - digits_start > 19 || pos + 5 > data_offset ||
+        std::memcmp(bytes.data() + pos, ",), }", 5) != 0) {
+        return 0;
+    }
+    for (pos += 5; pos < data_offset - 1; ++pos) {
+        if (bytes[pos] != ' ') {
+            return 0;
+        }
+    }
+    return length == bytes.size() - data_offset ? data_offset : 0;
+}
+
+}  // namespace
+
+std::span<const std::uint8_t> npy_u1_payload(std::span<const std::uint8_t> bytes, std::string_view source) {
+    if (const std::size_t offset = canonical_u1_offset(bytes); offset != 0) {
+        return bytes.subspan(offset);
+    }
+    const npy_header header = parse_npy_header(bytes, source);
+    if (header.descr != "|u1" && header.descr != "<u1" && header.descr != ">u1" && header.descr != "u1") {
+        header_error(source, 0, fmt::format("expected a uint8 array ('|u1'), but the dtype is '{}'", header.descr));
+    }
+    if (header.shape.size() != 1) {
+        header_error(source, 0, fmt::format("expected a 1-D array, but the shape has {} dimensions",
+                                            header.shape.size()));
+    }
+    const std::size_t available = bytes.size() - header.data_offset;
+    if (header.shape[0] != available) {
+        header_error(source, header.data_offset,
+                     fmt::format("the header declares {} bytes of data, but {} follow it", header.shape[0], available));
+    }
+    return bytes.subspan(header.data_offset);
+}
+
+}  // namespace axds

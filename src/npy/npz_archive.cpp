@@ -1,0 +1,534 @@
+#include <axds/npy/npz_archive.hpp>
+
+#include <axds/error.hpp>
+
+#include <fmt/format.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <random>
+#include <unordered_map>
+#include <utility>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace axds {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Zip record signatures and sizes (APPNOTE 6.3).
+constexpr std::uint32_t local_signature = 0x04034b50;
+constexpr std::uint32_t central_signature = 0x02014b50;
+constexpr std::uint32_t end_signature = 0x06054b50;
+constexpr std::uint32_t zip64_end_signature = 0x06064b50;
+constexpr std::uint32_t zip64_locator_signature = 0x07064b50;
+constexpr std::size_t local_header_size = 30;
+constexpr std::size_t central_header_size = 46;
+constexpr std::size_t end_size = 22;
+constexpr std::size_t zip64_end_size = 56;
+constexpr std::size_t zip64_locator_size = 20;
+constexpr std::uint16_t zip64_version = 45;
+constexpr std::uint16_t dos_date_1980_01_01 = 0x0021;  // spec §7.6: ZipInfo's default date
+constexpr std::uint16_t alignment_extra_id = 0xD935;   // the id zipalign uses for its padding block
+constexpr std::uint32_t u32_max = 0xFFFFFFFFU;
+
+void put16(std::string& out, std::uint16_t v) {
+    out.push_back(static_cast<char>(v & 0xFFU));
+    out.push_back(static_cast<char>(v >> 8U));
+}
+
+void put32(std::string& out, std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) {
+        out.push_back(static_cast<char>((v >> (8U * static_cast<unsigned>(i))) & 0xFFU));
+    }
+}
+
+void put64(std::string& out, std::uint64_t v) {
+    for (int i = 0; i < 8; ++i) {
+        out.push_back(static_cast<char>((v >> (8U * static_cast<unsigned>(i))) & 0xFFU));
+    }
+}
+
+std::uint16_t get16(const std::uint8_t* p) { return static_cast<std::uint16_t>(p[0] | (p[1] << 8U)); }
+
+std::uint32_t get32(const std::uint8_t* p) {
+    return static_cast<std::uint32_t>(p[0]) | (static_cast<std::uint32_t>(p[1]) << 8U) |
+           (static_cast<std::uint32_t>(p[2]) << 16U) | (static_cast<std::uint32_t>(p[3]) << 24U);
+}
+
+std::uint64_t get64(const std::uint8_t* p) {
+    return static_cast<std::uint64_t>(get32(p)) | (static_cast<std::uint64_t>(get32(p + 4)) << 32U);
+}
+
+std::uint32_t clamp32(std::uint64_t v) { return v >= u32_max ? u32_max : static_cast<std::uint32_t>(v); }
+
+[[noreturn]] void write_failure(const fs::path& path, std::string_view step) {
+    const int error = errno;
+    throw_errno(error, fmt::format("Unable to {} the archive {}: {}.", step, path.string(), std::strerror(error)));
+}
+
+}  // namespace
+
+std::uint32_t crc32(std::span<const std::uint8_t> data, std::uint32_t crc) noexcept {
+    // zlib takes uInt lengths: feed huge spans in slices.
+    uLong value = crc;
+    while (!data.empty()) {
+        const std::size_t n = std::min<std::size_t>(data.size(), 1U << 30U);
+        value = ::crc32(value, data.data(), static_cast<uInt>(n));
+        data = data.subspan(n);
+    }
+    return static_cast<std::uint32_t>(value);
+}
+
+// ---------------------------------------------------------------------------------------------------------- writer
+
+struct npz_writer::impl {
+    struct central_entry {
+        std::string name;
+        std::uint32_t crc;
+        std::uint64_t size;
+        std::uint64_t offset;
+    };
+
+    fs::path path;
+    fs::path temp_path;
+    int fd = -1;
+    bool finished = false;
+    std::uint64_t offset = 0;  // bytes written or buffered so far
+    std::string buffer;        // pending output, flushed in large writes
+    std::vector<central_entry> entries;
+
+    void flush() {
+        std::size_t done = 0;
+        const std::uint64_t start = offset - buffer.size();
+        while (done < buffer.size()) {
+            const ssize_t n = ::pwrite(fd, buffer.data() + done, buffer.size() - done,
+                                       static_cast<off_t>(start + done));
+            if (n < 0) {
+                if (errno == EINTR) {
+                    continue;
+                }
+                write_failure(path, "write");
+            }
+            done += static_cast<std::size_t>(n);
+        }
+        buffer.clear();
+    }
+
+    void append(std::string_view bytes) {
+        buffer.append(bytes);
+        offset += bytes.size();
+        if (buffer.size() >= (4U << 20U)) {
+            flush();
+        }
+    }
+};
+
+npz_writer::npz_writer(fs::path path) : impl_(std::make_unique<impl>()) {
+    impl_->path = std::move(path);
+    std::random_device entropy;
+    const fs::path directory = impl_->path.has_parent_path() ? impl_->path.parent_path() : fs::path(".");
+    impl_->temp_path = directory / fmt::format(".{}.{:08x}.partial", impl_->path.filename().string(), entropy());
+    impl_->fd = ::open(impl_->temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (impl_->fd < 0) {
+        const int error = errno;
+        throw_errno(error, fmt::format("Unable to create the archive {}: {}.", impl_->path.string(),
+                                       std::strerror(error)));
+    }
+    impl_->buffer.reserve(4U << 20U);
+}
+
+npz_writer::~npz_writer() {
+    if (impl_->fd >= 0) {
+        ::close(impl_->fd);
+    }
+    if (!impl_->finished) {
+        ::unlink(impl_->temp_path.c_str());
+    }
+}
+
+std::size_t npz_writer::member_count() const noexcept { return impl_->entries.size(); }
+
+void npz_writer::add(std::string_view name, std::span<const std::uint8_t> data) {
+    if (name.empty() || name.size() > 0xFFFF) {
+        throw value_error(fmt::format("Unable to add a member to the archive {}: a member name must hold 1 to 65535 "
+                                      "bytes, but got {}.",
+                                      impl_->path.string(), name.size()));
+    }
+    const std::uint32_t crc = crc32(data);
+    const std::uint64_t header_offset = impl_->offset;
+    // Local header + name + ZIP64 extra (20 bytes), then a padding extra block so the data starts aligned.
+    const std::uint64_t unpadded = header_offset + local_header_size + name.size() + 20;
+    std::size_t pad = (npz_member_alignment - unpadded % npz_member_alignment) % npz_member_alignment;
+    if (pad != 0 && pad < 4) {
+        pad += npz_member_alignment;  // an extra block needs at least its 4-byte header
+    }
+    std::string header;
+    header.reserve(local_header_size + name.size() + 20 + pad);
+    put32(header, local_signature);
+    put16(header, zip64_version);  // version needed: 4.5 (ZIP64), as CPython ≥ 3.12 writes
+    put16(header, 0);              // flags
+    put16(header, 0);              // method: stored
+    put16(header, 0);              // time 00:00
+    put16(header, dos_date_1980_01_01);
+    put32(header, crc);
+    put32(header, u32_max);  // sizes live in the ZIP64 extra
+    put32(header, u32_max);
+    put16(header, static_cast<std::uint16_t>(name.size()));
+    put16(header, static_cast<std::uint16_t>(20 + pad));
+    header.append(name);
+    put16(header, 0x0001);  // ZIP64 extended information
+    put16(header, 16);
+    put64(header, data.size());
+    put64(header, data.size());
+    if (pad != 0) {
+        put16(header, alignment_extra_id);
+        put16(header, static_cast<std::uint16_t>(pad - 4));
+        header.append(pad - 4, '\0');
+    }
+    impl_->append(header);
+    impl_->append(std::string_view(reinterpret_cast<const char*>(data.data()), data.size()));
+    impl_->entries.push_back({std::string(name), crc, data.size(), header_offset});
+}
+
+std::uint64_t npz_writer::finish() {
+    impl& s = *impl_;
+    const std::uint64_t cd_offset = s.offset;
+    bool need_zip64 = s.entries.size() > 0xFFFF;
+    for (const auto& e : s.entries) {
+        std::string record;
+        const bool big_size = e.size >= u32_max;
+        const bool big_offset = e.offset >= u32_max;
+        std::string extra;
+        if (big_size || big_offset) {
+            need_zip64 = true;
+            put16(extra, 0x0001);
+            put16(extra, static_cast<std::uint16_t>((big_size ? 16 : 0) + (big_offset ? 8 : 0)));
+            if (big_size) {
+                put64(extra, e.size);
+                put64(extra, e.size);
+            }
+            if (big_offset) {
+                put64(extra, e.offset);
+            }
+        }
+        put32(record, central_signature);
+        put16(record, 0x0300 | zip64_version);  // made by: Unix, 4.5
+        put16(record, zip64_version);
+        put16(record, 0);
+        put16(record, 0);
+        put16(record, 0);
+        put16(record, dos_date_1980_01_01);
+        put32(record, e.crc);
+        put32(record, clamp32(e.size));
+        put32(record, clamp32(e.size));
+        put16(record, static_cast<std::uint16_t>(e.name.size()));
+        put16(record, static_cast<std::uint16_t>(extra.size()));
+        put16(record, 0);  // comment
+        put16(record, 0);  // disk
+        put16(record, 0);  // internal attributes
+        put32(record, 0600U << 16U);  // external attributes: -rw-------, as CPython writes
+        put32(record, clamp32(e.offset));
+        record.append(e.name);
+        record.append(extra);
+        s.append(record);
+    }
+    const std::uint64_t cd_size = s.offset - cd_offset;
+    need_zip64 = need_zip64 || cd_offset >= u32_max || cd_size >= u32_max;
+    std::string tail;
+    if (need_zip64) {
+        const std::uint64_t zip64_end_offset = s.offset;
+        put32(tail, zip64_end_signature);
+        put64(tail, zip64_end_size - 12);
+        put16(tail, 0x0300 | zip64_version);
+        put16(tail, zip64_version);
+        put32(tail, 0);
+        put32(tail, 0);
+        put64(tail, s.entries.size());
+        put64(tail, s.entries.size());
+        put64(tail, cd_size);
+        put64(tail, cd_offset);
+        put32(tail, zip64_locator_signature);
+        put32(tail, 0);
+        put64(tail, zip64_end_offset);
+        put32(tail, 1);
+    }
+    const auto count16 = static_cast<std::uint16_t>(std::min<std::size_t>(s.entries.size(), 0xFFFF));
+    put32(tail, end_signature);
+    put16(tail, 0);
+    put16(tail, 0);
+    put16(tail, count16);
+    put16(tail, count16);
+    put32(tail, clamp32(cd_size));
+    put32(tail, clamp32(cd_offset));
+    put16(tail, 0);
+    s.append(tail);
+    s.flush();
+    if (::fsync(s.fd) != 0) {
+        write_failure(s.path, "flush");
+    }
+    if (::close(std::exchange(s.fd, -1)) != 0) {
+        write_failure(s.path, "close");
+    }
+    if (::rename(s.temp_path.c_str(), s.path.c_str()) != 0) {
+        write_failure(s.path, "rename into place");
+    }
+    s.finished = true;
+    return s.offset;
+}
+
+// ---------------------------------------------------------------------------------------------------------- reader
+
+struct npz_reader::impl {
+    fs::path path;
+    const std::uint8_t* base = nullptr;
+    std::size_t size = 0;
+    std::vector<npz_member> members;
+    std::unordered_map<std::string_view, std::size_t> by_name;
+    mutable std::mutex inflate_mutex;
+    mutable std::map<std::size_t, std::vector<std::uint8_t>> inflated;  // member index → bytes
+
+    ~impl() {
+        if (base != nullptr && size != 0) {
+            ::munmap(const_cast<std::uint8_t*>(base), size);
+        }
+    }
+
+    [[noreturn]] void corrupt(std::string_view problem) const {
+        throw value_error(fmt::format("Unable to read the archive {}: {}. The file is not a valid .npz (zip) archive "
+                                      "or is damaged.",
+                                      path.string(), problem));
+    }
+
+    [[noreturn]] void corrupt_member(std::string_view member, std::string_view problem) const {
+        throw value_error(fmt::format("Unable to read the member '{}' of the archive {}: {}.", member, path.string(),
+                                      problem));
+    }
+
+    void require(std::uint64_t offset, std::uint64_t length, std::string_view what) const {
+        if (offset > size || length > size - offset) {
+            corrupt(fmt::format("the {} at offset {} ({} bytes) lies outside the file ({} bytes)", what, offset,
+                                length, size));
+        }
+    }
+
+    void parse() {
+        if (size < end_size) {
+            corrupt("the file is too short to hold a zip end record");
+        }
+        // The end record sits in the last 22 + 65535 bytes (a comment may follow it).
+        std::size_t end_pos = size;
+        const std::size_t lowest = size > end_size + 0xFFFF ? size - end_size - 0xFFFF : 0;
+        for (std::size_t pos = size - end_size + 1; pos-- > lowest;) {
+            if (get32(base + pos) == end_signature && pos + end_size + get16(base + pos + 20) <= size) {
+                end_pos = pos;
+                break;
+            }
+        }
+        if (end_pos == size) {
+            corrupt("no zip end-of-central-directory record was found");
+        }
+        const std::uint8_t* end = base + end_pos;
+        if (get16(end + 4) != 0 || get16(end + 6) != 0) {
+            corrupt("multi-disk archives are not supported");
+        }
+        std::uint64_t count = get16(end + 10);
+        std::uint64_t cd_size = get32(end + 12);
+        std::uint64_t cd_offset = get32(end + 16);
+        std::uint64_t cd_limit = end_pos;
+        if (end_pos >= zip64_locator_size && get32(end - zip64_locator_size) == zip64_locator_signature) {
+            const std::uint64_t zip64_offset = get64(end - zip64_locator_size + 8);
+            require(zip64_offset, zip64_end_size, "ZIP64 end record");
+            const std::uint8_t* z = base + zip64_offset;
+            if (get32(z) != zip64_end_signature) {
+                corrupt("the ZIP64 locator points at something that is not a ZIP64 end record");
+            }
+            count = get64(z + 32);
+            cd_size = get64(z + 40);
+            cd_offset = get64(z + 48);
+            cd_limit = zip64_offset;
+        }
+        if (cd_offset > cd_limit || cd_size > cd_limit - cd_offset) {
+            corrupt(fmt::format("the central directory (offset {}, {} bytes) lies outside the file", cd_offset,
+                                cd_size));
+        }
+        if (count > cd_size / central_header_size) {
+            corrupt(fmt::format("the end record claims {} members, more than the central directory can hold", count));
+        }
+        members.reserve(static_cast<std::size_t>(count));
+        std::uint64_t pos = cd_offset;
+        for (std::uint64_t i = 0; i < count; ++i) {
+            if (pos + central_header_size > cd_offset + cd_size) {
+                corrupt(fmt::format("central directory record {} runs past the directory's end", i));
+            }
+            const std::uint8_t* r = base + pos;
+            if (get32(r) != central_signature) {
+                corrupt(fmt::format("central directory record {} has a bad signature", i));
+            }
+            npz_member m;
+            const std::uint16_t flags = get16(r + 8);
+            m.method = get16(r + 10);
+            m.crc32 = get32(r + 16);
+            m.compressed_size = get32(r + 20);
+            m.uncompressed_size = get32(r + 24);
+            const std::size_t name_length = get16(r + 28);
+            const std::size_t extra_length = get16(r + 30);
+            const std::size_t comment_length = get16(r + 32);
+            m.local_header_offset = get32(r + 42);
+            const std::uint64_t record_size = central_header_size + name_length + extra_length + comment_length;
+            if (pos + record_size > cd_offset + cd_size) {
+                corrupt(fmt::format("central directory record {} runs past the directory's end", i));
+            }
+            m.name.assign(reinterpret_cast<const char*>(r + central_header_size), name_length);
+            // ZIP64 extra: only the fields whose 32-bit value is saturated are present, in this order.
+            const std::uint8_t* extra = r + central_header_size + name_length;
+            std::size_t e = 0;
+            while (e + 4 <= extra_length) {
+                const std::uint16_t id = get16(extra + e);
+                const std::size_t length = get16(extra + e + 2);
+                if (e + 4 + length > extra_length) {
+                    corrupt_member(m.name, "an extra field runs past the record");
+                }
+                if (id == 0x0001) {
+                    const std::uint8_t* field = extra + e + 4;
+                    std::size_t used = 0;
+                    const auto take = [&](std::uint64_t& value) {
+                        if (value == u32_max) {
+                            if (used + 8 > length) {
+                                corrupt_member(m.name, "the ZIP64 extra field is too short");
+                            }
+                            value = get64(field + used);
+                            used += 8;
+                        }
+                    };
+                    take(m.uncompressed_size);
+                    take(m.compressed_size);
+                    take(m.local_header_offset);
+                }
+                e += 4 + length;
+            }
+            if ((flags & 0x1U) != 0) {
+                corrupt_member(m.name, "encrypted members are not supported");
+            }
+            if (m.method != 0 && m.method != 8) {
+                corrupt_member(m.name, fmt::format("compression method {} is not supported (only stored and deflate)",
+                                                   m.method));
+            }
+            if (m.method == 0 && m.compressed_size != m.uncompressed_size) {
+                corrupt_member(m.name, "a stored member's compressed and uncompressed sizes differ");
+            }
+            // Local header: its name and extra lengths locate the data.
+            if (m.local_header_offset > cd_offset || local_header_size > cd_offset - m.local_header_offset) {
+                corrupt_member(m.name, fmt::format("the local header offset {} lies outside the archive's data area",
+                                                   m.local_header_offset));
+            }
+            const std::uint8_t* local = base + m.local_header_offset;
+            if (get32(local) != local_signature) {
+                corrupt_member(m.name, "the local header has a bad signature");
+            }
+            m.data_offset = m.local_header_offset + local_header_size + get16(local + 26) + get16(local + 28);
+            if (m.data_offset > cd_offset || m.compressed_size > cd_offset - m.data_offset) {
+                corrupt_member(m.name, fmt::format("the data (offset {}, {} bytes) runs past the archive's data area",
+                                                   m.data_offset, m.compressed_size));
+            }
+            members.push_back(std::move(m));
+            pos += record_size;
+        }
+        by_name.reserve(members.size());
+        for (std::size_t i = 0; i < members.size(); ++i) {
+            by_name.emplace(members[i].name, i);
+        }
+    }
+};
+
+npz_reader::npz_reader(fs::path path) : impl_(std::make_unique<impl>()) {
+    impl_->path = std::move(path);
+    const int fd = ::open(impl_->path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        const int error = errno;
+        throw_errno(error, fmt::format("Unable to open the archive {}: {}.", impl_->path.string(),
+                                       std::strerror(error)));
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        impl_->corrupt("the path is not a regular file");
+    }
+    impl_->size = static_cast<std::size_t>(st.st_size);
+    if (impl_->size > 0) {
+        void* map = ::mmap(nullptr, impl_->size, PROT_READ, MAP_SHARED, fd, 0);
+        if (map == MAP_FAILED) {
+            const int error = errno;
+            ::close(fd);
+            throw_errno(error, fmt::format("Unable to map the archive {}: {}.", impl_->path.string(),
+                                           std::strerror(error)));
+        }
+        impl_->base = static_cast<const std::uint8_t*>(map);
+    }
+    ::close(fd);
+    impl_->parse();
+}
+
+npz_reader::npz_reader(npz_reader&&) noexcept = default;
+npz_reader& npz_reader::operator=(npz_reader&&) noexcept = default;
+npz_reader::~npz_reader() = default;
+
+const fs::path& npz_reader::path() const noexcept { return impl_->path; }
+
+const std::vector<npz_member>& npz_reader::members() const noexcept { return impl_->members; }
+
+const npz_member* npz_reader::find(std::string_view name) const noexcept {
+    const auto it = impl_->by_name.find(name);
+    return it == impl_->by_name.end() ? nullptr : &impl_->members[it->second];
+}
+
+std::span<const std::uint8_t> npz_reader::data(const npz_member& member) const {
+    const std::span<const std::uint8_t> raw(impl_->base + member.data_offset, member.compressed_size);
+    if (member.method == 0) {
+        return raw;
+    }
+    const auto index = static_cast<std::size_t>(&member - impl_->members.data());
+    const std::lock_guard lock(impl_->inflate_mutex);
+    if (const auto it = impl_->inflated.find(index); it != impl_->inflated.end()) {
+        return it->second;
+    }
+    // Deflate cannot expand data more than ~1032:1; a larger claim is corruption, not a reason to allocate.
+    if (member.uncompressed_size > member.compressed_size * 1032 + 1024) {
+        impl_->corrupt_member(member.name, "the uncompressed size is impossible for its compressed size");
+    }
+    std::vector<std::uint8_t> out(static_cast<std::size_t>(member.uncompressed_size));
+    z_stream stream{};
+    if (inflateInit2(&stream, -MAX_WBITS) != Z_OK) {
+        throw std::bad_alloc();
+    }
+    stream.next_in = const_cast<Bytef*>(raw.data());
+    stream.avail_in = static_cast<uInt>(raw.size());
+    stream.next_out = out.data();
+    stream.avail_out = static_cast<uInt>(out.size());
+    const int status = inflate(&stream, Z_FINISH);
+    const auto produced = stream.total_out;
+    inflateEnd(&stream);
+    if (status != Z_STREAM_END || produced != out.size()) {
+        impl_->corrupt_member(member.name, "the deflated data is corrupt");
+    }
+    return impl_->inflated.emplace(index, std::move(out)).first->second;
+}
+
+void npz_reader::verify_crc(const npz_member& member) const {
+    const std::uint32_t actual = crc32(data(member));
+    if (actual != member.crc32) {
+        impl_->corrupt_member(member.name, fmt::format("the CRC-32 is {:08x}, but the directory records {:08x}",
+                                                       actual, member.crc32));
+    }
+}
+
+}  // namespace axds
