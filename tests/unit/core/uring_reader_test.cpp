@@ -1,0 +1,41 @@
+#include "detail/uring_reader.hpp"
+
+#include "support/temp_dir.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cerrno>
+#include <string>
+#include <vector>
+
+TEST_CASE("read_file_prefixes reads many files in batches and reports per-file errors", "[core][io_uring]") {
+    axds::test::temp_dir tmp;
+    std::vector<std::string> paths;
+    for (int i = 0; i < 300; ++i) {
+        paths.push_back((tmp.path() / ("f" + std::to_string(i))).string());
+        axds::test::write_file(paths.back(), std::string(static_cast<std::size_t>(i), static_cast<char>('a' + i % 26)));
+    }
+    paths.push_back((tmp.path() / "missing").string());
+    paths.push_back(tmp.path().string());  // a directory: read fails with EISDIR
+    std::vector<std::vector<std::uint8_t>> buffers(paths.size(), std::vector<std::uint8_t>(256));
+    std::vector<axds::detail::prefix_read> reads(paths.size());
+    for (std::size_t i = 0; i < paths.size(); ++i) {
+        reads[i].path = paths[i].c_str();
+        reads[i].buffer = buffers[i];
+    }
+    axds::detail::read_file_prefixes(reads);
+    for (std::size_t i = 0; i < 300; ++i) {
+        INFO(i);
+        REQUIRE(reads[i].result == static_cast<std::int64_t>(std::min<std::size_t>(i, 256)));
+        if (i > 0) {
+            CHECK(buffers[i][0] == static_cast<std::uint8_t>('a' + i % 26));
+        }
+    }
+    CHECK(reads[300].result == -ENOENT);
+    CHECK(reads[301].result == -EISDIR);
+
+    std::vector<std::uint8_t> whole;
+    CHECK(axds::detail::read_whole_file(paths[299].c_str(), whole) == 0);
+    CHECK(whole.size() == 299);
+    CHECK(axds::detail::read_whole_file(paths[300].c_str(), whole) == -ENOENT);
+}

@@ -1,0 +1,269 @@
+#include <axds/log/log_archive.hpp>
+
+#include "detail/test_hooks.hpp"
+#include "support/log_entries.hpp"
+#include "support/matchers.hpp"
+#include "support/temp_dir.hpp"
+
+#include <axds/core/runtime.hpp>
+#include <axds/error.hpp>
+#include <axds/npy/npz_archive.hpp>
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <vector>
+
+namespace fs = std::filesystem;
+using axds::test::message_contains;
+using axds::test::temp_dir;
+using axds::test::write_entry;
+
+namespace {
+
+std::size_t count_with_extension(const fs::path& directory, const char* extension) {
+    std::size_t count = 0;
+    for (const auto& item : fs::directory_iterator(directory)) {
+        if (item.path().extension() == extension && item.is_regular_file()) {
+            ++count;
+        }
+    }
+    return count;
+}
+
+axds::assemble_report assemble(const fs::path& directory, axds::assemble_options options = {}) {
+    return axds::block_on(axds::async_assemble_log_archives(directory, std::move(options)));
+}
+
+/// Restores the fault hook whatever the test does.
+struct hook_guard {
+    ~hook_guard() { axds::detail::test_hooks::after_archive_written = nullptr; }
+};
+
+}  // namespace
+
+// upstream: assemble_log_archives_test.py::test_assemble_log_archives_basic
+TEST_CASE("assembly packs entries of each source into one archive and removes the sources", "[log]") {
+    temp_dir tmp;
+    write_entry(tmp.path(), 1, 100, {1});
+    write_entry(tmp.path(), 1, 200, {2});
+    write_entry(tmp.path(), 2, 100, {3});
+    write_entry(tmp.path(), 2, 300, {4});
+    std::vector<axds::assemble_progress> updates;
+    const auto report = assemble(tmp.path(), {.progress = [&](const axds::assemble_progress& p) {
+                                     updates.push_back(p);
+                                 }});
+    CHECK(report.archives == std::vector<fs::path>{tmp.path() / "1_log.npz", tmp.path() / "2_log.npz"});
+    CHECK(report.entries == 4);
+    CHECK(report.removed == 4);
+    CHECK(count_with_extension(tmp.path(), ".npy") == 0);
+    CHECK(count_with_extension(tmp.path(), ".npz") == 2);
+    REQUIRE_FALSE(updates.empty());
+    CHECK(updates.back().entries_done == 4);
+    CHECK(updates.back().entries_total == 4);
+    CHECK(updates.back().archives_done == 2);
+    CHECK(updates.back().bytes_done == 4 * 138);
+}
+
+// upstream: assemble_log_archives_test.py::test_assemble_log_archives_no_memory_mapping
+TEST_CASE("assembly of 20 entries without memory mapping reads through io_uring batches", "[log][io_uring]") {
+    temp_dir tmp;
+    axds::test::write_fixture_entries(tmp.path(), 5, 19, 20000);  // larger than one prefix read: exercises both paths
+    const auto report = assemble(tmp.path(), {.memory_mapping = false, .verify_integrity = true});
+    CHECK(report.entries == 20);
+    CHECK(count_with_extension(tmp.path(), ".npy") == 0);
+    const axds::npz_reader archive(tmp.path() / "5_log.npz");
+    CHECK(archive.members().size() == 20);
+}
+
+// upstream: assemble_log_archives_test.py::test_assemble_log_archives_integrity_check
+TEST_CASE("assembly with verification and remove_sources=false keeps the entries", "[log]") {
+    temp_dir tmp;
+    write_entry(tmp.path(), 1, 1000, {1, 2});
+    write_entry(tmp.path(), 1, 2000, {3});
+    write_entry(tmp.path(), 1, 3000, {});
+    const auto report = assemble(tmp.path(), {.remove_sources = false, .verify_integrity = true});
+    CHECK(report.removed == 0);
+    CHECK(count_with_extension(tmp.path(), ".npy") == 3);
+    CHECK(count_with_extension(tmp.path(), ".npz") == 1);
+}
+
+// upstream: assemble_log_archives_test.py::test_compare_arrays_mismatch
+// upstream: assemble_log_archives_test.py::test_verification_failure_keeps_sources
+TEST_CASE("a failed verification names the source and entry and removes nothing", "[log]") {
+    temp_dir tmp;
+    write_entry(tmp.path(), 1, 0, {9, 9, 9, 9, 9, 9, 9, 9});
+    write_entry(tmp.path(), 1, 1000, {1, 2, 3});
+    write_entry(tmp.path(), 1, 2000, {4});
+    const hook_guard guard;
+    axds::detail::test_hooks::after_archive_written = [](const fs::path& archive) {
+        // Damage the member of entry 001_…1000 after it is written, before verification reads it back.
+        const axds::npz_reader reader(archive);
+        const auto offset = reader.find("001_00000000000000001000.npy")->data_offset + 130;
+        std::string bytes = axds::test::read_file(archive);
+        bytes[offset] ^= 0x01;
+        axds::test::write_file(archive, bytes);
+    };
+    CHECK_THROWS_MATCHES(
+        assemble(tmp.path(), {.verify_integrity = true}), axds::value_error,
+        Catch::Matchers::Message("Unable to verify the integrity of the assembled log archive for source 1. The "
+                                 "archived data for entry 001_00000000000000001000 must exactly match the data of the "
+                                 "original .npy log entry, but the two differ."));
+    CHECK(count_with_extension(tmp.path(), ".npy") == 3);
+}
+
+// upstream: assemble_log_archives_test.py::test_nested_logger_directories_untouched
+TEST_CASE("assembly ignores nested directories, even with colliding entry names", "[log]") {
+    temp_dir tmp;
+    write_entry(tmp.path(), 1, 100, {1});
+    write_entry(tmp.path(), 1, 200, {2});
+    const fs::path nested = tmp.path() / "other_data_log";
+    write_entry(nested, 1, 100, {7});
+    write_entry(nested, 1, 200, {8});
+    assemble(tmp.path());
+    CHECK(count_with_extension(tmp.path(), ".npz") == 1);
+    CHECK(count_with_extension(nested, ".npy") == 2);
+    CHECK(count_with_extension(nested, ".npz") == 0);
+}
+
+TEST_CASE("assembly rejects a non-conforming entry name before writing anything", "[log]") {
+    temp_dir tmp;
+    write_entry(tmp.path(), 1, 100, {1});
+    axds::test::write_file(tmp.path() / "notes.npy", "x");
+    CHECK_THROWS_MATCHES(assemble(tmp.path()), axds::value_error,
+                         message_contains("notes.npy") && message_contains("{source_id}_{timestamp}.npy"));
+    axds::test::write_file(tmp.path() / "notes.npy", "x");
+    fs::rename(tmp.path() / "notes.npy", tmp.path() / "001_12x.npy");
+    CHECK_THROWS_AS(assemble(tmp.path()), axds::value_error);
+    CHECK(count_with_extension(tmp.path(), ".npz") == 0);
+    CHECK(count_with_extension(tmp.path(), ".npy") == 2);
+}
+
+TEST_CASE("assembly reports a damaged entry by name and leaves no partial archive", "[log]") {
+    temp_dir tmp;
+    write_entry(tmp.path(), 3, 100, {1});
+    axds::test::write_file(tmp.path() / "003_00000000000000000200.npy", "not an npy file at all");
+    CHECK_THROWS_MATCHES(assemble(tmp.path()), axds::value_error,
+                         message_contains("003_00000000000000000200.npy") && message_contains("magic"));
+    CHECK(count_with_extension(tmp.path(), ".npz") == 0);
+    CHECK(count_with_extension(tmp.path(), ".npy") == 2);
+    for (const auto& item : fs::directory_iterator(tmp.path())) {
+        CHECK(item.path().extension() != ".partial");
+    }
+}
+
+TEST_CASE("assembly of an empty or missing directory does nothing", "[log]") {
+    temp_dir tmp;
+    CHECK(assemble(tmp.path()).archives.empty());
+    CHECK(assemble(tmp.path() / "missing").archives.empty());
+    CHECK(fs::is_empty(tmp.path()));
+}
+
+TEST_CASE("assembly orders members by integer timestamp and merges differently padded sources", "[log]") {
+    temp_dir tmp;
+    // spec §7.5 example
+    write_entry(tmp.path(), 1, 0, axds::make_onset_package(1, 1700000000000000ULL).payload);
+    write_entry(tmp.path(), 1, 1500, {1, 2, 3});
+    write_entry(tmp.path(), 1, 200, {9});
+    write_entry(tmp.path(), 12, 5, {7, 7});
+    write_entry(tmp.path(), 1, 100000000000ULL, {});
+    assemble(tmp.path(), {.max_workers = 4});
+    const axds::npz_reader one(tmp.path() / "1_log.npz");
+    REQUIRE(one.members().size() == 4);
+    const std::vector<std::pair<std::string, std::uint64_t>> expected = {{"001_00000000000000000000.npy", 145},
+                                                                         {"001_00000000000000000200.npy", 138},
+                                                                         {"001_00000000000000001500.npy", 140},
+                                                                         {"001_00000000100000000000.npy", 137}};
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+        CHECK(one.members()[i].name == expected[i].first);
+        CHECK(one.members()[i].uncompressed_size == expected[i].second);
+    }
+    const axds::npz_reader twelve(tmp.path() / "12_log.npz");
+    REQUIRE(twelve.members().size() == 1);
+    CHECK(twelve.members()[0].name == "012_00000000000000000005.npy");
+    CHECK(twelve.members()[0].uncompressed_size == 139);
+}
+
+TEST_CASE("numpy opens assembled archives and every member equals its original entry", "[log][python]") {
+    temp_dir tmp;
+    const fs::path originals = tmp.path() / "originals";
+    const fs::path logs = tmp.path() / "logs";
+    for (std::uint8_t source : {std::uint8_t{1}, std::uint8_t{7}, std::uint8_t{255}}) {
+        axds::test::write_fixture_entries(logs, source, 300, source);
+    }
+    fs::copy(logs, originals);
+    assemble(logs, {.max_workers = 3});
+    const auto result = axds::test::run_python(
+        "import sys, os, numpy as np\n"
+        "logs, originals = sys.argv[1], sys.argv[2]\n"
+        "checked = 0\n"
+        "for source in (1, 7, 255):\n"
+        "    with np.load(os.path.join(logs, '%d_log.npz' % source), allow_pickle=False) as z:\n"
+        "        keys = list(z.keys())\n"
+        "        assert keys == sorted(keys), 'members out of time order'\n"
+        "        assert len(keys) == 301\n"
+        "        for key in keys:\n"
+        "            original = np.load(os.path.join(originals, key + '.npy'))\n"
+        "            assert np.array_equal(z[key], original) and z[key].dtype == original.dtype, key\n"
+        "            checked += 1\n"
+        "print(checked, end='')\n",
+        {logs.string(), originals.string()});
+    INFO(result.output);
+    CHECK(result.output == "903");
+}
+
+// upstream: log_archive_reader_test.py::test_find_log_archive_nested
+// upstream: log_archive_reader_test.py::test_find_log_archive_missing_directory
+// upstream: log_archive_reader_test.py::test_find_log_archive_no_match
+// upstream: log_archive_reader_test.py::test_find_log_archive_ambiguous
+TEST_CASE("find_log_archive finds exactly one archive anywhere under the directory", "[log]") {
+    temp_dir tmp;
+    axds::test::write_file(tmp.path() / "session" / "behavior_data_log" / "3_log.npz", "x");
+    CHECK(axds::find_log_archive(tmp.path(), "3") == tmp.path() / "session" / "behavior_data_log" / "3_log.npz");
+    CHECK_THROWS_MATCHES(axds::find_log_archive(tmp.path() / "missing", "3"), axds::file_not_found_error,
+                         Catch::Matchers::Message("Unable to find the log archive of source '3' in '" +
+                                                  (tmp.path() / "missing").string() +
+                                                  "'. The path does not exist or is not a directory."));
+    CHECK_THROWS_MATCHES(
+        axds::find_log_archive(tmp.path(), "4"), axds::file_not_found_error,
+        Catch::Matchers::Message("Unable to find the log archive of source '4' in '" + tmp.path().string() +
+                                 "'. No file named '4_log.npz' was found anywhere under the "
+                                 "directory."));
+    axds::test::write_file(tmp.path() / "other" / "3_log.npz", "x");
+    CHECK_THROWS_MATCHES(axds::find_log_archive(tmp.path(), "3"), axds::value_error,
+                         message_contains("but 2 were found"));
+}
+
+// upstream: log_archive_reader_test.py::test_discover_log_archives
+// upstream: log_archive_reader_test.py::test_discover_log_archives_skips_directories
+// upstream: log_archive_reader_test.py::test_discover_log_archives_skips_bare_suffix
+// upstream: log_archive_reader_test.py::test_discover_log_archives_missing_directory
+TEST_CASE("discover_log_archives lists archives directly in the directory by source", "[log]") {
+    temp_dir tmp;
+    axds::test::write_file(tmp.path() / "3_log.npz", "x");
+    axds::test::write_file(tmp.path() / "11_log.npz", "x");
+    axds::test::write_file(tmp.path() / "nested" / "5_log.npz", "x");
+    fs::create_directory(tmp.path() / "7_log.npz");
+    axds::test::write_file(tmp.path() / "_log.npz", "x");
+    const auto found = axds::discover_log_archives(tmp.path());
+    CHECK(found == std::map<std::string, fs::path>{{"3", tmp.path() / "3_log.npz"}, {"11", tmp.path() / "11_log.npz"}});
+    CHECK_THROWS_MATCHES(
+        axds::discover_log_archives(tmp.path() / "missing"), axds::file_not_found_error,
+        Catch::Matchers::Message("Unable to discover the log archives stored in '" + (tmp.path() / "missing").string() +
+                                 "'. The path does not exist or is not a directory."));
+}
+
+// upstream: log_archive_reader_test.py::test_read_archive_message_count
+// upstream: log_archive_reader_test.py::test_read_archive_message_count_missing
+TEST_CASE("read_archive_message_count counts non-onset members from the directory alone", "[log]") {
+    temp_dir tmp;
+    for (const std::size_t count : {0U, 1U, 25U}) {
+        const fs::path logs = tmp.path() / std::to_string(count);
+        axds::test::write_fixture_entries(logs, 2, count);
+        assemble(logs);
+        CHECK(axds::read_archive_message_count(logs / "2_log.npz") == count);
+    }
+    CHECK_THROWS_MATCHES(
+        axds::read_archive_message_count(tmp.path() / "none.npz"), axds::file_not_found_error,
+        Catch::Matchers::Message("Unable to read the message count of the log archive at '" +
+                                 (tmp.path() / "none.npz").string() + "'. The path does not exist or is not a file."));
+}
