@@ -2,49 +2,81 @@
 
 #include <axds/core/runtime.hpp>
 
-#include "detail/asio_compat.hpp"
-
+#include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/execution/outstanding_work.hpp>
 #include <asio/post.hpp>
-#include <asio/this_coro.hpp>
+#include <asio/prefer.hpp>
+#include <asio/use_awaitable.hpp>
 
+#include <atomic>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <vector>
 
 namespace axds::detail {
+
+namespace {
+
+/// Shared by the tasks of one async_parallel_for. It holds no I/O object, so the last task may release it after the
+/// caller's io_context is gone: the completion handler is moved out and posted before that.
+template <typename Handler>
+struct parallel_state {
+    std::atomic<std::size_t> remaining;
+    std::vector<std::exception_ptr> errors;
+    std::function<void(std::size_t)> body;
+    std::optional<Handler> handler;
+
+    parallel_state(std::size_t tasks, std::function<void(std::size_t)> fn, Handler h)
+        : remaining(tasks), errors(tasks), body(std::move(fn)), handler(std::move(h)) {}
+
+    void finish_one() {
+        if (--remaining != 0) {
+            return;
+        }
+        std::exception_ptr first;
+        for (const auto& error : errors) {
+            if (error) {
+                first = error;
+                break;
+            }
+        }
+        Handler h = std::move(*handler);
+        handler.reset();
+        const auto executor = asio::get_associated_executor(h);
+        // Keep the caller's execution context counted as busy until post() has fully returned: post() may still
+        // signal the context's scheduler after queueing, and the completion may otherwise run, finish the caller's
+        // io_context and destroy it in the meantime (a data race TSan reports).
+        const auto busy = asio::prefer(executor, asio::execution::outstanding_work.tracked);
+        asio::post(executor, [h = std::move(h), first]() mutable { std::move(h)(first); });
+        (void)busy;
+    }
+};
+
+}  // namespace
 
 asio::awaitable<void> async_parallel_for(std::size_t tasks, std::function<void(std::size_t)> fn) {
     if (tasks == 0) {
         co_return;
     }
-    auto executor = co_await asio::this_coro::executor;
-    using done_channel = channel<std::size_t, std::exception_ptr>;
-    auto done = std::make_shared<done_channel>(executor, tasks);  // capacity: every try_send succeeds
-    auto body = std::make_shared<std::function<void(std::size_t)>>(std::move(fn));
-    for (std::size_t i = 0; i < tasks; ++i) {
-        asio::post(cpu_executor(), [done, body, i] {
-            std::exception_ptr error;
-            try {
-                (*body)(i);
-            } catch (...) {
-                error = std::current_exception();
-            }
-            done->try_send(asio::error_code{}, i, error);
-        });
-    }
-    std::vector<std::exception_ptr> errors(tasks);
-    for (std::size_t received = 0; received < tasks; ++received) {
-        auto [ec, index, error] = co_await done->async_receive(nothrow);
-        if (ec) {
-            throw std::system_error(ec, "axds: parallel task channel failed");
+    auto initiate = [tasks, fn = std::move(fn)](auto handler) mutable {
+        using state_type = parallel_state<decltype(handler)>;
+        auto state = std::make_shared<state_type>(tasks, std::move(fn), std::move(handler));
+        for (std::size_t i = 0; i < tasks; ++i) {
+            asio::post(cpu_executor(), [state, i] {
+                try {
+                    state->body(i);
+                } catch (...) {
+                    state->errors[i] = std::current_exception();
+                }
+                state->finish_one();
+            });
         }
-        errors[index] = error;
-    }
-    for (const auto& error : errors) {
-        if (error) {
-            std::rethrow_exception(error);
-        }
-    }
+    };
+    // use_awaitable rethrows a non-null exception_ptr passed as the first completion argument.
+    co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr)>(std::move(initiate),
+                                                                                            asio::use_awaitable);
 }
 
 }  // namespace axds::detail

@@ -2,37 +2,35 @@
 // Runs CPU-heavy work on axds::cpu_executor() and resumes the awaiting coroutine on its own executor
 // (STYLE.md C7). Private to src/.
 
-#include <axds/core/runtime.hpp>
+#include "detail/parallel.hpp"
 
-#include <asio/co_spawn.hpp>
-#include <asio/use_awaitable.hpp>
-
+#include <functional>
+#include <memory>
+#include <optional>
 #include <type_traits>
 #include <utility>
 
 namespace axds::detail {
 
-template <typename F>
-asio::awaitable<void> run_cpu_body(F f, std::optional<std::invoke_result_t<F&>>* out) {
-    out->emplace(f());
-    co_return;
-}
-
 /// co_await async_run_cpu(f): f() runs on the CPU pool; its result (or exception) comes back to the caller.
+/// Built on async_parallel_for, whose completion is safe against the caller's io_context ending right after it.
 template <typename F>
 asio::awaitable<std::invoke_result_t<F&>> async_run_cpu(F f) {
     using result_type = std::invoke_result_t<F&>;
+    auto work = std::make_shared<F>(std::move(f));
     if constexpr (std::is_void_v<result_type>) {
-        auto body = [](F g) -> asio::awaitable<void> {
-            g();
-            co_return;
+        // GCC 12: never a capturing lambda inside the co_await expression (STYLE.md C5).
+        std::function<void(std::size_t)> task = [work](std::size_t) {
+            (*work)();
         };
-        co_await asio::co_spawn(cpu_executor(), body(std::move(f)), asio::use_awaitable);
+        co_await async_parallel_for(1, std::move(task));
     } else {
-        std::optional<result_type> out;
-        auto work = run_cpu_body(std::move(f), &out);
-        co_await asio::co_spawn(cpu_executor(), std::move(work), asio::use_awaitable);
-        co_return std::move(*out);
+        auto out = std::make_shared<std::optional<result_type>>();
+        std::function<void(std::size_t)> task = [work, out](std::size_t) {
+            out->emplace((*work)());
+        };
+        co_await async_parallel_for(1, std::move(task));
+        co_return std::move(**out);
     }
 }
 

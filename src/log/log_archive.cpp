@@ -7,10 +7,10 @@
 #include <axds/npy/npy_format.hpp>
 #include <axds/npy/npz_archive.hpp>
 
+#include "detail/cpu_work.hpp"
 #include "detail/parallel.hpp"
 #include "detail/test_hooks.hpp"
 #include "detail/uring_reader.hpp"
-#include "detail/cpu_work.hpp"
 
 #include <asio/post.hpp>
 #include <asio/this_coro.hpp>
@@ -21,6 +21,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <mutex>
 
@@ -37,9 +38,9 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::string_view onset_key_suffix = "_00000000000000000000";
-constexpr std::size_t prefix_buffer = 16 * 1024;       // one read covers typical entries
-constexpr std::size_t window_files = 1024;             // entries read per batch
-constexpr std::size_t window_bytes = 64U << 20U;       // bytes per batch (mapped entries)
+constexpr std::size_t prefix_buffer = 16 * 1024;  // one read covers typical entries
+constexpr std::size_t window_files = 1024;        // entries read per batch
+constexpr std::size_t window_bytes = 64U << 20U;  // bytes per batch (mapped entries)
 
 struct entry {
     fs::path path;
@@ -72,8 +73,8 @@ std::vector<source_group> discover_entries(const fs::path& directory) {
             return {};  // a missing directory simply yields nothing
         }
         const int error = errno;
-        throw_errno(error, fmt::format("Unable to list the log directory {}: {}.", directory.string(),
-                                       std::strerror(error)));
+        throw_errno(error,
+                    fmt::format("Unable to list the log directory {}: {}.", directory.string(), std::strerror(error)));
     }
     while (const dirent* d = ::readdir(dir)) {
         const std::string_view name(d->d_name);
@@ -92,12 +93,13 @@ std::vector<source_group> discover_entries(const fs::path& directory) {
         if (first == std::string::npos || !parse_decimal(stem.substr(0, first), e.source) ||
             !parse_decimal(stem.substr(first + 1, second == std::string::npos ? std::string::npos : second - first - 1),
                            e.timestamp)) {
-            ::closedir(dir);
-            throw value_error(fmt::format(
+            std::string message = fmt::format(
                 "Unable to assemble the log archives in {}. The log entry file name '{}' does not follow the "
                 "'{{source_id}}_{{timestamp}}.npy' pattern (for example 001_00000000000000001500.npy): its first two "
                 "underscore-separated fields must be non-negative integers.",
-                directory.string(), name));
+                directory.string(), name);
+            ::closedir(dir);  // `name` points into the directory stream: format the message first
+            throw value_error(message);
         }
         e.discovery_order = entries.size();
         entries.push_back(std::move(e));
@@ -131,7 +133,9 @@ public:
         if (fd < 0) {
             entry_read_failure(e, errno);
         }
+
         struct stat st {};
+
         if (::fstat(fd, &st) != 0) {
             const int error = errno;
             ::close(fd);
@@ -152,8 +156,10 @@ public:
 
     mapped_entry(const mapped_entry&) = delete;
     mapped_entry& operator=(const mapped_entry&) = delete;
+
     mapped_entry(mapped_entry&& other) noexcept
         : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+
     mapped_entry& operator=(mapped_entry&&) = delete;
 
     ~mapped_entry() {
@@ -171,8 +177,7 @@ private:
 
 /// Reads the entries [first, last) of a group and hands each one's bytes to `use(entry, bytes)` in order.
 template <typename Use>
-void for_each_entry_bytes(const std::vector<entry>& entries, std::size_t first, std::size_t last, bool map,
-                          Use&& use) {
+void for_each_entry_bytes(const std::vector<entry>& entries, std::size_t first, std::size_t last, bool map, Use&& use) {
     if (map) {
         for (std::size_t i = first; i < last; ++i) {
             const mapped_entry mapped(entries[i]);
@@ -265,8 +270,7 @@ void verify_source(const source_group& group, bool map) {
             bool same = member != nullptr && member->uncompressed_size == data.size();
             if (same) {
                 const auto archived = archive.data(*member);
-                same = std::equal(archived.begin(), archived.end(), data.begin()) &&
-                       crc32(archived) == member->crc32;
+                same = std::equal(archived.begin(), archived.end(), data.begin()) && crc32(archived) == member->crc32;
             }
             if (!same) {
                 throw value_error(fmt::format(
@@ -281,11 +285,13 @@ void verify_source(const source_group& group, bool map) {
 
 [[nodiscard]] bool stat_is_regular_file(const fs::path& path) {
     struct stat st {};
+
     return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
 [[nodiscard]] bool stat_is_directory(const fs::path& path) {
     struct stat st {};
+
     return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
@@ -293,7 +299,9 @@ void verify_source(const source_group& group, bool map) {
 
 asio::awaitable<assemble_report> async_assemble_log_archives(fs::path log_directory, assemble_options options) {
     const int workers = resolve_worker_count(std::max(0, options.max_workers));
-    auto discover = [directory = log_directory] { return discover_entries(directory); };
+    auto discover = [directory = log_directory] {
+        return discover_entries(directory);
+    };
     const std::vector<source_group> groups = co_await detail::async_run_cpu(discover);
     assemble_report report;
     if (groups.empty()) {
@@ -313,14 +321,13 @@ asio::awaitable<assemble_report> async_assemble_log_archives(fs::path log_direct
     for (std::size_t i = 0; i < order.size(); ++i) {
         order[i] = i;
     }
-    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-        return groups[a].entries.size() > groups[b].entries.size();
-    });
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::size_t a, std::size_t b) { return groups[a].entries.size() > groups[b].entries.size(); });
     const bool map = options.memory_mapping;
     std::atomic<std::size_t> cursor{0};
     std::vector<std::uint64_t> bytes(groups.size(), 0);
     const auto tasks = std::min<std::size_t>(static_cast<std::size_t>(workers), groups.size());
-    co_await detail::async_parallel_for(tasks, [&](std::size_t) {
+    std::function<void(std::size_t)> task0 = [&](std::size_t) {
         for (std::size_t k = cursor++; k < order.size(); k = cursor++) {
             const source_group& group = groups[order[k]];
             bytes[order[k]] = assemble_source(group, map, *progress);
@@ -328,15 +335,17 @@ asio::awaitable<assemble_report> async_assemble_log_archives(fs::path log_direct
                 detail::test_hooks::after_archive_written(group.archive);
             }
         }
-    });
+    };
+    co_await detail::async_parallel_for(tasks, std::move(task0));
 
     if (options.verify_integrity) {
         std::atomic<std::size_t> verify_cursor{0};
-        co_await detail::async_parallel_for(tasks, [&](std::size_t) {
+        std::function<void(std::size_t)> task1 = [&](std::size_t) {
             for (std::size_t k = verify_cursor++; k < order.size(); k = verify_cursor++) {
                 verify_source(groups[order[k]], map);
             }
-        });
+        };
+        co_await detail::async_parallel_for(tasks, std::move(task1));
     }
 
     for (std::size_t i = 0; i < groups.size(); ++i) {
@@ -382,9 +391,10 @@ fs::path find_log_archive(const fs::path& log_directory, std::string_view source
         for (const auto& p : found) {
             list += (list.empty() ? "'" : ", '") + p.string() + "'";
         }
-        throw value_error(fmt::format("Unable to find the log archive of source '{}' in '{}'. Exactly one file named "
-                                      "'{}' must exist under the directory, but {} were found: [{}].",
-                                      source_id, log_directory.string(), name, found.size(), list));
+        throw value_error(
+            fmt::format("Unable to find the log archive of source '{}' in '{}'. Exactly one file named "
+                        "'{}' must exist under the directory, but {} were found: [{}].",
+                        source_id, log_directory.string(), name, found.size(), list));
     }
     return found.front();
 }

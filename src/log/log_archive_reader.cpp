@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <unordered_map>
 
@@ -48,31 +49,39 @@ struct log_archive_reader::impl {
     fs::path path;
     std::optional<std::uint64_t> provided_onset;
 
-    std::once_flag open_once;
+    // A mutex and flags rather than std::call_once: a throwing call_once deadlocks later callers under TSan, and
+    // discovery must be retried after a failure (the archive may be replaced).
+    std::recursive_mutex mutex;
     std::unique_ptr<npz_reader> archive;
+    std::atomic<const npz_reader*> opened{nullptr};  // lock-free fast path once the archive is open
     std::unordered_map<std::string_view, const npz_member*> by_key;
 
-    std::once_flag keys_once;
+    bool discovered = false;
     std::uint64_t onset = 0;
     std::vector<std::string> keys;
     std::vector<const npz_member*> key_members;
 
     const npz_reader& open() {
-        std::call_once(open_once, [this] {
+        if (const npz_reader* ready = opened.load(std::memory_order_acquire)) {
+            return *ready;
+        }
+        const std::lock_guard lock(mutex);
+        if (!archive) {
             auto reader = std::make_unique<npz_reader>(path);
             for (const auto& member : reader->members()) {
                 by_key.emplace(key_of(member), &member);
             }
             archive = std::move(reader);
-        });
+            opened.store(archive.get(), std::memory_order_release);
+        }
         return *archive;
     }
 
     /// The entry array [source][elapsed LE][payload] of a member.
     std::span<const std::uint8_t> entry(const npz_member& member) {
         const auto bytes = open().data(member);
-        const auto array = npy_u1_payload(bytes, fmt::format("member '{}' of the archive {}", member.name,
-                                                             path.string()));
+        const auto array =
+            npy_u1_payload(bytes, fmt::format("member '{}' of the archive {}", member.name, path.string()));
         if (array.size() < 9) {
             throw value_error(fmt::format(
                 "Unable to read the member '{}' of the archive {}: a log entry holds at least 9 bytes (source id and "
@@ -83,7 +92,11 @@ struct log_archive_reader::impl {
     }
 
     void discover() {
-        std::call_once(keys_once, [this] {
+        const std::lock_guard lock(mutex);
+        if (discovered) {
+            return;
+        }
+        {
             const auto& members = open().members();
             std::size_t first_message = 0;
             if (provided_onset) {
@@ -122,13 +135,15 @@ struct log_archive_reader::impl {
                 keys.emplace_back(key_of(members[i]));
                 key_members.push_back(&members[i]);
             }
-        });
+            discovered = true;
+        }
     }
 };
 
 log_archive_reader::log_archive_reader(fs::path archive_path, std::optional<std::uint64_t> onset_us)
     : impl_(std::make_unique<impl>()) {
     struct stat st {};
+
     if (::stat(archive_path.c_str(), &st) != 0) {
         throw_errno(ENOENT, fmt::format("Unable to open log archive. The file does not exist at the expected path: {}.",
                                         archive_path.string()));
@@ -141,7 +156,9 @@ log_archive_reader::log_archive_reader(log_archive_reader&&) noexcept = default;
 log_archive_reader& log_archive_reader::operator=(log_archive_reader&&) noexcept = default;
 log_archive_reader::~log_archive_reader() = default;
 
-const fs::path& log_archive_reader::archive_path() const noexcept { return impl_->path; }
+const fs::path& log_archive_reader::archive_path() const noexcept {
+    return impl_->path;
+}
 
 std::string log_archive_reader::repr() const {
     return fmt::format("LogArchiveReader(archive_path={}, onset_us={})", impl_->path.string(),
@@ -160,9 +177,10 @@ const std::vector<std::string>& log_archive_reader::message_keys() const {
 
 std::vector<std::vector<std::string>> log_archive_reader::get_batches(int workers, int batch_multiplier) const {
     if (batch_multiplier < 1) {
-        throw value_error(fmt::format("Unable to batch the messages of the log archive {}. The 'batch_multiplier' "
-                                      "argument must be greater than or equal to 1, but got {}.",
-                                      impl_->path.string(), batch_multiplier));
+        throw value_error(
+            fmt::format("Unable to batch the messages of the log archive {}. The 'batch_multiplier' "
+                        "argument must be greater than or equal to 1, but got {}.",
+                        impl_->path.string(), batch_multiplier));
     }
     const auto& keys = message_keys();
     if (keys.empty()) {
@@ -195,9 +213,10 @@ std::vector<const npz_member*> log_archive_reader::resolve(std::span<const std::
     for (const auto& key : keys) {
         const auto it = impl_->by_key.find(key);
         if (it == impl_->by_key.end()) {
-            throw key_error(fmt::format("Unable to read the message '{}' from the log archive {}: there is no such "
-                                        "key in the archive.",
-                                        key, impl_->path.string()));
+            throw key_error(
+                fmt::format("Unable to read the message '{}' from the log archive {}: there is no such "
+                            "key in the archive.",
+                            key, impl_->path.string()));
         }
         members.push_back(it->second);
     }
@@ -243,18 +262,21 @@ asio::awaitable<std::vector<log_message_view>> log_archive_reader::async_read_me
 asio::awaitable<void> async_for_each_batch(const log_archive_reader& reader,
                                            std::function<void(std::size_t, std::span<const log_message_view>)> fn,
                                            int workers, int batch_multiplier) {
-    auto plan = [&reader, workers, batch_multiplier] { return reader.get_batches(workers, batch_multiplier); };
+    auto plan = [&reader, workers, batch_multiplier] {
+        return reader.get_batches(workers, batch_multiplier);
+    };
     const auto batches = co_await detail::async_run_cpu(plan);
-    const auto tasks = std::min<std::size_t>(batches.size(),
-                                             static_cast<std::size_t>(resolve_worker_count(std::max(0, workers))));
+    const auto tasks =
+        std::min<std::size_t>(batches.size(), static_cast<std::size_t>(resolve_worker_count(std::max(0, workers))));
     std::atomic<std::size_t> cursor{0};
-    co_await detail::async_parallel_for(tasks, [&](std::size_t) {
+    std::function<void(std::size_t)> task0 = [&](std::size_t) {
         for (std::size_t b = cursor++; b < batches.size(); b = cursor++) {
             const auto range = reader.messages(batches[b]);
             const std::vector<log_message_view> views(range.begin(), range.end());
             fn(b, views);
         }
-    });
+    };
+    co_await detail::async_parallel_for(tasks, std::move(task0));
 }
 
 }  // namespace axds

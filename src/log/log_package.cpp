@@ -22,7 +22,9 @@ std::string log_entry_file_name(std::uint8_t source_id, std::uint64_t acquisitio
     return fmt::format("{:03d}_{:020d}.npy", source_id, acquisition_time);
 }
 
-std::string log_package::file_name() const { return log_entry_file_name(source_id, acquisition_time); }
+std::string log_package::file_name() const {
+    return log_entry_file_name(source_id, acquisition_time);
+}
 
 std::vector<std::uint8_t> log_package::entry_bytes() const {
     std::vector<std::uint8_t> out;
