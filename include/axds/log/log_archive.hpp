@@ -25,10 +25,10 @@ struct assemble_progress {
 
 /// Settings for async_assemble_log_archives (spec §7.1). An aggregate: set only what you need.
 struct assemble_options {
-    int max_workers = 0;             ///< sources processed at once; ≤ 0 = all cores but two (resolve_worker_count)
-    bool remove_sources = true;      ///< delete the `.npy` entries once every archive is written (and verified)
-    bool memory_mapping = true;      ///< map entries instead of reading them (io_uring batches) into buffers
-    bool verify_integrity = false;   ///< re-read every archive and compare each member with its source entry
+    int max_workers = 0;            ///< sources processed at once; ≤ 0 = all cores but two (resolve_worker_count)
+    bool remove_sources = true;     ///< delete the `.npy` entries once every archive is written (and verified)
+    bool memory_mapping = true;     ///< map entries over 16 KiB instead of reading them into a buffer
+    bool verify_integrity = false;  ///< re-read every archive and compare each member with its source entry
     std::function<void(const assemble_progress&)> progress;  ///< called on the caller's executor; may be empty
 };
 

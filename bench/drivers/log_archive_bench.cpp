@@ -1,0 +1,206 @@
+// End-to-end benchmarks of log archives (issue: Log archives), each with its baseline measured in the same run:
+//   1. assemble N entries x 256 B           vs python3 + numpy (np.load each entry, np.savez)
+//   2. assemble M entries x S MiB           vs `cat` of the same files into one file
+//   3. iterate K messages x 64 B, summing payload bytes   vs python3 + numpy reading members through np.load
+// Files live under --dir (default: the current directory); the page cache is warm (entries were just written).
+//
+//   ads_bench_log_archive [--dir D] [--entries N] [--big-count M] [--big-mib S] [--messages K] [--python-sample P]
+
+#include <axds/core/runtime.hpp>
+#include <axds/log/log_archive.hpp>
+#include <axds/log/log_archive_reader.hpp>
+#include <axds/log/log_package.hpp>
+#include <axds/npy/npz_archive.hpp>
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+struct settings {
+    fs::path dir = fs::current_path();
+    std::size_t entries = 20000;
+    std::size_t big_count = 64;
+    std::size_t big_mib = 16;
+    std::size_t messages = 1000000;
+    std::size_t python_sample = 20000;
+};
+
+double seconds_since(clock_type::time_point start) {
+    return std::chrono::duration<double>(clock_type::now() - start).count();
+}
+
+void write_entries(const fs::path& dir, std::size_t count, std::size_t payload) {
+    fs::create_directories(dir);
+    axds::log_package package{.source_id = 1};
+    package.payload.assign(payload, 0xAB);
+    for (std::size_t i = 0; i < count; ++i) {
+        package.acquisition_time = i;
+        const auto bytes = package.npy_file_bytes();
+        std::ofstream out(dir / package.file_name(), std::ios::binary);
+        out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    }
+}
+
+/// Runs a shell command and returns its wall time in seconds; its stdout is returned in `output`.
+double timed_shell(const std::string& command, std::string* output = nullptr) {
+    const auto start = clock_type::now();
+    FILE* pipe = ::popen(command.c_str(), "r");
+    if (pipe == nullptr) {
+        return -1;
+    }
+    char buffer[4096];
+    std::size_t n = 0;
+    while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) {
+        if (output != nullptr) {
+            output->append(buffer, n);
+        }
+    }
+    const int status = ::pclose(pipe);
+    return status == 0 ? seconds_since(start) : -1;
+}
+
+bool have_numpy() {
+    return std::system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") == 0;
+}
+
+void bench_small(const settings& s) {
+    const fs::path dir = s.dir / "small_data_log";
+    fs::remove_all(dir);
+    write_entries(dir, s.entries, 256);
+    const auto start = clock_type::now();
+    axds::block_on(axds::async_assemble_log_archives(dir, {.remove_sources = false}));
+    const double ours = seconds_since(start);
+    fmt::print("assemble {} entries x 256 B: {:.3f} s = {:.0f} entries/s\n", s.entries, ours,
+               static_cast<double>(s.entries) / ours);
+    if (have_numpy()) {
+        std::string out;
+        const std::string script = fmt::format(
+            "import glob, time, numpy as np\n"
+            "t = time.perf_counter()\n"
+            "files = sorted(glob.glob('{0}/*.npy'))\n"
+            "arrays = {{f.rsplit('/', 1)[1][:-4]: np.load(f) for f in files}}\n"
+            "np.savez('{0}/python_1_log.npz', **arrays)\n"
+            "print(time.perf_counter() - t)\n",
+            dir.string());
+        timed_shell("/usr/bin/python3 -c \"" + script + "\"", &out);
+        const double python = std::atof(out.c_str());
+        fmt::print("  baseline python3+numpy (np.load + np.savez): {:.3f} s = {:.0f} entries/s; axds is {:.1f}x\n",
+                   python, static_cast<double>(s.entries) / python, python / ours);
+    } else {
+        fmt::print("  baseline python3+numpy: numpy not installed, skipped\n");
+    }
+    fs::remove_all(dir);
+}
+
+void bench_big(const settings& s) {
+    const fs::path dir = s.dir / "big_data_log";
+    fs::remove_all(dir);
+    write_entries(dir, s.big_count, s.big_mib << 20U);
+    const double megabytes = static_cast<double>(s.big_count * (s.big_mib << 20U)) / 1e6;
+    const auto start = clock_type::now();
+    axds::block_on(axds::async_assemble_log_archives(dir, {.remove_sources = false}));
+    const double ours = seconds_since(start);
+    const double cat = timed_shell(fmt::format("cat {0}/*.npy > {0}/cat.out && sync -f {0}/cat.out", dir.string()));
+    fmt::print("assemble {} entries x {} MiB: {:.3f} s = {:.0f} MB/s (archive fsynced)\n", s.big_count, s.big_mib, ours,
+               megabytes / ours);
+    fmt::print("  baseline cat > file + sync: {:.3f} s = {:.0f} MB/s; axds is {:.2f}x\n", cat, megabytes / cat,
+               cat / ours);
+    fs::remove_all(dir);
+}
+
+void bench_iterate(const settings& s) {
+    const fs::path archive = s.dir / "iterate_log.npz";
+    {
+        axds::npz_writer writer(archive);
+        const auto onset = axds::make_onset_package(1, 1700000000000000ULL);
+        writer.add(onset.file_name(), onset.npy_file_bytes());
+        axds::log_package package{.source_id = 1};
+        package.payload.assign(64, 0x5A);
+        for (std::size_t i = 1; i <= s.messages; ++i) {
+            package.acquisition_time = i;
+            writer.add(package.file_name(), package.npy_file_bytes());
+        }
+        writer.finish();
+    }
+    auto start = clock_type::now();
+    const axds::log_archive_reader reader(archive);
+    const std::size_t count = reader.message_count();
+    const double open = seconds_since(start);
+    start = clock_type::now();
+    std::uint64_t bytes = 0;
+    std::uint64_t last = 0;
+    for (const auto message : reader.messages()) {
+        bytes += message.payload.size();
+        last = message.timestamp_us;
+    }
+    const double ours = seconds_since(start);
+    const double rate = static_cast<double>(count) / ours;
+    fmt::print(
+        "iterate {} messages x 64 B: open+discover {:.3f} s, iterate {:.4f} s = {:.3g} messages/s "
+        "({} payload bytes, last t={})\n",
+        count, open, ours, rate, bytes, last);
+    if (have_numpy()) {
+        std::string out;
+        const std::string script = fmt::format(
+            "import time, numpy as np\n"
+            "z = np.load('{}')\n"
+            "keys = z.files[1:{}]\n"
+            "t = time.perf_counter(); total = 0\n"
+            "for k in keys:\n"
+            "    total += z[k][9:].size\n"
+            "print((time.perf_counter() - t) / len(keys))\n",
+            archive.string(), s.python_sample + 1);
+        timed_shell("/usr/bin/python3 -c \"" + script + "\"", &out);
+        const double per_message = std::atof(out.c_str());
+        fmt::print("  baseline python3+numpy z[key] per message (sample of {}): {:.3g} messages/s; axds is {:.0f}x\n",
+                   s.python_sample, 1.0 / per_message, rate * per_message);
+    }
+    fs::remove(archive);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    settings s;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const std::string flag = argv[i];
+        const std::string value = argv[i + 1];
+        if (flag == "--dir") {
+            s.dir = value;
+        } else if (flag == "--entries") {
+            s.entries = std::stoul(value);
+        } else if (flag == "--big-count") {
+            s.big_count = std::stoul(value);
+        } else if (flag == "--big-mib") {
+            s.big_mib = std::stoul(value);
+        } else if (flag == "--messages") {
+            s.messages = std::stoul(value);
+        } else if (flag == "--python-sample") {
+            s.python_sample = std::stoul(value);
+        } else {
+            std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
+            return 2;
+        }
+    }
+    s.dir /= fmt::format("axds-bench-{}", ::getpid());
+    fs::create_directories(s.dir);
+    fmt::print("log archive benchmarks in {} (warm page cache)\n", s.dir.string());
+    bench_small(s);
+    bench_big(s);
+    bench_iterate(s);
+    fs::remove_all(s.dir);
+    return 0;
+}
