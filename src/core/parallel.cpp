@@ -35,13 +35,14 @@ struct parallel_state {
         if (--remaining != 0) {
             return;
         }
+        // Moved, not copied: the caller's thread must hold the only reference to the exception it receives.
         std::exception_ptr first;
-        for (const auto& error : errors) {
-            if (error) {
-                first = error;
-                break;
+        for (auto& error : errors) {
+            if (error && !first) {
+                first = std::move(error);
             }
         }
+        errors.clear();
         Handler h = std::move(*handler);
         handler.reset();
         const auto executor = asio::get_associated_executor(h);
