@@ -50,7 +50,7 @@ struct parallel_state {
         // signal the context's scheduler after queueing, and the completion may otherwise run, finish the caller's
         // io_context and destroy it in the meantime (a data race TSan reports).
         const auto busy = asio::prefer(executor, asio::execution::outstanding_work.tracked);
-        asio::post(executor, [h = std::move(h), first]() mutable { std::move(h)(first); });
+        asio::post(executor, [h = std::move(h), e = std::move(first)]() mutable { std::move(h)(std::move(e)); });
         (void)busy;
     }
 };
