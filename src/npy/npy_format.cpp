@@ -29,7 +29,8 @@ std::string shape_repr(std::span<const std::uint64_t> shape) {
 }
 
 [[noreturn]] void header_error(std::string_view source, std::size_t offset, std::string_view problem) {
-    throw value_error(fmt::format("Unable to read the .npy data of {}: {} (at byte offset {}).", source, problem, offset));
+    throw value_error(
+        fmt::format("Unable to read the .npy data of {}: {} (at byte offset {}).", source, problem, offset));
 }
 
 /// A tiny parser for the Python dict literal numpy writes.
@@ -231,12 +232,13 @@ npy_header parse_npy_header(std::span<const std::uint8_t> bytes, std::string_vie
                  (static_cast<std::size_t>(bytes[10]) << 16U) | (static_cast<std::size_t>(bytes[11]) << 24U);
         prefix = 12;
     } else {
-        header_error(source, 6, fmt::format("unsupported .npy format version {}.{}", out.major_version,
-                                            out.minor_version));
+        header_error(source, 6,
+                     fmt::format("unsupported .npy format version {}.{}", out.major_version, out.minor_version));
     }
     if (length > bytes.size() - prefix) {
-        header_error(source, 8, fmt::format("the header length {} runs past the end of the data ({} bytes)", length,
-                                            bytes.size()));
+        header_error(
+            source, 8,
+            fmt::format("the header length {} runs past the end of the data ({} bytes)", length, bytes.size()));
     }
     const std::string_view text(reinterpret_cast<const char*>(bytes.data() + prefix), length);
     dict_parser parser(text, prefix, source);
@@ -252,7 +254,8 @@ namespace {
 /// The header np.save writes for a 1-D uint8 array, checked without building a dictionary: this is every log entry,
 /// so reading archives stays at memcmp speed. Returns the data offset, or 0 when the header is not in that form.
 std::size_t canonical_u1_offset(std::span<const std::uint8_t> bytes) {
-    static constexpr std::string_view prefix = "\x93NUMPY\x01\x00\x76\x00{'descr': '|u1', 'fortran_order': False, 'shape': (";
+    static constexpr std::string_view prefix =
+        "\x93NUMPY\x01\x00\x76\x00{'descr': '|u1', 'fortran_order': False, 'shape': (";
     constexpr std::size_t data_offset = 128;
     if (bytes.size() < data_offset || std::memcmp(bytes.data(), prefix.data(), prefix.size()) != 0 ||
         bytes[data_offset - 1] != '\n') {
@@ -288,8 +291,8 @@ std::span<const std::uint8_t> npy_u1_payload(std::span<const std::uint8_t> bytes
         header_error(source, 0, fmt::format("expected a uint8 array ('|u1'), but the dtype is '{}'", header.descr));
     }
     if (header.shape.size() != 1) {
-        header_error(source, 0, fmt::format("expected a 1-D array, but the shape has {} dimensions",
-                                            header.shape.size()));
+        header_error(source, 0,
+                     fmt::format("expected a 1-D array, but the shape has {} dimensions", header.shape.size()));
     }
     const std::size_t available = bytes.size() - header.data_offset;
     if (header.shape[0] != available) {

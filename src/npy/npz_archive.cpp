@@ -58,7 +58,9 @@ void put64(std::string& out, std::uint64_t v) {
     }
 }
 
-std::uint16_t get16(const std::uint8_t* p) { return static_cast<std::uint16_t>(p[0] | (p[1] << 8U)); }
+std::uint16_t get16(const std::uint8_t* p) {
+    return static_cast<std::uint16_t>(p[0] | (p[1] << 8U));
+}
 
 std::uint32_t get32(const std::uint8_t* p) {
     return static_cast<std::uint32_t>(p[0]) | (static_cast<std::uint32_t>(p[1]) << 8U) |
@@ -69,7 +71,9 @@ std::uint64_t get64(const std::uint8_t* p) {
     return static_cast<std::uint64_t>(get32(p)) | (static_cast<std::uint64_t>(get32(p + 4)) << 32U);
 }
 
-std::uint32_t clamp32(std::uint64_t v) { return v >= u32_max ? u32_max : static_cast<std::uint32_t>(v); }
+std::uint32_t clamp32(std::uint64_t v) {
+    return v >= u32_max ? u32_max : static_cast<std::uint32_t>(v);
+}
 
 [[noreturn]] void write_failure(const fs::path& path, std::string_view step) {
     const int error = errno;
@@ -111,8 +115,8 @@ struct npz_writer::impl {
         std::size_t done = 0;
         const std::uint64_t start = offset - buffer.size();
         while (done < buffer.size()) {
-            const ssize_t n = ::pwrite(fd, buffer.data() + done, buffer.size() - done,
-                                       static_cast<off_t>(start + done));
+            const ssize_t n =
+                ::pwrite(fd, buffer.data() + done, buffer.size() - done, static_cast<off_t>(start + done));
             if (n < 0) {
                 if (errno == EINTR) {
                     continue;
@@ -141,8 +145,8 @@ npz_writer::npz_writer(fs::path path) : impl_(std::make_unique<impl>()) {
     impl_->fd = ::open(impl_->temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (impl_->fd < 0) {
         const int error = errno;
-        throw_errno(error, fmt::format("Unable to create the archive {}: {}.", impl_->path.string(),
-                                       std::strerror(error)));
+        throw_errno(error,
+                    fmt::format("Unable to create the archive {}: {}.", impl_->path.string(), std::strerror(error)));
     }
     impl_->buffer.reserve(4U << 20U);
 }
@@ -156,13 +160,16 @@ npz_writer::~npz_writer() {
     }
 }
 
-std::size_t npz_writer::member_count() const noexcept { return impl_->entries.size(); }
+std::size_t npz_writer::member_count() const noexcept {
+    return impl_->entries.size();
+}
 
 void npz_writer::add(std::string_view name, std::span<const std::uint8_t> data) {
     if (name.empty() || name.size() > 0xFFFF) {
-        throw value_error(fmt::format("Unable to add a member to the archive {}: a member name must hold 1 to 65535 "
-                                      "bytes, but got {}.",
-                                      impl_->path.string(), name.size()));
+        throw value_error(
+            fmt::format("Unable to add a member to the archive {}: a member name must hold 1 to 65535 "
+                        "bytes, but got {}.",
+                        impl_->path.string(), name.size()));
     }
     const std::uint32_t crc = crc32(data);
     const std::uint64_t header_offset = impl_->offset;
@@ -233,9 +240,9 @@ std::uint64_t npz_writer::finish() {
         put32(record, clamp32(e.size));
         put16(record, static_cast<std::uint16_t>(e.name.size()));
         put16(record, static_cast<std::uint16_t>(extra.size()));
-        put16(record, 0);  // comment
-        put16(record, 0);  // disk
-        put16(record, 0);  // internal attributes
+        put16(record, 0);             // comment
+        put16(record, 0);             // disk
+        put16(record, 0);             // internal attributes
         put32(record, 0600U << 16U);  // external attributes: -rw-------, as CPython writes
         put32(record, clamp32(e.offset));
         record.append(e.name);
@@ -304,20 +311,21 @@ struct npz_reader::impl {
     }
 
     [[noreturn]] void corrupt(std::string_view problem) const {
-        throw value_error(fmt::format("Unable to read the archive {}: {}. The file is not a valid .npz (zip) archive "
-                                      "or is damaged.",
-                                      path.string(), problem));
+        throw value_error(
+            fmt::format("Unable to read the archive {}: {}. The file is not a valid .npz (zip) archive "
+                        "or is damaged.",
+                        path.string(), problem));
     }
 
     [[noreturn]] void corrupt_member(std::string_view member, std::string_view problem) const {
-        throw value_error(fmt::format("Unable to read the member '{}' of the archive {}: {}.", member, path.string(),
-                                      problem));
+        throw value_error(
+            fmt::format("Unable to read the member '{}' of the archive {}: {}.", member, path.string(), problem));
     }
 
     void require(std::uint64_t offset, std::uint64_t length, std::string_view what) const {
         if (offset > size || length > size - offset) {
-            corrupt(fmt::format("the {} at offset {} ({} bytes) lies outside the file ({} bytes)", what, offset,
-                                length, size));
+            corrupt(fmt::format("the {} at offset {} ({} bytes) lies outside the file ({} bytes)", what, offset, length,
+                                size));
         }
     }
 
@@ -358,8 +366,8 @@ struct npz_reader::impl {
             cd_limit = zip64_offset;
         }
         if (cd_offset > cd_limit || cd_size > cd_limit - cd_offset) {
-            corrupt(fmt::format("the central directory (offset {}, {} bytes) lies outside the file", cd_offset,
-                                cd_size));
+            corrupt(
+                fmt::format("the central directory (offset {}, {} bytes) lies outside the file", cd_offset, cd_size));
         }
         if (count > cd_size / central_header_size) {
             corrupt(fmt::format("the end record claims {} members, more than the central directory can hold", count));
@@ -420,8 +428,8 @@ struct npz_reader::impl {
                 corrupt_member(m.name, "encrypted members are not supported");
             }
             if (m.method != 0 && m.method != 8) {
-                corrupt_member(m.name, fmt::format("compression method {} is not supported (only stored and deflate)",
-                                                   m.method));
+                corrupt_member(
+                    m.name, fmt::format("compression method {} is not supported (only stored and deflate)", m.method));
             }
             if (m.method == 0 && m.compressed_size != m.uncompressed_size) {
                 corrupt_member(m.name, "a stored member's compressed and uncompressed sizes differ");
@@ -455,10 +463,12 @@ npz_reader::npz_reader(fs::path path) : impl_(std::make_unique<impl>()) {
     const int fd = ::open(impl_->path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         const int error = errno;
-        throw_errno(error, fmt::format("Unable to open the archive {}: {}.", impl_->path.string(),
-                                       std::strerror(error)));
+        throw_errno(error,
+                    fmt::format("Unable to open the archive {}: {}.", impl_->path.string(), std::strerror(error)));
     }
+
     struct stat st {};
+
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         ::close(fd);
         impl_->corrupt("the path is not a regular file");
@@ -469,8 +479,8 @@ npz_reader::npz_reader(fs::path path) : impl_(std::make_unique<impl>()) {
         if (map == MAP_FAILED) {
             const int error = errno;
             ::close(fd);
-            throw_errno(error, fmt::format("Unable to map the archive {}: {}.", impl_->path.string(),
-                                           std::strerror(error)));
+            throw_errno(error,
+                        fmt::format("Unable to map the archive {}: {}.", impl_->path.string(), std::strerror(error)));
         }
         impl_->base = static_cast<const std::uint8_t*>(map);
     }
@@ -482,9 +492,13 @@ npz_reader::npz_reader(npz_reader&&) noexcept = default;
 npz_reader& npz_reader::operator=(npz_reader&&) noexcept = default;
 npz_reader::~npz_reader() = default;
 
-const fs::path& npz_reader::path() const noexcept { return impl_->path; }
+const fs::path& npz_reader::path() const noexcept {
+    return impl_->path;
+}
 
-const std::vector<npz_member>& npz_reader::members() const noexcept { return impl_->members; }
+const std::vector<npz_member>& npz_reader::members() const noexcept {
+    return impl_->members;
+}
 
 const npz_member* npz_reader::find(std::string_view name) const noexcept {
     const auto it = impl_->by_name.find(name);
@@ -526,8 +540,8 @@ std::span<const std::uint8_t> npz_reader::data(const npz_member& member) const {
 void npz_reader::verify_crc(const npz_member& member) const {
     const std::uint32_t actual = crc32(data(member));
     if (actual != member.crc32) {
-        impl_->corrupt_member(member.name, fmt::format("the CRC-32 is {:08x}, but the directory records {:08x}",
-                                                       actual, member.crc32));
+        impl_->corrupt_member(
+            member.name, fmt::format("the CRC-32 is {:08x}, but the directory records {:08x}", actual, member.crc32));
     }
 }
 

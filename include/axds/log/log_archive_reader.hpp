@@ -21,8 +21,8 @@ struct npz_member;
 
 /// One message as a view into the archive's memory map: valid while the log_archive_reader that produced it lives.
 struct log_message_view {
-    std::uint64_t timestamp_us = 0;              ///< absolute: onset + elapsed (uint64 wrap-around, as numpy)
-    std::span<const std::uint8_t> payload;       ///< the message bytes, not copied
+    std::uint64_t timestamp_us = 0;         ///< absolute: onset + elapsed (uint64 wrap-around, as numpy)
+    std::span<const std::uint8_t> payload;  ///< the message bytes, not copied
 };
 
 /// An owned message (the Python LogMessage): timestamp and a copy of the payload.
@@ -112,6 +112,7 @@ public:
         using reference = log_message_view;
 
         iterator() = default;
+
         iterator(const log_archive_reader* reader, const npz_member* const* position)
             : reader_(reader), position_(position) {}
 
@@ -139,7 +140,9 @@ public:
         : reader_(reader), members_(std::move(members)) {}
 
     [[nodiscard]] iterator begin() const { return {reader_, members_.data()}; }
+
     [[nodiscard]] iterator end() const { return {reader_, members_.data() + members_.size()}; }
+
     [[nodiscard]] std::size_t size() const noexcept { return members_.size(); }
 
 private:
@@ -151,8 +154,8 @@ private:
 /// ProcessPoolExecutor example): fn(batch_index, messages) runs once per batch of get_batches(workers,
 /// batch_multiplier), at most resolve_worker_count(workers) at a time; completes on the caller's executor when all
 /// batches are done and rethrows the first exception. fn may be called concurrently from several threads.
-asio::awaitable<void> async_for_each_batch(
-    const log_archive_reader& reader, std::function<void(std::size_t, std::span<const log_message_view>)> fn,
-    int workers = -1, int batch_multiplier = 4);
+asio::awaitable<void> async_for_each_batch(const log_archive_reader& reader,
+                                           std::function<void(std::size_t, std::span<const log_message_view>)> fn,
+                                           int workers = -1, int batch_multiplier = 4);
 
 }  // namespace axds

@@ -16,10 +16,10 @@ inline constexpr std::string_view npy_magic{"\x93NUMPY", 6};
 struct npy_header {
     std::uint8_t major_version = 1;
     std::uint8_t minor_version = 0;
-    std::string descr;               ///< numpy dtype string, e.g. "|u1" or "<u8"
+    std::string descr;  ///< numpy dtype string, e.g. "|u1" or "<u8"
     bool fortran_order = false;
     std::vector<std::uint64_t> shape;  ///< empty for a 0-d array
-    std::size_t data_offset = 0;     ///< where the array bytes start
+    std::size_t data_offset = 0;       ///< where the array bytes start
 
     /// Number of elements (1 for a 0-d array).
     [[nodiscard]] std::uint64_t element_count() const noexcept;
