@@ -38,7 +38,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr std::string_view onset_key_suffix = "_00000000000000000000";
 constexpr std::size_t prefix_buffer = 16 * 1024;  // one read covers typical entries
 constexpr std::size_t window_files = 1024;        // entries read per batch
 constexpr std::size_t window_bytes = 64U << 20U;  // bytes per batch (mapped entries)
@@ -440,11 +439,7 @@ std::size_t read_archive_message_count(const fs::path& archive_path) {
     const npz_reader archive(archive_path);
     std::size_t count = 0;
     for (const auto& member : archive.members()) {
-        std::string_view key(member.name);
-        if (key.ends_with(".npy")) {
-            key.remove_suffix(4);
-        }
-        if (!key.ends_with(onset_key_suffix)) {
+        if (!log_member_key(member.name).ends_with(log_onset_key_suffix)) {
             ++count;
         }
     }

@@ -2,6 +2,7 @@
 
 #include <axds/core/workers.hpp>
 #include <axds/error.hpp>
+#include <axds/log/log_package.hpp>
 #include <axds/npy/npy_format.hpp>
 #include <axds/npy/npz_archive.hpp>
 
@@ -25,8 +26,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr std::string_view onset_key_suffix = "_00000000000000000000";
-
 std::uint64_t load_le64(const std::uint8_t* p) {
     std::uint64_t value = 0;
     for (unsigned i = 0; i < 8; ++i) {
@@ -36,11 +35,7 @@ std::uint64_t load_le64(const std::uint8_t* p) {
 }
 
 std::string_view key_of(const npz_member& member) {
-    std::string_view key(member.name);
-    if (key.ends_with(".npy")) {
-        key.remove_suffix(4);
-    }
-    return key;
+    return log_member_key(member.name);
 }
 
 }  // namespace
@@ -102,7 +97,7 @@ struct log_archive_reader::impl {
             if (provided_onset) {
                 onset = *provided_onset;
                 for (std::size_t i = 0; i < members.size(); ++i) {
-                    if (key_of(members[i]).ends_with(onset_key_suffix)) {
+                    if (key_of(members[i]).ends_with(log_onset_key_suffix)) {
                         first_message = i + 1;
                         break;
                     }

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace axds {
@@ -10,6 +11,17 @@ namespace axds {
 inline constexpr const char* log_directory_suffix = "_data_log";
 /// Suffix of an assembled archive: `{source_id}_log.npz` (spec §7.4).
 inline constexpr const char* log_archive_suffix = "_log.npz";
+
+/// Suffix of the onset message's key `SSS_00000000000000000000` (spec §7.3, §8.4).
+inline constexpr std::string_view log_onset_key_suffix = "_00000000000000000000";
+
+/// An archive member's message key: its name without a trailing ".npy".
+[[nodiscard]] constexpr std::string_view log_member_key(std::string_view member_name) noexcept {
+    if (member_name.ends_with(".npy")) {
+        member_name.remove_suffix(4);
+    }
+    return member_name;
+}
 
 /// One log message as producers hand it to a data_logger (spec §6.1).
 struct log_package {
