@@ -4,6 +4,8 @@
 
 #include <axds/error.hpp>
 
+#include "config/yaml11_patterns.hpp"
+
 #include <fmt/format.h>
 
 #include <yaml.h>
@@ -12,7 +14,6 @@
 #include <cmath>
 #include <limits>
 #include <map>
-#include <regex>
 #include <string>
 
 namespace axds {
@@ -32,9 +33,7 @@ std::string without_underscores(std::string_view text) {
 
 /// Parses a YAML 1.1 int (PyYAML construct_yaml_int). Returns nullopt-equivalent via `ok`.
 bool parse_int(std::string_view raw, yaml_value& out) {
-    static const std::regex int_pattern(
-        "[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+");
-    if (!std::regex_match(raw.begin(), raw.end(), int_pattern)) {
+    if (!detail::yaml11_matches(raw, detail::yaml11_int_pattern())) {
         return false;
     }
     std::string text = without_underscores(raw);
@@ -97,10 +96,7 @@ bool parse_int(std::string_view raw, yaml_value& out) {
 }
 
 bool parse_float(std::string_view raw, yaml_value& out) {
-    static const std::regex float_pattern(
-        "[-+]?(?:[0-9][0-9_]*)\\.[0-9_]*(?:[eE][-+][0-9]+)?|\\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|"
-        "[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\\.[0-9_]*|[-+]?\\.(?:inf|Inf|INF)|\\.(?:nan|NaN|NAN)");
-    if (!std::regex_match(raw.begin(), raw.end(), float_pattern)) {
+    if (!detail::yaml11_matches(raw, detail::yaml11_float_pattern())) {
         return false;
     }
     std::string text = without_underscores(raw);

@@ -2,6 +2,8 @@
 
 #include <axds/error.hpp>
 
+#include "config/yaml11_patterns.hpp"
+
 #include <fmt/format.h>
 
 #include <array>
@@ -135,27 +137,18 @@ bool operator==(const yaml_value& a, const yaml_value& b) {
 // spec §3.5.2: the YAML 1.1 implicit resolvers of PyYAML, applied to the whole text. Python's `$` also matches
 // before one final "\n", so the text is tried with such a newline removed as well.
 bool yaml11_plain_is_not_string(std::string_view text) {
-    static const std::array<std::regex, 6> patterns = {
-        // bool
-        std::regex("yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF"),
-        // int
-        std::regex("[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|"
-                   "[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+"),
-        // float
-        std::regex("[-+]?(?:[0-9][0-9_]*)\\.[0-9_]*(?:[eE][-+][0-9]+)?|\\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|"
-                   "[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\\.[0-9_]*|[-+]?\\.(?:inf|Inf|INF)|\\.(?:nan|NaN|NAN)"),
-        // null
-        std::regex("~|null|Null|NULL|"),
-        // merge and value
-        std::regex("<<|="),
-        // timestamp
-        std::regex("[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]|"
-                   "[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?(?:[Tt]|[ \\t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9]"
-                   "(?:\\.[0-9]*)?(?:[ \\t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?"),
-    };
+    static const std::regex booleans("yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF");
+    static const std::regex nulls("~|null|Null|NULL|");
+    static const std::regex merge_or_value("<<|=");
+    static const std::regex timestamp(
+        "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]|"
+        "[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?(?:[Tt]|[ \\t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9]"
+        "(?:\\.[0-9]*)?(?:[ \\t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?");
+    const std::array<const std::regex*, 6> patterns = {
+        &booleans, &detail::yaml11_int_pattern(), &detail::yaml11_float_pattern(), &nulls, &merge_or_value, &timestamp};
     const auto matches = [&](std::string_view candidate) {
-        for (const auto& pattern : patterns) {
-            if (std::regex_match(candidate.begin(), candidate.end(), pattern)) {
+        for (const auto* pattern : patterns) {
+            if (detail::yaml11_matches(candidate, *pattern)) {
                 return true;
             }
         }
