@@ -91,7 +91,8 @@ bool read_uring(std::span<prefix_read> reads) {
             slot_of[next] = slot;
             auto& r = reads[next];
             io_uring_sqe* open_sqe = next_sqe(ring);
-            io_uring_prep_openat_direct(open_sqe, AT_FDCWD, r.path, O_RDONLY | O_CLOEXEC, 0, slot);
+            // No O_CLOEXEC: the kernel rejects it (EINVAL) for a direct descriptor, which never reaches exec anyway.
+            io_uring_prep_openat_direct(open_sqe, AT_FDCWD, r.path, O_RDONLY, 0, slot);
             open_sqe->flags |= IOSQE_IO_LINK;
             io_uring_sqe_set_data64(open_sqe, next * 4);
             io_uring_sqe* read_sqe = next_sqe(ring);
@@ -143,15 +144,15 @@ bool read_uring(std::span<prefix_read> reads) {
 
 }  // namespace
 
-void read_file_prefixes(std::span<prefix_read> reads) {
+bool read_file_prefixes(std::span<prefix_read> reads) {
     // AXDS_NO_IO_URING=1 forces the plain path (for comparisons and for sandboxes that break io_uring).
     static const bool use_uring = io_uring_available() && std::getenv("AXDS_NO_IO_URING") == nullptr;  // NOLINT
     if (reads.empty()) {
-        return;
+        return use_uring;
     }
     if (!use_uring || !read_uring(reads)) {
         read_plain(reads);
-        return;
+        return false;
     }
     // A read of fewer bytes than requested is normal at end of file; -ECANCELED means its open failed first.
     for (auto& r : reads) {
@@ -159,6 +160,7 @@ void read_file_prefixes(std::span<prefix_read> reads) {
             r.result = read_one(r.path, r.buffer);  // recover the open's own errno
         }
     }
+    return true;
 }
 
 int read_whole_file(const char* path, std::vector<std::uint8_t>& out) {

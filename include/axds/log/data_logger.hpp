@@ -1,0 +1,114 @@
+#pragma once
+
+#include <axds/log/log_package.hpp>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace axds {
+
+/// Tuning of a data_logger (spec §6.3).
+struct data_logger_options {
+    /// Entry writes in flight at once (the Python `thread_count`); clamped to at least 1 and at most 256.
+    std::size_t thread_count = 5;
+    /// Upper bound of the bytes held by queued and in-flight entries (payload + 201 bytes of bookkeeping each).
+    /// try_log() refuses and async_log()/log() wait while a package would exceed it; a single package larger than
+    /// the bound is still accepted when the queue is empty. Clamped to at least 4 KiB.
+    std::size_t queue_capacity_bytes = std::size_t{256} << 20;
+    /// Write through io_uring (linked open/writev/close chains). When false, or when this kernel refuses io_uring,
+    /// the same entries are written with plain syscalls on the CPU pool.
+    bool use_io_uring = true;
+};
+
+/// What one run of a data_logger (async_start() … async_stop()) did.
+struct data_logger_report {
+    std::uint64_t entries_written = 0;        ///< entry files completely written
+    std::uint64_t entries_failed = 0;         ///< entries that did not reach the disk
+    std::vector<std::string> failed_entries;  ///< their file names, in completion order
+    std::string first_error;                  ///< "<file>: <what failed>" of the first failure; empty if none
+    std::uint64_t entries_left_queued = 0;    ///< submitted after the stop began; kept for the next start
+    bool used_io_uring = false;               ///< entries went through io_uring (else plain syscalls)
+
+    /// True when every entry this run took from the queue reached the disk.
+    [[nodiscard]] bool clean() const noexcept { return entries_failed == 0; }
+};
+
+/// Persists log_packages as `.npy` entry files in `{output_directory}/{instance_name}_data_log` (spec §6), the files
+/// the Python DataLogger writes, ready for async_assemble_log_archives.
+///
+/// Producers (threads or coroutines) hand packages to an in-memory queue bounded in bytes; a writer coroutine on the
+/// logger's executor takes them in batches and writes each entry through io_uring with `thread_count` writes in
+/// flight. The executor thread never blocks: it only submits and reaps. Nothing is dropped silently: a full queue
+/// makes try_log() return false (the package stays with the caller) and async_log()/log() wait for space; a failed
+/// write is counted, named in the stop report and announced by the §6.5 warning.
+///
+/// Packages submitted while the logger is stopped (before the first start or after a stop) stay queued and are
+/// written by the next start. Destroying a running logger requests a stop without waiting; the writer keeps the
+/// logger's state alive until it has drained, provided the executor keeps running.
+///
+/// Thread safety: try_log, log, async_log, log_onset, async_log_onset, alive, name, output_directory and
+/// queued_bytes may be called from any thread or coroutine at once; start/stop calls are serialized internally.
+class data_logger {
+public:
+    /// Creates `{output_directory}/{instance_name}_data_log` (like mkdir -p). Throws value_error for an empty
+    /// instance name or one containing '/' or NUL, and os_error when the directory cannot be created.
+    data_logger(asio::any_io_executor executor, std::filesystem::path output_directory, std::string instance_name,
+                data_logger_options options = {});
+    ~data_logger();
+    data_logger(const data_logger&) = delete;
+    data_logger& operator=(const data_logger&) = delete;
+
+    /// Starts the writer (no-op if it is running). Entries queued earlier are written first.
+    /// Throws os_error if the output directory is gone.
+    void start();
+    /// start() from a coroutine.
+    asio::awaitable<void> async_start();
+
+    /// Writes every package submitted before this call, stops the writer and returns what the run did. If any
+    /// entry failed, prints the §6.5 warning once ("Unable to confirm that the {name} DataLogger saved all buffered
+    /// data ... did not reach the disk"). Returns an empty report if the logger was not running.
+    asio::awaitable<data_logger_report> async_stop();
+    /// Blocking async_stop() for plain threads. Must not be called from a thread that runs the logger's executor
+    /// (the writer could never finish): that throws runtime_error when detectable.
+    data_logger_report stop();
+
+    /// Queues `package` if it fits; never blocks. On false the package was not moved from.
+    [[nodiscard]] bool try_log(log_package&& package);
+    /// Queues `package`, waiting (without blocking the executor thread) while the queue is full.
+    asio::awaitable<void> async_log(log_package package);
+    /// Queues `package`, blocking the calling thread while the queue is full. Not for executor threads.
+    void log(log_package package);
+
+    /// Queues the onset entry of spec §7.3 for `source_id`: time 0, payload = the current UTC time in µs (8 bytes
+    /// LE). Producers should call it once per source before their first message.
+    void log_onset(std::uint8_t source_id);
+    asio::awaitable<void> async_log_onset(std::uint8_t source_id);
+
+    /// True between a successful start and a stop while no entry write has failed.
+    [[nodiscard]] bool alive() const noexcept;
+    /// The instance name.
+    [[nodiscard]] const std::string& name() const noexcept;
+    /// `{output_directory}/{instance_name}_data_log`.
+    [[nodiscard]] const std::filesystem::path& output_directory() const noexcept;
+    /// Bytes currently held by queued and in-flight entries.
+    [[nodiscard]] std::size_t queued_bytes() const noexcept;
+    /// The options in effect, after clamping.
+    [[nodiscard]] const data_logger_options& options() const noexcept;
+
+    /// `DataLogger(name=…, output_directory=…, thread_count=…, queue_capacity=… bytes, started=…)` (cf. §6.3 repr).
+    [[nodiscard]] std::string describe() const;
+
+    struct impl;
+
+private:
+    std::shared_ptr<impl> impl_;
+};
+
+}  // namespace axds

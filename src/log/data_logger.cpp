@@ -1,0 +1,476 @@
+#include <axds/log/data_logger.hpp>
+
+#include <axds/core/console.hpp>
+#include <axds/core/runtime.hpp>
+#include <axds/error.hpp>
+#include <axds/npy/npy_format.hpp>
+
+#include "detail/asio_compat.hpp"
+#include "detail/test_hooks.hpp"
+#include "log/entry_writer.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+#include <asio/strand.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_future.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <mutex>
+#include <system_error>
+#include <utility>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace axds {
+
+namespace {
+
+using detail::queued_entry;
+
+constexpr std::size_t max_thread_count = 256;
+constexpr std::size_t min_queue_capacity = 4096;
+
+enum class run_state { stopped, running, stopping };
+
+/// The §6.5 warning, with what actually went wrong instead of a process exit code.
+std::string incomplete_data_warning(const std::string& name, const data_logger_report& report) {
+    return fmt::format(
+        "Unable to confirm that the {} DataLogger saved all buffered data. {} of the submitted log entries did not "
+        "reach the disk (first failure: {}). Treat the data this logger recorded as incomplete.",
+        name, report.entries_failed, report.first_error);
+}
+
+}  // namespace
+
+struct data_logger::impl : std::enable_shared_from_this<impl> {
+    using report_channel = detail::channel<data_logger_report>;
+
+    impl(asio::any_io_executor executor, std::filesystem::path directory, std::string instance_name,
+         data_logger_options opts)
+        : strand(asio::make_strand(std::move(executor))),
+          output_directory(std::move(directory)),
+          name(std::move(instance_name)),
+          options(opts),
+          wake(strand, 1) {}
+
+    ~impl() {
+        // Whatever is still queued can no longer be written: say so, loudly, then free it.
+        std::size_t lost = 0;
+        queued_entry* entry = head.exchange(nullptr);
+        while (entry != nullptr) {
+            queued_entry* next = entry->next;
+            delete entry;  // NOLINT(cppcoreguidelines-owning-memory)
+            entry = next;
+            ++lost;
+        }
+        if (lost != 0) {
+            warn(fmt::format(
+                "The {} DataLogger was destroyed with {} queued log entries that were never written. Start the "
+                "logger (or stop it and let the executor run until the stop completes) before destroying it.",
+                name, lost));
+        }
+    }
+
+    asio::strand<asio::any_io_executor> strand;
+    std::filesystem::path output_directory;
+    std::string name;
+    data_logger_options options;
+
+    // The queue: a lock-free stack producers push onto; the writer takes all of it at once and reverses it.
+    std::atomic<queued_entry*> head{nullptr};
+    std::atomic<std::size_t> bytes{0};
+    std::atomic<bool> writer_sleeping{false};
+    detail::channel<bool> wake;
+
+    // Producers waiting for space.
+    std::atomic<std::uint32_t> space_generation{0};
+    std::atomic<int> thread_waiters{0};
+    std::atomic<int> async_waiters{0};
+    std::mutex waiters_mutex;
+    std::vector<std::shared_ptr<detail::channel<bool>>> async_waiting;
+
+    // Lifecycle.
+    std::mutex lifecycle_mutex;
+    run_state state = run_state::stopped;
+    std::vector<std::shared_ptr<report_channel>> stop_waiters;
+    std::atomic<bool> stop_requested{false};
+    std::atomic<bool> is_alive{false};
+
+    [[nodiscard]] bool try_reserve(std::size_t charge) noexcept {
+        std::size_t current = bytes.load();
+        for (;;) {
+            if (current != 0 && current + charge > options.queue_capacity_bytes) {
+                return false;
+            }
+            if (bytes.compare_exchange_weak(current, current + charge)) {
+                return true;
+            }
+        }
+    }
+
+    void push(queued_entry* entry) noexcept {
+        queued_entry* old = head.load(std::memory_order_relaxed);
+        do {
+            entry->next = old;
+        } while (!head.compare_exchange_weak(old, entry, std::memory_order_seq_cst, std::memory_order_relaxed));
+        wake_writer();
+    }
+
+    void wake_writer() noexcept {
+        if (writer_sleeping.load() && writer_sleeping.exchange(false)) {
+            wake.try_send(asio::error_code{}, true);
+        }
+    }
+
+    /// Called by the writer after it released `charge` bytes.
+    void notify_space() {
+        if (thread_waiters.load() > 0) {
+            space_generation.fetch_add(1);
+            space_generation.notify_all();
+        }
+        if (async_waiters.load() > 0) {
+            std::vector<std::shared_ptr<detail::channel<bool>>> waiting;
+            {
+                const std::lock_guard lock(waiters_mutex);
+                waiting.swap(async_waiting);
+                async_waiters.store(0);
+            }
+            for (auto& waiter : waiting) {
+                waiter->try_send(asio::error_code{}, true);
+            }
+        }
+    }
+
+    static std::unique_ptr<queued_entry> make_entry(log_package&& package) {
+        auto entry = std::make_unique<queued_entry>();
+        entry->charge = package.payload.size() + detail::entry_bookkeeping_bytes;
+        entry->package = std::move(package);
+        return entry;
+    }
+
+    /// Moves the whole queue, oldest first, to the end of `backlog`.
+    void take_all(detail::entry_list& backlog) noexcept {
+        queued_entry* taken = head.exchange(nullptr, std::memory_order_acquire);
+        queued_entry* reversed = nullptr;
+        while (taken != nullptr) {
+            queued_entry* next = taken->next;
+            taken->next = reversed;
+            reversed = taken;
+            taken = next;
+        }
+        backlog.append_chain(reversed);
+    }
+
+    /// Counts what is still queued (only the writer removes entries, so walking the stack is safe when no writer
+    /// runs).
+    [[nodiscard]] std::uint64_t count_queued() const noexcept {
+        std::uint64_t n = 0;
+        for (const queued_entry* e = head.load(std::memory_order_acquire); e != nullptr; e = e->next) {
+            ++n;
+        }
+        return n;
+    }
+
+    void start();
+    void request_stop(const std::shared_ptr<report_channel>& waiter);
+    static asio::awaitable<void> run_writer(std::shared_ptr<impl> self, int directory_fd);
+    asio::awaitable<void> write_until_stopped(detail::entry_writer& writer, data_logger_report& report);
+    void finish_run(data_logger_report report);
+};
+
+void data_logger::impl::start() {
+    const std::lock_guard lock(lifecycle_mutex);
+    if (state == run_state::running) {
+        return;
+    }
+    if (state == run_state::stopping) {
+        throw runtime_error(fmt::format(
+            "Unable to start the {} DataLogger: it is still stopping. Start it again after async_stop() returns.",
+            name));
+    }
+    const int fd = ::open(output_directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        throw_errno(errno, fmt::format("Unable to start the {} DataLogger: its output directory {} cannot be opened.",
+                                       name, output_directory.string()));
+    }
+    stop_requested.store(false);
+    is_alive.store(true);
+    state = run_state::running;
+    asio::co_spawn(strand, run_writer(shared_from_this(), fd), asio::detached);
+}
+
+void data_logger::impl::request_stop(const std::shared_ptr<report_channel>& waiter) {
+    {
+        const std::lock_guard lock(lifecycle_mutex);
+        if (state == run_state::stopped) {
+            if (waiter) {
+                data_logger_report empty;
+                empty.entries_left_queued = count_queued();
+                waiter->try_send(asio::error_code{}, std::move(empty));
+            }
+            return;
+        }
+        if (waiter) {
+            stop_waiters.push_back(waiter);
+        }
+        state = run_state::stopping;
+    }
+    stop_requested.store(true);
+    if (writer_sleeping.load() && writer_sleeping.exchange(false)) {
+        wake.try_send(asio::error_code{}, true);
+    }
+}
+
+asio::awaitable<void> data_logger::impl::run_writer(std::shared_ptr<impl> self, int directory_fd) {
+    // Never throws: every failure ends up in the report that the stop returns (STYLE.md review checklist).
+    data_logger_report report;
+    {
+        std::unique_ptr<detail::entry_writer> writer;
+        try {
+            writer = detail::make_entry_writer(self->strand, directory_fd, self->options.thread_count,
+                                               self->options.use_io_uring);
+            report.used_io_uring = writer->uses_io_uring();
+            co_await self->write_until_stopped(*writer, report);
+        } catch (const std::exception& e) {
+            // Only a broken ring or an allocation failure gets here; what could not be written is counted by the
+            // writer's destructor below.
+            if (report.first_error.empty()) {
+                report.first_error = fmt::format("writer failed: {}", e.what());
+            }
+            ++report.entries_failed;
+        }
+        if (writer) {
+            const std::uint64_t abandoned = writer->abandon();
+            report.entries_failed += abandoned;
+        }
+    }
+    ::close(directory_fd);
+    self->finish_run(std::move(report));
+}
+
+asio::awaitable<void> data_logger::impl::write_until_stopped(detail::entry_writer& writer, data_logger_report& report) {
+    detail::entry_list backlog;
+    bool final_take_done = false;
+    auto on_done = [&](queued_entry& entry, const std::string& error) {
+        if (error.empty()) {
+            ++report.entries_written;
+            return;
+        }
+        ++report.entries_failed;
+        std::string file = entry.package.file_name();
+        if (report.first_error.empty()) {
+            report.first_error = fmt::format("{}: {}", file, error);
+        }
+        report.failed_entries.push_back(std::move(file));
+        is_alive.store(false);
+    };
+    const detail::entry_writer::completion_fn completion = on_done;
+    for (;;) {
+        if (backlog.empty() && !final_take_done) {
+            const bool stopping = stop_requested.load();
+            take_all(backlog);
+            final_take_done = stopping;  // everything submitted before the stop is now in the backlog
+        }
+        while (!backlog.empty() && writer.capacity_left() > 0) {
+            writer.add(backlog.pop_front());
+        }
+        if (writer.in_flight() > 0) {
+            const std::size_t released = co_await writer.async_complete_some(completion);
+            bytes.fetch_sub(released);
+            notify_space();
+            continue;
+        }
+        if (!backlog.empty()) {
+            continue;
+        }
+        if (final_take_done) {
+            co_return;
+        }
+        if (stop_requested.load()) {
+            continue;  // one more take, then drain
+        }
+        writer_sleeping.store(true);
+        if (head.load() != nullptr || stop_requested.load()) {
+            writer_sleeping.store(false);
+            continue;
+        }
+        auto [ec, ignored] = co_await wake.async_receive(detail::nothrow);
+        (void)ec;
+        (void)ignored;
+        writer_sleeping.store(false);
+    }
+}
+
+void data_logger::impl::finish_run(data_logger_report report) {
+    report.entries_left_queued = count_queued();
+    if (!report.clean()) {
+        warn(incomplete_data_warning(name, report));
+    }
+    std::vector<std::shared_ptr<report_channel>> waiters;
+    {
+        const std::lock_guard lock(lifecycle_mutex);
+        state = run_state::stopped;
+        is_alive.store(false);
+        waiters.swap(stop_waiters);
+    }
+    for (auto& waiter : waiters) {
+        waiter->try_send(asio::error_code{}, report);
+    }
+}
+
+data_logger::data_logger(asio::any_io_executor executor, std::filesystem::path output_directory,
+                         std::string instance_name, data_logger_options options) {
+    if (instance_name.empty() || instance_name.find('/') != std::string::npos ||
+        instance_name.find('\0') != std::string::npos) {
+        throw value_error(fmt::format(
+            "Unable to create a DataLogger named '{}': the instance name must be a non-empty file name without '/' "
+            "or NUL characters.",
+            instance_name));
+    }
+    options.thread_count = std::clamp<std::size_t>(options.thread_count, 1, max_thread_count);
+    options.queue_capacity_bytes = std::max(options.queue_capacity_bytes, min_queue_capacity);
+    auto directory = output_directory / (instance_name + log_directory_suffix);
+    std::error_code ec;
+    std::filesystem::create_directories(directory, ec);
+    if (ec || !std::filesystem::is_directory(directory)) {
+        throw_os_error(ec ? ec : std::make_error_code(std::errc::not_a_directory),
+                       fmt::format("Unable to create the output directory {} of the {} DataLogger.", directory.string(),
+                                   instance_name));
+    }
+    impl_ = std::make_shared<impl>(std::move(executor), std::move(directory), std::move(instance_name), options);
+}
+
+data_logger::~data_logger() {
+    if (impl_) {
+        impl_->request_stop(nullptr);  // the writer holds impl_ until it has drained
+    }
+}
+
+void data_logger::start() {
+    impl_->start();
+}
+
+asio::awaitable<void> data_logger::async_start() {
+    impl_->start();
+    co_return;
+}
+
+asio::awaitable<data_logger_report> data_logger::async_stop() {
+    const auto self = impl_;
+    auto waiter = std::make_shared<impl::report_channel>(self->strand, 1);
+    self->request_stop(waiter);
+    auto [ec, report] = co_await waiter->async_receive(detail::nothrow);
+    if (ec) {
+        throw_os_error(ec, fmt::format("Unable to stop the {} DataLogger.", self->name));
+    }
+    co_return std::move(report);
+}
+
+data_logger_report data_logger::stop() {
+    const auto* io_executor = impl_->strand.get_inner_executor().target<asio::io_context::executor_type>();
+    if (impl_->strand.running_in_this_thread() || (io_executor != nullptr && io_executor->running_in_this_thread())) {
+        throw runtime_error(fmt::format(
+            "data_logger::stop() was called for the {} DataLogger from its own executor, where it could never "
+            "finish; co_await async_stop() instead.",
+            impl_->name));
+    }
+    auto future = asio::co_spawn(impl_->strand, async_stop(), asio::use_future);
+    return future.get();
+}
+
+bool data_logger::try_log(log_package&& package) {
+    const std::size_t charge = package.payload.size() + detail::entry_bookkeeping_bytes;
+    if (!impl_->try_reserve(charge)) {
+        return false;
+    }
+    auto entry = impl::make_entry(std::move(package));
+    impl_->push(entry.release());
+    return true;
+}
+
+void data_logger::log(log_package package) {
+    const std::size_t charge = package.payload.size() + detail::entry_bookkeeping_bytes;
+    impl& self = *impl_;
+    while (!self.try_reserve(charge)) {
+        const std::uint32_t generation = self.space_generation.load();
+        self.thread_waiters.fetch_add(1);
+        if (self.try_reserve(charge)) {
+            self.thread_waiters.fetch_sub(1);
+            break;
+        }
+        self.space_generation.wait(generation);
+        self.thread_waiters.fetch_sub(1);
+    }
+    auto entry = impl::make_entry(std::move(package));
+    self.push(entry.release());
+}
+
+asio::awaitable<void> data_logger::async_log(log_package package) {
+    const auto self = impl_;
+    const std::size_t charge = package.payload.size() + detail::entry_bookkeeping_bytes;
+    while (!self->try_reserve(charge)) {
+        auto executor = co_await asio::this_coro::executor;
+        auto waiter = std::make_shared<detail::channel<bool>>(executor, 1);
+        {
+            const std::lock_guard lock(self->waiters_mutex);
+            self->async_waiting.push_back(waiter);
+            self->async_waiters.fetch_add(1);
+        }
+        if (self->try_reserve(charge)) {
+            break;  // the registration is dropped at the next notify
+        }
+        auto [ec, ignored] = co_await waiter->async_receive(detail::nothrow);
+        (void)ec;
+        (void)ignored;
+    }
+    auto entry = impl::make_entry(std::move(package));
+    self->push(entry.release());
+}
+
+void data_logger::log_onset(std::uint8_t source_id) {
+    log(make_onset_package(source_id, utc_now_us()));
+}
+
+asio::awaitable<void> data_logger::async_log_onset(std::uint8_t source_id) {
+    log_package onset = make_onset_package(source_id, utc_now_us());
+    co_await async_log(std::move(onset));
+}
+
+bool data_logger::alive() const noexcept {
+    return impl_->is_alive.load();
+}
+
+const std::string& data_logger::name() const noexcept {
+    return impl_->name;
+}
+
+const std::filesystem::path& data_logger::output_directory() const noexcept {
+    return impl_->output_directory;
+}
+
+std::size_t data_logger::queued_bytes() const noexcept {
+    return impl_->bytes.load();
+}
+
+const data_logger_options& data_logger::options() const noexcept {
+    return impl_->options;
+}
+
+std::string data_logger::describe() const {
+    bool started = false;
+    {
+        const std::lock_guard lock(impl_->lifecycle_mutex);
+        started = impl_->state == run_state::running;
+    }
+    return fmt::format("DataLogger(name={}, output_directory={}, thread_count={}, queue_capacity={} bytes, started={})",
+                       impl_->name, impl_->output_directory.string(), impl_->options.thread_count,
+                       impl_->options.queue_capacity_bytes, started ? "True" : "False");
+}
+
+}  // namespace axds

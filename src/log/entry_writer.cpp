@@ -1,0 +1,498 @@
+#include "log/entry_writer.hpp"
+
+#include <axds/core/console.hpp>
+#include <axds/core/runtime.hpp>
+#include <axds/error.hpp>
+#include <axds/npy/npy_format.hpp>
+
+#include "detail/asio_compat.hpp"
+#include "detail/parallel.hpp"
+#include "detail/test_hooks.hpp"
+
+#include <asio/buffer.hpp>
+#include <asio/posix/stream_descriptor.hpp>
+#include <fmt/format.h>
+#include <liburing.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+namespace axds::detail {
+
+namespace {
+
+constexpr int entry_open_flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
+// The kernel rejects O_CLOEXEC (EINVAL) for an open into a direct descriptor slot, which never reaches exec anyway.
+constexpr int direct_open_flags = O_WRONLY | O_CREAT | O_TRUNC;
+constexpr mode_t entry_mode = 0666;  // like Python's open(..., "wb"): the umask applies
+
+/// Directory that never exists: the fault-injection hook redirects an entry there so its open really fails.
+constexpr std::string_view injected_fault_directory = "axds-injected-fault.missing/";
+
+void warn_lost(std::uint64_t lost) {
+    if (lost != 0) {
+        warn(fmt::format("{} log entries were lost: the executor stopped before the data logger wrote them.", lost));
+    }
+}
+
+/// The npy header for the last entry length seen; consecutive entries usually share it.
+class npy_header_cache {
+public:
+    const std::string& get(std::uint64_t length) {
+        if (length != length_) {
+            header_ = encode_npy_u1_header(length);
+            length_ = length;
+        }
+        return header_;
+    }
+
+private:
+    std::uint64_t length_ = ~std::uint64_t{0};
+    std::string header_;
+};
+
+/// One entry made ready for writev: its file name, its npy header + 9-byte prefix, and the two iovecs.
+struct prepared_entry {
+    queued_entry* entry = nullptr;
+    std::array<char, 96> name{};
+    std::array<std::uint8_t, 192> head{};
+    std::array<iovec, 2> iov{};
+    std::size_t expected = 0;
+    int error = 0;  // first errno
+    const char* failed_step = nullptr;
+    std::int64_t short_write = -1;  // bytes written by a short writev
+
+    void prepare(queued_entry* e, npy_header_cache& headers) {
+        entry = e;
+        error = 0;
+        failed_step = nullptr;
+        short_write = -1;
+        const log_package& p = e->package;
+        const std::string& header = headers.get(9 + p.payload.size());
+        std::memcpy(head.data(), header.data(), header.size());
+        std::size_t at = header.size();
+        head[at++] = p.source_id;
+        for (unsigned i = 0; i < 8; ++i) {
+            head[at++] = static_cast<std::uint8_t>(p.acquisition_time >> (8U * i));
+        }
+        iov[0] = {head.data(), at};
+        // writev never writes through the iovec base; the cast only satisfies the C signature.
+        iov[1] = {const_cast<std::uint8_t*>(p.payload.data()), p.payload.size()};  // NOLINT
+        expected = at + p.payload.size();
+        const bool inject = test_hooks::fail_log_entry && test_hooks::fail_log_entry(p.file_name());
+        const auto result =
+            fmt::format_to_n(name.data(), name.size() - 1, "{}{:03d}_{:020d}.npy",
+                             inject ? injected_fault_directory : std::string_view{}, p.source_id, p.acquisition_time);
+        *result.out = '\0';
+    }
+
+    void record(int errno_value, const char* step) {
+        if (error == 0) {
+            error = errno_value;
+            failed_step = step;
+        }
+    }
+
+    [[nodiscard]] std::string error_text() const {
+        if (error == 0) {
+            return {};
+        }
+        if (short_write >= 0) {
+            return fmt::format("{} failed: only {} of {} bytes were written", failed_step, short_write, expected);
+        }
+        return fmt::format("{} failed: {} [errno {}]", failed_step, std::system_category().message(error), error);
+    }
+
+    /// Reports the outcome, frees the entry and returns its charge.
+    std::size_t finish(const entry_writer::completion_fn& done) {
+        done(*entry, error_text());
+        const std::size_t charge = entry->charge;
+        delete entry;  // NOLINT(cppcoreguidelines-owning-memory)
+        entry = nullptr;
+        return charge;
+    }
+};
+
+void write_plain(int directory_fd, prepared_entry& p) {
+    const int fd = ::openat(directory_fd, p.name.data(), entry_open_flags, entry_mode);
+    if (fd < 0) {
+        p.record(errno, "open");
+        return;
+    }
+    std::array<iovec, 2> iov = p.iov;
+    std::size_t done = 0;
+    iovec* first = iov.data();
+    int count = 2;
+    while (done < p.expected) {
+        const ssize_t n = ::writev(fd, first, count);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            p.record(errno, "write");
+            break;
+        }
+        if (n == 0) {
+            p.short_write = static_cast<std::int64_t>(done);
+            p.record(EIO, "write");
+            break;
+        }
+        done += static_cast<std::size_t>(n);
+        auto left = static_cast<std::size_t>(n);
+        while (count > 0 && left >= first->iov_len) {
+            left -= first->iov_len;
+            ++first;
+            --count;
+        }
+        if (count > 0) {
+            first->iov_base = static_cast<std::uint8_t*>(first->iov_base) + left;
+            first->iov_len -= left;
+        }
+    }
+    if (::close(fd) != 0) {
+        p.record(errno, "close");
+    }
+}
+
+/// Plain syscalls on the CPU pool: a batch of entries split over `concurrency` tasks.
+class plain_entry_writer final : public entry_writer {
+public:
+    plain_entry_writer(int directory_fd, std::size_t concurrency)
+        : directory_fd_(directory_fd), concurrency_(concurrency), limit_(concurrency * 16) {
+        batch_.reserve(limit_);
+    }
+
+    ~plain_entry_writer() override { warn_lost(abandon()); }
+
+    std::size_t capacity_left() const noexcept override { return limit_ - batch_.size(); }
+
+    void add(queued_entry* entry) override {
+        batch_.emplace_back();
+        batch_.back().prepare(entry, headers_);
+    }
+
+    bool uses_io_uring() const noexcept override { return false; }
+
+    std::size_t in_flight() const noexcept override { return batch_.size(); }
+
+    asio::awaitable<std::size_t> async_complete_some(const completion_fn& done) override {
+        const std::size_t n = batch_.size();
+        const std::size_t tasks = std::min(concurrency_, n);
+        std::function<void(std::size_t)> work = [this, n, tasks](std::size_t task) {
+            for (std::size_t i = task; i < n; i += tasks) {
+                write_plain(directory_fd_, batch_[i]);
+            }
+        };
+        co_await async_parallel_for(tasks, std::move(work));
+        std::size_t released = 0;
+        for (auto& p : batch_) {
+            released += p.finish(done);
+        }
+        batch_.clear();
+        co_return released;
+    }
+
+    std::uint64_t abandon() noexcept override {
+        const std::uint64_t n = batch_.size();
+        for (auto& p : batch_) {
+            delete p.entry;  // NOLINT(cppcoreguidelines-owning-memory)
+        }
+        batch_.clear();
+        return n;
+    }
+
+private:
+    int directory_fd_;
+    std::size_t concurrency_;
+    std::size_t limit_;
+    std::vector<prepared_entry> batch_;
+    npy_header_cache headers_;
+};
+
+/// io_uring: per entry a linked chain openat(direct slot) → writev(fixed file) ⇒ close(slot), the close hard-linked
+/// so it runs even after a failed write. Completions are announced on an eventfd the executor watches.
+class uring_entry_writer final : public entry_writer {
+public:
+    static std::unique_ptr<uring_entry_writer> create(const asio::strand<asio::any_io_executor>& executor,
+                                                      int directory_fd, std::size_t concurrency) {
+        auto writer = std::unique_ptr<uring_entry_writer>(new uring_entry_writer(executor, directory_fd));
+        if (!writer->init(concurrency)) {
+            return nullptr;
+        }
+        return writer;
+    }
+
+    ~uring_entry_writer() override {
+        warn_lost(abandon());
+        if (ring_ready_) {
+            io_uring_queue_exit(&ring_);
+        }
+    }
+
+    std::size_t capacity_left() const noexcept override { return free_.size(); }
+
+    void add(queued_entry* entry) override {
+        const unsigned index = free_.back();
+        free_.pop_back();
+        slot& s = slots_[index];
+        s.entry.prepare(entry, headers_);
+        s.pending = 3;
+        ++in_flight_;
+        io_uring_sqe* open_sqe = next_sqe();
+        io_uring_prep_openat_direct(open_sqe, directory_fd_, s.entry.name.data(), direct_open_flags, entry_mode, index);
+        open_sqe->flags |= IOSQE_IO_LINK;
+        io_uring_sqe_set_data64(open_sqe, std::uint64_t{index} * 4);
+        io_uring_sqe* write_sqe = next_sqe();
+        io_uring_prep_writev(write_sqe, static_cast<int>(index), s.entry.iov.data(), 2, 0);
+        write_sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_HARDLINK;
+        io_uring_sqe_set_data64(write_sqe, std::uint64_t{index} * 4 + 1);
+        io_uring_sqe* close_sqe = next_sqe();
+        io_uring_prep_close_direct(close_sqe, index);
+        io_uring_sqe_set_data64(close_sqe, std::uint64_t{index} * 4 + 2);
+    }
+
+    bool uses_io_uring() const noexcept override { return true; }
+
+    std::size_t in_flight() const noexcept override { return in_flight_; }
+
+    asio::awaitable<std::size_t> async_complete_some(const completion_fn& done) override {
+        submit();
+        for (;;) {
+            std::size_t released = 0;
+            const std::size_t finished = reap(done, released);
+            if (finished > 0 || in_flight_ == 0) {
+                co_return released;
+            }
+            // The eventfd counts completions; reading it (immediately if already non-zero) is the wake-up.
+            std::uint64_t counter = 0;
+            auto [ec, n] = co_await events_.async_read_some(asio::buffer(&counter, sizeof counter), nothrow);
+            if (ec && ec != asio::error::would_block && ec != asio::error::interrupted) {
+                throw_os_error(ec, "Unable to wait for io_uring completions of the data logger.");
+            }
+            (void)n;
+        }
+    }
+
+    std::uint64_t abandon() noexcept override {
+        if (in_flight_ == 0) {
+            return 0;
+        }
+        // The kernel may still touch the buffers: cancel everything and wait for every completion before freeing.
+        io_uring_sqe* cancel = io_uring_get_sqe(&ring_);
+        if (cancel != nullptr) {
+            io_uring_prep_cancel64(cancel, 0, IORING_ASYNC_CANCEL_ANY);
+            io_uring_sqe_set_data64(cancel, ~std::uint64_t{0});
+        }
+        std::uint64_t lost = 0;
+        while (in_flight_ > 0) {
+            io_uring_cqe* cqe = nullptr;
+            const int rc = io_uring_submit_and_wait(&ring_, 1);
+            if (rc < 0 && rc != -EINTR) {
+                break;  // ring unusable: leak the buffers rather than free memory the kernel may write
+            }
+            while (io_uring_peek_cqe(&ring_, &cqe) == 0) {
+                const std::uint64_t data = io_uring_cqe_get_data64(cqe);
+                io_uring_cqe_seen(&ring_, cqe);
+                if (data == ~std::uint64_t{0}) {
+                    continue;
+                }
+                slot& s = slots_[data / 4];
+                if (--s.pending == 0) {
+                    delete s.entry.entry;  // NOLINT(cppcoreguidelines-owning-memory)
+                    s.entry.entry = nullptr;
+                    free_.push_back(static_cast<unsigned>(data / 4));
+                    --in_flight_;
+                    ++lost;
+                }
+            }
+        }
+        return lost;
+    }
+
+private:
+    struct slot {
+        prepared_entry entry;
+        unsigned pending = 0;
+    };
+
+    uring_entry_writer(const asio::strand<asio::any_io_executor>& executor, int directory_fd)
+        : events_(executor), directory_fd_(directory_fd) {}
+
+    bool init(std::size_t concurrency) {
+        const auto slots = static_cast<unsigned>(concurrency);
+        if (io_uring_queue_init(slots * 4, &ring_, 0) != 0) {
+            return false;
+        }
+        ring_ready_ = true;
+        if (io_uring_register_files_sparse(&ring_, slots) != 0) {
+            return false;
+        }
+        if (!direct_open_works()) {
+            return false;
+        }
+        const int efd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (efd < 0) {
+            return false;
+        }
+        events_.assign(efd);
+        if (io_uring_register_eventfd(&ring_, efd) != 0) {
+            return false;
+        }
+        slots_.resize(slots);
+        for (unsigned index = slots; index-- > 0;) {
+            free_.push_back(index);
+        }
+        return true;
+    }
+
+    /// Kernels before 5.15 reject openat into a direct slot (EINVAL): probe once with the directory itself.
+    bool direct_open_works() {
+        io_uring_sqe* open_sqe = io_uring_get_sqe(&ring_);
+        if (open_sqe == nullptr) {
+            return false;
+        }
+        io_uring_prep_openat_direct(open_sqe, directory_fd_, ".", O_RDONLY | O_DIRECTORY, 0, 0);
+        open_sqe->flags |= IOSQE_IO_HARDLINK;
+        io_uring_sqe* close_sqe = io_uring_get_sqe(&ring_);
+        if (close_sqe == nullptr) {
+            return false;
+        }
+        io_uring_prep_close_direct(close_sqe, 0);
+        if (io_uring_submit_and_wait(&ring_, 2) < 0) {
+            return false;
+        }
+        bool ok = true;
+        for (int i = 0; i < 2; ++i) {
+            io_uring_cqe* cqe = nullptr;
+            if (io_uring_wait_cqe(&ring_, &cqe) != 0) {
+                return false;
+            }
+            ok = ok && cqe->res >= 0;
+            io_uring_cqe_seen(&ring_, cqe);
+        }
+        return ok;
+    }
+
+    io_uring_sqe* next_sqe() {
+        io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+        if (sqe == nullptr) {
+            submit();
+            sqe = io_uring_get_sqe(&ring_);
+        }
+        if (sqe == nullptr) {
+            throw std::logic_error("axds: data logger io_uring submission queue exhausted");
+        }
+        return sqe;
+    }
+
+    void submit() {
+        for (;;) {
+            const int rc = io_uring_submit(&ring_);
+            if (rc >= 0) {
+                return;
+            }
+            if (rc != -EINTR && rc != -EAGAIN) {
+                throw_errno(-rc, "Unable to submit data logger writes to io_uring.");
+            }
+        }
+    }
+
+    std::size_t reap(const completion_fn& done, std::size_t& released) {
+        std::size_t finished = 0;
+        io_uring_cqe* cqe = nullptr;
+        unsigned head = 0;
+        unsigned seen = 0;
+        io_uring_for_each_cqe(&ring_, head, cqe) {
+            ++seen;
+            const std::uint64_t data = io_uring_cqe_get_data64(cqe);
+            const auto index = static_cast<unsigned>(data / 4);
+            const auto step = static_cast<unsigned>(data % 4);
+            slot& s = slots_[index];
+            prepared_entry& p = s.entry;
+            const int res = cqe->res;
+            if (step == 0 && res < 0) {
+                p.record(-res, "open");
+            } else if (step == 1 && res >= 0 && static_cast<std::size_t>(res) != p.expected) {
+                p.short_write = res;
+                p.record(EIO, "write");
+            } else if (step > 0 && res < 0) {
+                p.record(-res, step == 1 ? "write" : "close");  // after a failed open: already recorded
+            }
+            if (--s.pending == 0) {
+                released += p.finish(done);
+                free_.push_back(index);
+                --in_flight_;
+                ++finished;
+            }
+        }
+        io_uring_cq_advance(&ring_, seen);
+        return finished;
+    }
+
+    io_uring ring_{};
+    bool ring_ready_ = false;
+    asio::posix::stream_descriptor events_;
+    int directory_fd_;
+    std::vector<slot> slots_;
+    std::vector<unsigned> free_;
+    std::size_t in_flight_ = 0;
+    npy_header_cache headers_;
+};
+
+}  // namespace
+
+entry_list::~entry_list() {
+    std::uint64_t lost = 0;
+    while (!empty()) {
+        delete pop_front();  // NOLINT(cppcoreguidelines-owning-memory)
+        ++lost;
+    }
+    warn_lost(lost);
+}
+
+void entry_list::append_chain(queued_entry* chain) noexcept {
+    if (chain == nullptr) {
+        return;
+    }
+    if (back_ == nullptr) {
+        front_ = chain;
+    } else {
+        back_->next = chain;
+    }
+    queued_entry* last = chain;
+    while (last->next != nullptr) {
+        last = last->next;
+    }
+    back_ = last;
+}
+
+queued_entry* entry_list::pop_front() noexcept {
+    queued_entry* entry = front_;
+    front_ = entry->next;
+    if (front_ == nullptr) {
+        back_ = nullptr;
+    }
+    entry->next = nullptr;
+    return entry;
+}
+
+std::unique_ptr<entry_writer> make_entry_writer(const asio::strand<asio::any_io_executor>& executor, int directory_fd,
+                                                std::size_t concurrency, bool use_io_uring) {
+    if (use_io_uring && io_uring_available() && std::getenv("AXDS_NO_IO_URING") == nullptr) {  // NOLINT
+        if (auto writer = uring_entry_writer::create(executor, directory_fd, concurrency)) {
+            return writer;
+        }
+    }
+    return std::make_unique<plain_entry_writer>(directory_fd, concurrency);
+}
+
+}  // namespace axds::detail

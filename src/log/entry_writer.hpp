@@ -1,0 +1,82 @@
+#pragma once
+// The data logger's entry writers (private to src/): io_uring chains of openat/writev/close with several entries in
+// flight, or plain syscalls on the CPU pool where io_uring is unavailable.
+
+#include <axds/log/log_package.hpp>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/strand.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace axds::detail {
+
+/// One queued package, linked into the logger's lock-free stack and then into the writer's backlog.
+struct queued_entry {
+    queued_entry* next = nullptr;
+    log_package package;
+    std::size_t charge = 0;  ///< bytes counted against the queue capacity
+};
+
+/// Bytes charged per entry on top of its payload: 128-byte npy header + 9-byte prefix + the node itself.
+inline constexpr std::size_t entry_bookkeeping_bytes = 201;
+
+/// Owning FIFO of queued entries. Destroying a non-empty list (the executor was torn down under the writer) warns
+/// how many entries were lost.
+class entry_list {
+public:
+    entry_list() = default;
+    entry_list(const entry_list&) = delete;
+    entry_list& operator=(const entry_list&) = delete;
+    ~entry_list();
+
+    [[nodiscard]] bool empty() const noexcept { return front_ == nullptr; }
+
+    /// Appends a chain linked through `next`, in chain order.
+    void append_chain(queued_entry* chain) noexcept;
+    /// Removes and returns the oldest entry (the caller owns it). Precondition: !empty().
+    [[nodiscard]] queued_entry* pop_front() noexcept;
+
+private:
+    queued_entry* front_ = nullptr;
+    queued_entry* back_ = nullptr;
+};
+
+/// Writes entries as `.npy` files relative to a directory descriptor.
+class entry_writer {
+public:
+    /// Called once per finished entry; `error` is empty on success, else "<step> failed: <reason>".
+    using completion_fn = std::function<void(queued_entry& entry, const std::string& error)>;
+
+    entry_writer() = default;
+    entry_writer(const entry_writer&) = delete;
+    entry_writer& operator=(const entry_writer&) = delete;
+    virtual ~entry_writer() = default;
+
+    /// How many more entries add() accepts before some must complete.
+    [[nodiscard]] virtual std::size_t capacity_left() const noexcept = 0;
+    /// Takes ownership of `entry` and starts (or schedules) its write.
+    virtual void add(queued_entry* entry) = 0;
+    /// True for the io_uring writer.
+    [[nodiscard]] virtual bool uses_io_uring() const noexcept = 0;
+    /// Entries added and not yet completed.
+    [[nodiscard]] virtual std::size_t in_flight() const noexcept = 0;
+    /// Waits until at least one entry finished, reports every finished one to `done`, frees them and returns the
+    /// sum of their charges. `done` must stay valid until the returned awaitable completes.
+    virtual asio::awaitable<std::size_t> async_complete_some(const completion_fn& done) = 0;
+    /// Cancels and frees whatever is still in flight (after a failure of the writer itself); returns how many.
+    virtual std::uint64_t abandon() noexcept = 0;
+};
+
+/// An io_uring writer when `use_io_uring` and the kernel supports direct-descriptor chains, else the plain one.
+/// `directory_fd` stays owned by the caller and must outlive the writer.
+[[nodiscard]] std::unique_ptr<entry_writer> make_entry_writer(const asio::strand<asio::any_io_executor>& executor,
+                                                              int directory_fd, std::size_t concurrency,
+                                                              bool use_io_uring);
+
+}  // namespace axds::detail

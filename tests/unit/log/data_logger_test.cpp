@@ -1,0 +1,541 @@
+#include <axds/log/data_logger.hpp>
+
+#include "detail/test_hooks.hpp"
+#include "support/matchers.hpp"
+#include "support/run_async.hpp"
+#include "support/temp_dir.hpp"
+
+#include <axds/core/console.hpp>
+#include <axds/core/runtime.hpp>
+#include <axds/error.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace fs = std::filesystem;
+using axds::data_logger;
+using axds::data_logger_options;
+using axds::data_logger_report;
+using axds::log_package;
+using axds::test::message_contains;
+using axds::test::temp_dir;
+using Catch::Matchers::Contains;
+
+namespace {
+
+/// An io_context run by its own thread until destroyed (the logger's executor for thread-producer tests).
+class io_thread {
+public:
+    io_thread() : guard_(asio::make_work_guard(io_)), thread_([this] { io_.run(); }) {}
+
+    io_thread(const io_thread&) = delete;
+    io_thread& operator=(const io_thread&) = delete;
+
+    ~io_thread() {
+        guard_.reset();
+        thread_.join();
+    }
+
+    asio::io_context& context() { return io_; }
+
+    asio::any_io_executor executor() { return io_.get_executor(); }
+
+private:
+    asio::io_context io_;
+    asio::executor_work_guard<asio::io_context::executor_type> guard_;
+    std::thread thread_;
+};
+
+/// Restores the fault hook whatever the test does.
+struct hook_guard {
+    ~hook_guard() { axds::detail::test_hooks::fail_log_entry = nullptr; }
+};
+
+log_package make_package(std::uint8_t source, std::uint64_t time, std::size_t size) {
+    log_package package{.source_id = source, .acquisition_time = time};
+    package.payload.resize(size);
+    for (std::size_t i = 0; i < size; ++i) {
+        package.payload[i] = static_cast<std::uint8_t>((time * 31 + i * 7 + source) & 0xFFU);
+    }
+    return package;
+}
+
+std::size_t count_entries(const fs::path& directory) {
+    std::size_t n = 0;
+    for (const auto& item : fs::directory_iterator(directory)) {
+        n += item.path().extension() == ".npy" ? 1U : 0U;
+    }
+    return n;
+}
+
+/// The entry file of `package` exists and holds exactly what np.save would write for it.
+bool entry_on_disk_matches(const fs::path& directory, const log_package& package) {
+    const fs::path path = directory / package.file_name();
+    if (!fs::exists(path)) {
+        return false;
+    }
+    const std::string content = axds::test::read_file(path);
+    const std::vector<std::uint8_t> expected = package.npy_file_bytes();
+    return content.size() == expected.size() && std::memcmp(content.data(), expected.data(), expected.size()) == 0;
+}
+
+data_logger_options with_backend(bool use_io_uring, std::size_t thread_count = 5) {
+    data_logger_options options;
+    options.thread_count = thread_count;
+    options.use_io_uring = use_io_uring;
+    return options;
+}
+
+/// Polls (on the calling coroutine's executor) until `done()` or about 10 s passed.
+template <typename Done>
+asio::awaitable<bool> async_wait_until(Done done) {
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    for (int i = 0; i < 2000; ++i) {
+        if (done()) {
+            co_return true;
+        }
+        timer.expires_after(std::chrono::milliseconds(5));
+        co_await timer.async_wait(asio::use_awaitable);
+    }
+    co_return done();
+}
+
+}  // namespace
+
+// upstream: test_data_logger_initialization / test_data_logger_directory_creation
+TEST_CASE("data logger construction creates the output directory and keeps clamped defaults", "[log]") {
+    const temp_dir tmp;
+    asio::io_context io;
+    const data_logger logger(io.get_executor(), tmp.path(), "test_logger");
+    CHECK(logger.name() == "test_logger");
+    CHECK(logger.output_directory() == tmp.path() / "test_logger_data_log");
+    CHECK(fs::is_directory(logger.output_directory()));
+    CHECK(logger.options().thread_count == 5);
+    CHECK_FALSE(logger.alive());
+    CHECK(logger.queued_bytes() == 0);
+    CHECK_THAT(logger.describe(),
+               Contains("DataLogger(name=test_logger") && Contains("thread_count=5") && Contains("started=False"));
+
+    const data_logger dotted(io.get_executor(), tmp.path(), "camera.1");
+    CHECK(fs::is_directory(tmp.path() / "camera.1_data_log"));
+}
+
+// upstream: test_data_logger_thread_count_clamping
+TEST_CASE("data logger clamps thread_count to 1..256 and the queue capacity to at least 4 KiB", "[log]") {
+    const temp_dir tmp;
+    asio::io_context io;
+    for (const auto& [requested, expected] :
+         std::vector<std::pair<std::size_t, std::size_t>>{{0, 1}, {1, 1}, {5, 5}, {10, 10}, {1000, 256}}) {
+        data_logger_options options;
+        options.thread_count = requested;
+        options.queue_capacity_bytes = 1;
+        const data_logger logger(io.get_executor(), tmp.path(), "clamp", options);
+        CHECK(logger.options().thread_count == expected);
+        CHECK(logger.options().queue_capacity_bytes == 4096);
+    }
+}
+
+TEST_CASE("data logger rejects unusable names and output paths with clear errors", "[log]") {
+    const temp_dir tmp;
+    asio::io_context io;
+    CHECK_THROWS_MATCHES(data_logger(io.get_executor(), tmp.path(), ""), axds::value_error,
+                         message_contains("Unable to create a DataLogger named ''"));
+    CHECK_THROWS_AS(data_logger(io.get_executor(), tmp.path(), "a/b"), axds::value_error);
+    axds::test::write_file(tmp.path() / "file_data_log", "x");
+    CHECK_THROWS_MATCHES(
+        data_logger(io.get_executor(), tmp.path(), "file"), axds::os_error,
+        message_contains("Unable to create the output directory") && message_contains("file_data_log"));
+}
+
+// upstream: test_data_logger_start_stop / test_data_logger_multiple_instances
+TEST_CASE("data logger start and stop toggle alive; repeated calls are no-ops", "[log]") {
+    const temp_dir tmp;
+    asio::io_context io;
+    data_logger logger(io.get_executor(), tmp.path(), "test_logger");
+    data_logger second(io.get_executor(), tmp.path(), "second_logger");
+    axds::test::run_async(io, [&]() -> asio::awaitable<void> {
+        co_await logger.async_start();
+        co_await logger.async_start();
+        second.start();
+        CHECK(logger.alive());
+        CHECK(second.alive());
+        CHECK_THAT(logger.describe(), Contains("started=True"));
+        const data_logger_report first = co_await logger.async_stop();
+        CHECK(first.clean());
+        CHECK(first.entries_written == 0);
+        CHECK_FALSE(logger.alive());
+        CHECK(second.alive());
+        const data_logger_report again = co_await logger.async_stop();
+        CHECK(again.entries_written == 0);
+        (void)co_await second.async_stop();
+    });
+    CHECK(count_entries(logger.output_directory()) == 0);  // upstream: empty queue → no files
+}
+
+// upstream: test_data_logger_data_integrity / test_data_logger_multithreaded_saving
+TEST_CASE("data logger writes byte-exact np.save files for every package", "[log][io_uring]") {
+    const bool use_io_uring = GENERATE(true, false);
+    const std::size_t thread_count = GENERATE(std::size_t{3}, std::size_t{5}, std::size_t{10});
+    const temp_dir tmp;
+    asio::io_context io;
+    data_logger logger(io.get_executor(), tmp.path(), "test_logger", with_backend(use_io_uring, thread_count));
+    std::vector<log_package> sent;
+    for (std::uint64_t t = 1; t <= 25; ++t) {
+        sent.push_back(make_package(static_cast<std::uint8_t>(t % 3), t * 1000, t == 7 ? 0 : 40 + t));
+    }
+    axds::test::run_async(io, [&]() -> asio::awaitable<void> {
+        co_await logger.async_start();
+        for (const auto& package : sent) {
+            log_package copy = package;
+            co_await logger.async_log(std::move(copy));
+        }
+        const data_logger_report report = co_await logger.async_stop();
+        CHECK(report.entries_written == sent.size());
+        CHECK(report.clean());
+        CHECK(report.entries_left_queued == 0);
+        CHECK(report.used_io_uring == (use_io_uring && axds::io_uring_available()));
+    });
+    CHECK(count_entries(logger.output_directory()) == sent.size());
+    for (const auto& package : sent) {
+        CHECK(entry_on_disk_matches(logger.output_directory(), package));
+    }
+    CHECK(logger.queued_bytes() == 0);
+}
+
+TEST_CASE("data logger keeps packages submitted while stopped and writes them on the next start", "[log]") {
+    const temp_dir tmp;
+    io_thread loop;
+    data_logger logger(loop.executor(), tmp.path(), "restart");
+    REQUIRE(logger.try_log(make_package(1, 1, 16)));
+    REQUIRE(logger.try_log(make_package(1, 2, 16)));
+    CHECK(count_entries(logger.output_directory()) == 0);
+    logger.start();
+    data_logger_report report = logger.stop();
+    CHECK(report.entries_written == 2);
+    REQUIRE(logger.try_log(make_package(1, 3, 16)));  // after stop: queued for the next start
+    report = logger.stop();                           // not running: nothing happens
+    CHECK(report.entries_written == 0);
+    CHECK(report.entries_left_queued == 1);
+    CHECK(count_entries(logger.output_directory()) == 2);
+    logger.start();
+    logger.start();
+    report = logger.stop();
+    CHECK(report.entries_written == 1);
+    CHECK(entry_on_disk_matches(logger.output_directory(), make_package(1, 3, 16)));
+}
+
+TEST_CASE("data logger onset entry carries time 0 and the current UTC microseconds", "[log]") {
+    const temp_dir tmp;
+    io_thread loop;
+    data_logger logger(loop.executor(), tmp.path(), "onset");
+    const std::uint64_t before = axds::utc_now_us();
+    logger.start();
+    logger.log_onset(7);
+    const data_logger_report report = logger.stop();
+    const std::uint64_t after = axds::utc_now_us();
+    REQUIRE(report.entries_written == 1);
+    const std::string content = axds::test::read_file(logger.output_directory() / "007_00000000000000000000.npy");
+    REQUIRE(content.size() == 128 + 9 + 8);
+    CHECK(static_cast<std::uint8_t>(content[128]) == 7);
+    std::uint64_t stamp = 0;
+    for (int i = 7; i >= 0; --i) {
+        stamp = (stamp << 8U) | static_cast<std::uint8_t>(content[static_cast<std::size_t>(128 + 9 + i)]);
+    }
+    CHECK(stamp >= before);
+    CHECK(stamp <= after);
+}
+
+TEST_CASE("data logger takes 8 producer threads x 10,000 packages plus coroutine producers without loss",
+          "[log][io_uring][slow]") {
+    constexpr std::size_t threads = 8;
+    constexpr std::size_t per_thread = 10'000;
+    constexpr std::size_t coroutines = 4;
+    constexpr std::size_t per_coroutine = 500;
+    const temp_dir tmp;
+    io_thread loop;
+    data_logger_options options;
+    options.thread_count = 16;
+    options.queue_capacity_bytes = std::size_t{4} << 20;  // small enough that producers do wait
+    data_logger logger(loop.executor(), tmp.path(), "stress", options);
+    logger.start();
+    std::atomic<std::size_t> refused{0};
+    std::vector<std::thread> producers;
+    for (std::size_t p = 0; p < threads; ++p) {
+        producers.emplace_back([&logger, &refused, p] {
+            for (std::size_t i = 0; i < per_thread; ++i) {
+                log_package package = make_package(static_cast<std::uint8_t>(p), i + 1, 64 + (i % 200));
+                if (i % 2 == 0) {
+                    logger.log(std::move(package));
+                } else {
+                    while (!logger.try_log(std::move(package))) {
+                        refused.fetch_add(1);
+                        std::this_thread::yield();
+                    }
+                }
+            }
+        });
+    }
+    asio::io_context producer_io;
+    std::atomic<std::size_t> coroutines_done{0};
+    for (std::size_t c = 0; c < coroutines; ++c) {
+        auto produce = [](data_logger& target, std::size_t source,
+                          std::atomic<std::size_t>& done) -> asio::awaitable<void> {
+            for (std::size_t i = 0; i < per_coroutine; ++i) {
+                log_package package = make_package(static_cast<std::uint8_t>(source), i + 1, 200);
+                co_await target.async_log(std::move(package));
+            }
+            done.fetch_add(1);
+        };
+        asio::co_spawn(producer_io, produce(logger, 100 + c, coroutines_done), asio::detached);
+    }
+    producer_io.run();
+    for (auto& producer : producers) {
+        producer.join();
+    }
+    CHECK(coroutines_done.load() == coroutines);
+    const data_logger_report report = logger.stop();
+    const std::size_t total = threads * per_thread + coroutines * per_coroutine;
+    CHECK(report.entries_written == total);
+    CHECK(report.clean());
+    REQUIRE(count_entries(logger.output_directory()) == total);
+    std::size_t intact = 0;
+    for (std::size_t p = 0; p < threads; ++p) {
+        for (std::size_t i = 0; i < per_thread; ++i) {
+            intact += entry_on_disk_matches(logger.output_directory(),
+                                            make_package(static_cast<std::uint8_t>(p), i + 1, 64 + (i % 200)))
+                          ? 1U
+                          : 0U;
+        }
+    }
+    for (std::size_t c = 0; c < coroutines; ++c) {
+        for (std::size_t i = 0; i < per_coroutine; ++i) {
+            intact += entry_on_disk_matches(logger.output_directory(),
+                                            make_package(static_cast<std::uint8_t>(100 + c), i + 1, 200))
+                          ? 1U
+                          : 0U;
+        }
+    }
+    CHECK(intact == total);
+    INFO("try_log refusals (queue full): " << refused.load());
+}
+
+TEST_CASE("data logger backpressure: a tiny queue and a slow writer neither drop nor deadlock", "[log]") {
+    const hook_guard restore;
+    axds::detail::test_hooks::fail_log_entry = [](std::string_view) {
+        std::this_thread::sleep_for(std::chrono::microseconds(200));  // slow disk
+        return false;
+    };
+    const temp_dir tmp;
+    io_thread loop;
+    data_logger_options options;
+    options.thread_count = 1;
+    options.queue_capacity_bytes = 4096;  // ~10 entries of 200 bytes
+    data_logger logger(loop.executor(), tmp.path(), "slow", options);
+    logger.start();
+    std::size_t refused = 0;
+    constexpr std::size_t count = 300;
+    std::thread thread_producer([&] {
+        for (std::size_t i = 0; i < count; ++i) {
+            log_package package = make_package(1, i + 1, 200);
+            while (!logger.try_log(std::move(package))) {
+                ++refused;
+                std::this_thread::yield();
+            }
+            CHECK(package.payload.empty());  // moved from only on success
+        }
+    });
+    asio::io_context producer_io;
+    axds::test::run_async(producer_io, [&]() -> asio::awaitable<void> {
+        for (std::size_t i = 0; i < count; ++i) {
+            log_package package = make_package(2, i + 1, 200);
+            co_await logger.async_log(std::move(package));
+            CHECK(logger.queued_bytes() <= 4096 + 401);
+        }
+    });
+    std::thread blocking_producer([&] {
+        for (std::size_t i = 0; i < count; ++i) {
+            logger.log(make_package(3, i + 1, 200));
+        }
+    });
+    thread_producer.join();
+    blocking_producer.join();
+    const data_logger_report report = logger.stop();
+    CHECK(refused > 0);  // the bound was really hit
+    CHECK(report.entries_written == 3 * count);
+    CHECK(count_entries(logger.output_directory()) == 3 * count);
+}
+
+TEST_CASE("data logger try_log refuses a full queue and leaves the package with the caller", "[log]") {
+    const temp_dir tmp;
+    asio::io_context io;
+    data_logger_options options;
+    options.queue_capacity_bytes = 4096;
+    data_logger logger(io.get_executor(), tmp.path(), "full", options);
+    std::size_t accepted = 0;
+    for (std::uint64_t t = 1;; ++t) {
+        log_package package = make_package(1, t, 1000);
+        if (!logger.try_log(std::move(package))) {
+            CHECK(package.payload.size() == 1000);
+            break;
+        }
+        ++accepted;
+    }
+    CHECK(accepted == 3);  // 3 × 1201 bytes fit in 4096, a fourth does not
+    log_package huge = make_package(1, 999, 100'000);
+    CHECK_FALSE(logger.try_log(std::move(huge)));
+    // A package larger than the whole bound is still taken by an empty queue.
+    axds::test::run_async(io, [&]() -> asio::awaitable<void> {
+        co_await logger.async_start();
+        log_package waiting = make_package(1, 1000, 100'000);
+        co_await logger.async_log(std::move(waiting));  // waits until the three are written
+        const data_logger_report report = co_await logger.async_stop();
+        CHECK(report.entries_written == 4);
+    });
+}
+
+TEST_CASE("data logger async_log waits while stopped and full, then completes after start", "[log]") {
+    const temp_dir tmp;
+    asio::io_context io;
+    data_logger_options options;
+    options.queue_capacity_bytes = 4096;
+    data_logger logger(io.get_executor(), tmp.path(), "waiter", options);
+    for (std::uint64_t t = 1; t <= 3; ++t) {
+        REQUIRE(logger.try_log(make_package(1, t, 1000)));
+    }
+    bool waiter_done = false;
+    axds::test::run_async(io, [&]() -> asio::awaitable<void> {
+        auto late = [](data_logger& target, bool& done) -> asio::awaitable<void> {
+            log_package package = make_package(1, 4, 1000);
+            co_await target.async_log(std::move(package));
+            done = true;
+        };
+        asio::co_spawn(co_await asio::this_coro::executor, late(logger, waiter_done), asio::detached);
+        asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::milliseconds(50));
+        co_await timer.async_wait(asio::use_awaitable);
+        CHECK_FALSE(waiter_done);  // the executor kept running while it waited
+        co_await logger.async_start();
+        const bool finished = co_await async_wait_until([&] { return waiter_done; });
+        CHECK(finished);
+        const data_logger_report report = co_await logger.async_stop();
+        CHECK(report.entries_written == 4);
+    });
+}
+
+TEST_CASE("data logger stop() from a thread running its executor is refused instead of deadlocking", "[log]") {
+    const temp_dir tmp;
+    asio::io_context io;
+    data_logger logger(io.get_executor(), tmp.path(), "self");
+    axds::test::run_async(io, [&]() -> asio::awaitable<void> {
+        co_await logger.async_start();
+        CHECK_THROWS_MATCHES(logger.stop(), axds::runtime_error, message_contains("co_await async_stop() instead"));
+        CHECK(logger.alive());
+        (void)co_await logger.async_stop();
+    });
+    CHECK_FALSE(logger.alive());
+}
+
+// upstream: test_data_logger_output_directory_removed (shutdown warning anchors)
+TEST_CASE("data logger names the entries lost when its output directory is removed while running", "[log]") {
+    const temp_dir tmp;
+    asio::io_context io;
+    const axds::scoped_warning_capture warnings;
+    data_logger logger(io.get_executor(), tmp.path(), "test_logger");
+    axds::test::run_async(io, [&]() -> asio::awaitable<void> {
+        co_await logger.async_start();
+        for (std::uint64_t t = 1; t <= 5; ++t) {
+            co_await logger.async_log(make_package(1, t, 32));
+        }
+        const bool drained = co_await async_wait_until([&] { return logger.queued_bytes() == 0; });
+        REQUIRE(drained);
+        CHECK(count_entries(logger.output_directory()) == 5);
+        fs::remove_all(logger.output_directory());
+        for (std::uint64_t t = 6; t <= 8; ++t) {
+            co_await logger.async_log(make_package(1, t, 32));
+        }
+        const bool failed = co_await async_wait_until([&] { return !logger.alive(); });
+        CHECK(failed);
+        const data_logger_report report = co_await logger.async_stop();
+        CHECK(report.entries_written == 5);
+        CHECK(report.entries_failed == 3);
+        CHECK(report.failed_entries == std::vector<std::string>{"001_00000000000000000006.npy",
+                                                                "001_00000000000000000007.npy",
+                                                                "001_00000000000000000008.npy"});
+        CHECK_THAT(report.first_error, Contains("001_00000000000000000006.npy: open failed"));
+    });
+    REQUIRE(warnings.messages().size() == 1);
+    CHECK_THAT(warnings.messages()[0],
+               Contains("Unable to confirm that the test_logger DataLogger saved all buffered data") &&
+                   Contains("did not reach the disk") && Contains("3 of the submitted"));
+    CHECK_FALSE(logger.alive());
+}
+
+TEST_CASE("data logger write faults are counted and named; entries accepted before them stay intact",
+          "[log][io_uring]") {
+    const bool use_io_uring = GENERATE(true, false);
+    const hook_guard restore;
+    axds::detail::test_hooks::fail_log_entry = [](std::string_view name) {
+        return name >= "004_00000000000000000011.npy";  // times 11 and later fail
+    };
+    const temp_dir tmp;
+    io_thread loop;
+    const axds::scoped_warning_capture warnings;
+    data_logger logger(loop.executor(), tmp.path(), "faulty", with_backend(use_io_uring));
+    logger.start();
+    for (std::uint64_t t = 1; t <= 15; ++t) {
+        logger.log(make_package(4, t, 100));
+    }
+    const data_logger_report report = logger.stop();
+    CHECK(report.entries_written == 10);
+    CHECK(report.used_io_uring == (use_io_uring && axds::io_uring_available()));
+    CHECK(report.entries_failed == 5);
+    CHECK(std::set<std::string>(report.failed_entries.begin(), report.failed_entries.end()).size() == 5);
+    CHECK_THAT(report.first_error, Contains("open failed") && Contains("[errno 2]"));
+    for (std::uint64_t t = 1; t <= 10; ++t) {
+        CHECK(entry_on_disk_matches(logger.output_directory(), make_package(4, t, 100)));
+    }
+    CHECK(count_entries(logger.output_directory()) == 10);
+    REQUIRE(warnings.messages().size() == 1);
+    CHECK_THAT(warnings.messages()[0], Contains("Unable to confirm that the faulty DataLogger saved all"));
+}
+
+TEST_CASE("data logger destroyed while running still drains what it accepted", "[log]") {
+    const temp_dir tmp;
+    asio::io_context io;
+    fs::path directory;
+    {
+        data_logger logger(io.get_executor(), tmp.path(), "dropped");
+        directory = logger.output_directory();
+        logger.start();
+        for (std::uint64_t t = 1; t <= 20; ++t) {
+            REQUIRE(logger.try_log(make_package(2, t, 50)));
+        }
+    }
+    io.run();  // the writer finishes after the logger object is gone
+    CHECK(count_entries(directory) == 20);
+}
+
+TEST_CASE("data logger destroyed with entries that can never be written warns how many were lost", "[log]") {
+    const temp_dir tmp;
+    const axds::scoped_warning_capture warnings;
+    {
+        asio::io_context io;
+        data_logger logger(io.get_executor(), tmp.path(), "never_started");
+        REQUIRE(logger.try_log(make_package(2, 1, 50)));
+        REQUIRE(logger.try_log(make_package(2, 2, 50)));
+    }
+    REQUIRE(warnings.messages().size() == 1);
+    CHECK_THAT(warnings.messages()[0], Contains("never_started DataLogger was destroyed with 2 queued log entries"));
+}
