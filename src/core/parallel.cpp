@@ -45,13 +45,21 @@ struct parallel_state {
         errors.clear();
         Handler h = std::move(*handler);
         handler.reset();
-        const auto executor = asio::get_associated_executor(h);
         // Keep the caller's execution context counted as busy until post() has fully returned: post() may still
         // signal the context's scheduler after queueing, and the completion may otherwise run, finish the caller's
-        // io_context and destroy it in the meantime (a data race TSan reports).
-        const auto busy = asio::prefer(executor, asio::execution::outstanding_work.tracked);
-        asio::post(executor, [h = std::move(h), e = std::move(first)]() mutable { std::move(h)(std::move(e)); });
+        // io_context and destroy it in the meantime (a data race TSan reports). Every other copy of the executor
+        // must be gone before `busy` is: a strand copy released after the context ended would touch its freed
+        // strand service (ASan).
+        auto busy = post_tracked(std::move(h), std::move(first));
         (void)busy;
+    }
+
+    template <typename H>
+    static auto post_tracked(H h, std::exception_ptr first) {
+        const auto executor = asio::get_associated_executor(h);
+        auto busy = asio::prefer(executor, asio::execution::outstanding_work.tracked);
+        asio::post(executor, [h = std::move(h), e = std::move(first)]() mutable { std::move(h)(std::move(e)); });
+        return busy;  // `executor` is destroyed first, on return
     }
 };
 

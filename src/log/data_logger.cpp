@@ -373,7 +373,8 @@ asio::awaitable<data_logger_report> data_logger::async_stop() {
 }
 
 data_logger_report data_logger::stop() {
-    const auto* io_executor = impl_->strand.get_inner_executor().target<asio::io_context::executor_type>();
+    const asio::any_io_executor inner = impl_->strand.get_inner_executor();
+    const auto* io_executor = inner.target<asio::io_context::executor_type>();
     if (impl_->strand.running_in_this_thread() || (io_executor != nullptr && io_executor->running_in_this_thread())) {
         throw runtime_error(fmt::format(
             "data_logger::stop() was called for the {} DataLogger from its own executor, where it could never "
