@@ -14,11 +14,13 @@
 #include <fmt/format.h>
 #include <liburing.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
 #include <string_view>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include <fcntl.h>
@@ -336,6 +338,11 @@ private:
         if (io_uring_register_files_sparse(&ring_, slots) != 0) {
             return false;
         }
+        // Each open with O_CREAT is punted to an io-wq worker; by default the kernel starts one per request in
+        // flight, and they then fight over the directory's lock. One worker per core measured ~25% faster.
+        const unsigned cores = std::max(2U, std::thread::hardware_concurrency());
+        std::array<unsigned, 2> workers{cores, cores};                     // bounded, unbounded
+        (void)io_uring_register_iowq_max_workers(&ring_, workers.data());  // older kernels: keep their default
         if (!direct_open_works()) {
             return false;
         }

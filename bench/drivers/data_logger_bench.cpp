@@ -1,0 +1,283 @@
+// End-to-end benchmarks of the data logger (issue: DataLogger), each with its baseline measured in the same run:
+//   1. write N entries x 256 B through data_logger (producer thread -> queue -> io_uring writer), timed from the
+//      first log() to the return of stop()      vs  a plain C loop of open/write/close for the same files
+//                                               vs  python3 + numpy np.save per entry (when numpy is present)
+//   2. producer latency of try_log() with 256 B payloads while the writer drains: p50/p99/p99.9 over C calls,
+//      with 1 and 4 producer threads (entry names repeat modulo 1,000 so the disk holds 1,000 files, not C).
+// Files live under --dir (default: the current directory); run it once on the repo's disk and once on /dev/shm.
+//
+//   ads_bench_data_logger [--dir D] [--entries N] [--calls C] [--python-sample P] [--writes W]
+
+#include <axds/core/runtime.hpp>
+#include <axds/log/data_logger.hpp>
+#include <axds/log/log_package.hpp>
+
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+struct settings {
+    fs::path dir = fs::current_path();
+    std::size_t entries = 200000;
+    std::size_t calls = 1000000;
+    std::size_t python_sample = 20000;
+    std::size_t writes = 32;  // data_logger_options::thread_count for the throughput run
+};
+
+/// Flushes the disk between runs (untimed), so a run does not pay for the previous one's writeback. Files are only
+/// removed at the very end: ext4 makes file creation right after mass deletion very slow (recently_deleted() scans
+/// the inode bitmap for ~30 s), which would otherwise penalise whichever run follows a clean-up.
+void settle() {
+    ::sync();
+}
+
+double seconds_since(clock_type::time_point start) {
+    return std::chrono::duration<double>(clock_type::now() - start).count();
+}
+
+/// An io_context run by its own thread: the logger's executor, as in an application with an I/O thread.
+class io_thread {
+public:
+    io_thread() : guard_(asio::make_work_guard(io_)), thread_([this] { io_.run(); }) {}
+
+    io_thread(const io_thread&) = delete;
+    io_thread& operator=(const io_thread&) = delete;
+
+    ~io_thread() {
+        guard_.reset();
+        thread_.join();
+    }
+
+    asio::any_io_executor executor() { return io_.get_executor(); }
+
+private:
+    asio::io_context io_;
+    asio::executor_work_guard<asio::io_context::executor_type> guard_;
+    std::thread thread_;
+};
+
+axds::log_package make_package(std::uint64_t time) {
+    axds::log_package package{.source_id = 1, .acquisition_time = time};
+    package.payload.assign(256, static_cast<std::uint8_t>(time));
+    return package;
+}
+
+/// The baseline: what a C programmer writes by hand — build the bytes, open/write/close, one file after another.
+double plain_loop(const fs::path& dir, std::size_t count) {
+    fs::create_directories(dir);
+    const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    const auto start = clock_type::now();
+    for (std::size_t i = 0; i < count; ++i) {
+        const axds::log_package package = make_package(i + 1);
+        const std::vector<std::uint8_t> bytes = package.npy_file_bytes();
+        char name[40];
+        std::snprintf(name, sizeof name, "%03u_%020llu.npy", 1U, static_cast<unsigned long long>(i + 1));
+        const int fd = ::openat(dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+        if (fd < 0 || ::write(fd, bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size())) {
+            std::perror("baseline write");
+            std::exit(1);
+        }
+        ::close(fd);
+    }
+    const double elapsed = seconds_since(start);
+    ::close(dir_fd);
+    return elapsed;
+}
+
+double logger_run(const fs::path& parent, std::size_t count, std::size_t writes, bool use_io_uring,
+                  axds::data_logger_report& report) {
+    io_thread loop;
+    axds::data_logger_options options;
+    options.thread_count = writes;
+    options.use_io_uring = use_io_uring;
+    axds::data_logger logger(loop.executor(), parent, "bench", options);
+    logger.start();
+    const auto start = clock_type::now();
+    for (std::size_t i = 0; i < count; ++i) {
+        logger.log(make_package(i + 1));
+    }
+    report = logger.stop();
+    return seconds_since(start);
+}
+
+void bench_throughput(const settings& s) {
+    const fs::path plain_dir = s.dir / "plain_data_log";
+    const double plain = plain_loop(plain_dir, s.entries);
+    settle();
+    const double n = static_cast<double>(s.entries);
+    fmt::print("write {} entries x 256 B:\n", s.entries);
+    fmt::print("  baseline plain open/write/close loop: {:.3f} s = {:.0f} entries/s\n", plain, n / plain);
+    double best_ours = 0;
+    int run = 0;
+    for (const bool use_io_uring : {true, false}) {
+        if (use_io_uring && !axds::io_uring_available()) {
+            continue;
+        }
+        for (const std::size_t writes : {std::size_t{5}, s.writes}) {
+            axds::data_logger_report report;
+            const fs::path parent = s.dir / fmt::format("run{}", run++);
+            const double ours = logger_run(parent, s.entries, writes, use_io_uring, report);
+            settle();
+            if (report.entries_written != s.entries || !report.clean()) {
+                fmt::print(stderr, "data logger wrote {} of {} entries: {}\n", report.entries_written, s.entries,
+                           report.first_error);
+                std::exit(1);
+            }
+            fmt::print("  axds data_logger ({}, {} writes in flight): {:.3f} s = {:.0f} entries/s; {:.2f}x the loop\n",
+                       report.used_io_uring ? "io_uring" : "plain syscalls on the CPU pool", writes, ours, n / ours,
+                       plain / ours);
+            if (use_io_uring && writes == s.writes) {
+                best_ours = ours;
+            }
+        }
+    }
+    if (std::system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") != 0) {
+        fmt::print("  baseline python3+numpy: numpy not installed, skipped\n");
+        return;
+    }
+    const fs::path python_dir = s.dir / "python_data_log";
+    fs::create_directories(python_dir);
+    const std::string command = fmt::format(
+        "/usr/bin/python3 -c \"\n"
+        "import time, numpy as np\n"
+        "payload = np.full(256, 7, dtype=np.uint8)\n"
+        "t = time.perf_counter()\n"
+        "for i in range({0}):\n"
+        "    data = np.concatenate([np.array([1], dtype=np.uint8), np.array([i + 1], dtype=np.uint64).view(np.uint8),"
+        " payload])\n"
+        "    np.save('{1}/001_%020d.npy' % (i + 1), data)\n"
+        "print(time.perf_counter() - t)\n\"",
+        s.python_sample, python_dir.string());
+    FILE* pipe = ::popen(command.c_str(), "r");
+    char out[128] = {};
+    const std::size_t got = pipe != nullptr ? std::fread(out, 1, sizeof out - 1, pipe) : 0;
+    if (pipe != nullptr) {
+        ::pclose(pipe);
+    }
+    settle();
+    const double python = got > 0 ? std::atof(out) : 0;
+    if (python <= 0) {
+        fmt::print("  baseline python3+numpy: failed to run\n");
+        return;
+    }
+    const double python_rate = static_cast<double>(s.python_sample) / python;
+    fmt::print(
+        "  baseline python3+numpy np.save per entry ({} entries): {:.0f} entries/s; axds (io_uring, {} in flight) "
+        "is {:.1f}x\n",
+        s.python_sample, python_rate, s.writes, best_ours > 0 ? (n / best_ours) / python_rate : 0.0);
+}
+
+double percentile(std::vector<std::uint32_t>& ns, double q) {
+    const auto index = static_cast<std::size_t>(q * static_cast<double>(ns.size() - 1));
+    std::nth_element(ns.begin(), ns.begin() + static_cast<std::ptrdiff_t>(index), ns.end());
+    return ns[index];
+}
+
+void bench_latency(const settings& s, std::size_t producers) {
+    io_thread loop;
+    axds::data_logger_options options;
+    options.thread_count = s.writes;
+    axds::data_logger logger(loop.executor(), s.dir, "latency", options);
+    logger.start();
+    const std::size_t per_thread = s.calls / producers;
+    std::vector<std::vector<std::uint32_t>> samples(producers);
+    std::vector<std::size_t> refused(producers, 0);
+    std::vector<std::thread> threads;
+    for (std::size_t p = 0; p < producers; ++p) {
+        threads.emplace_back([&, p] {
+            auto& mine = samples[p];
+            mine.reserve(per_thread);
+            for (std::size_t i = 0; i < per_thread; ++i) {
+                axds::log_package package = make_package(1 + (i % 1000));
+                package.source_id = static_cast<std::uint8_t>(p);
+                for (;;) {
+                    const auto before = clock_type::now();
+                    const bool accepted = logger.try_log(std::move(package));
+                    const auto after = clock_type::now();
+                    mine.push_back(static_cast<std::uint32_t>(
+                        std::chrono::duration_cast<std::chrono::nanoseconds>(after - before).count()));
+                    if (accepted) {
+                        break;
+                    }
+                    ++refused[p];
+                    std::this_thread::yield();
+                }
+            }
+        });
+    }
+    for (auto& t : threads) {
+        t.join();
+    }
+    const axds::data_logger_report report = logger.stop();
+    std::vector<std::uint32_t> all;
+    std::size_t refusals = 0;
+    for (std::size_t p = 0; p < producers; ++p) {
+        all.insert(all.end(), samples[p].begin(), samples[p].end());
+        refusals += refused[p];
+    }
+    // The clock itself: two back-to-back now() calls, the floor under every sample.
+    std::vector<std::uint32_t> floor_samples;
+    for (int i = 0; i < 100000; ++i) {
+        const auto a = clock_type::now();
+        const auto b = clock_type::now();
+        floor_samples.push_back(
+            static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count()));
+    }
+    fmt::print(
+        "try_log latency, {} producer thread(s), {} calls ({} refused: queue full): p50 {:.0f} ns, p99 {:.0f} ns, "
+        "p99.9 {:.0f} ns, max {:.0f} ns  [clock floor p50 {:.0f} ns]; writer wrote {} entries\n",
+        producers, all.size(), refusals, percentile(all, 0.5), percentile(all, 0.99), percentile(all, 0.999),
+        percentile(all, 1.0), percentile(floor_samples, 0.5), report.entries_written);
+    fs::remove_all(logger.output_directory());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    settings s;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const std::string flag = argv[i];
+        const std::string value = argv[i + 1];
+        if (flag == "--dir") {
+            s.dir = value;
+        } else if (flag == "--entries") {
+            s.entries = std::stoul(value);
+        } else if (flag == "--calls") {
+            s.calls = std::stoul(value);
+        } else if (flag == "--python-sample") {
+            s.python_sample = std::stoul(value);
+        } else if (flag == "--writes") {
+            s.writes = std::stoul(value);
+        } else {
+            std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
+            return 2;
+        }
+    }
+    s.dir /= fmt::format("axds-bench-{}", ::getpid());
+    fs::create_directories(s.dir);
+    ::sync();
+    fmt::print("data logger benchmarks in {} (warm page cache)\n", s.dir.string());
+    bench_throughput(s);
+    bench_latency(s, 1);
+    bench_latency(s, 4);
+    fs::remove_all(s.dir);
+    return 0;
+}
