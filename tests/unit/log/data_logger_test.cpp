@@ -8,6 +8,8 @@
 #include <axds/core/console.hpp>
 #include <axds/core/runtime.hpp>
 #include <axds/error.hpp>
+#include <axds/log/log_archive.hpp>
+#include <axds/log/log_archive_reader.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/executor_work_guard.hpp>
@@ -15,6 +17,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <atomic>
 #include <chrono>
@@ -538,4 +541,74 @@ TEST_CASE("data logger destroyed with entries that can never be written warns ho
     }
     REQUIRE(warnings.messages().size() == 1);
     CHECK_THAT(warnings.messages()[0], Contains("never_started DataLogger was destroyed with 2 queued log entries"));
+}
+
+TEST_CASE("data logger entries travel through assembly and the reader to numpy unchanged", "[log][python]") {
+    const temp_dir tmp;
+    fs::path directory;
+    std::uint64_t onset_floor = 0;
+    {
+        io_thread loop;
+        data_logger logger(loop.executor(), tmp.path(), "pipeline");
+        directory = logger.output_directory();
+        logger.start();
+        onset_floor = axds::utc_now_us();
+        std::vector<std::thread> producers;
+        for (std::uint8_t source = 1; source <= 3; ++source) {
+            producers.emplace_back([&logger, source] {
+                logger.log_onset(source);
+                for (std::uint64_t t = 1; t <= 400; ++t) {
+                    logger.log(make_package(source, t * 10 + source, (t * source) % 97));
+                }
+            });
+        }
+        for (auto& producer : producers) {
+            producer.join();
+        }
+        const data_logger_report report = logger.stop();
+        REQUIRE(report.entries_written == 3 * 401);
+    }
+    axds::assemble_options options;
+    options.verify_integrity = true;
+    const axds::assemble_report assembled = axds::block_on(axds::async_assemble_log_archives(directory, options));
+    REQUIRE(assembled.archives.size() == 3);
+    CHECK(count_entries(directory) == 0);
+
+    // What the C++ reader sees, as "source timestamp payload-hex" lines; each message checked against what was sent.
+    std::string ours;
+    for (std::uint8_t source = 1; source <= 3; ++source) {
+        const axds::log_archive_reader reader(directory / fmt::format("{}_log.npz", source));
+        CHECK(reader.onset_timestamp_us() >= onset_floor);
+        REQUIRE(reader.message_count() == 400);
+        std::uint64_t t = 1;
+        for (const auto message : reader.messages()) {
+            const log_package sent = make_package(source, t * 10 + source, (t * source) % 97);
+            CHECK(message.timestamp_us == reader.onset_timestamp_us() + sent.acquisition_time);
+            CHECK(std::vector<std::uint8_t>(message.payload.begin(), message.payload.end()) == sent.payload);
+            ours += fmt::format("{} {} ", source, message.timestamp_us);
+            for (const std::uint8_t byte : message.payload) {
+                ours += fmt::format("{:02x}", byte);
+            }
+            ours += '\n';
+            ++t;
+        }
+    }
+    // The same decoding done by numpy from the archives (spec §8: onset member, then [source][time LE][payload]).
+    const auto result = axds::test::run_python(
+        "import sys, os, numpy as np\n"
+        "out = []\n"
+        "for source in (1, 2, 3):\n"
+        "    with np.load(os.path.join(sys.argv[1], '%d_log.npz' % source), allow_pickle=False) as z:\n"
+        "        keys = list(z.keys())\n"
+        "        onset = int(z[keys[0]][9:17].view(np.uint64)[0])\n"
+        "        assert keys[0].endswith('_00000000000000000000')\n"
+        "        for key in keys[1:]:\n"
+        "            a = z[key]\n"
+        "            assert a.dtype == np.uint8 and a.ndim == 1 and a[0] == source\n"
+        "            t = int(a[1:9].view(np.uint64)[0])\n"
+        "            out.append('%d %d %s' % (source, onset + t, a[9:].tobytes().hex()))\n"
+        "sys.stdout.write('\\n'.join(out) + '\\n')\n",
+        {directory.string()});
+    REQUIRE(result.exit_code == 0);
+    CHECK(result.output == ours);
 }
