@@ -15,6 +15,7 @@
 #include <limits>
 #include <map>
 #include <string>
+#include <unordered_map>
 
 namespace axds {
 
@@ -33,7 +34,7 @@ std::string without_underscores(std::string_view text) {
 
 /// Parses a YAML 1.1 int (PyYAML construct_yaml_int). Returns nullopt-equivalent via `ok`.
 bool parse_int(std::string_view raw, yaml_value& out) {
-    if (!detail::yaml11_matches(raw, detail::yaml11_int_pattern())) {
+    if (!detail::yaml11_is_int(raw)) {
         return false;
     }
     std::string text = without_underscores(raw);
@@ -96,7 +97,7 @@ bool parse_int(std::string_view raw, yaml_value& out) {
 }
 
 bool parse_float(std::string_view raw, yaml_value& out) {
-    if (!detail::yaml11_matches(raw, detail::yaml11_float_pattern())) {
+    if (!detail::yaml11_is_float(raw)) {
         return false;
     }
     std::string text = without_underscores(raw);
@@ -272,6 +273,7 @@ private:
             }
             case YAML_MAPPING_START_EVENT: {
                 yaml_value::mapping entries;
+                std::unordered_map<std::string, std::size_t> string_keys;
                 while (true) {
                     event_holder key_event;
                     next(key_event);
@@ -285,7 +287,17 @@ private:
                     event_holder value_event;
                     next(value_event);
                     yaml_value item = node(value_event);
-                    // Later duplicates replace earlier ones, as a Python dict does.
+                    // Later duplicates replace earlier ones, as a Python dict does. String keys (nearly all) are
+                    // looked up in a hash index: a linear search made large documents quadratic.
+                    if (key.type() == yaml_value::kind::string) {
+                        const auto [at, inserted] = string_keys.try_emplace(key.as_string(), entries.size());
+                        if (!inserted) {
+                            entries[at->second].value = std::move(item);
+                        } else {
+                            entries.push_back({std::move(key), std::move(item)});
+                        }
+                        continue;
+                    }
                     const auto same = std::find_if(entries.begin(), entries.end(),
                                                    [&](const yaml_mapping_entry& e) { return e.key == key; });
                     if (same != entries.end()) {

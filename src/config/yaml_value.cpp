@@ -144,9 +144,16 @@ bool yaml11_plain_is_not_string(std::string_view text) {
         "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]|"
         "[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?(?:[Tt]|[ \\t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9]"
         "(?:\\.[0-9]*)?(?:[ \\t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?");
-    const std::array<const std::regex*, 6> patterns = {
-        &booleans, &detail::yaml11_int_pattern(), &detail::yaml11_float_pattern(), &nulls, &merge_or_value, &timestamp};
+    const std::array<const std::regex*, 4> patterns = {&booleans, &nulls, &merge_or_value, &timestamp};
     const auto matches = [&](std::string_view candidate) {
+        // Every implicit resolver needs one of these first characters (or an empty scalar): skip the regexes.
+        if (!candidate.empty() &&
+            std::string_view("yYnNtTfFoO-+.0123456789~<=").find(candidate[0]) == std::string_view::npos) {
+            return false;
+        }
+        if (detail::yaml11_is_int(candidate) || detail::yaml11_is_float(candidate)) {
+            return true;
+        }
         for (const auto* pattern : patterns) {
             if (detail::yaml11_matches(candidate, *pattern)) {
                 return true;

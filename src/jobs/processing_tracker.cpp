@@ -1,0 +1,781 @@
+#include <axds/jobs/processing_tracker.hpp>
+
+#include <axds/config/yaml_config.hpp>
+#include <axds/config/yaml_value.hpp>
+#include <axds/core/console.hpp>
+#include <axds/error.hpp>
+#include <axds/fs/walk.hpp>
+#include <axds/log/log_package.hpp>
+
+#include "detail/cpu_work.hpp"
+
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <fmt/format.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdlib>
+#include <memory>
+#include <set>
+#include <system_error>
+#include <thread>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+
+namespace axds {
+
+namespace {
+
+constexpr std::array<std::string_view, 4> status_names{"SCHEDULED", "RUNNING", "SUCCEEDED", "FAILED"};
+
+/// An exclusive BSD flock on the lock file, held while the object lives (spec §4.2). The lock file stays on disk.
+class file_lock {
+public:
+    /// Opens (creating it and its parent directories) the lock file; does not lock yet.
+    explicit file_lock(const fs::path& lock_path) : path_(lock_path) {
+        if (lock_path.has_parent_path()) {
+            std::error_code ec;
+            fs::create_directories(lock_path.parent_path(), ec);
+        }
+        fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd_ < 0) {
+            const int error = errno;
+            throw_errno(error, fmt::format("Unable to open the lock file '{}': {}.", lock_path.string(),
+                                           std::system_category().message(error)));
+        }
+    }
+
+    file_lock(const file_lock&) = delete;
+    file_lock& operator=(const file_lock&) = delete;
+
+    ~file_lock() {
+        if (locked_) {
+            ::flock(fd_, LOCK_UN);
+        }
+        ::close(fd_);
+    }
+
+    /// One non-blocking attempt.
+    bool try_lock() {
+        for (;;) {
+            if (::flock(fd_, LOCK_EX | LOCK_NB) == 0) {
+                locked_ = true;
+                return true;
+            }
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno == EWOULDBLOCK) {
+                return false;
+            }
+            const int error = errno;
+            throw_errno(error,
+                        fmt::format("Unable to lock '{}': {}.", path_.string(), std::system_category().message(error)));
+        }
+    }
+
+    [[noreturn]] void throw_timeout() const {
+        throw timeout_error(fmt::format("The file lock '{}' could not be acquired.", path_.string()));
+    }
+
+private:
+    fs::path path_;
+    int fd_ = -1;
+    bool locked_ = false;
+};
+
+/// Poll delays while the lock is busy: 1 ms doubling to 8 ms. (Python's filelock polls every 50 ms; a shorter cap
+/// keeps a busy tracker fair to C++ waiters, and flock has no blocking form with a timeout.)
+std::chrono::milliseconds next_delay(std::chrono::milliseconds delay) {
+    return std::min(delay * 2, std::chrono::milliseconds(8));
+}
+
+std::string joined(const std::vector<std::string>& items) {
+    return fmt::format("{}", fmt::join(items, ", "));
+}
+
+std::vector<std::string> ids_of(const job_registry& jobs) {
+    std::vector<std::string> ids;
+    ids.reserve(jobs.size());
+    for (const auto& [id, state] : jobs) {
+        ids.push_back(id);
+    }
+    return ids;
+}
+
+job_registry::iterator find_job(job_registry& jobs, std::string_view id) {
+    return std::find_if(jobs.begin(), jobs.end(), [id](const auto& entry) { return entry.first == id; });
+}
+
+job_state& require_job(job_registry& jobs, std::string_view id, std::string_view action, const fs::path& file) {
+    const auto it = find_job(jobs, id);
+    if (it == jobs.end()) {
+        throw value_error(fmt::format(
+            "The job with ID '{}' cannot be {} using the processing tracker at '{}', as this tracker instance is not "
+            "configured to track it. Currently tracked job IDs: {}.",
+            id, action, file.string(), joined(ids_of(jobs))));
+    }
+    return it->second;
+}
+
+void clear_progress(job_state& job) {
+    job.status = processing_status::scheduled;
+    job.executor_id.reset();
+    job.error_message.reset();
+    job.started_at.reset();
+    job.completed_at.reset();
+}
+
+yaml_value optional_text(const std::optional<std::string>& text) {
+    return text ? yaml_value(*text) : yaml_value(nullptr);
+}
+
+yaml_value optional_time(const std::optional<std::uint64_t>& time) {
+    return time ? yaml_value(*time) : yaml_value(nullptr);
+}
+
+yaml_value encode_registry(const job_registry& jobs) {
+    yaml_value::mapping entries;
+    entries.reserve(jobs.size());
+    for (const auto& [id, job] : jobs) {
+        yaml_value::mapping fields;
+        fields.push_back({"job_name", job.job_name});
+        fields.push_back({"specifier", job.specifier});
+        fields.push_back({"status", static_cast<int>(job.status)});
+        fields.push_back({"executor_id", optional_text(job.executor_id)});
+        fields.push_back({"error_message", optional_text(job.error_message)});
+        fields.push_back({"started_at", optional_time(job.started_at)});
+        fields.push_back({"completed_at", optional_time(job.completed_at)});
+        entries.push_back({id, std::move(fields)});
+    }
+    yaml_value::mapping document;
+    document.push_back({"jobs", std::move(entries)});
+    return document;
+}
+
+std::string scalar_text(const yaml_value& value) {
+    switch (value.type()) {
+        case yaml_value::kind::string: return value.as_string();
+        case yaml_value::kind::integer: return std::to_string(value.as_int64());
+        case yaml_value::kind::unsigned_integer: return std::to_string(value.as_uint64());
+        default: return emit_yaml(value);
+    }
+}
+
+std::optional<std::string> decode_optional_text(const yaml_value* node) {
+    if (node == nullptr || node->is_null()) {
+        return std::nullopt;
+    }
+    return scalar_text(*node);
+}
+
+/// Parses the registry of a tracker document; every problem names the file and the job (spec §4.4 reading rules).
+job_registry decode_registry(const yaml_value& document, const fs::path& file) {
+    job_registry jobs;
+    const yaml_value* root = document.find("jobs");
+    if (root == nullptr || root->is_null()) {
+        return jobs;
+    }
+    if (root->type() != yaml_value::kind::mapping) {
+        throw value_error(fmt::format(
+            "Unable to load the processing tracker file '{}': its 'jobs' entry must be a mapping of job IDs to job "
+            "states, but it is a {}.",
+            file.string(), root->python_type_name()));
+    }
+    for (const auto& [key, value] : root->as_mapping()) {
+        const std::string id = scalar_text(key);
+        const auto fail = [&](const std::string& problem) -> value_error {
+            return value_error(fmt::format("Unable to load the processing tracker file '{}': the job '{}' {}.",
+                                           file.string(), id, problem));
+        };
+        if (value.type() != yaml_value::kind::mapping) {
+            throw fail(fmt::format("must be a mapping of job fields, but it is a {}", value.python_type_name()));
+        }
+        job_state job;
+        const yaml_value* name = value.find("job_name");
+        if (name == nullptr || name->is_null()) {
+            throw missing_value_error(fmt::format(
+                "Unable to load the processing tracker file '{}': the job '{}' has no 'job_name' field, which every "
+                "job state requires.",
+                file.string(), id));
+        }
+        try {
+            job.job_name = scalar_text(*name);
+            if (const yaml_value* spec = value.find("specifier"); spec != nullptr && !spec->is_null()) {
+                job.specifier = scalar_text(*spec);
+            }
+            if (const yaml_value* status = value.find("status"); status != nullptr && !status->is_null()) {
+                const std::int64_t code = status->as_int64();
+                if (code < 0 || code > 3) {
+                    throw fail(fmt::format("has the status {}, which is not a valid ProcessingStatus (0-3)", code));
+                }
+                job.status = static_cast<processing_status>(code);
+            }
+            job.executor_id = decode_optional_text(value.find("executor_id"));
+            job.error_message = decode_optional_text(value.find("error_message"));
+            if (const yaml_value* t = value.find("started_at"); t != nullptr && !t->is_null()) {
+                job.started_at = t->as_uint64();
+            }
+            if (const yaml_value* t = value.find("completed_at"); t != nullptr && !t->is_null()) {
+                job.completed_at = t->as_uint64();
+            }
+        } catch (const type_error& e) {
+            throw fail(fmt::format("has a field of the wrong type: {}", e.what()));
+        }
+        jobs.emplace_back(id, std::move(job));
+    }
+    return jobs;
+}
+
+job_counts count_jobs(const job_registry& jobs) {
+    job_counts counts;
+    counts.total = jobs.size();
+    for (const auto& [id, job] : jobs) {
+        switch (job.status) {
+            case processing_status::scheduled: ++counts.scheduled; break;
+            case processing_status::running: ++counts.running; break;
+            case processing_status::succeeded: ++counts.succeeded; break;
+            case processing_status::failed: ++counts.failed; break;
+        }
+    }
+    return counts;
+}
+
+std::vector<std::string> ids_with_status(const job_registry& jobs, processing_status status) {
+    std::vector<std::string> ids;
+    for (const auto& [id, job] : jobs) {
+        if (job.status == status) {
+            ids.push_back(id);
+        }
+    }
+    return ids;
+}
+
+std::string render_job(const job_key& job) {
+    return job.second.empty() ? job.first : fmt::format("{} ({})", job.first, job.second);
+}
+
+}  // namespace
+
+std::string_view processing_status_name(processing_status status) noexcept {
+    return status_names[static_cast<std::size_t>(status) & 3U];
+}
+
+processing_status parse_processing_status(std::string_view name) {
+    for (std::size_t i = 0; i < status_names.size(); ++i) {
+        if (status_names[i] == name) {
+            return static_cast<processing_status>(i);
+        }
+    }
+    throw key_error(fmt::format("'{}' is not a ProcessingStatus member name (expected one of {}).", name,
+                                fmt::join(status_names, ", ")));
+}
+
+std::string_view tracker_status_value(tracker_status status) noexcept {
+    switch (status) {
+        case tracker_status::not_started: return "not_started";
+        case tracker_status::in_progress: return "in_progress";
+        case tracker_status::processing: return "processing";
+        case tracker_status::completed: return "completed";
+        case tracker_status::failed: return "failed";
+    }
+    return "in_progress";
+}
+
+processing_tracker::processing_tracker(fs::path file_path, tracker_options options)
+    : file_path_(std::move(file_path)), options_(options) {
+    lock_path_ = file_path_;
+    lock_path_ += ".lock";
+}
+
+std::string processing_tracker::generate_job_id(std::string_view job_name, std::string_view specifier) {
+    if (job_name.find(':') != std::string_view::npos || specifier.find(':') != std::string_view::npos) {
+        throw value_error(fmt::format(
+            "Unable to generate the identifier for the job '{}' with the specifier '{}'. The job name and the "
+            "specifier must not contain the ':' character, as it joins them inside the hashed identifier string.",
+            job_name, specifier));
+    }
+    const std::string text = specifier.empty() ? std::string(job_name) : fmt::format("{}:{}", job_name, specifier);
+    return fmt::format("{:016x}", XXH64(text.data(), text.size(), 0));
+}
+
+std::vector<processing_tracker> processing_tracker::discover(const fs::path& root_directory,
+                                                             std::string_view tracker_name) {
+    std::vector<processing_tracker> trackers;
+    for (auto& path : discover_marker_files(root_directory, tracker_name)) {
+        trackers.emplace_back(std::move(path));
+    }
+    return trackers;
+}
+
+tracker_status processing_tracker::resolve_status(const job_counts& c) noexcept {
+    if (c.failed > 0) {
+        return tracker_status::failed;
+    }
+    if (c.total > 0 && c.succeeded == c.total) {
+        return tracker_status::completed;
+    }
+    if (c.running > 0) {
+        return tracker_status::processing;
+    }
+    if (c.total > 0 && c.scheduled == c.total) {
+        return tracker_status::not_started;
+    }
+    return tracker_status::in_progress;
+}
+
+std::string processing_tracker::resolve_executor_id() {
+    struct source {
+        const char* scheme;
+        std::vector<const char*> variables;
+        const char* required = nullptr;
+    };
+
+    const std::array<source, 8> sources{{
+        {"slurm", {"SLURM_JOB_ID", "SLURM_JOBID"}},
+        {"pbs", {"PBS_JOBID"}},
+        {"lsf", {"LSB_JOBID"}},
+        {"oar", {"OAR_JOB_ID"}},
+        {"sge", {"JOB_ID"}, "SGE_ROOT"},
+        {"hpcpack", {"CCP_JOBID"}},
+        {"azurebatch", {"AZ_BATCH_JOB_ID"}},
+        {"awsbatch", {"AWS_BATCH_JOB_ID"}},
+    }};
+    for (const auto& s : sources) {
+        if (s.required != nullptr && std::getenv(s.required) == nullptr) {  // NOLINT(concurrency-mt-unsafe)
+            continue;
+        }
+        for (const char* variable : s.variables) {
+            const char* value = std::getenv(variable);  // NOLINT(concurrency-mt-unsafe)
+            if (value != nullptr && *value != '\0') {
+                return fmt::format("{}:{}", s.scheme, value);
+            }
+        }
+    }
+    return fmt::format("pid:{}", ::getpid());
+}
+
+job_key processing_tracker::resolve_job(std::string_view job_id, const std::vector<job_key>& universe) const {
+    if (universe.empty()) {
+        throw value_error(fmt::format(
+            "Unable to resolve the job with ID '{}' against the job universe of the processing tracker at '{}'. The "
+            "'universe' argument must name at least one job, but an empty list was provided.",
+            job_id, file_path_.string()));
+    }
+    std::vector<std::string> ids;
+    for (const auto& job : universe) {
+        std::string id = generate_job_id(job.first, job.second);
+        if (id == job_id) {
+            return job;
+        }
+        ids.push_back(std::move(id));
+    }
+    std::sort(ids.begin(), ids.end());
+    throw value_error(fmt::format(
+        "Unable to resolve the job with ID '{}' against the job universe of the processing tracker at '{}'. The "
+        "identifier must name a job the pipeline could produce, but the universe holds only the jobs with IDs: {}.",
+        job_id, file_path_.string(), joined(ids)));
+}
+
+void processing_tracker::transact(load_mode mode, bool save, const operation& op) {
+    std::error_code ec;
+    if (fs::exists(file_path_, ec)) {
+        jobs_ = decode_registry(detail::read_yaml_file(file_path_), file_path_);
+    } else if (mode == load_mode::create) {
+        detail::check_yaml_suffix(file_path_, true);
+        detail::write_yaml_file(file_path_, encode_registry(jobs_));
+    }
+    job_registry working = jobs_;
+    op(working);
+    if (save) {
+        detail::check_yaml_suffix(file_path_, true);
+        detail::write_yaml_file(file_path_, encode_registry(working));
+    }
+    jobs_ = std::move(working);
+}
+
+void processing_tracker::locked(load_mode mode, bool save, const operation& op) {
+    if (lock_held_) {  // inside async_with_lock
+        transact(mode, save, op);
+        return;
+    }
+    file_lock lock(lock_path_);
+    const auto deadline = std::chrono::steady_clock::now() + options_.lock_timeout;
+    auto delay = std::chrono::milliseconds(1);
+    while (!lock.try_lock()) {
+        if (std::chrono::steady_clock::now() >= deadline) {
+            lock.throw_timeout();
+        }
+        std::this_thread::sleep_for(delay);
+        delay = next_delay(delay);
+    }
+    transact(mode, save, op);
+}
+
+asio::awaitable<void> processing_tracker::async_with_lock(std::function<void()> call) {
+    auto lock = std::make_shared<file_lock>(lock_path_);
+    const auto deadline = std::chrono::steady_clock::now() + options_.lock_timeout;
+    auto delay = std::chrono::milliseconds(1);
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    while (!lock->try_lock()) {
+        if (std::chrono::steady_clock::now() >= deadline) {
+            lock->throw_timeout();
+        }
+        timer.expires_after(delay);
+        co_await timer.async_wait(asio::use_awaitable);
+        delay = next_delay(delay);
+    }
+    auto work = [this, call = std::move(call), lock] {
+        lock_held_ = true;
+        try {
+            call();
+        } catch (...) {
+            lock_held_ = false;
+            throw;
+        }
+        lock_held_ = false;
+    };
+    co_await detail::async_run_cpu(std::move(work));
+}
+
+asio::awaitable<std::vector<std::string>> processing_tracker::async_initialize_jobs(std::vector<job_key> jobs) {
+    std::vector<std::string> ids;
+    std::function<void()> call = [&] {
+        ids = initialize_jobs(jobs);
+    };
+    co_await async_with_lock(std::move(call));
+    co_return ids;
+}
+
+asio::awaitable<std::vector<std::string>> processing_tracker::async_align_jobs(
+    std::vector<job_key> jobs, std::optional<std::vector<job_key>> universe) {
+    std::vector<std::string> ids;
+    std::function<void()> call = [&] {
+        ids = align_jobs(jobs, universe);
+    };
+    co_await async_with_lock(std::move(call));
+    co_return ids;
+}
+
+asio::awaitable<void> processing_tracker::async_start_job(std::string job_id, std::optional<std::string> executor_id) {
+    std::function<void()> call = [&] {
+        start_job(job_id, std::move(executor_id));
+    };
+    co_await async_with_lock(std::move(call));
+}
+
+asio::awaitable<void> processing_tracker::async_complete_job(std::string job_id) {
+    std::function<void()> call = [&] {
+        complete_job(job_id);
+    };
+    co_await async_with_lock(std::move(call));
+}
+
+asio::awaitable<void> processing_tracker::async_fail_job(std::string job_id, std::optional<std::string> error_message) {
+    std::function<void()> call = [&] {
+        fail_job(job_id, std::move(error_message));
+    };
+    co_await async_with_lock(std::move(call));
+}
+
+asio::awaitable<processing_status> processing_tracker::async_get_job_status(std::string job_id) {
+    processing_status status{};
+    std::function<void()> call = [&] {
+        status = get_job_status(job_id);
+    };
+    co_await async_with_lock(std::move(call));
+    co_return status;
+}
+
+asio::awaitable<job_state> processing_tracker::async_get_job_info(std::string job_id) {
+    job_state state;
+    std::function<void()> call = [&] {
+        state = get_job_info(job_id);
+    };
+    co_await async_with_lock(std::move(call));
+    co_return state;
+}
+
+asio::awaitable<job_registry> processing_tracker::async_snapshot() {
+    std::error_code ec;
+    if (!fs::is_regular_file(file_path_, ec)) {
+        co_return job_registry{};  // like snapshot(): no lock file is created
+    }
+    job_registry copy;
+    std::function<void()> call = [&] {
+        copy = snapshot();
+    };
+    co_await async_with_lock(std::move(call));
+    co_return copy;
+}
+
+asio::awaitable<tracker_summary> processing_tracker::async_summarize() {
+    job_registry jobs = co_await async_snapshot();
+    tracker_summary result;
+    result.summary = count_jobs(jobs);
+    result.status = resolve_status(result.summary);
+    result.jobs = std::move(jobs);
+    co_return result;
+}
+
+asio::awaitable<std::vector<std::string>> processing_tracker::async_reset_jobs(std::vector<std::string> job_ids) {
+    std::vector<std::string> ids;
+    std::function<void()> call = [&] {
+        ids = reset_jobs(job_ids);
+    };
+    co_await async_with_lock(std::move(call));
+    co_return ids;
+}
+
+asio::awaitable<std::vector<std::string>> processing_tracker::async_retry_failed_jobs() {
+    std::vector<std::string> ids;
+    std::function<void()> call = [&] {
+        ids = retry_failed_jobs();
+    };
+    co_await async_with_lock(std::move(call));
+    co_return ids;
+}
+
+asio::awaitable<void> processing_tracker::async_reset() {
+    std::function<void()> call = [&] {
+        reset();
+    };
+    co_await async_with_lock(std::move(call));
+}
+
+std::vector<std::string> processing_tracker::initialize_jobs(const std::vector<job_key>& jobs) {
+    std::vector<std::string> ids;
+    locked(load_mode::create, true, [&](job_registry& registry) {
+        for (const auto& [name, spec] : jobs) {
+            std::string id = generate_job_id(name, spec);
+            if (find_job(registry, id) == registry.end()) {
+                registry.emplace_back(id, job_state{.job_name = name, .specifier = spec});
+            } else {
+                warn(fmt::format(
+                    "Job '{}' with specifier '{}' (ID: {}) already exists in the tracker. Skipping duplicate entry.",
+                    name, spec, id));
+            }
+            ids.push_back(std::move(id));
+        }
+    });
+    return ids;
+}
+
+std::vector<std::string> processing_tracker::align_jobs(const std::vector<job_key>& jobs,
+                                                        const std::optional<std::vector<job_key>>& universe) {
+    if (jobs.empty()) {
+        throw value_error(fmt::format(
+            "Unable to align the processing tracker at '{}' with the requested jobs. The 'jobs' argument must name at "
+            "least one job, but an empty list was provided.",
+            file_path_.string()));
+    }
+    const std::vector<job_key>& all = universe ? *universe : jobs;
+    std::set<std::string> universe_ids;
+    for (const auto& [name, spec] : all) {
+        universe_ids.insert(generate_job_id(name, spec));
+    }
+    std::vector<std::string> ids;
+    std::vector<std::string> outside;
+    for (const auto& job : jobs) {
+        ids.push_back(generate_job_id(job.first, job.second));
+        if (universe_ids.count(ids.back()) == 0) {
+            outside.push_back(render_job(job));
+        }
+    }
+    if (!outside.empty()) {
+        std::sort(outside.begin(), outside.end());
+        throw value_error(fmt::format(
+            "Unable to align the processing tracker at '{}' with the requested jobs. Every requested job must belong "
+            "to the job universe, but these jobs are absent from it: {}.",
+            file_path_.string(), joined(outside)));
+    }
+    locked(load_mode::create, true, [&](job_registry& registry) {
+        std::vector<std::string> foreign;
+        for (const auto& [id, job] : registry) {
+            if (universe_ids.count(id) == 0) {
+                foreign.push_back(id);
+            }
+        }
+        if (!foreign.empty()) {
+            std::sort(foreign.begin(), foreign.end());
+            std::vector<std::string> quoted;
+            for (const auto& id : foreign) {
+                quoted.push_back(fmt::format("'{}'", id));
+            }
+            warn(fmt::format(
+                "The processing tracker at '{}' contains {} job entries that are not part of the current job universe. "
+                "Discarding them and preserving every in-universe job. Discarded job IDs: [{}].",
+                file_path_.string(), foreign.size(), joined(quoted)));
+            std::erase_if(registry, [&](const auto& entry) { return universe_ids.count(entry.first) == 0; });
+        }
+        for (std::size_t i = 0; i < jobs.size(); ++i) {
+            if (find_job(registry, ids[i]) == registry.end()) {
+                registry.emplace_back(ids[i], job_state{.job_name = jobs[i].first, .specifier = jobs[i].second});
+            }
+        }
+    });
+    return ids;
+}
+
+void processing_tracker::start_job(std::string_view job_id, std::optional<std::string> executor_id) {
+    std::string executor = executor_id ? std::move(*executor_id) : resolve_executor_id();
+    locked(load_mode::create, true, [&](job_registry& registry) {
+        job_state& job = require_job(registry, job_id, "marked as running", file_path_);
+        job.status = processing_status::running;
+        job.error_message.reset();
+        job.completed_at.reset();
+        job.executor_id = executor;
+        job.started_at = utc_now_us();
+    });
+}
+
+void processing_tracker::complete_job(std::string_view job_id) {
+    locked(load_mode::create, true, [&](job_registry& registry) {
+        job_state& job = require_job(registry, job_id, "marked as complete", file_path_);
+        job.status = processing_status::succeeded;
+        job.error_message.reset();
+        job.completed_at = utc_now_us();
+    });
+}
+
+void processing_tracker::fail_job(std::string_view job_id, std::optional<std::string> error_message) {
+    locked(load_mode::create, true, [&](job_registry& registry) {
+        job_state& job = require_job(registry, job_id, "marked as failed", file_path_);
+        job.status = processing_status::failed;
+        job.error_message = error_message;
+        job.completed_at = utc_now_us();
+    });
+}
+
+processing_status processing_tracker::get_job_status(std::string_view job_id) {
+    processing_status status{};
+    locked(load_mode::no_create, false, [&](job_registry& registry) {
+        status = require_job(registry, job_id, "queried (status)", file_path_).status;
+    });
+    return status;
+}
+
+job_state processing_tracker::get_job_info(std::string_view job_id) {
+    job_state state;
+    locked(load_mode::no_create, false,
+           [&](job_registry& registry) { state = require_job(registry, job_id, "queried (state)", file_path_); });
+    return state;
+}
+
+job_registry processing_tracker::snapshot() {
+    std::error_code ec;
+    if (!fs::is_regular_file(file_path_, ec)) {
+        return {};
+    }
+    job_registry copy;
+    locked(load_mode::no_create, false, [&](job_registry& registry) { copy = registry; });
+    return copy;
+}
+
+tracker_summary processing_tracker::summarize() {
+    tracker_summary result;
+    result.jobs = snapshot();  // NOLINT
+    result.summary = count_jobs(result.jobs);
+    result.status = resolve_status(result.summary);
+    return result;
+}
+
+std::vector<std::pair<std::string, job_key>> processing_tracker::find_jobs(
+    const std::optional<std::string>& job_name, const std::optional<std::string>& specifier) {
+    std::vector<std::pair<std::string, job_key>> found;
+    locked(load_mode::no_create, false, [&](job_registry& registry) {
+        for (const auto& [id, job] : registry) {
+            const bool name_ok = !job_name || job.job_name.find(*job_name) != std::string::npos;
+            const bool spec_ok = !specifier || job.specifier.find(*specifier) != std::string::npos;
+            if (name_ok && spec_ok) {
+                found.emplace_back(id, job_key{job.job_name, job.specifier});
+            }
+        }
+    });
+    return found;
+}
+
+std::vector<std::string> processing_tracker::get_jobs_by_status(processing_status status) {
+    std::vector<std::string> ids;
+    locked(load_mode::no_create, false, [&](job_registry& registry) { ids = ids_with_status(registry, status); });
+    return ids;
+}
+
+std::vector<std::string> processing_tracker::get_jobs_by_status(std::string_view status_name) {
+    return get_jobs_by_status(parse_processing_status(status_name));
+}
+
+std::vector<std::pair<processing_status, std::size_t>> processing_tracker::get_summary() {
+    job_counts counts;
+    locked(load_mode::no_create, false, [&](job_registry& registry) { counts = count_jobs(registry); });
+    return {{processing_status::scheduled, counts.scheduled},
+            {processing_status::running, counts.running},
+            {processing_status::succeeded, counts.succeeded},
+            {processing_status::failed, counts.failed}};
+}
+
+bool processing_tracker::complete() {
+    bool result = false;
+    locked(load_mode::no_create, false, [&](job_registry& registry) {
+        const job_counts counts = count_jobs(registry);
+        result = counts.total > 0 && counts.succeeded == counts.total;
+    });
+    return result;
+}
+
+bool processing_tracker::encountered_error() {
+    bool result = false;
+    locked(load_mode::no_create, false, [&](job_registry& registry) { result = count_jobs(registry).failed > 0; });
+    return result;
+}
+
+std::vector<std::string> processing_tracker::reset_jobs(const std::vector<std::string>& job_ids) {
+    std::vector<std::string> reset_ids;
+    locked(load_mode::create, true, [&](job_registry& registry) {
+        std::set<std::string> unknown(job_ids.begin(), job_ids.end());
+        for (const auto& [id, job] : registry) {
+            unknown.erase(id);
+        }
+        if (!unknown.empty()) {
+            throw value_error(fmt::format(
+                "Unable to reset the jobs of the processing tracker at '{}': it is not configured to track the jobs "
+                "with IDs {}. Currently tracked job IDs: {}.",
+                file_path_.string(), joined({unknown.begin(), unknown.end()}), joined(ids_of(registry))));
+        }
+        const std::set<std::string> wanted(job_ids.begin(), job_ids.end());
+        for (auto& [id, job] : registry) {
+            if (wanted.count(id) != 0) {
+                clear_progress(job);
+                reset_ids.push_back(id);
+            }
+        }
+    });
+    return reset_ids;
+}
+
+std::vector<std::string> processing_tracker::retry_failed_jobs() {
+    std::vector<std::string> reset_ids;
+    locked(load_mode::create, true, [&](job_registry& registry) {
+        for (auto& [id, job] : registry) {
+            if (job.status == processing_status::failed) {
+                clear_progress(job);
+                reset_ids.push_back(id);
+            }
+        }
+    });
+    return reset_ids;
+}
+
+void processing_tracker::reset() {
+    locked(load_mode::create, true, [](job_registry& registry) { registry.clear(); });
+}
+
+}  // namespace axds
