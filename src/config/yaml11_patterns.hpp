@@ -28,8 +28,9 @@ inline bool yaml11_all_decimal(std::string_view text) {
     return !text.empty() && text.find_first_not_of("0123456789") == std::string_view::npos;
 }
 
-/// yaml11_int_pattern() without the regex for the common cases (std::regex costs microseconds per call): an int
-/// starts with a sign or a digit, and a run of decimal digits is an int unless it is a 0-prefixed non-octal run.
+/// yaml11_int_pattern() without the regex for the common cases (std::regex costs microseconds per call). Exact: an
+/// int starts with a sign or a digit; without a 0b/0x prefix it holds only digits, '_' and ':'; a run of decimal
+/// digits is an int unless it is a 0-prefixed non-octal run.
 inline bool yaml11_is_int(std::string_view text) {
     if (text.empty() || std::string_view("-+0123456789").find(text[0]) == std::string_view::npos) {
         return false;
@@ -37,13 +38,19 @@ inline bool yaml11_is_int(std::string_view text) {
     if (yaml11_all_decimal(text)) {
         return text[0] != '0' || text.size() == 1 || text.find_first_not_of("01234567") == std::string_view::npos;
     }
+    const std::string_view body = text[0] == '-' || text[0] == '+' ? text.substr(1) : text;
+    if (!body.starts_with("0x") && !body.starts_with("0b") &&
+        body.find_first_not_of("0123456789_:") != std::string_view::npos) {
+        return false;
+    }
     return yaml11_matches(text, yaml11_int_pattern());
 }
 
-/// yaml11_float_pattern() with the same shortcuts: a float starts with a sign, a digit or '.', and needs a '.'.
+/// yaml11_float_pattern() with the same kind of exact shortcuts: a float starts with a sign, a digit or '.', and
+/// every alternative contains a '.'.
 inline bool yaml11_is_float(std::string_view text) {
     if (text.empty() || std::string_view("-+.0123456789").find(text[0]) == std::string_view::npos ||
-        yaml11_all_decimal(text)) {
+        text.find('.') == std::string_view::npos) {
         return false;
     }
     return yaml11_matches(text, yaml11_float_pattern());

@@ -640,3 +640,80 @@ TEST_CASE("8 processes x 200 transitions on one tracker lose no update", "[jobs]
     }
     CHECK(strays == 0);
 }
+
+TEST_CASE("python and C++ processes share one tracker without losing updates", "[jobs][python][slow]") {
+    const temp_dir tmp;
+    const fs::path file = tmp.path() / "tracker.yaml";
+    constexpr int jobs_each = 25;
+    const std::vector<std::string> python_workers{"py0", "py1"};
+    const std::vector<std::string> cpp_workers{"cpp0", "cpp1"};
+    std::vector<job_key> all;
+    for (const auto& names : {python_workers, cpp_workers}) {
+        for (const auto& name : names) {
+            for (int k = 0; k < jobs_each; ++k) {
+                all.emplace_back(name, std::to_string(k));
+            }
+        }
+    }
+    processing_tracker tracker(file);
+    tracker.initialize_jobs(all);
+    // The Python library's protocol by hand: flock on <file>.lock, safe_load, modify, dump to a temp file, fsync,
+    // rename, unlock.
+    const std::string python_worker =
+        "import sys, os, fcntl, tempfile, time, yaml, xxhash\n"
+        "path, prefix, count = sys.argv[1], sys.argv[2], int(sys.argv[3])\n"
+        "for k in range(count):\n"
+        "    jid = xxhash.xxh64((prefix + ':' + str(k)).encode(), seed=0).hexdigest()\n"
+        "    for status in (1, 2):\n"
+        "        with open(path + '.lock', 'a') as lock:\n"
+        "            fcntl.flock(lock, fcntl.LOCK_EX)\n"
+        "            with open(path) as f:\n"
+        "                data = yaml.safe_load(f)\n"
+        "            job = data['jobs'][jid]\n"
+        "            now = time.time_ns() // 1000\n"
+        "            job['status'] = status\n"
+        "            job['executor_id'] = prefix\n"
+        "            if status == 1:\n"
+        "                job['started_at'] = now\n"
+        "                job['completed_at'] = None\n"
+        "            else:\n"
+        "                job['completed_at'] = now\n"
+        "            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix='.tracker.yaml.', suffix='.tmp')\n"
+        "            with os.fdopen(fd, 'w') as out:\n"
+        "                yaml.dump(data, out, Dumper=yaml.CDumper, sort_keys=False, explicit_start=True,\n"
+        "                          explicit_end=True, allow_unicode=False, width=200, indent=2,\n"
+        "                          default_flow_style=False)\n"
+        "                out.flush()\n"
+        "                os.fsync(out.fileno())\n"
+        "            os.replace(tmp, path)\n"
+        "            fcntl.flock(lock, fcntl.LOCK_UN)\n";
+    std::vector<axds::test::child_process> workers;
+    for (std::size_t i = 0; i < 2; ++i) {
+        workers.emplace_back(std::vector<std::string>{AXDS_PYTHON3, "-c", python_worker, file.string(),
+                                                      python_workers[i], std::to_string(jobs_each)});
+        workers.emplace_back(std::vector<std::string>{AXDS_TRACKER_WORKER, "transitions", file.string(), cpp_workers[i],
+                                                      std::to_string(jobs_each)});
+    }
+    for (auto& w : workers) {
+        CHECK(w.wait() == 0);
+    }
+    const auto jobs = tracker.snapshot();
+    REQUIRE(jobs.size() == all.size());
+    std::string ours;
+    for (const auto& [id, job] : jobs) {
+        CHECK(job.status == processing_status::succeeded);
+        CHECK(job.executor_id == job.job_name);
+        CHECK(job.completed_at >= job.started_at);
+        ours += fmt::format("{} {} {} {} {} {} {}\n", id, job.job_name, job.specifier, static_cast<int>(job.status),
+                            job.executor_id.value_or("None"), job.started_at.value_or(0), job.completed_at.value_or(0));
+    }
+    // PyYAML reads the final document (written by whichever side went last) with the same values.
+    const auto result = axds::test::run_python(
+        "import sys, yaml\n"
+        "data = yaml.safe_load(open(sys.argv[1]))\n"
+        "for jid, j in data['jobs'].items():\n"
+        "    print(jid, j['job_name'], j['specifier'], j['status'], j['executor_id'], j['started_at'] or 0,"
+        " j['completed_at'] or 0)\n",
+        {file.string()});
+    CHECK(result.output == ours);
+}

@@ -1,0 +1,148 @@
+// Benchmarks of the processing tracker (issue: ProcessingTracker), each with its baseline measured in the same run:
+//   1. start_job + complete_job on a 100-job tracker, one process: transitions/s and time per transition
+//      vs  a bare loop of flock + read + write temp + fsync + rename + unlock of a file of the same size
+//   2. 4 processes (fork) contending on one tracker: total transitions/s
+// Files live under --dir (default: the current directory); every write is fsynced, as the Python library does.
+//
+//   ads_bench_tracker [--dir D] [--transitions N] [--processes P]
+
+#include <axds/jobs/processing_tracker.hpp>
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+struct settings {
+    fs::path dir = fs::current_path();
+    int transitions = 1000;
+    int processes = 4;
+};
+
+double seconds_since(clock_type::time_point start) {
+    return std::chrono::duration<double>(clock_type::now() - start).count();
+}
+
+std::vector<std::string> make_tracker(const fs::path& file) {
+    std::vector<axds::job_key> jobs;
+    for (int i = 0; i < 100; ++i) {
+        jobs.emplace_back("suite2p_processing", fmt::format("plane_{}", i));
+    }
+    axds::processing_tracker tracker(file);
+    return tracker.initialize_jobs(jobs);
+}
+
+/// `count` transitions alternating start and complete over the jobs.
+void run_transitions(const fs::path& file, const std::vector<std::string>& ids, int count, int offset) {
+    axds::processing_tracker tracker(file, {.lock_timeout = std::chrono::minutes(5)});
+    for (int i = 0; i < count; ++i) {
+        const std::string& id = ids[static_cast<std::size_t>((i / 2 + offset) % static_cast<int>(ids.size()))];
+        if (i % 2 == 0) {
+            tracker.start_job(id, "bench");
+        } else {
+            tracker.complete_job(id);
+        }
+    }
+}
+
+/// The baseline: what every transition must do at least, without YAML.
+double bare_loop(const fs::path& file, int count) {
+    const std::string lock_path = file.string() + ".lock";
+    const std::string temp = file.string() + ".tmp";
+    std::vector<char> buffer(1 << 20);
+    const auto start = clock_type::now();
+    for (int i = 0; i < count; ++i) {
+        const int lock = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        ::flock(lock, LOCK_EX);
+        const int in = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+        const ssize_t n = ::read(in, buffer.data(), buffer.size());
+        ::close(in);
+        const int out = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (n <= 0 || ::write(out, buffer.data(), static_cast<std::size_t>(n)) != n || ::fsync(out) != 0) {
+            std::perror("baseline");
+            std::exit(1);
+        }
+        ::close(out);
+        ::rename(temp.c_str(), file.c_str());
+        ::flock(lock, LOCK_UN);
+        ::close(lock);
+    }
+    return seconds_since(start);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    settings s;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const std::string flag = argv[i];
+        const std::string value = argv[i + 1];
+        if (flag == "--dir") {
+            s.dir = value;
+        } else if (flag == "--transitions") {
+            s.transitions = std::stoi(value);
+        } else if (flag == "--processes") {
+            s.processes = std::stoi(value);
+        } else {
+            std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
+            return 2;
+        }
+    }
+    s.dir /= fmt::format("axds-bench-{}", ::getpid());
+    fs::create_directories(s.dir);
+    const fs::path file = s.dir / "tracker.yaml";
+    const std::vector<std::string> ids = make_tracker(file);
+    run_transitions(file, ids, 2 * static_cast<int>(ids.size()), 0);  // every job has times and an executor
+    const auto size = fs::file_size(file);
+
+    auto start = clock_type::now();
+    run_transitions(file, ids, s.transitions, 0);
+    const double ours = seconds_since(start);
+    const fs::path copy = s.dir / "baseline.yaml";
+    fs::copy_file(file, copy);
+    const double bare = bare_loop(copy, s.transitions);
+    const double per_ours = ours / s.transitions * 1e6;
+    const double per_bare = bare / s.transitions * 1e6;
+    fmt::print("tracker benchmarks in {} ({}-job tracker, {} bytes, fsync on every write)\n", s.dir.string(),
+               ids.size(), size);
+    fmt::print("single process: {} transitions in {:.3f} s = {:.0f} transitions/s, {:.0f} us each\n", s.transitions,
+               ours, s.transitions / ours, per_ours);
+    fmt::print("  baseline flock+read+write temp+fsync+rename+unlock: {:.0f} us each; axds takes {:.2f}x the time\n",
+               per_bare, per_ours / per_bare);
+
+    start = clock_type::now();
+    std::vector<pid_t> children;
+    for (int p = 0; p < s.processes; ++p) {
+        const pid_t pid = ::fork();
+        if (pid == 0) {
+            run_transitions(file, ids, s.transitions, p * 25);
+            ::_exit(0);
+        }
+        children.push_back(pid);
+    }
+    bool ok = true;
+    for (const pid_t pid : children) {
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        ok = ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    }
+    const double contended = seconds_since(start);
+    const int total = s.transitions * s.processes;
+    fmt::print("{} processes contending: {} transitions in {:.3f} s = {:.0f} transitions/s{}\n", s.processes, total,
+               contended, total / contended, ok ? "" : " (A CHILD FAILED)");
+    fs::remove_all(s.dir);
+    return ok ? 0 : 1;
+}
