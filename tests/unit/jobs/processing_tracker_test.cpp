@@ -588,7 +588,8 @@ TEST_CASE("8 processes x 200 transitions on one tracker lose no update", "[jobs]
     const temp_dir tmp;
     const fs::path file = tmp.path() / "tracker.yaml";
     constexpr int processes = 8;
-    constexpr int jobs_each = 100;  // start + complete = 200 transitions per process
+    constexpr int jobs_each = 10;
+    constexpr int rounds = 10;  // 10 jobs x 10 rounds x (start + complete) = 200 transitions per process
     std::vector<job_key> all;
     for (int p = 0; p < processes; ++p) {
         for (int k = 0; k < jobs_each; ++k) {
@@ -599,8 +600,9 @@ TEST_CASE("8 processes x 200 transitions on one tracker lose no update", "[jobs]
     tracker.initialize_jobs(all);
     std::vector<axds::test::child_process> workers;
     for (int p = 0; p < processes; ++p) {
-        workers.emplace_back(std::vector<std::string>{AXDS_TRACKER_WORKER, "transitions", file.string(),
-                                                      fmt::format("worker{}", p), std::to_string(jobs_each)});
+        workers.emplace_back(std::vector<std::string>{AXDS_TRACKER_WORKER, "rounds", file.string(),
+                                                      fmt::format("worker{}", p), std::to_string(jobs_each),
+                                                      std::to_string(rounds)});
     }
     // Meanwhile, readers that skip the lock must always find a complete document (writes are rename-based).
     std::size_t reads = 0;
@@ -628,7 +630,8 @@ TEST_CASE("8 processes x 200 transitions on one tracker lose no update", "[jobs]
     REQUIRE(jobs.size() == all.size());
     std::size_t succeeded = 0;
     for (const auto& [id, job] : jobs) {
-        succeeded += job.status == processing_status::succeeded && job.executor_id == job.job_name &&
+        succeeded += job.status == processing_status::succeeded &&
+                             job.executor_id == fmt::format("{}-{}", job.job_name, rounds - 1) &&
                              job.completed_at >= job.started_at
                          ? 1U
                          : 0U;
