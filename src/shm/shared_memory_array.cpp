@@ -401,6 +401,15 @@ shm_lock_guard shared_memory_segment::lock() {
     return {state_, died};
 }
 
+void shared_memory_segment::lock_raw() {
+    control_block* control = state_->control();
+    (void)handle_lock_result(pthread_mutex_lock(&control->mutex), &control->mutex, state_->name);
+}
+
+void shared_memory_segment::unlock_raw() noexcept {
+    pthread_mutex_unlock(&state_->control()->mutex);
+}
+
 std::optional<shm_lock_guard> shared_memory_segment::try_lock() {
     (void)data(access::view);
     control_block* control = state_->control();

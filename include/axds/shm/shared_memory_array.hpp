@@ -141,6 +141,10 @@ protected:
     [[nodiscard]] std::size_t flat(std::ptrdiff_t index) const;
     /// Flat offset of a multi-index (one entry per dimension, negative allowed); index_error when out of range.
     [[nodiscard]] std::size_t flat(std::initializer_list<std::ptrdiff_t> index) const;
+    /// The lock without a guard, for element access that releases it before returning (no guard bookkeeping: the
+    /// hot path of get/set). A dead previous holder is repaired silently here; lock() reports it.
+    void lock_raw();
+    void unlock_raw() noexcept;
     /// Normalized [start, stop) of a slice (Python slice rules with step 1).
     [[nodiscard]] std::pair<std::size_t, std::size_t> range(std::ptrdiff_t start, std::ptrdiff_t stop) const;
 
@@ -268,13 +272,16 @@ private:
         : shared_memory_segment(std::move(name), shm_dtype_of<T>(), sizeof(T), std::move(shape)) {}
 
     T load(const T* base, std::size_t offset) {
-        const shm_lock_guard guard = lock();
-        return base[offset];
+        lock_raw();
+        const T value = base[offset];
+        unlock_raw();
+        return value;
     }
 
     void store(T* base, std::size_t offset, T value) {
-        const shm_lock_guard guard = lock();
+        lock_raw();
         base[offset] = value;
+        unlock_raw();
     }
 };
 
