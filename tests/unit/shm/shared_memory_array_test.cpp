@@ -178,6 +178,8 @@ TEST_CASE("shared memory array names: existing buffers, exists_ok and ownership"
         auto reader = shared_memory_array<std::int32_t>::attach(name, {3});
         CHECK(reader.get(0) == 123);
         CHECK_FALSE(reader.owns_buffer());
+        { auto attached = shared_memory_array<std::int32_t>::attach(name, {3}); }
+        CHECK(buffer_exists(name));  // an attached object only disconnects on teardown
     }
     CHECK_FALSE(buffer_exists(name));
     // exists_ok reclaims a leftover made outside the class (here: a bare shm_open, as a crashed run leaves).
