@@ -28,7 +28,9 @@ public:
     explicit temp_file(const fs::path& destination) {
         const fs::path directory = destination.has_parent_path() ? destination.parent_path() : fs::path(".");
         static constexpr std::string_view alphabet = "abcdefghijklmnopqrstuvwxyz0123456789_";
-        std::random_device entropy;
+        // One seeded generator per thread: constructing std::random_device per file cost more than the write.
+        thread_local std::mt19937_64 entropy{std::random_device{}() ^
+                                             (std::uint64_t{static_cast<std::uint32_t>(::getpid())} << 32U)};
         std::uniform_int_distribution<std::size_t> pick(0, alphabet.size() - 1);
         for (int attempt = 0; attempt < 100; ++attempt) {
             std::string random(8, 'x');
@@ -148,7 +150,10 @@ void check_yaml_suffix(const fs::path& file, bool writing) {
 }
 
 void write_yaml_file(const fs::path& file, const yaml_value& document) {
-    const std::string text = emit_yaml(document);  // fails before anything touches the disk
+    write_yaml_text(file, emit_yaml(document));  // emit fails before anything touches the disk
+}
+
+void write_yaml_text(const fs::path& file, const std::string& text) {
     if (file.has_parent_path()) {
         std::error_code ec;
         fs::create_directories(file.parent_path(), ec);
@@ -163,6 +168,17 @@ void write_yaml_file(const fs::path& file, const yaml_value& document) {
 }
 
 yaml_value read_yaml_file(const fs::path& file) {
+    yaml_value document = parse_yaml(read_yaml_text(file), file.string());
+    if (document.type() != yaml_value::kind::mapping) {
+        throw value_error(fmt::format(
+            "Unable to create the dataclass instance using the data from the {} .yaml file. The file must contain a "
+            "top-level mapping, but got {}.",
+            file.string(), document.python_type_name()));
+    }
+    return document;
+}
+
+std::string read_yaml_text(const fs::path& file) {
     const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         const int error = errno;
@@ -187,14 +203,7 @@ yaml_value read_yaml_file(const fs::path& file) {
         text.append(buffer.data(), static_cast<std::size_t>(n));
     }
     ::close(fd);
-    yaml_value document = parse_yaml(text, file.string());
-    if (document.type() != yaml_value::kind::mapping) {
-        throw value_error(fmt::format(
-            "Unable to create the dataclass instance using the data from the {} .yaml file. The file must contain a "
-            "top-level mapping, but got {}.",
-            file.string(), document.python_type_name()));
-    }
-    return document;
+    return text;
 }
 
 }  // namespace axds::detail

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
@@ -137,29 +138,24 @@ bool operator==(const yaml_value& a, const yaml_value& b) {
 // spec §3.5.2: the YAML 1.1 implicit resolvers of PyYAML, applied to the whole text. Python's `$` also matches
 // before one final "\n", so the text is tried with such a newline removed as well.
 bool yaml11_plain_is_not_string(std::string_view text) {
-    static const std::regex booleans("yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF");
-    static const std::regex nulls("~|null|Null|NULL|");
-    static const std::regex merge_or_value("<<|=");
     static const std::regex timestamp(
         "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]|"
         "[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?(?:[Tt]|[ \\t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9]"
         "(?:\\.[0-9]*)?(?:[ \\t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?");
-    const std::array<const std::regex*, 4> patterns = {&booleans, &nulls, &merge_or_value, &timestamp};
+    // The YAML 1.1 resolvers of PyYAML: bool and null words, '<<' / '=', int, float and timestamp. Literal sets
+    // and shortcuts first; a regex only where one can still match (std::regex costs microseconds per call).
+    static constexpr std::array<std::string_view, 25> words{
+        "yes", "Yes", "YES", "no",  "No",  "NO", "true", "True", "TRUE", "false", "False", "FALSE", "on",
+        "On",  "ON",  "off", "Off", "OFF", "~",  "null", "Null", "NULL", "",      "<<",    "="};
     const auto matches = [&](std::string_view candidate) {
-        // Every implicit resolver needs one of these first characters (or an empty scalar): skip the regexes.
-        if (!candidate.empty() &&
-            std::string_view("yYnNtTfFoO-+.0123456789~<=").find(candidate[0]) == std::string_view::npos) {
-            return false;
+        if (std::find(words.begin(), words.end(), candidate) != words.end()) {
+            return true;
         }
         if (detail::yaml11_is_int(candidate) || detail::yaml11_is_float(candidate)) {
             return true;
         }
-        for (const auto* pattern : patterns) {
-            if (detail::yaml11_matches(candidate, *pattern)) {
-                return true;
-            }
-        }
-        return false;
+        return candidate.size() >= 8 && candidate[4] == '-' && detail::yaml11_all_decimal(candidate.substr(0, 4)) &&
+               detail::yaml11_matches(candidate, timestamp);
     };
     if (matches(text)) {
         return true;

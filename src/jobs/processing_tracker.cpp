@@ -8,6 +8,7 @@
 #include <axds/log/log_package.hpp>
 
 #include "detail/cpu_work.hpp"
+#include "jobs/tracker_yaml.hpp"
 
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
@@ -132,107 +133,6 @@ void clear_progress(job_state& job) {
     job.error_message.reset();
     job.started_at.reset();
     job.completed_at.reset();
-}
-
-yaml_value optional_text(const std::optional<std::string>& text) {
-    return text ? yaml_value(*text) : yaml_value(nullptr);
-}
-
-yaml_value optional_time(const std::optional<std::uint64_t>& time) {
-    return time ? yaml_value(*time) : yaml_value(nullptr);
-}
-
-yaml_value encode_registry(const job_registry& jobs) {
-    yaml_value::mapping entries;
-    entries.reserve(jobs.size());
-    for (const auto& [id, job] : jobs) {
-        yaml_value::mapping fields;
-        fields.push_back({"job_name", job.job_name});
-        fields.push_back({"specifier", job.specifier});
-        fields.push_back({"status", static_cast<int>(job.status)});
-        fields.push_back({"executor_id", optional_text(job.executor_id)});
-        fields.push_back({"error_message", optional_text(job.error_message)});
-        fields.push_back({"started_at", optional_time(job.started_at)});
-        fields.push_back({"completed_at", optional_time(job.completed_at)});
-        entries.push_back({id, std::move(fields)});
-    }
-    yaml_value::mapping document;
-    document.push_back({"jobs", std::move(entries)});
-    return document;
-}
-
-std::string scalar_text(const yaml_value& value) {
-    switch (value.type()) {
-        case yaml_value::kind::string: return value.as_string();
-        case yaml_value::kind::integer: return std::to_string(value.as_int64());
-        case yaml_value::kind::unsigned_integer: return std::to_string(value.as_uint64());
-        default: return emit_yaml(value);
-    }
-}
-
-std::optional<std::string> decode_optional_text(const yaml_value* node) {
-    if (node == nullptr || node->is_null()) {
-        return std::nullopt;
-    }
-    return scalar_text(*node);
-}
-
-/// Parses the registry of a tracker document; every problem names the file and the job (spec §4.4 reading rules).
-job_registry decode_registry(const yaml_value& document, const fs::path& file) {
-    job_registry jobs;
-    const yaml_value* root = document.find("jobs");
-    if (root == nullptr || root->is_null()) {
-        return jobs;
-    }
-    if (root->type() != yaml_value::kind::mapping) {
-        throw value_error(fmt::format(
-            "Unable to load the processing tracker file '{}': its 'jobs' entry must be a mapping of job IDs to job "
-            "states, but it is a {}.",
-            file.string(), root->python_type_name()));
-    }
-    for (const auto& [key, value] : root->as_mapping()) {
-        const std::string id = scalar_text(key);
-        const auto fail = [&](const std::string& problem) -> value_error {
-            return value_error(fmt::format("Unable to load the processing tracker file '{}': the job '{}' {}.",
-                                           file.string(), id, problem));
-        };
-        if (value.type() != yaml_value::kind::mapping) {
-            throw fail(fmt::format("must be a mapping of job fields, but it is a {}", value.python_type_name()));
-        }
-        job_state job;
-        const yaml_value* name = value.find("job_name");
-        if (name == nullptr || name->is_null()) {
-            throw missing_value_error(fmt::format(
-                "Unable to load the processing tracker file '{}': the job '{}' has no 'job_name' field, which every "
-                "job state requires.",
-                file.string(), id));
-        }
-        try {
-            job.job_name = scalar_text(*name);
-            if (const yaml_value* spec = value.find("specifier"); spec != nullptr && !spec->is_null()) {
-                job.specifier = scalar_text(*spec);
-            }
-            if (const yaml_value* status = value.find("status"); status != nullptr && !status->is_null()) {
-                const std::int64_t code = status->as_int64();
-                if (code < 0 || code > 3) {
-                    throw fail(fmt::format("has the status {}, which is not a valid ProcessingStatus (0-3)", code));
-                }
-                job.status = static_cast<processing_status>(code);
-            }
-            job.executor_id = decode_optional_text(value.find("executor_id"));
-            job.error_message = decode_optional_text(value.find("error_message"));
-            if (const yaml_value* t = value.find("started_at"); t != nullptr && !t->is_null()) {
-                job.started_at = t->as_uint64();
-            }
-            if (const yaml_value* t = value.find("completed_at"); t != nullptr && !t->is_null()) {
-                job.completed_at = t->as_uint64();
-            }
-        } catch (const type_error& e) {
-            throw fail(fmt::format("has a field of the wrong type: {}", e.what()));
-        }
-        jobs.emplace_back(id, std::move(job));
-    }
-    return jobs;
 }
 
 job_counts count_jobs(const job_registry& jobs) {
@@ -388,16 +288,16 @@ job_key processing_tracker::resolve_job(std::string_view job_id, const std::vect
 void processing_tracker::transact(load_mode mode, bool save, const operation& op) {
     std::error_code ec;
     if (fs::exists(file_path_, ec)) {
-        jobs_ = decode_registry(detail::read_yaml_file(file_path_), file_path_);
+        jobs_ = detail::read_tracker_document(detail::read_yaml_text(file_path_), file_path_);
     } else if (mode == load_mode::create) {
         detail::check_yaml_suffix(file_path_, true);
-        detail::write_yaml_file(file_path_, encode_registry(jobs_));
+        detail::write_yaml_text(file_path_, detail::emit_tracker_document(jobs_));
     }
     job_registry working = jobs_;
     op(working);
     if (save) {
         detail::check_yaml_suffix(file_path_, true);
-        detail::write_yaml_file(file_path_, encode_registry(working));
+        detail::write_yaml_text(file_path_, detail::emit_tracker_document(working));
     }
     jobs_ = std::move(working);
 }

@@ -118,6 +118,10 @@ std::string yaml_key_text(const yaml_value& key);
 void check_yaml_suffix(const std::filesystem::path& file, bool writing);
 /// spec §3.3 steps 2-5: mkdir -p, temp file (0600) + fsync + rename; the previous file survives any failure.
 void write_yaml_file(const std::filesystem::path& file, const yaml_value& document);
+/// write_yaml_file for an already emitted document.
+void write_yaml_text(const std::filesystem::path& file, const std::string& text);
+/// The file's bytes (os_error family naming the file on failure).
+std::string read_yaml_text(const std::filesystem::path& file);
 /// spec §3.6 steps 2-3: read, parse (yaml_error), require a top-level mapping (value_error).
 yaml_value read_yaml_file(const std::filesystem::path& file);
 

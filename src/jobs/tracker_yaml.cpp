@@ -1,0 +1,353 @@
+#include "jobs/tracker_yaml.hpp"
+
+#include <axds/error.hpp>
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <set>
+#include <vector>
+
+namespace fs = std::filesystem;
+
+namespace axds::detail {
+
+namespace {
+
+yaml_value optional_text(const std::optional<std::string>& text) {
+    return text ? yaml_value(*text) : yaml_value(nullptr);
+}
+
+yaml_value optional_time(const std::optional<std::uint64_t>& time) {
+    return time ? yaml_value(*time) : yaml_value(nullptr);
+}
+
+}  // namespace
+
+yaml_value encode_tracker_registry(const job_registry& jobs) {
+    yaml_value::mapping entries;
+    entries.reserve(jobs.size());
+    for (const auto& [id, job] : jobs) {
+        yaml_value::mapping fields;
+        fields.push_back({"job_name", job.job_name});
+        fields.push_back({"specifier", job.specifier});
+        fields.push_back({"status", static_cast<int>(job.status)});
+        fields.push_back({"executor_id", optional_text(job.executor_id)});
+        fields.push_back({"error_message", optional_text(job.error_message)});
+        fields.push_back({"started_at", optional_time(job.started_at)});
+        fields.push_back({"completed_at", optional_time(job.completed_at)});
+        entries.push_back({id, std::move(fields)});
+    }
+    yaml_value::mapping document;
+    document.push_back({"jobs", std::move(entries)});
+    return document;
+}
+
+namespace {
+
+std::string scalar_text(const yaml_value& value) {
+    switch (value.type()) {
+        case yaml_value::kind::string: return value.as_string();
+        case yaml_value::kind::integer: return std::to_string(value.as_int64());
+        case yaml_value::kind::unsigned_integer: return std::to_string(value.as_uint64());
+        default: return emit_yaml(value);
+    }
+}
+
+std::optional<std::string> decode_optional_text(const yaml_value* node) {
+    if (node == nullptr || node->is_null()) {
+        return std::nullopt;
+    }
+    return scalar_text(*node);
+}
+
+/// Parses the registry of a tracker document; every problem names the file and the job (spec §4.4 reading rules).
+}  // namespace
+
+job_registry decode_tracker_registry(const yaml_value& document, const fs::path& file) {
+    job_registry jobs;
+    const yaml_value* root = document.find("jobs");
+    if (root == nullptr || root->is_null()) {
+        return jobs;
+    }
+    if (root->type() != yaml_value::kind::mapping) {
+        throw value_error(fmt::format(
+            "Unable to load the processing tracker file '{}': its 'jobs' entry must be a mapping of job IDs to job "
+            "states, but it is a {}.",
+            file.string(), root->python_type_name()));
+    }
+    for (const auto& [key, value] : root->as_mapping()) {
+        const std::string id = scalar_text(key);
+        const auto fail = [&](const std::string& problem) -> value_error {
+            return value_error(fmt::format("Unable to load the processing tracker file '{}': the job '{}' {}.",
+                                           file.string(), id, problem));
+        };
+        if (value.type() != yaml_value::kind::mapping) {
+            throw fail(fmt::format("must be a mapping of job fields, but it is a {}", value.python_type_name()));
+        }
+        job_state job;
+        const yaml_value* name = value.find("job_name");
+        if (name == nullptr || name->is_null()) {
+            throw missing_value_error(fmt::format(
+                "Unable to load the processing tracker file '{}': the job '{}' has no 'job_name' field, which every "
+                "job state requires.",
+                file.string(), id));
+        }
+        try {
+            job.job_name = scalar_text(*name);
+            if (const yaml_value* spec = value.find("specifier"); spec != nullptr && !spec->is_null()) {
+                job.specifier = scalar_text(*spec);
+            }
+            if (const yaml_value* status = value.find("status"); status != nullptr && !status->is_null()) {
+                const std::int64_t code = status->as_int64();
+                if (code < 0 || code > 3) {
+                    throw fail(fmt::format("has the status {}, which is not a valid ProcessingStatus (0-3)", code));
+                }
+                job.status = static_cast<processing_status>(code);
+            }
+            job.executor_id = decode_optional_text(value.find("executor_id"));
+            job.error_message = decode_optional_text(value.find("error_message"));
+            if (const yaml_value* t = value.find("started_at"); t != nullptr && !t->is_null()) {
+                job.started_at = t->as_uint64();
+            }
+            if (const yaml_value* t = value.find("completed_at"); t != nullptr && !t->is_null()) {
+                job.completed_at = t->as_uint64();
+            }
+        } catch (const type_error& e) {
+            throw fail(fmt::format("has a field of the wrong type: {}", e.what()));
+        }
+        jobs.emplace_back(id, std::move(job));
+    }
+    return jobs;
+}
+
+namespace {
+
+/// A string PyYAML writes plain (or, when YAML 1.1 would read it as another type, single-quoted) without any
+/// escaping or folding: letters, digits and `_ . - : /`, starting with a letter, digit or '_', no trailing ':'.
+bool simple_text(std::string_view text) {
+    if (text.empty() || text.back() == ':') {
+        return false;
+    }
+    const char first = text.front();
+    if (!((first >= 'a' && first <= 'z') || (first >= 'A' && first <= 'Z') || (first >= '0' && first <= '9') ||
+          first == '_')) {
+        return false;
+    }
+    return text.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-:/") ==
+           std::string_view::npos;
+}
+
+/// Appends the scalar as PyYAML would; false when the fast path does not know how.
+bool append_string(std::string& out, std::string_view text) {
+    if (text.empty()) {
+        out += "''";
+        return true;
+    }
+    if (!simple_text(text)) {
+        return false;
+    }
+    if (yaml11_plain_is_not_string(text)) {
+        out += '\'';
+        out += text;
+        out += '\'';
+    } else {
+        out += text;
+    }
+    return true;
+}
+
+void append_number(std::string& out, std::optional<std::uint64_t> value) {
+    if (value) {
+        out += std::to_string(*value);
+    } else {
+        out += "null";
+    }
+}
+
+bool append_optional(std::string& out, const std::optional<std::string>& text) {
+    if (!text) {
+        out += "null";
+        return true;
+    }
+    return append_string(out, *text);
+}
+
+/// One scalar of the fast layout: `''`, `'simple'` or plain simple text that YAML reads as a string.
+std::optional<std::string> string_value(std::string_view raw) {
+    if (raw == "''") {
+        return std::string();
+    }
+    if (raw.size() >= 2 && raw.front() == '\'' && raw.back() == '\'') {
+        const std::string_view inner = raw.substr(1, raw.size() - 2);
+        if (simple_text(inner)) {
+            return std::string(inner);
+        }
+        return std::nullopt;
+    }
+    if (simple_text(raw) && !yaml11_plain_is_not_string(raw)) {
+        return std::string(raw);
+    }
+    return std::nullopt;
+}
+
+std::optional<std::uint64_t> decimal_value(std::string_view raw) {
+    if (raw.empty() || raw.size() > 20 || (raw.size() > 1 && raw[0] == '0')) {
+        return std::nullopt;
+    }
+    std::uint64_t value = 0;
+    const auto [end, error] = std::from_chars(raw.data(), raw.data() + raw.size(), value);
+    if (error != std::errc() || end != raw.data() + raw.size()) {
+        return std::nullopt;
+    }
+    return value;
+}
+
+/// Consumes `expected` + value + '\n' from `text` at `at`; returns the value text.
+std::optional<std::string_view> field(std::string_view text, std::size_t& at, std::string_view expected) {
+    if (text.substr(at, expected.size()) != expected) {
+        return std::nullopt;
+    }
+    const std::size_t start = at + expected.size();
+    const std::size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) {
+        return std::nullopt;
+    }
+    at = end + 1;
+    return text.substr(start, end - start);
+}
+
+}  // namespace
+
+std::optional<std::string> emit_tracker_fast(const job_registry& jobs) {
+    if (jobs.empty()) {
+        return std::string("---\njobs: {}\n...\n");
+    }
+    std::string out = "---\njobs:\n";
+    out.reserve(jobs.size() * 220);
+    for (const auto& [id, job] : jobs) {
+        out += "  ";
+        if (!append_string(out, id) || id.empty()) {
+            return std::nullopt;
+        }
+        out += ":\n    job_name: ";
+        if (!append_string(out, job.job_name)) {
+            return std::nullopt;
+        }
+        out += "\n    specifier: ";
+        if (!append_string(out, job.specifier)) {
+            return std::nullopt;
+        }
+        out += "\n    status: ";
+        out += std::to_string(static_cast<int>(job.status));
+        out += "\n    executor_id: ";
+        if (!append_optional(out, job.executor_id)) {
+            return std::nullopt;
+        }
+        out += "\n    error_message: ";
+        if (!append_optional(out, job.error_message)) {
+            return std::nullopt;
+        }
+        out += "\n    started_at: ";
+        append_number(out, job.started_at);
+        out += "\n    completed_at: ";
+        append_number(out, job.completed_at);
+        out += '\n';
+    }
+    out += "...\n";
+    return out;
+}
+
+std::optional<job_registry> parse_tracker_fast(std::string_view text) {
+    if (text == "---\njobs: {}\n...\n") {
+        return job_registry{};
+    }
+    constexpr std::string_view head = "---\njobs:\n";
+    constexpr std::string_view tail = "...\n";
+    if (!text.starts_with(head) || !text.ends_with(tail)) {
+        return std::nullopt;
+    }
+    job_registry jobs;
+    std::set<std::string, std::less<>> seen;
+    std::size_t at = head.size();
+    const std::size_t end = text.size() - tail.size();
+    while (at < end) {
+        if (text.substr(at, 2) != "  " || text[at + 2] == ' ') {
+            return std::nullopt;
+        }
+        const std::size_t colon = text.find(":\n", at + 2);
+        if (colon == std::string_view::npos) {
+            return std::nullopt;
+        }
+        auto id = string_value(text.substr(at + 2, colon - at - 2));
+        at = colon + 2;
+        if (!id || id->empty() || !seen.insert(*id).second) {
+            return std::nullopt;
+        }
+        const auto name = field(text, at, "    job_name: ");
+        const auto spec = field(text, at, "    specifier: ");
+        const auto status = field(text, at, "    status: ");
+        const auto executor = field(text, at, "    executor_id: ");
+        const auto error = field(text, at, "    error_message: ");
+        const auto started = field(text, at, "    started_at: ");
+        const auto completed = field(text, at, "    completed_at: ");
+        if (!name || !spec || !status || !executor || !error || !started || !completed) {
+            return std::nullopt;
+        }
+        job_state job;
+        auto name_text = string_value(*name);
+        auto spec_text = string_value(*spec);
+        const auto code = decimal_value(*status);
+        if (!name_text || !spec_text || !code || *code > 3) {
+            return std::nullopt;
+        }
+        job.job_name = std::move(*name_text);
+        job.specifier = std::move(*spec_text);
+        job.status = static_cast<processing_status>(*code);
+        for (const auto& [raw, target] :
+             {std::pair{*executor, &job.executor_id}, std::pair{*error, &job.error_message}}) {
+            if (raw != "null") {
+                auto value = string_value(raw);
+                if (!value) {
+                    return std::nullopt;
+                }
+                *target = std::move(*value);
+            }
+        }
+        for (const auto& [raw, target] :
+             {std::pair{*started, &job.started_at}, std::pair{*completed, &job.completed_at}}) {
+            if (raw != "null") {
+                const auto value = decimal_value(raw);
+                if (!value) {
+                    return std::nullopt;
+                }
+                *target = *value;
+            }
+        }
+        jobs.emplace_back(std::move(*id), std::move(job));
+    }
+    return at == end ? std::optional<job_registry>(std::move(jobs)) : std::nullopt;
+}
+
+std::string emit_tracker_document(const job_registry& jobs) {
+    if (auto fast = emit_tracker_fast(jobs)) {
+        return std::move(*fast);
+    }
+    return emit_yaml(encode_tracker_registry(jobs));
+}
+
+job_registry read_tracker_document(const std::string& text, const fs::path& file) {
+    if (auto fast = parse_tracker_fast(text)) {
+        return std::move(*fast);
+    }
+    const yaml_value document = parse_yaml(text, file.string());
+    if (document.type() != yaml_value::kind::mapping) {
+        throw value_error(fmt::format(
+            "Unable to load the processing tracker file '{}': it must hold a mapping with a 'jobs' entry, but it "
+            "holds a {}.",
+            file.string(), document.python_type_name()));
+    }
+    return decode_tracker_registry(document, file);
+}
+
+}  // namespace axds::detail

@@ -1,0 +1,30 @@
+#pragma once
+// The processing tracker's YAML document (spec §4.4), private to src/: the general libyaml path and an exact fast
+// path for the common case (every string "simple"), byte-identical to what PyYAML's CDumper writes.
+
+#include <axds/config/yaml_value.hpp>
+#include <axds/jobs/processing_tracker.hpp>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace axds::detail {
+
+/// The `{jobs: {...}}` tree of a registry (general path).
+[[nodiscard]] yaml_value encode_tracker_registry(const job_registry& jobs);
+/// The registry of a parsed tracker document; errors name `file` (general path).
+[[nodiscard]] job_registry decode_tracker_registry(const yaml_value& document, const std::filesystem::path& file);
+
+/// The document text without libyaml when every key and string is simple (letters, digits, `_ . - : /`, no
+/// leading indicator); nullopt otherwise.
+[[nodiscard]] std::optional<std::string> emit_tracker_fast(const job_registry& jobs);
+/// Parses a document laid out exactly as emit_tracker_fast (and PyYAML) writes it; nullopt for anything else.
+[[nodiscard]] std::optional<job_registry> parse_tracker_fast(std::string_view text);
+
+/// Fast path when it applies, else the general one.
+[[nodiscard]] std::string emit_tracker_document(const job_registry& jobs);
+[[nodiscard]] job_registry read_tracker_document(const std::string& text, const std::filesystem::path& file);
+
+}  // namespace axds::detail
