@@ -42,11 +42,12 @@ class file_lock {
 public:
     /// Opens (creating it and its parent directories) the lock file; does not lock yet.
     explicit file_lock(const fs::path& lock_path) : path_(lock_path) {
-        if (lock_path.has_parent_path()) {
+        fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd_ < 0 && errno == ENOENT && lock_path.has_parent_path()) {  // parents only when missing
             std::error_code ec;
             fs::create_directories(lock_path.parent_path(), ec);
+            fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
         }
-        fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (fd_ < 0) {
             const int error = errno;
             throw_errno(error, fmt::format("Unable to open the lock file '{}': {}.", lock_path.string(),
