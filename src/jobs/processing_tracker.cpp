@@ -427,6 +427,52 @@ asio::awaitable<tracker_summary> processing_tracker::async_summarize() {
     co_return result;
 }
 
+asio::awaitable<std::vector<std::pair<std::string, job_key>>> processing_tracker::async_find_jobs(
+    std::optional<std::string> job_name, std::optional<std::string> specifier) {
+    std::vector<std::pair<std::string, job_key>> found;
+    std::function<void()> call = [&] {
+        found = find_jobs(job_name, specifier);
+    };
+    co_await async_with_lock(std::move(call));
+    co_return found;
+}
+
+asio::awaitable<std::vector<std::string>> processing_tracker::async_get_jobs_by_status(processing_status status) {
+    std::vector<std::string> ids;
+    std::function<void()> call = [&] {
+        ids = get_jobs_by_status(status);
+    };
+    co_await async_with_lock(std::move(call));
+    co_return ids;
+}
+
+asio::awaitable<std::vector<std::pair<processing_status, std::size_t>>> processing_tracker::async_get_summary() {
+    std::vector<std::pair<processing_status, std::size_t>> counts;
+    std::function<void()> call = [&] {
+        counts = get_summary();
+    };
+    co_await async_with_lock(std::move(call));
+    co_return counts;
+}
+
+asio::awaitable<bool> processing_tracker::async_complete() {
+    bool result = false;
+    std::function<void()> call = [&] {
+        result = complete();
+    };
+    co_await async_with_lock(std::move(call));
+    co_return result;
+}
+
+asio::awaitable<bool> processing_tracker::async_encountered_error() {
+    bool result = false;
+    std::function<void()> call = [&] {
+        result = encountered_error();
+    };
+    co_await async_with_lock(std::move(call));
+    co_return result;
+}
+
 asio::awaitable<std::vector<std::string>> processing_tracker::async_reset_jobs(std::vector<std::string> job_ids) {
     std::vector<std::string> ids;
     std::function<void()> call = [&] {

@@ -180,6 +180,12 @@ public:
     asio::awaitable<job_state> async_get_job_info(std::string job_id);
     asio::awaitable<job_registry> async_snapshot();
     asio::awaitable<tracker_summary> async_summarize();
+    asio::awaitable<std::vector<std::pair<std::string, job_key>>> async_find_jobs(
+        std::optional<std::string> job_name = {}, std::optional<std::string> specifier = {});
+    asio::awaitable<std::vector<std::string>> async_get_jobs_by_status(processing_status status);
+    asio::awaitable<std::vector<std::pair<processing_status, std::size_t>>> async_get_summary();
+    asio::awaitable<bool> async_complete();
+    asio::awaitable<bool> async_encountered_error();
     asio::awaitable<std::vector<std::string>> async_reset_jobs(std::vector<std::string> job_ids);
     asio::awaitable<std::vector<std::string>> async_retry_failed_jobs();
     asio::awaitable<void> async_reset();

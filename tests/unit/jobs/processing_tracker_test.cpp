@@ -110,6 +110,17 @@ asio::awaitable<void> exercise_async_tracker(processing_tracker& tracker) {
     CHECK(a_status == processing_status::succeeded);
     const auto summary = co_await tracker.async_summarize();
     CHECK(summary.status == tracker_status::failed);
+    const bool has_error = co_await tracker.async_encountered_error();
+    CHECK(has_error);
+    const bool all_done = co_await tracker.async_complete();
+    CHECK_FALSE(all_done);
+    const auto failed_ids = co_await tracker.async_get_jobs_by_status(processing_status::failed);
+    CHECK(failed_ids == std::vector<std::string>{ids[1]});
+    const auto counts = co_await tracker.async_get_summary();
+    CHECK(counts.at(3).second == 1);
+    std::optional<std::string> name_filter = "a";
+    const auto found = co_await tracker.async_find_jobs(std::move(name_filter));
+    CHECK(found.size() == 1);
     const auto retried = co_await tracker.async_retry_failed_jobs();
     CHECK(retried.size() == 1);
     CHECK(retried.at(0) == ids[1]);
