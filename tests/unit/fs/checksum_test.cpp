@@ -1,0 +1,156 @@
+#include <axds/fs/checksum.hpp>
+
+#include "support/matchers.hpp"
+#include "support/temp_dir.hpp"
+
+#include <axds/core/runtime.hpp>
+#include <axds/error.hpp>
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <map>
+#include <random>
+#include <string>
+
+namespace fs = std::filesystem;
+using axds::checksum_options;
+using axds::test::message_contains;
+using axds::test::temp_dir;
+using axds::test::write_file;
+
+namespace {
+
+std::string checksum(const fs::path& directory, checksum_options options = {}) {
+    return axds::block_on(axds::async_calculate_directory_checksum(directory, std::move(options)));
+}
+
+void make_tree(const fs::path& root, const std::map<std::string, std::string>& files) {
+    fs::create_directories(root);
+    for (const auto& [relative, content] : files) {
+        write_file(root / relative, content);
+    }
+}
+
+}  // namespace
+
+// upstream: checksum_tools_test.py::test_calculate_directory_checksum_golden (and the spec §9.1 vectors)
+TEST_CASE("directory checksum matches the Python library's golden digests", "[fs]") {
+    const temp_dir tmp;
+    const auto golden = [&](const std::string& name, const std::map<std::string, std::string>& files) {
+        make_tree(tmp.path() / name, files);
+        return checksum(tmp.path() / name, {.save_checksum = false});
+    };
+    CHECK(golden("flat", {{"data.txt", "payload"}, {".gitignore", "ignored"}, {"archive.tar.gz", "compressed"}}) ==
+          "697ab93b2e5603ddc5ba5556a7f3954c");
+    CHECK(golden("fixture", {{"file1.txt", "content1"},
+                             {"file2.txt", "content2"},
+                             {"subdir1/file3.txt", "content3"},
+                             {"subdir1/file4.txt", "content4"},
+                             {"subdir1/nested/file6.txt", "content6"},
+                             {"subdir2/file5.txt", "content5"}}) == "af48d02069c6bd51c399ce70db341a5c");
+    CHECK(golden("order", {{"B.txt", "z"}, {"a.txt", "y"}, {"a/b.txt", "x"}, {"é.txt", "u"}}) ==
+          "b372303542ca00c51b6f967c6da5d8d4");
+    CHECK(golden("empty", {{"empty.bin", ""}}) == "7d7249093a57ed368fa627e3b3b0ebc8");
+    make_tree(tmp.path() / "link", {{"f", "1"}});
+    fs::create_symlink("f", tmp.path() / "link" / "lnk");
+    CHECK(checksum(tmp.path() / "link", {.save_checksum = false}) == "cb94919e5c3174fa3ea0d2fa8dd03834");
+    // A nested ax_checksum.txt is excluded like the top-level one; empty directories never count.
+    make_tree(tmp.path() / "nested", {{"f", "1"}, {"sub/ax_checksum.txt", "q"}});
+    make_tree(tmp.path() / "plain", {{"f", "1"}});
+    fs::create_directories(tmp.path() / "plain" / "sub");
+    CHECK(checksum(tmp.path() / "nested", {.save_checksum = false}) ==
+          checksum(tmp.path() / "plain", {.save_checksum = false}));
+}
+
+// upstream: checksum_tools_test.py (save, determinism, workers, exclusions, errors)
+TEST_CASE("directory checksum saving, exclusions, worker counts and errors", "[fs]") {
+    const temp_dir tmp;
+    const fs::path root = tmp.path() / "data";
+    make_tree(root, {{"a.bin", std::string(3 << 20, 'x')}, {"b/c.txt", "c"}, {"b/d/e.txt", "e"}});
+    std::size_t reports = 0;
+    checksum_options with_progress;
+    with_progress.progress = [&](const axds::checksum_progress& p) {
+        ++reports;
+        CHECK(p.files_done <= p.files_total);
+        CHECK(p.bytes_done <= p.bytes_total);
+    };
+    const std::string digest = checksum(root, std::move(with_progress));
+    CHECK(reports >= 1);
+    CHECK(digest.size() == 32);
+    CHECK(digest.find_first_not_of("0123456789abcdef") == std::string::npos);
+    CHECK(axds::test::read_file(root / "ax_checksum.txt") == digest);  // 32 bytes, no newline
+    for (const int workers : {1, 2, 4, 0}) {
+        CHECK(checksum(root, {.max_workers = workers}) == digest);  // its own ax_checksum.txt is excluded
+    }
+    write_file(root / "ax_checksum.txt", "stale");
+    CHECK(checksum(root) == digest);
+    CHECK(axds::test::read_file(root / "ax_checksum.txt") == digest);  // overwritten
+    CHECK(checksum(root, {.save_checksum = false, .excluded_files = std::set<std::string>{}}) != digest);
+    CHECK(checksum(root, {.save_checksum = false,
+                          .excluded_files = std::set<std::string>{"c.txt", "ax_checksum.txt"}}) != digest);
+    write_file(root / "b" / "c.txt", "changed");
+    CHECK(checksum(root, {.save_checksum = false}) != digest);
+
+    fs::create_directories(tmp.path() / "empty" / "sub");
+    CHECK_THROWS_MATCHES(checksum(tmp.path() / "empty"), axds::value_error,
+                         message_contains(fmt::format("Unable to calculate the checksum for the {} directory. The "
+                                                      "directory must hold at least one file the checksum can cover, "
+                                                      "but it holds none.",
+                                                      (tmp.path() / "empty").string())));
+    make_tree(tmp.path() / "only", {{"ax_checksum.txt", "x"}});
+    CHECK_THROWS_AS(checksum(tmp.path() / "only"), axds::value_error);
+    CHECK_THROWS_AS(checksum(tmp.path() / "missing"), axds::file_not_found_error);
+    CHECK_THROWS_AS(checksum(root / "a.bin"), axds::not_a_directory_error);
+    CHECK_THROWS_AS(checksum(root, {.max_workers = -1}), axds::value_error);
+}
+
+TEST_CASE("directory checksum equals an independent python3-xxhash computation on 50 random trees", "[fs][python]") {
+    const temp_dir tmp;
+    std::mt19937 rng(97);
+    const std::vector<std::string> names{"a", "B", "é", "data.bin", "x y", "z-1", "ünï", "_", "0", "日本"};
+    std::string ours;
+    for (int t = 0; t < 50; ++t) {
+        const fs::path root = tmp.path() / std::to_string(t);
+        fs::create_directories(root);
+        const int count = 1 + static_cast<int>(rng() % 8);
+        for (int f = 0; f < count; ++f) {
+            fs::path relative;
+            const int depth = static_cast<int>(rng() % 3);
+            for (int d = 0; d < depth; ++d) {
+                relative /= names[rng() % names.size()] + "_d";
+            }
+            relative /= names[rng() % names.size()] + std::to_string(f);
+            const std::size_t size = rng() % 10 == 0 ? (rng() % (3U << 20)) : rng() % 2000;
+            std::string content(size, '\0');
+            for (auto& c : content) {
+                c = static_cast<char>(rng());
+            }
+            write_file(root / relative, content);
+        }
+        if (rng() % 3 == 0) {
+            fs::create_directories(root / "empty_dir");
+        }
+        ours += checksum(root, {.save_checksum = false}) + "\n";
+    }
+    const auto result = axds::test::run_python(
+        "import os, sys, xxhash\n"
+        "root = sys.argv[1]\n"
+        "for t in range(50):\n"
+        "    base = os.path.join(root, str(t))\n"
+        "    pairs = []\n"
+        "    for d, _, files in os.walk(base):\n"
+        "        for f in files:\n"
+        "            full = os.path.join(d, f)\n"
+        "            rel = os.path.relpath(full, base).encode('utf-8')\n"
+        "            h = xxhash.xxh3_128(rel)\n"
+        "            with open(full, 'rb') as fh:\n"
+        "                h.update(fh.read())\n"
+        "            pairs.append((rel, h.digest()))\n"
+        "    pairs.sort()\n"
+        "    total = xxhash.xxh3_128(b''.join(r + d for r, d in pairs))\n"
+        "    print(total.hexdigest())\n",
+        {tmp.path().string()});
+    REQUIRE(result.exit_code == 0);
+    CHECK(result.output == ours);
+}
