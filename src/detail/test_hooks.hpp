@@ -1,6 +1,7 @@
 #pragma once
 // Fault-injection seams for tests (STYLE.md §3.5 "Faults"). Empty in normal operation; set only by tests.
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <string_view>
@@ -13,5 +14,11 @@ inline std::function<void(const std::filesystem::path& archive)> after_archive_w
 /// Asked by the data logger's writers for each entry file name; true makes that entry's open really fail (ENOENT,
 /// the file is redirected into a directory that does not exist). Set before the logger starts.
 inline std::function<bool(std::string_view file_name)> fail_log_entry;
+
+/// Called by async_delete_directory just before it removes a (by then empty) directory.
+inline std::function<void(const std::filesystem::path& directory)> before_rmdir;
+
+/// Pause between rmdir attempts of async_delete_directory (spec §9.2: 500 ms); tests shorten it.
+inline std::chrono::milliseconds rmdir_retry_delay{500};
 
 }  // namespace axds::detail::test_hooks

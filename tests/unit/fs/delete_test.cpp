@@ -1,0 +1,86 @@
+#include <axds/fs/delete.hpp>
+
+#include "detail/test_hooks.hpp"
+#include "support/matchers.hpp"
+#include "support/temp_dir.hpp"
+
+#include <axds/core/console.hpp>
+#include <axds/core/runtime.hpp>
+#include <axds/error.hpp>
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <string>
+
+#include <sys/stat.h>
+
+namespace fs = std::filesystem;
+using axds::test::temp_dir;
+using axds::test::write_file;
+
+namespace {
+
+void delete_tree(const fs::path& path) {
+    axds::block_on(axds::async_delete_directory(path));
+}
+
+struct hook_guard {
+    ~hook_guard() {
+        axds::detail::test_hooks::before_rmdir = nullptr;
+        axds::detail::test_hooks::rmdir_retry_delay = std::chrono::milliseconds(500);
+    }
+};
+
+}  // namespace
+
+// upstream: filesystem_tools_test.py::test_delete_directory_*
+TEST_CASE("delete_directory removes a nested tree with every kind of entry", "[fs]") {
+    const temp_dir tmp;
+    const fs::path root = tmp.path() / "tree";
+    for (int d = 0; d < 5; ++d) {
+        for (int f = 0; f < 150; ++f) {
+            write_file(root / fmt::format("d{}", d) / "deeper" / fmt::format("f{}.bin", f), "x");
+        }
+    }
+    write_file(tmp.path() / "outside.txt", "keep");
+    fs::create_symlink(tmp.path() / "outside.txt", root / "link_to_file");
+    fs::create_symlink(tmp.path(), root / "link_to_dir");
+    fs::create_symlink(tmp.path() / "nothing", root / "dangling");
+    REQUIRE(::mkfifo((root / "fifo").c_str(), 0600) == 0);
+    fs::create_directories(root / "empty" / "emptier");
+    delete_tree(root);
+    CHECK_FALSE(fs::exists(root));
+    CHECK(axds::test::read_file(tmp.path() / "outside.txt") == "keep");  // links were not followed
+    delete_tree(root);                                                   // missing path: silent
+    CHECK(fs::exists(tmp.path()));
+}
+
+TEST_CASE("delete_directory removes a symlink to a directory, never its target", "[fs]") {
+    const temp_dir tmp;
+    write_file(tmp.path() / "target" / "data.txt", "kept");
+    fs::create_directory_symlink(tmp.path() / "target", tmp.path() / "link");
+    delete_tree(tmp.path() / "link");
+    CHECK_FALSE(fs::exists(fs::symlink_status(tmp.path() / "link")));
+    CHECK(axds::test::read_file(tmp.path() / "target" / "data.txt") == "kept");
+    CHECK_THROWS_AS(delete_tree(tmp.path() / "target" / "data.txt"), axds::not_a_directory_error);
+}
+
+TEST_CASE("delete_directory retries rmdir and then leaves the directory with the §9.2 warning", "[fs]") {
+    const temp_dir tmp;
+    const hook_guard restore;
+    const fs::path root = tmp.path() / "busy";
+    write_file(root / "a.txt", "a");
+    // Another writer keeps adding a file just before the rmdir: every attempt fails with ENOTEMPTY.
+    axds::detail::test_hooks::rmdir_retry_delay = std::chrono::milliseconds(5);
+    axds::detail::test_hooks::before_rmdir = [](const fs::path& directory) {
+        write_file(directory / "late", "x");
+    };
+    const axds::scoped_warning_capture warnings;
+    delete_tree(root);
+    REQUIRE(warnings.messages().size() == 1);
+    CHECK_THAT(warnings.messages()[0], Catch::Matchers::Contains(fmt::format(
+                                           "Unable to remove the {} directory after 5 attempts.", root.string())));
+    CHECK(fs::exists(root / "late"));
+    CHECK_FALSE(fs::exists(root / "a.txt"));  // the contents were removed
+}
