@@ -1,0 +1,117 @@
+// Benchmarks of the directory pipelines (issue: Directory pipelines), each with its baseline measured in the same run
+// (warm page cache: the files were just written and are read once before timing):
+//   1. checksum of (a) N files x 16 KiB in 100 directories and (b) one file of S MiB   vs  `xxhsum -H2` (XXH128)
+//   2. delete of tree (a)                                                             vs  `rm -rf` of a copy
+//
+//   ads_bench_fs [--dir D] [--files N] [--big-mib S]
+
+#include <axds/core/runtime.hpp>
+#include <axds/fs/checksum.hpp>
+#include <axds/fs/delete.hpp>
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(clock_type::time_point start) {
+    return std::chrono::duration<double>(clock_type::now() - start).count();
+}
+
+double timed_shell(const std::string& command) {
+    const auto start = clock_type::now();
+    const int status = std::system(command.c_str());
+    return status == 0 ? seconds_since(start) : -1;
+}
+
+void write_tree(const fs::path& root, std::size_t files) {
+    std::string content(16 << 10, 'x');
+    for (std::size_t i = 0; i < files; ++i) {
+        const fs::path dir = root / fmt::format("dir{:03d}", i % 100);
+        fs::create_directories(dir);
+        content[0] = static_cast<char>(i);
+        std::ofstream(dir / fmt::format("file{:06d}.bin", i), std::ios::binary)
+            .write(content.data(), static_cast<std::streamsize>(content.size()));
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    fs::path base = fs::current_path();
+    std::size_t files = 20000;
+    std::size_t big_mib = 1024;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const std::string flag = argv[i];
+        if (flag == "--dir") {
+            base = argv[i + 1];
+        } else if (flag == "--files") {
+            files = std::stoul(argv[i + 1]);
+        } else if (flag == "--big-mib") {
+            big_mib = std::stoul(argv[i + 1]);
+        } else {
+            std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
+            return 2;
+        }
+    }
+    const fs::path dir = base / fmt::format("axds-bench-{}", ::getpid());
+    const fs::path tree = dir / "tree";
+    const fs::path big = dir / "big";
+    write_tree(tree, files);
+    fs::create_directories(big);
+    {
+        std::vector<char> chunk(1 << 20, 'y');
+        std::ofstream out(big / "one.bin", std::ios::binary);
+        for (std::size_t i = 0; i < big_mib; ++i) {
+            chunk[0] = static_cast<char>(i);
+            out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+        }
+    }
+    const std::string quiet = " > /dev/null";
+    timed_shell("cat " + big.string() + "/one.bin" + quiet);  // warm the page cache
+    fmt::print("directory pipeline benchmarks in {} (warm page cache)\n", dir.string());
+
+    for (const auto& [label, root] : {std::pair{std::string("tree"), tree}, std::pair{std::string("big"), big}}) {
+        const std::string xxhsum = fmt::format("find {} -type f -print0 | xargs -0 xxhsum -H2{}", root.string(), quiet);
+        timed_shell(xxhsum);  // warm
+        const auto start = clock_type::now();
+        const std::string digest =
+            axds::block_on(axds::async_calculate_directory_checksum(root, {.save_checksum = false}));
+        const double ours = seconds_since(start);
+        const double baseline = timed_shell(xxhsum);
+        if (label == "tree") {
+            fmt::print("checksum {} files x 16 KiB in 100 dirs: {:.3f} s = {:.0f} files/s ({})\n", files, ours,
+                       static_cast<double>(files) / ours, digest);
+            fmt::print("  baseline xxhsum -H2: {:.3f} s = {:.0f} files/s; axds is {:.2f}x\n", baseline,
+                       static_cast<double>(files) / baseline, baseline / ours);
+        } else {
+            const double gb = static_cast<double>(big_mib << 20) / 1e9;
+            fmt::print("checksum one {} MiB file: {:.3f} s = {:.2f} GB/s ({})\n", big_mib, ours, gb / ours, digest);
+            fmt::print("  baseline xxhsum -H2: {:.3f} s = {:.2f} GB/s; axds is {:.2f}x\n", baseline, gb / baseline,
+                       baseline / ours);
+        }
+    }
+
+    timed_shell(fmt::format("cp -r {} {}", tree.string(), (dir / "copy").string()));
+    const double rm = timed_shell("rm -rf " + (dir / "copy").string());
+    auto start = clock_type::now();
+    axds::block_on(axds::async_delete_directory(tree));
+    const double ours = seconds_since(start);
+    fmt::print("delete {} files in 100 dirs: {:.3f} s = {:.0f} files/s\n", files, ours,
+               static_cast<double>(files) / ours);
+    fmt::print("  baseline rm -rf: {:.3f} s; axds is {:.2f}x\n", rm, rm / ours);
+    fs::remove_all(dir);
+    return 0;
+}
