@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
             out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
         }
     }
-    const std::string quiet = " > /dev/null";
+    const std::string quiet = " > /dev/null 2>&1";
     timed_shell("cat " + big.string() + "/one.bin" + quiet);  // warm the page cache
     fmt::print("directory pipeline benchmarks in {} (warm page cache)\n", dir.string());
 

@@ -20,7 +20,7 @@ struct checksum_progress {
     std::size_t files_done = 0;
     std::size_t files_total = 0;
     std::uint64_t bytes_done = 0;
-    std::uint64_t bytes_total = 0;
+    std::uint64_t bytes_total = 0;  ///< bytes known so far (sizes are learned while reading; no extra stat per file)
 };
 
 /// Settings for async_calculate_directory_checksum (spec §9.1). An aggregate: set only what you need.
