@@ -18,6 +18,9 @@ inline std::function<bool(std::string_view file_name)> fail_log_entry;
 /// Called by async_delete_directory just before it removes a (by then empty) directory.
 inline std::function<void(const std::filesystem::path& directory)> before_rmdir;
 
+/// Called by async_transfer_directory after every file is copied, before verification (corruption tests).
+inline std::function<void(const std::filesystem::path& destination)> after_transfer_copy;
+
 /// Pause between rmdir attempts of async_delete_directory (spec §9.2: 500 ms); tests shorten it.
 inline std::chrono::milliseconds rmdir_retry_delay{500};
 

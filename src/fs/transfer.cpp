@@ -1,0 +1,332 @@
+#include <axds/fs/transfer.hpp>
+
+#include <axds/core/workers.hpp>
+#include <axds/error.hpp>
+#include <axds/fs/checksum.hpp>
+#include <axds/fs/delete.hpp>
+#include <axds/fs/walk.hpp>
+
+#include "detail/parallel.hpp"
+#include "detail/test_hooks.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <memory>
+#include <set>
+#include <system_error>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+
+namespace axds {
+
+namespace {
+
+struct source_entry {
+    fs::path path;
+    std::string relative;
+    std::size_t depth = 0;
+    enum class kind { file, directory, symlink } type = kind::file;
+};
+
+std::string relative_of(const fs::path& path, const fs::path& root) {
+    return path.lexically_relative(root).generic_string();
+}
+
+/// The last six components, as the Python library shortens paths in the verification message.
+std::string tail6(const fs::path& path) {
+    std::vector<std::string> parts;
+    for (const auto& part : path) {
+        if (part != "/" && !part.empty()) {
+            parts.push_back(part.string());
+        }
+    }
+    const std::size_t from = parts.size() > 6 ? parts.size() - 6 : 0;
+    std::string out;
+    for (std::size_t i = from; i < parts.size(); ++i) {
+        out += (out.empty() ? "" : "/") + parts[i];
+    }
+    return out;
+}
+
+[[noreturn]] void throw_copy_error(int error, const fs::path& from, const fs::path& to) {
+    throw_errno(error, fmt::format("Unable to copy {} to {}: {}.", from.string(), to.string(),
+                                   std::system_category().message(error)));
+}
+
+/// Content in-kernel (copy_file_range, read/write fallback), then permission bits and atime/mtime (shutil.copy2).
+std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to) {
+    const int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
+    if (in < 0) {
+        throw_copy_error(errno, from, to);
+    }
+
+    struct stat st {};
+
+    if (::fstat(in, &st) != 0) {
+        const int error = errno;
+        ::close(in);
+        throw_copy_error(error, from, to);
+    }
+    const int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (out < 0) {
+        const int error = errno;
+        ::close(in);
+        throw_copy_error(error, from, to);
+    }
+    std::uint64_t copied = 0;
+    int error = 0;
+    bool in_kernel = true;
+    std::vector<char> buffer;
+    for (;;) {
+        ssize_t n = 0;
+        if (in_kernel) {
+            n = ::copy_file_range(in, nullptr, out, nullptr, std::size_t{1} << 30, 0);
+            if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
+                in_kernel = false;
+                buffer.resize(std::size_t{1} << 20);
+                continue;
+            }
+        } else {
+            n = ::read(in, buffer.data(), buffer.size());
+            if (n > 0) {
+                ssize_t written = 0;
+                while (written < n) {
+                    const ssize_t w = ::write(out, buffer.data() + written, static_cast<std::size_t>(n - written));
+                    if (w < 0 && errno == EINTR) {
+                        continue;
+                    }
+                    if (w < 0) {
+                        error = errno;
+                        break;
+                    }
+                    written += w;
+                }
+                if (error != 0) {
+                    break;
+                }
+            }
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            error = errno;
+            break;
+        }
+        if (n == 0) {
+            break;
+        }
+        copied += static_cast<std::uint64_t>(n);
+    }
+    if (error == 0 && ::fchmod(out, st.st_mode & 07777) != 0) {
+        error = errno;
+    }
+    const std::array<timespec, 2> times{st.st_atim, st.st_mtim};
+    if (error == 0 && ::futimens(out, times.data()) != 0) {
+        error = errno;
+    }
+    ::close(in);
+    if (::close(out) != 0 && error == 0) {
+        error = errno;
+    }
+    if (error != 0) {
+        throw_copy_error(error, from, to);
+    }
+    return copied;
+}
+
+std::string first_line(const fs::path& file) {
+    std::string text;
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        const int error = errno;
+        throw_errno(error, fmt::format("Unable to read {}: {}.", file.string(), std::system_category().message(error)));
+    }
+    std::array<char, 256> buffer{};
+    const ssize_t n = ::read(fd, buffer.data(), buffer.size());
+    ::close(fd);
+    text.assign(buffer.data(), n > 0 ? static_cast<std::size_t>(n) : 0);
+    text = text.substr(0, text.find('\n'));
+    const auto first = text.find_first_not_of(" \t\r");
+    const auto last = text.find_last_not_of(" \t\r");
+    return first == std::string::npos ? std::string() : text.substr(first, last - first + 1);
+}
+
+}  // namespace
+
+asio::awaitable<void> async_transfer_directory(fs::path source, fs::path destination, transfer_options options) {
+    std::error_code ec;
+    // 1-2: the source must exist and be a real directory.
+    if (!fs::exists(source, ec)) {
+        throw file_not_found_error(
+            std::make_error_code(std::errc::no_such_file_or_directory),
+            fmt::format("Unable to transfer the source directory {}, as it does not exist.", source.string()));
+    }
+    if (fs::is_symlink(fs::symlink_status(source, ec))) {
+        throw runtime_error(fmt::format(
+            "Unable to transfer the source directory {}, as it is a symbolic link rather than a real directory. "
+            "Transfer the directory the link points to instead.",
+            source.string()));
+    }
+    // 3
+    const auto threads =
+        static_cast<std::size_t>(options.num_threads < 1 ? resolve_worker_count() : options.num_threads);
+    // 4: discover and classify, shallow entries first.
+    std::vector<source_entry> entries;
+    for (auto& path : walk_directory(source)) {
+        source_entry entry;
+        entry.relative = relative_of(path, source);
+        entry.depth = static_cast<std::size_t>(std::count(entry.relative.begin(), entry.relative.end(), '/')) + 1;
+
+        struct stat st {};
+
+        if (::lstat(path.c_str(), &st) != 0) {
+            const int error = errno;
+            throw_errno(error,
+                        fmt::format("Unable to inspect {}: {}.", path.string(), std::system_category().message(error)));
+        }
+        entry.type = S_ISLNK(st.st_mode)   ? source_entry::kind::symlink
+                     : S_ISDIR(st.st_mode) ? source_entry::kind::directory
+                                           : source_entry::kind::file;
+        entry.path = std::move(path);
+        entries.push_back(std::move(entry));
+    }
+    std::stable_sort(entries.begin(), entries.end(),
+                     [](const source_entry& a, const source_entry& b) { return a.depth < b.depth; });
+    // 5: no symlinks inside.
+    std::vector<std::string> links;
+    std::vector<const source_entry*> files;
+    for (const auto& entry : entries) {
+        if (entry.type == source_entry::kind::symlink) {
+            links.push_back(entry.relative);
+        } else if (entry.type == source_entry::kind::file) {
+            files.push_back(&entry);
+        }
+    }
+    if (!links.empty()) {
+        throw runtime_error(fmt::format(
+            "Unable to transfer the source directory {}, as it contains {} symbolic link(s). Symbolic links cannot "
+            "be transferred as data. Resolve the following link(s) into real data before transferring the tree: {}.",
+            source.string(), links.size(), fmt::join(links, ", ")));
+    }
+    // 6
+    const bool coverable = std::any_of(files.begin(), files.end(),
+                                       [](const source_entry* f) { return f->path.filename() != checksum_file_name; });
+    if (options.verify_integrity && !coverable) {
+        throw runtime_error(fmt::format(
+            "Unable to transfer the source directory {} with integrity verification, as it holds no file the "
+            "checksum can cover.",
+            source.string()));
+    }
+    // 7
+    fs::create_directories(destination, ec);
+    if (ec || !fs::is_directory(destination)) {
+        throw_os_error(ec ? ec : std::make_error_code(std::errc::file_exists),
+                       fmt::format("Unable to create the destination directory {}.", destination.string()));
+    }
+    // 8: files in the destination the source does not account for.
+    std::set<std::string> source_files;
+    for (const auto* file : files) {
+        source_files.insert(file->relative);
+    }
+    std::vector<std::string> strays;
+    for (const auto& path : walk_files(destination)) {
+        const std::string relative = relative_of(path, destination);
+        if (path.filename() != checksum_file_name && source_files.count(relative) == 0) {
+            strays.push_back(relative);
+        }
+    }
+    std::sort(strays.begin(), strays.end());
+    if (!strays.empty()) {
+        if (!options.reset_dirty_destination) {
+            throw runtime_error(fmt::format(
+                "Unable to transfer the source directory {} into {}, as the destination holds {} file(s) the source "
+                "does not account for. Remove them, or transfer with reset_dirty_destination enabled to delete "
+                "them: {}.",
+                source.string(), destination.string(), strays.size(), fmt::join(strays, ", ")));
+        }
+        for (const auto& stray : strays) {
+            if (::unlink((destination / stray).c_str()) != 0 && errno != ENOENT) {
+                const int error = errno;
+                throw_errno(error, fmt::format("Unable to remove {} from the destination: {}.",
+                                               (destination / stray).string(), std::system_category().message(error)));
+            }
+        }
+    }
+    // 9: the source checksum, reused or computed (and then copied too).
+    bool reused = false;
+    std::vector<std::pair<fs::path, std::string>> copies;  // (source path, relative)
+    for (const auto* file : files) {
+        copies.emplace_back(file->path, file->relative);
+    }
+    if (options.verify_integrity) {
+        reused = fs::exists(source / checksum_file_name, ec);
+        if (!reused) {
+            (void)co_await async_calculate_directory_checksum(source, {.save_checksum = true});
+            if (source_files.count(checksum_file_name) == 0) {
+                copies.emplace_back(source / checksum_file_name, checksum_file_name);
+            }
+        }
+    }
+    // 10: every source directory, empty ones included.
+    for (const auto& entry : entries) {
+        if (entry.type == source_entry::kind::directory) {
+            fs::create_directories(destination / entry.relative, ec);
+            if (ec) {
+                throw_os_error(ec, fmt::format("Unable to create {}.", (destination / entry.relative).string()));
+            }
+        }
+    }
+    // 11: copies, `threads` at a time, progress between batches.
+    transfer_progress progress{.files_total = copies.size()};
+    const std::size_t batch = std::max<std::size_t>(32, threads * 8);
+    for (std::size_t first = 0; first < copies.size(); first += batch) {
+        const std::size_t last = std::min(copies.size(), first + batch);
+        auto next = std::make_shared<std::atomic<std::size_t>>(first);
+        auto bytes = std::make_shared<std::atomic<std::uint64_t>>(0);
+        std::function<void(std::size_t)> work = [&copies, &destination, next, bytes, last](std::size_t) {
+            for (std::size_t i = next->fetch_add(1); i < last; i = next->fetch_add(1)) {
+                bytes->fetch_add(copy_with_metadata(copies[i].first, destination / copies[i].second));
+            }
+        };
+        co_await detail::async_parallel_for(std::min(threads, last - first), std::move(work));
+        progress.files_done = last;
+        progress.bytes_done += bytes->load();
+        if (options.progress) {
+            options.progress(progress);
+        }
+    }
+    if (detail::test_hooks::after_transfer_copy) {
+        detail::test_hooks::after_transfer_copy(destination);
+    }
+    // 12
+    if (options.verify_integrity) {
+        const std::string expected = first_line(source / checksum_file_name);
+        const std::string actual = co_await async_calculate_directory_checksum(destination, {.save_checksum = false});
+        if (actual != expected) {
+            const std::string cause =
+                reused ? "Either the data was corrupted in transmission, or the reused ax_checksum.txt file of the "
+                         "source predates the current contents of the source. Remove that file to have the checksum "
+                         "regenerated from the current data, then transfer again."
+                       : "This indicates that the data was corrupted in transmission.";
+            throw runtime_error(fmt::format(
+                "Unable to verify the integrity of the directory transferred from {} to {}. The destination checksum "
+                "must match the source checksum, but the two differ. {}",
+                tail6(source), tail6(destination), cause));
+        }
+    }
+    // 13
+    if (options.remove_source) {
+        co_await async_delete_directory(source);
+    }
+}
+
+}  // namespace axds

@@ -1,0 +1,166 @@
+#include <axds/fs/transfer.hpp>
+
+#include "detail/test_hooks.hpp"
+#include "support/matchers.hpp"
+#include "support/temp_dir.hpp"
+
+#include <axds/core/runtime.hpp>
+#include <axds/error.hpp>
+#include <axds/fs/checksum.hpp>
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+
+#include <sys/stat.h>
+
+namespace fs = std::filesystem;
+using axds::transfer_options;
+using axds::test::message_contains;
+using axds::test::read_file;
+using axds::test::temp_dir;
+using axds::test::write_file;
+
+namespace {
+
+void transfer(const fs::path& from, const fs::path& to, transfer_options options = {}) {
+    axds::block_on(axds::async_transfer_directory(from, to, std::move(options)));
+}
+
+std::string digest(const fs::path& directory) {
+    return axds::block_on(axds::async_calculate_directory_checksum(directory, {.save_checksum = false}));
+}
+
+fs::path make_source(const fs::path& root) {
+    write_file(root / "a.txt", "alpha");
+    write_file(root / "sub" / "b.bin", std::string(100000, 'b'));
+    write_file(root / "sub" / "deep" / "c.txt", "gamma");
+    for (int i = 0; i < 70; ++i) {
+        write_file(root / "many" / fmt::format("f{}.txt", i), std::to_string(i));
+    }
+    fs::create_directories(root / "empty" / "emptier");
+    return root;
+}
+
+struct hook_guard {
+    ~hook_guard() { axds::detail::test_hooks::after_transfer_copy = nullptr; }
+};
+
+}  // namespace
+
+// upstream: transfer_tools_test.py::test_transfer_basic / _threads / _mtime / _empty_dirs
+TEST_CASE("transfer copies the tree with empty directories, modes and times, at any thread count", "[fs]") {
+    const temp_dir tmp;
+    const fs::path source = make_source(tmp.path() / "source");
+    ::chmod((source / "a.txt").c_str(), 0640);
+    const auto old_time = fs::last_write_time(source / "a.txt") - std::chrono::hours(48);
+    fs::last_write_time(source / "a.txt", old_time);
+    for (const int threads : {1, 4, -1}) {
+        const fs::path destination = tmp.path() / fmt::format("dest.{}", threads + 1);  // dotted name: a directory
+        std::size_t reports = 0;
+        transfer(source, destination, {.num_threads = threads, .progress = [&](const axds::transfer_progress& p) {
+                                           ++reports;
+                                           CHECK(p.files_done <= p.files_total);
+                                       }});
+        CHECK(reports >= 1);
+        CHECK(fs::is_directory(destination / "empty" / "emptier"));
+        CHECK(read_file(destination / "sub" / "deep" / "c.txt") == "gamma");
+        CHECK(digest(destination) == digest(source));
+        CHECK((fs::status(destination / "a.txt").permissions() & fs::perms::all) ==
+              (fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read));
+        CHECK(fs::last_write_time(destination / "a.txt") == old_time);
+    }
+    CHECK(fs::exists(source / "a.txt"));  // the source is kept by default
+    CHECK_FALSE(fs::exists(source / "ax_checksum.txt"));
+}
+
+// upstream: transfer_tools_test.py::test_transfer_integrity_* / test_transfer_remove_source
+TEST_CASE("verified transfer creates or reuses the source checksum and removes the source only after it", "[fs]") {
+    const temp_dir tmp;
+    const fs::path source = make_source(tmp.path() / "source");
+    transfer(source, tmp.path() / "first", {.num_threads = 2, .verify_integrity = true});
+    const std::string saved = read_file(source / "ax_checksum.txt");
+    CHECK(saved.size() == 32);
+    CHECK(read_file(tmp.path() / "first" / "ax_checksum.txt") == saved);
+    transfer(source, tmp.path() / "second", {.verify_integrity = true, .remove_source = true});  // reused
+    CHECK_FALSE(fs::exists(source));
+    CHECK(digest(tmp.path() / "second") == saved);
+}
+
+// upstream: transfer_tools_test.py::test_transfer_corruption_detected / test_stale_checksum_message
+TEST_CASE("a corrupted or stale transfer fails verification with the right cause and keeps the source", "[fs]") {
+    const temp_dir tmp;
+    const hook_guard restore;
+    const fs::path source = make_source(tmp.path() / "a" / "b" / "c" / "d" / "e" / "f" / "source");
+    axds::detail::test_hooks::after_transfer_copy = [](const fs::path& destination) {
+        std::string content = read_file(destination / "sub" / "b.bin");
+        content[500] = 'X';  // one flipped byte
+        write_file(destination / "sub" / "b.bin", content);
+    };
+    const fs::path destination = tmp.path() / "z" / "y" / "x" / "w" / "v" / "u" / "dest";
+    CHECK_THROWS_MATCHES(transfer(source, destination, {.verify_integrity = true, .remove_source = true}),
+                         axds::runtime_error,
+                         message_contains("Unable to verify the integrity of the directory transferred from "
+                                          "b/c/d/e/f/source to y/x/w/v/u/dest.") &&
+                             message_contains("This indicates that the data was corrupted in transmission."));
+    CHECK(fs::exists(source / "a.txt"));  // never removed after a failure
+    axds::detail::test_hooks::after_transfer_copy = nullptr;
+    write_file(source / "a.txt", "changed after the checksum was saved");
+    try {
+        transfer(source, tmp.path() / "stale", {.verify_integrity = true});
+        FAIL("a stale checksum must not verify");
+    } catch (const axds::runtime_error& e) {
+        const std::string message = e.what();
+        CHECK(message.find("predates the current contents of the source") != std::string::npos);
+        CHECK(message.find("Remove that file") != std::string::npos);
+    }
+    CHECK(read_file(tmp.path() / "stale" / "a.txt") == "changed after the checksum was saved");  // all copied
+}
+
+// upstream: transfer_tools_test.py (errors raised before anything is written)
+TEST_CASE("transfer refuses missing, symlinked, link-holding and file-less sources before writing", "[fs]") {
+    const temp_dir tmp;
+    CHECK_THROWS_MATCHES(transfer(tmp.path() / "missing", tmp.path() / "d1"), axds::file_not_found_error,
+                         message_contains(fmt::format("Unable to transfer the source directory {}, as it does not "
+                                                      "exist.",
+                                                      (tmp.path() / "missing").string())));
+    const fs::path real = make_source(tmp.path() / "real");
+    fs::create_directory_symlink(real, tmp.path() / "link");
+    CHECK_THROWS_MATCHES(transfer(tmp.path() / "link", tmp.path() / "d2"), axds::runtime_error,
+                         message_contains("symbolic link rather than a real directory"));
+    CHECK_FALSE(fs::exists(tmp.path() / "d2"));
+    fs::create_symlink(real / "a.txt", real / "sub" / "alias");
+    CHECK_THROWS_MATCHES(transfer(real, tmp.path() / "d3", {.verify_integrity = true}), axds::runtime_error,
+                         message_contains("contains 1 symbolic link(s)") &&
+                             message_contains("Resolve the following link(s) into real data before transferring the "
+                                              "tree: sub/alias."));
+    CHECK_FALSE(fs::exists(tmp.path() / "d3"));
+    CHECK_FALSE(fs::exists(real / "ax_checksum.txt"));
+    fs::create_directories(tmp.path() / "fileless" / "only_dirs");
+    write_file(tmp.path() / "d4" / "stray.txt", "kept");
+    CHECK_THROWS_MATCHES(transfer(tmp.path() / "fileless", tmp.path() / "d4", {.verify_integrity = true}),
+                         axds::runtime_error, message_contains("holds no file the checksum can cover"));
+    CHECK(read_file(tmp.path() / "d4" / "stray.txt") == "kept");
+    transfer(tmp.path() / "fileless", tmp.path() / "d5");  // without verification: the empty tree is reproduced
+    CHECK(fs::is_directory(tmp.path() / "d5" / "only_dirs"));
+}
+
+// upstream: transfer_tools_test.py::test_dirty_destination_*
+TEST_CASE("a dirty destination is refused as found, or reset when asked", "[fs]") {
+    const temp_dir tmp;
+    const fs::path source = make_source(tmp.path() / "source");
+    const fs::path destination = tmp.path() / "dest";
+    write_file(destination / "stray.txt", "old");
+    write_file(destination / "sub" / "nested_stray.bin", "old");
+    write_file(destination / "a.txt", "will be overwritten");
+    CHECK_THROWS_MATCHES(transfer(source, destination), axds::runtime_error,
+                         message_contains("holds 2 file(s) the source does not account for") &&
+                             message_contains("stray.txt, sub/nested_stray.bin"));
+    CHECK(read_file(destination / "a.txt") == "will be overwritten");  // left as found
+    transfer(source, destination, {.verify_integrity = true, .reset_dirty_destination = true});
+    CHECK_FALSE(fs::exists(destination / "stray.txt"));
+    CHECK_FALSE(fs::exists(destination / "sub" / "nested_stray.bin"));
+    CHECK(read_file(destination / "a.txt") == "alpha");
+}
