@@ -1,13 +1,15 @@
 // Benchmarks of the directory pipelines (issue: Directory pipelines), each with its baseline measured in the same run
 // (warm page cache: the files were just written and are read once before timing):
 //   1. checksum of (a) N files x 16 KiB in 100 directories and (b) one file of S MiB   vs  `xxhsum -H2` (XXH128)
-//   2. delete of tree (a)                                                             vs  `rm -rf` of a copy
+//   2. transfer of (a) and (b) with 2 threads, without and with verify_integrity       vs  `cp -r`
+//   3. delete of tree (a)                                                             vs  `rm -rf` of a copy
 //
 //   ads_bench_fs [--dir D] [--files N] [--big-mib S]
 
 #include <axds/core/runtime.hpp>
 #include <axds/fs/checksum.hpp>
 #include <axds/fs/delete.hpp>
+#include <axds/fs/transfer.hpp>
 
 #include <fmt/format.h>
 
@@ -102,6 +104,27 @@ int main(int argc, char** argv) {
             fmt::print("  baseline xxhsum -H2: {:.3f} s = {:.2f} GB/s; axds is {:.2f}x\n", baseline, gb / baseline,
                        baseline / ours);
         }
+    }
+
+    for (const auto& [label, root] : {std::pair{std::string("tree"), tree}, std::pair{std::string("big"), big}}) {
+        const fs::path cp_target = dir / ("cp_" + label);
+        const double cp = timed_shell(fmt::format("cp -r {} {}", root.string(), cp_target.string()));
+        fs::remove_all(cp_target);
+        auto start = clock_type::now();
+        axds::block_on(axds::async_transfer_directory(root, dir / ("plain_" + label), {.num_threads = 2}));
+        const double plain = seconds_since(start);
+        fs::remove(root / axds::checksum_file_name);
+        start = clock_type::now();
+        axds::block_on(axds::async_transfer_directory(root, dir / ("verified_" + label),
+                                                      {.num_threads = 2, .verify_integrity = true}));
+        const double verified = seconds_since(start);
+        fs::remove(root / axds::checksum_file_name);
+        fs::remove_all(dir / ("plain_" + label));
+        fs::remove_all(dir / ("verified_" + label));
+        fmt::print("transfer {}: {:.3f} s; with verify_integrity {:.3f} s\n",
+                   label == "tree" ? "the small-file tree" : "the big file", plain, verified);
+        fmt::print("  baseline cp -r: {:.3f} s; axds is {:.2f}x; verified transfer takes {:.2f}x the time of cp -r\n",
+                   cp, cp / plain, verified / cp);
     }
 
     timed_shell(fmt::format("cp -r {} {}", tree.string(), (dir / "copy").string()));
