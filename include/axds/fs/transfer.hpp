@@ -29,7 +29,8 @@ struct transfer_options {
 /// inside it, refuses (or with reset_dirty_destination removes) destination files the source does not account for,
 /// reproduces empty directories, copies file contents in-kernel (copy_file_range) with permission bits and
 /// atime/mtime, optionally verifies with the §9.1 checksum (reusing `source/ax_checksum.txt` if present) and removes
-/// the source only after everything succeeded.
+/// the source only after everything succeeded. Cancellation (a terminal signal on the awaiting operation's slot) is
+/// honoured between batches of copies and ends with os_error(operation_aborted); the source is never touched then.
 /// @throws file_not_found_error (missing source), runtime_error with the §9.3 anchor phrases ("symbolic link rather
 /// than a real directory", "Resolve the following link", "holds no file the checksum can cover", "does not account
 /// for", "corrupted in transmission" / "predates the current contents of the source"), os_error family for I/O.

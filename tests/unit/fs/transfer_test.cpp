@@ -7,6 +7,10 @@
 #include <axds/core/runtime.hpp>
 #include <axds/error.hpp>
 #include <axds/fs/checksum.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
@@ -163,4 +167,35 @@ TEST_CASE("a dirty destination is refused as found, or reset when asked", "[fs]"
     CHECK_FALSE(fs::exists(destination / "stray.txt"));
     CHECK_FALSE(fs::exists(destination / "sub" / "nested_stray.bin"));
     CHECK(read_file(destination / "a.txt") == "alpha");
+}
+
+TEST_CASE("a cancelled transfer stops between batches and leaves the source intact", "[fs]") {
+    const temp_dir tmp;
+    const fs::path source = make_source(tmp.path() / "source");
+    asio::io_context io;
+    asio::cancellation_signal cancel;
+    std::exception_ptr outcome;
+    std::size_t batches = 0;
+    transfer_options options{.num_threads = 1, .remove_source = true};
+    options.progress = [&](const axds::transfer_progress&) {
+        ++batches;
+        cancel.emit(asio::cancellation_type::terminal);  // after the first batch
+    };
+    asio::co_spawn(io, axds::async_transfer_directory(source, tmp.path() / "dest", std::move(options)),
+                   asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e) { outcome = e; }));
+    io.run();
+    REQUIRE(outcome);
+    try {
+        std::rethrow_exception(outcome);
+    } catch (const axds::os_error& e) {
+        CHECK(e.code() == asio::error::operation_aborted);
+        CHECK_THAT(std::string(e.what()), Catch::Matchers::Contains("the source is intact"));
+    }
+    CHECK(batches == 1);
+    CHECK(digest(source) == digest(make_source(tmp.path() / "reference")));  // nothing removed or changed
+    std::size_t copied = 0;
+    for (const auto& entry : fs::recursive_directory_iterator(tmp.path() / "dest")) {
+        copied += entry.is_regular_file() ? 1U : 0U;
+    }
+    CHECK(copied < 73);  // stopped early
 }
