@@ -1,0 +1,108 @@
+"""Drives the built `axds` binary on temporary trees (ctest: cli_tool). Usage: cli_test.py /path/to/axds"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+AXDS = sys.argv[1]
+failures = []
+
+
+def run(*args):
+    result = subprocess.run([AXDS, *args], capture_output=True, text=True)
+    return result.returncode, result.stdout, result.stderr
+
+
+def check(condition, what):
+    if not condition:
+        failures.append(what)
+        print("FAILED:", what)
+
+
+def write(path, content):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w" if isinstance(content, str) else "wb") as f:
+        f.write(content)
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    # checksum: the Python library's golden digest (spec §9.1), saved unless --no-save
+    flat = os.path.join(tmp, "flat")
+    write(os.path.join(flat, "data.txt"), "payload")
+    write(os.path.join(flat, ".gitignore"), "ignored")
+    write(os.path.join(flat, "archive.tar.gz"), "compressed")
+    code, out, _ = run("checksum", flat, "--no-save")
+    check(code == 0 and out == "697ab93b2e5603ddc5ba5556a7f3954c\n", f"checksum --no-save: {code} {out!r}")
+    check(not os.path.exists(os.path.join(flat, "ax_checksum.txt")), "--no-save wrote ax_checksum.txt")
+    code, out, _ = run("checksum", flat, "--workers", "2")
+    check(open(os.path.join(flat, "ax_checksum.txt")).read() == out.strip(), "checksum saved")
+    code, out, _ = run("checksum", flat, "--no-save", "--exclude", "data.txt")
+    check(code == 0 and out.strip() != "697ab93b2e5603ddc5ba5556a7f3954c", "checksum --exclude")
+
+    # usage errors exit 2, operation failures exit 1 with a message
+    check(run()[0] == 2, "no subcommand -> 2")
+    check(run("checksum")[0] == 2, "missing DIR -> 2")
+    check(run("bogus")[0] == 2, "unknown subcommand -> 2")
+    check(run("checksum", flat, "--workers", "x")[0] == 2, "bad number -> 2")
+    code, _, err = run("checksum", os.path.join(tmp, "missing"))
+    check(code == 1 and err.startswith("axds: "), f"missing dir -> 1: {code} {err!r}")
+    check(run("--help")[0] == 0, "--help -> 0")
+
+    # transfer (verified) and delete
+    dest = os.path.join(tmp, "copy")
+    code, _, err = run("transfer", flat, dest, "--verify", "--threads", "2")
+    check(code == 0, f"transfer: {err}")
+    check(run("checksum", dest, "--no-save")[1] == run("checksum", flat, "--no-save")[1], "transfer content")
+    write(os.path.join(dest, "stray.txt"), "x")
+    code, _, err = run("transfer", flat, dest)
+    check(code == 1 and "does not account for" in err, "dirty destination -> 1")
+    check(run("transfer", flat, dest, "--reset-dirty-destination")[0] == 0, "reset dirty destination")
+    check(run("delete", dest)[0] == 0 and not os.path.exists(dest), "delete")
+    check(run("delete", dest)[0] == 0, "delete of a missing path is fine")
+
+    # assemble + archive info on entries written by numpy's np.save
+    logs = os.path.join(tmp, "rig_data_log")
+    os.makedirs(logs)
+    onset = 1_700_000_000_000_000
+    np.save(os.path.join(logs, "001_00000000000000000000.npy"),
+            np.concatenate([np.array([1, 0, 0, 0, 0, 0, 0, 0, 0], np.uint8),
+                            np.array([onset], np.uint64).view(np.uint8)]))
+    for t, size in ((10, 4), (25, 6), (40, 2)):
+        data = np.concatenate([np.array([1], np.uint8), np.array([t], np.uint64).view(np.uint8),
+                               np.full(size, 7, np.uint8)])
+        np.save(os.path.join(logs, "001_%020d.npy" % t), data)
+    code, out, err = run("assemble", logs, "--verify")
+    check(code == 0 and "4 entries" in out, f"assemble: {out} {err}")
+    archive = os.path.join(logs, "1_log.npz")
+    code, out, err = run("archive", "info", archive, "--json")
+    info = json.loads(out) if code == 0 else {}
+    check(info.get("message_count") == 3 and info.get("onset_us") == onset and info.get("payload_bytes") == 12
+          and info.get("first_us") == onset + 10 and info.get("last_us") == onset + 40,
+          f"archive info --json: {out} {err}")
+    code, out, _ = run("archive", "info", archive)
+    check(code == 0 and "3 messages" in out and "2023-11-14T22:13:20" in out, f"archive info: {out}")
+    check(run("archive", "info", os.path.join(tmp, "nope.npz"))[0] == 1, "missing archive -> 1")
+
+    # tracker show/summary/retry/reset on a file in the Python library's layout
+    tracker = os.path.join(tmp, "tracker.yaml")
+    write(tracker, "---\njobs:\n"
+                   "  5a6ab48314d28f6b:\n    job_name: job_a\n    specifier: ''\n    status: 2\n"
+                   "    executor_id: slurm:123\n    error_message: null\n    started_at: 1\n    completed_at: 2\n"
+                   "  8a5429c706c96313:\n    job_name: process_plane\n    specifier: plane_0\n    status: 3\n"
+                   "    executor_id: pid:8747\n    error_message: boom\n    started_at: 3\n    completed_at: 4\n...\n")
+    code, out, err = run("tracker", "show", tracker, "--json")
+    shown = json.loads(out) if code == 0 else {}
+    check(len(shown.get("jobs", [])) == 2 and shown["status"] == "failed" and shown["summary"]["failed"] == 1
+          and shown["jobs"][1]["error_message"] == "boom", f"tracker show --json: {out} {err}")
+    code, out, _ = run("tracker", "summary", tracker)
+    check(code == 0 and "2 jobs: 1 succeeded, 1 failed" in out, f"tracker summary: {out}")
+    code, out, _ = run("tracker", "retry", tracker)
+    check(code == 0 and out.startswith("1 failed"), f"tracker retry: {out}")
+    check(run("tracker", "reset", tracker)[0] == 0 and open(tracker).read() == "---\njobs: {}\n...\n", "reset")
+    check(run("tracker", "show", os.path.join(tmp, "none.yaml"))[0] == 1, "missing tracker -> 1")
+
+print("failures:", len(failures))
+sys.exit(1 if failures else 0)
