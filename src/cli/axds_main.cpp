@@ -172,6 +172,15 @@ int main(int argc, char** argv) {
     info->add_option("ARCHIVE", archive_path, "Archive (.npz)")->required();
     info->add_flag("--json", info_json, "Machine-readable output");
 
+    auto* dump = archive->add_subcommand("dump", "Timestamp, size and hex payload of each message");
+    std::vector<std::string> dump_keys;
+    std::size_t dump_limit = 0;
+    bool dump_json = false;
+    dump->add_option("ARCHIVE", archive_path, "Archive (.npz)")->required();
+    dump->add_option("--keys", dump_keys, "Only these message keys (e.g. 001_00000000000000000042)");
+    dump->add_option("--limit", dump_limit, "At most this many messages (0 = all)");
+    dump->add_flag("--json", dump_json, "One JSON object per line");
+
     auto* tracker = app.add_subcommand("tracker", "Inspect or reset a processing tracker");
     tracker->require_subcommand(1);
     std::string tracker_file;
@@ -260,6 +269,27 @@ int main(int argc, char** argv) {
                     "max {}, mean {:.1f}\n",
                     archive_path, iso_utc(reader.onset_timestamp_us()), reader.onset_timestamp_us(), n,
                     static_cast<double>(last - first) / 1e6, total, min_size, max_size, mean);
+            }
+        } else if (*dump) {
+            const axds::log_archive_reader reader(archive_path);
+            const auto range = dump_keys.empty() ? reader.messages() : reader.messages(dump_keys);
+            std::size_t shown = 0;
+            for (const auto message : range) {
+                if (dump_limit != 0 && shown == dump_limit) {
+                    break;
+                }
+                std::string hex;
+                hex.reserve(message.payload.size() * 2);
+                for (const std::uint8_t byte : message.payload) {
+                    hex += fmt::format("{:02x}", byte);
+                }
+                if (dump_json) {
+                    fmt::print("{{\"timestamp_us\": {}, \"size\": {}, \"payload_hex\": \"{}\"}}\n",
+                               message.timestamp_us, message.payload.size(), hex);
+                } else {
+                    fmt::print("{}  {:>8} B  {}\n", message.timestamp_us, message.payload.size(), hex);
+                }
+                ++shown;
             }
         } else if (*tracker) {
             axds::processing_tracker registry(tracker_file);

@@ -85,6 +85,13 @@ with tempfile.TemporaryDirectory() as tmp:
     code, out, _ = run("archive", "info", archive)
     check(code == 0 and "3 messages" in out and "2023-11-14T22:13:20" in out, f"archive info: {out}")
     check(run("archive", "info", os.path.join(tmp, "nope.npz"))[0] == 1, "missing archive -> 1")
+    code, out, _ = run("archive", "dump", archive, "--json", "--limit", "2")
+    rows = [json.loads(line) for line in out.splitlines()] if code == 0 else []
+    check(len(rows) == 2 and rows[0] == {"timestamp_us": onset + 10, "size": 4, "payload_hex": "07070707"},
+          f"archive dump --json: {out}")
+    code, out, _ = run("archive", "dump", archive, "--keys", "001_00000000000000000040")
+    check(code == 0 and out.split() == [str(onset + 40), "2", "B", "0707"], f"archive dump --keys: {out!r}")
+    check(run("archive", "dump", archive, "--keys", "001_99")[0] == 1, "unknown key -> 1")
 
     # tracker show/summary/retry/reset on a file in the Python library's layout
     tracker = os.path.join(tmp, "tracker.yaml")
