@@ -66,7 +66,8 @@ std::string tail6(const fs::path& path) {
 
 /// Content in-kernel (copy_file_range, read/write fallback), then permission bits and atime/mtime (shutil.copy2).
 std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to) {
-    const int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
+    const int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (in < 0) {
         throw_copy_error(errno, from, to);
     }
@@ -78,6 +79,13 @@ std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to) {
         ::close(in);
         throw_copy_error(error, from, to);
     }
+    if (!S_ISREG(st.st_mode)) {  // as shutil.copy2's SpecialFileError
+        ::close(in);
+        throw os_error(std::make_error_code(std::errc::operation_not_supported),
+                       fmt::format("Unable to copy {}: it is a {}, not a regular file, and cannot be transferred.",
+                                   from.string(), S_ISFIFO(st.st_mode) ? "named pipe" : "special file"));
+    }
+    ::fcntl(in, F_SETFL, ::fcntl(in, F_GETFL) & ~O_NONBLOCK);
     const int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (out < 0) {
         const int error = errno;

@@ -199,3 +199,12 @@ TEST_CASE("a cancelled transfer stops between batches and leaves the source inta
     }
     CHECK(copied < 73);  // stopped early
 }
+
+TEST_CASE("transfer refuses a named pipe in the source instead of waiting on it forever", "[fs]") {
+    const temp_dir tmp;
+    const fs::path source = make_source(tmp.path() / "source");
+    REQUIRE(::mkfifo((source / "sub" / "pipe").c_str(), 0600) == 0);
+    CHECK_THROWS_MATCHES(transfer(source, tmp.path() / "dest"), axds::os_error,
+                         message_contains("it is a named pipe, not a regular file"));
+    CHECK(fs::exists(source / "sub" / "pipe"));
+}
