@@ -27,7 +27,6 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <ctime>
 #include <exception>
 #include <filesystem>
 #include <string>
@@ -84,15 +83,6 @@ asio::awaitable<void> lick_sensor(axds::data_logger& logger) {
     }
 }
 
-std::string iso_utc(std::uint64_t epoch_us) {
-    const auto seconds = static_cast<std::time_t>(epoch_us / 1'000'000);
-    std::tm utc{};
-    ::gmtime_r(&seconds, &utc);
-    char text[32];
-    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &utc);
-    return fmt::format("{}.{:06d}Z", text, epoch_us % 1'000'000);
-}
-
 /// Checks every message of one archive against what its producer sent; returns the number of mismatches.
 std::size_t check_archive(const fs::path& archive, std::uint8_t source, std::size_t count, std::uint64_t period_us,
                           std::size_t payload_size) {
@@ -111,7 +101,7 @@ std::size_t check_archive(const fs::path& archive, std::uint8_t source, std::siz
         ++i;
     }
     fmt::print("  {}: onset {}, {} messages, {} payload bytes, {}\n", archive.filename().string(),
-               iso_utc(reader.onset_timestamp_us()), reader.message_count(), bytes,
+               axds::utc_iso8601(reader.onset_timestamp_us()), reader.message_count(), bytes,
                bad == 0 ? "every message intact" : fmt::format("{} MISMATCHES", bad));
     return bad;
 }

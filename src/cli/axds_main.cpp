@@ -9,13 +9,13 @@
 #include <axds/jobs/processing_tracker.hpp>
 #include <axds/log/log_archive.hpp>
 #include <axds/log/log_archive_reader.hpp>
+#include <axds/log/log_package.hpp>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cstdio>
-#include <ctime>
 #include <exception>
 #include <set>
 #include <string>
@@ -57,15 +57,6 @@ std::string json_optional(const std::optional<T>& value) {
     } else {
         return std::to_string(*value);
     }
-}
-
-std::string iso_utc(std::uint64_t epoch_us) {
-    const auto seconds = static_cast<std::time_t>(epoch_us / 1'000'000);
-    std::tm utc{};
-    ::gmtime_r(&seconds, &utc);
-    std::array<char, 32> text{};
-    std::strftime(text.data(), text.size(), "%Y-%m-%dT%H:%M:%S", &utc);
-    return fmt::format("{}.{:06d}Z", text.data(), epoch_us % 1'000'000);
 }
 
 /// A one-line progress report on stderr when it is a terminal and not --quiet.
@@ -262,12 +253,13 @@ int main(int argc, char** argv) {
                     "\"last_us\": {}, \"payload_bytes\": {}, \"payload_min\": {}, \"payload_max\": {}, "
                     "\"payload_mean\": {}}}\n",
                     json_string(archive_path), reader.onset_timestamp_us(),
-                    json_string(iso_utc(reader.onset_timestamp_us())), n, first, last, total, min_size, max_size, mean);
+                    json_string(axds::utc_iso8601(reader.onset_timestamp_us())), n, first, last, total, min_size,
+                    max_size, mean);
             } else {
                 fmt::print(
                     "{}\n  onset {} ({} us)\n  {} messages spanning {:.6f} s\n  payloads: {} bytes, min {}, "
                     "max {}, mean {:.1f}\n",
-                    archive_path, iso_utc(reader.onset_timestamp_us()), reader.onset_timestamp_us(), n,
+                    archive_path, axds::utc_iso8601(reader.onset_timestamp_us()), reader.onset_timestamp_us(), n,
                     static_cast<double>(last - first) / 1e6, total, min_size, max_size, mean);
             }
         } else if (*dump) {

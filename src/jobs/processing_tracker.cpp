@@ -150,6 +150,15 @@ job_counts count_jobs(const job_registry& jobs) {
     return counts;
 }
 
+/// summarize()'s result for these jobs.
+tracker_summary summary_of(job_registry jobs) {
+    tracker_summary result;
+    result.summary = count_jobs(jobs);
+    result.status = processing_tracker::resolve_status(result.summary);
+    result.jobs = std::move(jobs);
+    return result;
+}
+
 std::vector<std::string> ids_with_status(const job_registry& jobs, processing_status status) {
     std::vector<std::string> ids;
     for (const auto& [id, job] : jobs) {
@@ -420,11 +429,7 @@ asio::awaitable<job_registry> processing_tracker::async_snapshot() {
 
 asio::awaitable<tracker_summary> processing_tracker::async_summarize() {
     job_registry jobs = co_await async_snapshot();
-    tracker_summary result;
-    result.summary = count_jobs(jobs);
-    result.status = resolve_status(result.summary);
-    result.jobs = std::move(jobs);
-    co_return result;
+    co_return summary_of(std::move(jobs));
 }
 
 asio::awaitable<std::vector<std::pair<std::string, job_key>>> processing_tracker::async_find_jobs(
@@ -628,11 +633,7 @@ job_registry processing_tracker::snapshot() {
 }
 
 tracker_summary processing_tracker::summarize() {
-    tracker_summary result;
-    result.jobs = snapshot();  // NOLINT
-    result.summary = count_jobs(result.jobs);
-    result.status = resolve_status(result.summary);
-    return result;
+    return summary_of(snapshot());
 }
 
 std::vector<std::pair<std::string, job_key>> processing_tracker::find_jobs(

@@ -157,6 +157,7 @@ struct data_logger::impl : std::enable_shared_from_this<impl> {
     /// Moves the whole queue, oldest first, to the end of `backlog`.
     void take_all(detail::entry_list& backlog) noexcept {
         queued_entry* taken = head.exchange(nullptr, std::memory_order_acquire);
+        queued_entry* const newest = taken;  // last once reversed
         queued_entry* reversed = nullptr;
         while (taken != nullptr) {
             queued_entry* next = taken->next;
@@ -164,7 +165,7 @@ struct data_logger::impl : std::enable_shared_from_this<impl> {
             reversed = taken;
             taken = next;
         }
-        backlog.append_chain(reversed);
+        backlog.append_chain(reversed, newest);
     }
 
     /// Counts what is still queued (only the writer removes entries, so walking the stack is safe when no writer
@@ -222,9 +223,7 @@ void data_logger::impl::request_stop(const std::shared_ptr<report_channel>& wait
         state = run_state::stopping;
     }
     stop_requested.store(true);
-    if (writer_sleeping.load() && writer_sleeping.exchange(false)) {
-        wake.try_send(asio::error_code{}, true);
-    }
+    wake_writer();
 }
 
 asio::awaitable<void> data_logger::impl::run_writer(std::shared_ptr<impl> self, int directory_fd) {

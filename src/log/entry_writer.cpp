@@ -466,18 +466,14 @@ entry_list::~entry_list() {
     warn_lost(lost);
 }
 
-void entry_list::append_chain(queued_entry* chain) noexcept {
-    if (chain == nullptr) {
+void entry_list::append_chain(queued_entry* first, queued_entry* last) noexcept {
+    if (first == nullptr) {
         return;
     }
     if (back_ == nullptr) {
-        front_ = chain;
+        front_ = first;
     } else {
-        back_->next = chain;
-    }
-    queued_entry* last = chain;
-    while (last->next != nullptr) {
-        last = last->next;
+        back_->next = first;
     }
     back_ = last;
 }

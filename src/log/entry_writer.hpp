@@ -37,8 +37,8 @@ public:
 
     [[nodiscard]] bool empty() const noexcept { return front_ == nullptr; }
 
-    /// Appends a chain linked through `next`, in chain order.
-    void append_chain(queued_entry* chain) noexcept;
+    /// Appends a chain linked through `next` from `first` to `last`, in chain order.
+    void append_chain(queued_entry* first, queued_entry* last) noexcept;
     /// Removes and returns the oldest entry (the caller owns it). Precondition: !empty().
     [[nodiscard]] queued_entry* pop_front() noexcept;
 
