@@ -2,6 +2,7 @@
 
 #include <axds/core/runtime.hpp>
 
+#include <asio/associated_cancellation_slot.hpp>
 #include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
 #include <asio/execution/outstanding_work.hpp>
@@ -66,10 +67,24 @@ struct parallel_state {
 }  // namespace
 
 asio::awaitable<void> async_parallel_for(std::size_t tasks, std::function<void(std::size_t)> fn) {
+    co_await async_parallel_for(tasks, std::move(fn), nullptr);
+}
+
+asio::awaitable<void> async_parallel_for(std::size_t tasks, std::function<void(std::size_t)> fn,
+                                         std::shared_ptr<std::atomic<bool>> stop) {
     if (tasks == 0) {
         co_return;
     }
-    auto initiate = [tasks, fn = std::move(fn)](auto handler) mutable {
+    auto initiate = [tasks, fn = std::move(fn), stop = std::move(stop)](auto handler) mutable {
+        // The slot handler runs on the caller's thread; use_awaitable clears it there when the operation completes.
+        auto slot = asio::get_associated_cancellation_slot(handler);
+        if (stop && slot.is_connected()) {
+            slot.assign([stop](asio::cancellation_type type) {
+                if (type != asio::cancellation_type::none) {
+                    stop->store(true, std::memory_order_relaxed);
+                }
+            });
+        }
         using state_type = parallel_state<decltype(handler)>;
         auto state = std::make_shared<state_type>(tasks, std::move(fn), std::move(handler));
         for (std::size_t i = 0; i < tasks; ++i) {

@@ -6,6 +6,8 @@
 
 #include "detail/parallel.hpp"
 
+#include <asio/error.hpp>
+#include <asio/this_coro.hpp>
 #include <fmt/format.h>
 #include <xxhash.h>
 #if defined(__x86_64__)
@@ -135,19 +137,30 @@ asio::awaitable<std::string> async_calculate_directory_checksum(fs::path directo
     // files balance themselves). Progress is reported between batches, on the caller's executor.
     const std::size_t tasks = std::min(workers, files.size());
     const std::size_t batch = std::max<std::size_t>(64, tasks * 16);
+    // Cancellation (STYLE.md C9) is honoured between files; nothing is written then.
     checksum_progress progress{.files_total = files.size()};
+    auto stop = std::make_shared<std::atomic<bool>>(false);
+    auto hashed = std::make_shared<std::atomic<std::size_t>>(0);
     for (std::size_t first = 0; first < files.size(); first += batch) {
+        if (stop->load() || detail::cancelled(co_await asio::this_coro::cancellation_state)) {
+            break;
+        }
         const std::size_t last = std::min(files.size(), first + batch);
         auto next = std::make_shared<std::atomic<std::size_t>>(first);
-        std::function<void(std::size_t)> work = [&files, next, last](std::size_t) {
+        std::function<void(std::size_t)> work = [&files, next, stop, hashed, last](std::size_t) {
             // One uninitialized 8 MiB buffer per pool thread, reused across calls (zeroing a fresh one per batch
             // cost more than hashing 16 KiB files).
             thread_local const std::unique_ptr<unsigned char[]> buffer(new unsigned char[chunk_size]);
-            for (std::size_t i = next->fetch_add(1); i < last; i = next->fetch_add(1)) {
+            for (std::size_t i = next->fetch_add(1); i < last && !stop->load(std::memory_order_relaxed);
+                 i = next->fetch_add(1)) {
                 hash_file(files[i], std::span<unsigned char>(buffer.get(), chunk_size));
+                hashed->fetch_add(1, std::memory_order_relaxed);
             }
         };
-        co_await detail::async_parallel_for(std::min(tasks, last - first), std::move(work));
+        co_await detail::async_parallel_for(std::min(tasks, last - first), std::move(work), stop);
+        if (stop->load()) {
+            break;
+        }
         for (std::size_t i = first; i < last; ++i) {
             progress.bytes_done += files[i].size;
         }
@@ -156,6 +169,12 @@ asio::awaitable<std::string> async_calculate_directory_checksum(fs::path directo
         if (options.progress) {
             options.progress(progress);
         }
+    }
+
+    if (hashed->load() != files.size() || detail::cancelled(co_await asio::this_coro::cancellation_state)) {
+        throw_os_error(asio::error::operation_aborted,
+                       fmt::format("The checksum of {} was cancelled after {} of {} files; nothing was saved.",
+                                   directory.string(), hashed->load(), files.size()));
     }
 
     XXH3_state_t* state = XXH3_createState();

@@ -9,7 +9,6 @@
 #include "detail/parallel.hpp"
 #include "detail/test_hooks.hpp"
 
-#include <asio/cancellation_state.hpp>
 #include <asio/error.hpp>
 #include <asio/this_coro.hpp>
 #include <fmt/format.h>
@@ -299,24 +298,33 @@ asio::awaitable<void> async_transfer_directory(fs::path source, fs::path destina
     // 11: copies, `threads` at a time, progress between batches.
     transfer_progress progress{.files_total = copies.size()};
     const std::size_t batch = std::max<std::size_t>(32, threads * 8);
+    // Cancellation (STYLE.md C9) is honoured between files and before verification; the source is untouched until
+    // the very end (its removal, once begun, is finished).
+    auto stop = std::make_shared<std::atomic<bool>>(false);
+    const auto cancelled = [&](std::size_t done) {
+        throw_os_error(asio::error::operation_aborted,
+                       fmt::format("The transfer of {} to {} was cancelled after {} of {} files; the source is intact.",
+                                   source.string(), destination.string(), done, copies.size()));
+    };
     for (std::size_t first = 0; first < copies.size(); first += batch) {
-        // Cancellation (STYLE.md C9) is honoured between batches; the source is untouched until the very end.
-        const asio::cancellation_state cancellation = co_await asio::this_coro::cancellation_state;
-        if (cancellation.cancelled() != asio::cancellation_type::none) {
-            throw_os_error(asio::error::operation_aborted,
-                           fmt::format("The transfer of {} to {} was cancelled after {} of {} files; the source is "
-                                       "intact.",
-                                       source.string(), destination.string(), first, copies.size()));
+        if (stop->load() || detail::cancelled(co_await asio::this_coro::cancellation_state)) {
+            cancelled(first);
         }
         const std::size_t last = std::min(copies.size(), first + batch);
         auto next = std::make_shared<std::atomic<std::size_t>>(first);
         auto bytes = std::make_shared<std::atomic<std::uint64_t>>(0);
-        std::function<void(std::size_t)> work = [&copies, &destination, next, bytes, last](std::size_t) {
-            for (std::size_t i = next->fetch_add(1); i < last; i = next->fetch_add(1)) {
+        auto copied = std::make_shared<std::atomic<std::size_t>>(0);
+        std::function<void(std::size_t)> work = [&copies, &destination, next, bytes, copied, stop, last](std::size_t) {
+            for (std::size_t i = next->fetch_add(1); i < last && !stop->load(std::memory_order_relaxed);
+                 i = next->fetch_add(1)) {
                 bytes->fetch_add(copy_with_metadata(copies[i].first, destination / copies[i].second));
+                copied->fetch_add(1);
             }
         };
-        co_await detail::async_parallel_for(std::min(threads, last - first), std::move(work));
+        co_await detail::async_parallel_for(std::min(threads, last - first), std::move(work), stop);
+        if (stop->load()) {
+            cancelled(first + copied->load());
+        }
         progress.files_done = last;
         progress.bytes_done += bytes->load();
         if (options.progress) {
@@ -325,6 +333,9 @@ asio::awaitable<void> async_transfer_directory(fs::path source, fs::path destina
     }
     if (detail::test_hooks::after_transfer_copy) {
         detail::test_hooks::after_transfer_copy(destination);
+    }
+    if (detail::cancelled(co_await asio::this_coro::cancellation_state)) {
+        cancelled(copies.size());
     }
     // 12
     if (options.verify_integrity) {
@@ -343,6 +354,9 @@ asio::awaitable<void> async_transfer_directory(fs::path source, fs::path destina
         }
     }
     // 13
+    if (detail::cancelled(co_await asio::this_coro::cancellation_state)) {
+        cancelled(copies.size());
+    }
     if (options.remove_source) {
         co_await async_delete_directory(source);
     }

@@ -12,6 +12,7 @@
 #include "detail/test_hooks.hpp"
 #include "detail/uring_reader.hpp"
 
+#include <asio/error.hpp>
 #include <asio/post.hpp>
 #include <asio/this_coro.hpp>
 #include <fmt/format.h>
@@ -24,6 +25,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <dirent.h>
@@ -243,12 +245,17 @@ struct progress_state {
     }
 };
 
-/// Writes one source's archive (runs on a CPU-pool thread). Returns the bytes of entries archived.
-std::uint64_t assemble_source(const source_group& group, bool map, progress_state& progress) {
+/// Writes one source's archive (runs on a CPU-pool thread). Returns the bytes of entries archived, or nullopt when
+/// `stop` was raised first (the unfinished temporary file is removed by the writer).
+std::optional<std::uint64_t> assemble_source(const source_group& group, bool map, progress_state& progress,
+                                             const std::atomic<bool>& stop) {
     npz_writer writer(group.archive);
     std::uint64_t bytes = 0;
     std::size_t first = 0;
     while (first < group.entries.size()) {
+        if (stop.load(std::memory_order_relaxed)) {
+            return std::nullopt;
+        }
         const std::size_t last = std::min(group.entries.size(), first + window_files);
         std::uint64_t window = 0;
         std::size_t window_entries = 0;
@@ -333,18 +340,34 @@ asio::awaitable<assemble_report> async_assemble_log_archives(fs::path log_direct
                      [&](std::size_t a, std::size_t b) { return groups[a].entries.size() > groups[b].entries.size(); });
     const bool map = options.memory_mapping;
     std::atomic<std::size_t> cursor{0};
-    std::vector<std::uint64_t> bytes(groups.size(), 0);
+    std::vector<std::optional<std::uint64_t>> bytes(groups.size());
     const auto tasks = std::min<std::size_t>(static_cast<std::size_t>(workers), groups.size());
+    auto stop = std::make_shared<std::atomic<bool>>(false);
     std::function<void(std::size_t)> task0 = [&](std::size_t) {
         for (std::size_t k = cursor++; k < order.size(); k = cursor++) {
             const source_group& group = groups[order[k]];
-            bytes[order[k]] = assemble_source(group, map, *progress);
-            if (detail::test_hooks::after_archive_written) {
+            bytes[order[k]] = assemble_source(group, map, *progress, *stop);
+            if (detail::test_hooks::after_archive_written && bytes[order[k]]) {
                 detail::test_hooks::after_archive_written(group.archive);
             }
         }
     };
-    co_await detail::async_parallel_for(tasks, std::move(task0));
+    co_await detail::async_parallel_for(tasks, std::move(task0), stop);
+    // Cancellation (STYLE.md C9) is honoured until the first entry is removed: the archives of this run are deleted
+    // again, so the directory holds exactly the entries it held before.
+    if (stop->load() || detail::cancelled(co_await asio::this_coro::cancellation_state)) {
+        std::size_t written = 0;
+        for (std::size_t i = 0; i < groups.size(); ++i) {
+            if (bytes[i]) {
+                ::unlink(groups[i].archive.c_str());
+                ++written;
+            }
+        }
+        throw_os_error(asio::error::operation_aborted,
+                       fmt::format("The assembly of the log archives in {} was cancelled; no entry was removed, and "
+                                   "the {} archives finished before the cancellation were deleted.",
+                                   log_directory.string(), written));
+    }
 
     if (options.verify_integrity) {
         std::atomic<std::size_t> verify_cursor{0};
@@ -359,7 +382,7 @@ asio::awaitable<assemble_report> async_assemble_log_archives(fs::path log_direct
     for (std::size_t i = 0; i < groups.size(); ++i) {
         report.archives.push_back(groups[i].archive);
         report.entries += groups[i].entries.size();
-        report.bytes += bytes[i];
+        report.bytes += *bytes[i];
     }
     if (options.remove_sources) {
         auto remove = [&groups] {

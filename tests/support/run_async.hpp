@@ -1,6 +1,8 @@
 #pragma once
 
 #include <asio/awaitable.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
 
@@ -37,6 +39,19 @@ auto run_async(asio::io_context& io, MakeOp&& make_op) {
     if constexpr (!std::is_void_v<value_type>) {
         return std::move(*result);
     }
+}
+
+/// Runs `op` on `io` with its cancellation slot bound to `signal` (the test emits on it, e.g. from a progress
+/// callback) and returns the exception it ended with (null when it completed).
+template <typename T>
+std::exception_ptr run_cancellable(asio::io_context& io, asio::awaitable<T> op, asio::cancellation_signal& signal) {
+    std::exception_ptr error;
+    asio::co_spawn(io, std::move(op), asio::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr e, auto...) {
+                       error = std::move(e);
+                   }));
+    io.restart();
+    io.run();
+    return error;
 }
 
 }  // namespace axds::test

@@ -1,10 +1,13 @@
 #include <axds/fs/checksum.hpp>
 
 #include "support/matchers.hpp"
+#include "support/run_async.hpp"
 #include "support/temp_dir.hpp"
 
 #include <axds/core/runtime.hpp>
 #include <axds/error.hpp>
+#include <asio/error.hpp>
+#include <asio/io_context.hpp>
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
@@ -153,4 +156,31 @@ TEST_CASE("directory checksum equals an independent python3-xxhash computation o
         {tmp.path().string()});
     REQUIRE(result.exit_code == 0);
     CHECK(result.output == ours);
+}
+
+TEST_CASE("a cancelled checksum stops between files and saves nothing", "[fs]") {
+    const temp_dir tmp;
+    for (int i = 0; i < 300; ++i) {
+        write_file(tmp.path() / fmt::format("d{}", i % 7) / fmt::format("f{:03}.bin", i), std::string(100, 'x'));
+    }
+    asio::io_context io;
+    asio::cancellation_signal cancel;
+    std::size_t updates = 0;
+    checksum_options options{.max_workers = 1};
+    options.progress = [&](const axds::checksum_progress&) {
+        ++updates;
+        cancel.emit(asio::cancellation_type::terminal);
+    };
+    const auto error =
+        axds::test::run_cancellable(io, axds::async_calculate_directory_checksum(tmp.path(), options), cancel);
+    REQUIRE(error);
+    try {
+        std::rethrow_exception(error);
+    } catch (const axds::os_error& e) {
+        CHECK(e.code() == asio::error::operation_aborted);
+        CHECK_THAT(std::string(e.what()),
+                   Catch::Matchers::Contains("cancelled after 64 of 300 files; nothing was saved"));
+    }
+    CHECK(updates == 1);
+    CHECK_FALSE(fs::exists(tmp.path() / "ax_checksum.txt"));
 }

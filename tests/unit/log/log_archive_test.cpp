@@ -3,11 +3,14 @@
 #include "detail/test_hooks.hpp"
 #include "support/log_entries.hpp"
 #include "support/matchers.hpp"
+#include "support/run_async.hpp"
 #include "support/temp_dir.hpp"
 
 #include <axds/core/runtime.hpp>
 #include <axds/error.hpp>
 #include <axds/npy/npz_archive.hpp>
+#include <asio/error.hpp>
+#include <asio/io_context.hpp>
 #include <catch2/catch.hpp>
 
 #include <filesystem>
@@ -62,6 +65,38 @@ TEST_CASE("assembly packs entries of each source into one archive and removes th
     CHECK(updates.back().entries_total == 4);
     CHECK(updates.back().archives_done == 2);
     CHECK(updates.back().bytes_done == 4 * 138);
+}
+
+TEST_CASE("a cancelled assembly removes no entry and leaves no archive behind", "[log]") {
+    temp_dir tmp;
+    for (std::uint8_t source = 1; source <= 6; ++source) {
+        axds::test::write_fixture_entries(tmp.path(), source, 400, 64);
+    }
+    asio::io_context io;
+    asio::cancellation_signal cancel;
+    std::size_t updates = 0;
+    axds::assemble_options options{.max_workers = 1, .verify_integrity = true};
+    options.progress = [&](const axds::assemble_progress&) {
+        if (++updates == 2) {
+            cancel.emit(asio::cancellation_type::terminal);  // after the first window of entries
+        }
+    };
+    const auto error = axds::test::run_cancellable(io, axds::async_assemble_log_archives(tmp.path(), options), cancel);
+    REQUIRE(error);
+    try {
+        std::rethrow_exception(error);
+    } catch (const axds::os_error& e) {
+        CHECK(e.code() == asio::error::operation_aborted);
+        CHECK_THAT(std::string(e.what()), Catch::Matchers::Contains("no entry was removed"));
+    }
+    CHECK(count_with_extension(tmp.path(), ".npy") == 6 * 401);
+    std::size_t others = 0;  // no archive, no hidden temporary file
+    for (const auto& item : fs::directory_iterator(tmp.path())) {
+        others += item.path().extension() == ".npy" ? 0U : 1U;
+    }
+    CHECK(others == 0);
+    // The directory is as before: a second, uncancelled run assembles everything.
+    CHECK(assemble(tmp.path()).entries == 6 * 401);
 }
 
 // upstream: assemble_log_archives_test.py::test_assemble_log_archives_no_memory_mapping
