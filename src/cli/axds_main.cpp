@@ -1,7 +1,6 @@
 // The axds command-line tool: the library's directory, archive and tracker operations for shells and scripts.
 // Exit codes: 0 success, 1 the operation failed (message on stderr), 2 usage error.
 
-#include <axds/core/runtime.hpp>
 #include <axds/error.hpp>
 #include <axds/fs/checksum.hpp>
 #include <axds/fs/delete.hpp>
@@ -12,13 +11,24 @@
 #include <axds/log/log_package.hpp>
 
 #include <CLI/CLI.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
+#include <functional>
+#include <optional>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <unistd.h>
@@ -59,19 +69,112 @@ std::string json_optional(const std::optional<T>& value) {
     }
 }
 
-/// A one-line progress report on stderr when it is a terminal and not --quiet.
-struct progress_line {
-    bool enabled = false;
+/// A progress bar on stderr (when it is a terminal and not --quiet): percentage, counts, byte rate and ETA, redrawn
+/// at most 10 times a second. The ETA extrapolates the fraction of items done.
+class progress_bar {
+public:
+    progress_bar(bool enabled, std::string label, std::string unit)
+        : enabled_(enabled), label_(std::move(label)), unit_(std::move(unit)), start_(clock::now()) {}
 
-    void show(std::string_view what, std::size_t done, std::size_t total) const {
-        if (enabled) {
-            std::fprintf(stderr, "\r%.*s: %zu/%zu", static_cast<int>(what.size()), what.data(), done, total);
-            if (done == total) {
-                std::fputc('\n', stderr);
-            }
+    void update(std::size_t done, std::size_t total, std::uint64_t bytes) {
+        if (!enabled_) {
+            return;
+        }
+        const auto now = clock::now();
+        if (done < total && now - last_draw_ < std::chrono::milliseconds(100)) {
+            return;
+        }
+        last_draw_ = now;
+        const double elapsed = std::chrono::duration<double>(now - start_).count();
+        const double fraction = total == 0 ? 1.0 : static_cast<double>(done) / static_cast<double>(total);
+        constexpr int width = 24;
+        const int filled = static_cast<int>(fraction * width);
+        std::string bar(static_cast<std::size_t>(filled), '#');
+        bar.append(static_cast<std::size_t>(width - filled), '-');
+        std::string eta = "--:--";
+        if (fraction > 0.0 && done < total) {
+            const auto remaining = static_cast<long>(elapsed / fraction - elapsed);
+            eta = fmt::format("{}:{:02}", remaining / 60, remaining % 60);
+        } else if (done >= total) {
+            eta = fmt::format("{:.1f} s", elapsed);
+        }
+        const double rate = elapsed > 0.0 ? static_cast<double>(bytes) / elapsed / 1e6 : 0.0;
+        std::fprintf(stderr, "\r%s [%s] %3d%% %zu/%zu %s  %.1f MB/s  %s %s\x1b[K", label_.c_str(), bar.c_str(),
+                     static_cast<int>(fraction * 100.0), done, total, unit_.c_str(), rate, done >= total ? "in" : "ETA",
+                     eta.c_str());
+        drawn_ = true;
+        if (done >= total) {
+            finish();
         }
     }
+
+    void finish() {
+        if (drawn_) {
+            std::fputc('\n', stderr);
+            drawn_ = false;
+        }
+    }
+
+    ~progress_bar() { finish(); }
+
+    progress_bar(const progress_bar&) = delete;
+    progress_bar& operator=(const progress_bar&) = delete;
+
+private:
+    using clock = std::chrono::steady_clock;
+    bool enabled_;
+    bool drawn_ = false;
+    std::string label_;
+    std::string unit_;
+    clock::time_point start_;
+    clock::time_point last_draw_{};
 };
+
+/// Runs a library operation on an io_context of its own. The first SIGINT/SIGTERM cancels it (the operation stops at
+/// its next safe point and reports how far it got; a source is never half removed, an archive never left under its
+/// final name unfinished); a second one ends the process at once with status 130.
+template <typename T>
+T run_interruptible(asio::awaitable<T> op) {
+    asio::io_context io;
+    asio::signal_set signals(io, SIGINT, SIGTERM);
+    asio::cancellation_signal cancel;
+    std::exception_ptr error;
+    std::optional<std::conditional_t<std::is_void_v<T>, bool, T>> result;
+    bool done = false;
+    std::function<void(const std::error_code&, int)> on_signal = [&](const std::error_code& ec, int) {
+        if (ec || done) {
+            return;
+        }
+        std::fputs("\naxds: interrupted; cancelling (press Ctrl-C again to quit at once)\n", stderr);
+        cancel.emit(asio::cancellation_type::terminal);
+        signals.async_wait([](const std::error_code& second, int) {
+            if (!second) {
+                std::_Exit(130);
+            }
+        });
+    };
+    signals.async_wait(on_signal);
+    asio::co_spawn(io, std::move(op),
+                   asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e, auto... value) {
+                       done = true;
+                       error = std::move(e);
+                       if constexpr (sizeof...(value) == 1) {
+                           result.emplace(std::move(value)...);
+                       }
+                       signals.cancel();
+                   }));
+    io.run();
+    if (error) {
+        std::rethrow_exception(error);
+    }
+    if constexpr (!std::is_void_v<T>) {
+        return std::move(*result);
+    }
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
 
 void print_tracker(const axds::tracker_summary& summary, bool json) {
     if (json) {
@@ -126,6 +229,8 @@ int main(int argc, char** argv) {
         ->check(CLI::NonNegativeNumber);
     checksum->add_flag("--no-save", no_save, "Do not write ax_checksum.txt");
     checksum->add_option("--exclude", excludes, "File names to leave out (replaces the default ax_checksum.txt)");
+    bool checksum_json = false;
+    checksum->add_flag("--json", checksum_json, "Machine-readable result on stdout");
 
     auto* transfer = app.add_subcommand("transfer", "Copy a directory tree, optionally verified");
     std::string source;
@@ -140,10 +245,14 @@ int main(int argc, char** argv) {
     transfer->add_flag("--verify", verify, "Verify with the directory checksum");
     transfer->add_flag("--remove-source", remove_source, "Delete the source after a successful transfer");
     transfer->add_flag("--reset-dirty-destination", reset_dirty, "Delete destination files the source lacks");
+    bool transfer_json = false;
+    transfer->add_flag("--json", transfer_json, "Machine-readable result on stdout");
 
     auto* remove = app.add_subcommand("delete", "Delete a directory tree");
     std::string delete_dir;
     remove->add_option("DIR", delete_dir, "Directory")->required();
+    bool delete_json = false;
+    remove->add_flag("--json", delete_json, "Machine-readable result on stdout");
 
     auto* assemble = app.add_subcommand("assemble", "Pack a logger directory's entries into per-source .npz archives");
     std::string log_dir;
@@ -154,6 +263,8 @@ int main(int argc, char** argv) {
     assemble->add_option("--workers", assemble_workers, "Sources assembled at once");
     assemble->add_flag("--keep-sources", keep_sources, "Keep the .npy entries");
     assemble->add_flag("--verify", assemble_verify, "Verify every archive before removing entries");
+    bool assemble_json = false;
+    assemble->add_flag("--json", assemble_json, "Machine-readable result on stdout");
 
     auto* archive = app.add_subcommand("archive", "Inspect a log archive");
     archive->require_subcommand(1);
@@ -196,37 +307,82 @@ int main(int argc, char** argv) {
         (void)app.exit(e);
         return 2;
     }
-    const progress_line progress{.enabled = !quiet && ::isatty(STDERR_FILENO) != 0};
+    const bool show_progress = !quiet && ::isatty(STDERR_FILENO) != 0;
+    const auto started = std::chrono::steady_clock::now();
     try {
         if (*checksum) {
             axds::checksum_options options{.max_workers = checksum_workers, .save_checksum = !no_save};
             if (!excludes.empty()) {
                 options.excluded_files = std::set<std::string>(excludes.begin(), excludes.end());
             }
+            progress_bar bar(show_progress, "hashing", "files");
+            axds::checksum_progress last;
             options.progress = [&](const axds::checksum_progress& p) {
-                progress.show("hashing", p.files_done, p.files_total);
+                last = p;
+                bar.update(p.files_done, p.files_total, p.bytes_done);
             };
-            fmt::print("{}\n", axds::block_on(axds::async_calculate_directory_checksum(checksum_dir, options)));
+            const std::string digest =
+                run_interruptible(axds::async_calculate_directory_checksum(checksum_dir, std::move(options)));
+            if (checksum_json) {
+                fmt::print(
+                    "{{\"directory\": {}, \"checksum\": {}, \"files\": {}, \"bytes\": {}, \"saved\": {}, "
+                    "\"seconds\": {:.3f}}}\n",
+                    json_string(checksum_dir), json_string(digest), last.files_done, last.bytes_done, !no_save,
+                    seconds_since(started));
+            } else {
+                fmt::print("{}\n", digest);
+            }
         } else if (*transfer) {
             axds::transfer_options options{.num_threads = threads,
                                            .verify_integrity = verify,
                                            .remove_source = remove_source,
                                            .reset_dirty_destination = reset_dirty};
+            progress_bar bar(show_progress, "copying", "files");
+            axds::transfer_progress last;
             options.progress = [&](const axds::transfer_progress& p) {
-                progress.show("copying", p.files_done, p.files_total);
+                last = p;
+                bar.update(p.files_done, p.files_total, p.bytes_done);
             };
-            axds::block_on(axds::async_transfer_directory(source, destination, options));
+            run_interruptible(axds::async_transfer_directory(source, destination, std::move(options)));
+            const double elapsed = seconds_since(started);
+            if (transfer_json) {
+                fmt::print(
+                    "{{\"source\": {}, \"destination\": {}, \"files\": {}, \"bytes\": {}, \"verified\": {}, "
+                    "\"source_removed\": {}, \"seconds\": {:.3f}}}\n",
+                    json_string(source), json_string(destination), last.files_done, last.bytes_done, verify,
+                    remove_source, elapsed);
+            } else if (!quiet) {
+                fmt::print("copied {} files ({} bytes) from {} to {} in {:.2f} s{}{}\n", last.files_done,
+                           last.bytes_done, source, destination, elapsed, verify ? ", checksum verified" : "",
+                           remove_source ? ", source removed" : "");
+            }
         } else if (*remove) {
-            axds::block_on(axds::async_delete_directory(delete_dir));
+            run_interruptible(axds::async_delete_directory(delete_dir));
+            if (delete_json) {
+                fmt::print("{{\"deleted\": {}, \"seconds\": {:.3f}}}\n", json_string(delete_dir),
+                           seconds_since(started));
+            }
         } else if (*assemble) {
             axds::assemble_options options{
                 .max_workers = assemble_workers, .remove_sources = !keep_sources, .verify_integrity = assemble_verify};
+            progress_bar bar(show_progress, "assembling", "entries");
             options.progress = [&](const axds::assemble_progress& p) {
-                progress.show("assembling", p.entries_done, p.entries_total);
+                bar.update(p.entries_done, p.entries_total, p.bytes_done);
             };
-            const auto report = axds::block_on(axds::async_assemble_log_archives(log_dir, options));
-            fmt::print("{} entries ({} bytes) into {} archives; {} entry files removed\n", report.entries, report.bytes,
-                       report.archives.size(), report.removed);
+            const auto report = run_interruptible(axds::async_assemble_log_archives(log_dir, std::move(options)));
+            if (assemble_json) {
+                std::string archives;
+                for (const auto& a : report.archives) {
+                    archives += (archives.empty() ? "" : ", ") + json_string(a.string());
+                }
+                fmt::print(
+                    "{{\"archives\": [{}], \"entries\": {}, \"bytes\": {}, \"removed\": {}, \"verified\": {}, "
+                    "\"seconds\": {:.3f}}}\n",
+                    archives, report.entries, report.bytes, report.removed, assemble_verify, seconds_since(started));
+            } else {
+                fmt::print("{} entries ({} bytes) into {} archives; {} entry files removed\n", report.entries,
+                           report.bytes, report.archives.size(), report.removed);
+            }
         } else if (*info) {
             const axds::log_archive_reader reader(archive_path);
             std::uint64_t first = 0;

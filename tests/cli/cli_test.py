@@ -1,9 +1,11 @@
 """Drives the built `axds` binary on temporary trees (ctest: cli_tool). Usage: cli_test.py /path/to/axds"""
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 import numpy as np
 
@@ -39,6 +41,10 @@ with tempfile.TemporaryDirectory() as tmp:
     check(not os.path.exists(os.path.join(flat, "ax_checksum.txt")), "--no-save wrote ax_checksum.txt")
     code, out, _ = run("checksum", flat, "--workers", "2")
     check(open(os.path.join(flat, "ax_checksum.txt")).read() == out.strip(), "checksum saved")
+    code, out, _ = run("checksum", flat, "--no-save", "--json")
+    result = json.loads(out) if code == 0 else {}
+    check(result.get("checksum") == "697ab93b2e5603ddc5ba5556a7f3954c" and result.get("files") == 3
+          and result.get("saved") is False, f"checksum --json: {out!r}")
     code, out, _ = run("checksum", flat, "--no-save", "--exclude", "data.txt")
     check(code == 0 and out.strip() != "697ab93b2e5603ddc5ba5556a7f3954c", "checksum --exclude")
 
@@ -60,6 +66,14 @@ with tempfile.TemporaryDirectory() as tmp:
     code, _, err = run("transfer", flat, dest)
     check(code == 1 and "does not account for" in err, "dirty destination -> 1")
     check(run("transfer", flat, dest, "--reset-dirty-destination")[0] == 0, "reset dirty destination")
+    dest2 = os.path.join(tmp, "copy2")
+    code, out, err = run("transfer", flat, dest2, "--json")
+    result = json.loads(out) if code == 0 else {}
+    flat_sizes = [os.path.getsize(os.path.join(flat, n)) for n in os.listdir(flat)]
+    check(result.get("files") == len(flat_sizes) and result.get("bytes") == sum(flat_sizes)
+          and result.get("verified") is False and result.get("source_removed") is False, f"transfer --json: {out!r}")
+    code, out, _ = run("delete", dest2, "--json")
+    check(code == 0 and json.loads(out).get("deleted") == dest2 and not os.path.exists(dest2), f"delete --json: {out}")
     check(run("delete", dest)[0] == 0 and not os.path.exists(dest), "delete")
     check(run("delete", dest)[0] == 0, "delete of a missing path is fine")
 
@@ -74,8 +88,19 @@ with tempfile.TemporaryDirectory() as tmp:
         data = np.concatenate([np.array([1], np.uint8), np.array([t], np.uint64).view(np.uint8),
                                np.full(size, 7, np.uint8)])
         np.save(os.path.join(logs, "001_%020d.npy" % t), data)
+    logs2 = os.path.join(tmp, "second_data_log")
+    os.makedirs(logs2)
+    for name in os.listdir(logs):
+        if name.endswith(".npy"):
+            with open(os.path.join(logs, name), "rb") as src, open(os.path.join(logs2, name), "wb") as dst:
+                dst.write(src.read())
     code, out, err = run("assemble", logs, "--verify")
     check(code == 0 and "4 entries" in out, f"assemble: {out} {err}")
+    code, out, err = run("assemble", logs2, "--keep-sources", "--json")
+    result = json.loads(out) if code == 0 else {}
+    check(result.get("archives") == [os.path.join(logs2, "1_log.npz")] and result.get("entries") == 4
+          and result.get("removed") == 0 and len([n for n in os.listdir(logs2) if n.endswith(".npy")]) == 4,
+          f"assemble --json: {out} {err}")
     archive = os.path.join(logs, "1_log.npz")
     code, out, err = run("archive", "info", archive, "--json")
     info = json.loads(out) if code == 0 else {}
@@ -110,6 +135,26 @@ with tempfile.TemporaryDirectory() as tmp:
     check(code == 0 and out.startswith("1 failed"), f"tracker retry: {out}")
     check(run("tracker", "reset", tracker)[0] == 0 and open(tracker).read() == "---\njobs: {}\n...\n", "reset")
     check(run("tracker", "show", os.path.join(tmp, "none.yaml"))[0] == 1, "missing tracker -> 1")
+
+    # Ctrl-C during a transfer that would remove its source: cancelled cleanly, exit 1, source intact.
+    big = os.path.join(tmp, "big")
+    count = 4000
+    for i in range(count):
+        write(os.path.join(big, "d%02d" % (i % 40), "f%05d.bin" % i), os.urandom(16384))
+    target = os.path.join(tmp, "big_copy")
+    proc = subprocess.Popen([AXDS, "transfer", big, target, "--verify", "--remove-source"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 20
+    while time.time() < deadline and not (os.path.isdir(target) and any(os.scandir(target))):
+        time.sleep(0.001)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    left = sum(len([f for f in files if f != "ax_checksum.txt"]) for _, _, files in os.walk(big))
+    copied = sum(len(files) for _, _, files in os.walk(target)) if os.path.isdir(target) else 0
+    check(proc.returncode == 1 and "cancelled" in err and "the source is intact" in err,
+          f"Ctrl-C transfer: {proc.returncode} {err!r}")
+    check(left == count, f"Ctrl-C transfer left {left} of {count} source files")
+    check(copied < count, f"Ctrl-C transfer did not stop early ({copied} copied)")
 
 print("failures:", len(failures))
 sys.exit(1 if failures else 0)
