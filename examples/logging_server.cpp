@@ -126,9 +126,8 @@ private:
                     co_await asio::async_write(*socket, asio::buffer(make_frame('P', body.data(), body.size())),
                                                asio::use_awaitable);
                 } else if (type == 'S') {
-                    const std::string status =
-                        fmt::format(R"({{"messages": {}, "clients": {}, "queued_bytes": {}}})", messages_,
-                                    clients_.size(), logger_.queued_bytes());
+                    const std::string status = fmt::format(R"({{"messages": {}, "clients": {}, "queued_bytes": {}}})",
+                                                           messages_, clients_.size(), logger_.queued_bytes());
                     co_await asio::async_write(*socket, asio::buffer(make_frame('S', status.data(), status.size())),
                                                asio::use_awaitable);
                 } else if (type == 'Q') {
@@ -167,8 +166,9 @@ private:
             }
         }
         const axds::data_logger_report report = co_await logger_.async_stop();
+        const axds::assemble_options verified{.verify_integrity = true};  // (GCC 12: no braces inside co_await)
         const axds::assemble_report assembled =
-            co_await axds::async_assemble_log_archives(logger_.output_directory(), {.verify_integrity = true});
+            co_await axds::async_assemble_log_archives(logger_.output_directory(), verified);
         std::string archives;
         for (const auto& archive : assembled.archives) {
             archives += fmt::format("{}\"{}\"", archives.empty() ? "" : ", ", archive.string());
@@ -213,7 +213,8 @@ asio::awaitable<std::string> request(tcp::socket& socket, char type, const std::
 
 asio::awaitable<void> demo_client(std::uint16_t port, std::uint8_t source) {
     tcp::socket socket(co_await asio::this_coro::executor);
-    co_await socket.async_connect({asio::ip::address_v4::loopback(), port}, asio::use_awaitable);
+    const tcp::endpoint server(asio::ip::address_v4::loopback(), port);
+    co_await socket.async_connect(server, asio::use_awaitable);
     for (std::size_t i = 0; i < demo_messages; ++i) {
         std::vector<std::uint8_t> body{source};
         const auto payload = demo_payload(source, i);
@@ -251,7 +252,8 @@ asio::awaitable<int> self_demo(std::uint16_t port, fs::path directory) {
         }
     }
     tcp::socket control(executor);
-    co_await control.async_connect({asio::ip::address_v4::loopback(), port}, asio::use_awaitable);
+    const tcp::endpoint server(asio::ip::address_v4::loopback(), port);
+    co_await control.async_connect(server, asio::use_awaitable);
     fmt::print("status: {}\n", co_await request(control, 'S'));
     fmt::print("shutdown: {}\n", co_await request(control, 'Q'));
 
@@ -261,7 +263,8 @@ asio::awaitable<int> self_demo(std::uint16_t port, fs::path directory) {
         std::size_t i = 0;
         for (const auto message : reader.messages()) {
             const auto expected = demo_payload(source, i++);
-            bad += std::equal(expected.begin(), expected.end(), message.payload.begin(), message.payload.end()) ? 0U : 1U;
+            bad +=
+                std::equal(expected.begin(), expected.end(), message.payload.begin(), message.payload.end()) ? 0U : 1U;
         }
         bad += i == demo_messages ? 0U : 1U;
     }
