@@ -39,7 +39,8 @@ namespace {
 constexpr std::uint64_t message_total = 20'000;
 
 /// Worker function: a lightweight reader with the pre-discovered onset (no onset scan) processes its keys.
-std::uint64_t process_batch(const fs::path& archive_path, std::uint64_t onset_us, const std::vector<std::string>& keys) {
+std::uint64_t process_batch(const fs::path& archive_path, std::uint64_t onset_us,
+                            const std::vector<std::string>& keys) {
     const axds::log_archive_reader reader(archive_path, onset_us);
     std::uint64_t sum = 0;
     for (const auto message : reader.messages(keys)) {
@@ -65,7 +66,8 @@ asio::awaitable<int> run(fs::path work) {
 
     // 1. Basic usage.
     const axds::log_archive_reader reader(archive_path);
-    fmt::print("Onset timestamp: {} ({})\n", reader.onset_timestamp_us(), axds::utc_iso8601(reader.onset_timestamp_us()));
+    fmt::print("Onset timestamp: {} ({})\n", reader.onset_timestamp_us(),
+               axds::utc_iso8601(reader.onset_timestamp_us()));
     fmt::print("Message count: {}\n", reader.message_count());
     std::uint64_t sequential = 0;
     std::size_t shown = 0;

@@ -78,8 +78,8 @@ asio::awaitable<int> run(fs::path tracker_path) {
         worker.join();
     }
     // A coroutine job: the tracker's lock waits and file I/O never block this executor.
-    const int pages = co_await tracker.async_run_job(axds::processing_tracker::generate_job_id("generate_report"),
-                                                     render_report());
+    const int pages =
+        co_await tracker.async_run_job(axds::processing_tracker::generate_job_id("generate_report"), render_report());
     fmt::print("report job returned {}\n", pages);
 
     // Querying the pipeline state.
