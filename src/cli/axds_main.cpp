@@ -216,6 +216,7 @@ int main(int argc, char** argv) {
         "axds: directory checksums, transfers, log archives and processing trackers "
         "(file-compatible with ataraxis-data-structures)"};
     app.require_subcommand(1);
+    app.fallthrough();  // --quiet may also follow the subcommand
     bool quiet = false;
     app.add_flag("--quiet,-q", quiet, "No progress output");
 

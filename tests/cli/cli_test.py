@@ -1,6 +1,7 @@
 """Drives the built `axds` binary on temporary trees (ctest: cli_tool). Usage: cli_test.py /path/to/axds"""
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -47,6 +48,34 @@ with tempfile.TemporaryDirectory() as tmp:
           and result.get("saved") is False, f"checksum --json: {out!r}")
     code, out, _ = run("checksum", flat, "--no-save", "--exclude", "data.txt")
     check(code == 0 and out.strip() != "697ab93b2e5603ddc5ba5556a7f3954c", "checksum --exclude")
+
+    # progress: a bar with percentage, rate and timing on a terminal; nothing with --quiet or when not a terminal
+    def run_on_tty(*args):
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([AXDS, *args], stdout=subprocess.PIPE, stderr=slave)
+        os.close(slave)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed its end
+                break
+            if not chunk:
+                break
+            drawn += chunk
+        os.close(master)
+        return proc.wait(), proc.stdout.read().decode(), drawn.decode(errors="replace")
+
+    code, out, drawn = run_on_tty("checksum", flat, "--no-save")
+    check(code == 0 and "hashing [" in drawn and "100%" in drawn and "MB/s" in drawn and "files" in drawn,
+          f"progress bar on a terminal: {drawn!r}")
+    check(out.strip() == "697ab93b2e5603ddc5ba5556a7f3954c", "progress goes to stderr only")
+    code, _, drawn = run_on_tty("checksum", flat, "--no-save", "--quiet")
+    check(code == 0 and drawn == "", f"--quiet after the subcommand: {drawn!r}")
+    code, _, drawn = run_on_tty("--quiet", "checksum", flat, "--no-save")
+    check(code == 0 and drawn == "", f"--quiet before the subcommand: {drawn!r}")
+    code, _, err = run("checksum", flat, "--no-save")
+    check(code == 0 and err == "", f"no progress when stderr is not a terminal: {err!r}")
 
     # usage errors exit 2, operation failures exit 1 with a message
     check(run()[0] == 2, "no subcommand -> 2")
