@@ -144,9 +144,10 @@ bool read_uring(std::span<prefix_read> reads) {
 
 }  // namespace
 
-bool read_file_prefixes(std::span<prefix_read> reads) {
+bool read_file_prefixes(std::span<prefix_read> reads, bool prefer_io_uring) {
     // AXDS_NO_IO_URING=1 forces the plain path (for comparisons and for sandboxes that break io_uring).
-    static const bool use_uring = io_uring_available() && std::getenv("AXDS_NO_IO_URING") == nullptr;  // NOLINT
+    static const bool uring_allowed = io_uring_available() && std::getenv("AXDS_NO_IO_URING") == nullptr;  // NOLINT
+    const bool use_uring = prefer_io_uring && uring_allowed;
     if (reads.empty()) {
         return use_uring;
     }

@@ -45,7 +45,7 @@ constexpr std::size_t window_files = 1024;        // entries read per batch
 constexpr std::size_t window_bytes = 64U << 20U;  // bytes per batch (mapped entries)
 
 struct entry {
-    fs::path path;
+    std::string path;  // a plain string: building 20,000 fs::path objects (component split) was measurable
     std::string stem;
     std::uint64_t source = 0;
     std::uint64_t timestamp = 0;
@@ -78,6 +78,10 @@ std::vector<source_group> discover_entries(const fs::path& directory) {
         throw_errno(error,
                     fmt::format("Unable to list the log directory {}: {}.", directory.string(), std::strerror(error)));
     }
+    std::string prefix = directory.string();
+    if (!prefix.empty() && !prefix.ends_with('/')) {
+        prefix += '/';
+    }
     while (const dirent* d = ::readdir(dir)) {
         const std::string_view name(d->d_name);
         if (name.size() <= 4 || !name.ends_with(".npy")) {
@@ -87,7 +91,8 @@ std::vector<source_group> discover_entries(const fs::path& directory) {
             continue;  // a directory named *.npy is not an entry
         }
         entry e;
-        e.path = directory / name;
+        e.path = prefix;
+        e.path += name;
         e.stem = std::string(name.substr(0, name.size() - 4));
         const auto first = e.stem.find('_');
         const auto second = first == std::string::npos ? std::string::npos : e.stem.find('_', first + 1);
@@ -124,7 +129,7 @@ std::vector<source_group> discover_entries(const fs::path& directory) {
 }
 
 [[noreturn]] void entry_read_failure(const entry& e, int error) {
-    throw_errno(error, fmt::format("Unable to read the log entry {}: {}.", e.path.string(), std::strerror(error)));
+    throw_errno(error, fmt::format("Unable to read the log entry {}: {}.", e.path, std::strerror(error)));
 }
 
 /// A read-only map of one entry file.
@@ -177,26 +182,43 @@ private:
     std::size_t size_ = 0;
 };
 
+/// How entries are read: large ones mapped (or read whole), small ones through io_uring chains (or open/pread/close).
+struct read_mode {
+    bool map = true;
+    bool uring = false;
+    bool durable = true;  // fsync archives: only needed when their entries are about to be removed
+};
+
+/// Uninitialized slots for one window of entries, allocated once per archive: zeroing (and faulting in) a fresh
+/// 16 MiB per window cost more than reading the entries.
+struct window_scratch {
+    std::unique_ptr<std::uint8_t[]> bytes{new std::uint8_t[window_files * prefix_buffer]};
+
+    [[nodiscard]] std::span<std::uint8_t> span() const noexcept { return {bytes.get(), window_files * prefix_buffer}; }
+};
+
 /// Reads the entries [first, last) of a group and hands each one's bytes to `use(entry, bytes)` in order. Every entry
 /// is first read with batched io_uring reads into a 16 KiB slot (one pass covers typical log entries); larger entries
 /// are then memory-mapped (`map`) or read whole into a buffer.
+/// `scratch` holds window_files slots of prefix_buffer bytes (see window_scratch).
 template <typename Use>
-void for_each_entry_bytes(const std::vector<entry>& entries, std::size_t first, std::size_t last, bool map, Use&& use) {
+void for_each_entry_bytes(const std::vector<entry>& entries, std::size_t first, std::size_t last, read_mode mode,
+                          std::span<std::uint8_t> scratch, Use&& use) {
     const std::size_t count = last - first;
-    std::vector<std::uint8_t> storage(count * prefix_buffer);
+    std::uint8_t* const storage = scratch.data();
     std::vector<detail::prefix_read> reads(count);
     for (std::size_t i = 0; i < count; ++i) {
         reads[i].path = entries[first + i].path.c_str();
-        reads[i].buffer = std::span(storage.data() + i * prefix_buffer, prefix_buffer);
+        reads[i].buffer = std::span(storage + i * prefix_buffer, prefix_buffer);
     }
     // Opening files is kernel path-walk work that scales with cores: a large window is read by two threads.
     if (count >= 256 && std::thread::hardware_concurrency() > 1) {
         const std::span<detail::prefix_read> all(reads);
-        std::thread helper([second = all.subspan(count / 2)] { detail::read_file_prefixes(second); });
-        detail::read_file_prefixes(all.first(count / 2));
+        std::thread helper([second = all.subspan(count / 2), mode] { detail::read_file_prefixes(second, mode.uring); });
+        detail::read_file_prefixes(all.first(count / 2), mode.uring);
         helper.join();
     } else {
-        detail::read_file_prefixes(reads);
+        detail::read_file_prefixes(reads, mode.uring);
     }
     std::vector<std::uint8_t> large;
     for (std::size_t i = 0; i < count; ++i) {
@@ -208,7 +230,7 @@ void for_each_entry_bytes(const std::vector<entry>& entries, std::size_t first, 
             use(e, std::span<const std::uint8_t>(reads[i].buffer.data(), static_cast<std::size_t>(reads[i].result)));
             continue;
         }
-        if (map) {
+        if (mode.map) {
             const mapped_entry mapped(e);
             use(e, mapped.bytes());
             continue;
@@ -247,9 +269,10 @@ struct progress_state {
 
 /// Writes one source's archive (runs on a CPU-pool thread). Returns the bytes of entries archived, or nullopt when
 /// `stop` was raised first (the unfinished temporary file is removed by the writer).
-std::optional<std::uint64_t> assemble_source(const source_group& group, bool map, progress_state& progress,
+std::optional<std::uint64_t> assemble_source(const source_group& group, read_mode mode, progress_state& progress,
                                              const std::atomic<bool>& stop) {
     npz_writer writer(group.archive);
+    const window_scratch scratch;
     std::uint64_t bytes = 0;
     std::size_t first = 0;
     while (first < group.entries.size()) {
@@ -259,41 +282,46 @@ std::optional<std::uint64_t> assemble_source(const source_group& group, bool map
         const std::size_t last = std::min(group.entries.size(), first + window_files);
         std::uint64_t window = 0;
         std::size_t window_entries = 0;
-        for_each_entry_bytes(group.entries, first, last, map, [&](const entry& e, std::span<const std::uint8_t> data) {
-            (void)npy_u1_payload(data, e.path.string());  // a damaged entry is an error naming the file
-            writer.add(e.stem + ".npy", data);
-            window += data.size();
-            ++window_entries;
-        });
+        for_each_entry_bytes(group.entries, first, last, mode, scratch.span(),
+                             [&](const entry& e, std::span<const std::uint8_t> data) {
+                                 (void)npy_u1_payload(data, e.path);  // a damaged entry is an error naming the file
+                                 writer.add(e.stem + ".npy", data);
+                                 window += data.size();
+                                 ++window_entries;
+                             });
         bytes += window;
         progress.add(window_entries, window, 0);
         first = last;
     }
-    writer.finish();
+    writer.finish(mode.durable);
     progress.add(0, 0, 1);
     return bytes;
 }
 
 /// spec §7.2 step 7: every archived member must equal its source entry.
-void verify_source(const source_group& group, bool map) {
+void verify_source(const source_group& group, read_mode mode) {
     const npz_reader archive(group.archive);
+    const window_scratch scratch;
     std::size_t first = 0;
     while (first < group.entries.size()) {
         const std::size_t last = std::min(group.entries.size(), first + window_files);
-        for_each_entry_bytes(group.entries, first, last, map, [&](const entry& e, std::span<const std::uint8_t> data) {
-            const npz_member* member = archive.find(e.stem + ".npy");
-            bool same = member != nullptr && member->uncompressed_size == data.size();
-            if (same) {
-                const auto archived = archive.data(*member);
-                same = std::equal(archived.begin(), archived.end(), data.begin()) && crc32(archived) == member->crc32;
-            }
-            if (!same) {
-                throw value_error(fmt::format(
-                    "Unable to verify the integrity of the assembled log archive for source {}. The archived data for "
-                    "entry {} must exactly match the data of the original .npy log entry, but the two differ.",
-                    group.source, e.stem));
-            }
-        });
+        for_each_entry_bytes(
+            group.entries, first, last, mode, scratch.span(), [&](const entry& e, std::span<const std::uint8_t> data) {
+                const npz_member* member = archive.find(e.stem + ".npy");
+                bool same = member != nullptr && member->uncompressed_size == data.size();
+                if (same) {
+                    const auto archived = archive.data(*member);
+                    same =
+                        std::equal(archived.begin(), archived.end(), data.begin()) && crc32(archived) == member->crc32;
+                }
+                if (!same) {
+                    throw value_error(fmt::format(
+                        "Unable to verify the integrity of the assembled log archive for source {}. The archived data "
+                        "for "
+                        "entry {} must exactly match the data of the original .npy log entry, but the two differ.",
+                        group.source, e.stem));
+                }
+            });
         first = last;
     }
 }
@@ -338,7 +366,8 @@ asio::awaitable<assemble_report> async_assemble_log_archives(fs::path log_direct
     }
     std::stable_sort(order.begin(), order.end(),
                      [&](std::size_t a, std::size_t b) { return groups[a].entries.size() > groups[b].entries.size(); });
-    const bool map = options.memory_mapping;
+    const read_mode mode{
+        .map = options.memory_mapping, .uring = options.use_io_uring, .durable = options.remove_sources};
     std::atomic<std::size_t> cursor{0};
     std::vector<std::optional<std::uint64_t>> bytes(groups.size());
     const auto tasks = std::min<std::size_t>(static_cast<std::size_t>(workers), groups.size());
@@ -346,7 +375,7 @@ asio::awaitable<assemble_report> async_assemble_log_archives(fs::path log_direct
     std::function<void(std::size_t)> task0 = [&](std::size_t) {
         for (std::size_t k = cursor++; k < order.size(); k = cursor++) {
             const source_group& group = groups[order[k]];
-            bytes[order[k]] = assemble_source(group, map, *progress, *stop);
+            bytes[order[k]] = assemble_source(group, mode, *progress, *stop);
             if (detail::test_hooks::after_archive_written && bytes[order[k]]) {
                 detail::test_hooks::after_archive_written(group.archive);
             }
@@ -373,7 +402,7 @@ asio::awaitable<assemble_report> async_assemble_log_archives(fs::path log_direct
         std::atomic<std::size_t> verify_cursor{0};
         std::function<void(std::size_t)> task1 = [&](std::size_t) {
             for (std::size_t k = verify_cursor++; k < order.size(); k = verify_cursor++) {
-                verify_source(groups[order[k]], map);
+                verify_source(groups[order[k]], mode);
             }
         };
         co_await detail::async_parallel_for(tasks, std::move(task1));
@@ -391,8 +420,8 @@ asio::awaitable<assemble_report> async_assemble_log_archives(fs::path log_direct
                 for (const auto& e : g.entries) {
                     if (::unlink(e.path.c_str()) != 0 && errno != ENOENT) {
                         const int error = errno;
-                        throw_errno(error, fmt::format("Unable to remove the archived log entry {}: {}.",
-                                                       e.path.string(), std::strerror(error)));
+                        throw_errno(error, fmt::format("Unable to remove the archived log entry {}: {}.", e.path,
+                                                       std::strerror(error)));
                     }
                     ++removed;
                 }

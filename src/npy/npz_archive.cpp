@@ -207,7 +207,7 @@ void npz_writer::add(std::string_view name, std::span<const std::uint8_t> data) 
     impl_->entries.push_back({std::string(name), crc, data.size(), header_offset});
 }
 
-std::uint64_t npz_writer::finish() {
+std::uint64_t npz_writer::finish(bool durable) {
     impl& s = *impl_;
     const std::uint64_t cd_offset = s.offset;
     bool need_zip64 = s.entries.size() > 0xFFFF;
@@ -280,7 +280,7 @@ std::uint64_t npz_writer::finish() {
     put16(tail, 0);
     s.append(tail);
     s.flush();
-    if (::fsync(s.fd) != 0) {
+    if (durable && ::fsync(s.fd) != 0) {
         write_failure(s.path, "flush");
     }
     if (::close(std::exchange(s.fd, -1)) != 0) {

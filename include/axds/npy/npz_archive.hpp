@@ -35,8 +35,9 @@ public:
     /// @throws value_error for an empty or over-long name; os_error family on a write failure.
     void add(std::string_view name, std::span<const std::uint8_t> data);
 
-    /// Writes the central directory, flushes, fsyncs and renames the archive into place. Returns its size in bytes.
-    std::uint64_t finish();
+    /// Writes the central directory, flushes, fsyncs (when `durable`) and renames the archive into place. Returns its
+    /// size in bytes.
+    std::uint64_t finish(bool durable = true);
 
     [[nodiscard]] std::size_t member_count() const noexcept;
 

@@ -100,10 +100,12 @@ TEST_CASE("a cancelled assembly removes no entry and leaves no archive behind", 
 }
 
 // upstream: assemble_log_archives_test.py::test_assemble_log_archives_no_memory_mapping
-TEST_CASE("assembly of 20 entries without memory mapping reads through io_uring batches", "[log][io_uring]") {
+TEST_CASE("assembly of 20 entries without memory mapping, through io_uring batches or plain reads", "[log][io_uring]") {
     temp_dir tmp;
     axds::test::write_fixture_entries(tmp.path(), 5, 19, 20000);  // larger than one prefix read: exercises both paths
-    const auto report = assemble(tmp.path(), {.memory_mapping = false, .verify_integrity = true});
+    const bool uring = GENERATE(true, false);
+    const auto report =
+        assemble(tmp.path(), {.memory_mapping = false, .verify_integrity = true, .use_io_uring = uring});
     CHECK(report.entries == 20);
     CHECK(count_with_extension(tmp.path(), ".npy") == 0);
     const axds::npz_reader archive(tmp.path() / "5_log.npz");
