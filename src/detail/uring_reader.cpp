@@ -19,8 +19,8 @@ namespace {
 
 constexpr unsigned in_flight = 64;  // files at once; 3 SQEs each
 
-std::int64_t read_one(const char* path, std::span<std::uint8_t> buffer) {
-    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+std::int64_t read_one(int dirfd, const char* path, std::span<std::uint8_t> buffer) {
+    const int fd = ::openat(dirfd, path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         return -errno;
     }
@@ -60,7 +60,7 @@ io_uring_sqe* next_sqe(io_uring& ring) {
 
 void read_plain(std::span<prefix_read> reads) {
     for (auto& r : reads) {
-        r.result = read_one(r.path, r.buffer);
+        r.result = read_one(r.dirfd, r.path, r.buffer);
     }
 }
 
@@ -92,7 +92,7 @@ bool read_uring(std::span<prefix_read> reads) {
             auto& r = reads[next];
             io_uring_sqe* open_sqe = next_sqe(ring);
             // No O_CLOEXEC: the kernel rejects it (EINVAL) for a direct descriptor, which never reaches exec anyway.
-            io_uring_prep_openat_direct(open_sqe, AT_FDCWD, r.path, O_RDONLY, 0, slot);
+            io_uring_prep_openat_direct(open_sqe, r.dirfd, r.path, O_RDONLY, 0, slot);
             open_sqe->flags |= IOSQE_IO_LINK;
             io_uring_sqe_set_data64(open_sqe, next * 4);
             io_uring_sqe* read_sqe = next_sqe(ring);
@@ -158,7 +158,7 @@ bool read_file_prefixes(std::span<prefix_read> reads, bool prefer_io_uring) {
     // A read of fewer bytes than requested is normal at end of file; -ECANCELED means its open failed first.
     for (auto& r : reads) {
         if (r.result == -ECANCELED) {
-            r.result = read_one(r.path, r.buffer);  // recover the open's own errno
+            r.result = read_one(r.dirfd, r.path, r.buffer);  // recover the open's own errno
         }
     }
     return true;

@@ -4,12 +4,14 @@
 #include <cstdint>
 #include <span>
 #include <vector>
+#include <fcntl.h>
 
 namespace axds::detail {
 
 /// One file to read: up to buffer.size() bytes from offset 0.
 struct prefix_read {
-    const char* path = nullptr;
+    const char* path = nullptr;  ///< relative to `dirfd` unless absolute
+    int dirfd = AT_FDCWD;        ///< a directory descriptor saves the path walk to it on every open
     std::span<std::uint8_t> buffer;
     std::int64_t result = 0;  ///< bytes read (≤ buffer.size()), or -errno
 };
