@@ -125,9 +125,9 @@ void bench_throughput(const settings& s) {
     const double n = static_cast<double>(s.entries);
     fmt::print("write {} entries x 256 B:\n", s.entries);
     fmt::print("  baseline plain open/write/close loop: {:.3f} s = {:.0f} entries/s\n", plain, n / plain);
-    double best_ours = 0;
+    double default_ours = 0;  // the default options: plain syscalls on the CPU pool, 5 writes in flight
     int run = 0;
-    for (const bool use_io_uring : {true, false}) {
+    for (const bool use_io_uring : {false, true}) {
         if (use_io_uring && !axds::io_uring_available()) {
             continue;
         }
@@ -144,8 +144,8 @@ void bench_throughput(const settings& s) {
             fmt::print("  axds data_logger ({}, {} writes in flight): {:.3f} s = {:.0f} entries/s; {:.2f}x the loop\n",
                        report.used_io_uring ? "io_uring" : "plain syscalls on the CPU pool", writes, ours, n / ours,
                        plain / ours);
-            if (use_io_uring && writes == s.writes) {
-                best_ours = ours;
+            if (!use_io_uring && writes == 5) {
+                default_ours = ours;
             }
         }
     }
@@ -180,9 +180,10 @@ void bench_throughput(const settings& s) {
     }
     const double python_rate = static_cast<double>(s.python_sample) / python;
     fmt::print(
-        "  baseline python3+numpy np.save per entry ({} entries): {:.0f} entries/s; axds (io_uring, {} in flight) "
-        "is {:.1f}x\n",
-        s.python_sample, python_rate, s.writes, best_ours > 0 ? (n / best_ours) / python_rate : 0.0);
+        "  baseline python3+numpy np.save per entry ({} entries): {:.0f} entries/s; axds (default options) is {:.1f}x, "
+        "the plain loop {:.1f}x\n",
+        s.python_sample, python_rate, default_ours > 0 ? (n / default_ours) / python_rate : 0.0,
+        (n / plain) / python_rate);
 }
 
 double percentile(std::vector<std::uint32_t>& ns, double q) {

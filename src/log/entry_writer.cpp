@@ -169,7 +169,7 @@ void write_plain(int directory_fd, prepared_entry& p) {
 class plain_entry_writer final : public entry_writer {
 public:
     plain_entry_writer(int directory_fd, std::size_t concurrency)
-        : directory_fd_(directory_fd), concurrency_(concurrency), limit_(concurrency * 16) {
+        : directory_fd_(directory_fd), concurrency_(concurrency), limit_(std::max<std::size_t>(concurrency * 16, 512)) {
         batch_.reserve(limit_);
     }
 

@@ -269,8 +269,7 @@ TEST_CASE("data logger takes 8 producer threads x 10,000 packages plus coroutine
     constexpr std::size_t per_coroutine = 500;
     const temp_dir tmp;
     io_thread loop;
-    data_logger_options options;
-    options.thread_count = 16;
+    data_logger_options options = with_backend(GENERATE(false, true), 16);
     options.queue_capacity_bytes = std::size_t{4} << 20;  // small enough that producers do wait
     data_logger logger(loop.executor(), tmp.path(), "stress", options);
     logger.start();
