@@ -5,14 +5,11 @@
 #include <axds/fs/walk.hpp>
 
 #include "detail/parallel.hpp"
+#include "fs/file_digest.hpp"
 
 #include <asio/error.hpp>
 #include <asio/this_coro.hpp>
 #include <fmt/format.h>
-#include <xxhash.h>
-#if defined(__x86_64__)
-#include <xxh_x86dispatch.h>  // runtime AVX2/AVX-512 selection, as xxhsum does: 2x the SSE2 default
-#endif
 
 #include <algorithm>
 #include <array>
@@ -23,6 +20,11 @@
 #include <span>
 #include <system_error>
 #include <vector>
+
+#include <xxhash.h>
+#if defined(__x86_64__)
+#include <xxh_x86dispatch.h>  // runtime AVX2/AVX-512 selection, as xxhsum does: 2x the SSE2 default
+#endif
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -38,27 +40,13 @@ constexpr std::size_t chunk_size = std::size_t{8} << 20;
 struct file_entry {
     std::string relative;  ///< UTF-8 bytes, '/'-separated
     fs::path path;
-    std::array<unsigned char, 16> digest{};
+    detail::digest128 digest{};
     std::uint64_t size = 0;  ///< bytes actually hashed
 };
 
-void update(XXH3_state_t* state, const void* data, std::size_t size) {
-#if defined(__x86_64__)
-    XXH3_128bits_update_dispatch(state, data, size);
-#else
-    XXH3_128bits_update(state, data, size);
-#endif
-}
-
-/// Canonical (big-endian) XXH3-128 of `relative ‖ content`, streamed in chunks.
-void hash_file(file_entry& file, std::span<unsigned char> buffer) {
-    XXH3_state_t* state = XXH3_createState();
-    if (state == nullptr) {
-        throw std::bad_alloc();
-    }
-    const std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> owner(state, &XXH3_freeState);
-    XXH3_128bits_reset(state);
-    XXH3_128bits_update(state, file.relative.data(), file.relative.size());
+/// Reads one file in chunks through `hasher` into its digest.
+void hash_file(file_entry& file, std::span<unsigned char> buffer, detail::file_hasher& hasher) {
+    hasher.start(file.relative);
     const int fd = ::open(file.path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         const int error = errno;
@@ -80,23 +68,12 @@ void hash_file(file_entry& file, std::span<unsigned char> buffer) {
         if (n == 0) {
             break;
         }
-        update(state, buffer.data(), static_cast<std::size_t>(n));
+        hasher.update(buffer.data(), static_cast<std::size_t>(n));
         total += static_cast<std::uint64_t>(n);
     }
     ::close(fd);
-    XXH128_canonical_t canonical;
-    XXH128_canonicalFromHash(&canonical, XXH3_128bits_digest(state));
-    std::copy(std::begin(canonical.digest), std::end(canonical.digest), file.digest.begin());
+    file.digest = hasher.finish();
     file.size = total;
-}
-
-std::string hex(const XXH128_canonical_t& canonical) {
-    std::string out;
-    out.reserve(32);
-    for (const unsigned char byte : canonical.digest) {
-        out += fmt::format("{:02x}", byte);
-    }
-    return out;
 }
 
 }  // namespace
@@ -151,9 +128,10 @@ asio::awaitable<std::string> async_calculate_directory_checksum(fs::path directo
             // One uninitialized 8 MiB buffer per pool thread, reused across calls (zeroing a fresh one per batch
             // cost more than hashing 16 KiB files).
             thread_local const std::unique_ptr<unsigned char[]> buffer(new unsigned char[chunk_size]);
+            thread_local detail::file_hasher hasher;
             for (std::size_t i = next->fetch_add(1); i < last && !stop->load(std::memory_order_relaxed);
                  i = next->fetch_add(1)) {
-                hash_file(files[i], std::span<unsigned char>(buffer.get(), chunk_size));
+                hash_file(files[i], std::span<unsigned char>(buffer.get(), chunk_size), hasher);
                 hashed->fetch_add(1, std::memory_order_relaxed);
             }
         };
@@ -177,33 +155,87 @@ asio::awaitable<std::string> async_calculate_directory_checksum(fs::path directo
                                    directory.string(), hashed->load(), files.size()));
     }
 
-    XXH3_state_t* state = XXH3_createState();
-    if (state == nullptr) {
-        throw std::bad_alloc();
+    std::vector<detail::file_digest> digests;
+    digests.reserve(files.size());
+    for (auto& file : files) {
+        digests.push_back({std::move(file.relative), file.digest});
     }
-    const std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> owner(state, &XXH3_freeState);
-    XXH3_128bits_reset(state);
-    for (const auto& file : files) {
-        XXH3_128bits_update(state, file.relative.data(), file.relative.size());
-        XXH3_128bits_update(state, file.digest.data(), file.digest.size());
-    }
-    XXH128_canonical_t canonical;
-    XXH128_canonicalFromHash(&canonical, XXH3_128bits_digest(state));
-    std::string digest = hex(canonical);
+    std::string digest = detail::combine_file_digests(digests);
     if (options.save_checksum) {
-        const fs::path target = directory / checksum_file_name;
-        const int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0 || ::write(fd, digest.data(), digest.size()) != static_cast<ssize_t>(digest.size())) {
-            const int error = errno;
-            if (fd >= 0) {
-                ::close(fd);
-            }
-            throw_errno(error, fmt::format("Unable to save the checksum to '{}': {}.", target.string(),
-                                           std::system_category().message(error)));
-        }
-        ::close(fd);
+        detail::save_checksum_file(directory, digest);
     }
     co_return digest;
 }
 
 }  // namespace axds
+
+namespace axds::detail {
+
+struct file_hasher::state {
+    XXH3_state_t* xxh = XXH3_createState();
+};
+
+file_hasher::file_hasher() : state_(std::make_unique<state>()) {
+    if (state_->xxh == nullptr) {
+        throw std::bad_alloc();
+    }
+}
+
+file_hasher::~file_hasher() {
+    XXH3_freeState(state_->xxh);
+}
+
+void file_hasher::start(std::string_view relative) {
+    XXH3_128bits_reset(state_->xxh);
+    XXH3_128bits_update(state_->xxh, relative.data(), relative.size());
+}
+
+void file_hasher::update(const void* data, std::size_t size) {
+#if defined(__x86_64__)
+    XXH3_128bits_update_dispatch(state_->xxh, data, size);
+#else
+    XXH3_128bits_update(state_->xxh, data, size);
+#endif
+}
+
+digest128 file_hasher::finish() {
+    XXH128_canonical_t canonical;
+    XXH128_canonicalFromHash(&canonical, XXH3_128bits_digest(state_->xxh));
+    digest128 out{};
+    std::copy(std::begin(canonical.digest), std::end(canonical.digest), out.begin());
+    return out;
+}
+
+std::string combine_file_digests(std::vector<file_digest>& files) {
+    std::sort(files.begin(), files.end(),
+              [](const file_digest& a, const file_digest& b) { return a.relative < b.relative; });  // bytewise
+    file_hasher combined;
+    combined.start("");
+    for (const auto& file : files) {
+        combined.update(file.relative.data(), file.relative.size());
+        combined.update(file.digest.data(), file.digest.size());
+    }
+    const digest128 bytes = combined.finish();
+    std::string out;
+    out.reserve(32);
+    for (const unsigned char byte : bytes) {
+        out += fmt::format("{:02x}", byte);
+    }
+    return out;
+}
+
+void save_checksum_file(const fs::path& directory, const std::string& digest) {
+    const fs::path target = directory / checksum_file_name;
+    const int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || ::write(fd, digest.data(), digest.size()) != static_cast<ssize_t>(digest.size())) {
+        const int error = errno;
+        if (fd >= 0) {
+            ::close(fd);
+        }
+        throw_errno(error, fmt::format("Unable to save the checksum to '{}': {}.", target.string(),
+                                       std::system_category().message(error)));
+    }
+    ::close(fd);
+}
+
+}  // namespace axds::detail

@@ -8,6 +8,7 @@
 
 #include "detail/parallel.hpp"
 #include "detail/test_hooks.hpp"
+#include "fs/file_digest.hpp"
 
 #include <asio/error.hpp>
 #include <asio/this_coro.hpp>
@@ -64,7 +65,10 @@ std::string tail6(const fs::path& path) {
 }
 
 /// Content in-kernel (copy_file_range, read/write fallback), then permission bits and atime/mtime (shutil.copy2).
-std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to) {
+/// With `hasher`, the content goes through a buffer instead and `*digest` receives the §9.1 digest of
+/// `relative ‖ content` — the source checksum computed in the same pass as the copy.
+std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, detail::file_hasher* hasher = nullptr,
+                                 std::string_view relative = {}, detail::digest128* digest = nullptr) {
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
     const int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (in < 0) {
@@ -93,23 +97,30 @@ std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to) {
     }
     std::uint64_t copied = 0;
     int error = 0;
-    bool in_kernel = true;
-    std::vector<char> buffer;
+    bool in_kernel = hasher == nullptr;
+    // One uninitialized buffer per pool thread (zeroing a fresh one per file cost more than small copies).
+    constexpr std::size_t buffer_size = std::size_t{1} << 20;
+    thread_local const std::unique_ptr<char[]> buffer(new char[buffer_size]);
+    if (hasher != nullptr) {
+        hasher->start(relative);
+    }
     for (;;) {
         ssize_t n = 0;
         if (in_kernel) {
             n = ::copy_file_range(in, nullptr, out, nullptr, std::size_t{1} << 30, 0);
             if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
                 in_kernel = false;
-                buffer.resize(std::size_t{1} << 20);
                 continue;
             }
         } else {
-            n = ::read(in, buffer.data(), buffer.size());
+            n = ::read(in, buffer.get(), buffer_size);
+            if (n > 0 && hasher != nullptr) {
+                hasher->update(buffer.get(), static_cast<std::size_t>(n));
+            }
             if (n > 0) {
                 ssize_t written = 0;
                 while (written < n) {
-                    const ssize_t w = ::write(out, buffer.data() + written, static_cast<std::size_t>(n - written));
+                    const ssize_t w = ::write(out, buffer.get() + written, static_cast<std::size_t>(n - written));
                     if (w < 0 && errno == EINTR) {
                         continue;
                     }
@@ -135,6 +146,9 @@ std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to) {
             break;
         }
         copied += static_cast<std::uint64_t>(n);
+    }
+    if (error == 0 && hasher != nullptr) {
+        *digest = hasher->finish();
     }
     if (error == 0 && ::fchmod(out, st.st_mode & 07777) != 0) {
         error = errno;
@@ -277,15 +291,14 @@ asio::awaitable<void> async_transfer_directory(fs::path source, fs::path destina
     for (const auto* file : files) {
         copies.emplace_back(file->path, file->relative);
     }
+    // Without a checksum to reuse, the source checksum is computed while copying (one read of the source, not two);
+    // it is then saved to the source and copied along, as calculate_directory_checksum(save) would have done first.
+    bool fused = false;
     if (options.verify_integrity) {
         reused = fs::exists(source / checksum_file_name, ec);
-        if (!reused) {
-            (void)co_await async_calculate_directory_checksum(source, {.save_checksum = true});
-            if (source_files.count(checksum_file_name) == 0) {
-                copies.emplace_back(source / checksum_file_name, checksum_file_name);
-            }
-        }
+        fused = !reused;
     }
+    std::vector<detail::digest128> digests(fused ? copies.size() : 0);
     // 10: every source directory, empty ones included.
     for (const auto& entry : entries) {
         if (entry.type == source_entry::kind::directory) {
@@ -314,10 +327,15 @@ asio::awaitable<void> async_transfer_directory(fs::path source, fs::path destina
         auto next = std::make_shared<std::atomic<std::size_t>>(first);
         auto bytes = std::make_shared<std::atomic<std::uint64_t>>(0);
         auto copied = std::make_shared<std::atomic<std::size_t>>(0);
-        std::function<void(std::size_t)> work = [&copies, &destination, next, bytes, copied, stop, last](std::size_t) {
+        std::function<void(std::size_t)> work = [&copies, &destination, &digests, fused, next, bytes, copied, stop,
+                                                 last](std::size_t) {
+            thread_local detail::file_hasher hasher;
             for (std::size_t i = next->fetch_add(1); i < last && !stop->load(std::memory_order_relaxed);
                  i = next->fetch_add(1)) {
-                bytes->fetch_add(copy_with_metadata(copies[i].first, destination / copies[i].second));
+                const auto& [from, relative] = copies[i];
+                bytes->fetch_add(fused
+                                     ? copy_with_metadata(from, destination / relative, &hasher, relative, &digests[i])
+                                     : copy_with_metadata(from, destination / relative));
                 copied->fetch_add(1);
             }
         };
@@ -337,9 +355,25 @@ asio::awaitable<void> async_transfer_directory(fs::path source, fs::path destina
     if (detail::cancelled(co_await asio::this_coro::cancellation_state)) {
         cancelled(copies.size());
     }
+    std::string expected;
+    if (fused) {
+        std::vector<detail::file_digest> covered;
+        for (std::size_t i = 0; i < copies.size(); ++i) {
+            const std::string& relative = copies[i].second;
+            const auto slash = relative.rfind('/');
+            if (relative.compare(slash == std::string::npos ? 0 : slash + 1, std::string::npos, checksum_file_name) !=
+                0) {
+                covered.push_back({relative, digests[i]});
+            }
+        }
+        expected = detail::combine_file_digests(covered);
+        detail::save_checksum_file(source, expected);
+        (void)copy_with_metadata(source / checksum_file_name, destination / checksum_file_name);
+    } else if (options.verify_integrity) {
+        expected = first_line(source / checksum_file_name);
+    }
     // 12
     if (options.verify_integrity) {
-        const std::string expected = first_line(source / checksum_file_name);
         const std::string actual = co_await async_calculate_directory_checksum(destination, {.save_checksum = false});
         if (actual != expected) {
             const std::string cause =
