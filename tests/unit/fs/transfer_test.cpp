@@ -87,10 +87,22 @@ TEST_CASE("verified transfer creates or reuses the source checksum and removes t
     transfer(source, tmp.path() / "first", {.num_threads = 2, .verify_integrity = true});
     const std::string saved = read_file(source / "ax_checksum.txt");
     CHECK(saved.size() == 32);
+    CHECK(saved == digest(source));  // hashed while copying: the same digest calculate_directory_checksum gives
     CHECK(read_file(tmp.path() / "first" / "ax_checksum.txt") == saved);
     transfer(source, tmp.path() / "second", {.verify_integrity = true, .remove_source = true});  // reused
     CHECK_FALSE(fs::exists(source));
     CHECK(digest(tmp.path() / "second") == saved);
+}
+
+TEST_CASE("the checksum hashed during a verified transfer leaves nested ax_checksum.txt files out, as §9.1 does", "[fs]") {
+    const temp_dir tmp;
+    const fs::path source = make_source(tmp.path() / "source");
+    write_file(source / "sub" / "ax_checksum.txt", "an old checksum of a subdirectory");
+    write_file(source / "large.bin", std::string((std::size_t{3} << 20) + 17, 'L'));  // several copy buffers
+    transfer(source, tmp.path() / "dest", {.num_threads = 3, .verify_integrity = true});
+    CHECK(read_file(source / "ax_checksum.txt") == digest(source));
+    CHECK(read_file(tmp.path() / "dest" / "sub" / "ax_checksum.txt") == "an old checksum of a subdirectory");
+    CHECK(digest(tmp.path() / "dest") == digest(source));
 }
 
 // upstream: transfer_tools_test.py::test_transfer_corruption_detected / test_stale_checksum_message
