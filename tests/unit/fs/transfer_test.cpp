@@ -94,7 +94,8 @@ TEST_CASE("verified transfer creates or reuses the source checksum and removes t
     CHECK(digest(tmp.path() / "second") == saved);
 }
 
-TEST_CASE("the checksum hashed during a verified transfer leaves nested ax_checksum.txt files out, as §9.1 does", "[fs]") {
+TEST_CASE("the checksum hashed during a verified transfer leaves nested ax_checksum.txt files out, as §9.1 does",
+          "[fs]") {
     const temp_dir tmp;
     const fs::path source = make_source(tmp.path() / "source");
     write_file(source / "sub" / "ax_checksum.txt", "an old checksum of a subdirectory");

@@ -1,0 +1,95 @@
+// Runs one directory operation as an unprivileged user, for the permission tests (root bypasses permission checks,
+// so as root the tests would prove nothing). Prints one line: "ok <result>" or "<error class>: <what()>".
+//
+//   ads_test_fs_worker checksum DIR
+//   ads_test_fs_worker transfer SRC DST [verify]
+//   ads_test_fs_worker delete DIR
+//   ads_test_fs_worker walk DIR
+//   ads_test_fs_worker chmod MODE PATH...     (octal; run as the unprivileged owner before an operation)
+//
+// Started as root, it first switches to uid/gid 65534 (nobody); started as another user, it stays that user.
+
+#include <axds/core/runtime.hpp>
+#include <axds/error.hpp>
+#include <axds/fs/checksum.hpp>
+#include <axds/fs/delete.hpp>
+#include <axds/fs/transfer.hpp>
+#include <axds/fs/walk.hpp>
+
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <string>
+
+#include <grp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace {
+
+constexpr uid_t nobody = 65534;
+
+bool drop_privileges() {
+    if (::geteuid() != 0) {
+        return true;
+    }
+    return ::setgroups(0, nullptr) == 0 && ::setgid(nobody) == 0 && ::setuid(nobody) == 0 && ::geteuid() == nobody;
+}
+
+std::string run(int argc, char** argv) {
+    const std::string command = argv[1];
+    if (command == "checksum") {
+        return axds::block_on(axds::async_calculate_directory_checksum(argv[2], {.save_checksum = false}));
+    }
+    if (command == "transfer" && argc >= 4) {
+        const bool verify = argc > 4 && std::string(argv[4]) == "verify";
+        axds::block_on(axds::async_transfer_directory(argv[2], argv[3], {.verify_integrity = verify}));
+        return "transferred";
+    }
+    if (command == "delete") {
+        axds::block_on(axds::async_delete_directory(argv[2]));
+        return "deleted";
+    }
+    if (command == "walk") {
+        return std::to_string(axds::walk_directory(argv[2]).size());
+    }
+    if (command == "chmod" && argc >= 4) {
+        const auto mode = static_cast<mode_t>(std::stoul(argv[2], nullptr, 8));
+        for (int i = 3; i < argc; ++i) {
+            if (::chmod(argv[i], mode) != 0) {
+                return std::string("chmod failed: ") + argv[i];
+            }
+        }
+        return "changed";
+    }
+    return "unknown command";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 3) {
+        std::puts("usage error");
+        return 2;
+    }
+    if (!drop_privileges()) {
+        std::puts("cannot drop privileges");
+        return 3;
+    }
+    try {
+        std::printf("ok %s\n", run(argc, argv).c_str());
+    } catch (const axds::permission_error& e) {
+        std::printf("permission_error: %s\n", e.what());
+    } catch (const axds::file_not_found_error& e) {
+        std::printf("file_not_found_error: %s\n", e.what());
+    } catch (const axds::os_error& e) {
+        std::printf("os_error: %s\n", e.what());
+    } catch (const axds::runtime_error& e) {
+        std::printf("runtime_error: %s\n", e.what());
+    } catch (const axds::value_error& e) {
+        std::printf("value_error: %s\n", e.what());
+    } catch (const std::exception& e) {
+        std::printf("exception: %s\n", e.what());
+    }
+    return 0;
+}
