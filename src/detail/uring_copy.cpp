@@ -1,0 +1,188 @@
+#include "detail/uring_copy.hpp"
+
+#include <axds/core/runtime.hpp>
+
+#include <liburing.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdlib>
+#include <memory>
+#include <stdexcept>
+
+namespace axds::detail {
+
+namespace {
+
+constexpr unsigned depth = 4;
+constexpr std::size_t chunk = std::size_t{1} << 20;
+
+/// One ring and its buffers per pool thread, created on first use and reused for every copy on that thread.
+class copy_ring {
+public:
+    copy_ring() {
+        // AXDS_NO_IO_URING=1 forces the plain path (for comparisons and for sandboxes that break io_uring).
+        if (!io_uring_available() || std::getenv("AXDS_NO_IO_URING") != nullptr) {  // NOLINT(concurrency-mt-unsafe)
+            return;
+        }
+        ready_ = io_uring_queue_init(depth * 2, &ring_, 0) == 0;
+        if (ready_) {
+            buffers_.reset(new char[depth * chunk]);  // uninitialized: every byte is read into before use
+        }
+    }
+
+    ~copy_ring() {
+        if (ready_) {
+            io_uring_queue_exit(&ring_);
+        }
+    }
+
+    copy_ring(const copy_ring&) = delete;
+    copy_ring& operator=(const copy_ring&) = delete;
+
+    [[nodiscard]] bool ready() const noexcept { return ready_; }
+
+    std::int64_t copy(int in, int out, std::uint64_t size, const chunk_observer& observe);
+
+private:
+    enum class stage : std::uint8_t { idle, reading, read, writing };
+
+    struct slot {
+        stage state = stage::idle;
+        std::uint64_t index = 0;  ///< chunk number
+        std::size_t length = 0;   ///< bytes expected (read) or held (written)
+    };
+
+    char* buffer(unsigned s) { return buffers_.get() + static_cast<std::size_t>(s) * chunk; }
+
+    io_uring_sqe* sqe() {
+        io_uring_sqe* e = io_uring_get_sqe(&ring_);
+        if (e == nullptr) {
+            (void)io_uring_submit(&ring_);
+            e = io_uring_get_sqe(&ring_);
+        }
+        if (e == nullptr) {  // cannot happen: at most one operation per slot is queued at a time
+            throw std::logic_error("axds: io_uring submission queue exhausted");
+        }
+        return e;
+    }
+
+    io_uring ring_{};
+    bool ready_ = false;
+    std::unique_ptr<char[]> buffers_;
+};
+
+std::int64_t copy_ring::copy(int in, int out, std::uint64_t size, const chunk_observer& observe) {
+    const std::uint64_t chunks = (size + chunk - 1) / chunk;
+    std::array<slot, depth> slots{};
+    std::uint64_t next_read = 0;   // next chunk to read
+    std::uint64_t next_write = 0;  // next chunk to observe and write (file order)
+    std::uint64_t end = chunks;    // lowered when the file turns out shorter
+    std::uint64_t copied = 0;
+    int error = 0;
+    unsigned in_flight = 0;
+
+    // Reads go out for the first `depth` chunks; each slot then cycles read → (observe, in order) → write → read.
+    const auto queue_read = [&](unsigned s) {
+        slot& sl = slots[s];
+        sl.state = stage::reading;
+        sl.index = next_read++;
+        sl.length = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, size - sl.index * chunk));
+        io_uring_sqe* e = sqe();
+        io_uring_prep_read(e, in, buffer(s), static_cast<unsigned>(sl.length), sl.index * chunk);
+        io_uring_sqe_set_data64(e, s);
+        ++in_flight;
+    };
+    const auto queue_write = [&](unsigned s) {
+        slot& sl = slots[s];
+        sl.state = stage::writing;
+        io_uring_sqe* e = sqe();
+        io_uring_prep_write(e, out, buffer(s), static_cast<unsigned>(sl.length), sl.index * chunk);
+        io_uring_sqe_set_data64(e, s);
+        ++in_flight;
+    };
+    for (unsigned s = 0; s < depth && next_read < end; ++s) {
+        queue_read(s);
+    }
+    while (in_flight > 0) {
+        const int rc = io_uring_submit_and_wait(&ring_, 1);
+        if (rc < 0 && rc != -EINTR) {
+            return rc;  // the ring itself failed; nothing is left in flight we could wait for reliably
+        }
+        io_uring_cqe* cqe = nullptr;
+        unsigned head = 0;
+        unsigned seen = 0;
+        io_uring_for_each_cqe(&ring_, head, cqe) {
+            ++seen;
+            --in_flight;
+            const auto s = static_cast<unsigned>(io_uring_cqe_get_data64(cqe));
+            slot& sl = slots[s];
+            const int res = cqe->res;
+            if (sl.state == stage::reading) {
+                if (res < 0) {
+                    error = error == 0 ? -res : error;
+                    sl.state = stage::idle;
+                } else {
+                    if (static_cast<std::size_t>(res) < sl.length) {
+                        // Short read: the file ends here (it shrank) — or a rare partial read, finished below.
+                        sl.length = static_cast<std::size_t>(res);
+                        end = std::min(end, sl.index + 1);
+                    }
+                    sl.state = stage::read;
+                }
+            } else if (sl.state == stage::writing) {
+                if (res < 0 || static_cast<std::size_t>(res) != sl.length) {
+                    error = error == 0 ? (res < 0 ? -res : EIO) : error;
+                } else {
+                    copied += sl.length;
+                }
+                sl.state = stage::idle;
+                if (error == 0 && next_read < end) {
+                    queue_read(s);
+                }
+            }
+        }
+        io_uring_cq_advance(&ring_, seen);
+        // Observe and write the chunks that are next in file order.
+        bool progressed = true;
+        while (error == 0 && progressed) {
+            progressed = false;
+            for (unsigned s = 0; s < depth; ++s) {
+                if (slots[s].state == stage::read && slots[s].index == next_write) {
+                    if (observe) {
+                        observe(std::span<const char>(buffer(s), slots[s].length));
+                    }
+                    queue_write(s);
+                    ++next_write;
+                    progressed = true;
+                }
+            }
+        }
+        // Chunks read past a shortened end are dropped.
+        for (auto& sl : slots) {
+            if (sl.state == stage::read && sl.index >= end) {
+                sl.state = stage::idle;
+            }
+        }
+    }
+    if (error != 0) {
+        return -error;
+    }
+    return static_cast<std::int64_t>(copied);
+}
+
+}  // namespace
+
+std::int64_t uring_copy(int in, int out, std::uint64_t size, const chunk_observer& observe) {
+    thread_local copy_ring ring;
+    if (!ring.ready()) {
+        return -ENOSYS;
+    }
+    if (size == 0) {
+        return 0;
+    }
+    return ring.copy(in, out, size, observe);
+}
+
+}  // namespace axds::detail
