@@ -96,6 +96,14 @@ std::int64_t copy_ring::copy(int in, int out, std::uint64_t size, const chunk_ob
     };
     const auto queue_write = [&](unsigned s) {
         slot& sl = slots[s];
+        if (out < 0) {  // read-only stream: the slot is free again at once
+            copied += sl.length;
+            sl.state = stage::idle;
+            if (next_read < end) {
+                queue_read(s);
+            }
+            return;
+        }
         sl.state = stage::writing;
         io_uring_sqe* e = sqe();
         io_uring_prep_write(e, out, buffer(s), static_cast<unsigned>(sl.length), sl.index * chunk);

@@ -17,6 +17,7 @@ using chunk_observer = std::function<void(std::span<const char> chunk)>;
 /// queued. Blocking: call from a CPU-pool thread. Returns the bytes copied, or -errno (-ENOSYS when io_uring is
 /// unavailable: the caller falls back to read/write). A short read (the file shrank meanwhile) ends the copy there:
 /// the caller continues from the returned count with plain reads until end of file.
+/// With `out` < 0 nothing is written: the content is only streamed to `observe` (checksums of large files).
 std::int64_t uring_copy(int in, int out, std::uint64_t size, const chunk_observer& observe = {});
 
 }  // namespace axds::detail
