@@ -3,7 +3,7 @@
 //
 //   ads_test_fs_worker checksum DIR
 //   ads_test_fs_worker transfer SRC DST [verify]
-//   ads_test_fs_worker delete DIR
+//   ads_test_fs_worker delete DIR [io_uring]
 //   ads_test_fs_worker walk DIR
 //   ads_test_fs_worker chmod MODE PATH...     (octal; run as the unprivileged owner before an operation)
 //
@@ -47,7 +47,8 @@ std::string run(int argc, char** argv) {
         return "transferred";
     }
     if (command == "delete") {
-        axds::block_on(axds::async_delete_directory(argv[2]));
+        const bool uring = argc > 3 && std::string(argv[3]) == "io_uring";
+        axds::block_on(axds::async_delete_directory(argv[2], {.use_io_uring = uring}));
         return "deleted";
     }
     if (command == "walk") {

@@ -21,8 +21,8 @@ using axds::test::write_file;
 
 namespace {
 
-void delete_tree(const fs::path& path) {
-    axds::block_on(axds::async_delete_directory(path));
+void delete_tree(const fs::path& path, axds::delete_options options = {}) {
+    axds::block_on(axds::async_delete_directory(path, options));
 }
 
 struct hook_guard {
@@ -35,7 +35,8 @@ struct hook_guard {
 }  // namespace
 
 // upstream: filesystem_tools_test.py::test_delete_directory_*
-TEST_CASE("delete_directory removes a nested tree with every kind of entry", "[fs]") {
+TEST_CASE("delete_directory removes a nested tree with every kind of entry", "[fs][io_uring]") {
+    const axds::delete_options options{.use_io_uring = GENERATE(false, true)};
     const temp_dir tmp;
     const fs::path root = tmp.path() / "tree";
     for (int d = 0; d < 5; ++d) {
@@ -49,7 +50,7 @@ TEST_CASE("delete_directory removes a nested tree with every kind of entry", "[f
     fs::create_symlink(tmp.path() / "nothing", root / "dangling");
     REQUIRE(::mkfifo((root / "fifo").c_str(), 0600) == 0);
     fs::create_directories(root / "empty" / "emptier");
-    delete_tree(root);
+    delete_tree(root, options);
     CHECK_FALSE(fs::exists(root));
     CHECK(axds::test::read_file(tmp.path() / "outside.txt") == "keep");  // links were not followed
     delete_tree(root);                                                   // missing path: silent
