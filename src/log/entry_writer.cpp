@@ -188,7 +188,9 @@ public:
 
     asio::awaitable<std::size_t> async_complete_some(const completion_fn& done) override {
         const std::size_t n = batch_.size();
-        const std::size_t tasks = std::min(concurrency_, n);
+        // At most all cores but one: the producers (acquisition loops) always keep a core to themselves.
+        const std::size_t cores = std::max(1U, std::thread::hardware_concurrency());
+        const std::size_t tasks = std::min({concurrency_, n, std::max<std::size_t>(1, cores - 1)});
         std::function<void(std::size_t)> work = [this, n, tasks](std::size_t task) {
             for (std::size_t i = task; i < n; i += tasks) {
                 write_plain(directory_fd_, batch_[i]);
