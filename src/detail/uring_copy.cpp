@@ -116,7 +116,11 @@ std::int64_t copy_ring::copy(int in, int out, std::uint64_t size, const chunk_ob
     while (in_flight > 0) {
         const int rc = io_uring_submit_and_wait(&ring_, 1);
         if (rc < 0 && rc != -EINTR) {
-            return rc;  // the ring itself failed; nothing is left in flight we could wait for reliably
+            // The ring itself failed: retire it for good (tearing it down cancels what is in flight; the buffers are
+            // never handed out again), and let the caller copy with plain reads.
+            io_uring_queue_exit(&ring_);
+            ready_ = false;
+            return rc;
         }
         io_uring_cqe* cqe = nullptr;
         unsigned head = 0;

@@ -9,7 +9,7 @@
 
 namespace axds::detail {
 
-/// Called with each chunk of the content, in file order, before it is written.
+/// Called with each chunk of the content, in file order, before it is written. Must not throw.
 using chunk_observer = std::function<void(std::span<const char> chunk)>;
 
 /// Copies `size` bytes from offset 0 of `in` to offset 0 of `out` (both blocking descriptors) with 4 chunks of 1 MiB

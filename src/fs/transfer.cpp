@@ -120,24 +120,15 @@ std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, detai
         }
         copied += static_cast<std::uint64_t>(n);
     }
-    const bool through_buffers = error == 0 && hasher != nullptr ? true : (error == 0 && !in_kernel);
+    const bool through_buffers = error == 0 && !in_kernel;  // hashing never uses the in-kernel copy
     // 2. Across filesystems, large files: pipelined io_uring reads and writes (1 MiB chunks, 4 in flight). Small
     //    files, and hashed copies, go straight to 3: there io_uring measured slower (tmpfs hands its reads to kernel
     //    worker threads; 2-3x for 16 KiB files, ~10% for a hashed 1 GiB file).
     constexpr off_t pipelined_min = off_t{8} << 20;
     if (through_buffers && hasher == nullptr && copied == 0 && st.st_size >= pipelined_min) {
-        detail::chunk_observer observe;
-        if (hasher != nullptr) {
-            observe = [hasher](std::span<const char> data) {
-                hasher->update(data.data(), data.size());
-            };
-        }
-        const std::int64_t n = detail::uring_copy(in, out, static_cast<std::uint64_t>(st.st_size), observe);
-        if (n >= 0) {
-            copied = static_cast<std::uint64_t>(n);
-        } else if (n != -ENOSYS) {
-            error = static_cast<int>(-n);
-        }
+        // On any failure the plain path below starts over from offset 0 and reports a real I/O error itself.
+        const std::int64_t n = detail::uring_copy(in, out, static_cast<std::uint64_t>(st.st_size));
+        copied = n > 0 ? static_cast<std::uint64_t>(n) : 0;
     }
     // 3. Plain pread/pwrite from where the others stopped, to end of file (no io_uring; a file that changed size).
     if (through_buffers && error == 0) {
