@@ -16,6 +16,8 @@
 #include <asio/io_context.hpp>
 #include <fmt/format.h>
 
+#include "bench_support.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -30,7 +32,9 @@
 #include <unistd.h>
 
 namespace fs = std::filesystem;
-using clock_type = std::chrono::steady_clock;
+using axds::bench::clock_type;
+using axds::bench::seconds_since;
+using axds::bench::settle;
 
 namespace {
 
@@ -41,17 +45,6 @@ struct settings {
     std::size_t python_sample = 20000;
     std::size_t writes = 32;  // data_logger_options::thread_count for the throughput run
 };
-
-/// Flushes the disk between runs (untimed), so a run does not pay for the previous one's writeback. Files are only
-/// removed at the very end: ext4 makes file creation right after mass deletion very slow (recently_deleted() scans
-/// the inode bitmap for ~30 s), which would otherwise penalise whichever run follows a clean-up.
-void settle() {
-    ::sync();
-}
-
-double seconds_since(clock_type::time_point start) {
-    return std::chrono::duration<double>(clock_type::now() - start).count();
-}
 
 /// An io_context run by its own thread: the logger's executor, as in an application with an I/O thread.
 class io_thread {
@@ -254,23 +247,28 @@ void bench_latency(const settings& s, std::size_t producers) {
 
 int main(int argc, char** argv) {
     settings s;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        const std::string flag = argv[i];
-        const std::string value = argv[i + 1];
-        if (flag == "--dir") {
-            s.dir = value;
-        } else if (flag == "--entries") {
-            s.entries = std::stoul(value);
-        } else if (flag == "--calls") {
-            s.calls = std::stoul(value);
-        } else if (flag == "--python-sample") {
-            s.python_sample = std::stoul(value);
-        } else if (flag == "--writes") {
-            s.writes = std::stoul(value);
-        } else {
-            std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
-            return 2;
-        }
+    const bool parsed = axds::bench::parse_flags(argc, argv,
+                                                 {{"--dir",
+                                                   [&](const std::string& v) {
+                                                       s.dir = v;
+                                                   }},
+                                                  {"--entries",
+                                                   [&](const std::string& v) {
+                                                       s.entries = std::stoul(v);
+                                                   }},
+                                                  {"--calls",
+                                                   [&](const std::string& v) {
+                                                       s.calls = std::stoul(v);
+                                                   }},
+                                                  {"--python-sample",
+                                                   [&](const std::string& v) {
+                                                       s.python_sample = std::stoul(v);
+                                                   }},
+                                                  {"--writes", [&](const std::string& v) {
+                                                       s.writes = std::stoul(v);
+                                                   }}});
+    if (!parsed) {
+        return 2;
     }
     s.dir /= fmt::format("axds-bench-{}", ::getpid());
     fs::create_directories(s.dir);

@@ -13,6 +13,8 @@
 
 #include <fmt/format.h>
 
+#include "bench_support.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -25,24 +27,16 @@
 #include <unistd.h>
 
 namespace fs = std::filesystem;
-using clock_type = std::chrono::steady_clock;
+using axds::bench::clock_type;
+using axds::bench::seconds_since;
+using axds::bench::settle;
 
 namespace {
 
-double seconds_since(clock_type::time_point start) {
-    return std::chrono::duration<double>(clock_type::now() - start).count();
-}
-
-/// Flushes the disk before a timed step (untimed), so a step does not pay for the previous one's writeback.
-void settle() {
-    ::sync();
-}
-
+/// A shell baseline after an untimed sync.
 double timed_shell(const std::string& command) {
     settle();
-    const auto start = clock_type::now();
-    const int status = std::system(command.c_str());
-    return status == 0 ? seconds_since(start) : -1;
+    return axds::bench::timed_shell(command);
 }
 
 void write_tree(const fs::path& root, std::size_t files) {
@@ -62,18 +56,20 @@ int main(int argc, char** argv) {
     fs::path base = fs::current_path();
     std::size_t files = 20000;
     std::size_t big_mib = 1024;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        const std::string flag = argv[i];
-        if (flag == "--dir") {
-            base = argv[i + 1];
-        } else if (flag == "--files") {
-            files = std::stoul(argv[i + 1]);
-        } else if (flag == "--big-mib") {
-            big_mib = std::stoul(argv[i + 1]);
-        } else {
-            std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
-            return 2;
-        }
+    const bool parsed = axds::bench::parse_flags(argc, argv,
+                                                 {{"--dir",
+                                                   [&](const std::string& v) {
+                                                       base = v;
+                                                   }},
+                                                  {"--files",
+                                                   [&](const std::string& v) {
+                                                       files = std::stoul(v);
+                                                   }},
+                                                  {"--big-mib", [&](const std::string& v) {
+                                                       big_mib = std::stoul(v);
+                                                   }}});
+    if (!parsed) {
+        return 2;
     }
     const fs::path dir = base / fmt::format("axds-bench-{}", ::getpid());
     const fs::path tree = dir / "tree";
@@ -137,14 +133,9 @@ int main(int argc, char** argv) {
             fs::remove_all(dir / "verified_big");
             settle();
         }
-        const auto median = [](std::vector<double> v) {
-            v.erase(v.begin());  // the warm-up
-            std::sort(v.begin(), v.end());
-            return v[1];
-        };
-        const double cp = median(cps);
-        const double plain = median(plains);
-        const double verified = median(verifieds);
+        const double cp = axds::bench::median_after_warmup(cps);
+        const double plain = axds::bench::median_after_warmup(plains);
+        const double verified = axds::bench::median_after_warmup(verifieds);
         fmt::print("transfer the big file (median of 3 after a warm-up): {:.3f} s; with verify_integrity {:.3f} s\n",
                    plain, verified);
         fmt::print("  baseline cp -r: {:.3f} s; axds is {:.2f}x; verified transfer takes {:.2f}x the time of cp -r\n",

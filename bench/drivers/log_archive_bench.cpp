@@ -12,6 +12,8 @@
 #include <axds/log/log_package.hpp>
 #include <axds/npy/npz_archive.hpp>
 
+#include "bench_support.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -26,7 +28,9 @@
 #include <unistd.h>
 
 namespace fs = std::filesystem;
-using clock_type = std::chrono::steady_clock;
+using axds::bench::clock_type;
+using axds::bench::seconds_since;
+using axds::bench::timed_shell;
 
 namespace {
 
@@ -39,10 +43,6 @@ struct settings {
     std::size_t python_sample = 20000;
 };
 
-double seconds_since(clock_type::time_point start) {
-    return std::chrono::duration<double>(clock_type::now() - start).count();
-}
-
 void write_entries(const fs::path& dir, std::size_t count, std::size_t payload) {
     fs::create_directories(dir);
     axds::log_package package{.source_id = 1};
@@ -53,24 +53,6 @@ void write_entries(const fs::path& dir, std::size_t count, std::size_t payload) 
         std::ofstream out(dir / package.file_name(), std::ios::binary);
         out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
     }
-}
-
-/// Runs a shell command and returns its wall time in seconds; its stdout is returned in `output`.
-double timed_shell(const std::string& command, std::string* output = nullptr) {
-    const auto start = clock_type::now();
-    FILE* pipe = ::popen(command.c_str(), "r");
-    if (pipe == nullptr) {
-        return -1;
-    }
-    char buffer[4096];
-    std::size_t n = 0;
-    while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) {
-        if (output != nullptr) {
-            output->append(buffer, n);
-        }
-    }
-    const int status = ::pclose(pipe);
-    return status == 0 ? seconds_since(start) : -1;
 }
 
 bool have_numpy() {
@@ -223,25 +205,32 @@ void bench_iterate(const settings& s) {
 
 int main(int argc, char** argv) {
     settings s;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        const std::string flag = argv[i];
-        const std::string value = argv[i + 1];
-        if (flag == "--dir") {
-            s.dir = value;
-        } else if (flag == "--entries") {
-            s.entries = std::stoul(value);
-        } else if (flag == "--big-count") {
-            s.big_count = std::stoul(value);
-        } else if (flag == "--big-mib") {
-            s.big_mib = std::stoul(value);
-        } else if (flag == "--messages") {
-            s.messages = std::stoul(value);
-        } else if (flag == "--python-sample") {
-            s.python_sample = std::stoul(value);
-        } else {
-            std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
-            return 2;
-        }
+    const bool parsed = axds::bench::parse_flags(argc, argv,
+                                                 {{"--dir",
+                                                   [&](const std::string& v) {
+                                                       s.dir = v;
+                                                   }},
+                                                  {"--entries",
+                                                   [&](const std::string& v) {
+                                                       s.entries = std::stoul(v);
+                                                   }},
+                                                  {"--big-count",
+                                                   [&](const std::string& v) {
+                                                       s.big_count = std::stoul(v);
+                                                   }},
+                                                  {"--big-mib",
+                                                   [&](const std::string& v) {
+                                                       s.big_mib = std::stoul(v);
+                                                   }},
+                                                  {"--messages",
+                                                   [&](const std::string& v) {
+                                                       s.messages = std::stoul(v);
+                                                   }},
+                                                  {"--python-sample", [&](const std::string& v) {
+                                                       s.python_sample = std::stoul(v);
+                                                   }}});
+    if (!parsed) {
+        return 2;
     }
     s.dir /= fmt::format("axds-bench-{}", ::getpid());
     fs::create_directories(s.dir);

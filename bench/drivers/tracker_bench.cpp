@@ -10,6 +10,8 @@
 
 #include <fmt/format.h>
 
+#include "bench_support.hpp"
+
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -22,7 +24,8 @@
 #include <unistd.h>
 
 namespace fs = std::filesystem;
-using clock_type = std::chrono::steady_clock;
+using axds::bench::clock_type;
+using axds::bench::seconds_since;
 
 namespace {
 
@@ -31,10 +34,6 @@ struct settings {
     int transitions = 1000;
     int processes = 4;
 };
-
-double seconds_since(clock_type::time_point start) {
-    return std::chrono::duration<double>(clock_type::now() - start).count();
-}
 
 std::vector<std::string> make_tracker(const fs::path& file) {
     std::vector<axds::job_key> jobs;
@@ -87,19 +86,20 @@ double bare_loop(const fs::path& file, int count) {
 
 int main(int argc, char** argv) {
     settings s;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        const std::string flag = argv[i];
-        const std::string value = argv[i + 1];
-        if (flag == "--dir") {
-            s.dir = value;
-        } else if (flag == "--transitions") {
-            s.transitions = std::stoi(value);
-        } else if (flag == "--processes") {
-            s.processes = std::stoi(value);
-        } else {
-            std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
-            return 2;
-        }
+    const bool parsed = axds::bench::parse_flags(argc, argv,
+                                                 {{"--dir",
+                                                   [&](const std::string& v) {
+                                                       s.dir = v;
+                                                   }},
+                                                  {"--transitions",
+                                                   [&](const std::string& v) {
+                                                       s.transitions = std::stoi(v);
+                                                   }},
+                                                  {"--processes", [&](const std::string& v) {
+                                                       s.processes = std::stoi(v);
+                                                   }}});
+    if (!parsed) {
+        return 2;
     }
     s.dir /= fmt::format("axds-bench-{}", ::getpid());
     fs::create_directories(s.dir);
