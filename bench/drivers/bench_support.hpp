@@ -5,9 +5,11 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <functional>
+#include <filesystem>
 #include <map>
 #include <string>
+#include <type_traits>
+#include <variant>
 #include <vector>
 
 #include <unistd.h>
@@ -50,17 +52,31 @@ inline double median_after_warmup(std::vector<double> runs) {
     return runs[runs.size() / 2];
 }
 
-/// Parses `--flag value` pairs with one handler per flag. Prints the offending flag and returns false for an unknown
-/// flag or a missing value.
-inline bool parse_flags(int argc, char** argv,
-                        const std::map<std::string, std::function<void(const std::string&)>>& on) {
+/// Where a flag's value goes: a path, a count or an int.
+using flag_target = std::variant<std::filesystem::path*, std::size_t*, int*>;
+
+/// Parses `--flag value` pairs into their targets. Prints the offending flag and returns false for an unknown flag or
+/// a missing value.
+inline bool parse_flags(int argc, char** argv, const std::map<std::string, flag_target>& flags) {
     for (int i = 1; i < argc; i += 2) {
-        const auto handler = on.find(argv[i]);
-        if (handler == on.end() || i + 1 >= argc) {
+        const auto flag = flags.find(argv[i]);
+        if (flag == flags.end() || i + 1 >= argc) {
             std::fprintf(stderr, "unknown flag or missing value: %s\n", argv[i]);
             return false;
         }
-        handler->second(argv[i + 1]);
+        const std::string value = argv[i + 1];
+        std::visit(
+            [&value](auto* target) {
+                using type = std::remove_pointer_t<decltype(target)>;
+                if constexpr (std::is_same_v<type, std::filesystem::path>) {
+                    *target = value;
+                } else if constexpr (std::is_same_v<type, int>) {
+                    *target = std::stoi(value);
+                } else {
+                    *target = std::stoul(value);
+                }
+            },
+            flag->second);
     }
     return true;
 }

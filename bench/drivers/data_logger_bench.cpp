@@ -248,25 +248,11 @@ void bench_latency(const settings& s, std::size_t producers) {
 int main(int argc, char** argv) {
     settings s;
     const bool parsed = axds::bench::parse_flags(argc, argv,
-                                                 {{"--dir",
-                                                   [&](const std::string& v) {
-                                                       s.dir = v;
-                                                   }},
-                                                  {"--entries",
-                                                   [&](const std::string& v) {
-                                                       s.entries = std::stoul(v);
-                                                   }},
-                                                  {"--calls",
-                                                   [&](const std::string& v) {
-                                                       s.calls = std::stoul(v);
-                                                   }},
-                                                  {"--python-sample",
-                                                   [&](const std::string& v) {
-                                                       s.python_sample = std::stoul(v);
-                                                   }},
-                                                  {"--writes", [&](const std::string& v) {
-                                                       s.writes = std::stoul(v);
-                                                   }}});
+                                                 {{"--dir", &s.dir},
+                                                  {"--entries", &s.entries},
+                                                  {"--calls", &s.calls},
+                                                  {"--python-sample", &s.python_sample},
+                                                  {"--writes", &s.writes}});
     if (!parsed) {
         return 2;
     }

@@ -56,18 +56,8 @@ int main(int argc, char** argv) {
     fs::path base = fs::current_path();
     std::size_t files = 20000;
     std::size_t big_mib = 1024;
-    const bool parsed = axds::bench::parse_flags(argc, argv,
-                                                 {{"--dir",
-                                                   [&](const std::string& v) {
-                                                       base = v;
-                                                   }},
-                                                  {"--files",
-                                                   [&](const std::string& v) {
-                                                       files = std::stoul(v);
-                                                   }},
-                                                  {"--big-mib", [&](const std::string& v) {
-                                                       big_mib = std::stoul(v);
-                                                   }}});
+    const bool parsed =
+        axds::bench::parse_flags(argc, argv, {{"--dir", &base}, {"--files", &files}, {"--big-mib", &big_mib}});
     if (!parsed) {
         return 2;
     }

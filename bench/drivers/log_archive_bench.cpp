@@ -206,29 +206,12 @@ void bench_iterate(const settings& s) {
 int main(int argc, char** argv) {
     settings s;
     const bool parsed = axds::bench::parse_flags(argc, argv,
-                                                 {{"--dir",
-                                                   [&](const std::string& v) {
-                                                       s.dir = v;
-                                                   }},
-                                                  {"--entries",
-                                                   [&](const std::string& v) {
-                                                       s.entries = std::stoul(v);
-                                                   }},
-                                                  {"--big-count",
-                                                   [&](const std::string& v) {
-                                                       s.big_count = std::stoul(v);
-                                                   }},
-                                                  {"--big-mib",
-                                                   [&](const std::string& v) {
-                                                       s.big_mib = std::stoul(v);
-                                                   }},
-                                                  {"--messages",
-                                                   [&](const std::string& v) {
-                                                       s.messages = std::stoul(v);
-                                                   }},
-                                                  {"--python-sample", [&](const std::string& v) {
-                                                       s.python_sample = std::stoul(v);
-                                                   }}});
+                                                 {{"--dir", &s.dir},
+                                                  {"--entries", &s.entries},
+                                                  {"--big-count", &s.big_count},
+                                                  {"--big-mib", &s.big_mib},
+                                                  {"--messages", &s.messages},
+                                                  {"--python-sample", &s.python_sample}});
     if (!parsed) {
         return 2;
     }

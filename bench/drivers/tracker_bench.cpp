@@ -86,18 +86,8 @@ double bare_loop(const fs::path& file, int count) {
 
 int main(int argc, char** argv) {
     settings s;
-    const bool parsed = axds::bench::parse_flags(argc, argv,
-                                                 {{"--dir",
-                                                   [&](const std::string& v) {
-                                                       s.dir = v;
-                                                   }},
-                                                  {"--transitions",
-                                                   [&](const std::string& v) {
-                                                       s.transitions = std::stoi(v);
-                                                   }},
-                                                  {"--processes", [&](const std::string& v) {
-                                                       s.processes = std::stoi(v);
-                                                   }}});
+    const bool parsed = axds::bench::parse_flags(
+        argc, argv, {{"--dir", &s.dir}, {"--transitions", &s.transitions}, {"--processes", &s.processes}});
     if (!parsed) {
         return 2;
     }
