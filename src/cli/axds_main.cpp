@@ -230,8 +230,6 @@ int main(int argc, char** argv) {
         ->check(CLI::NonNegativeNumber);
     checksum->add_flag("--no-save", no_save, "Do not write ax_checksum.txt");
     checksum->add_option("--exclude", excludes, "File names to leave out (replaces the default ax_checksum.txt)");
-    bool checksum_json = false;
-    checksum->add_flag("--json", checksum_json, "Machine-readable result on stdout");
 
     auto* transfer = app.add_subcommand("transfer", "Copy a directory tree, optionally verified");
     std::string source;
@@ -246,14 +244,10 @@ int main(int argc, char** argv) {
     transfer->add_flag("--verify", verify, "Verify with the directory checksum");
     transfer->add_flag("--remove-source", remove_source, "Delete the source after a successful transfer");
     transfer->add_flag("--reset-dirty-destination", reset_dirty, "Delete destination files the source lacks");
-    bool transfer_json = false;
-    transfer->add_flag("--json", transfer_json, "Machine-readable result on stdout");
 
     auto* remove = app.add_subcommand("delete", "Delete a directory tree");
     std::string delete_dir;
     remove->add_option("DIR", delete_dir, "Directory")->required();
-    bool delete_json = false;
-    remove->add_flag("--json", delete_json, "Machine-readable result on stdout");
 
     auto* assemble = app.add_subcommand("assemble", "Pack a logger directory's entries into per-source .npz archives");
     std::string log_dir;
@@ -264,30 +258,23 @@ int main(int argc, char** argv) {
     assemble->add_option("--workers", assemble_workers, "Sources assembled at once");
     assemble->add_flag("--keep-sources", keep_sources, "Keep the .npy entries");
     assemble->add_flag("--verify", assemble_verify, "Verify every archive before removing entries");
-    bool assemble_json = false;
-    assemble->add_flag("--json", assemble_json, "Machine-readable result on stdout");
 
     auto* archive = app.add_subcommand("archive", "Inspect a log archive");
     archive->require_subcommand(1);
     auto* info = archive->add_subcommand("info", "Onset, message count, time span and payload sizes");
     std::string archive_path;
-    bool info_json = false;
     info->add_option("ARCHIVE", archive_path, "Archive (.npz)")->required();
-    info->add_flag("--json", info_json, "Machine-readable output");
 
     auto* dump = archive->add_subcommand("dump", "Timestamp, size and hex payload of each message");
     std::vector<std::string> dump_keys;
     std::size_t dump_limit = 0;
-    bool dump_json = false;
     dump->add_option("ARCHIVE", archive_path, "Archive (.npz)")->required();
     dump->add_option("--keys", dump_keys, "Only these message keys (e.g. 001_00000000000000000042)");
     dump->add_option("--limit", dump_limit, "At most this many messages (0 = all)");
-    dump->add_flag("--json", dump_json, "One JSON object per line");
 
     auto* tracker = app.add_subcommand("tracker", "Inspect or reset a processing tracker");
     tracker->require_subcommand(1);
     std::string tracker_file;
-    bool tracker_json = false;
     auto* show = tracker->add_subcommand("show", "Every job and the summary");
     auto* summary = tracker->add_subcommand("summary", "Counts and status");
     auto* reset = tracker->add_subcommand("reset", "Remove every job");
@@ -295,8 +282,13 @@ int main(int argc, char** argv) {
     for (auto* sub : {show, summary, reset, retry}) {
         sub->add_option("FILE", tracker_file, "Tracker YAML file")->required();
     }
-    show->add_flag("--json", tracker_json, "Machine-readable output");
-    summary->add_flag("--json", tracker_json, "Machine-readable output");
+
+    // One --json for every subcommand that has a result to print (only one subcommand runs).
+    bool json = false;
+    for (auto* sub : {checksum, transfer, remove, assemble, info, show, summary}) {
+        sub->add_flag("--json", json, "Machine-readable result on stdout");
+    }
+    dump->add_flag("--json", json, "One JSON object per line");
 
     try {
         app.parse(argc, argv);
@@ -324,7 +316,7 @@ int main(int argc, char** argv) {
             };
             const std::string digest =
                 run_interruptible(axds::async_calculate_directory_checksum(checksum_dir, std::move(options)));
-            if (checksum_json) {
+            if (json) {
                 fmt::print(
                     "{{\"directory\": {}, \"checksum\": {}, \"files\": {}, \"bytes\": {}, \"saved\": {}, "
                     "\"seconds\": {:.3f}}}\n",
@@ -346,7 +338,7 @@ int main(int argc, char** argv) {
             };
             run_interruptible(axds::async_transfer_directory(source, destination, std::move(options)));
             const double elapsed = seconds_since(started);
-            if (transfer_json) {
+            if (json) {
                 fmt::print(
                     "{{\"source\": {}, \"destination\": {}, \"files\": {}, \"bytes\": {}, \"verified\": {}, "
                     "\"source_removed\": {}, \"seconds\": {:.3f}}}\n",
@@ -359,7 +351,7 @@ int main(int argc, char** argv) {
             }
         } else if (*remove) {
             run_interruptible(axds::async_delete_directory(delete_dir));
-            if (delete_json) {
+            if (json) {
                 fmt::print("{{\"deleted\": {}, \"seconds\": {:.3f}}}\n", json_string(delete_dir),
                            seconds_since(started));
             }
@@ -371,7 +363,7 @@ int main(int argc, char** argv) {
                 bar.update(p.entries_done, p.entries_total, p.bytes_done);
             };
             const auto report = run_interruptible(axds::async_assemble_log_archives(log_dir, std::move(options)));
-            if (assemble_json) {
+            if (json) {
                 std::string archives;
                 for (const auto& a : report.archives) {
                     archives += (archives.empty() ? "" : ", ") + json_string(a.string());
@@ -404,7 +396,7 @@ int main(int argc, char** argv) {
                 ++n;
             }
             const double mean = n == 0 ? 0.0 : static_cast<double>(total) / static_cast<double>(n);
-            if (info_json) {
+            if (json) {
                 fmt::print(
                     "{{\"archive\": {}, \"onset_us\": {}, \"onset\": {}, \"message_count\": {}, \"first_us\": {}, "
                     "\"last_us\": {}, \"payload_bytes\": {}, \"payload_min\": {}, \"payload_max\": {}, "
@@ -432,7 +424,7 @@ int main(int argc, char** argv) {
                 for (const std::uint8_t byte : message.payload) {
                     hex += fmt::format("{:02x}", byte);
                 }
-                if (dump_json) {
+                if (json) {
                     fmt::print("{{\"timestamp_us\": {}, \"size\": {}, \"payload_hex\": \"{}\"}}\n",
                                message.timestamp_us, message.payload.size(), hex);
                 } else {
@@ -451,7 +443,7 @@ int main(int argc, char** argv) {
                 if (*summary) {
                     result.jobs.clear();
                 }
-                print_tracker(result, tracker_json);
+                print_tracker(result, json);
             } else if (*reset) {
                 registry.reset();
             } else {
