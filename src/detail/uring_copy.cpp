@@ -2,6 +2,8 @@
 
 #include <axds/core/runtime.hpp>
 
+#include "detail/uring_sqe.hpp"
+
 #include <liburing.h>
 
 #include <algorithm>
@@ -9,7 +11,6 @@
 #include <cerrno>
 #include <cstdlib>
 #include <memory>
-#include <stdexcept>
 
 namespace axds::detail {
 
@@ -56,18 +57,6 @@ private:
 
     char* buffer(unsigned s) { return buffers_.get() + static_cast<std::size_t>(s) * chunk; }
 
-    io_uring_sqe* sqe() {
-        io_uring_sqe* e = io_uring_get_sqe(&ring_);
-        if (e == nullptr) {
-            (void)io_uring_submit(&ring_);
-            e = io_uring_get_sqe(&ring_);
-        }
-        if (e == nullptr) {  // cannot happen: at most one operation per slot is queued at a time
-            throw std::logic_error("axds: io_uring submission queue exhausted");
-        }
-        return e;
-    }
-
     io_uring ring_{};
     bool ready_ = false;
     std::unique_ptr<char[]> buffers_;
@@ -89,7 +78,7 @@ std::int64_t copy_ring::copy(int in, int out, std::uint64_t size, const chunk_ob
         sl.state = stage::reading;
         sl.index = next_read++;
         sl.length = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, size - sl.index * chunk));
-        io_uring_sqe* e = sqe();
+        io_uring_sqe* e = next_sqe(ring_);
         io_uring_prep_read(e, in, buffer(s), static_cast<unsigned>(sl.length), sl.index * chunk);
         io_uring_sqe_set_data64(e, s);
         ++in_flight;
@@ -105,7 +94,7 @@ std::int64_t copy_ring::copy(int in, int out, std::uint64_t size, const chunk_ob
             return;
         }
         sl.state = stage::writing;
-        io_uring_sqe* e = sqe();
+        io_uring_sqe* e = next_sqe(ring_);
         io_uring_prep_write(e, out, buffer(s), static_cast<unsigned>(sl.length), sl.index * chunk);
         io_uring_sqe_set_data64(e, s);
         ++in_flight;

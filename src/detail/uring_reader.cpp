@@ -2,11 +2,12 @@
 
 #include <axds/core/runtime.hpp>
 
+#include "detail/uring_sqe.hpp"
+
 #include <liburing.h>
 
 #include <cerrno>
 #include <cstdlib>
-#include <stdexcept>
 #include <vector>
 
 #include <fcntl.h>
@@ -42,20 +43,6 @@ std::int64_t read_one(int dirfd, const char* path, std::span<std::uint8_t> buffe
     }
     ::close(fd);
     return result < 0 ? result : static_cast<std::int64_t>(done);
-}
-
-/// An SQE, submitting pending ones first if the ring is full. The ring is sized for every chain in flight, so a
-/// second failure is a logic error.
-io_uring_sqe* next_sqe(io_uring& ring) {
-    io_uring_sqe* sqe = io_uring_get_sqe(&ring);
-    if (sqe == nullptr) {
-        io_uring_submit(&ring);
-        sqe = io_uring_get_sqe(&ring);
-    }
-    if (sqe == nullptr) {
-        throw std::logic_error("axds: io_uring submission queue exhausted");
-    }
-    return sqe;
 }
 
 void read_plain(std::span<prefix_read> reads) {

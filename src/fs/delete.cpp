@@ -6,12 +6,12 @@
 
 #include "detail/parallel.hpp"
 #include "detail/test_hooks.hpp"
+#include "detail/uring_sqe.hpp"
 
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <fmt/format.h>
-#include <liburing.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -110,10 +110,7 @@ bool unlink_with_io_uring(const fs::path& directory, const std::vector<fs::path>
     std::size_t failed = 0;
     while (done < names.size()) {
         while (next < names.size() && next - done < in_flight) {
-            io_uring_sqe* sqe = io_uring_get_sqe(&holder.ring);
-            if (sqe == nullptr) {
-                break;
-            }
+            io_uring_sqe* sqe = detail::next_sqe(holder.ring);
             io_uring_prep_unlinkat(sqe, dirfd, names[next].c_str(), 0);
             io_uring_sqe_set_data64(sqe, next);
             ++next;
