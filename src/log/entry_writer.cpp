@@ -169,7 +169,10 @@ void write_plain(int directory_fd, prepared_entry& p) {
 class plain_entry_writer final : public entry_writer {
 public:
     plain_entry_writer(int directory_fd, std::size_t concurrency)
-        : directory_fd_(directory_fd), concurrency_(concurrency), limit_(std::max<std::size_t>(concurrency * 16, 512)) {
+        // At most all cores but one write at once: the producers (acquisition loops) always keep a core to themselves.
+        : directory_fd_(directory_fd),
+          concurrency_(std::min<std::size_t>(concurrency, std::max(2U, std::thread::hardware_concurrency()) - 1)),
+          limit_(std::max<std::size_t>(concurrency * 16, 512)) {
         batch_.reserve(limit_);
     }
 
@@ -188,9 +191,7 @@ public:
 
     asio::awaitable<std::size_t> async_complete_some(const completion_fn& done) override {
         const std::size_t n = batch_.size();
-        // At most all cores but one: the producers (acquisition loops) always keep a core to themselves.
-        const std::size_t cores = std::max(1U, std::thread::hardware_concurrency());
-        const std::size_t tasks = std::min({concurrency_, n, std::max<std::size_t>(1, cores - 1)});
+        const std::size_t tasks = std::min(concurrency_, n);
         std::function<void(std::size_t)> work = [this, n, tasks](std::size_t task) {
             for (std::size_t i = task; i < n; i += tasks) {
                 write_plain(directory_fd_, batch_[i]);
