@@ -44,7 +44,7 @@ public:
 
     [[nodiscard]] bool ready() const noexcept { return ready_; }
 
-    std::int64_t copy(int in, int out, std::uint64_t size, const chunk_observer& observe);
+    std::int64_t copy(int in, int out, std::uint64_t offset, std::uint64_t size, const chunk_observer& observe);
 
 private:
     enum class stage : std::uint8_t { idle, reading, read, writing };
@@ -62,7 +62,7 @@ private:
     std::unique_ptr<char[]> buffers_;
 };
 
-std::int64_t copy_ring::copy(int in, int out, std::uint64_t size, const chunk_observer& observe) {
+std::int64_t copy_ring::copy(int in, int out, std::uint64_t offset, std::uint64_t size, const chunk_observer& observe) {
     const std::uint64_t chunks = (size + chunk - 1) / chunk;
     std::array<slot, depth> slots{};
     std::uint64_t next_read = 0;   // next chunk to read
@@ -79,7 +79,7 @@ std::int64_t copy_ring::copy(int in, int out, std::uint64_t size, const chunk_ob
         sl.index = next_read++;
         sl.length = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, size - sl.index * chunk));
         io_uring_sqe* e = next_sqe(ring_);
-        io_uring_prep_read(e, in, buffer(s), static_cast<unsigned>(sl.length), sl.index * chunk);
+        io_uring_prep_read(e, in, buffer(s), static_cast<unsigned>(sl.length), offset + sl.index * chunk);
         io_uring_sqe_set_data64(e, s);
         ++in_flight;
     };
@@ -95,7 +95,7 @@ std::int64_t copy_ring::copy(int in, int out, std::uint64_t size, const chunk_ob
         }
         sl.state = stage::writing;
         io_uring_sqe* e = next_sqe(ring_);
-        io_uring_prep_write(e, out, buffer(s), static_cast<unsigned>(sl.length), sl.index * chunk);
+        io_uring_prep_write(e, out, buffer(s), static_cast<unsigned>(sl.length), offset + sl.index * chunk);
         io_uring_sqe_set_data64(e, s);
         ++in_flight;
     };
@@ -175,7 +175,7 @@ std::int64_t copy_ring::copy(int in, int out, std::uint64_t size, const chunk_ob
 
 }  // namespace
 
-std::int64_t uring_copy(int in, int out, std::uint64_t size, const chunk_observer& observe) {
+std::int64_t uring_copy(int in, int out, std::uint64_t size, const chunk_observer& observe, std::uint64_t offset) {
     thread_local copy_ring ring;
     if (!ring.ready()) {
         return -ENOSYS;
@@ -183,7 +183,7 @@ std::int64_t uring_copy(int in, int out, std::uint64_t size, const chunk_observe
     if (size == 0) {
         return 0;
     }
-    return ring.copy(in, out, size, observe);
+    return ring.copy(in, out, offset, size, observe);
 }
 
 }  // namespace axds::detail

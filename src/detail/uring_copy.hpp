@@ -12,12 +12,13 @@ namespace axds::detail {
 /// Called with each chunk of the content, in file order, before it is written. Must not throw.
 using chunk_observer = std::function<void(std::span<const char> chunk)>;
 
-/// Copies `size` bytes from offset 0 of `in` to offset 0 of `out` (both blocking descriptors) with 4 chunks of 1 MiB
-/// in flight on this thread's io_uring: each chunk's read completes, `observe` sees it (in order), then its write is
-/// queued. Blocking: call from a CPU-pool thread. Returns the bytes copied, or -errno (-ENOSYS when io_uring is
+/// Copies `size` bytes from `offset` of `in` to the same offset of `out` (both blocking descriptors) with 4 chunks of 1
+/// MiB in flight on this thread's io_uring: each chunk's read completes, `observe` sees it (in order), then its write
+/// is queued. Blocking: call from a CPU-pool thread. Returns the bytes copied, or -errno (-ENOSYS when io_uring is
 /// unavailable: the caller falls back to read/write). A short read (the file shrank meanwhile) ends the copy there:
 /// the caller continues from the returned count with plain reads until end of file.
 /// With `out` < 0 nothing is written: the content is only streamed to `observe` (checksums of large files).
-std::int64_t uring_copy(int in, int out, std::uint64_t size, const chunk_observer& observe = {});
+std::int64_t uring_copy(int in, int out, std::uint64_t size, const chunk_observer& observe = {},
+                        std::uint64_t offset = 0);
 
 }  // namespace axds::detail

@@ -20,6 +20,7 @@
 #include <mutex>
 #include <span>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include <xxhash.h>
@@ -38,7 +39,6 @@ namespace axds {
 namespace {
 
 constexpr std::size_t chunk_size = std::size_t{8} << 20;
-constexpr off_t streamed_min = off_t{8} << 20;  // files read through io_uring
 
 struct file_entry {
     std::string relative;  ///< UTF-8 bytes, '/'-separated
@@ -57,20 +57,7 @@ void hash_file(file_entry& file, std::span<unsigned char> buffer, detail::file_h
                                        std::system_category().message(error)));
     }
     std::uint64_t total = 0;
-
-    // Large files: chunks read through io_uring (1 MiB, 4 in flight) and hashed in order as they arrive, so the
-    // kernel's copy of the next chunks overlaps hashing; anything left (or everything, without io_uring) below.
-    struct stat st {};
-
-    if (::fstat(fd, &st) == 0 && st.st_size >= streamed_min) {
-        const std::int64_t n =
-            detail::uring_copy(fd, -1, static_cast<std::uint64_t>(st.st_size),
-                               [&hasher](std::span<const char> chunk) { hasher.update(chunk.data(), chunk.size()); });
-        if (n > 0) {
-            total = static_cast<std::uint64_t>(n);
-            (void)::lseek(fd, static_cast<off_t>(total), SEEK_SET);
-        }
-    }
+    bool first = true;
     for (;;) {
         const ssize_t n = ::read(fd, buffer.data(), buffer.size());
         if (n < 0 && errno == EINTR) {
@@ -87,6 +74,22 @@ void hash_file(file_entry& file, std::span<unsigned char> buffer, detail::file_h
         }
         hasher.update(buffer.data(), static_cast<std::size_t>(n));
         total += static_cast<std::uint64_t>(n);
+
+        // A first read that fills the whole buffer marks a large file (small ones never pay for a stat): the rest is
+        // read through io_uring (1 MiB chunks, 4 in flight) and hashed in order as chunks arrive, so the kernel's
+        // copy of the next chunks overlaps hashing. Whatever it leaves (everything, without io_uring) is read here.
+        struct stat st {};
+
+        if (std::exchange(first, false) && total == buffer.size() && ::fstat(fd, &st) == 0 &&
+            static_cast<std::uint64_t>(st.st_size) > total) {
+            const std::int64_t streamed = detail::uring_copy(
+                fd, -1, static_cast<std::uint64_t>(st.st_size) - total,
+                [&hasher](std::span<const char> chunk) { hasher.update(chunk.data(), chunk.size()); }, total);
+            if (streamed > 0) {
+                total += static_cast<std::uint64_t>(streamed);
+                (void)::lseek(fd, static_cast<off_t>(total), SEEK_SET);
+            }
+        }
     }
     ::close(fd);
     file.digest = hasher.finish();
