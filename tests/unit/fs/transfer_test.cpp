@@ -54,7 +54,7 @@ struct hook_guard {
 
 }  // namespace
 
-TEST_CASE("transfer across filesystems moves large files through the io_uring pipeline intact", "[fs][io_uring]") {
+TEST_CASE("transfer across filesystems (no in-kernel copy) moves large and small files intact", "[fs][io_uring]") {
     // /dev/shm (tmpfs) to the temporary directory: copy_file_range refuses (EXDEV) when they are different
     // filesystems, so content goes through buffers: io_uring for files of 8 MiB and more, pread/pwrite for the rest.
     struct stat shm {};
