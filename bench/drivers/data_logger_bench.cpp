@@ -1,7 +1,9 @@
 // End-to-end benchmarks of the data logger (issue: DataLogger), each with its baseline measured in the same run:
-//   1. write N entries x 256 B through data_logger (producer thread -> queue -> io_uring writer), timed from the
+//   1. write N entries x 256 B through data_logger (producer thread -> queue -> entry writer), timed from the
 //      first log() to the return of stop()      vs  a plain C loop of open/write/close for the same files
-//                                               vs  python3 + numpy np.save per entry (when numpy is present)
+//                                               vs  python3 + numpy np.save per entry in a loop
+//                                               vs  the Python library's DataLogger pipeline (§6.4) rebuilt with
+//                                                   multiprocessing + numpy (both when numpy is present)
 //   2. producer latency of try_log() with 256 B payloads while the writer drains: p50/p99/p99.9 over C calls,
 //      with 1 and 4 producer threads (entry names repeat modulo 1,000 so the disk holds 1,000 files, not C).
 // Files live under --dir (default: the current directory); run it once on the repo's disk and once on /dev/shm.
@@ -29,6 +31,8 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -111,72 +115,178 @@ double logger_run(const fs::path& parent, std::size_t count, std::size_t writes,
     return seconds_since(start);
 }
 
-void bench_throughput(const settings& s) {
-    const fs::path plain_dir = s.dir / "plain_data_log";
-    const double plain = plain_loop(plain_dir, s.entries);
+/// True when `dir` is on tmpfs (/dev/shm).
+bool on_tmpfs(const fs::path& dir) {
+    struct statfs info {};
+
+    return ::statfs(dir.c_str(), &info) == 0 && info.f_type == TMPFS_MAGIC;
+}
+
+/// Ends a timed step (untimed). On tmpfs its files are removed: on a VM, memory the guest has never touched costs a
+/// fault to back, and a step that kept its 200,000 files (~800 MB) would make the next one pay for that instead of
+/// writing. On a disk they stay until the end: a journal-less ext4 (as on our CI machines) skips inodes deleted in
+/// the last 60 s when it allocates new ones, so creates right after a mass deletion crawl (measured 3.5k files/s).
+void end_step(const fs::path& dir) {
+    if (on_tmpfs(dir)) {
+        fs::remove_all(dir);
+    }
     settle();
+}
+
+/// The Python side, in one python3 process: (1) np.save per entry in a loop, median of three passes; (2) the Python
+/// library's DataLogger pipeline as §6.3/§6.4 describe it: a multiprocessing manager queue, a logger process polling
+/// it every 5 ms, and a pool of thread_count = 5 threads running np.save per entry; timed from the first put to the
+/// join of the logger process after the terminator is set (the logger was started before timing, as ours is).
+constexpr const char* python_baselines = R"(
+import multiprocessing as mp, os, queue, shutil, sys, time
+from concurrent.futures import ThreadPoolExecutor
+import numpy as np
+
+def entry(source, stamp, payload):
+    return np.concatenate([np.array([source], dtype=np.uint8), np.array([stamp], dtype=np.uint64).view(np.uint8),
+                           payload])
+
+def save_loop(count, directory, keep):
+    os.makedirs(directory)
+    payload = np.full(256, 7, dtype=np.uint8)
+    start = time.perf_counter()
+    for i in range(count):
+        np.save(os.path.join(directory, '001_%020d.npy' % (i + 1)), entry(1, i + 1, payload))
+    elapsed = time.perf_counter() - start
+    if not keep:
+        shutil.rmtree(directory)
+    return elapsed
+
+def logger_process(input_queue, terminator, directory, thread_count, poll_ms):
+    with ThreadPoolExecutor(thread_count) as pool:
+        pending = []
+        while terminator.value == 0 or not input_queue.empty():
+            try:
+                source, stamp, payload = input_queue.get_nowait()
+            except queue.Empty:
+                time.sleep(poll_ms / 1000)
+                continue
+            name = os.path.join(directory, '%03d_%020d.npy' % (source, stamp))
+            pending.append(pool.submit(np.save, name, entry(source, stamp, payload)))
+            running = []
+            for future in pending:
+                if future.done():
+                    future.result()
+                else:
+                    running.append(future)
+            pending = running
+        for future in pending:
+            future.result()
+
+def pipeline(count, directory, keep):
+    os.makedirs(directory)
+    manager = mp.Manager()
+    input_queue = manager.Queue()
+    terminator = mp.Value('B', 0)
+    process = mp.Process(target=logger_process, args=(input_queue, terminator, directory, 5, 5), daemon=True)
+    process.start()
+    payload = np.full(256, 7, dtype=np.uint8)
+    start = time.perf_counter()
+    for i in range(count):
+        input_queue.put((np.uint8(1), np.uint64(i + 1), payload))
+    terminator.value = 1
+    process.join()
+    elapsed = time.perf_counter() - start
+    written = len(os.listdir(directory))
+    manager.shutdown()
+    if not keep:
+        shutil.rmtree(directory)
+    if process.exitcode != 0 or written != count:
+        sys.exit('python pipeline: exit code %s, %d of %d entries' % (process.exitcode, written, count))
+    return elapsed
+
+count, base, keep = int(sys.argv[1]), sys.argv[2], sys.argv[3] == 'keep'
+save_loop(count // 4, os.path.join(base, 'warmup'), keep)
+passes = sorted(save_loop(count, os.path.join(base, 'np_save_%d' % k), keep) for k in range(3))
+print(count / passes[1], count / pipeline(count, os.path.join(base, 'pipeline'), keep))
+)";
+
+std::size_t next_step = 0;  // numbers the logger runs' directories
+
+/// One logger configuration, `runs` times (each in a fresh directory, see end_step); returns the median seconds.
+double timed_logger(const settings& s, std::size_t writes, bool use_io_uring, int runs, bool& io_uring_used) {
+    std::vector<double> seconds;
+    for (int r = 0; r < runs; ++r) {
+        axds::data_logger_report report;
+        const fs::path parent = s.dir / fmt::format("logger{}", next_step++);
+        seconds.push_back(logger_run(parent, s.entries, writes, use_io_uring, report));
+        end_step(parent);
+        if (report.entries_written != s.entries || !report.clean()) {
+            fmt::print(stderr, "data logger wrote {} of {} entries: {}\n", report.entries_written, s.entries,
+                       report.first_error);
+            std::exit(1);
+        }
+        io_uring_used = report.used_io_uring;
+    }
+    std::sort(seconds.begin(), seconds.end());
+    return seconds[seconds.size() / 2];
+}
+
+void bench_throughput(const settings& s) {
     const double n = static_cast<double>(s.entries);
-    fmt::print("write {} entries x 256 B:\n", s.entries);
+    fmt::print("write {} entries x 256 B (median of 3 runs after a warm-up; one run per other configuration):\n",
+               s.entries);
+    std::vector<double> plain_runs;
+    for (int r = 0; r < 4; ++r) {  // the first is the warm-up
+        const fs::path plain_dir = s.dir / fmt::format("plain{}", r);
+        plain_runs.push_back(plain_loop(plain_dir, s.entries));
+        end_step(plain_dir);
+    }
+    const double plain = axds::bench::median_after_warmup(plain_runs);
     fmt::print("  baseline plain open/write/close loop: {:.3f} s = {:.0f} entries/s\n", plain, n / plain);
     double default_ours = 0;  // the default options: plain syscalls on the CPU pool, 5 writes in flight
-    int run = 0;
     for (const bool use_io_uring : {false, true}) {
         if (use_io_uring && !axds::io_uring_available()) {
             continue;
         }
         for (const std::size_t writes : {std::size_t{5}, s.writes}) {
-            axds::data_logger_report report;
-            const fs::path parent = s.dir / fmt::format("run{}", run++);
-            const double ours = logger_run(parent, s.entries, writes, use_io_uring, report);
-            settle();
-            if (report.entries_written != s.entries || !report.clean()) {
-                fmt::print(stderr, "data logger wrote {} of {} entries: {}\n", report.entries_written, s.entries,
-                           report.first_error);
-                std::exit(1);
-            }
-            fmt::print("  axds data_logger ({}, {} writes in flight): {:.3f} s = {:.0f} entries/s; {:.2f}x the loop\n",
-                       report.used_io_uring ? "io_uring" : "plain syscalls on the CPU pool", writes, ours, n / ours,
-                       plain / ours);
-            if (!use_io_uring && writes == 5) {
+            const bool is_default = !use_io_uring && writes == 5;
+            bool used = false;
+            const double ours = timed_logger(s, writes, use_io_uring, is_default ? 3 : 1, used);
+            fmt::print(
+                "  axds data_logger ({}, {} writes in flight{}): {:.3f} s = {:.0f} entries/s; {:.2f}x the loop\n",
+                used ? "io_uring" : "plain syscalls on the CPU pool", writes, is_default ? ", default options" : "",
+                ours, n / ours, plain / ours);
+            if (is_default) {
                 default_ours = ours;
             }
         }
     }
     if (std::system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") != 0) {
-        fmt::print("  baseline python3+numpy: numpy not installed, skipped\n");
+        fmt::print("  baselines python3+numpy: numpy not installed, skipped\n");
         return;
     }
-    const fs::path python_dir = s.dir / "python_data_log";
-    fs::create_directories(python_dir);
-    const std::string command = fmt::format(
-        "/usr/bin/python3 -c \"\n"
-        "import time, numpy as np\n"
-        "payload = np.full(256, 7, dtype=np.uint8)\n"
-        "t = time.perf_counter()\n"
-        "for i in range({0}):\n"
-        "    data = np.concatenate([np.array([1], dtype=np.uint8), np.array([i + 1], dtype=np.uint64).view(np.uint8),"
-        " payload])\n"
-        "    np.save('{1}/001_%020d.npy' % (i + 1), data)\n"
-        "print(time.perf_counter() - t)\n\"",
-        s.python_sample, python_dir.string());
-    FILE* pipe = ::popen(command.c_str(), "r");
-    char out[128] = {};
-    const std::size_t got = pipe != nullptr ? std::fread(out, 1, sizeof out - 1, pipe) : 0;
-    if (pipe != nullptr) {
-        ::pclose(pipe);
+    const fs::path script = s.dir / "python_baselines.py";
+    std::FILE* file = std::fopen(script.c_str(), "w");
+    if (file == nullptr || std::fputs(python_baselines, file) < 0 || std::fclose(file) != 0) {
+        fmt::print(stderr, "cannot write {}\n", script.string());
+        std::exit(1);
     }
-    settle();
-    const double python = got > 0 ? std::atof(out) : 0;
-    if (python <= 0) {
-        fmt::print("  baseline python3+numpy: failed to run\n");
+    std::string out;
+    const double took =
+        axds::bench::timed_shell(fmt::format("/usr/bin/python3 '{}' {} '{}' {}", script.string(), s.python_sample,
+                                             s.dir.string(), on_tmpfs(s.dir) ? "remove" : "keep"),
+                                 &out);
+    double save_rate = 0;
+    double pipeline_rate = 0;
+    if (took < 0 || std::sscanf(out.c_str(), "%lf %lf", &save_rate, &pipeline_rate) != 2) {
+        fmt::print("  baselines python3+numpy: failed to run\n");
         return;
     }
-    const double python_rate = static_cast<double>(s.python_sample) / python;
+    const double ours_rate = default_ours > 0 ? n / default_ours : 0.0;
     fmt::print(
-        "  baseline python3+numpy np.save per entry ({} entries): {:.0f} entries/s; axds (default options) is {:.1f}x, "
-        "the plain loop {:.1f}x\n",
-        s.python_sample, python_rate, default_ours > 0 ? (n / default_ours) / python_rate : 0.0,
-        (n / plain) / python_rate);
+        "  baseline python3+numpy np.save per entry in a loop ({} entries, median of 3): {:.0f} entries/s; axds "
+        "(default options) is {:.1f}x, the plain C loop {:.1f}x\n",
+        s.python_sample, save_rate, ours_rate / save_rate, (n / plain) / save_rate);
+    fmt::print(
+        "  baseline Python DataLogger pipeline (manager queue -> logger process -> 5 np.save threads, {} entries): "
+        "{:.0f} entries/s; axds (default options) is {:.1f}x\n",
+        s.python_sample, pipeline_rate, ours_rate / pipeline_rate);
 }
 
 double percentile(std::vector<std::uint32_t>& ns, double q) {
