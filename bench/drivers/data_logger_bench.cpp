@@ -350,7 +350,7 @@ void bench_latency(const settings& s, std::size_t producers) {
         "p99.9 {:.0f} ns, max {:.0f} ns  [clock floor p50 {:.0f} ns]; writer wrote {} entries\n",
         producers, all.size(), refusals, percentile(all, 0.5), percentile(all, 0.99), percentile(all, 0.999),
         percentile(all, 1.0), percentile(floor_samples, 0.5), report.entries_written);
-    fs::remove_all(logger.output_directory());
+    end_step(logger.output_directory());
 }
 
 }  // namespace

@@ -16,7 +16,8 @@ namespace axds {
 
 /// Tuning of a data_logger (spec §6.3).
 struct data_logger_options {
-    /// Entry writes in flight at once (the Python `thread_count`); clamped to at least 1 and at most 256.
+    /// Entry writes in flight at once (the Python `thread_count`); clamped to at least 1 and at most 256. The plain
+    /// writer runs min(thread_count, cores) threads on a large batch; the io_uring writer keeps this many chains.
     std::size_t thread_count = 5;
     /// Upper bound of the bytes held by queued and in-flight entries (payload + 201 bytes of bookkeeping each).
     /// try_log() refuses and async_log()/log() wait while a package would exceed it; a single package larger than
@@ -46,10 +47,11 @@ struct data_logger_report {
 /// the Python DataLogger writes, ready for async_assemble_log_archives.
 ///
 /// Producers (threads or coroutines) hand packages to an in-memory queue bounded in bytes; a writer coroutine on the
-/// logger's executor takes them in batches and writes each entry through io_uring with `thread_count` writes in
-/// flight. The executor thread never blocks: it only submits and reaps. Nothing is dropped silently: a full queue
-/// makes try_log() return false (the package stays with the caller) and async_log()/log() wait for space; a failed
-/// write is counted, named in the stop report and announced by the §6.5 warning.
+/// logger's executor takes them in batches and writes them with plain open/write/close on the CPU pool (one thread
+/// per core, up to `thread_count`) or, with `use_io_uring`, as io_uring chains with `thread_count` in flight. The
+/// executor thread never blocks: it only hands batches out, submits and reaps. Nothing is dropped silently: a full
+/// queue makes try_log() return false (the package stays with the caller) and async_log()/log() wait for space; a
+/// failed write is counted, named in the stop report and announced by the §6.5 warning.
 ///
 /// Packages submitted while the logger is stopped (before the first start or after a stop) stay queued and are
 /// written by the next start. Destroying a running logger requests a stop without waiting; the writer keeps the
