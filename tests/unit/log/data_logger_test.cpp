@@ -1,6 +1,7 @@
 #include <axds/log/data_logger.hpp>
 
 #include "detail/test_hooks.hpp"
+#include "support/io_thread.hpp"
 #include "support/matchers.hpp"
 #include "support/run_async.hpp"
 #include "support/temp_dir.hpp"
@@ -33,34 +34,12 @@ using axds::data_logger;
 using axds::data_logger_options;
 using axds::data_logger_report;
 using axds::log_package;
+using axds::test::io_thread;
 using axds::test::message_contains;
 using axds::test::temp_dir;
 using Catch::Matchers::Contains;
 
 namespace {
-
-/// An io_context run by its own thread until destroyed (the logger's executor for thread-producer tests).
-class io_thread {
-public:
-    io_thread() : guard_(asio::make_work_guard(io_)), thread_([this] { io_.run(); }) {}
-
-    io_thread(const io_thread&) = delete;
-    io_thread& operator=(const io_thread&) = delete;
-
-    ~io_thread() {
-        guard_.reset();
-        thread_.join();
-    }
-
-    asio::io_context& context() { return io_; }
-
-    asio::any_io_executor executor() { return io_.get_executor(); }
-
-private:
-    asio::io_context io_;
-    asio::executor_work_guard<asio::io_context::executor_type> guard_;
-    std::thread thread_;
-};
 
 /// Restores the fault hook whatever the test does.
 struct hook_guard {

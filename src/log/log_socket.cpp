@@ -1,0 +1,479 @@
+#include <axds/log/log_socket.hpp>
+
+#include <axds/core/console.hpp>
+#include <axds/error.hpp>
+#include <axds/log/data_logger.hpp>
+#include <axds/log/log_package.hpp>
+
+#include "detail/asio_compat.hpp"
+
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/buffer.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/local/stream_protocol.hpp>
+#include <asio/post.hpp>
+#include <asio/read.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/write.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <utility>
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+namespace axds {
+
+namespace {
+
+using stream = asio::local::stream_protocol;
+constexpr std::size_t entry_prefix = 9;  // source id + acquisition time (spec §6.1)
+
+void put_le(std::uint8_t* out, std::uint64_t value, int bytes) {
+    for (int i = 0; i < bytes; ++i) {
+        out[i] = static_cast<std::uint8_t>(value >> (8 * i));
+    }
+}
+
+std::uint64_t get_le(const std::uint8_t* in, int bytes) {
+    std::uint64_t value = 0;
+    for (int i = 0; i < bytes; ++i) {
+        value |= std::uint64_t{in[i]} << (8 * i);
+    }
+    return value;
+}
+
+/// The sockaddr for `path`, or value_error when it does not fit (the kernel's limit is 107 bytes plus NUL).
+sockaddr_un socket_address(const std::filesystem::path& path, const char* role) {
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    const std::string& text = path.native();
+    if (text.empty() || text.size() >= sizeof address.sun_path) {
+        throw value_error(
+            fmt::format("Unable to use '{}' as the {} log socket: expected a path of 1 to {} bytes, got {}.", text,
+                        role, sizeof address.sun_path - 1, text.size()));
+    }
+    std::memcpy(address.sun_path, text.data(), text.size());
+    return address;
+}
+
+/// Connects a blocking stream socket to `address`; returns the descriptor or -errno.
+int connect_to(const sockaddr_un& address) {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -errno;
+    }
+    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API takes sockaddr*.
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+        const int error = errno;
+        ::close(fd);
+        return -error;
+    }
+    return fd;
+}
+
+/// Makes `path` free for a new server: a stale socket (nobody answers) is removed; a live one, or anything that
+/// is not a socket, is an error.
+void claim_socket_path(const std::filesystem::path& path, const sockaddr_un& address) {
+    struct stat info {};
+
+    if (::lstat(path.c_str(), &info) != 0) {
+        return;  // free (a missing parent directory is reported by bind)
+    }
+    if (!S_ISSOCK(info.st_mode)) {
+        throw value_error(
+            fmt::format("Unable to serve the data logger socket at '{}': a file that is not a socket is "
+                        "already there. Expected a free path or the stale socket of an ended server.",
+                        path.string()));
+    }
+    const int fd = connect_to(address);
+    if (fd >= 0) {
+        ::close(fd);
+        throw_errno(EADDRINUSE, fmt::format("Unable to serve the data logger socket at '{}': another server is "
+                                            "accepting connections there.",
+                                            path.string()));
+    }
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+        throw_errno(errno, fmt::format("Unable to remove the stale data logger socket at '{}'.", path.string()));
+    }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------------------
+// Server
+
+struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server::impl> {
+    struct session {
+        std::shared_ptr<stream::socket> socket;
+        std::shared_ptr<asio::cancellation_signal> cancel;
+    };
+
+    impl(asio::any_io_executor executor, data_logger& target, std::filesystem::path socket_path,
+         log_socket_options opts)
+        : strand(asio::make_strand(executor)),
+          logger(target),
+          path(std::move(socket_path)),
+          options(opts),
+          acceptor(strand),
+          all_ended(strand),
+          grace(strand) {
+        options.max_message_bytes = std::max(options.max_message_bytes, entry_prefix);
+    }
+
+    asio::strand<asio::any_io_executor> strand;
+    data_logger& logger;
+    std::filesystem::path path;
+    log_socket_options options;
+    stream::acceptor acceptor;
+    asio::steady_timer all_ended;  // cancelled when the last session ends after closing began
+    asio::steady_timer grace;
+    std::map<std::uint64_t, session> sessions;
+    std::uint64_t next_id = 0;
+    bool closing = false;
+    bool cut_off = false;             // the grace ran out (or a second cancellation came)
+    std::atomic<bool> bound = false;  // the socket file is ours to remove (strand or the server's destructor)
+    log_socket_report report;
+
+    // Everything below runs on the strand.
+
+    void begin_close() {
+        if (closing) {
+            return;
+        }
+        closing = true;
+        asio::error_code ignored;
+        acceptor.close(ignored);
+        if (sessions.empty()) {
+            all_ended.cancel();
+            return;
+        }
+        grace.expires_after(options.shutdown_grace);
+        grace.async_wait([self = shared_from_this()](asio::error_code ec) {
+            if (!ec) {
+                self->cut_off_all();
+            }
+        });
+    }
+
+    void cut_off_all() {
+        cut_off = true;
+        for (auto& [id, s] : sessions) {
+            asio::error_code ignored;
+            s.socket->close(ignored);
+            s.cancel->emit(asio::cancellation_type::terminal);
+        }
+    }
+
+    void session_ended(std::uint64_t id, std::uint64_t accepted, const std::string& error) {
+        sessions.erase(id);
+        report.packages += accepted;
+        if (!error.empty()) {
+            ++report.dropped_connections;
+            if (report.first_error.empty()) {
+                report.first_error = error;
+            }
+            warn(
+                fmt::format("The data logger socket at '{}' dropped producer #{}: {} Only the {} packages confirmed "
+                            "to it were accepted.",
+                            path.string(), id, error, accepted));
+        }
+        if (closing && sessions.empty()) {
+            grace.cancel();
+            all_ended.cancel();
+        }
+    }
+
+    void unlink_socket() {
+        if (bound.exchange(false)) {
+            (void)::unlink(path.c_str());
+        }
+    }
+
+    /// One producer connection: frames in, async_log each, the count out at the producer's end of stream.
+    static asio::awaitable<void> serve_one(std::shared_ptr<impl> self, std::uint64_t id,
+                                           std::shared_ptr<stream::socket> socket) {
+        std::uint64_t accepted = 0;
+        std::string error;
+        try {
+            std::array<std::uint8_t, 4 + entry_prefix> head{};
+            for (;;) {
+                auto [ec, n] = co_await asio::async_read(*socket, asio::buffer(head.data(), 4), detail::nothrow);
+                if (ec == asio::error::eof && n == 0) {
+                    break;  // the producer is done: confirm
+                }
+                if (ec) {
+                    error = n == 0 && ec != asio::error::eof
+                                ? fmt::format("reading failed ({}).", ec.message())
+                                : fmt::format("the connection ended inside a message header ({} of 4 bytes).", n);
+                    break;
+                }
+                const std::uint64_t length = get_le(head.data(), 4);
+                if (length < entry_prefix || length > self->options.max_message_bytes) {
+                    error = fmt::format("a message of {} bytes; expected {} to {} bytes (source id, time, payload).",
+                                        length, entry_prefix, self->options.max_message_bytes);
+                    break;
+                }
+                log_package package;
+                package.payload.resize(length - entry_prefix);
+                std::array<asio::mutable_buffer, 2> body{asio::buffer(head.data() + 4, entry_prefix),
+                                                         asio::buffer(package.payload)};
+                auto [body_ec, got] = co_await asio::async_read(*socket, body, detail::nothrow);
+                if (body_ec) {
+                    error = fmt::format("the connection ended inside a message ({} of {} bytes).", got, length);
+                    break;
+                }
+                package.source_id = head[4];
+                package.acquisition_time = get_le(head.data() + 5, 8);
+                co_await self->logger.async_log(std::move(package));
+                ++accepted;
+            }
+            if (error.empty()) {
+                std::array<std::uint8_t, 8> count{};
+                put_le(count.data(), accepted, 8);
+                auto [ec, n] = co_await asio::async_write(*socket, asio::buffer(count), detail::nothrow);
+                (void)n;
+                if (ec) {
+                    error = fmt::format("sending the count failed ({}).", ec.message());
+                }
+            }
+        } catch (const std::exception& e) {
+            error = e.what();
+        }
+        if (self->cut_off && !error.empty()) {
+            error = fmt::format("cut off when the server closed (shutdown grace {} ms).",
+                                self->options.shutdown_grace.count());
+        }
+        asio::error_code ignored;
+        socket->close(ignored);
+        self->session_ended(id, accepted, error);
+    }
+
+    static asio::awaitable<log_socket_report> run(std::shared_ptr<impl> self) {
+        for (;;) {
+            if (self->closing) {
+                break;
+            }
+            auto socket = std::make_shared<stream::socket>(self->strand);
+            auto [ec] = co_await self->acceptor.async_accept(*socket, detail::nothrow);
+            if (ec) {
+                if (!self->closing && ec != asio::error::operation_aborted) {
+                    warn(fmt::format("The data logger socket at '{}' stopped accepting producers: {}.",
+                                     self->path.string(), ec.message()));
+                }
+                break;
+            }
+            const std::uint64_t id = ++self->next_id;
+            ++self->report.connections;
+            auto cancel = std::make_shared<asio::cancellation_signal>();
+            self->sessions.emplace(id, session{socket, cancel});
+            asio::co_spawn(self->strand, serve_one(self, id, socket),
+                           asio::bind_cancellation_slot(cancel->slot(), asio::detached));
+        }
+        // Cancelled, closed or failed: let connected producers finish within the grace, then report.
+        co_await asio::this_coro::reset_cancellation_state();
+        self->begin_close();
+        while (!self->sessions.empty()) {
+            self->all_ended.expires_at(asio::steady_timer::time_point::max());
+            auto [ec] = co_await self->all_ended.async_wait(detail::nothrow);
+            if (ec != asio::error::operation_aborted) {
+                break;
+            }
+            if (!self->sessions.empty() &&
+                (co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) {
+                self->cut_off_all();  // a second cancellation: do not wait for the grace
+                co_await asio::this_coro::reset_cancellation_state();
+            }
+        }
+        self->unlink_socket();
+        co_return self->report;
+    }
+};
+
+log_socket_server::log_socket_server(asio::any_io_executor executor, data_logger& logger,
+                                     std::filesystem::path socket_path, log_socket_options options)
+    : impl_(std::make_shared<impl>(std::move(executor), logger, std::move(socket_path), options)) {
+    const sockaddr_un address = socket_address(impl_->path, "server's");
+    claim_socket_path(impl_->path, address);
+    asio::error_code ec;
+    impl_->acceptor.open(stream(), ec);
+    if (!ec) {
+        impl_->acceptor.bind(stream::endpoint(impl_->path.native()), ec);
+    }
+    if (ec) {
+        throw_os_error(
+            ec, fmt::format("Unable to bind the data logger socket at '{}': {}.", impl_->path.string(), ec.message()));
+    }
+    impl_->bound = true;
+    impl_->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+        impl_->unlink_socket();
+        throw_os_error(ec, fmt::format("Unable to listen on the data logger socket at '{}': {}.", impl_->path.string(),
+                                       ec.message()));
+    }
+}
+
+log_socket_server::~log_socket_server() {
+    close();
+    // The socket file goes now; a running async_run() keeps the rest alive until its producers are done.
+    impl_->unlink_socket();
+}
+
+asio::awaitable<log_socket_report> log_socket_server::async_run() {
+    co_return co_await asio::co_spawn(impl_->strand, impl::run(impl_), asio::use_awaitable);
+}
+
+void log_socket_server::close() {
+    asio::post(impl_->strand, [self = impl_] { self->begin_close(); });
+}
+
+const std::filesystem::path& log_socket_server::path() const noexcept {
+    return impl_->path;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Producer
+
+log_socket_producer::log_socket_producer(const std::filesystem::path& socket_path) : path_(socket_path) {
+    const int fd = connect_to(socket_address(path_, "producer's"));
+    if (fd < 0) {
+        throw_errno(-fd, fmt::format("Unable to connect to the data logger socket at '{}': {}. Expected a "
+                                     "log_socket_server listening there.",
+                                     path_.string(), std::strerror(-fd)));
+    }
+    fd_ = fd;
+}
+
+log_socket_producer::~log_socket_producer() {
+    if (fd_ >= 0) {
+        try {
+            (void)close();
+        } catch (const std::exception& e) {
+            warn(e.what());
+        }
+    }
+}
+
+log_socket_producer::log_socket_producer(log_socket_producer&& other) noexcept
+    : path_(std::move(other.path_)), fd_(std::exchange(other.fd_, -1)), sent_(other.sent_) {}
+
+log_socket_producer& log_socket_producer::operator=(log_socket_producer&& other) noexcept {
+    if (this != &other) {
+        if (fd_ >= 0) {
+            ::close(fd_);
+        }
+        path_ = std::move(other.path_);
+        fd_ = std::exchange(other.fd_, -1);
+        sent_ = other.sent_;
+    }
+    return *this;
+}
+
+void log_socket_producer::log(const log_package& package) {
+    if (fd_ < 0) {
+        throw value_error(
+            fmt::format("Unable to log to the data logger socket at '{}': this producer was closed.", path_.string()));
+    }
+    const std::size_t length = entry_prefix + package.payload.size();
+    if (length > 0xFFFFFFFFULL) {
+        throw value_error(
+            fmt::format("Unable to log a payload of {} bytes through the data logger socket: the "
+                        "frame length is 32 bits.",
+                        package.payload.size()));
+    }
+    std::array<std::uint8_t, 4 + entry_prefix> head{};
+    put_le(head.data(), length, 4);
+    head[4] = package.source_id;
+    put_le(head.data() + 5, package.acquisition_time, 8);
+    std::array<iovec, 2> parts{iovec{head.data(), head.size()},
+                               // NOLINTNEXTLINE(cppcoreguidelines-pro-type-const-cast): iovec is not const-correct.
+                               iovec{const_cast<std::uint8_t*>(package.payload.data()), package.payload.size()}};
+    iovec* first = parts.data();
+    std::size_t count = parts[1].iov_len == 0 ? 1 : 2;
+    while (count > 0) {
+        msghdr message{};
+        message.msg_iov = first;
+        message.msg_iovlen = count;
+        const ssize_t n = ::sendmsg(fd_, &message, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            throw_errno(errno, fmt::format("Unable to log to the data logger socket at '{}': {} ({} packages were "
+                                           "sent before; call close() to learn how many the logger accepted).",
+                                           path_.string(), std::strerror(errno), sent_));
+        }
+        auto left = static_cast<std::size_t>(n);
+        while (count > 0 && left >= first->iov_len) {
+            left -= first->iov_len;
+            ++first;
+            --count;
+        }
+        if (count > 0) {
+            first->iov_base = static_cast<std::uint8_t*>(first->iov_base) + left;
+            first->iov_len -= left;
+        }
+    }
+    ++sent_;
+}
+
+void log_socket_producer::log_onset(std::uint8_t source_id) {
+    log(make_onset_package(source_id, utc_now_us()));
+}
+
+std::uint64_t log_socket_producer::close() {
+    if (fd_ < 0) {
+        throw value_error(fmt::format("Unable to close the data logger socket producer for '{}': it is already closed.",
+                                      path_.string()));
+    }
+    const int fd = std::exchange(fd_, -1);
+    std::array<std::uint8_t, 8> count{};
+    std::size_t got = 0;
+    int error = EPIPE;  // what a missing count means unless the kernel says more
+    if (::shutdown(fd, SHUT_WR) != 0) {
+        error = errno;
+    } else {
+        while (got < count.size()) {
+            const ssize_t n = ::read(fd, count.data() + got, count.size() - got);
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            if (n < 0) {
+                error = errno;
+            }
+            if (n <= 0) {
+                break;
+            }
+            got += static_cast<std::size_t>(n);
+        }
+    }
+    ::close(fd);
+    if (got < count.size()) {
+        throw_errno(error,
+                    fmt::format("The data logger socket at '{}' closed the connection without confirming the {} "
+                                "packages sent (a malformed message, or the server's shutdown grace ran out): treat "
+                                "them as not logged.",
+                                path_.string(), sent_));
+    }
+    const std::uint64_t accepted = get_le(count.data(), 8);
+    if (accepted != sent_) {
+        throw_errno(EIO, fmt::format("The data logger socket at '{}' confirmed {} of the {} packages sent.",
+                                     path_.string(), accepted, sent_));
+    }
+    return accepted;
+}
+
+}  // namespace axds
