@@ -4,6 +4,7 @@
 //                                               vs  python3 + numpy np.save per entry in a loop
 //                                               vs  the Python library's DataLogger pipeline (§6.4) rebuilt with
 //                                                   multiprocessing + numpy (both when numpy is present)
+//      and the same entries from a producer behind log_socket_server (producers in other processes)
 //   2. producer latency of try_log() with 256 B payloads while the writer drains: p50/p99/p99.9 over C calls,
 //      with 1 and 4 producer threads (entry names repeat modulo 1,000 so the disk holds 1,000 files, not C).
 // Files live under --dir (default: the current directory); run it once on the repo's disk and once on /dev/shm.
@@ -13,6 +14,10 @@
 #include <axds/core/runtime.hpp>
 #include <axds/log/data_logger.hpp>
 #include <axds/log/log_package.hpp>
+#include <axds/log/log_socket.hpp>
+
+#include <asio/co_spawn.hpp>
+#include <asio/use_future.hpp>
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
@@ -227,6 +232,35 @@ double timed_logger(const settings& s, std::size_t writes, bool use_io_uring, in
     return seconds[seconds.size() / 2];
 }
 
+/// Producers in another process: the same entries sent through a log_socket_producer (a thread here; the socket does
+/// not care which process it is in) to a log_socket_server in front of the logger, timed from the connect to the
+/// return of stop() after the server has confirmed every package.
+double socket_run(const fs::path& parent, std::size_t count, axds::data_logger_report& report) {
+    io_thread loop;
+    axds::data_logger logger(loop.executor(), parent, "bench");
+    logger.start();
+    axds::log_socket_server server(loop.executor(), logger, parent / "bench.sock");
+    auto served = asio::co_spawn(loop.executor(), server.async_run(), asio::use_future);
+    const auto start = clock_type::now();
+    std::uint64_t confirmed = 0;
+    {
+        axds::log_socket_producer producer(parent / "bench.sock");
+        for (std::size_t i = 0; i < count; ++i) {
+            producer.log(make_package(i + 1));
+        }
+        confirmed = producer.close();
+    }
+    server.close();
+    const axds::log_socket_report served_report = served.get();
+    report = logger.stop();
+    const double seconds = seconds_since(start);
+    if (confirmed != count || !served_report.clean()) {
+        fmt::print(stderr, "log socket confirmed {} of {} packages: {}\n", confirmed, count, served_report.first_error);
+        std::exit(1);
+    }
+    return seconds;
+}
+
 void bench_throughput(const settings& s) {
     const double n = static_cast<double>(s.entries);
     fmt::print("write {} entries x 256 B (median of 3 runs after a warm-up; one run per other configuration):\n",
@@ -256,6 +290,21 @@ void bench_throughput(const settings& s) {
                 default_ours = ours;
             }
         }
+    }
+    {
+        axds::data_logger_report report;
+        const fs::path parent = s.dir / "socket";
+        fs::create_directories(parent);
+        const double socket = socket_run(parent, s.entries, report);
+        end_step(parent);
+        if (report.entries_written != s.entries || !report.clean()) {
+            fmt::print(stderr, "data logger wrote {} of {} socket entries\n", report.entries_written, s.entries);
+            std::exit(1);
+        }
+        fmt::print(
+            "  through log_socket_server (1 socket producer, default options): {:.3f} s = {:.0f} entries/s; "
+            "{:.2f}x the loop, {:.2f}x the in-process producer\n",
+            socket, n / socket, plain / socket, default_ours / socket);
     }
     if (std::system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") != 0) {
         fmt::print("  baselines python3+numpy: numpy not installed, skipped\n");
