@@ -28,6 +28,7 @@
 #include <cstring>
 #include <map>
 #include <utility>
+#include <vector>
 
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -203,41 +204,92 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
         }
     }
 
+    /// Bytes read from one connection and not parsed yet: small frames are parsed straight from it, so one read
+    /// serves many of them.
+    struct read_buffer {
+        std::vector<std::uint8_t> bytes = std::vector<std::uint8_t>(std::size_t{64} << 10);
+        std::size_t begin = 0;
+        std::size_t end = 0;
+
+        [[nodiscard]] std::size_t size() const noexcept { return end - begin; }
+
+        [[nodiscard]] const std::uint8_t* data() const noexcept { return bytes.data() + begin; }
+
+        void consume(std::size_t n) noexcept {
+            begin += n;
+            if (begin == end) {
+                begin = end = 0;
+            }
+        }
+    };
+
+    /// Reads until `in` holds at least `need` (≤ its capacity) bytes; the error that stopped it, if any.
+    static asio::awaitable<asio::error_code> fill(stream::socket& socket, read_buffer& in, std::size_t need) {
+        while (in.size() < need) {
+            if (in.bytes.size() - in.begin < need) {
+                std::memmove(in.bytes.data(), in.data(), in.size());
+                in.end -= in.begin;
+                in.begin = 0;
+            }
+            auto [ec, n] = co_await socket.async_read_some(
+                asio::buffer(in.bytes.data() + in.end, in.bytes.size() - in.end), detail::nothrow);
+            in.end += n;
+            if (ec) {
+                co_return ec;
+            }
+        }
+        co_return asio::error_code{};
+    }
+
     /// One producer connection: frames in, async_log each, the count out at the producer's end of stream.
     static asio::awaitable<void> serve_one(std::shared_ptr<impl> self, std::uint64_t id,
                                            std::shared_ptr<stream::socket> socket) {
         std::uint64_t accepted = 0;
         std::string error;
         try {
-            std::array<std::uint8_t, 4 + entry_prefix> head{};
+            read_buffer in;
             for (;;) {
-                auto [ec, n] = co_await asio::async_read(*socket, asio::buffer(head.data(), 4), detail::nothrow);
-                if (ec == asio::error::eof && n == 0) {
-                    break;  // the producer is done: confirm
-                }
-                if (ec) {
-                    error = n == 0 && ec != asio::error::eof
-                                ? fmt::format("reading failed ({}).", ec.message())
-                                : fmt::format("the connection ended inside a message header ({} of 4 bytes).", n);
+                if (const asio::error_code ec = co_await fill(*socket, in, 4)) {
+                    if (ec == asio::error::eof && in.size() == 0) {
+                        break;  // the producer is done: confirm
+                    }
+                    error =
+                        ec == asio::error::eof
+                            ? fmt::format("the connection ended inside a message header ({} of 4 bytes).", in.size())
+                            : fmt::format("reading failed ({}).", ec.message());
                     break;
                 }
-                const std::uint64_t length = get_le(head.data(), 4);
+                const std::uint64_t length = get_le(in.data(), 4);
                 if (length < entry_prefix || length > self->options.max_message_bytes) {
                     error = fmt::format("a message of {} bytes; expected {} to {} bytes (source id, time, payload).",
                                         length, entry_prefix, self->options.max_message_bytes);
                     break;
                 }
-                log_package package;
-                package.payload.resize(length - entry_prefix);
-                std::array<asio::mutable_buffer, 2> body{asio::buffer(head.data() + 4, entry_prefix),
-                                                         asio::buffer(package.payload)};
-                auto [body_ec, got] = co_await asio::async_read(*socket, body, detail::nothrow);
-                if (body_ec) {
-                    error = fmt::format("the connection ended inside a message ({} of {} bytes).", got, length);
+                if (const asio::error_code ec = co_await fill(*socket, in, 4 + entry_prefix)) {
+                    error =
+                        fmt::format("the connection ended inside a message ({} of {} bytes).", in.size() - 4, length);
                     break;
                 }
-                package.source_id = head[4];
-                package.acquisition_time = get_le(head.data() + 5, 8);
+                log_package package;
+                package.source_id = in.data()[4];
+                package.acquisition_time = get_le(in.data() + 5, 8);
+                in.consume(4 + entry_prefix);
+                package.payload.resize(length - entry_prefix);
+                const std::size_t have = std::min(in.size(), package.payload.size());
+                if (have > 0) {  // an empty payload's data() may be null, which memcpy must not see
+                    std::memcpy(package.payload.data(), in.data(), have);
+                    in.consume(have);
+                }
+                if (have < package.payload.size()) {  // a large payload: the rest straight into the package
+                    auto [ec, got] = co_await asio::async_read(
+                        *socket, asio::buffer(package.payload.data() + have, package.payload.size() - have),
+                        detail::nothrow);
+                    if (ec) {
+                        error = fmt::format("the connection ended inside a message ({} of {} bytes).",
+                                            entry_prefix + have + got, length);
+                        break;
+                    }
+                }
                 co_await self->logger.async_log(std::move(package));
                 ++accepted;
             }
