@@ -78,6 +78,7 @@ private:
 };
 
 /// A producer's end of a log_socket_server connection: plain blocking calls, for other processes (or threads).
+/// One connection keeps its packages in order; use it from one thread at a time (or one producer per thread).
 class log_socket_producer {
 public:
     /// Connects to the server at `socket_path`. Throws value_error for a path over 107 bytes and os_error naming
