@@ -143,7 +143,7 @@ TEST_CASE("data logger rejects unusable names and output paths with clear errors
 }
 
 // upstream: test_data_logger_start_stop / test_data_logger_multiple_instances
-TEST_CASE("data logger start and stop toggle alive; repeated calls are no-ops", "[log]") {
+TEST_CASE("data logger start and stop toggle alive, and repeated calls are no-ops", "[log]") {
     const temp_dir tmp;
     asio::io_context io;
     data_logger logger(io.get_executor(), tmp.path(), "test_logger");
@@ -480,7 +480,7 @@ TEST_CASE("data logger names the entries lost when its output directory is remov
     CHECK_FALSE(logger.alive());
 }
 
-TEST_CASE("data logger write faults are counted and named; entries accepted before them stay intact",
+TEST_CASE("data logger write faults are counted and named, and entries accepted before them stay intact",
           "[log][io_uring]") {
     const bool use_io_uring = GENERATE(true, false);
     const hook_guard restore;

@@ -259,7 +259,7 @@ TEST_CASE("log socket drops a malformed or truncated producer alone and keeps wh
     CHECK(fs::exists(logger.output_directory() / axds::log_entry_file_name(1, 1)));
 }
 
-TEST_CASE("log socket cuts off a producer still connected after the shutdown grace; its close() says so",
+TEST_CASE("log socket cuts off a producer still connected after the shutdown grace, and its close() says so",
           "[log][socket]") {
     temp_dir tmp;
     io_thread io;
@@ -313,7 +313,7 @@ TEST_CASE("log socket server ends on a cancellation signal and removes its socke
     CHECK(logger.stop().entries_written == 1);
 }
 
-TEST_CASE("log socket paths: clear errors for bad paths, live servers and missing servers; stale sockets replaced",
+TEST_CASE("log socket paths: clear errors for bad paths, live servers and missing servers, stale sockets replaced",
           "[log][socket]") {
     temp_dir tmp;
     io_thread io;
