@@ -6,9 +6,11 @@
 #include <axds/fs/delete.hpp>
 #include <axds/fs/transfer.hpp>
 #include <axds/jobs/processing_tracker.hpp>
+#include <axds/log/data_logger.hpp>
 #include <axds/log/log_archive.hpp>
 #include <axds/log/log_archive_reader.hpp>
 #include <axds/log/log_package.hpp>
+#include <axds/log/log_socket.hpp>
 
 #include <CLI/CLI.hpp>
 #include <asio/bind_cancellation_slot.hpp>
@@ -16,6 +18,7 @@
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
+#include <asio/this_coro.hpp>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -176,6 +179,45 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+/// `axds log serve`: a data logger behind a log_socket_server until SIGINT/SIGTERM, then drained (and assembled).
+struct serve_settings {
+    fs::path output;
+    std::string name;
+    fs::path socket;
+    std::size_t threads = 5;
+    bool assemble = false;
+};
+
+struct serve_result {
+    fs::path directory;
+    axds::log_socket_report served;
+    axds::data_logger_report written;
+    std::optional<axds::assemble_report> assembled;
+};
+
+asio::awaitable<serve_result> serve_log(serve_settings settings) {
+    const auto executor = co_await asio::this_coro::executor;
+    axds::data_logger logger(executor, settings.output, settings.name, {.thread_count = settings.threads});
+    co_await logger.async_start();
+    serve_result result;
+    result.directory = logger.output_directory();
+    {
+        axds::log_socket_server server(executor, logger, settings.socket);
+        fmt::print("serving {} -> {}\n", settings.socket.string(), result.directory.string());  // the ready line
+        std::fflush(stdout);
+        // Until Ctrl-C or SIGTERM; connected producers then get the server's shutdown grace to finish.
+        result.served = co_await server.async_run();
+    }
+    co_await asio::this_coro::reset_cancellation_state();  // the interruption ended serving, not the drain
+    result.written = co_await logger.async_stop();
+    if (settings.assemble && result.written.clean()) {
+        axds::assemble_options options;
+        options.verify_integrity = true;
+        result.assembled = co_await axds::async_assemble_log_archives(result.directory, std::move(options));
+    }
+    co_return result;
+}
+
 void print_tracker(const axds::tracker_summary& summary, bool json) {
     if (json) {
         std::string out = "{\"jobs\": [";
@@ -283,9 +325,20 @@ int main(int argc, char** argv) {
         sub->add_option("FILE", tracker_file, "Tracker YAML file")->required();
     }
 
+    auto* log = app.add_subcommand("log", "Run a data logger");
+    log->require_subcommand(1);
+    auto* serve = log->add_subcommand(
+        "serve", "Log what producer processes send to a Unix socket (any language: see log_socket.hpp) until Ctrl-C");
+    serve_settings serve_options;
+    serve->add_option("OUTPUT", serve_options.output, "Directory that receives NAME_data_log")->required();
+    serve->add_option("NAME", serve_options.name, "Logger instance name")->required();
+    serve->add_option("--socket", serve_options.socket, "Socket path (default: OUTPUT/NAME.sock)");
+    serve->add_option("--threads", serve_options.threads, "Entry writes in flight (the Python thread_count)");
+    serve->add_flag("--assemble", serve_options.assemble, "Assemble verified archives after the drain");
+
     // One --json for every subcommand that has a result to print (only one subcommand runs).
     bool json = false;
-    for (auto* sub : {checksum, transfer, remove, assemble, info, show, summary}) {
+    for (auto* sub : {checksum, transfer, remove, assemble, info, show, summary, serve}) {
         sub->add_flag("--json", json, "Machine-readable result on stdout");
     }
     dump->add_flag("--json", json, "One JSON object per line");
@@ -431,6 +484,36 @@ int main(int argc, char** argv) {
                     fmt::print("{}  {:>8} B  {}\n", message.timestamp_us, message.payload.size(), hex);
                 }
                 ++shown;
+            }
+        } else if (*serve) {
+            if (serve_options.socket.empty()) {
+                serve_options.socket = serve_options.output / (serve_options.name + ".sock");
+            }
+            const serve_result result = run_interruptible(serve_log(serve_options));
+            const auto& served = result.served;
+            const auto& written = result.written;
+            if (json) {
+                std::string archives;
+                for (const auto& a : result.assembled ? result.assembled->archives : std::vector<fs::path>{}) {
+                    archives += (archives.empty() ? "" : ", ") + json_string(a.string());
+                }
+                fmt::print(
+                    "{{\"directory\": {}, \"connections\": {}, \"packages\": {}, \"dropped_connections\": {}, "
+                    "\"entries_written\": {}, \"entries_failed\": {}, \"archives\": [{}], \"seconds\": {:.3f}}}\n",
+                    json_string(result.directory.string()), served.connections, served.packages,
+                    served.dropped_connections, written.entries_written, written.entries_failed, archives,
+                    seconds_since(started));
+            } else {
+                fmt::print(
+                    "{} producers sent {} packages ({} dropped connections); {} entries written, {} failed{}\n",
+                    served.connections, served.packages, served.dropped_connections, written.entries_written,
+                    written.entries_failed,
+                    result.assembled ? fmt::format("; {} verified archives", result.assembled->archives.size()) : "");
+            }
+            if (!served.clean() || !written.clean()) {
+                std::fprintf(stderr, "axds: the log is incomplete: %s\n",
+                             (!written.clean() ? written.first_error : served.first_error).c_str());
+                return 1;
             }
         } else if (*tracker) {
             axds::processing_tracker registry(tracker_file);

@@ -185,5 +185,60 @@ with tempfile.TemporaryDirectory() as tmp:
     check(left == count, f"Ctrl-C transfer left {left} of {count} source files")
     check(copied < count, f"Ctrl-C transfer did not stop early ({copied} copied)")
 
+    # log serve: producer processes (here Python, through examples/python/axds_log_socket.py) log through the socket
+    # until SIGINT; the logger drains, assembles verified archives, and numpy reads every message back.
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "python"))
+    from axds_log_socket import LogSocketProducer
+
+    served_dir = os.path.join(tmp, "served")
+    os.makedirs(served_dir)
+    proc = subprocess.Popen([AXDS, "log", "serve", served_dir, "rig", "--assemble", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ready = proc.stdout.readline()
+    socket_path = os.path.join(served_dir, "rig.sock")
+    check(ready.startswith("serving " + socket_path), f"log serve ready line: {ready!r}")
+    producer_script = (
+        "import sys, numpy as np\n"
+        "sys.path.insert(0, sys.argv[3])\n"
+        "from axds_log_socket import LogSocketProducer\n"
+        "source = int(sys.argv[2])\n"
+        "with LogSocketProducer(sys.argv[1]) as p:\n"
+        "    p.log_onset(source)\n"
+        "    for i in range(1, 3001):\n"
+        "        p.log(source, i * 1000, np.full(24, (i + source) % 256, dtype=np.uint8))\n"
+        "    print(p.close())\n")
+    module_dir = sys.path[0]
+    producers = [subprocess.Popen([sys.executable, "-c", producer_script, socket_path, str(source), module_dir],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for source in (1, 2)]
+    results = [p.communicate(timeout=60) for p in producers]
+    check(all(p.returncode == 0 and out.strip() == "3001" for p, (out, _) in zip(producers, results)),
+          f"log serve producers: {results}")
+    try:
+        LogSocketProducer(os.path.join(served_dir, "nobody.sock"))
+        check(False, "a producer connected to a missing socket")
+    except ConnectionError as error:
+        check("Expected `axds log serve`" in str(error), f"missing socket message: {error}")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    result = json.loads(out) if proc.returncode == 0 else {}
+    check(result.get("connections") == 2 and result.get("packages") == 6002 and result.get("entries_written") == 6002
+          and result.get("dropped_connections") == 0 and len(result.get("archives", [])) == 2,
+          f"log serve result: {proc.returncode} {out!r} {err!r}")
+    check(not os.path.exists(socket_path), "log serve left its socket file")
+    for source in (1, 2):
+        archive = os.path.join(served_dir, "rig_data_log", f"{source}_log.npz")
+        with np.load(archive) as z:
+            keys = sorted(z.files)
+            check(len(keys) == 3001, f"archive {source}: {len(keys)} members")
+            good = all(
+                z[key].tobytes() == bytes([source]) + (i * 1000).to_bytes(8, "little") + bytes([(i + source) % 256]) * 24
+                for i, key in enumerate(keys[1:], start=1))
+            check(good, f"archive {source}: messages differ from what the producer sent")
+    not_a_socket = os.path.join(served_dir, "taken")
+    write(not_a_socket, "mine")
+    code, _, err = run("log", "serve", served_dir, "other", "--socket", not_a_socket)
+    check(code == 1 and "a file that is not a socket is already there" in err and open(not_a_socket).read() == "mine",
+          f"log serve on a regular file: {code} {err!r}")
+
 print("failures:", len(failures))
 sys.exit(1 if failures else 0)
