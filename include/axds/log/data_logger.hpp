@@ -53,6 +53,9 @@ struct data_logger_report {
 /// queue makes try_log() return false (the package stays with the caller) and async_log()/log() wait for space; a
 /// failed write is counted, named in the stop report and announced by the §6.5 warning.
 ///
+/// Producers in other processes (or other languages) reach a logger through a log_socket_server
+/// (<axds/log/log_socket.hpp>), which feeds this queue with the same backpressure.
+///
 /// Packages submitted while the logger is stopped (before the first start or after a stop) stay queued and are
 /// written by the next start. Destroying a running logger requests a stop without waiting; the writer keeps the
 /// logger's state alive until it has drained, provided the executor keeps running.
