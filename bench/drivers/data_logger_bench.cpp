@@ -4,7 +4,8 @@
 //                                               vs  python3 + numpy np.save per entry in a loop
 //                                               vs  the Python library's DataLogger pipeline (§6.4) rebuilt with
 //                                                   multiprocessing + numpy (both when numpy is present)
-//      and the same entries from a producer behind log_socket_server (producers in other processes)
+//      and the same entries from a producer behind log_socket_server (producers in other processes), and from a
+//      Python producer through it (examples/python/axds_log_socket.py) vs the Python DataLogger pipeline
 //   2. producer latency of try_log() with 256 B payloads while the writer drains: p50/p99/p99.9 over C calls,
 //      with 1 and 4 producer threads (entry names repeat modulo 1,000 so the disk holds 1,000 files, not C).
 // Files live under --dir (default: the current directory); run it once on the repo's disk and once on /dev/shm.
@@ -261,6 +262,44 @@ double socket_run(const fs::path& parent, std::size_t count, axds::data_logger_r
     return seconds;
 }
 
+/// A Python producer (examples/python/axds_log_socket.py) logging through a log_socket_server: what a Python
+/// acquisition script gets from an axds logger instead of the Python DataLogger. Timed from its first log()
+/// (CLOCK_MONOTONIC, printed by the producer; steady_clock here) to the return of stop(). Entries/s, or 0.
+double python_socket_rate(const settings& s) {
+    const fs::path parent = s.dir / "python_socket";
+    fs::create_directories(parent);
+    io_thread loop;
+    axds::data_logger logger(loop.executor(), parent, "bench");
+    logger.start();
+    axds::log_socket_server server(loop.executor(), logger, parent / "bench.sock");
+    auto served = asio::co_spawn(loop.executor(), server.async_run(), asio::use_future);
+    const std::string command = fmt::format(
+        "/usr/bin/python3 -c \"\n"
+        "import sys, time, numpy as np\n"
+        "sys.path.insert(0, '{0}')\n"
+        "from axds_log_socket import LogSocketProducer\n"
+        "payload = np.full(256, 7, dtype=np.uint8)\n"
+        "producer = LogSocketProducer('{1}')\n"
+        "start = time.monotonic()\n"
+        "for i in range({2}):\n"
+        "    producer.log(1, i + 1, payload)\n"
+        "producer.close()\n"
+        "print(start)\n\"",
+        AXDS_PYTHON_CLIENT_DIR, (parent / "bench.sock").string(), s.python_sample);
+    std::string out;
+    const double took = axds::bench::timed_shell(command, &out);
+    server.close();
+    const axds::log_socket_report served_report = served.get();
+    const axds::data_logger_report report = logger.stop();
+    const double end = std::chrono::duration<double>(clock_type::now().time_since_epoch()).count();
+    end_step(parent);
+    const double start = took < 0 ? 0 : std::atof(out.c_str());
+    if (start <= 0 || report.entries_written != s.python_sample || !served_report.clean()) {
+        return 0;
+    }
+    return static_cast<double>(s.python_sample) / (end - start);
+}
+
 void bench_throughput(const settings& s) {
     const double n = static_cast<double>(s.entries);
     fmt::print("write {} entries x 256 B (median of 3 runs after a warm-up; one run per other configuration):\n",
@@ -336,6 +375,15 @@ void bench_throughput(const settings& s) {
         "  baseline Python DataLogger pipeline (manager queue -> logger process -> 5 np.save threads, {} entries): "
         "{:.0f} entries/s; axds (default options) is {:.1f}x\n",
         s.python_sample, pipeline_rate, ours_rate / pipeline_rate);
+    const double python_socket = python_socket_rate(s);
+    if (python_socket <= 0) {
+        fmt::print("  Python producer through log_socket_server: failed to run\n");
+        return;
+    }
+    fmt::print(
+        "  Python producer through log_socket_server (examples/python/axds_log_socket.py, {} entries, until stop()): "
+        "{:.0f} entries/s; {:.1f}x the Python DataLogger pipeline, {:.1f}x np.save in a loop\n",
+        s.python_sample, python_socket, python_socket / pipeline_rate, python_socket / save_rate);
 }
 
 double percentile(std::vector<std::uint32_t>& ns, double q) {

@@ -44,8 +44,13 @@ class LogSocketProducer:
             raise OverflowError(f"source_id must fit uint8 and acquisition_time uint64, got {source_id}, "
                                 f"{acquisition_time}.")
         data = memoryview(payload).cast("B")
-        self._socket.sendall(_HEADER.pack(9 + data.nbytes, source_id, acquisition_time))
-        self._socket.sendall(data)
+        header = _HEADER.pack(9 + data.nbytes, source_id, acquisition_time)
+        done = self._socket.sendmsg([header, data])  # one system call for header and payload
+        if done < len(header):
+            self._socket.sendall(header[done:])
+            done = len(header)
+        if done - len(header) < data.nbytes:
+            self._socket.sendall(data[done - len(header):])
         self.sent += 1
 
     def log_onset(self, source_id):
