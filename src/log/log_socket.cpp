@@ -172,7 +172,8 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
 
     void cut_off_all() {
         cut_off = true;
-        for (auto& [id, s] : sessions) {
+        const auto victims = sessions;  // a copy: nothing a cancellation completes may change what is iterated
+        for (const auto& [id, s] : victims) {
             asio::error_code ignored;
             s.socket->close(ignored);
             s.cancel->emit(asio::cancellation_type::terminal);
@@ -188,8 +189,8 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
                 report.first_error = error;
             }
             warn(
-                fmt::format("The data logger socket at '{}' dropped producer #{}: {} Only the {} packages confirmed "
-                            "to it were accepted.",
+                fmt::format("The data logger socket at '{}' dropped producer #{}: {} The {} packages accepted from it "
+                            "before that stay in the log; the producer gets no count, so its close() reports the drop.",
                             path.string(), id, error, accepted));
         }
         if (closing && sessions.empty()) {
