@@ -20,11 +20,10 @@
 #include <asio/co_spawn.hpp>
 #include <asio/use_future.hpp>
 
-#include <asio/executor_work_guard.hpp>
-#include <asio/io_context.hpp>
 #include <fmt/format.h>
 
 #include "bench_support.hpp"
+#include "support/io_thread.hpp"  // tests/support: the same helper the logger tests use
 
 #include <algorithm>
 #include <atomic>
@@ -45,6 +44,7 @@ namespace fs = std::filesystem;
 using axds::bench::clock_type;
 using axds::bench::seconds_since;
 using axds::bench::settle;
+using axds::test::io_thread;
 
 namespace {
 
@@ -54,27 +54,6 @@ struct settings {
     std::size_t calls = 1000000;
     std::size_t python_sample = 20000;
     std::size_t writes = 32;  // data_logger_options::thread_count for the throughput run
-};
-
-/// An io_context run by its own thread: the logger's executor, as in an application with an I/O thread.
-class io_thread {
-public:
-    io_thread() : guard_(asio::make_work_guard(io_)), thread_([this] { io_.run(); }) {}
-
-    io_thread(const io_thread&) = delete;
-    io_thread& operator=(const io_thread&) = delete;
-
-    ~io_thread() {
-        guard_.reset();
-        thread_.join();
-    }
-
-    asio::any_io_executor executor() { return io_.get_executor(); }
-
-private:
-    asio::io_context io_;
-    asio::executor_work_guard<asio::io_context::executor_type> guard_;
-    std::thread thread_;
 };
 
 axds::log_package make_package(std::uint64_t time) {
@@ -212,10 +191,9 @@ passes = sorted(save_loop(count, os.path.join(base, 'np_save_%d' % k), keep) for
 print(count / passes[1], count / pipeline(count, os.path.join(base, 'pipeline'), keep))
 )";
 
-std::size_t next_step = 0;  // numbers the logger runs' directories
-
 /// One logger configuration, `runs` times (each in a fresh directory, see end_step); returns the median seconds.
 double timed_logger(const settings& s, std::size_t writes, bool use_io_uring, int runs, bool& io_uring_used) {
+    static std::size_t next_step = 0;  // numbers the logger runs' directories
     std::vector<double> seconds;
     for (int r = 0; r < runs; ++r) {
         axds::data_logger_report report;

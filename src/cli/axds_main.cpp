@@ -60,6 +60,15 @@ std::string json_string(std::string_view text) {
     return out + "\"";
 }
 
+/// The items of a JSON array of paths (without the brackets).
+std::string json_paths(const std::vector<fs::path>& paths) {
+    std::string out;
+    for (const auto& path : paths) {
+        out += (out.empty() ? "" : ", ") + json_string(path.string());
+    }
+    return out;
+}
+
 template <typename T>
 std::string json_optional(const std::optional<T>& value) {
     if (!value) {
@@ -417,10 +426,7 @@ int main(int argc, char** argv) {
             };
             const auto report = run_interruptible(axds::async_assemble_log_archives(log_dir, std::move(options)));
             if (json) {
-                std::string archives;
-                for (const auto& a : report.archives) {
-                    archives += (archives.empty() ? "" : ", ") + json_string(a.string());
-                }
+                const std::string archives = json_paths(report.archives);
                 fmt::print(
                     "{{\"archives\": [{}], \"entries\": {}, \"bytes\": {}, \"removed\": {}, \"verified\": {}, "
                     "\"seconds\": {:.3f}}}\n",
@@ -493,10 +499,8 @@ int main(int argc, char** argv) {
             const auto& served = result.served;
             const auto& written = result.written;
             if (json) {
-                std::string archives;
-                for (const auto& a : result.assembled ? result.assembled->archives : std::vector<fs::path>{}) {
-                    archives += (archives.empty() ? "" : ", ") + json_string(a.string());
-                }
+                const std::string archives =
+                    json_paths(result.assembled ? result.assembled->archives : std::vector<fs::path>{});
                 fmt::print(
                     "{{\"directory\": {}, \"connections\": {}, \"packages\": {}, \"dropped_connections\": {}, "
                     "\"entries_written\": {}, \"entries_failed\": {}, \"archives\": [{}], \"seconds\": {:.3f}}}\n",

@@ -6,6 +6,7 @@
 #include <axds/npy/npy_format.hpp>
 
 #include "detail/asio_compat.hpp"
+#include "detail/iovec.hpp"
 #include "detail/parallel.hpp"
 #include "detail/test_hooks.hpp"
 
@@ -149,16 +150,7 @@ void write_plain(int directory_fd, prepared_entry& p) {
             break;
         }
         done += static_cast<std::size_t>(n);
-        auto left = static_cast<std::size_t>(n);
-        while (count > 0 && left >= first->iov_len) {
-            left -= first->iov_len;
-            ++first;
-            --count;
-        }
-        if (count > 0) {
-            first->iov_base = static_cast<std::uint8_t*>(first->iov_base) + left;
-            first->iov_len -= left;
-        }
+        advance_iovecs(first, count, static_cast<std::size_t>(n));
     }
     if (::close(fd) != 0) {
         p.record(errno, "close");

@@ -6,6 +6,7 @@
 #include <axds/log/log_package.hpp>
 
 #include "detail/asio_compat.hpp"
+#include "detail/iovec.hpp"
 
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/buffer.hpp>
@@ -142,8 +143,7 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
     stream::acceptor acceptor;
     asio::steady_timer all_ended;  // cancelled when the last session ends after closing began
     asio::steady_timer grace;
-    std::map<std::uint64_t, session> sessions;
-    std::uint64_t next_id = 0;
+    std::map<std::uint64_t, session> sessions;  // by producer number (report.connections when it connected)
     bool closing = false;
     bool cut_off = false;             // the grace ran out (or a second cancellation came)
     std::atomic<bool> bound = false;  // the socket file is ours to remove (strand or the server's destructor)
@@ -316,10 +316,7 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
     }
 
     static asio::awaitable<log_socket_report> run(std::shared_ptr<impl> self) {
-        for (;;) {
-            if (self->closing) {
-                break;
-            }
+        while (!self->closing) {
             auto socket = std::make_shared<stream::socket>(self->strand);
             auto [ec] = co_await self->acceptor.async_accept(*socket, detail::nothrow);
             if (ec) {
@@ -329,8 +326,7 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
                 }
                 break;
             }
-            const std::uint64_t id = ++self->next_id;
-            ++self->report.connections;
+            const std::uint64_t id = ++self->report.connections;
             auto cancel = std::make_shared<asio::cancellation_signal>();
             self->sessions.emplace(id, session{socket, cancel});
             asio::co_spawn(self->strand, serve_one(self, id, socket),
@@ -469,16 +465,7 @@ void log_socket_producer::log(const log_package& package) {
                                            "sent before; call close() to learn how many the logger accepted).",
                                            path_.string(), std::strerror(errno), sent_));
         }
-        auto left = static_cast<std::size_t>(n);
-        while (count > 0 && left >= first->iov_len) {
-            left -= first->iov_len;
-            ++first;
-            --count;
-        }
-        if (count > 0) {
-            first->iov_base = static_cast<std::uint8_t*>(first->iov_base) + left;
-            first->iov_len -= left;
-        }
+        detail::advance_iovecs(first, count, static_cast<std::size_t>(n));
     }
     ++sent_;
 }
