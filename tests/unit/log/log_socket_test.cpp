@@ -385,3 +385,74 @@ TEST_CASE("log socket paths: clear errors for bad paths, live servers and missin
         CHECK_FALSE(fs::exists(path));
     }
 }
+
+TEST_CASE("log socket producer errors: logging after the server dropped it, a short count, no directory to bind in",
+          "[log][socket]") {
+    temp_dir tmp;
+    io_thread io;
+    data_logger logger(io.executor(), tmp.path(), "errors");
+
+    SECTION("a log after the server dropped this producer throws, naming the socket") {
+        const axds::scoped_warning_capture warnings;
+        const fs::path path = tmp.path() / "drop.sock";
+        log_socket_server server(io.executor(), logger, path, {.max_message_bytes = 4096});
+        auto done = run_server(io, server);
+        log_socket_producer producer(path);
+        producer.log(expected_package(1, 1, 5000));  // over the limit: the server drops this producer
+        std::string error;
+        for (int attempt = 0; attempt < 2000 && error.empty(); ++attempt) {
+            try {
+                producer.log(expected_package(1, 2, 8));
+            } catch (const axds::os_error& e) {
+                error = e.what();
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        CHECK_THAT(error, Contains("Unable to log to the data logger socket at '" + path.string()) &&
+                              Contains("call close() to learn how many the logger accepted"));
+        server.close();
+        CHECK(done.get().dropped_connections == 1);
+    }
+    SECTION("a server that confirms fewer packages than were sent") {
+        // A stand-in server: reads everything, then answers a count of 1.
+        const fs::path path = tmp.path() / "short.sock";
+        const int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un address{};
+        address.sun_family = AF_UNIX;
+        std::strncpy(address.sun_path, path.c_str(), sizeof address.sun_path - 1);
+        // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast)
+        REQUIRE(::bind(listener, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+        REQUIRE(::listen(listener, 1) == 0);
+        std::thread fake([listener] {
+            const int peer = ::accept(listener, nullptr, nullptr);
+            char sink[4096];
+            while (::read(peer, sink, sizeof sink) > 0) {
+            }
+            const std::uint8_t one[8] = {1, 0, 0, 0, 0, 0, 0, 0};
+            (void)::write(peer, one, sizeof one);
+            ::close(peer);
+        });
+        log_socket_producer producer(path);
+        producer.log(expected_package(1, 1, 8));
+        producer.log(expected_package(1, 2, 8));
+        try {
+            (void)producer.close();
+            FAIL("close() accepted a short count");
+        } catch (const axds::os_error& e) {
+            CHECK(e.code().value() == EIO);
+            CHECK_THAT(std::string(e.what()), Contains("confirmed 1 of the 2 packages sent"));
+        }
+        fake.join();
+        ::close(listener);
+    }
+    SECTION("a socket path whose directory does not exist") {
+        const fs::path path = tmp.path() / "missing" / "rig.sock";
+        try {
+            log_socket_server server(io.executor(), logger, path);
+            FAIL("bound a socket in a missing directory");
+        } catch (const axds::os_error& e) {
+            CHECK(e.code().value() == ENOENT);
+            CHECK_THAT(std::string(e.what()), Contains("Unable to bind the data logger socket at '" + path.string()));
+        }
+    }
+}
