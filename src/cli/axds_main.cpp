@@ -34,6 +34,7 @@
 #include <type_traits>
 #include <vector>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -184,6 +185,21 @@ T run_interruptible(asio::awaitable<T> op) {
     }
 }
 
+/// The CLI is stricter than the library: a path the user typed that does not exist is an error (exit 1) for every
+/// subcommand, never an operation on nothing (the library keeps the Python library's "missing = nothing to do").
+void require_existing(const fs::path& path, std::string_view what, bool directory) {
+    struct stat st {};
+
+    if (path.empty() || ::lstat(path.c_str(), &st) != 0) {
+        throw axds::file_not_found_error(std::make_error_code(std::errc::no_such_file_or_directory),
+                                         fmt::format("The {} '{}' does not exist.", what, path.string()));
+    }
+    if (directory && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode)) {
+        throw axds::not_a_directory_error(std::make_error_code(std::errc::not_a_directory),
+                                          fmt::format("The {} '{}' is not a directory.", what, path.string()));
+    }
+}
+
 double seconds_since(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -298,7 +314,11 @@ int main(int argc, char** argv) {
 
     auto* remove = app.add_subcommand("delete", "Delete a directory tree");
     std::string delete_dir;
+    bool force_root = false;
     remove->add_option("DIR", delete_dir, "Directory")->required();
+    remove->add_flag("--force-root", force_root,
+                     "Also delete a protected directory: /, the current directory or its ancestors, $HOME, a mount "
+                     "point");
 
     auto* assemble = app.add_subcommand("assemble", "Pack a logger directory's entries into per-source .npz archives");
     std::string log_dir;
@@ -333,6 +353,10 @@ int main(int argc, char** argv) {
     for (auto* sub : {show, summary, reset, retry}) {
         sub->add_option("FILE", tracker_file, "Tracker YAML file")->required();
     }
+    bool create_tracker = false;
+    for (auto* sub : {reset, retry}) {
+        sub->add_flag("--create", create_tracker, "Create the tracker file (and its directory) if it does not exist");
+    }
 
     auto* log = app.add_subcommand("log", "Run a data logger");
     log->require_subcommand(1);
@@ -366,6 +390,7 @@ int main(int argc, char** argv) {
     const auto started = std::chrono::steady_clock::now();
     try {
         if (*checksum) {
+            require_existing(checksum_dir, "directory", true);
             axds::checksum_options options{.max_workers = checksum_workers, .save_checksum = !no_save};
             if (!excludes.empty()) {
                 options.excluded_files = std::set<std::string>(excludes.begin(), excludes.end());
@@ -398,21 +423,32 @@ int main(int argc, char** argv) {
                 last = p;
                 bar.update(p.files_done, p.files_total, p.bytes_done);
             };
-            run_interruptible(axds::async_transfer_directory(source, destination, std::move(options)));
+            require_existing(source, "source directory", true);
+            const auto report =
+                run_interruptible(axds::async_transfer_directory(source, destination, std::move(options)));
             const double elapsed = seconds_since(started);
+            std::vector<fs::path> kept(report.source_files_kept.begin(), report.source_files_kept.end());
             if (json) {
                 fmt::print(
                     "{{\"source\": {}, \"destination\": {}, \"files\": {}, \"bytes\": {}, \"verified\": {}, "
-                    "\"source_removed\": {}, \"seconds\": {:.3f}}}\n",
-                    json_string(source), json_string(destination), last.files_done, last.bytes_done, verify,
-                    remove_source, elapsed);
+                    "\"source_removed\": {}, \"source_files_removed\": {}, \"source_files_kept\": [{}], "
+                    "\"seconds\": {:.3f}}}\n",
+                    json_string(source), json_string(destination), report.files_copied, report.bytes_copied,
+                    report.verified, remove_source && kept.empty(), report.source_files_removed, json_paths(kept),
+                    elapsed);
             } else if (!quiet) {
-                fmt::print("copied {} files ({} bytes) from {} to {} in {:.2f} s{}{}\n", last.files_done,
-                           last.bytes_done, source, destination, elapsed, verify ? ", checksum verified" : "",
-                           remove_source ? ", source removed" : "");
+                fmt::print(
+                    "copied {} files ({} bytes) from {} to {} in {:.2f} s{}{}\n", report.files_copied,
+                    report.bytes_copied, source, destination, elapsed, report.verified ? ", checksum verified" : "",
+                    !remove_source ? ""
+                    : kept.empty() ? ", source removed"
+                                   : fmt::format(", {} copied source files removed, {} kept (they appeared or changed "
+                                                 "during the transfer)",
+                                                 report.source_files_removed, kept.size()));
             }
         } else if (*remove) {
-            run_interruptible(axds::async_delete_directory(delete_dir));
+            require_existing(delete_dir, "directory to delete", true);
+            run_interruptible(axds::async_delete_directory(delete_dir, {.force_root = force_root}));
             if (json) {
                 fmt::print("{{\"deleted\": {}, \"seconds\": {:.3f}}}\n", json_string(delete_dir),
                            seconds_since(started));
@@ -424,18 +460,34 @@ int main(int argc, char** argv) {
             options.progress = [&](const axds::assemble_progress& p) {
                 bar.update(p.entries_done, p.entries_total, p.bytes_done);
             };
+            require_existing(log_dir, "log directory", true);
             const auto report = run_interruptible(axds::async_assemble_log_archives(log_dir, std::move(options)));
+            std::vector<fs::path> skipped;
+            for (const auto& issue : report.skipped) {
+                skipped.push_back(issue.path);
+            }
             if (json) {
                 const std::string archives = json_paths(report.archives);
                 fmt::print(
-                    "{{\"archives\": [{}], \"entries\": {}, \"bytes\": {}, \"removed\": {}, \"verified\": {}, "
-                    "\"seconds\": {:.3f}}}\n",
-                    archives, report.entries, report.bytes, report.removed, assemble_verify, seconds_since(started));
+                    "{{\"archives\": [{}], \"entries\": {}, \"bytes\": {}, \"removed\": {}, \"merged\": {}, "
+                    "\"duplicates\": {}, \"skipped\": [{}], \"verified\": {}, \"seconds\": {:.3f}}}\n",
+                    archives, report.entries, report.bytes, report.removed, report.merged, report.duplicates,
+                    json_paths(skipped), assemble_verify, seconds_since(started));
             } else {
-                fmt::print("{} entries ({} bytes) into {} archives; {} entry files removed\n", report.entries,
-                           report.bytes, report.archives.size(), report.removed);
+                fmt::print(
+                    "{} entries ({} bytes) into {} archives ({} members kept from existing archives); {} entry "
+                    "files removed\n",
+                    report.entries, report.bytes, report.archives.size(), report.merged, report.removed);
+            }
+            if (!report.clean()) {
+                std::fprintf(stderr,
+                             "axds: %zu .npy file(s) in %s were not archived and are left on disk (named in the "
+                             "warnings above)\n",
+                             report.skipped.size(), log_dir.c_str());
+                return 1;
             }
         } else if (*info) {
+            require_existing(archive_path, "archive", false);
             const axds::log_archive_reader reader(archive_path);
             std::uint64_t first = 0;
             std::uint64_t last = 0;
@@ -471,6 +523,7 @@ int main(int argc, char** argv) {
                     static_cast<double>(last - first) / 1e6, total, min_size, max_size, mean);
             }
         } else if (*dump) {
+            require_existing(archive_path, "archive", false);
             const axds::log_archive_reader reader(archive_path);
             const auto range = dump_keys.empty() ? reader.messages() : reader.messages(dump_keys);
             std::size_t shown = 0;
@@ -492,6 +545,7 @@ int main(int argc, char** argv) {
                 ++shown;
             }
         } else if (*serve) {
+            require_existing(serve_options.output, "output directory", true);
             if (serve_options.socket.empty()) {
                 serve_options.socket = serve_options.output / (serve_options.name + ".sock");
             }
@@ -514,18 +568,22 @@ int main(int argc, char** argv) {
                     written.entries_failed,
                     result.assembled ? fmt::format("; {} verified archives", result.assembled->archives.size()) : "");
             }
+            if (result.assembled && !result.assembled->clean()) {
+                std::fprintf(stderr, "axds: %zu .npy file(s) were not archived and are left on disk (see above)\n",
+                             result.assembled->skipped.size());
+                return 1;
+            }
             if (!served.clean() || !written.clean()) {
                 std::fprintf(stderr, "axds: the log is incomplete: %s\n",
                              (!written.clean() ? written.first_error : served.first_error).c_str());
                 return 1;
             }
         } else if (*tracker) {
+            if (!create_tracker || *show || *summary) {
+                require_existing(tracker_file, "processing tracker file", false);
+            }
             axds::processing_tracker registry(tracker_file);
             if (*show || *summary) {
-                if (!fs::exists(tracker_file)) {
-                    throw axds::file_not_found_error(std::make_error_code(std::errc::no_such_file_or_directory),
-                                                     fmt::format("No processing tracker at '{}'.", tracker_file));
-                }
                 auto result = registry.summarize();
                 if (*summary) {
                     result.jobs.clear();

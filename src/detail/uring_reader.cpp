@@ -21,7 +21,7 @@ namespace {
 constexpr unsigned in_flight = 64;  // files at once; 3 SQEs each
 
 std::int64_t read_one(int dirfd, const char* path, std::span<std::uint8_t> buffer) {
-    const int fd = ::openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+    const int fd = ::openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);  // a FIFO never blocks
     if (fd < 0) {
         return -errno;
     }
@@ -152,7 +152,7 @@ bool read_file_prefixes(std::span<prefix_read> reads, bool prefer_io_uring) {
 }
 
 int read_whole_file(const char* path, std::vector<std::uint8_t>& out) {
-    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    const int fd = ::open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         return -errno;
     }

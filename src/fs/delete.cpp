@@ -7,6 +7,7 @@
 #include "detail/parallel.hpp"
 #include "detail/test_hooks.hpp"
 #include "detail/uring_sqe.hpp"
+#include "fs/path_guard.hpp"
 
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
@@ -193,6 +194,19 @@ asio::awaitable<void> delete_tree(fs::path directory, const delete_options& opti
 }  // namespace
 
 asio::awaitable<void> async_delete_directory(fs::path directory, delete_options options) {
+    if (directory.empty()) {
+        throw value_error("Unable to delete '': an empty path names no directory.");
+    }
+    // "LINK/" would make lstat follow the link: look at the last real component.
+    directory = detail::without_trailing_separators(directory);
+    const std::string last = directory.filename().string();
+    if (last == "." || last == "..") {
+        throw value_error(fmt::format(
+            "Unable to delete '{}': a path ending in '{}' does not name a directory unambiguously. Name the directory "
+            "itself.",
+            directory.string(), last));
+    }
+
     struct stat st {};
 
     if (::lstat(directory.c_str(), &st) != 0) {
@@ -213,6 +227,14 @@ asio::awaitable<void> async_delete_directory(fs::path directory, delete_options 
     }
     if (!S_ISDIR(st.st_mode)) {
         throw_errno(ENOTDIR, fmt::format("Unable to delete {}: it is not a directory.", directory.string()));
+    }
+    if (!options.force_root) {
+        if (const std::string reason = detail::protected_root_reason(directory); !reason.empty()) {
+            throw value_error(fmt::format(
+                "Unable to delete {}: {}. Nothing was deleted. Deleting it is refused unless explicitly forced "
+                "(delete_options::force_root, axds delete --force-root).",
+                directory.string(), reason));
+        }
     }
     co_await delete_tree(std::move(directory), options);
 }

@@ -1,15 +1,18 @@
 #include <axds/fs/transfer.hpp>
 
+#include <axds/core/console.hpp>
 #include <axds/core/workers.hpp>
 #include <axds/error.hpp>
 #include <axds/fs/checksum.hpp>
 #include <axds/fs/delete.hpp>
 #include <axds/fs/walk.hpp>
 
+#include "detail/cpu_work.hpp"
 #include "detail/parallel.hpp"
 #include "detail/test_hooks.hpp"
 #include "detail/uring_copy.hpp"
 #include "fs/file_digest.hpp"
+#include "fs/path_guard.hpp"
 
 #include <asio/error.hpp>
 #include <asio/this_coro.hpp>
@@ -60,6 +63,23 @@ std::string tail6(const fs::path& path) {
     return out;
 }
 
+/// What a source file was when it was copied: removal deletes it only if it is still that file.
+struct file_state {
+    dev_t device = 0;
+    ino_t inode = 0;
+    off_t size = -1;
+    timespec mtime{};
+    timespec ctime{};
+
+    static file_state of(const struct stat& st) { return {st.st_dev, st.st_ino, st.st_size, st.st_mtim, st.st_ctim}; }
+
+    [[nodiscard]] bool same_as(const struct stat& st) const {
+        return size >= 0 && st.st_dev == device && st.st_ino == inode && st.st_size == size &&
+               st.st_mtim.tv_sec == mtime.tv_sec && st.st_mtim.tv_nsec == mtime.tv_nsec &&
+               st.st_ctim.tv_sec == ctime.tv_sec && st.st_ctim.tv_nsec == ctime.tv_nsec;
+    }
+};
+
 [[noreturn]] void throw_copy_error(int error, const fs::path& from, const fs::path& to) {
     throw_errno(error, fmt::format("Unable to copy {} to {}: {}.", from.string(), to.string(),
                                    std::system_category().message(error)));
@@ -68,8 +88,9 @@ std::string tail6(const fs::path& path) {
 /// Content in-kernel (copy_file_range, read/write fallback), then permission bits and atime/mtime (shutil.copy2).
 /// With `hasher`, the content goes through a buffer instead and `*digest` receives the §9.1 digest of
 /// `relative ‖ content` — the source checksum computed in the same pass as the copy.
-std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, detail::file_hasher* hasher = nullptr,
-                                 std::string_view relative = {}, detail::digest128* digest = nullptr) {
+std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, file_state* copied_state,
+                                 detail::file_hasher* hasher = nullptr, std::string_view relative = {},
+                                 detail::digest128* digest = nullptr) {
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
     const int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (in < 0) {
@@ -90,6 +111,9 @@ std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, detai
                                    from.string(), S_ISFIFO(st.st_mode) ? "named pipe" : "special file"));
     }
     ::fcntl(in, F_SETFL, ::fcntl(in, F_GETFL) & ~O_NONBLOCK);
+    if (copied_state != nullptr) {
+        *copied_state = file_state::of(st);
+    }
     const int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (out < 0) {
         const int error = errno;
@@ -202,10 +226,92 @@ std::string first_line(const fs::path& file) {
     return first == std::string::npos ? std::string() : text.substr(first, last - first + 1);
 }
 
+/// Refuses roots that are one tree, or one inside the other, before anything is written (compared on disk).
+void check_separate_trees(const fs::path& source, const fs::path& destination) {
+    const char* problem = nullptr;
+    switch (detail::relate_trees(source, destination)) {
+        case detail::tree_relation::same: problem = "they are the same directory"; break;
+        case detail::tree_relation::second_inside_first: problem = "the destination lies inside the source"; break;
+        case detail::tree_relation::first_inside_second: problem = "the source lies inside the destination"; break;
+        case detail::tree_relation::separate: return;
+    }
+    throw value_error(fmt::format(
+        "Unable to transfer the source directory {} to {}: {} (compared on disk, so symbolic links and bind mounts "
+        "count). Copying a tree into itself would overwrite or delete the data being copied. Nothing was written; "
+        "choose a destination outside the source.",
+        source.string(), destination.string(), problem));
+}
+
+/// remove_source: after the destination is flushed to disk, deletes exactly the source files that were copied (each
+/// only if it is still the file that was copied), then the directories that became empty, deepest first. Whatever
+/// appeared or changed in the meantime stays and is listed in `report` and in a warning. Runs on the CPU pool.
+void remove_copied_source(const fs::path& source, const fs::path& destination, const std::vector<source_entry>& entries,
+                          const std::vector<std::pair<fs::path, std::string>>& copies,
+                          const std::vector<file_state>& states, transfer_report& report) {
+    // The copies must be on disk before the originals go: a power loss right after must not lose both.
+    const int dest_fd = ::open(destination.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dest_fd < 0 || ::syncfs(dest_fd) != 0) {
+        const int error = errno;
+        if (dest_fd >= 0) {
+            ::close(dest_fd);
+        }
+        throw_errno(error, fmt::format("Unable to flush the transferred files in {} to disk, so the source {} was not "
+                                       "removed: {}.",
+                                       destination.string(), source.string(), std::system_category().message(error)));
+    }
+    ::close(dest_fd);
+    for (std::size_t i = 0; i < copies.size(); ++i) {
+        const auto& [path, relative] = copies[i];
+
+        struct stat st {};
+
+        if (::lstat(path.c_str(), &st) != 0) {
+            continue;  // already gone (an earlier, interrupted removal)
+        }
+        if (!states[i].same_as(st)) {
+            continue;  // changed since it was copied: listed below as kept
+        }
+        if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+            const int error = errno;
+            throw_errno(error, fmt::format("Unable to remove the transferred source file {}: {}.", path.string(),
+                                           std::system_category().message(error)));
+        }
+        ++report.source_files_removed;
+    }
+    // Directories deepest first (entries are sorted shallow first); one that still holds something stays.
+    for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
+        if (it->type == source_entry::kind::directory) {
+            (void)::rmdir(it->path.c_str());
+        }
+    }
+    if (::rmdir(source.c_str()) == 0 || errno == ENOENT) {
+        return;
+    }
+    for (const auto& path : walk_files(source)) {
+        report.source_files_kept.push_back(relative_of(path, source));
+    }
+    std::sort(report.source_files_kept.begin(), report.source_files_kept.end());
+    if (!report.source_files_kept.empty()) {
+        warn(
+            fmt::format("The source {} was not removed entirely: {} file(s) appeared or changed while it was "
+                        "transferred to {}, so they were not copied as they are now and are kept: {}.",
+                        source.string(), report.source_files_kept.size(), destination.string(),
+                        fmt::join(report.source_files_kept, ", ")));
+    }
+}
+
 }  // namespace
 
-asio::awaitable<void> async_transfer_directory(fs::path source, fs::path destination, transfer_options options) {
+asio::awaitable<transfer_report> async_transfer_directory(fs::path source, fs::path destination,
+                                                          transfer_options options) {
     std::error_code ec;
+    if (source.empty() || destination.empty()) {
+        throw value_error(fmt::format("Unable to transfer '{}' to '{}': an empty path names no directory.",
+                                      source.string(), destination.string()));
+    }
+    // "LINK/" would make lstat follow the link: the checks below look at the last real component.
+    source = detail::without_trailing_separators(source);
+    destination = detail::without_trailing_separators(destination);
     // 1-2: the source must exist and be a real directory.
     if (!fs::exists(source, ec)) {
         throw file_not_found_error(
@@ -218,6 +324,7 @@ asio::awaitable<void> async_transfer_directory(fs::path source, fs::path destina
             "Transfer the directory the link points to instead.",
             source.string()));
     }
+    check_separate_trees(source, destination);
     // 3
     const auto threads =
         static_cast<std::size_t>(options.num_threads < 1 ? resolve_worker_count() : options.num_threads);
@@ -274,6 +381,7 @@ asio::awaitable<void> async_transfer_directory(fs::path source, fs::path destina
         throw_os_error(ec ? ec : std::make_error_code(std::errc::file_exists),
                        fmt::format("Unable to create the destination directory {}.", destination.string()));
     }
+    transfer_report report;
     // 8: files in the destination the source does not account for.
     std::set<std::string> source_files;
     for (const auto* file : files) {
@@ -291,8 +399,10 @@ asio::awaitable<void> async_transfer_directory(fs::path source, fs::path destina
         if (!options.reset_dirty_destination) {
             throw runtime_error(fmt::format(
                 "Unable to transfer the source directory {} into {}, as the destination holds {} file(s) the source "
-                "does not account for. Remove them, or transfer with reset_dirty_destination enabled to delete "
-                "them: {}.",
+                "does not account for: {}. Nothing was copied and nothing was deleted. These files may be the only "
+                "copy of their data (for example, files that an earlier transfer of this source moved there before "
+                "it was interrupted), so they are left in place: check them, move them out of the destination, then "
+                "transfer again.",
                 source.string(), destination.string(), strays.size(), fmt::join(strays, ", ")));
         }
         for (const auto& stray : strays) {
@@ -301,6 +411,7 @@ asio::awaitable<void> async_transfer_directory(fs::path source, fs::path destina
                 throw_errno(error, fmt::format("Unable to remove {} from the destination: {}.",
                                                (destination / stray).string(), std::system_category().message(error)));
             }
+            report.strays_removed.push_back(stray);
         }
     }
     // 9: the source checksum, reused or computed (and then copied too).
@@ -317,6 +428,7 @@ asio::awaitable<void> async_transfer_directory(fs::path source, fs::path destina
         fused = !reused;
     }
     std::vector<detail::digest128> digests(fused ? copies.size() : 0);
+    std::vector<file_state> copied_states(copies.size());
     // 10: every source directory, empty ones included.
     for (const auto& entry : entries) {
         if (entry.type == source_entry::kind::directory) {
@@ -345,15 +457,16 @@ asio::awaitable<void> async_transfer_directory(fs::path source, fs::path destina
         auto next = std::make_shared<std::atomic<std::size_t>>(first);
         auto bytes = std::make_shared<std::atomic<std::uint64_t>>(0);
         auto copied = std::make_shared<std::atomic<std::size_t>>(0);
-        std::function<void(std::size_t)> work = [&copies, &destination, &digests, fused, next, bytes, copied, stop,
-                                                 last](std::size_t) {
+        std::function<void(std::size_t)> work = [&copies, &destination, &digests, &copied_states, fused, next, bytes,
+                                                 copied, stop, last](std::size_t) {
             thread_local detail::file_hasher hasher;
             for (std::size_t i = next->fetch_add(1); i < last && !stop->load(std::memory_order_relaxed);
                  i = next->fetch_add(1)) {
                 const auto& [from, relative] = copies[i];
-                bytes->fetch_add(fused
-                                     ? copy_with_metadata(from, destination / relative, &hasher, relative, &digests[i])
-                                     : copy_with_metadata(from, destination / relative));
+                file_state* state = &copied_states[i];
+                bytes->fetch_add(
+                    fused ? copy_with_metadata(from, destination / relative, state, &hasher, relative, &digests[i])
+                          : copy_with_metadata(from, destination / relative, state));
                 copied->fetch_add(1);
             }
         };
@@ -386,7 +499,9 @@ asio::awaitable<void> async_transfer_directory(fs::path source, fs::path destina
         }
         expected = detail::combine_file_digests(covered);
         detail::save_checksum_file(source, expected);
-        (void)copy_with_metadata(source / checksum_file_name, destination / checksum_file_name);
+        copies.emplace_back(source / checksum_file_name, std::string(checksum_file_name));
+        copied_states.emplace_back();
+        (void)copy_with_metadata(source / checksum_file_name, destination / checksum_file_name, &copied_states.back());
     } else if (options.verify_integrity) {
         expected = first_line(source / checksum_file_name);
     }
@@ -409,9 +524,16 @@ asio::awaitable<void> async_transfer_directory(fs::path source, fs::path destina
     if (detail::cancelled(co_await asio::this_coro::cancellation_state)) {
         cancelled(copies.size());
     }
+    report.files_copied = progress.files_done;
+    report.bytes_copied = progress.bytes_done;
+    report.verified = options.verify_integrity;
     if (options.remove_source) {
-        co_await async_delete_directory(source);
+        auto remove = [&] {
+            remove_copied_source(source, destination, entries, copies, copied_states, report);
+        };
+        co_await detail::async_run_cpu(remove);
     }
+    co_return report;
 }
 
 }  // namespace axds

@@ -1,5 +1,6 @@
 #include <axds/log/log_archive.hpp>
 
+#include <axds/core/console.hpp>
 #include <axds/core/workers.hpp>
 #include <axds/error.hpp>
 #include <axds/fs/walk.hpp>
@@ -30,6 +31,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -67,9 +69,55 @@ bool parse_decimal(std::string_view text, std::uint64_t& out) {
     return ec == std::errc() && ptr == text.data() + text.size();
 }
 
+/// `SSS_TTTT…[_anything]`: the first two underscore-separated fields as source and timestamp.
+bool parse_stem(std::string_view stem, std::uint64_t& source, std::uint64_t& timestamp) {
+    const auto first = stem.find('_');
+    if (first == std::string_view::npos) {
+        return false;
+    }
+    const auto second = stem.find('_', first + 1);
+    return parse_decimal(stem.substr(0, first), source) &&
+           parse_decimal(
+               stem.substr(first + 1, second == std::string_view::npos ? std::string_view::npos : second - first - 1),
+               timestamp);
+}
+
+/// What discovery found: the entries grouped by source, and `.npy` names that are not regular files.
+struct discovery {
+    std::vector<source_group> groups;
+    std::vector<assemble_issue> skipped;
+};
+
+/// Whether a `.npy` directory entry is a regular file, following links (a link to a FIFO is no entry either).
+/// Sets `reason` for a name that is not an entry and must be reported; directories are quietly not entries.
+bool is_entry_file(const std::string& path, unsigned char type, std::string& reason) {
+    if (type == DT_REG) {
+        return true;
+    }
+    if (type == DT_DIR) {
+        return false;
+    }
+
+    struct stat st {};
+
+    if (::stat(path.c_str(), &st) != 0) {
+        reason = fmt::format("it cannot be inspected ({}), for example a dangling symbolic link", std::strerror(errno));
+        return false;
+    }
+    if (S_ISREG(st.st_mode)) {
+        return true;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        reason = S_ISFIFO(st.st_mode) ? "it is a named pipe (FIFO), not a regular file"
+                                      : "it is a socket or device, not a regular file";
+    }
+    return false;
+}
+
 /// spec §7.2 step 3: `*.npy` directly in the directory; `stem.split("_")[0:2]` are the source and timestamp.
-std::vector<source_group> discover_entries(const fs::path& directory) {
+discovery discover_entries(const fs::path& directory) {
     std::vector<entry> entries;
+    discovery found;
     DIR* dir = ::opendir(directory.c_str());
     if (dir == nullptr) {
         if (errno == ENOENT) {
@@ -88,20 +136,18 @@ std::vector<source_group> discover_entries(const fs::path& directory) {
         if (name.size() <= 4 || !name.ends_with(".npy")) {
             continue;
         }
-        if (d->d_type != DT_REG && d->d_type != DT_UNKNOWN && d->d_type != DT_LNK) {
-            continue;  // a directory named *.npy is not an entry
-        }
         entry e;
         e.path = prefix;
         e.path += name;
         e.name_offset = prefix.size();
+        if (std::string reason; !is_entry_file(e.path, d->d_type, reason)) {
+            if (!reason.empty()) {
+                found.skipped.push_back({e.path, std::move(reason)});
+            }
+            continue;
+        }
         e.stem = std::string(name.substr(0, name.size() - 4));
-        const auto first = e.stem.find('_');
-        const auto second = first == std::string::npos ? std::string::npos : e.stem.find('_', first + 1);
-        const std::string_view stem(e.stem);
-        if (first == std::string::npos || !parse_decimal(stem.substr(0, first), e.source) ||
-            !parse_decimal(stem.substr(first + 1, second == std::string::npos ? std::string::npos : second - first - 1),
-                           e.timestamp)) {
+        if (!parse_stem(e.stem, e.source, e.timestamp)) {
             std::string message = fmt::format(
                 "Unable to assemble the log archives in {}. The log entry file name '{}' does not follow the "
                 "'{{source_id}}_{{timestamp}}.npy' pattern (for example 001_00000000000000001500.npy): its first two "
@@ -117,17 +163,16 @@ std::vector<source_group> discover_entries(const fs::path& directory) {
     std::stable_sort(entries.begin(), entries.end(), [](const entry& a, const entry& b) {
         return a.source != b.source ? a.source < b.source : a.timestamp < b.timestamp;
     });
-    std::vector<source_group> groups;
     for (auto& e : entries) {
-        if (groups.empty() || groups.back().source != e.source) {
+        if (found.groups.empty() || found.groups.back().source != e.source) {
             source_group group;
             group.source = e.source;
             group.archive = directory / fmt::format("{}{}", e.source, log_archive_suffix);
-            groups.push_back(std::move(group));
+            found.groups.push_back(std::move(group));
         }
-        groups.back().entries.push_back(std::move(e));
+        found.groups.back().entries.push_back(std::move(e));
     }
-    return groups;
+    return found;
 }
 
 [[noreturn]] void entry_read_failure(const entry& e, int error) {
@@ -138,7 +183,7 @@ std::vector<source_group> discover_entries(const fs::path& directory) {
 class mapped_entry {
 public:
     explicit mapped_entry(const entry& e) {
-        const int fd = ::open(e.path.c_str(), O_RDONLY | O_CLOEXEC);
+        const int fd = ::open(e.path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);  // a FIFO never blocks us
         if (fd < 0) {
             entry_read_failure(e, errno);
         }
@@ -292,62 +337,192 @@ struct progress_state {
     }
 };
 
-/// Writes one source's archive (runs on a CPU-pool thread). Returns the bytes of entries archived, or nullopt when
+/// One member of the archive that was already in the directory.
+struct previous_member {
+    const npz_member* member = nullptr;
+    std::uint64_t timestamp = 0;
+};
+
+/// What assembling one source did (filled on a CPU-pool thread, read by the coroutine afterwards).
+struct source_outcome {
+    bool finished = false;  ///< false: cancelled first
+    bool written = false;   ///< a new archive was renamed into place
+    bool has_archive = false;
+    std::uint64_t bytes = 0;
+    std::vector<char> archived;  ///< per entry: its bytes are in the archive now, so it may be removed
+    std::vector<assemble_issue> skipped;
+    std::size_t merged = 0;
+    std::size_t duplicates = 0;
+    std::unique_ptr<npz_reader> previous;  ///< the archive that was there before, kept mapped for verification
+};
+
+/// Opens the archive already in the directory, if any, and checks that it can be merged: a readable log archive of
+/// this source whose every member passes its CRC. Anything else is an error naming it (it is never replaced).
+std::vector<previous_member> load_previous(const source_group& group, source_outcome& out) {
+    struct stat st {};
+
+    if (::lstat(group.archive.c_str(), &st) != 0) {
+        if (errno == ENOENT) {
+            return {};
+        }
+        const int error = errno;
+        throw_errno(error, fmt::format("Unable to inspect the existing log archive {}: {}.", group.archive.string(),
+                                       std::strerror(error)));
+    }
+    const auto refuse = [&](std::string_view problem) {
+        throw value_error(fmt::format(
+            "Unable to assemble the entries of source {} into {}: the existing file {}. It was left untouched and no "
+            "entry was removed; move it out of the directory to assemble the entries into a new archive.",
+            group.source, group.archive.string(), problem));
+    };
+    if (!S_ISREG(st.st_mode)) {
+        refuse("is not a regular file");
+    }
+    try {
+        out.previous = std::make_unique<npz_reader>(group.archive);
+    } catch (const value_error& e) {
+        refuse(fmt::format("cannot be read as an archive ({})", e.what()));
+    }
+    std::vector<previous_member> members;
+    for (const auto& member : out.previous->members()) {
+        std::uint64_t source = 0;
+        std::uint64_t timestamp = 0;
+        const std::string_view name(member.name);
+        if (!name.ends_with(".npy") || !parse_stem(name.substr(0, name.size() - 4), source, timestamp) ||
+            source != group.source) {
+            refuse(
+                fmt::format("holds the member '{}', which is not a log entry of source {}", member.name, group.source));
+        }
+        try {
+            out.previous->verify_crc(member);
+        } catch (const value_error& e) {
+            refuse(fmt::format("is damaged ({})", e.what()));
+        }
+        members.push_back({&member, timestamp});
+    }
+    std::stable_sort(members.begin(), members.end(),
+                     [](const previous_member& a, const previous_member& b) { return a.timestamp < b.timestamp; });
+    return members;
+}
+
+/// Writes one source's archive (runs on a CPU-pool thread): the union of the archive already there (if any) and the
+/// entries, in timestamp order (at equal timestamps the archived members first). Returns with `finished` false when
 /// `stop` was raised first (the unfinished temporary file is removed by the writer).
-std::optional<std::uint64_t> assemble_source(const source_group& group, read_mode mode, progress_state& progress,
-                                             const std::atomic<bool>& stop) {
+void assemble_source(const source_group& group, read_mode mode, progress_state& progress, const std::atomic<bool>& stop,
+                     source_outcome& out) {
+    const std::vector<previous_member> previous = load_previous(group, out);
+    out.archived.assign(group.entries.size(), 0);
     npz_writer writer(group.archive);
     const window_scratch scratch;
-    std::uint64_t bytes = 0;
+    std::size_t next_previous = 0;
+    const auto write_previous_up_to = [&](std::uint64_t timestamp) {
+        for (; next_previous < previous.size() && previous[next_previous].timestamp <= timestamp; ++next_previous) {
+            const npz_member& member = *previous[next_previous].member;
+            writer.add(member.name, out.previous->data(member));
+            ++out.merged;
+        }
+    };
+    std::size_t added = 0;
     std::size_t first = 0;
     while (first < group.entries.size()) {
         if (stop.load(std::memory_order_relaxed)) {
-            return std::nullopt;
+            return;
         }
         const std::size_t last = std::min(group.entries.size(), first + window_files);
         std::uint64_t window = 0;
         std::size_t window_entries = 0;
-        for_each_entry_bytes(group.entries, first, last, mode, scratch.span(),
-                             [&](const entry& e, std::span<const std::uint8_t> data) {
-                                 (void)npy_u1_payload(data, e.path);  // a damaged entry is an error naming the file
-                                 writer.add(e.stem + ".npy", data);
-                                 window += data.size();
-                                 ++window_entries;
-                             });
-        bytes += window;
+        std::size_t index = first;
+        for_each_entry_bytes(
+            group.entries, first, last, mode, scratch.span(), [&](const entry& e, std::span<const std::uint8_t> data) {
+                const std::size_t i = index++;
+                ++window_entries;
+                const std::string name = e.stem + ".npy";
+                const npz_member* archived = out.previous ? out.previous->find(name) : nullptr;
+                try {
+                    (void)npy_u1_payload(data, e.path);
+                } catch (const value_error& damaged) {
+                    out.skipped.push_back({e.path, archived == nullptr
+                                                       ? std::string(damaged.what())
+                                                       : fmt::format("{} (a valid member with this key is already in "
+                                                                     "{})",
+                                                                     damaged.what(), group.archive.string())});
+                    return;
+                }
+                write_previous_up_to(e.timestamp);
+                if (archived != nullptr) {
+                    const auto kept = out.previous->data(*archived);
+                    if (!std::equal(kept.begin(), kept.end(), data.begin(), data.end())) {
+                        throw value_error(
+                            fmt::format("Unable to assemble the log archive for source {}: the entry {} and the "
+                                        "member '{}' of the existing archive {} share a key but hold different "
+                                        "data. Nothing was written and no entry was removed; keep the one that "
+                                        "is right and move the other out of the directory.",
+                                        group.source, e.path, name, group.archive.string()));
+                    }
+                    ++out.duplicates;
+                } else {
+                    writer.add(name, data);
+                    ++added;
+                }
+                out.archived[i] = 1;
+                window += data.size();
+            });
+        out.bytes += window;
         progress.add(window_entries, window, 0);
         first = last;
     }
-    writer.finish(mode.durable);
+    write_previous_up_to(~std::uint64_t{0});
+    // Nothing new: the archive that is there already holds everything (or there is nothing to write at all).
+    out.has_archive = out.previous != nullptr || added > 0;
+    if (added > 0) {
+        // Replacing an archive whose entries may be gone must be durable, whatever the caller asked for.
+        writer.finish(mode.durable || out.previous != nullptr);
+        out.written = true;
+    }
+    out.finished = true;
     progress.add(0, 0, 1);
-    return bytes;
 }
 
-/// spec §7.2 step 7: every archived member must equal its source entry.
-void verify_source(const source_group& group, read_mode mode) {
+/// spec §7.2 step 7: every archived member must equal its source entry, and every member of the archive that was
+/// there before must have been carried over unchanged.
+void verify_source(const source_group& group, const source_outcome& outcome, read_mode mode) {
+    if (!outcome.written) {
+        return;
+    }
     const npz_reader archive(group.archive);
+    const auto mismatch = [&](std::string_view stem) {
+        throw value_error(fmt::format(
+            "Unable to verify the integrity of the assembled log archive for source {}. The archived data for "
+            "entry {} must exactly match the data of the original .npy log entry, but the two differ.",
+            group.source, stem));
+    };
+    const auto same = [&](std::string_view name, std::span<const std::uint8_t> data) {
+        const npz_member* member = archive.find(name);
+        if (member == nullptr || member->uncompressed_size != data.size()) {
+            return false;
+        }
+        const auto archived = archive.data(*member);
+        return std::equal(archived.begin(), archived.end(), data.begin()) && crc32(archived) == member->crc32;
+    };
     const window_scratch scratch;
     std::size_t first = 0;
     while (first < group.entries.size()) {
         const std::size_t last = std::min(group.entries.size(), first + window_files);
-        for_each_entry_bytes(
-            group.entries, first, last, mode, scratch.span(), [&](const entry& e, std::span<const std::uint8_t> data) {
-                const npz_member* member = archive.find(e.stem + ".npy");
-                bool same = member != nullptr && member->uncompressed_size == data.size();
-                if (same) {
-                    const auto archived = archive.data(*member);
-                    same =
-                        std::equal(archived.begin(), archived.end(), data.begin()) && crc32(archived) == member->crc32;
-                }
-                if (!same) {
-                    throw value_error(fmt::format(
-                        "Unable to verify the integrity of the assembled log archive for source {}. The archived data "
-                        "for "
-                        "entry {} must exactly match the data of the original .npy log entry, but the two differ.",
-                        group.source, e.stem));
-                }
-            });
+        std::size_t index = first;
+        for_each_entry_bytes(group.entries, first, last, mode, scratch.span(),
+                             [&](const entry& e, std::span<const std::uint8_t> data) {
+                                 if (outcome.archived[index++] != 0 && !same(e.stem + ".npy", data)) {
+                                     mismatch(e.stem);
+                                 }
+                             });
         first = last;
+    }
+    if (outcome.previous) {
+        for (const auto& member : outcome.previous->members()) {
+            if (!same(member.name, outcome.previous->data(member))) {
+                mismatch(std::string_view(member.name).substr(0, member.name.size() - 4));
+            }
+        }
     }
 }
 
@@ -363,15 +538,94 @@ void verify_source(const source_group& group, read_mode mode) {
     return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/// One assembly per directory: a BSD lock on the directory itself, held for the whole run.
+class directory_lock {
+public:
+    /// Locks `directory` (a missing one is not locked: there is nothing to assemble).
+    /// @throws runtime_error when another assembly holds it.
+    explicit directory_lock(const fs::path& directory)
+        : fd_(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
+        if (fd_ >= 0 && ::flock(fd_, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+            ::close(fd_);
+            throw runtime_error(fmt::format(
+                "Unable to assemble the log archives in {}: another assembly of this directory is running. Wait for "
+                "it to finish.",
+                directory.string()));
+        }
+        // Any other flock failure (a filesystem without locks) leaves the directory unlocked, as before.
+    }
+
+    directory_lock(const directory_lock&) = delete;
+    directory_lock& operator=(const directory_lock&) = delete;
+
+    ~directory_lock() {
+        if (fd_ >= 0) {
+            ::close(fd_);
+        }
+    }
+
+    /// fsync of the directory, so renames into it survive a power loss.
+    void sync(const fs::path& directory) const {
+        if (fd_ >= 0 && ::fsync(fd_) != 0) {
+            const int error = errno;
+            throw_errno(error, fmt::format("Unable to flush the log directory {} to disk: {}.", directory.string(),
+                                           std::strerror(error)));
+        }
+    }
+
+private:
+    int fd_;
+};
+
+void warn_skipped(const assemble_issue& issue) {
+    const std::string_view reason = issue.reason;
+    warn(fmt::format("The log entry {} was not archived and is left on disk: {}{}", issue.path.string(), reason,
+                     reason.ends_with('.') ? "" : "."));
+}
+
+/// Deletes `.{source}_log.npz.*.partial` files: unfinished archives of runs that were killed (the directory lock
+/// guarantees that no live assembly owns them).
+std::size_t remove_stale_temporaries(const fs::path& directory) {
+    std::size_t removed = 0;
+    DIR* dir = ::opendir(directory.c_str());
+    if (dir == nullptr) {
+        return 0;
+    }
+    std::vector<std::string> stale;
+    while (const dirent* d = ::readdir(dir)) {
+        const std::string_view name(d->d_name);
+        const auto suffix = name.find(std::string(log_archive_suffix) + ".");
+        std::uint64_t source = 0;
+        if (name.starts_with('.') && name.ends_with(".partial") && suffix != std::string_view::npos &&
+            parse_decimal(name.substr(1, suffix - 1), source)) {
+            stale.emplace_back(name);
+        }
+    }
+    ::closedir(dir);
+    for (const auto& name : stale) {
+        if (::unlink((directory / name).c_str()) == 0) {
+            ++removed;
+        }
+    }
+    return removed;
+}
+
 }  // namespace
 
 asio::awaitable<assemble_report> async_assemble_log_archives(fs::path log_directory, assemble_options options) {
     const int workers = resolve_worker_count(std::max(0, options.max_workers));
-    auto discover = [directory = log_directory] {
+    const auto lock = std::make_shared<directory_lock>(log_directory);
+    assemble_report report;
+    auto discover = [directory = log_directory, &report] {
+        report.stale_temp_files_removed = remove_stale_temporaries(directory);
         return discover_entries(directory);
     };
-    const std::vector<source_group> groups = co_await detail::async_run_cpu(discover);
-    assemble_report report;
+    discovery found = co_await detail::async_run_cpu(discover);
+    for (auto& issue : found.skipped) {
+        warn_skipped(issue);
+        report.skipped.push_back(std::move(issue));
+    }
+    const std::vector<source_group>& groups = found.groups;
     if (groups.empty()) {
         co_return report;
     }
@@ -394,61 +648,75 @@ asio::awaitable<assemble_report> async_assemble_log_archives(fs::path log_direct
     const read_mode mode{
         .map = options.memory_mapping, .uring = options.use_io_uring, .durable = options.remove_sources};
     std::atomic<std::size_t> cursor{0};
-    std::vector<std::optional<std::uint64_t>> bytes(groups.size());
+    std::vector<source_outcome> outcomes(groups.size());
     const auto tasks = std::min<std::size_t>(static_cast<std::size_t>(workers), groups.size());
     auto stop = std::make_shared<std::atomic<bool>>(false);
     std::function<void(std::size_t)> task0 = [&](std::size_t) {
         for (std::size_t k = cursor++; k < order.size(); k = cursor++) {
             const source_group& group = groups[order[k]];
-            bytes[order[k]] = assemble_source(group, mode, *progress, *stop);
-            if (detail::test_hooks::after_archive_written && bytes[order[k]]) {
+            assemble_source(group, mode, *progress, *stop, outcomes[order[k]]);
+            if (detail::test_hooks::after_archive_written && outcomes[order[k]].written) {
                 detail::test_hooks::after_archive_written(group.archive);
             }
         }
     };
     co_await detail::async_parallel_for(tasks, std::move(task0), stop);
-    // Cancellation (STYLE.md C9) is honoured until the first entry is removed: the archives of this run are deleted
-    // again, so the directory holds exactly the entries it held before.
+    // Cancellation (STYLE.md C9) is honoured until the first entry is removed. Archives finished before it stay: each
+    // holds the union of what was archived before and its entries, every entry is still on disk too, and the next
+    // run merges them again (deleting them would lose what earlier runs archived).
     if (stop->load() || detail::cancelled(co_await asio::this_coro::cancellation_state)) {
-        std::size_t written = 0;
-        for (std::size_t i = 0; i < groups.size(); ++i) {
-            if (bytes[i]) {
-                ::unlink(groups[i].archive.c_str());
-                ++written;
-            }
-        }
+        const auto written = static_cast<std::size_t>(
+            std::count_if(outcomes.begin(), outcomes.end(), [](const source_outcome& o) { return o.written; }));
         throw_os_error(asio::error::operation_aborted,
-                       fmt::format("The assembly of the log archives in {} was cancelled; no entry was removed, and "
-                                   "the {} archives finished before the cancellation were deleted.",
+                       fmt::format("The assembly of the log archives in {} was cancelled; no entry was removed. The {} "
+                                   "archives finished before the cancellation hold copies of their entries; the next "
+                                   "assembly merges the rest.",
                                    log_directory.string(), written));
     }
-
     if (options.verify_integrity) {
         std::atomic<std::size_t> verify_cursor{0};
         std::function<void(std::size_t)> task1 = [&](std::size_t) {
             for (std::size_t k = verify_cursor++; k < order.size(); k = verify_cursor++) {
-                verify_source(groups[order[k]], mode);
+                verify_source(groups[order[k]], outcomes[order[k]], mode);
             }
         };
         co_await detail::async_parallel_for(tasks, std::move(task1));
     }
 
     for (std::size_t i = 0; i < groups.size(); ++i) {
-        report.archives.push_back(groups[i].archive);
-        report.entries += groups[i].entries.size();
-        report.bytes += *bytes[i];
+        auto& outcome = outcomes[i];
+        if (outcome.has_archive) {
+            report.archives.push_back(groups[i].archive);
+        }
+        report.entries += static_cast<std::size_t>(std::count(outcome.archived.begin(), outcome.archived.end(), 1));
+        report.bytes += outcome.bytes;
+        report.merged += outcome.merged;
+        report.duplicates += outcome.duplicates;
+        for (auto& issue : outcome.skipped) {
+            warn_skipped(issue);
+            report.skipped.push_back(std::move(issue));
+        }
     }
     if (options.remove_sources) {
-        auto remove = [&groups] {
+        auto remove = [&groups, &outcomes, &lock, &log_directory] {
+            lock->sync(log_directory);  // the renames of this run's archives are on disk before any entry goes
             std::size_t removed = 0;
-            for (const auto& g : groups) {
-                for (const auto& e : g.entries) {
-                    if (::unlink(e.path.c_str()) != 0 && errno != ENOENT) {
-                        const int error = errno;
-                        throw_errno(error, fmt::format("Unable to remove the archived log entry {}: {}.", e.path,
-                                                       std::strerror(error)));
+            // Onset entries (time 0) last: while any entry of a source is left, its onset is too.
+            for (const bool onset_pass : {false, true}) {
+                for (std::size_t g = 0; g < groups.size(); ++g) {
+                    const auto& entries = groups[g].entries;
+                    for (std::size_t i = 0; i < entries.size(); ++i) {
+                        const entry& e = entries[i];
+                        if (outcomes[g].archived[i] == 0 || (e.timestamp == 0) != onset_pass) {
+                            continue;
+                        }
+                        if (::unlink(e.path.c_str()) != 0 && errno != ENOENT) {
+                            const int error = errno;
+                            throw_errno(error, fmt::format("Unable to remove the archived log entry {}: {}.", e.path,
+                                                           std::strerror(error)));
+                        }
+                        ++removed;
                     }
-                    ++removed;
                 }
             }
             return removed;

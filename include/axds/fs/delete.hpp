@@ -13,13 +13,21 @@ struct delete_options {
     /// worker thread, which measured 1.5-1.8x slower on tmpfs; many requests in flight can pay off where each unlink
     /// is a network round trip (NFS, SMB).
     bool use_io_uring = false;
+    /// Allow deleting a directory that is protected by default: the filesystem root, the current working directory
+    /// or one of its ancestors, the home directory ($HOME) or the root of a mounted filesystem. Off by default: these
+    /// are almost always a typing mistake, and deleting them destroys far more than the caller meant to.
+    bool force_root = false;
 };
 
-/// Removes a directory tree (spec §9.2): a symlink target is never followed (the link itself is removed); a missing
-/// path is silently fine; the entries of each directory are unlinked in parallel on the CPU pool and directories are
-/// removed bottom-up. A directory that cannot be removed after 5 attempts 500 ms apart is left in place with the
-/// §9.2 warning ("Unable to remove the {path} directory after 5 attempts"); the call then returns normally.
-/// @throws not_a_directory_error when the path is a regular file; os_error family when an entry cannot be unlinked.
+/// Removes a directory tree (spec §9.2): a symlink target is never followed (the link itself is removed, also when
+/// the path is written with a trailing slash, `LINK/`); a missing path is silently fine; an empty path, a path ending
+/// in `.` or `..`, and the protected directories listed at delete_options::force_root are refused before anything is
+/// removed (value_error naming the path and the reason), the latter unless force_root is set; the entries of each
+/// directory are unlinked in parallel on the CPU pool and directories are removed bottom-up. A directory that cannot be
+/// removed after 5 attempts 500 ms apart is left in place with the §9.2 warning ("Unable to remove the {path} directory
+/// after 5 attempts"); the call then returns normally.
+/// @throws value_error for a refused path; not_a_directory_error when the path is a regular file; os_error family when
+/// an entry cannot be unlinked.
 asio::awaitable<void> async_delete_directory(std::filesystem::path directory, delete_options options = {});
 
 }  // namespace axds

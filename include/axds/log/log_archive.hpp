@@ -38,24 +38,51 @@ struct assemble_options {
     std::function<void(const assemble_progress&)> progress;  ///< called on the caller's executor; may be empty
 };
 
+/// A `.npy` file that assembly left on disk, and why.
+struct assemble_issue {
+    std::filesystem::path path;
+    std::string reason;
+};
+
 /// What async_assemble_log_archives did.
 struct assemble_report {
     std::vector<std::filesystem::path> archives;  ///< one per source, in ascending source order
-    std::size_t entries = 0;                      ///< entries archived
+    std::size_t entries = 0;                      ///< entries archived (including those already archived)
     std::uint64_t bytes = 0;                      ///< bytes of entry files archived
     std::size_t removed = 0;                      ///< entry files deleted
+    std::size_t merged = 0;      ///< members carried over from archives that were already in the directory
+    std::size_t duplicates = 0;  ///< entries already archived with identical bytes (kept once, removed as archived)
+    std::size_t stale_temp_files_removed = 0;  ///< unfinished archives of earlier, killed runs that were deleted
+    /// Entries left on disk and in no archive: damaged ones (short or 0-byte files, e.g. from a crash or a full disk)
+    /// and `.npy` names that are not regular files (FIFOs, sockets, dangling links). Each was also warned about.
+    std::vector<assemble_issue> skipped;
+
+    /// True when every `.npy` entry found was archived.
+    [[nodiscard]] bool clean() const noexcept { return skipped.empty(); }
 };
 
 /// Packs the `*.npy` log entries directly inside `log_directory` into one `{source}_log.npz` per source (spec §7):
 /// members named after the entries, in ascending timestamp order, byte-identical to the entry files, 64-byte
-/// aligned. Nested directories are untouched. Sources are assembled in parallel on the CPU pool (each archive is
-/// written to a temporary file and renamed into place); small entries are read by two threads per window (plain
+/// aligned.
+///
+/// Assembly is idempotent and never shrinks an archive (where the Python library overwrites it): an existing
+/// `{source}_log.npz` is merged with the new entries (the union in timestamp order; an entry already archived with
+/// identical bytes is kept once; different bytes under one key are an error naming both, and nothing is written). An
+/// archive that cannot be read is never replaced (error naming it). Archives that replace or hold the only copy of
+/// data are fsynced, renamed into place and the directory fsynced before any entry is removed; onset entries (time 0)
+/// are removed last. A rerun after a crash at any point completes the archives with every entry. One assembly runs
+/// per directory at a time (a BSD lock on the directory; a second one fails at once); unfinished temporary archives of
+/// killed runs (`.{source}_log.npz.*.partial`) are removed first. A damaged entry (not a valid 1-D uint8 `.npy`) or a
+/// `.npy` that is not a regular file is left on disk, warned about and listed in assemble_report::skipped; everything
+/// else is archived. Nested directories are untouched. Sources are assembled in parallel on the CPU pool (each archive
+/// is written to a temporary file and renamed into place); small entries are read by two threads per window (plain
 /// syscalls, or io_uring chains with use_io_uring), larger ones memory-mapped (or read whole). With verify_integrity
 /// every archive is re-read and compared with its sources before anything is removed; a failure removes nothing. A
 /// directory without entries (or a missing one) does nothing.
-/// @throws value_error for a `.npy` name that is not `SSS_TTTT….npy` (before anything is written), for an entry that
-/// is not a valid 1-D uint8 `.npy` (naming it), or when verification finds a mismatch (spec §7.2 step 7 message);
-/// os_error family for I/O failures.
+/// @throws value_error for a `.npy` name that is not `SSS_TTTT….npy` (before anything is written), for an existing
+/// archive that cannot be merged (naming it), for one key with two different payloads, or when verification finds a
+/// mismatch (spec §7.2 step 7 message); runtime_error when another assembly holds the directory; os_error family for
+/// I/O failures. An error before the removal phase leaves every entry in place.
 asio::awaitable<assemble_report> async_assemble_log_archives(std::filesystem::path log_directory,
                                                              assemble_options options = {});
 

@@ -6,12 +6,14 @@
 #include "support/run_async.hpp"
 #include "support/temp_dir.hpp"
 
+#include <axds/core/console.hpp>
 #include <axds/core/runtime.hpp>
 #include <axds/error.hpp>
 #include <axds/npy/npz_archive.hpp>
 #include <asio/error.hpp>
 #include <asio/io_context.hpp>
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <filesystem>
 #include <vector>
@@ -67,7 +69,7 @@ TEST_CASE("assembly packs entries of each source into one archive and removes th
     CHECK(updates.back().bytes_done == 4 * 138);
 }
 
-TEST_CASE("a cancelled assembly removes no entry and leaves no archive behind", "[log]") {
+TEST_CASE("a cancelled assembly removes no entry and leaves only complete archives behind", "[log]") {
     temp_dir tmp;
     for (std::uint8_t source = 1; source <= 6; ++source) {
         axds::test::write_fixture_entries(tmp.path(), source, 400, 64);
@@ -90,13 +92,21 @@ TEST_CASE("a cancelled assembly removes no entry and leaves no archive behind", 
         CHECK_THAT(std::string(e.what()), Catch::Matchers::Contains("no entry was removed"));
     }
     CHECK(count_with_extension(tmp.path(), ".npy") == 6 * 401);
-    std::size_t others = 0;  // no archive, no hidden temporary file
+    // Archives finished before the cancellation stay (each complete); no hidden temporary file does.
     for (const auto& item : fs::directory_iterator(tmp.path())) {
-        others += item.path().extension() == ".npy" ? 0U : 1U;
+        const std::string name = item.path().filename().string();
+        CHECK_FALSE(name.ends_with(".partial"));
+        if (name.ends_with(".npz")) {
+            CHECK(axds::npz_reader(item.path()).members().size() == 401);
+        }
     }
-    CHECK(others == 0);
-    // The directory is as before: a second, uncancelled run assembles everything.
-    CHECK(assemble(tmp.path()).entries == 6 * 401);
+    // A second, uncancelled run merges: every entry archived once, none lost.
+    const auto report = assemble(tmp.path());
+    CHECK(report.entries == 6 * 401);
+    CHECK(count_with_extension(tmp.path(), ".npy") == 0);
+    for (std::uint8_t source = 1; source <= 6; ++source) {
+        CHECK(axds::npz_reader(tmp.path() / fmt::format("{}_log.npz", source)).members().size() == 401);
+    }
 }
 
 // upstream: assemble_log_archives_test.py::test_assemble_log_archives_no_memory_mapping
@@ -175,14 +185,26 @@ TEST_CASE("assembly rejects a non-conforming entry name before writing anything"
     CHECK(count_with_extension(tmp.path(), ".npy") == 2);
 }
 
-TEST_CASE("assembly reports a damaged entry by name and leaves no partial archive", "[log]") {
+TEST_CASE("assembly archives everything else, and leaves a damaged entry on disk and names it", "[log]") {
     temp_dir tmp;
     write_entry(tmp.path(), 3, 100, {1});
+    write_entry(tmp.path(), 3, 300, {3});
     axds::test::write_file(tmp.path() / "003_00000000000000000200.npy", "not an npy file at all");
-    CHECK_THROWS_MATCHES(assemble(tmp.path()), axds::value_error,
-                         message_contains("003_00000000000000000200.npy") && message_contains("magic"));
-    CHECK(count_with_extension(tmp.path(), ".npz") == 0);
-    CHECK(count_with_extension(tmp.path(), ".npy") == 2);
+    axds::test::write_file(tmp.path() / "003_00000000000000000250.npy", "");  // 0 bytes: a crash or a full disk
+    const axds::scoped_warning_capture warnings;
+    const auto report = assemble(tmp.path());
+    CHECK_FALSE(report.clean());
+    REQUIRE(report.skipped.size() == 2);
+    CHECK(report.entries == 2);
+    CHECK(report.removed == 2);
+    const axds::npz_reader archive(tmp.path() / "3_log.npz");
+    CHECK(archive.members().size() == 2);
+    CHECK(fs::exists(tmp.path() / "003_00000000000000000200.npy"));
+    CHECK(fs::file_size(tmp.path() / "003_00000000000000000250.npy") == 0);
+    const std::string warned = fmt::format("{}", fmt::join(warnings.messages(), "\n"));
+    CHECK_THAT(warned, Catch::Matchers::Contains("003_00000000000000000200.npy") &&
+                           Catch::Matchers::Contains("magic") &&
+                           Catch::Matchers::Contains("003_00000000000000000250.npy"));
     for (const auto& item : fs::directory_iterator(tmp.path())) {
         CHECK(item.path().extension() != ".partial");
     }

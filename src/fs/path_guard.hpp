@@ -1,0 +1,47 @@
+#pragma once
+// Path checks that stand between a typed path and a destructive operation (transfer, delete). Private to src/.
+//
+// Paths are compared by what they are on disk, not by how they are spelled: every directory is identified by its
+// device and inode number, so `D`, `D/.`, a symlink to `D` and a bind mount of `D` are all the same directory.
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+namespace axds::detail {
+
+/// A directory's identity on disk.
+struct dir_identity {
+    dev_t device = 0;
+    ino_t inode = 0;
+
+    friend bool operator==(const dir_identity&, const dir_identity&) = default;
+};
+
+/// The identity of `path` (following symlinks), or nullopt if it cannot be stat'ed.
+[[nodiscard]] std::optional<dir_identity> identity_of(const std::filesystem::path& path);
+
+/// `path` with trailing slashes and trailing "/." components removed, so that lstat() sees the last real component
+/// (lstat("LINK/") follows the link; lstat("LINK") does not). "/" stays "/"; an empty path stays empty.
+[[nodiscard]] std::filesystem::path without_trailing_separators(const std::filesystem::path& path);
+
+/// The identities of `path` and of every directory above it up to "/", resolved on disk: the longest existing prefix
+/// is resolved with realpath() and each of its ancestors is stat'ed (so bind mounts and symlinks count). A path that
+/// does not exist yet contributes the identities of its existing ancestors.
+[[nodiscard]] std::vector<dir_identity> identities_up_to_root(const std::filesystem::path& path);
+
+/// How two directory trees relate.
+enum class tree_relation { separate, same, first_inside_second, second_inside_first };
+
+/// Where `first` (an existing directory) stands relative to `second` (which may not exist yet).
+[[nodiscard]] tree_relation relate_trees(const std::filesystem::path& first, const std::filesystem::path& second);
+
+/// Why deleting `directory` (already stripped of trailing separators, existing, not a symlink) would be unsafe: it is
+/// the filesystem root, the current directory or one of its ancestors, the home directory, or the root of a mount
+/// point. Empty when none applies.
+[[nodiscard]] std::string protected_root_reason(const std::filesystem::path& directory);
+
+}  // namespace axds::detail

@@ -1,0 +1,259 @@
+// Transfer and delete never destroy data through a wrong path: same tree, nested trees, symlinks, protected roots.
+#include <axds/fs/delete.hpp>
+#include <axds/fs/transfer.hpp>
+
+#include "detail/test_hooks.hpp"
+#include "support/matchers.hpp"
+#include "support/temp_dir.hpp"
+
+#include <axds/core/console.hpp>
+#include <axds/core/runtime.hpp>
+#include <axds/error.hpp>
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include <sys/mount.h>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+using axds::test::message_contains;
+using axds::test::read_file;
+using axds::test::temp_dir;
+using axds::test::write_file;
+
+namespace {
+
+axds::transfer_report transfer(const fs::path& from, const fs::path& to, axds::transfer_options options = {}) {
+    return axds::block_on(axds::async_transfer_directory(from, to, std::move(options)));
+}
+
+void delete_tree(const fs::path& path, axds::delete_options options = {}) {
+    axds::block_on(axds::async_delete_directory(path, options));
+}
+
+/// Every regular file under `root`: relative path → content.
+std::map<std::string, std::string> snapshot(const fs::path& root) {
+    std::map<std::string, std::string> out;
+    for (const auto& item : fs::recursive_directory_iterator(root)) {
+        if (fs::is_regular_file(fs::symlink_status(item.path()))) {
+            out[item.path().lexically_relative(root).generic_string()] = read_file(item.path());
+        }
+    }
+    return out;
+}
+
+fs::path make_tree(const fs::path& root) {
+    write_file(root / "a.bin", std::string(5000, 'a'));
+    write_file(root / "sub" / "b.txt", "bravo");
+    write_file(root / "sub" / "deep" / "c.txt", "charlie");
+    return root;
+}
+
+struct hook_guard {
+    ~hook_guard() { axds::detail::test_hooks::after_transfer_copy = nullptr; }
+};
+
+/// Changes the working directory for the scope.
+struct scoped_cwd {
+    fs::path previous = fs::current_path();
+
+    explicit scoped_cwd(const fs::path& to) { fs::current_path(to); }
+
+    ~scoped_cwd() { fs::current_path(previous); }
+
+    scoped_cwd(const scoped_cwd&) = delete;
+    scoped_cwd& operator=(const scoped_cwd&) = delete;
+};
+
+}  // namespace
+
+TEST_CASE("transfer into the same tree is refused before anything is written", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path d = make_tree(tmp.path() / "D");
+    fs::create_directory_symlink(d, tmp.path() / "link_to_D");
+    const auto before = snapshot(d);
+    for (const fs::path& same :
+         {d, d / ".", fs::path(d.string() + "/"), tmp.path() / "link_to_D", tmp.path() / "D" / "sub" / ".."}) {
+        for (const bool verify : {false, true}) {
+            CAPTURE(same, verify);
+            CHECK_THROWS_MATCHES(transfer(d, same, {.verify_integrity = verify, .remove_source = verify}),
+                                 axds::value_error,
+                                 message_contains("same directory") && message_contains("Nothing was written"));
+            CHECK(snapshot(d) == before);
+            CHECK_FALSE(fs::exists(d / "ax_checksum.txt"));
+        }
+    }
+}
+
+TEST_CASE("transfer into a directory inside the source, or out of one inside the destination, is refused",
+          "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path d = make_tree(tmp.path() / "D");
+    const auto before = snapshot(d);
+    CHECK_THROWS_MATCHES(transfer(d, d / "backup", {.verify_integrity = true, .remove_source = true}),
+                         axds::value_error, message_contains("the destination lies inside the source"));
+    CHECK_THROWS_MATCHES(transfer(d, d / "sub" / "new" / "deeper"), axds::value_error,
+                         message_contains("inside the source"));
+    CHECK_FALSE(fs::exists(d / "backup"));
+    CHECK_FALSE(fs::exists(d / "sub" / "new"));
+    CHECK_THROWS_MATCHES(transfer(d / "sub", d, {.reset_dirty_destination = true}), axds::value_error,
+                         message_contains("the source lies inside the destination"));
+    CHECK(snapshot(d) == before);
+    // Through a symlink to a directory inside the source, too.
+    fs::create_directory_symlink(d / "sub", tmp.path() / "link_to_sub");
+    CHECK_THROWS_AS(transfer(d, tmp.path() / "link_to_sub" / "copy"), axds::value_error);
+    CHECK(snapshot(d) == before);
+}
+
+TEST_CASE("transfer into a bind mount of the source is refused", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path d = make_tree(tmp.path() / "D");
+    const fs::path mount_point = tmp.path() / "M";
+    fs::create_directory(mount_point);
+    AXDS_SKIP_IF(::mount(d.c_str(), mount_point.c_str(), nullptr, MS_BIND, nullptr) != 0,
+                 "bind mounts are not permitted here (needs root): the bind-mount case is not tested");
+    const auto before = snapshot(d);
+    CHECK_THROWS_MATCHES(transfer(d, mount_point / "backup", {.verify_integrity = true, .remove_source = true}),
+                         axds::value_error, message_contains("inside the source"));
+    CHECK_THROWS_MATCHES(transfer(d, mount_point), axds::value_error, message_contains("same directory"));
+    ::umount2(mount_point.c_str(), MNT_DETACH);
+    CHECK(snapshot(d) == before);
+}
+
+TEST_CASE("a symlinked source is refused also when written with a trailing slash", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path d = make_tree(tmp.path() / "D");
+    const auto before = snapshot(d);
+    fs::create_directory_symlink(d, tmp.path() / "LINK");
+    const std::string spelled = GENERATE(std::string("/"), std::string("//"), std::string("/."));
+    CHECK_THROWS_MATCHES(transfer(tmp.path().string() + "/LINK" + spelled, tmp.path() / "out", {.remove_source = true}),
+                         axds::runtime_error, message_contains("symbolic link rather than a real directory"));
+    CHECK(snapshot(d) == before);
+    CHECK_FALSE(fs::exists(tmp.path() / "out"));
+}
+
+TEST_CASE("remove_source deletes exactly the files it copied; what appeared or changed meanwhile stays",
+          "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path source = make_tree(tmp.path() / "src");
+    for (int i = 0; i < 50; ++i) {
+        write_file(source / "many" / fmt::format("f{}.bin", i), std::string(static_cast<std::size_t>(100 + i), 'x'));
+    }
+    const hook_guard guard;
+    // While the transfer runs (after its copies, before verification): a new file arrives, one file is rewritten.
+    axds::detail::test_hooks::after_transfer_copy = [&](const fs::path&) {
+        write_file(source / "sub" / "new_recording.bin", "arrived late");
+        write_file(source / "many" / "f7.bin", "rewritten after it was copied");
+    };
+    const axds::scoped_warning_capture warnings;
+    const auto report =
+        transfer(source, tmp.path() / "dst", {.num_threads = 2, .verify_integrity = true, .remove_source = true});
+    CHECK(report.verified);
+    CHECK(report.files_copied == 53);
+    CHECK(report.source_files_kept == std::vector<std::string>{"many/f7.bin", "sub/new_recording.bin"});
+    CHECK(read_file(source / "sub" / "new_recording.bin") == "arrived late");
+    CHECK(read_file(source / "many" / "f7.bin") == "rewritten after it was copied");
+    CHECK(read_file(tmp.path() / "dst" / "many" / "f7.bin") == std::string(107, 'x'));
+    CHECK_FALSE(fs::exists(source / "a.bin"));
+    CHECK_FALSE(fs::exists(source / "sub" / "deep"));  // emptied directories go
+    CHECK(report.source_files_removed == 53);          // 52 untouched files + the source's ax_checksum.txt
+    REQUIRE(warnings.messages().size() == 1);
+    CHECK_THAT(warnings.messages().front(), Catch::Matchers::Contains("new_recording.bin"));
+}
+
+TEST_CASE("remove_source after a clean transfer removes the whole source", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path source = make_tree(tmp.path() / "src");
+    fs::create_directories(source / "empty" / "emptier");
+    const auto before = snapshot(source);
+    const auto report = transfer(source, tmp.path() / "dst", {.verify_integrity = true, .remove_source = true});
+    CHECK_FALSE(fs::exists(source));
+    CHECK(report.source_files_kept.empty());
+    auto after = snapshot(tmp.path() / "dst");
+    after.erase("ax_checksum.txt");
+    CHECK(after == before);
+    CHECK(fs::is_directory(tmp.path() / "dst" / "empty" / "emptier"));
+}
+
+TEST_CASE("the stray-files error never recommends deleting files that exist only in the destination", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path source = make_tree(tmp.path() / "src");
+    // As left by a move interrupted during its source removal: the destination is complete, the source partial.
+    transfer(source, tmp.path() / "dst", {.verify_integrity = true});
+    fs::remove(source / "a.bin");
+    fs::remove_all(source / "sub" / "deep");
+    const auto destination = snapshot(tmp.path() / "dst");
+    try {
+        transfer(source, tmp.path() / "dst", {.verify_integrity = true, .remove_source = true});
+        FAIL("the dirty destination was accepted");
+    } catch (const axds::runtime_error& e) {
+        const std::string message = e.what();
+        CHECK_THAT(message, Catch::Matchers::Contains("does not account for") && Catch::Matchers::Contains("a.bin") &&
+                                Catch::Matchers::Contains("only copy"));
+        CHECK_THAT(message, !Catch::Matchers::Contains("reset_dirty_destination") &&
+                                !Catch::Matchers::Contains("reset-dirty-destination"));
+    }
+    CHECK(snapshot(tmp.path() / "dst") == destination);
+    CHECK(fs::exists(source / "sub" / "b.txt"));
+}
+
+TEST_CASE("delete never follows a symlink, with or without a trailing slash", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path target = make_tree(tmp.path() / "target");
+    const auto before = snapshot(target);
+    const std::string spelled = GENERATE(std::string(""), std::string("/"), std::string("//"), std::string("/."));
+    fs::create_directory_symlink(target, tmp.path() / "LINK");
+    delete_tree(tmp.path().string() + "/LINK" + spelled);
+    CHECK_FALSE(fs::exists(fs::symlink_status(tmp.path() / "LINK")));
+    CHECK(snapshot(target) == before);
+}
+
+TEST_CASE("delete refuses empty, '.', '..', the working directory and its ancestors, and the filesystem root",
+          "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path work = make_tree(tmp.path() / "work");
+    const auto before = snapshot(tmp.path());
+    const scoped_cwd cwd(work / "sub");
+    CHECK_THROWS_MATCHES(delete_tree(""), axds::value_error, message_contains("empty path"));
+    CHECK_THROWS_MATCHES(delete_tree("."), axds::value_error, message_contains("Name the directory itself"));
+    CHECK_THROWS_MATCHES(delete_tree(".."), axds::value_error, message_contains("Name the directory itself"));
+    CHECK_THROWS_MATCHES(delete_tree("deep/.."), axds::value_error, message_contains("Name the directory itself"));
+    CHECK_THROWS_MATCHES(delete_tree(work / "sub"), axds::value_error,
+                         message_contains("it is the current working directory"));
+    CHECK_THROWS_MATCHES(delete_tree(work), axds::value_error,
+                         message_contains("it contains the current working directory"));
+    CHECK_THROWS_MATCHES(delete_tree(tmp.path()), axds::value_error,
+                         message_contains("contains the current working directory"));
+    CHECK_THROWS_MATCHES(delete_tree("/"), axds::value_error, message_contains("root of the filesystem"));
+    CHECK_THROWS_MATCHES(delete_tree("//"), axds::value_error, message_contains("root of the filesystem"));
+    CHECK(snapshot(tmp.path()) == before);
+    // Explicitly forced, the working directory itself can go.
+    delete_tree(work / "sub", {.force_root = true});
+    CHECK_FALSE(fs::exists(work / "sub"));
+    CHECK(fs::exists(work / "a.bin"));
+}
+
+TEST_CASE("delete refuses the home directory and a mount point unless forced", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path home = make_tree(tmp.path() / "home");
+    const char* saved = std::getenv("HOME");  // NOLINT
+    const std::string previous = saved != nullptr ? saved : "";
+    ::setenv("HOME", home.c_str(), 1);
+    CHECK_THROWS_MATCHES(delete_tree(home), axds::value_error, message_contains("home directory"));
+    ::setenv("HOME", previous.c_str(), 1);
+    CHECK(fs::exists(home / "a.bin"));
+
+    const fs::path mount_point = tmp.path() / "mnt";
+    fs::create_directory(mount_point);
+    AXDS_SKIP_IF(::mount("tmpfs", mount_point.c_str(), "tmpfs", 0, "size=1m") != 0,
+                 "mounting is not permitted here (needs root): the mount-point case is not tested");
+    write_file(mount_point / "data.bin", "on the mounted filesystem");
+    CHECK_THROWS_MATCHES(delete_tree(mount_point), axds::value_error, message_contains("mount point"));
+    CHECK(read_file(mount_point / "data.bin") == "on the mounted filesystem");
+    ::umount2(mount_point.c_str(), MNT_DETACH);
+}
