@@ -61,8 +61,8 @@ fs::path without_trailing_separators(const fs::path& path) {
     for (;;) {
         if (text.size() > 1 && text.back() == '/') {
             text.pop_back();
-        } else if (text.size() > 2 && text.ends_with("/.")) {
-            text.resize(text.size() - 2);
+        } else if (text.size() >= 2 && text.ends_with("/.")) {
+            text.resize(text.size() == 2 ? 1 : text.size() - 2);  // "/." is "/"
         } else {
             break;
         }

@@ -104,7 +104,7 @@ with tempfile.TemporaryDirectory() as tmp:
     code, out, _ = run("delete", dest2, "--json")
     check(code == 0 and json.loads(out).get("deleted") == dest2 and not os.path.exists(dest2), f"delete --json: {out}")
     check(run("delete", dest)[0] == 0 and not os.path.exists(dest), "delete")
-    check(run("delete", dest)[0] == 0, "delete of a missing path is fine")
+    check(run("delete", dest)[0] == 1, "delete of a missing path is an error in the CLI")
 
     # assemble + archive info on entries written by numpy's np.save
     logs = os.path.join(tmp, "rig_data_log")

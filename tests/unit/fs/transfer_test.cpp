@@ -227,7 +227,8 @@ TEST_CASE("a cancelled transfer stops between batches and leaves the source inta
         cancel.emit(asio::cancellation_type::terminal);  // after the first batch
     };
     asio::co_spawn(io, axds::async_transfer_directory(source, tmp.path() / "dest", std::move(options)),
-                   asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e) { outcome = e; }));
+                   asio::bind_cancellation_slot(
+                       cancel.slot(), [&](std::exception_ptr e, const axds::transfer_report&) { outcome = e; }));
     io.run();
     REQUIRE(outcome);
     try {

@@ -1,0 +1,239 @@
+"""Data safety through the `axds` binary: every way a wrong path or a rerun used to destroy data (ctest:
+cli_data_safety). Usage: cli_safety_test.py /path/to/axds
+
+Each check names the case it guards. The cases are the data-loss reports of issue 14; each one lost data on the code
+before the fix. Nothing here ever runs `axds delete /` (the library test does that inside a chroot)."""
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+AXDS = os.path.abspath(sys.argv[1])
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "examples", "python"))
+from axds_log_socket import LogSocketProducer  # noqa: E402
+
+failures = []
+checks = 0
+
+
+def run(*args, timeout=60, cwd=None):
+    result = subprocess.run([AXDS, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    return result.returncode, result.stdout, result.stderr
+
+
+def check(condition, what):
+    global checks
+    checks += 1
+    if not condition:
+        failures.append(what)
+        print("FAILED:", what)
+
+
+def write(path, content):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w" if isinstance(content, str) else "wb") as f:
+        f.write(content)
+
+
+def snapshot(root):
+    """relative path -> sha256 of every regular file under root (symlinks not followed)."""
+    out = {}
+    for directory, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(directory, name)
+            if os.path.isfile(path) and not os.path.islink(path):
+                with open(path, "rb") as f:
+                    out[os.path.relpath(path, root)] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+def make_tree(root):
+    for i in range(20):
+        write(os.path.join(root, "d%d" % (i % 4), "f%02d.bin" % i), os.urandom(1000 + i))
+    write(os.path.join(root, "top.txt"), "top")
+    return snapshot(root)
+
+
+def entry_bytes(source, timestamp, message):
+    data = np.frombuffer(bytes([source]) + timestamp.to_bytes(8, "little") + message, dtype=np.uint8)
+    return data
+
+
+def save_entry(directory, source, timestamp, message):
+    np.save(os.path.join(directory, "%03d_%020d.npy" % (source, timestamp)), entry_bytes(source, timestamp, message))
+
+
+def archive_messages(path):
+    with np.load(path) as z:
+        return {key: z[key].tobytes() for key in z.files}
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    # 1. transfer D D (also D/. and a symlink to D): refused, nothing truncated, nothing deleted.
+    d = os.path.join(tmp, "D")
+    before = make_tree(d)
+    os.symlink(d, os.path.join(tmp, "link_to_D"))
+    for same in (d, d + "/.", d + "/", os.path.join(tmp, "link_to_D")):
+        for extra in ([], ["--verify"], ["--verify", "--remove-source"]):
+            code, out, err = run("transfer", d, same, *extra)
+            check(code == 1 and "same directory" in err, f"case 1: transfer D {same} {extra}: {code} {out!r} {err!r}")
+            check(snapshot(d) == before, f"case 1: transfer D {same} {extra} changed D")
+
+    # 2. destination inside the source / source inside the destination: refused before anything is written.
+    code, out, err = run("transfer", d, os.path.join(d, "backup"), "--verify", "--remove-source")
+    check(code == 1 and "inside the source" in err, f"case 2: transfer D D/backup: {code} {err!r}")
+    check(os.path.isdir(d) and snapshot(d) == before and not os.path.exists(os.path.join(d, "backup")),
+          "case 2: transfer D D/backup changed D")
+    data = os.path.join(tmp, "data")
+    session = os.path.join(data, "session1")
+    session_before = make_tree(session)
+    code, out, err = run("transfer", session, data, "--reset-dirty-destination")
+    check(code == 1 and "inside the destination" in err, f"case 2: transfer data/session1 data: {code} {err!r}")
+    check(snapshot(session) == session_before, "case 2: the source's own files were deleted as strays")
+
+    # 3. assembly never shrinks an archive: assemble 101, log 10 more, assemble again -> 111.
+    logs = os.path.join(tmp, "rig_data_log")
+    os.makedirs(logs)
+    save_entry(logs, 1, 0, (1_700_000_000_000_000).to_bytes(8, "little"))
+    for t in range(1, 101):
+        save_entry(logs, 1, t * 10, os.urandom(16))
+    first = {name: open(os.path.join(logs, name), "rb").read() for name in os.listdir(logs)}
+    code, out, err = run("assemble", logs)
+    check(code == 0, f"case 3: first assembly: {code} {err!r}")
+    for t in range(101, 111):
+        save_entry(logs, 1, t * 10, os.urandom(16))
+    second = {name: open(os.path.join(logs, name), "rb").read() for name in os.listdir(logs) if name.endswith(".npy")}
+    code, out, err = run("assemble", logs, "--verify", "--json")
+    check(code == 0 and json.loads(out).get("merged") == 101, f"case 3: second assembly: {code} {out!r} {err!r}")
+    archived = archive_messages(os.path.join(logs, "1_log.npz"))
+    check(len(archived) == 111, f"case 3: the archive holds {len(archived)} of 111 messages after a rerun")
+    expected = {**first, **second}
+    for name, raw in expected.items():
+        key = name[:-4]
+        with open(os.path.join(tmp, "entry.npy"), "wb") as f:
+            f.write(raw)
+        if key not in archived or archived[key] != np.load(os.path.join(tmp, "entry.npy")).tobytes():
+            check(False, f"case 3: {key} missing or different after the rerun")
+            break
+
+    # 3. two `axds log serve --assemble` runs under one name: the first run's messages stay.
+    served = os.path.join(tmp, "served")
+    os.makedirs(served)
+    sent = {}
+    for run_index in range(2):
+        proc = subprocess.Popen([AXDS, "log", "serve", served, "rig", "--assemble", "--json"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        ready = proc.stdout.readline()
+        check(ready.startswith("serving "), f"case 3: log serve ready line: {ready!r}")
+        with LogSocketProducer(os.path.join(served, "rig.sock")) as producer:
+            if run_index == 0:
+                producer.log_onset(1)
+            for i in range(1, 501):
+                timestamp = run_index * 1_000_000 + i
+                message = os.urandom(12)
+                producer.log(1, timestamp, np.frombuffer(message, dtype=np.uint8))
+                sent["001_%020d" % timestamp] = bytes([1]) + timestamp.to_bytes(8, "little") + message
+            producer.close()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        check(proc.returncode == 0, f"case 3: log serve run {run_index}: {proc.returncode} {err!r}")
+    archived = archive_messages(os.path.join(served, "rig_data_log", "1_log.npz"))
+    kept = sum(1 for key, payload in sent.items() if archived.get(key) == payload)
+    check(kept == 1000, f"case 3: two log serve runs under one name kept {kept} of 1000 messages")
+
+    # 4. the stray-files message never recommends the option that deletes destination-only files.
+    src = os.path.join(tmp, "move_src")
+    make_tree(src)
+    dst = os.path.join(tmp, "move_dst")
+    check(run("transfer", src, dst, "--verify")[0] == 0, "case 4: first transfer")
+    for name in os.listdir(os.path.join(src, "d0")):
+        os.remove(os.path.join(src, "d0", name))  # as a move interrupted during its source removal leaves it
+    dst_before = snapshot(dst)
+    code, out, err = run("transfer", src, dst, "--verify", "--remove-source")
+    check(code == 1 and "does not account for" in err and "reset" not in err.lower(),
+          f"case 4: the rerun message recommends deleting: {err!r}")
+    check(snapshot(dst) == dst_before, "case 4: the destination changed")
+
+    # 5. a symlink with a trailing slash: delete removes only the link; transfer refuses it as a source.
+    target = os.path.join(tmp, "target")
+    target_before = make_tree(target)
+    os.symlink(target, os.path.join(tmp, "LINK"))
+    code, out, err = run("transfer", os.path.join(tmp, "LINK") + "/", os.path.join(tmp, "elsewhere"),
+                         "--remove-source")
+    check(code == 1 and "symbolic link" in err and snapshot(target) == target_before,
+          f"case 5: transfer LINK/ --remove-source: {code} {err!r}")
+    code, out, err = run("delete", os.path.join(tmp, "LINK") + "/")
+    check(code == 0 and not os.path.lexists(os.path.join(tmp, "LINK")), f"case 5: delete LINK/: {code} {err!r}")
+    check(snapshot(target) == target_before, "case 5: delete LINK/ emptied the link's target")
+
+    # 7. delete refuses '.', '', the working directory and its ancestors ('/' is tested in a chroot by the library
+    #    tests: a regression here must not be able to wipe the machine).
+    work = os.path.join(tmp, "work")
+    work_before = make_tree(work)
+    for path, cwd in ((".", work), ("", work), (work, work), (tmp, work), ("..", os.path.join(work, "d0"))):
+        code, out, err = run("delete", path, cwd=cwd)
+        check(code == 1 and err.startswith("axds: "), f"case 7: delete {path!r} in {cwd}: {code} {err!r}")
+    check(snapshot(work) == work_before, "case 7: a refused delete removed files")
+    code, out, err = run("delete", os.path.join(work, "d1"), "--force-root", cwd=os.path.join(work, "d1"))
+    check(code == 0 and not os.path.exists(os.path.join(work, "d1")), f"case 7: --force-root: {code} {err!r}")
+
+    # 8. a 0-byte entry (a crash, a full disk): named, left on disk, everything else archived, exit 1.
+    broken = os.path.join(tmp, "broken_data_log")
+    os.makedirs(broken)
+    for t in (0, 10, 20, 30):
+        save_entry(broken, 2, t, b"\x01\x02")
+    open(os.path.join(broken, "002_00000000000000000015.npy"), "wb").close()
+    code, out, err = run("assemble", broken)
+    check(code == 1 and "002_00000000000000000015.npy" in err, f"case 8: damaged entry: {code} {out!r} {err!r}")
+    check(os.path.exists(os.path.join(broken, "002_00000000000000000015.npy")), "case 8: damaged entry removed")
+    check(len(archive_messages(os.path.join(broken, "2_log.npz"))) == 4
+          if os.path.exists(os.path.join(broken, "2_log.npz")) else False, "case 8: the good entries were held back")
+
+    # 9. unfinished archives of killed runs are removed by the next run.
+    stale = os.path.join(logs, ".1_log.npz.0badf00d.partial")
+    write(stale, b"half an archive")
+    save_entry(logs, 1, 5000, b"late")
+    code, out, err = run("assemble", logs)
+    check(code == 0 and not os.path.exists(stale), f"case 9: stale temp file: {code} {err!r}")
+
+    # 10. typed paths that do not exist are errors; only --create makes a tracker.
+    missing_tracker = os.path.join(tmp, "nowhere", "tracker.yaml")
+    for sub in ("retry", "reset", "show", "summary"):
+        code, out, err = run("tracker", sub, missing_tracker)
+        check(code == 1 and missing_tracker in err and not os.path.exists(os.path.dirname(missing_tracker)),
+              f"case 10: tracker {sub} MISSING: {code} {err!r}")
+    code, out, err = run("tracker", "reset", missing_tracker, "--create")
+    check(code == 0 and os.path.exists(missing_tracker), f"case 10: tracker reset --create: {code} {err!r}")
+    for args in (["assemble", "/nonexistent"], ["delete", os.path.join(tmp, "nothing")],
+                 ["checksum", os.path.join(tmp, "nothing")], ["transfer", os.path.join(tmp, "nothing"), dst],
+                 ["log", "serve", os.path.join(tmp, "nothing"), "rig"],
+                 ["archive", "info", os.path.join(tmp, "nothing.npz")]):
+        code, out, err = run(*args)
+        check(code == 1 and err.startswith("axds: "), f"case 10: {args}: {code} {out!r} {err!r}")
+    check(not os.path.exists(os.path.join(tmp, "nothing")), "case 10: a missing path was created")
+
+    # 11. a .npy that is a FIFO (or a link to one): skipped with a named warning, no hang.
+    fifo_logs = os.path.join(tmp, "fifo_data_log")
+    os.makedirs(fifo_logs)
+    save_entry(fifo_logs, 3, 0, b"\x00" * 8)
+    os.mkfifo(os.path.join(fifo_logs, "003_00000000000000000010.npy"))
+    os.mkfifo(os.path.join(tmp, "pipe"))
+    os.symlink(os.path.join(tmp, "pipe"), os.path.join(fifo_logs, "003_00000000000000000020.npy"))
+    try:
+        started = time.time()
+        code, out, err = run("assemble", fifo_logs, timeout=20)
+        check(code == 1 and "003_00000000000000000010.npy" in err and "003_00000000000000000020.npy" in err
+              and time.time() - started < 20, f"case 11: FIFO entries: {code} {err!r}")
+        check(len(archive_messages(os.path.join(fifo_logs, "3_log.npz"))) == 1, "case 11: the real entry")
+    except subprocess.TimeoutExpired:
+        check(False, "case 11: assemble hung on a FIFO")
+
+print(f"cli data safety: {checks - len(failures)} passed, {len(failures)} failed")
+sys.exit(1 if failures else 0)
