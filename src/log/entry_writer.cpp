@@ -33,9 +33,11 @@ namespace axds::detail {
 
 namespace {
 
-constexpr int entry_open_flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
+// O_EXCL: an entry file that already exists (an earlier run into the same directory, or a second package with the
+// same source and time) is never overwritten; the new entry fails instead and is named in the report.
+constexpr int entry_open_flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
 // The kernel rejects O_CLOEXEC (EINVAL) for an open into a direct descriptor slot, which never reaches exec anyway.
-constexpr int direct_open_flags = O_WRONLY | O_CREAT | O_TRUNC;
+constexpr int direct_open_flags = O_WRONLY | O_CREAT | O_EXCL;
 constexpr mode_t entry_mode = 0666;  // like Python's open(..., "wb"): the umask applies
 
 /// Directory that never exists: the fault-injection hook redirects an entry there so its open really fails.
@@ -73,12 +75,16 @@ struct prepared_entry {
     int error = 0;  // first errno
     const char* failed_step = nullptr;
     std::int64_t short_write = -1;  // bytes written by a short writev
+    bool opened = false;            // the open succeeded: `name` exists on disk from then on
+    int unlink_error = -1;          // after a failure: -1 not yet removed, 0 removed, else unlink's errno
 
     void prepare(queued_entry* e, npy_header_cache& headers) {
         entry = e;
         error = 0;
         failed_step = nullptr;
         short_write = -1;
+        opened = false;
+        unlink_error = -1;
         const log_package& p = e->package;
         const std::string& header = headers.get(9 + p.payload.size());
         std::memcpy(head.data(), header.data(), header.size());
@@ -105,14 +111,36 @@ struct prepared_entry {
         }
     }
 
+    /// True when the entry failed after its file was created and that file is not removed yet: a short or empty
+    /// `.npy` must never stay on disk looking like an entry.
+    [[nodiscard]] bool needs_removal() const noexcept { return error != 0 && opened && unlink_error != 0; }
+
+    /// Records the outcome of unlinking the partial file (0 or an errno).
+    void removed(int errno_value) noexcept { unlink_error = errno_value; }
+
     [[nodiscard]] std::string error_text() const {
         if (error == 0) {
             return {};
         }
-        if (short_write >= 0) {
-            return fmt::format("{} failed: only {} of {} bytes were written", failed_step, short_write, expected);
+        if (error == EEXIST && !opened) {
+            return fmt::format(
+                "{} failed: an entry file with this name already exists (from an earlier run into "
+                "this directory, or a package with the same source and time); it was left untouched",
+                failed_step);
         }
-        return fmt::format("{} failed: {} [errno {}]", failed_step, std::system_category().message(error), error);
+        std::string text =
+            short_write >= 0
+                ? fmt::format("{} failed: only {} of {} bytes were written", failed_step, short_write, expected)
+                : fmt::format("{} failed: {} [errno {}]", failed_step, std::system_category().message(error), error);
+        if (unlink_error == 0) {
+            text += "; the partial file was removed";
+        } else if (unlink_error > 0) {
+            text += fmt::format(
+                "; removing the partial file failed too (unlink failed: {} [errno {}]): the incomplete "
+                "file is still on disk",
+                std::system_category().message(unlink_error), unlink_error);
+        }
+        return text;
     }
 
     /// Reports the outcome, frees the entry and returns its charge.
@@ -125,12 +153,20 @@ struct prepared_entry {
     }
 };
 
+/// Removes the file of an entry that failed after its open (synchronously; the plain writer runs on the CPU pool).
+void remove_partial(int directory_fd, prepared_entry& p) noexcept {
+    if (p.needs_removal()) {
+        p.removed(::unlinkat(directory_fd, p.name.data(), 0) == 0 ? 0 : errno);
+    }
+}
+
 void write_plain(int directory_fd, prepared_entry& p) {
     const int fd = ::openat(directory_fd, p.name.data(), entry_open_flags, entry_mode);
     if (fd < 0) {
         p.record(errno, "open");
         return;
     }
+    p.opened = true;
     std::array<iovec, 2> iov = p.iov;
     std::size_t done = 0;
     iovec* first = iov.data();
@@ -153,8 +189,9 @@ void write_plain(int directory_fd, prepared_entry& p) {
         advance_iovecs(first, count, static_cast<std::size_t>(n));
     }
     if (::close(fd) != 0) {
-        p.record(errno, "close");
+        p.record(errno, "close");  // the data may not have reached the disk (Linux closes the fd even on EINTR)
     }
+    remove_partial(directory_fd, p);
 }
 
 /// Plain syscalls on the CPU pool: a batch of entries split over `concurrency` tasks.
@@ -221,7 +258,8 @@ private:
 };
 
 /// io_uring: per entry a linked chain openat(direct slot) → writev(fixed file) ⇒ close(slot), the close hard-linked
-/// so it runs even after a failed write. Completions are announced on an eventfd the executor watches.
+/// so it runs even after a failed write. When the write or the close failed after the open, an unlinkat of the partial
+/// file follows once the chain is done. Completions are announced on an eventfd the executor watches.
 class uring_entry_writer final : public entry_writer {
 public:
     static std::unique_ptr<uring_entry_writer> create(const asio::strand<asio::any_io_executor>& executor,
@@ -308,7 +346,10 @@ public:
                     continue;
                 }
                 slot& s = slots_[data / 4];
+                note(s.entry, static_cast<unsigned>(data % 4), cqe->res);
                 if (--s.pending == 0) {
+                    // Whatever was cancelled after its open leaves a partial file: remove it here, synchronously.
+                    remove_partial(directory_fd_, s.entry);
                     delete s.entry.entry;  // NOLINT(cppcoreguidelines-owning-memory)
                     s.entry.entry = nullptr;
                     free_.push_back(static_cast<unsigned>(data / 4));
@@ -413,28 +454,49 @@ private:
         }
     }
 
+    /// Records the completion of `step` (0 open, 1 writev, 2 close, 3 unlink of the partial file) of an entry.
+    static void note(prepared_entry& p, unsigned step, int res) noexcept {
+        if (step == 3) {
+            p.removed(res < 0 ? -res : 0);
+        } else if (step == 0 && res >= 0) {
+            p.opened = true;
+        } else if (step == 0) {
+            p.record(-res, "open");
+        } else if (step == 1 && res >= 0 && static_cast<std::size_t>(res) != p.expected) {
+            // A short write completes with the byte count (no errno); it also fails the link, but the close is
+            // hard-linked and runs anyway.
+            p.short_write = res;
+            p.record(EIO, "write");
+        } else if (res < 0) {
+            p.record(-res, step == 1 ? "write" : "close");  // after a failed open: already recorded
+        }
+    }
+
     std::size_t reap(const completion_fn& done, std::size_t& released) {
         std::size_t finished = 0;
         io_uring_cqe* cqe = nullptr;
         unsigned head = 0;
         unsigned seen = 0;
+        bool unlinking = false;
         io_uring_for_each_cqe(&ring_, head, cqe) {
             ++seen;
             const std::uint64_t data = io_uring_cqe_get_data64(cqe);
             const auto index = static_cast<unsigned>(data / 4);
-            const auto step = static_cast<unsigned>(data % 4);
             slot& s = slots_[index];
             prepared_entry& p = s.entry;
-            const int res = cqe->res;
-            if (step == 0 && res < 0) {
-                p.record(-res, "open");
-            } else if (step == 1 && res >= 0 && static_cast<std::size_t>(res) != p.expected) {
-                p.short_write = res;
-                p.record(EIO, "write");
-            } else if (step > 0 && res < 0) {
-                p.record(-res, step == 1 ? "write" : "close");  // after a failed open: already recorded
-            }
+            note(p, static_cast<unsigned>(data % 4), cqe->res);
             if (--s.pending == 0) {
+                if (p.needs_removal() && p.unlink_error < 0) {
+                    // The whole chain is done (the close too): remove the partial file before reporting the entry.
+                    if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) {
+                        io_uring_prep_unlinkat(sqe, directory_fd_, p.name.data(), 0);
+                        io_uring_sqe_set_data64(sqe, std::uint64_t{index} * 4 + 3);
+                        s.pending = 1;  // the unlink's completion finishes the entry
+                        unlinking = true;
+                        continue;
+                    }
+                    remove_partial(directory_fd_, p);  // no free submission entry: synchronously
+                }
                 released += p.finish(done);
                 free_.push_back(index);
                 --in_flight_;
@@ -442,6 +504,9 @@ private:
             }
         }
         io_uring_cq_advance(&ring_, seen);
+        if (unlinking) {
+            submit();
+        }
         return finished;
     }
 

@@ -50,7 +50,9 @@ private:
 /// Writes entries as `.npy` files relative to a directory descriptor.
 class entry_writer {
 public:
-    /// Called once per finished entry; `error` is empty on success, else "<step> failed: <reason>".
+    /// Called once per finished entry; `error` is empty on success, else "<step> failed: <reason>". A file that a
+    /// failed write or close left behind is unlinked before the call, and `error` ends with "; the partial file was
+    /// removed" (or says that the unlink failed too).
     using completion_fn = std::function<void(queued_entry& entry, const std::string& error)>;
 
     entry_writer() = default;

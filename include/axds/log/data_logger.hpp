@@ -32,8 +32,11 @@ struct data_logger_options {
 
 /// What one run of a data_logger (async_start() … async_stop()) did.
 struct data_logger_report {
-    std::uint64_t entries_written = 0;        ///< entry files completely written
-    std::uint64_t entries_failed = 0;         ///< entries that did not reach the disk
+    std::uint64_t entries_written = 0;  ///< entry files completely written
+    /// Entries that did not reach the disk. A file that such an entry's failed write or close left behind (a full
+    /// disk leaves empty or short ones) is removed, so every entry file on disk is complete; should the removal fail
+    /// too, that entry's error says so.
+    std::uint64_t entries_failed = 0;
     std::vector<std::string> failed_entries;  ///< their file names, in completion order
     std::string first_error;                  ///< "<file>: <what failed>" of the first failure; empty if none
     std::uint64_t entries_left_queued = 0;    ///< submitted after the stop began; kept for the next start
@@ -51,7 +54,8 @@ struct data_logger_report {
 /// per core, up to `thread_count`) or, with `use_io_uring`, as io_uring chains with `thread_count` in flight. The
 /// executor thread never blocks: it only hands batches out, submits and reaps. Nothing is dropped silently: a full
 /// queue makes try_log() return false (the package stays with the caller) and async_log()/log() wait for space; a
-/// failed write is counted, named in the stop report and announced by the §6.5 warning.
+/// failed write is counted, named in the stop report and announced by the §6.5 warning, and the partial file it left
+/// (e.g. on a full disk) is removed.
 ///
 /// Producers in other processes (or other languages) reach a logger through a log_socket_server
 /// (<axds/log/log_socket.hpp>), which feeds this queue with the same backpressure.

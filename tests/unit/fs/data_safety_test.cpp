@@ -138,7 +138,7 @@ TEST_CASE("a symlinked source is refused also when written with a trailing slash
     CHECK_FALSE(fs::exists(tmp.path() / "out"));
 }
 
-TEST_CASE("remove_source deletes exactly the files it copied; what appeared or changed meanwhile stays",
+TEST_CASE("remove_source deletes exactly the files it copied, and what appeared or changed meanwhile stays",
           "[fs][safety]") {
     const temp_dir tmp;
     const fs::path source = make_tree(tmp.path() / "src");

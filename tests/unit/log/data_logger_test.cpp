@@ -197,6 +197,29 @@ TEST_CASE("data logger writes byte-exact np.save files for every package", "[log
     CHECK(logger.queued_bytes() == 0);
 }
 
+TEST_CASE("data logger never overwrites an existing entry file: the new entry fails and is named", "[log][io_uring]") {
+    const bool use_io_uring = GENERATE(true, false);
+    const temp_dir tmp;
+    const axds::scoped_warning_capture warnings;  // the §6.5 incomplete-log warning is expected here
+    io_thread loop;
+    data_logger logger(loop.executor(), tmp.path(), "twice", with_backend(use_io_uring));
+    // An earlier run's entry (here: written by a first start) and a second package with the same source and time.
+    const log_package first = make_package(2, 5000, 32);
+    REQUIRE(logger.try_log(log_package(first)));
+    logger.start();
+    REQUIRE(logger.stop().entries_written == 1);
+    REQUIRE(logger.try_log(make_package(2, 5000, 8)));  // same key, other bytes
+    REQUIRE(logger.try_log(make_package(2, 6000, 8)));
+    logger.start();
+    const data_logger_report report = logger.stop();
+    CHECK(report.entries_written == 1);
+    REQUIRE(report.failed_entries.size() == 1);
+    CHECK(report.failed_entries.front() == first.file_name());
+    CHECK_THAT(report.first_error, Contains("already exists") && Contains("left untouched"));
+    CHECK(entry_on_disk_matches(logger.output_directory(), first));
+    CHECK(entry_on_disk_matches(logger.output_directory(), make_package(2, 6000, 8)));
+}
+
 TEST_CASE("data logger keeps packages submitted while stopped and writes them on the next start", "[log]") {
     const temp_dir tmp;
     io_thread loop;
