@@ -290,3 +290,27 @@ TEST_CASE("delete refuses the filesystem root (tried inside a chroot, so a regre
     CHECK(WEXITSTATUS(status) == 0);
     CHECK(read_file(jail.path() / "precious.bin") == "irreplaceable");
 }
+
+TEST_CASE("transfer never writes through a destination file that is a hard link or a symlink", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path source = make_tree(tmp.path() / "src");
+    const auto before = snapshot(source);
+    // A `cp -al` copy shares every inode with the source; a symlink in the destination points at an outside file.
+    const fs::path destination = tmp.path() / "dst";
+    fs::copy(source, destination, fs::copy_options::recursive | fs::copy_options::create_hard_links);
+    write_file(tmp.path() / "outside.txt", "not part of any transfer");
+    fs::remove(destination / "sub" / "b.txt");
+    fs::create_symlink(tmp.path() / "outside.txt", destination / "sub" / "b.txt");
+    write_file(source / "a.bin", std::string(5000, 'z'));  // the source changes after the hard-link copy
+    auto expected = before;
+    expected["a.bin"] = std::string(5000, 'z');
+    transfer(source, destination, {.verify_integrity = true});
+    auto source_after = snapshot(source);
+    source_after.erase("ax_checksum.txt");
+    CHECK(source_after == expected);
+    CHECK(read_file(tmp.path() / "outside.txt") == "not part of any transfer");
+    auto copied = snapshot(destination);
+    copied.erase("ax_checksum.txt");
+    CHECK(copied == expected);
+    CHECK(fs::is_regular_file(fs::symlink_status(destination / "sub" / "b.txt")));
+}
