@@ -7,6 +7,7 @@
 #include "detail/parallel.hpp"
 #include "detail/uring_copy.hpp"
 #include "fs/file_digest.hpp"
+#include "fs/path_guard.hpp"
 
 #include <asio/error.hpp>
 #include <asio/this_coro.hpp>
@@ -246,7 +247,8 @@ std::string combine_file_digests(std::vector<file_digest>& files) {
 
 void save_checksum_file(const fs::path& directory, const std::string& digest) {
     const fs::path target = directory / checksum_file_name;
-    const int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    // Never through a symlink or a hard link named ax_checksum.txt: that would overwrite another file.
+    const int fd = open_for_replacement(target, 0644);
     if (fd < 0 || ::write(fd, digest.data(), digest.size()) != static_cast<ssize_t>(digest.size())) {
         const int error = errno;
         if (fd >= 0) {

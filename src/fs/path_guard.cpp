@@ -7,7 +7,9 @@
 #include <fstream>
 #include <sstream>
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 
@@ -118,6 +120,34 @@ tree_relation relate_trees(const fs::path& first, const fs::path& second) {
         }
     }
     return tree_relation::separate;
+}
+
+int open_for_replacement(const fs::path& path, unsigned mode) {
+    constexpr int create = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        const int fd = ::open(path.c_str(), create, static_cast<mode_t>(mode));
+        if (fd >= 0 || errno != EEXIST) {
+            return fd;
+        }
+
+        struct stat st {};
+
+        if (::lstat(path.c_str(), &st) != 0) {
+            continue;  // vanished meanwhile: create it
+        }
+        if (S_ISREG(st.st_mode) && st.st_nlink == 1) {
+            return ::open(path.c_str(), O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
+        }
+        if (S_ISDIR(st.st_mode)) {
+            errno = EISDIR;
+            return -1;
+        }
+        if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+            return -1;
+        }
+    }
+    errno = EEXIST;
+    return -1;
 }
 
 std::string protected_root_reason(const fs::path& directory) {

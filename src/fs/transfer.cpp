@@ -85,38 +85,6 @@ struct file_state {
                                    std::system_category().message(error)));
 }
 
-/// Opens `to` for writing a fresh copy without ever writing through it into another file: a symlink at that path
-/// (which could point anywhere, into the source included) or a hard link (a `cp -al` copy shares its inodes with the
-/// source) is unlinked and a new file created in its place. Truncating in place happens only for a plain file with
-/// one link. Returns the descriptor, or -1 with errno set.
-int open_destination(const fs::path& to) {
-    constexpr int create = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
-    for (int attempt = 0; attempt < 3; ++attempt) {
-        const int fd = ::open(to.c_str(), create, 0600);
-        if (fd >= 0 || errno != EEXIST) {
-            return fd;
-        }
-
-        struct stat st {};
-
-        if (::lstat(to.c_str(), &st) != 0) {
-            continue;  // vanished meanwhile: create it
-        }
-        if (S_ISREG(st.st_mode) && st.st_nlink == 1) {
-            return ::open(to.c_str(), O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
-        }
-        if (S_ISDIR(st.st_mode)) {
-            errno = EISDIR;
-            return -1;
-        }
-        if (::unlink(to.c_str()) != 0 && errno != ENOENT) {
-            return -1;
-        }
-    }
-    errno = EEXIST;
-    return -1;
-}
-
 /// Content in-kernel (copy_file_range, read/write fallback), then permission bits and atime/mtime (shutil.copy2).
 /// With `hasher`, the content goes through a buffer instead and `*digest` receives the §9.1 digest of
 /// `relative ‖ content` — the source checksum computed in the same pass as the copy.
@@ -146,7 +114,7 @@ std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, file_
     if (copied_state != nullptr) {
         *copied_state = file_state::of(st);
     }
-    const int out = open_destination(to);
+    const int out = detail::open_for_replacement(to);
     if (out < 0) {
         const int error = errno;
         ::close(in);

@@ -1,4 +1,5 @@
 // Transfer and delete never destroy data through a wrong path: same tree, nested trees, symlinks, protected roots.
+#include <axds/fs/checksum.hpp>
 #include <axds/fs/delete.hpp>
 #include <axds/fs/transfer.hpp>
 
@@ -313,4 +314,20 @@ TEST_CASE("transfer never writes through a destination file that is a hard link 
     copied.erase("ax_checksum.txt");
     CHECK(copied == expected);
     CHECK(fs::is_regular_file(fs::symlink_status(destination / "sub" / "b.txt")));
+}
+
+TEST_CASE("saving ax_checksum.txt never writes through a symlink or hard link of that name", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path directory = make_tree(tmp.path() / "session");
+    write_file(tmp.path() / "precious.txt", "someone else's file");
+    const bool hard = GENERATE(false, true);
+    if (hard) {
+        fs::create_hard_link(tmp.path() / "precious.txt", directory / "ax_checksum.txt");
+    } else {
+        fs::create_symlink(tmp.path() / "precious.txt", directory / "ax_checksum.txt");
+    }
+    const std::string digest = axds::block_on(axds::async_calculate_directory_checksum(directory, {}));
+    CHECK(read_file(tmp.path() / "precious.txt") == "someone else's file");
+    CHECK(fs::is_regular_file(fs::symlink_status(directory / "ax_checksum.txt")));
+    CHECK(read_file(directory / "ax_checksum.txt") == digest);
 }
