@@ -9,6 +9,7 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <mutex>
 #include <system_error>
 #include <thread>
@@ -173,10 +174,21 @@ shared_memory_segment::shared_memory_segment(std::string name, shm_dtype dtype, 
             "Unable to use '{}' as a SharedMemoryArray name: it must be 1-250 characters without '/' or NUL.", name));
     }
     std::size_t count = shape.empty() ? 0 : 1;
+    bool overflow = false;
     for (const std::size_t extent : shape) {
-        count *= extent;
+        overflow = __builtin_mul_overflow(count, extent, &count) || overflow;
     }
-    if (count == 0) {
+    const bool empty = shape.empty() || std::find(shape.begin(), shape.end(), std::size_t{0}) != shape.end();
+    // Every byte offset (and the control block after the data) must fit a signed index: that bounds the element count.
+    std::size_t nbytes = 0;
+    if (!empty && (overflow || __builtin_mul_overflow(count, element_size, &nbytes) ||
+                   nbytes > static_cast<std::size_t>(PTRDIFF_MAX) / 2)) {
+        throw value_error(fmt::format(
+            "Unable to create the '{}' SharedMemoryArray object: the shape {} is too large. Its element count times "
+            "the {}-byte element size does not fit in the address space.",
+            name, shape_text(shape), element_size));
+    }
+    if (empty) {
         throw value_error(fmt::format(
             "Unable to create the '{}' SharedMemoryArray object: 'size' must be a positive number different from "
             "zero, but the shape {} holds no elements.",
@@ -270,7 +282,12 @@ void shared_memory_segment::create_buffer(const void* initial, bool exists_ok) {
                 previous->owner = false;
             }
         }
-        ::shm_unlink(shm_name.c_str());
+        if (::shm_unlink(shm_name.c_str()) != 0 && errno != ENOENT) {
+            const int error = errno;  // e.g. EACCES: another user's buffer in /dev/shm (sticky): say so, not "in use"
+            throw_errno(error, fmt::format("Unable to recreate the '{}' SharedMemoryArray object: the existing buffer "
+                                           "/dev/shm{} cannot be removed: {}.",
+                                           s.name, shm_name, std::system_category().message(error)));
+        }
         s.fd = ::shm_open(shm_name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
         if (s.fd < 0 && errno == EEXIST) {
             throw file_exists_error(

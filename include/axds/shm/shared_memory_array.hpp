@@ -177,14 +177,11 @@ public:
     /// Creates the array with every element set to `fill`.
     static shared_memory_array create(std::string name, std::vector<std::size_t> shape, T fill = T{},
                                       bool exists_ok = false) {
-        std::size_t count = 1;
-        for (const std::size_t extent : shape) {
-            count *= extent;
-        }
-        count = shape.empty() ? 0 : count;
-        const auto values = std::make_unique<T[]>(count);  // not std::vector: vector<bool> has no data()
-        std::fill(values.get(), values.get() + count, fill);
-        return create(std::move(name), std::move(shape), std::span<const T>(values.get(), count), exists_ok);
+        shared_memory_array array(std::move(name), std::move(shape));  // validates the shape before any allocation
+        const auto values = std::make_unique<T[]>(array.size());       // not std::vector: vector<bool> has no data()
+        std::fill(values.get(), values.get() + array.size(), fill);
+        array.create_buffer(values.get(), exists_ok);
+        return array;
     }
 
     /// An object for an existing buffer (another process created it); connects unless auto_connect is false.

@@ -216,6 +216,25 @@ TEST_CASE("shared memory array rejects bad shapes, names and a buffer of another
     CHECK_FALSE(lazy.is_connected());
 }
 
+TEST_CASE("shared memory array shapes whose size overflows are refused as too large, never wrapped", "[shm][hostile]") {
+    const shm_name name("huge");
+    const std::size_t two_62 = std::size_t{1} << 62U;
+    const std::size_t two_40 = std::size_t{1} << 40U;
+    // (2^62 + 1) x 4 elements wraps to 4 in 64 bits; 2^40 x 2^40 wraps to 0.
+    CHECK_THROWS_MATCHES(shared_memory_array<std::int32_t>::create(name, {two_62 + 1, 4}, 0), axds::value_error,
+                         message_contains("too large"));
+    CHECK_THROWS_MATCHES(shared_memory_array<std::int32_t>::create(name, {two_40, two_40}, 0), axds::value_error,
+                         message_contains("too large"));
+    CHECK_THROWS_MATCHES(shared_memory_array<std::int64_t>::attach(name, {two_62, 2}), axds::value_error,
+                         message_contains("too large"));
+    // Fits in 64 bits as elements, not as bytes.
+    CHECK_THROWS_MATCHES(shared_memory_array<double>::create(name, {std::size_t{1} << 61U}, 0.0), axds::value_error,
+                         message_contains("too large"));
+    CHECK_THROWS_MATCHES(shared_memory_array<double>::create(name, {4, 0, two_62}, 0.0), axds::value_error,
+                         message_contains("holds no elements"));
+    CHECK_FALSE(buffer_exists(name));
+}
+
 // upstream: shared_memory_array_test.py::test_cross_process_write / test_concurrent_increments
 TEST_CASE("shared memory array: child processes write and 5 x 1000 locked increments are exact", "[shm][slow]") {
     const shm_name name("procs");
