@@ -22,6 +22,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -41,21 +42,58 @@ namespace fs = std::filesystem;
 
 namespace {
 
+/// A JSON string. Text that is not valid UTF-8 (paths are bytes on Linux) is encoded as Python does with
+/// `surrogateescape`: each byte that is not part of a valid sequence becomes the lone surrogate \udcXX, so
+/// `os.fsencode(json.loads(out)["path"])` gives back the exact bytes of the path.
 std::string json_string(std::string_view text) {
     std::string out = "\"";
-    for (const char c : text) {
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\t': out += "\\t"; break;
-            case '\r': out += "\\r"; break;
-            default:
-                if (static_cast<unsigned char>(c) < 0x20) {
-                    out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-                } else {
-                    out += c;
-                }
+    const auto byte = [&](std::size_t i) {
+        return static_cast<unsigned char>(text[i]);
+    };
+    for (std::size_t i = 0; i < text.size();) {
+        const unsigned char c = byte(i);
+        if (c < 0x80) {
+            switch (c) {
+                case '"': out += "\\\""; break;
+                case '\\': out += "\\\\"; break;
+                case '\n': out += "\\n"; break;
+                case '\t': out += "\\t"; break;
+                case '\r': out += "\\r"; break;
+                default:
+                    if (c < 0x20) {
+                        out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+                    } else {
+                        out += static_cast<char>(c);
+                    }
+            }
+            ++i;
+            continue;
+        }
+        // Length and first-continuation range of a well-formed sequence (RFC 3629: no overlongs, no surrogates).
+        std::size_t length = 0;
+        unsigned char low = 0x80;
+        unsigned char high = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) {
+            length = 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            length = 3;
+            low = c == 0xE0 ? 0xA0 : 0x80;
+            high = c == 0xED ? 0x9F : 0xBF;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            length = 4;
+            low = c == 0xF0 ? 0x90 : 0x80;
+            high = c == 0xF4 ? 0x8F : 0xBF;
+        }
+        bool valid = length != 0 && i + length <= text.size() && byte(i + 1) >= low && byte(i + 1) <= high;
+        for (std::size_t k = 2; valid && k < length; ++k) {
+            valid = byte(i + k) >= 0x80 && byte(i + k) <= 0xBF;
+        }
+        if (valid) {
+            out.append(text.substr(i, length));
+            i += length;
+        } else {
+            out += fmt::format("\\u{:04x}", 0xDC00U + c);
+            ++i;
         }
     }
     return out + "\"";
@@ -211,6 +249,7 @@ struct serve_settings {
     fs::path socket;
     std::size_t threads = 5;
     bool assemble = false;
+    bool json = false;
 };
 
 struct serve_result {
@@ -228,8 +267,10 @@ asio::awaitable<serve_result> serve_log(serve_settings settings) {
     result.directory = logger.output_directory();
     {
         axds::log_socket_server server(executor, logger, settings.socket);
-        fmt::print("serving {} -> {}\n", settings.socket.string(), result.directory.string());  // the ready line
-        std::fflush(stdout);
+        // The ready line; with --json it goes to stderr, so that stdout holds only the JSON result.
+        std::FILE* ready = settings.json ? stderr : stdout;
+        fmt::print(ready, "serving {} -> {}\n", settings.socket.string(), result.directory.string());
+        std::fflush(ready);
         // Until Ctrl-C or SIGTERM; connected producers then get the server's shutdown grace to finish.
         result.served = co_await server.async_run();
     }
@@ -278,6 +319,19 @@ void print_tracker(const axds::tracker_summary& summary, bool json) {
 
 }  // namespace
 
+/// --workers: 0 (automatic) or a positive count, with a message that says so (CLI11's range check prints the
+/// limits of a double).
+const CLI::Validator worker_count(
+    [](const std::string& text) -> std::string {
+        int value = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+        if (ec != std::errc() || end != text.data() + text.size() || value < 0) {
+            return fmt::format("'{}' is not a worker count: use 0 (automatic) or a positive whole number", text);
+        }
+        return {};
+    },
+    "0 (automatic) or a positive number");
+
 int main(int argc, char** argv) {
     CLI::App app{
         "axds: directory checksums, transfers, log archives and processing trackers "
@@ -293,8 +347,7 @@ int main(int argc, char** argv) {
     bool no_save = false;
     std::vector<std::string> excludes;
     checksum->add_option("DIR", checksum_dir, "Directory")->required();
-    checksum->add_option("--workers", checksum_workers, "Files hashed at once (0 = cores - 2)")
-        ->check(CLI::NonNegativeNumber);
+    checksum->add_option("--workers", checksum_workers, "Files hashed at once (0 = cores - 2)")->check(worker_count);
     checksum->add_flag("--no-save", no_save, "Do not write ax_checksum.txt");
     checksum->add_option("--exclude", excludes, "File names to leave out (replaces the default ax_checksum.txt)");
 
@@ -326,7 +379,8 @@ int main(int argc, char** argv) {
     bool keep_sources = false;
     bool assemble_verify = false;
     assemble->add_option("LOGDIR", log_dir, "Logger output directory")->required();
-    assemble->add_option("--workers", assemble_workers, "Sources assembled at once");
+    auto* assemble_workers_option =
+        assemble->add_option("--workers", assemble_workers, "Sources assembled at once (0 = cores - 2)");
     assemble->add_flag("--keep-sources", keep_sources, "Keep the .npy entries");
     assemble->add_flag("--verify", assemble_verify, "Verify every archive before removing entries");
 
@@ -371,6 +425,7 @@ int main(int argc, char** argv) {
 
     // One --json for every subcommand that has a result to print (only one subcommand runs).
     bool json = false;
+    assemble_workers_option->check(worker_count);
     for (auto* sub : {checksum, transfer, remove, assemble, info, show, summary, serve}) {
         sub->add_flag("--json", json, "Machine-readable result on stdout");
     }
@@ -383,6 +438,16 @@ int main(int argc, char** argv) {
     } catch (const CLI::CallForAllHelp& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
+        // "axds bogus": CLI11 would say "A subcommand is required"; name the word that is not a subcommand instead.
+        std::vector<std::string> names;
+        for (const auto* sub : app.get_subcommands({})) {
+            names.push_back(sub->get_name());
+        }
+        if (argc > 1 && argv[1][0] != '-' && std::find(names.begin(), names.end(), argv[1]) == names.end()) {
+            std::fprintf(stderr, "axds: '%s' is not a subcommand; expected one of: %s. Run axds --help for more.\n",
+                         argv[1], fmt::format("{}", fmt::join(names, ", ")).c_str());
+            return 2;
+        }
         (void)app.exit(e);
         return 2;
     }
@@ -495,12 +560,14 @@ int main(int argc, char** argv) {
             std::size_t max_size = 0;
             std::uint64_t total = 0;
             std::size_t n = 0;
-            for (const auto message : reader.messages()) {
+            for (const auto message : reader.messages()) {  // members need not be in time order
                 if (n == 0) {
                     first = message.timestamp_us;
+                    last = message.timestamp_us;
                     min_size = message.payload.size();
                 }
-                last = message.timestamp_us;
+                first = std::min(first, message.timestamp_us);
+                last = std::max(last, message.timestamp_us);
                 min_size = std::min(min_size, message.payload.size());
                 max_size = std::max(max_size, message.payload.size());
                 total += message.payload.size();
@@ -546,6 +613,7 @@ int main(int argc, char** argv) {
             }
         } else if (*serve) {
             require_existing(serve_options.output, "output directory", true);
+            serve_options.json = json;
             if (serve_options.socket.empty()) {
                 serve_options.socket = serve_options.output / (serve_options.name + ".sock");
             }

@@ -178,17 +178,25 @@ asio::awaitable<void> delete_tree(fs::path directory, const delete_options& opti
         detail::test_hooks::before_rmdir(directory);
     }
     asio::steady_timer timer(co_await asio::this_coro::executor);
+    int error = 0;
     for (int attempt = 1; attempt <= rmdir_attempts; ++attempt) {
         if (::rmdir(directory.c_str()) == 0 || errno == ENOENT) {
             co_return;
         }
+        error = errno;
         timer.expires_after(detail::test_hooks::rmdir_retry_delay);
         co_await timer.async_wait(asio::use_awaitable);
     }
-    warn(fmt::format(
-        "Unable to remove the {} directory after 5 attempts. The directory is left in place, which typically "
-        "indicates that another process still holds an open handle to it or to one of the entries it stored.",
-        directory.string()));
+    // The §9.2 sentence, then what the last attempt really said: an open handle is only one of the causes.
+    const std::string cause =
+        error == EBUSY ? "which typically indicates that another process still holds an open handle to it or to one "
+                         "of the entries it stored"
+        : error == ENOTEMPTY || error == EEXIST
+            ? "because entries kept appearing in it while it was deleted (another process is still writing there)"
+        : error == EACCES || error == EPERM ? "because removing it is not permitted"
+                                            : "for the reason the system reported";
+    warn(fmt::format("Unable to remove the {} directory after 5 attempts ({}). The directory is left in place, {}.",
+                     directory.string(), std::system_category().message(error), cause));
 }
 
 }  // namespace

@@ -133,7 +133,7 @@ with tempfile.TemporaryDirectory() as tmp:
     os.makedirs(served)
     sent = {}
     for run_index in range(2):
-        proc = subprocess.Popen([AXDS, "log", "serve", served, "rig", "--assemble", "--json"],
+        proc = subprocess.Popen([AXDS, "log", "serve", served, "rig", "--assemble"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         ready = proc.stdout.readline()
         check(ready.startswith("serving "), f"case 3: log serve ready line: {ready!r}")

@@ -194,7 +194,7 @@ with tempfile.TemporaryDirectory() as tmp:
     os.makedirs(served_dir)
     proc = subprocess.Popen([AXDS, "log", "serve", served_dir, "rig", "--assemble", "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    ready = proc.stdout.readline()
+    ready = proc.stderr.readline()  # with --json the ready line goes to stderr: stdout is only the JSON result
     socket_path = os.path.join(served_dir, "rig.sock")
     check(ready.startswith("serving " + socket_path), f"log serve ready line: {ready!r}")
     producer_script = (

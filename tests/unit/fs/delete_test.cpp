@@ -81,7 +81,11 @@ TEST_CASE("delete_directory retries rmdir and then leaves the directory with the
     delete_tree(root);
     REQUIRE(warnings.messages().size() == 1);
     CHECK_THAT(warnings.messages()[0], Catch::Matchers::Contains(fmt::format(
-                                           "Unable to remove the {} directory after 5 attempts.", root.string())));
+                                           "Unable to remove the {} directory after 5 attempts", root.string())));
+    // The real cause, not the "open handle" the Python message always blames.
+    CHECK_THAT(warnings.messages()[0], Catch::Matchers::Contains("Directory not empty") &&
+                                           Catch::Matchers::Contains("entries kept appearing") &&
+                                           !Catch::Matchers::Contains("open handle"));
     CHECK(fs::exists(root / "late"));
     CHECK_FALSE(fs::exists(root / "a.txt"));  // the contents were removed
 }

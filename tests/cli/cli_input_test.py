@@ -1,0 +1,119 @@
+"""Hostile and odd input through the `axds` binary (ctest: cli_input): --json output always parses, whatever the
+paths; human lines never reach stdout with --json; clear usage errors; archive info on members out of time order.
+Usage: cli_input_test.py /path/to/axds"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+AXDS = os.path.abspath(sys.argv[1])
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "examples", "python"))
+from axds_log_socket import LogSocketProducer  # noqa: E402
+
+failures = []
+checks = 0
+
+
+def run(*args, timeout=60):
+    try:
+        result = subprocess.run([AXDS, *args], capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return -9, b"", b"timed out"
+    return result.returncode, result.stdout, result.stderr
+
+
+def check(condition, what):
+    global checks
+    checks += 1
+    if not condition:
+        failures.append(what)
+        print("FAILED:", what)
+
+
+def read_line(stream, timeout=15):
+    """One line from a pipe, or what arrived before `timeout` seconds (never blocks forever)."""
+    import select
+    line = b""
+    while not line.endswith(b"\n"):
+        ready, _, _ = select.select([stream], [], [], timeout)
+        if not ready:
+            break
+        chunk = os.read(stream.fileno(), 1)
+        if not chunk:
+            break
+        line += chunk
+    return line.decode(errors="replace")
+
+
+def parses(out):
+    try:
+        return json.loads(out.decode("utf-8"))  # strict: what Python's json accepts
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return error
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    # 7. a path that is not valid UTF-8: --json still parses, and surrogateescape gives the bytes back.
+    raw = os.fsencode(tmp) + b"/bad-\xff\xfe-name-\xc3(-\xed\xa0\x80"
+    os.makedirs(raw)
+    with open(raw + b"/data.bin", "wb") as f:
+        f.write(b"payload")
+    code, out, err = run(b"checksum", raw, b"--no-save", b"--json")
+    result = parses(out)
+    check(code == 0 and isinstance(result, dict), f"checksum --json on a non-UTF-8 path: {code} {out!r} {err!r}")
+    if isinstance(result, dict):
+        check(os.fsencode(result["directory"]) == raw, f"surrogateescape round trip: {result['directory']!r}")
+    good = os.path.join(tmp, "ünïcödé ✓")
+    os.makedirs(good)
+    with open(os.path.join(good, "data.bin"), "wb") as f:
+        f.write(b"payload")
+    code, out, err = run("checksum", good, "--no-save", "--json")
+    result = parses(out)
+    check(isinstance(result, dict) and result.get("directory") == good, f"UTF-8 path kept as text: {out!r}")
+
+    # 7. log serve --json: stdout is exactly one JSON object (the ready line goes to stderr).
+    served = os.path.join(tmp, "served")
+    os.makedirs(served)
+    proc = subprocess.Popen([AXDS, "log", "serve", served, "rig", "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    ready = read_line(proc.stderr)
+    check(ready.startswith("serving "), f"log serve --json ready line on stderr: {ready!r}")
+    if ready.startswith("serving "):
+        with LogSocketProducer(os.path.join(served, "rig.sock")) as producer:
+            producer.log_onset(1)
+            producer.log(1, 5, np.arange(4, dtype=np.uint8))
+            producer.close()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    result = parses(out)
+    check(proc.returncode == 0 and isinstance(result, dict) and result.get("entries_written") == 2,
+          f"log serve --json stdout: {out!r} {err!r}")
+
+    # 6. archive info on an archive whose members are not in time order: a real span, no unsigned wrap.
+    onset = 1_700_000_000_000_000
+    members = {"001_%020d" % 0: np.frombuffer(bytes([1]) + bytes(8) + onset.to_bytes(8, "little"), dtype=np.uint8)}
+    for t in (3_000_000, 1_000_000, 2_000_000):  # after the onset (the reader's rule), out of time order
+        members["001_%020d" % t] = np.frombuffer(bytes([1]) + t.to_bytes(8, "little") + b"\x07", dtype=np.uint8)
+    archive = os.path.join(tmp, "1_log.npz")
+    np.savez(archive, **members)  # written in this (unsorted) order
+    code, out, err = run("archive", "info", archive, "--json")
+    result = parses(out)
+    check(isinstance(result, dict) and result.get("first_us") == onset + 1_000_000
+          and result.get("last_us") == onset + 3_000_000, f"archive info --json out of order: {out!r} {err!r}")
+    code, out, err = run("archive", "info", archive)
+    check(code == 0 and b"spanning 2.000000 s" in out, f"archive info span out of order: {out!r}")
+
+    # 10. usage errors say what is wrong, briefly.
+    code, out, err = run("bogus")
+    check(code == 2 and b"'bogus' is not a subcommand" in err and b"checksum" in err, f"axds bogus: {err!r}")
+    for args in (["checksum", tmp, "--workers", "-1"], ["assemble", tmp, "--workers", "-2"]):
+        code, out, err = run(*args)
+        check(code == 2 and b"0 (automatic) or a positive" in err and len(err) < 300, f"{args}: {err!r}")
+
+print(f"cli input: {checks - len(failures)} passed, {len(failures)} failed")
+sys.exit(1 if failures else 0)
