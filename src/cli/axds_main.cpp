@@ -228,7 +228,10 @@ T run_interruptible(asio::awaitable<T> op) {
 void require_existing(const fs::path& path, std::string_view what, bool directory) {
     struct stat st {};
 
-    if (path.empty() || ::lstat(path.c_str(), &st) != 0) {
+    if (path.empty()) {
+        throw axds::value_error(fmt::format("The {} is an empty path.", what));
+    }
+    if (::lstat(path.c_str(), &st) != 0) {
         throw axds::file_not_found_error(std::make_error_code(std::errc::no_such_file_or_directory),
                                          fmt::format("The {} '{}' does not exist.", what, path.string()));
     }
@@ -514,6 +517,11 @@ int main(int argc, char** argv) {
         } else if (*remove) {
             require_existing(delete_dir, "directory to delete", true);
             run_interruptible(axds::async_delete_directory(delete_dir, {.force_root = force_root}));
+            if (struct stat left{}; ::lstat(delete_dir.c_str(), &left) == 0) {
+                throw axds::os_error(
+                    std::make_error_code(std::errc::directory_not_empty),
+                    fmt::format("'{}' was not removed entirely (see the warnings above).", delete_dir));
+            }
             if (json) {
                 fmt::print("{{\"deleted\": {}, \"seconds\": {:.3f}}}\n", json_string(delete_dir),
                            seconds_since(started));
@@ -623,12 +631,14 @@ int main(int argc, char** argv) {
             if (json) {
                 const std::string archives =
                     json_paths(result.assembled ? result.assembled->archives : std::vector<fs::path>{});
+                const std::vector<fs::path> failed(written.failed_entries.begin(), written.failed_entries.end());
                 fmt::print(
                     "{{\"directory\": {}, \"connections\": {}, \"packages\": {}, \"dropped_connections\": {}, "
-                    "\"entries_written\": {}, \"entries_failed\": {}, \"archives\": [{}], \"seconds\": {:.3f}}}\n",
+                    "\"refused_connections\": {}, \"entries_written\": {}, \"entries_failed\": {}, "
+                    "\"failed_entries\": [{}], \"archives\": [{}], \"seconds\": {:.3f}}}\n",
                     json_string(result.directory.string()), served.connections, served.packages,
-                    served.dropped_connections, written.entries_written, written.entries_failed, archives,
-                    seconds_since(started));
+                    served.dropped_connections, served.refused_connections, written.entries_written,
+                    written.entries_failed, json_paths(failed), archives, seconds_since(started));
             } else {
                 fmt::print(
                     "{} producers sent {} packages ({} dropped connections); {} entries written, {} failed{}\n",
@@ -640,6 +650,11 @@ int main(int argc, char** argv) {
                 std::fprintf(stderr, "axds: %zu .npy file(s) were not archived and are left on disk (see above)\n",
                              result.assembled->skipped.size());
                 return 1;
+            }
+            if (!written.clean() && !json) {  // every entry that did not reach the disk, by name
+                for (const auto& name : written.failed_entries) {
+                    std::fprintf(stderr, "axds: not written: %s\n", name.c_str());
+                }
             }
             if (!served.clean() || !written.clean()) {
                 std::fprintf(stderr, "axds: the log is incomplete: %s\n",

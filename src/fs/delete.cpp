@@ -144,8 +144,18 @@ bool unlink_with_io_uring(const fs::path& directory, const std::vector<fs::path>
     return true;
 }
 
-asio::awaitable<void> delete_tree(fs::path directory, const delete_options& options) {
+asio::awaitable<void> delete_tree(fs::path directory, const delete_options& options, dev_t device) {
     listing children = list_children(directory);
+    for (const auto& child : children.directories) {
+        struct stat st {};
+
+        if (::lstat(child.c_str(), &st) == 0 && st.st_dev != device) {
+            throw value_error(
+                fmt::format("Unable to delete {}: {} is another filesystem mounted inside it, which is "
+                            "not deleted. Unmount it, then delete again.",
+                            directory.string(), child.string()));
+        }
+    }
     if (!children.files.empty() && options.use_io_uring) {
         const auto& files = children.files;
         std::function<void(std::size_t)> work = [&files, &directory](std::size_t) {
@@ -172,7 +182,7 @@ asio::awaitable<void> delete_tree(fs::path directory, const delete_options& opti
         co_await detail::async_parallel_for(tasks, std::move(work));
     }
     for (auto& child : children.directories) {  // step 5: sequential recursion
-        co_await delete_tree(std::move(child), options);
+        co_await delete_tree(std::move(child), options, device);
     }
     if (detail::test_hooks::before_rmdir) {
         detail::test_hooks::before_rmdir(directory);
@@ -244,7 +254,15 @@ asio::awaitable<void> async_delete_directory(fs::path directory, delete_options 
                 directory.string(), reason));
         }
     }
-    co_await delete_tree(std::move(directory), options);
+    // Another filesystem (or a bind mount of any directory) inside the tree is not part of it: deleting would empty
+    // what is mounted there. Refused before anything is removed; the walk below also never crosses a device.
+    if (const auto mounts = detail::mount_points_below(directory); !mounts.empty()) {
+        throw value_error(fmt::format(
+            "Unable to delete {}: it contains {} mount point(s) ({}), and deleting would empty the filesystems "
+            "mounted there. Nothing was deleted; unmount them first.",
+            directory.string(), mounts.size(), fmt::join(mounts, ", ")));
+    }
+    co_await delete_tree(std::move(directory), options, st.st_dev);
 }
 
 }  // namespace axds

@@ -122,6 +122,23 @@ tree_relation relate_trees(const fs::path& first, const fs::path& second) {
     return tree_relation::separate;
 }
 
+std::vector<std::string> mount_points_below(const fs::path& directory) {
+    std::string real = resolved(directory);
+    if (real.empty()) {
+        return {};
+    }
+    if (real != "/") {
+        real += '/';
+    }
+    std::vector<std::string> out;
+    for (auto& point : mount_points()) {
+        if (point.size() > real.size() && point.starts_with(real)) {
+            out.push_back(std::move(point));
+        }
+    }
+    return out;
+}
+
 int open_for_replacement(const fs::path& path, unsigned mode) {
     constexpr int create = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
     for (int attempt = 0; attempt < 3; ++attempt) {

@@ -44,6 +44,9 @@ enum class tree_relation { separate, same, first_inside_second, second_inside_fi
 /// point. Empty when none applies.
 [[nodiscard]] std::string protected_root_reason(const std::filesystem::path& directory);
 
+/// Mount points strictly below `directory` (from /proc/self/mountinfo, compared with its realpath).
+[[nodiscard]] std::vector<std::string> mount_points_below(const std::filesystem::path& directory);
+
 /// Opens `path` to write new content without ever writing through it into another file: a symlink at that path
 /// (which could point anywhere) or a hard link (a `cp -al` copy shares its inodes with the original) is unlinked and
 /// a new file (mode 0600 before the caller's chmod; `mode` for new files) created in its place. A plain file with one

@@ -41,6 +41,7 @@ struct source_entry {
     std::string relative;
     std::size_t depth = 0;
     enum class kind { file, directory, symlink } type = kind::file;
+    detail::dir_identity identity;  ///< device and inode (lstat)
 };
 
 std::string relative_of(const fs::path& path, const fs::path& root) {
@@ -72,6 +73,11 @@ struct file_state {
     timespec ctime{};
 
     static file_state of(const struct stat& st) { return {st.st_dev, st.st_ino, st.st_size, st.st_mtim, st.st_ctim}; }
+
+    [[nodiscard]] bool same_content_as(const struct stat& st) const {
+        return size >= 0 && st.st_dev == device && st.st_ino == inode && st.st_size == size &&
+               st.st_mtim.tv_sec == mtime.tv_sec && st.st_mtim.tv_nsec == mtime.tv_nsec;
+    }
 
     [[nodiscard]] bool same_as(const struct stat& st) const {
         return size >= 0 && st.st_dev == device && st.st_ino == inode && st.st_size == size &&
@@ -242,6 +248,56 @@ void check_separate_trees(const fs::path& source, const fs::path& destination) {
         source.string(), destination.string(), problem));
 }
 
+/// What lies below the destination may lead back into the source or out of the destination: a symbolic link where
+/// the source has a directory (the copies would be written through it, anywhere), or a bind mount of a source
+/// directory (the copies would overwrite their own originals, and stray removal would delete them). Both are refused
+/// before anything is written.
+void check_destination_tree(const fs::path& source, const fs::path& destination,
+                            const std::vector<source_entry>& entries) {
+    const auto refuse = [&](const fs::path& where, std::string_view problem) {
+        throw value_error(fmt::format(
+            "Unable to transfer the source directory {} to {}: {} {}. Nothing was written; remove it (or unmount it) "
+            "from the destination first.",
+            source.string(), destination.string(), where.string(), problem));
+    };
+    for (const auto& entry : entries) {
+        struct stat st {};
+
+        if (entry.type == source_entry::kind::directory && ::lstat((destination / entry.relative).c_str(), &st) == 0 &&
+            S_ISLNK(st.st_mode)) {
+            refuse(destination / entry.relative,
+                   "is a symbolic link where the source has a directory, and files are never written through links "
+                   "in the destination");
+        }
+    }
+    if (!detail::identity_of(destination)) {
+        return;  // nothing there yet
+    }
+    std::set<std::pair<dev_t, ino_t>> source_directories;
+    if (const auto root = detail::identity_of(source)) {
+        source_directories.emplace(root->device, root->inode);
+    }
+    for (const auto& entry : entries) {
+        if (entry.type == source_entry::kind::directory) {
+            source_directories.emplace(entry.identity.device, entry.identity.inode);
+        }
+    }
+    std::vector<fs::path> directories{destination};
+    for (auto& path : walk_directory(destination)) {
+        struct stat st {};
+
+        if (::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+            directories.push_back(std::move(path));
+        }
+    }
+    for (const auto& directory : directories) {
+        const auto id = detail::identity_of(directory);
+        if (id && source_directories.count({id->device, id->inode}) != 0) {
+            refuse(directory, "is a directory of the source itself (a bind mount or another view of it)");
+        }
+    }
+}
+
 /// remove_source: after the destination is flushed to disk, deletes exactly the source files that were copied (each
 /// only if it is still the file that was copied), then the directories that became empty, deepest first. Whatever
 /// appeared or changed in the meantime stays and is listed in `report` and in a warning. Runs on the CPU pool.
@@ -260,6 +316,7 @@ void remove_copied_source(const fs::path& source, const fs::path& destination, c
                                        destination.string(), source.string(), std::system_category().message(error)));
     }
     ::close(dest_fd);
+    std::set<std::pair<dev_t, ino_t>> unlinked;  // inodes with other links left
     for (std::size_t i = 0; i < copies.size(); ++i) {
         const auto& [path, relative] = copies[i];
 
@@ -268,7 +325,9 @@ void remove_copied_source(const fs::path& source, const fs::path& destination, c
         if (::lstat(path.c_str(), &st) != 0) {
             continue;  // already gone (an earlier, interrupted removal)
         }
-        if (!states[i].same_as(st)) {
+        // Unlinking one hard link of an inode changes the ctime of its other links: that change was ours.
+        const bool relinked = unlinked.count({st.st_dev, st.st_ino}) != 0;
+        if (!(relinked ? states[i].same_content_as(st) : states[i].same_as(st))) {
             continue;  // changed since it was copied: listed below as kept
         }
         if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
@@ -277,6 +336,9 @@ void remove_copied_source(const fs::path& source, const fs::path& destination, c
                                            std::system_category().message(error)));
         }
         ++report.source_files_removed;
+        if (st.st_nlink > 1) {
+            unlinked.emplace(st.st_dev, st.st_ino);
+        }
     }
     // Directories deepest first (entries are sorted shallow first); one that still holds something stays.
     for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
@@ -345,6 +407,7 @@ asio::awaitable<transfer_report> async_transfer_directory(fs::path source, fs::p
         entry.type = S_ISLNK(st.st_mode)   ? source_entry::kind::symlink
                      : S_ISDIR(st.st_mode) ? source_entry::kind::directory
                                            : source_entry::kind::file;
+        entry.identity = {st.st_dev, st.st_ino};
         entry.path = std::move(path);
         entries.push_back(std::move(entry));
     }
@@ -375,6 +438,7 @@ asio::awaitable<transfer_report> async_transfer_directory(fs::path source, fs::p
             "checksum can cover.",
             source.string()));
     }
+    check_destination_tree(source, destination, entries);
     // 7
     fs::create_directories(destination, ec);
     if (ec || !fs::is_directory(destination)) {

@@ -25,6 +25,7 @@
 #include <utility>
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 namespace axds {
@@ -199,6 +200,15 @@ void data_logger::impl::start() {
     if (fd < 0) {
         throw_errno(errno, fmt::format("Unable to start the {} DataLogger: its output directory {} cannot be opened.",
                                        name, output_directory.string()));
+    }
+    // One writer per directory: a second logger (in any process) would collide on entry names and lose its entries
+    // after its producers were told they were accepted. The lock goes with the descriptor when the run ends.
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+        ::close(fd);
+        throw runtime_error(fmt::format(
+            "Unable to start the {} DataLogger: another data logger (or an assembly) is using its output directory "
+            "{}. Two loggers in one directory would collide on entry names; use another name or output directory.",
+            name, output_directory.string()));
     }
     stop_requested.store(false);
     is_alive.store(true);

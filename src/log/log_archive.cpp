@@ -548,8 +548,8 @@ public:
         if (fd_ >= 0 && ::flock(fd_, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
             ::close(fd_);
             throw runtime_error(fmt::format(
-                "Unable to assemble the log archives in {}: another assembly of this directory is running. Wait for "
-                "it to finish.",
+                "Unable to assemble the log archives in {}: another assembly of this directory, or a data logger "
+                "writing into it, is running. Wait for it to finish (stop the logger first).",
                 directory.string()));
         }
         // Any other flock failure (a filesystem without locks) leaves the directory unlocked, as before.

@@ -132,8 +132,13 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
           options(opts),
           acceptor(strand),
           all_ended(strand),
-          grace(strand) {
+          grace(strand),
+          budget_freed(strand) {
         options.max_message_bytes = std::max(options.max_message_bytes, entry_prefix);
+        options.receive_budget_bytes = std::max(options.receive_budget_bytes, options.max_message_bytes);
+        options.max_connections = std::max<std::size_t>(options.max_connections, 1);
+        budget_left = options.receive_budget_bytes;
+        budget_freed.expires_at(asio::steady_timer::time_point::max());
     }
 
     asio::strand<asio::any_io_executor> strand;
@@ -143,6 +148,8 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
     stream::acceptor acceptor;
     asio::steady_timer all_ended;  // cancelled when the last session ends after closing began
     asio::steady_timer grace;
+    asio::steady_timer budget_freed;            // cancelled whenever reserved bytes come back
+    std::size_t budget_left = 0;                // of options.receive_budget_bytes
     std::map<std::uint64_t, session> sessions;  // by producer number (report.connections when it connected)
     bool closing = false;
     bool cut_off = false;             // the grace ran out (or a second cancellation came)
@@ -205,6 +212,32 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
         }
     }
 
+    /// Reserves `bytes` of the receive budget, waiting while other connections hold it. False when the session was
+    /// cancelled (cut off) meanwhile.
+    static asio::awaitable<bool> reserve(std::shared_ptr<impl> self, std::size_t bytes) {
+        while (self->budget_left < bytes) {
+            if (self->cut_off) {
+                co_return false;
+            }
+            // Every waiter waits on the one timer, armed forever in the constructor: release() wakes them all
+            // (re-arming it here would cancel the other waiters, which would re-arm it in turn).
+            auto [ec] = co_await self->budget_freed.async_wait(detail::nothrow);
+            (void)ec;  // aborted is the wake-up; anything else is checked through the loop condition
+            if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) {
+                co_return false;
+            }
+        }
+        self->budget_left -= bytes;
+        co_return true;
+    }
+
+    void release(std::size_t bytes) {
+        if (bytes != 0) {
+            budget_left += bytes;
+            budget_freed.cancel();
+        }
+    }
+
     /// Bytes read from one connection and not parsed yet: small frames are parsed straight from it, so one read
     /// serves many of them.
     struct read_buffer {
@@ -247,6 +280,7 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
                                            std::shared_ptr<stream::socket> socket) {
         std::uint64_t accepted = 0;
         std::string error;
+        std::size_t held = 0;  // receive budget reserved by the message being read
         try {
             read_buffer in;
             for (;;) {
@@ -275,23 +309,41 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
                 package.source_id = in.data()[4];
                 package.acquisition_time = get_le(in.data() + 5, 8);
                 in.consume(4 + entry_prefix);
-                package.payload.resize(length - entry_prefix);
-                const std::size_t have = std::min(in.size(), package.payload.size());
+                const std::size_t payload_size = static_cast<std::size_t>(length) - entry_prefix;
+                const std::size_t have = std::min(in.size(), payload_size);
+                // A payload that has not arrived whole is received against the shared budget, and allocated only
+                // as its bytes arrive: a header alone never costs more than the read buffer it sits in.
+                const std::size_t reserved = have < payload_size ? payload_size : 0;
+                if (reserved != 0) {
+                    const bool granted = co_await reserve(self, reserved);
+                    if (!granted) {
+                        error = "cut off while waiting for the receive budget.";
+                        break;
+                    }
+                    held = reserved;
+                }
+                package.payload.resize(have);
                 if (have > 0) {  // an empty payload's data() may be null, which memcpy must not see
                     std::memcpy(package.payload.data(), in.data(), have);
                     in.consume(have);
                 }
-                if (have < package.payload.size()) {  // a large payload: the rest straight into the package
-                    auto [ec, got] = co_await asio::async_read(
-                        *socket, asio::buffer(package.payload.data() + have, package.payload.size() - have),
-                        detail::nothrow);
+                while (package.payload.size() < payload_size) {  // a large payload: the rest in 1 MiB steps
+                    const std::size_t at = package.payload.size();
+                    const std::size_t step = std::min<std::size_t>(payload_size - at, std::size_t{1} << 20);
+                    package.payload.resize(at + step);
+                    auto [ec, got] = co_await asio::async_read(*socket, asio::buffer(package.payload.data() + at, step),
+                                                               detail::nothrow);
                     if (ec) {
                         error = fmt::format("the connection ended inside a message ({} of {} bytes).",
-                                            entry_prefix + have + got, length);
+                                            entry_prefix + at + got, length);
                         break;
                     }
                 }
+                if (!error.empty()) {
+                    break;
+                }
                 co_await self->logger.async_log(std::move(package));
+                self->release(std::exchange(held, 0));
                 ++accepted;
             }
             if (error.empty()) {
@@ -310,6 +362,7 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
             error = fmt::format("cut off when the server closed (shutdown grace {} ms).",
                                 self->options.shutdown_grace.count());
         }
+        self->release(held);
         asio::error_code ignored;
         socket->close(ignored);
         self->session_ended(id, accepted, error);
@@ -325,6 +378,16 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
                                      self->path.string(), ec.message()));
                 }
                 break;
+            }
+            if (self->sessions.size() >= self->options.max_connections) {
+                asio::error_code ignored;
+                socket->close(ignored);
+                ++self->report.refused_connections;
+                warn(
+                    fmt::format("The data logger socket at '{}' refused a producer: {} are connected already "
+                                "(log_socket_options::max_connections). Nothing was received from it.",
+                                self->path.string(), self->sessions.size()));
+                continue;
             }
             const std::uint64_t id = ++self->report.connections;
             auto cancel = std::make_shared<asio::cancellation_signal>();

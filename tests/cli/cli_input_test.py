@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 import numpy as np
 
@@ -93,6 +94,52 @@ with tempfile.TemporaryDirectory() as tmp:
     result = parses(out)
     check(proc.returncode == 0 and isinstance(result, dict) and result.get("entries_written") == 2,
           f"log serve --json stdout: {out!r} {err!r}")
+
+    # 4. log serve: headers that claim huge messages do not make the server allocate what they claim.
+    import socket as socketlib
+    import threading
+    served = os.path.join(tmp, "budget")
+    os.makedirs(served)
+    proc = subprocess.Popen([AXDS, "log", "serve", served, "rig"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ready = read_line(proc.stdout)
+    check(ready.startswith("serving "), f"log serve ready line: {ready!r}")
+    sock_path = os.path.join(served, "rig.sock")
+    claimed = 64 << 20
+    clients = []
+    for _ in range(50):
+        c = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
+        c.connect(sock_path)
+        c.sendall(claimed.to_bytes(4, "little") + bytes([1]) + (7).to_bytes(8, "little") + b"x" * 1000)
+        clients.append(c)
+    peak_kib = 0
+    for _ in range(10):  # a server that allocates what headers claim grows for seconds (zero-filling 64 MiB each)
+        time.sleep(0.5)
+        with open(f"/proc/{proc.pid}/status") as f:
+            peak_kib = max(peak_kib, next(int(line.split()[1]) for line in f if line.startswith("VmSize:")))
+    check(peak_kib < 400 * 1024, f"case 4: 50 headers claiming 64 MiB each: log serve maps {peak_kib // 1024} MiB")
+    for c in clients:
+        c.close()
+    # Real large messages from several producers at once still all arrive (they queue for the budget).
+    def produce(index, results):
+        try:
+            with LogSocketProducer(sock_path) as producer:
+                for k in range(2):
+                    producer.log(2, index * 10 + k + 1, np.full(48 << 20, index, dtype=np.uint8))
+                results[index] = producer.close()
+        except Exception as error:  # noqa: BLE001 - reported below
+            results[index] = error
+    results = {}
+    threads = [threading.Thread(target=produce, args=(i, results)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    check(all(results.get(i) == 2 for i in range(6)), f"case 4: large messages under the budget: {results}")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    check(b"12 entries written" in out, f"case 4: log serve summary: {out!r}")
+    written = [n for n in os.listdir(os.path.join(served, "rig_data_log")) if n.endswith(".npy")]
+    check(len(written) == 12, f"case 4: {len(written)} of 12 large entries on disk")
 
     # 6. archive info on an archive whose members are not in time order: a real span, no unsigned wrap.
     onset = 1_700_000_000_000_000

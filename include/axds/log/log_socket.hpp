@@ -30,6 +30,15 @@ struct log_socket_options {
     std::size_t max_message_bytes = std::size_t{64} << 20;
     /// After close(): how long connected producers may keep sending before they are cut off.
     std::chrono::milliseconds shutdown_grace{5000};
+    /// Bytes of large messages (those that do not fit one connection's 64 KiB read buffer) being received at once,
+    /// over all connections together; at least max_message_bytes. A message's bytes are reserved when its header
+    /// arrives and released once the logger has taken the package; while the budget is spent, further large
+    /// messages wait (their producers' sends block). Memory is allocated as bytes arrive, never as a header claims.
+    std::size_t receive_budget_bytes = std::size_t{256} << 20;
+    /// Producers connected at once; more are refused (closed at once, with a warning) until some leave. With the
+    /// budget this bounds the server's memory: receive_budget_bytes + max_connections × ~128 KiB (plus the
+    /// logger's own queue_capacity_bytes).
+    std::size_t max_connections = 256;
 };
 
 /// What one async_run() of a log_socket_server did.
@@ -37,6 +46,7 @@ struct log_socket_report {
     std::uint64_t connections = 0;          ///< producers that connected
     std::uint64_t packages = 0;             ///< packages handed to the logger (each confirmed to its producer)
     std::uint64_t dropped_connections = 0;  ///< closed for a malformed frame, an early end, or the shutdown grace
+    std::uint64_t refused_connections = 0;  ///< closed at once: max_connections were connected already
     std::string first_error;                ///< what ended the first dropped connection
 
     [[nodiscard]] bool clean() const noexcept { return dropped_connections == 0; }

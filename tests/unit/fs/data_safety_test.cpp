@@ -331,3 +331,72 @@ TEST_CASE("saving ax_checksum.txt never writes through a symlink or hard link of
     CHECK(fs::is_regular_file(fs::symlink_status(directory / "ax_checksum.txt")));
     CHECK(read_file(directory / "ax_checksum.txt") == digest);
 }
+
+TEST_CASE("transfer refuses a destination whose directories lead back into the source or out of the destination",
+          "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path source = make_tree(tmp.path() / "S");
+    const auto before = snapshot(source);
+    write_file(tmp.path() / "precious" / "c.txt", "gold");
+    SECTION("a symlink to a source directory where the source has a directory") {
+        fs::create_directories(tmp.path() / "D");
+        fs::create_directory_symlink(source / "sub", tmp.path() / "D" / "sub");
+        CHECK_THROWS_MATCHES(transfer(source, tmp.path() / "D", {.verify_integrity = true, .remove_source = true}),
+                             axds::value_error, message_contains("symbolic link where the source has a directory"));
+    }
+    SECTION("a symlink to an outside directory") {
+        fs::create_directories(tmp.path() / "D" / "sub");
+        fs::create_directory_symlink(tmp.path() / "precious", tmp.path() / "D" / "sub" / "deep");
+        CHECK_THROWS_MATCHES(transfer(source, tmp.path() / "D"), axds::value_error,
+                             message_contains("never written through links"));
+    }
+    SECTION("the source bind-mounted inside the destination") {
+        fs::create_directories(tmp.path() / "D" / "view");
+        AXDS_SKIP_IF(::mount(source.c_str(), (tmp.path() / "D" / "view").c_str(), nullptr, MS_BIND, nullptr) != 0,
+                     "bind mounts are not permitted here (needs root): not tested");
+        CHECK_THROWS_MATCHES(transfer(source, tmp.path() / "D", {.reset_dirty_destination = true}), axds::value_error,
+                             message_contains("directory of the source itself"));
+        ::umount2((tmp.path() / "D" / "view").c_str(), MNT_DETACH);
+    }
+    SECTION("a source subdirectory bind-mounted where the destination's copy of it goes") {
+        fs::create_directories(tmp.path() / "D" / "sub");
+        AXDS_SKIP_IF(
+            ::mount((source / "sub").c_str(), (tmp.path() / "D" / "sub").c_str(), nullptr, MS_BIND, nullptr) != 0,
+            "bind mounts are not permitted here (needs root): not tested");
+        CHECK_THROWS_MATCHES(transfer(source, tmp.path() / "D", {.verify_integrity = true, .remove_source = true}),
+                             axds::value_error, message_contains("directory of the source itself"));
+        ::umount2((tmp.path() / "D" / "sub").c_str(), MNT_DETACH);
+    }
+    CHECK(snapshot(source) == before);
+    CHECK(read_file(tmp.path() / "precious" / "c.txt") == "gold");
+}
+
+TEST_CASE("moving a source with hard links removes every link without a false 'changed' warning", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path source = make_tree(tmp.path() / "S");
+    fs::create_hard_link(source / "a.bin", source / "sub" / "a_again.bin");
+    const axds::scoped_warning_capture warnings;
+    const auto report = transfer(source, tmp.path() / "D", {.verify_integrity = true, .remove_source = true});
+    CHECK(report.source_files_kept.empty());
+    CHECK_FALSE(fs::exists(source));
+    CHECK(warnings.messages().empty());
+    CHECK(read_file(tmp.path() / "D" / "sub" / "a_again.bin") == std::string(5000, 'a'));
+}
+
+TEST_CASE("delete refuses a tree with a mount point inside, and empties nothing mounted there", "[fs][safety]") {
+    const temp_dir tmp;
+    write_file(tmp.path() / "precious" / "gold.txt", "gold");
+    const fs::path victim = make_tree(tmp.path() / "victim");
+    fs::create_directories(victim / "sub" / "bind");
+    AXDS_SKIP_IF(
+        ::mount((tmp.path() / "precious").c_str(), (victim / "sub" / "bind").c_str(), nullptr, MS_BIND, nullptr) != 0,
+        "bind mounts are not permitted here (needs root): not tested");
+    CHECK_THROWS_MATCHES(delete_tree(victim), axds::value_error,
+                         message_contains("mount point") && message_contains("Nothing was deleted"));
+    CHECK(read_file(tmp.path() / "precious" / "gold.txt") == "gold");
+    CHECK(fs::exists(victim / "a.bin"));
+    ::umount2((victim / "sub" / "bind").c_str(), MNT_DETACH);
+    delete_tree(victim);
+    CHECK_FALSE(fs::exists(victim));
+    CHECK(read_file(tmp.path() / "precious" / "gold.txt") == "gold");
+}

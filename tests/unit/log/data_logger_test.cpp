@@ -220,6 +220,18 @@ TEST_CASE("data logger never overwrites an existing entry file: the new entry fa
     CHECK(entry_on_disk_matches(logger.output_directory(), make_package(2, 6000, 8)));
 }
 
+TEST_CASE("a second data logger on the same output directory is refused while the first runs", "[log]") {
+    const temp_dir tmp;
+    io_thread loop;
+    data_logger first(loop.executor(), tmp.path(), "rig");
+    data_logger second(loop.executor(), tmp.path(), "rig");
+    first.start();
+    CHECK_THROWS_MATCHES(second.start(), axds::runtime_error, message_contains("another data logger"));
+    (void)first.stop();
+    second.start();  // free again
+    CHECK(second.stop().clean());
+}
+
 TEST_CASE("data logger keeps packages submitted while stopped and writes them on the next start", "[log]") {
     const temp_dir tmp;
     io_thread loop;
