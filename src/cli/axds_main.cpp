@@ -1,6 +1,7 @@
 // The axds command-line tool: the library's directory, archive and tracker operations for shells and scripts.
 // Exit codes: 0 success, 1 the operation failed (message on stderr), 2 usage error.
 
+#include <axds/config/yaml_value.hpp>
 #include <axds/error.hpp>
 #include <axds/fs/checksum.hpp>
 #include <axds/fs/delete.hpp>
@@ -28,7 +29,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <optional>
 #include <set>
 #include <string>
@@ -238,6 +241,33 @@ void require_existing(const fs::path& path, std::string_view what, bool director
     if (directory && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode)) {
         throw axds::not_a_directory_error(std::make_error_code(std::errc::not_a_directory),
                                           fmt::format("The {} '{}' is not a directory.", what, path.string()));
+    }
+}
+
+/// The CLI never treats a file that is not a processing tracker as one: `reset`/`retry` would replace it with an
+/// empty tracker (the Python library, ignoring unknown keys, would). A tracker is a regular file holding a YAML
+/// mapping with a `jobs` entry, or an empty file.
+void require_tracker_file(const fs::path& path) {
+    struct stat st {};
+
+    if (::stat(path.c_str(), &st) != 0) {
+        return;  // missing: require_existing decides
+    }
+    const auto refuse = [&](std::string_view why) {
+        throw axds::value_error(
+            fmt::format("The file '{}' is not a processing tracker: {}. It was left untouched.", path.string(), why));
+    };
+    if (!S_ISREG(st.st_mode)) {
+        refuse("it is not a regular file");
+    }
+    std::ifstream in(path, std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
+        return;
+    }
+    const axds::yaml_value document = axds::parse_yaml(text, path.string());
+    if (document.type() != axds::yaml_value::kind::mapping || document.find("jobs") == nullptr) {
+        refuse("it holds no 'jobs' entry");
     }
 }
 
@@ -665,6 +695,7 @@ int main(int argc, char** argv) {
             if (!create_tracker || *show || *summary) {
                 require_existing(tracker_file, "processing tracker file", false);
             }
+            require_tracker_file(tracker_file);
             axds::processing_tracker registry(tracker_file);
             if (*show || *summary) {
                 auto result = registry.summarize();

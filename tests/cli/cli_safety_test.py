@@ -224,6 +224,16 @@ with tempfile.TemporaryDirectory() as tmp:
         check(code == 1 and err.startswith("axds: "), f"case 10: {args}: {code} {out!r} {err!r}")
     check(not os.path.exists(os.path.join(tmp, "nothing")), "case 10: a missing path was created")
 
+    # 10. a YAML file that is not a tracker is never replaced by `tracker reset|retry`, nor shown as one.
+    config = os.path.join(tmp, "experiment.yaml")
+    write(config, "experiment:\n  subject: mouse7\n")
+    for sub in ("retry", "reset", "show", "summary"):
+        code, out, err = run("tracker", sub, config)
+        check(code == 1 and "not a processing tracker" in err, f"case 10: tracker {sub} on a config: {code} {err!r}")
+    check(open(config).read() == "experiment:\n  subject: mouse7\n", "case 10: a config file was overwritten")
+    code, out, err = run("tracker", "show", tmp)
+    check(code == 1 and "not a regular file" in err, f"case 10: tracker show DIR: {code} {err!r}")
+
     # 11. a .npy that is a FIFO (or a link to one): skipped with a named warning, no hang.
     fifo_logs = os.path.join(tmp, "fifo_data_log")
     os.makedirs(fifo_logs)
