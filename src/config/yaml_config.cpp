@@ -2,6 +2,8 @@
 
 #include <axds/error.hpp>
 
+#include "config/yaml_diagnostics.hpp"
+
 #include <fmt/format.h>
 
 #include <cerrno>
@@ -108,18 +110,29 @@ void throw_yaml_field_error(const yaml_context& context, std::string_view proble
     throw type_error(fmt::format(
         "Unable to create the dataclass instance using the data from the {} .yaml file. The field '{}' holds an "
         "invalid value: {}.",
-        describe(context), context.where.empty() ? "<document>" : context.where, problem));
+        describe(context), context.where.empty() ? "<document>" : yaml_bounded_path(context.where), problem));
 }
 
 void throw_yaml_missing_field(const yaml_context& context) {
     throw missing_value_error(
         fmt::format("Unable to create the dataclass instance using the data from the {} .yaml file: missing value for "
                     "field \"{}\".",
-                    describe(context), context.where));
+                    describe(context), yaml_bounded_path(context.where)));
 }
 
 void throw_yaml_enum_value(std::string_view enum_value, std::string_view problem) {
     throw value_error(fmt::format("Unable to serialize the enum value {}: it {}.", enum_value, problem));
+}
+
+std::string yaml_excerpt(std::string_view text, std::size_t limit) {
+    if (text.size() <= limit) {
+        return std::string(text);
+    }
+    std::size_t cut = limit;
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0U) == 0x80U) {
+        --cut;  // do not split a multi-byte character
+    }
+    return fmt::format("{}... ({} bytes)", text.substr(0, cut), text.size());
 }
 
 std::string yaml_key_text(const yaml_value& key) {
@@ -150,7 +163,7 @@ void check_yaml_suffix(const fs::path& file, bool writing) {
 }
 
 void write_yaml_file(const fs::path& file, const yaml_value& document) {
-    write_yaml_text(file, emit_yaml(document));  // emit fails before anything touches the disk
+    write_yaml_text(file, emit_yaml_for_file(document, file));  // emit fails before anything touches the disk
 }
 
 void write_yaml_text(const fs::path& file, const std::string& text) {

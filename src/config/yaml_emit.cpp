@@ -1,8 +1,11 @@
 // spec §3.4/§3.5: YAML documents byte-identical to PyYAML's CDumper. We drive the same libyaml emitter with the
 // same events and options, so style choice, quoting, escaping and line folding are libyaml's own.
+#include <axds/config/yaml_config.hpp>
 #include <axds/config/yaml_value.hpp>
 
 #include <axds/error.hpp>
+
+#include "config/yaml_diagnostics.hpp"
 
 #include <fmt/format.h>
 
@@ -10,6 +13,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace axds {
 
@@ -62,7 +66,8 @@ bool valid_utf8(std::string_view text) {
 
 class emitter {
 public:
-    emitter() {
+    /// `destination`: the file the document is for, named in errors (empty: none).
+    explicit emitter(std::string destination) : destination_(std::move(destination)) {
         if (yaml_emitter_initialize(&emitter_) == 0) {
             throw std::bad_alloc();
         }
@@ -102,9 +107,21 @@ private:
         return 1;
     }
 
-    [[noreturn]] void fail() {
-        throw value_error(fmt::format("Unable to emit the YAML document: {}",
-                                      emitter_.problem != nullptr ? emitter_.problem : "unknown libyaml error"));
+    [[noreturn]] void fail() const { fail(emitter_.problem != nullptr ? emitter_.problem : "unknown libyaml error"); }
+
+    /// "Unable to emit the YAML document[ for <file>]: <problem>[ (in the field '<path>')]."
+    [[noreturn]] void fail(std::string_view problem) const {
+        std::string path;
+        for (const step& s : path_) {
+            if (s.key != nullptr) {
+                detail::yaml_path_append_key(path, *s.key);
+            } else {
+                detail::yaml_path_append_index(path, s.index);
+            }
+        }
+        throw value_error(fmt::format("Unable to emit the YAML document{}: {}{}.",
+                                      destination_.empty() ? "" : " for " + destination_, problem,
+                                      path.empty() ? "" : " (in the field '" + detail::yaml_bounded_path(path) + "')"));
     }
 
     void emit(yaml_event_t& event) {
@@ -138,34 +155,37 @@ private:
             case kind::floating: scalar(yaml_float_text(value.as_double()), false); return;
             case kind::string:
                 if (!valid_utf8(value.as_string())) {
-                    throw value_error(
-                        fmt::format("Unable to emit the YAML document: the string '{}' is not valid "
-                                    "UTF-8 text.",
-                                    value.as_string().substr(0, 80)));
+                    fail(fmt::format("the string '{}' is not valid UTF-8 text",
+                                     detail::yaml_excerpt(value.as_string())));
                 }
                 scalar(value.as_string(), true);
                 return;
             case kind::sequence:
                 if (is_key) {
-                    throw value_error("Unable to emit the YAML document: a mapping key must be a scalar, not a list.");
+                    fail("a mapping key must be a scalar, not a list");
                 }
                 yaml_sequence_start_event_initialize(&event, nullptr, nullptr, 1, YAML_BLOCK_SEQUENCE_STYLE);
                 emit(event);
+                path_.push_back({});
                 for (const auto& item : value.as_sequence()) {
                     node(item, false);
+                    ++path_.back().index;
                 }
+                path_.pop_back();
                 yaml_sequence_end_event_initialize(&event);
                 emit(event);
                 return;
             case kind::mapping:
                 if (is_key) {
-                    throw value_error("Unable to emit the YAML document: a mapping key must be a scalar, not a dict.");
+                    fail("a mapping key must be a scalar, not a dict");
                 }
                 yaml_mapping_start_event_initialize(&event, nullptr, nullptr, 1, YAML_BLOCK_MAPPING_STYLE);
                 emit(event);
                 for (const auto& entry : value.as_mapping()) {
                     node(entry.key, true);
+                    path_.push_back({&entry.key, 0});
                     node(entry.value, false);
+                    path_.pop_back();
                 }
                 yaml_mapping_end_event_initialize(&event);
                 emit(event);
@@ -173,15 +193,32 @@ private:
         }
     }
 
+    /// One step of the path from the root to the node being written: a mapping key or a sequence index.
+    struct step {
+        const yaml_value* key = nullptr;  ///< nullptr for a sequence item
+        std::size_t index = 0;
+    };
+
     yaml_emitter_t emitter_{};
     std::string output_;
+    std::string destination_;
+    std::vector<step> path_;
 };
 
 }  // namespace
 
 std::string emit_yaml(const yaml_value& value) {
-    emitter e;
+    emitter e{std::string()};
     return e.document(value);
 }
+
+namespace detail {
+
+std::string emit_yaml_for_file(const yaml_value& document, const std::filesystem::path& file) {
+    emitter e(file.string());
+    return e.document(document);
+}
+
+}  // namespace detail
 
 }  // namespace axds

@@ -5,17 +5,21 @@
 #include <axds/error.hpp>
 
 #include "config/yaml11_patterns.hpp"
+#include "config/yaml_diagnostics.hpp"
 
 #include <fmt/format.h>
 
 #include <yaml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <map>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 namespace axds {
 
@@ -45,7 +49,7 @@ bool parse_int(std::string_view raw, yaml_value& out) {
     }
     std::uint64_t magnitude = 0;
     const auto overflow = [&] {
-        throw overflow_error(fmt::format("the integer '{}' does not fit in 64 bits", raw));
+        throw overflow_error(fmt::format("the integer '{}' does not fit in 64 bits", detail::yaml_excerpt(raw)));
     };
     const auto accumulate = [&](std::string_view digits, std::uint64_t base) {
         for (const char c : digits) {
@@ -96,6 +100,40 @@ bool parse_int(std::string_view raw, yaml_value& out) {
     return true;
 }
 
+/// Python's float() of unsigned decimal text ("123", "1.5", "1.0e+400", "0.5e-9"): from_chars, except that a value
+/// beyond double range is an infinity or a zero as Python gives it (from_chars leaves its output untouched then).
+double decimal_to_double(std::string_view text) {
+    double value = 0;
+    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    (void)ptr;
+    if (ec != std::errc::result_out_of_range) {
+        return value;
+    }
+    // Out of range: the decimal exponent of the first significant digit tells overflow (> 0) from underflow.
+    const auto e_at = text.find_first_of("eE");
+    const std::string_view mantissa = text.substr(0, e_at);
+    std::int64_t exponent = 0;
+    if (e_at != std::string_view::npos) {
+        std::string_view digits = text.substr(e_at + 1);
+        const bool negative = !digits.empty() && digits.front() == '-';
+        if (!digits.empty() && (digits.front() == '-' || digits.front() == '+')) {
+            digits.remove_prefix(1);
+        }
+        for (const char c : digits) {
+            exponent = std::min<std::int64_t>(exponent * 10 + (c - '0'), std::int64_t{1} << 40);
+        }
+        exponent = negative ? -exponent : exponent;
+    }
+    const auto dot = std::min(mantissa.find('.'), mantissa.size());
+    const auto first = mantissa.find_first_of("123456789");
+    if (first == std::string_view::npos) {
+        return 0.0;
+    }
+    const auto position =
+        first < dot ? static_cast<std::int64_t>(dot - first - 1) : -static_cast<std::int64_t>(first - dot);
+    return position + exponent > 0 ? std::numeric_limits<double>::infinity() : 0.0;
+}
+
 bool parse_float(std::string_view raw, yaml_value& out) {
     if (!detail::yaml11_is_float(raw)) {
         return false;
@@ -123,7 +161,7 @@ bool parse_float(std::string_view raw, yaml_value& out) {
         std::size_t start = 0;
         while (true) {
             const auto colon = text.find(':', start);
-            total = total * 60 + std::stod(text.substr(start, colon - start));
+            total = total * 60 + decimal_to_double(std::string_view(text).substr(start, colon - start));
             if (colon == std::string::npos) {
                 break;
             }
@@ -132,13 +170,7 @@ bool parse_float(std::string_view raw, yaml_value& out) {
         out = yaml_value(sign * total);
         return true;
     }
-    double value = 0;
-    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc() && ec != std::errc::result_out_of_range) {
-        return false;
-    }
-    (void)ptr;
-    out = yaml_value(sign * value);
+    out = yaml_value(sign * decimal_to_double(text));
     return true;
 }
 
@@ -163,7 +195,10 @@ yaml_value resolve_plain(std::string text) {
 
 class parser {
 public:
-    parser(std::string_view text, std::string_view source) : source_(source) {
+    parser(std::string_view text, std::string_view source)
+        : source_(source),
+          size_(text.size()),
+          budget_(std::max<std::uint64_t>(yaml_min_alias_node_budget, text.size())) {
         if (yaml_parser_initialize(&parser_) == 0) {
             throw std::bad_alloc();
         }
@@ -205,6 +240,18 @@ private:
         ~event_holder() { yaml_event_delete(&event); }
     };
 
+    /// An anchored node, kept for its aliases, and its weight (see charge()).
+    struct anchored {
+        yaml_value value;
+        std::uint64_t weight = 0;
+    };
+
+    /// One step of the path from the root to the node being built: a mapping key or a sequence index.
+    struct step {
+        const yaml_value* key = nullptr;  ///< nullptr for a sequence item
+        std::size_t index = 0;
+    };
+
     void next(event_holder& holder) {
         if (yaml_parser_parse(&parser_, &holder.event) == 0) {
             throw yaml_error(fmt::format("Unable to parse the YAML document {}: {} at line {}, column {}.", source_,
@@ -221,59 +268,122 @@ private:
         }
     }
 
-    [[noreturn]] void fail_at(const yaml_event_t& event, std::string_view what) const {
-        throw yaml_error(fmt::format("Unable to parse the YAML document {}: {} at line {}, column {}.", source_, what,
-                                     event.start_mark.line + 1, event.start_mark.column + 1));
+    /// The field path of the node being built ("jobs.5a6ab48314d28f6b.started_at", "items[2]"), bounded.
+    [[nodiscard]] std::string path() const {
+        std::string out;
+        for (const step& s : path_) {
+            if (s.key != nullptr) {
+                detail::yaml_path_append_key(out, *s.key);
+            } else {
+                detail::yaml_path_append_index(out, s.index);
+            }
+        }
+        return detail::yaml_bounded_path(out);
     }
 
-    void remember(const yaml_char_t* anchor, const yaml_value& value) {
+    /// "Unable to parse the YAML document <source>: <what>[ in the field '<path>'] at line L, column C."
+    [[nodiscard]] std::string located(const yaml_event_t& event, std::string_view what, bool with_path = true) const {
+        const std::string where = with_path && !path_.empty() ? fmt::format(" in the field '{}'", path()) : "";
+        return fmt::format("Unable to parse the YAML document {}: {}{} at line {}, column {}.", source_, what, where,
+                           event.start_mark.line + 1, event.start_mark.column + 1);
+    }
+
+    [[noreturn]] void fail_at(const yaml_event_t& event, std::string_view what, bool with_path = true) const {
+        throw yaml_error(located(event, what, with_path));
+    }
+
+    /// Anchors and aliases copy subtrees: an alias inserts a copy of its anchor's node, and every anchor keeps a copy
+    /// for its aliases. Each copy is charged its weight (one per node, plus one per 64 bytes of scalar text) against
+    /// a budget of max(1,000,000, document bytes), so an alias bomb is refused before it is built.
+    void charge(const yaml_event_t& event, std::uint64_t weight, std::string_view what) {
+        if (weight > budget_ - copied_) {
+            fail_at(event, fmt::format("{} would make the anchors and aliases copy more than {} nodes, the limit for "
+                                       "this {}-byte document (an alias bomb?)",
+                                       what, budget_, size_));
+        }
+        copied_ += weight;
+    }
+
+    void remember(const yaml_event_t& event, const yaml_char_t* anchor, const yaml_value& value, std::uint64_t weight) {
         if (anchor != nullptr) {
-            anchors_[reinterpret_cast<const char*>(anchor)] = value;
+            const auto* name = reinterpret_cast<const char*>(anchor);
+            charge(event, weight, fmt::format("keeping the anchor '&{}'", detail::yaml_excerpt(name)));
+            anchors_[name] = anchored{value, weight};
+        }
+    }
+
+    void enter(const yaml_event_t& event) {
+        if (++depth_ > yaml_max_nesting_depth) {
+            fail_at(event,
+                    fmt::format("the collections nest more than {} levels deep (the limit for any document)",
+                                yaml_max_nesting_depth),
+                    false);
         }
     }
 
     yaml_value node(const event_holder& holder) {
         const yaml_event_t& event = holder.event;
+        const std::uint64_t built_before = built_;
         switch (event.type) {
             case YAML_ALIAS_EVENT: {
-                const auto it = anchors_.find(reinterpret_cast<const char*>(event.data.alias.anchor));
+                const auto* name = reinterpret_cast<const char*>(event.data.alias.anchor);
+                const auto it = anchors_.find(name);
                 if (it == anchors_.end()) {
                     fail_at(event, "found an undefined alias");
                 }
-                return it->second;
+                charge(event, it->second.weight, fmt::format("expanding the alias '*{}'", detail::yaml_excerpt(name)));
+                built_ += it->second.weight;
+                return it->second.value;
             }
             case YAML_SCALAR_EVENT: {
                 const auto& scalar = event.data.scalar;
                 std::string text(reinterpret_cast<const char*>(scalar.value), scalar.length);
+                built_ += 1 + scalar.length / yaml_scalar_bytes_per_node;
                 yaml_value value;
                 const std::string tag = scalar.tag != nullptr ? reinterpret_cast<const char*>(scalar.tag) : "";
-                if (tag.empty() || tag == "!") {
-                    value = scalar.plain_implicit != 0 && scalar.style == YAML_PLAIN_SCALAR_STYLE
-                                ? resolve_plain(std::move(text))
-                                : yaml_value(std::move(text));
-                } else {
-                    value = tagged_scalar(event, tag, std::move(text));
+                try {
+                    if (tag.empty() || tag == "!") {
+                        value = scalar.plain_implicit != 0 && scalar.style == YAML_PLAIN_SCALAR_STYLE
+                                    ? resolve_plain(std::move(text))
+                                    : yaml_value(std::move(text));
+                    } else {
+                        value = tagged_scalar(event, tag, std::move(text));
+                    }
+                } catch (const overflow_error& e) {
+                    throw overflow_error(located(event, e.what()));
                 }
-                remember(scalar.anchor, value);
+                remember(event, scalar.anchor, value, built_ - built_before);
                 return value;
             }
             case YAML_SEQUENCE_START_EVENT: {
+                enter(event);
+                ++built_;
                 yaml_value::sequence items;
+                path_.push_back({});
                 while (true) {
                     event_holder child;
                     next(child);
                     if (child.event.type == YAML_SEQUENCE_END_EVENT) {
                         break;
                     }
+                    path_.back().index = items.size();
                     items.push_back(node(child));
                 }
+                path_.pop_back();
+                --depth_;
                 yaml_value value(std::move(items));
-                remember(event.data.sequence_start.anchor, value);
+                remember(event, event.data.sequence_start.anchor, value, built_ - built_before);
                 return value;
             }
             case YAML_MAPPING_START_EVENT: {
+                enter(event);
+                ++built_;
                 yaml_value::mapping entries;
+                // Later duplicates replace earlier ones, as a Python dict does. Keys are looked up in a hash index
+                // (a linear search made large documents quadratic): strings by their text, other scalars by kind
+                // and value, with the same equality as yaml_value's operator==.
                 std::unordered_map<std::string, std::size_t> string_keys;
+                std::unordered_map<std::string, std::size_t> other_keys;
                 while (true) {
                     event_holder key_event;
                     next(key_event);
@@ -286,31 +396,44 @@ private:
                     }
                     event_holder value_event;
                     next(value_event);
+                    path_.push_back({&key, 0});
                     yaml_value item = node(value_event);
-                    // Later duplicates replace earlier ones, as a Python dict does. String keys (nearly all) are
-                    // looked up in a hash index: a linear search made large documents quadratic.
-                    if (key.type() == yaml_value::kind::string) {
-                        const auto [at, inserted] = string_keys.try_emplace(key.as_string(), entries.size());
-                        if (!inserted) {
-                            entries[at->second].value = std::move(item);
-                        } else {
-                            entries.push_back({std::move(key), std::move(item)});
-                        }
-                        continue;
-                    }
-                    const auto same = std::find_if(entries.begin(), entries.end(),
-                                                   [&](const yaml_mapping_entry& e) { return e.key == key; });
-                    if (same != entries.end()) {
-                        same->value = std::move(item);
+                    path_.pop_back();
+                    auto& index = key.type() == yaml_value::kind::string ? string_keys : other_keys;
+                    const auto [at, inserted] = index.try_emplace(
+                        key.type() == yaml_value::kind::string ? key.as_string() : scalar_identity(key),
+                        entries.size());
+                    if (!inserted) {
+                        entries[at->second].value = std::move(item);
                     } else {
                         entries.push_back({std::move(key), std::move(item)});
                     }
                 }
+                --depth_;
                 yaml_value value(std::move(entries));
-                remember(event.data.mapping_start.anchor, value);
+                remember(event, event.data.mapping_start.anchor, value, built_ - built_before);
                 return value;
             }
             default: fail_at(event, "unexpected content");
+        }
+    }
+
+    /// A non-string scalar key's identity: equal exactly when yaml_value's operator== says so (all NaNs are one
+    /// key, 0.0 and -0.0 are one key, 1 and 1.0 are two).
+    static std::string scalar_identity(const yaml_value& key) {
+        switch (key.type()) {
+            case yaml_value::kind::null: return "n";
+            case yaml_value::kind::boolean: return key.as_bool() ? "b1" : "b0";
+            case yaml_value::kind::integer: return "i" + std::to_string(key.as_int64());
+            case yaml_value::kind::unsigned_integer: return "u" + std::to_string(key.as_uint64());
+            case yaml_value::kind::floating: {
+                const double d = key.as_double();
+                if (std::isnan(d)) {
+                    return "fnan";
+                }
+                return "f" + fmt::format("{}", d == 0.0 ? 0.0 : d);
+            }
+            default: return "?";
         }
     }
 
@@ -335,18 +458,36 @@ private:
                 return out;
             }
         } else if (name == "float") {
-            if (parse_float(text, out) || parse_int(text, out)) {
+            if (parse_float(text, out)) {
+                return yaml_value(out.as_double());
+            }
+            // PyYAML's construct_yaml_float: float() of the text, so a decimal integer of any size is a float.
+            const std::string plain = without_underscores(text);
+            const std::string_view digits =
+                !plain.empty() && (plain[0] == '-' || plain[0] == '+') ? std::string_view(plain).substr(1) : plain;
+            if (detail::yaml11_all_decimal(digits)) {
+                return yaml_value((plain[0] == '-' ? -1.0 : 1.0) * decimal_to_double(digits));
+            }
+            if (parse_int(text, out)) {
                 return yaml_value(out.as_double());
             }
         } else {
-            fail_at(event, fmt::format("could not determine a constructor for the tag '{}'", tag));
+            fail_at(event,
+                    fmt::format("could not determine a constructor for the tag '{}'", detail::yaml_excerpt(tag)));
         }
-        fail_at(event, fmt::format("the value '{}' does not match its tag '{}'", text, tag));
+        fail_at(event, fmt::format("the value '{}' does not match its tag '{}'", detail::yaml_excerpt(text),
+                                   detail::yaml_excerpt(tag)));
     }
 
     yaml_parser_t parser_{};
     std::string source_;
-    std::map<std::string, yaml_value, std::less<>> anchors_;
+    std::size_t size_;
+    std::uint64_t budget_;  ///< the limit on copied_: max(yaml_min_alias_node_budget, document bytes)
+    std::map<std::string, anchored, std::less<>> anchors_;
+    std::vector<step> path_;
+    std::size_t depth_ = 0;
+    std::uint64_t built_ = 0;   ///< weight of every node built so far, literal or copied
+    std::uint64_t copied_ = 0;  ///< weight of the copies made for anchors and aliases
 };
 
 }  // namespace

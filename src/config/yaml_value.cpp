@@ -10,7 +10,6 @@
 #include <array>
 #include <charconv>
 #include <cmath>
-#include <regex>
 
 namespace axds {
 
@@ -138,12 +137,8 @@ bool operator==(const yaml_value& a, const yaml_value& b) {
 // spec §3.5.2: the YAML 1.1 implicit resolvers of PyYAML, applied to the whole text. Python's `$` also matches
 // before one final "\n", so the text is tried with such a newline removed as well.
 bool yaml11_plain_is_not_string(std::string_view text) {
-    static const std::regex timestamp(
-        "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]|"
-        "[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?(?:[Tt]|[ \\t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9]"
-        "(?:\\.[0-9]*)?(?:[ \\t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?");
     // The YAML 1.1 resolvers of PyYAML: bool and null words, '<<' / '=', int, float and timestamp. Literal sets
-    // and shortcuts first; a regex only where one can still match (std::regex costs microseconds per call).
+    // and shortcuts first; the hand-written matchers of yaml11_patterns.hpp only where one can still match.
     static constexpr std::array<std::string_view, 25> words{
         "yes", "Yes", "YES", "no",  "No",  "NO", "true", "True", "TRUE", "false", "False", "FALSE", "on",
         "On",  "ON",  "off", "Off", "OFF", "~",  "null", "Null", "NULL", "",      "<<",    "="};
@@ -155,7 +150,7 @@ bool yaml11_plain_is_not_string(std::string_view text) {
             return true;
         }
         return candidate.size() >= 8 && candidate[4] == '-' && detail::yaml11_all_decimal(candidate.substr(0, 4)) &&
-               detail::yaml11_matches(candidate, timestamp);
+               detail::yaml11_timestamp_match(candidate);
     };
     if (matches(text)) {
         return true;

@@ -301,13 +301,13 @@ void processing_tracker::transact(load_mode mode, bool save, const operation& op
         jobs_ = detail::read_tracker_document(detail::read_yaml_text(file_path_), file_path_);
     } else if (mode == load_mode::create) {
         detail::check_yaml_suffix(file_path_, true);
-        detail::write_yaml_text(file_path_, detail::emit_tracker_document(jobs_));
+        detail::write_yaml_text(file_path_, detail::emit_tracker_document(jobs_, file_path_));
     }
     job_registry working = jobs_;
     op(working);
     if (save) {
         detail::check_yaml_suffix(file_path_, true);
-        detail::write_yaml_text(file_path_, detail::emit_tracker_document(working));
+        detail::write_yaml_text(file_path_, detail::emit_tracker_document(working, file_path_));
     }
     jobs_ = std::move(working);
 }

@@ -1,6 +1,9 @@
 #include "jobs/tracker_yaml.hpp"
 
+#include <axds/config/yaml_config.hpp>
 #include <axds/error.hpp>
+
+#include "config/yaml_diagnostics.hpp"
 
 #include <fmt/format.h>
 
@@ -45,26 +48,97 @@ yaml_value encode_tracker_registry(const job_registry& jobs) {
 
 namespace {
 
+/// A scalar's text as the job fields keep it (a number or a boolean where a string belongs becomes its YAML text).
 std::string scalar_text(const yaml_value& value) {
     switch (value.type()) {
         case yaml_value::kind::string: return value.as_string();
+        case yaml_value::kind::null: return "null";
+        case yaml_value::kind::boolean: return value.as_bool() ? "true" : "false";
         case yaml_value::kind::integer: return std::to_string(value.as_int64());
         case yaml_value::kind::unsigned_integer: return std::to_string(value.as_uint64());
-        default: return emit_yaml(value);
+        case yaml_value::kind::floating: return yaml_float_text(value.as_double());
+        default: return {};  // collections are refused before
     }
 }
 
-std::optional<std::string> decode_optional_text(const yaml_value* node) {
-    if (node == nullptr || node->is_null()) {
-        return std::nullopt;
+/// A value as an error message shows it: "-5 (int)", "'RUNNING' (str)", "a list", bounded.
+std::string shown(const yaml_value& value) {
+    switch (value.type()) {
+        case yaml_value::kind::sequence: return "a list";
+        case yaml_value::kind::mapping: return "a dict";
+        case yaml_value::kind::string: return fmt::format("'{}' (str)", yaml_excerpt(value.as_string()));
+        default: return fmt::format("{} ({})", yaml_excerpt(scalar_text(value)), value.python_type_name());
     }
-    return scalar_text(*node);
 }
 
-/// Parses the registry of a tracker document; every problem names the file and the job (spec §4.4 reading rules).
+/// Decodes one job's fields; every problem names the file and the field ("jobs.<id>.started_at").
+class job_decoder {
+public:
+    job_decoder(const fs::path& file, const yaml_value& key) : file_(file), job_path_("jobs") {
+        yaml_path_append_key(job_path_, key);
+    }
+
+    [[noreturn]] void fail(std::string_view field, std::string_view problem) const {
+        throw value_error(fmt::format("Unable to load the processing tracker file '{}': the field '{}' {}.",
+                                      file_.string(), field.empty() ? job_path_ : job_path_ + "." + std::string(field),
+                                      problem));
+    }
+
+    [[nodiscard]] const std::string& job_path() const noexcept { return job_path_; }
+
+    /// A text field: absent or null gives nullopt; a scalar its text; a collection is refused.
+    [[nodiscard]] std::optional<std::string> text(const yaml_value& job, std::string_view field) const {
+        const yaml_value* node = job.find(field);
+        if (node == nullptr || node->is_null()) {
+            return std::nullopt;
+        }
+        if (node->type() == yaml_value::kind::sequence || node->type() == yaml_value::kind::mapping) {
+            fail(field, fmt::format("must hold a string, but it holds {}", shown(*node)));
+        }
+        return scalar_text(*node);
+    }
+
+    [[nodiscard]] processing_status status(const yaml_value& job) const {
+        const yaml_value* node = job.find("status");
+        if (node == nullptr || node->is_null()) {
+            return processing_status::scheduled;
+        }
+        if (node->type() != yaml_value::kind::integer || node->as_int64() < 0 || node->as_int64() > 3) {
+            fail("status",
+                 fmt::format("holds {}, which is not a valid ProcessingStatus (an integer 0-3)", shown(*node)));
+        }
+        return static_cast<processing_status>(node->as_int64());
+    }
+
+    /// A time field: null or a non-negative integer (UTC microseconds).
+    [[nodiscard]] std::optional<std::uint64_t> time(const yaml_value& job, std::string_view field) const {
+        const yaml_value* node = job.find(field);
+        if (node == nullptr || node->is_null()) {
+            return std::nullopt;
+        }
+        if (node->type() == yaml_value::kind::unsigned_integer ||
+            (node->type() == yaml_value::kind::integer && node->as_int64() >= 0)) {
+            return node->as_uint64();
+        }
+        fail(field,
+             fmt::format("must hold a UTC time in microseconds (a non-negative integer) or null, but it holds {}",
+                         shown(*node)));
+    }
+
+private:
+    const fs::path& file_;
+    std::string job_path_;
+};
+
 }  // namespace
 
 job_registry decode_tracker_registry(const yaml_value& document, const fs::path& file) {
+    if (document.type() != yaml_value::kind::mapping) {
+        throw value_error(fmt::format(
+            "Unable to load the processing tracker file '{}': it must hold a mapping with a 'jobs' entry, but it "
+            "holds a {}.",
+            file.string(), document.python_type_name()));
+    }
     job_registry jobs;
     const yaml_value* root = document.find("jobs");
     if (root == nullptr || root->is_null()) {
@@ -77,46 +151,26 @@ job_registry decode_tracker_registry(const yaml_value& document, const fs::path&
             file.string(), root->python_type_name()));
     }
     for (const auto& [key, value] : root->as_mapping()) {
-        const std::string id = scalar_text(key);
-        const auto fail = [&](const std::string& problem) -> value_error {
-            return value_error(fmt::format("Unable to load the processing tracker file '{}': the job '{}' {}.",
-                                           file.string(), id, problem));
-        };
+        const job_decoder decode(file, key);
         if (value.type() != yaml_value::kind::mapping) {
-            throw fail(fmt::format("must be a mapping of job fields, but it is a {}", value.python_type_name()));
+            decode.fail("", fmt::format("must be a mapping of job fields, but it is a {}", value.python_type_name()));
         }
         job_state job;
-        const yaml_value* name = value.find("job_name");
-        if (name == nullptr || name->is_null()) {
-            throw missing_value_error(fmt::format(
-                "Unable to load the processing tracker file '{}': the job '{}' has no 'job_name' field, which every "
-                "job state requires.",
-                file.string(), id));
+        auto name = decode.text(value, "job_name");
+        if (!name) {
+            throw missing_value_error(
+                fmt::format("Unable to load the processing tracker file '{}': the job '{}' has no 'job_name' field "
+                            "('{}.job_name'), which every job state requires.",
+                            file.string(), yaml_excerpt(scalar_text(key)), decode.job_path()));
         }
-        try {
-            job.job_name = scalar_text(*name);
-            if (const yaml_value* spec = value.find("specifier"); spec != nullptr && !spec->is_null()) {
-                job.specifier = scalar_text(*spec);
-            }
-            if (const yaml_value* status = value.find("status"); status != nullptr && !status->is_null()) {
-                const std::int64_t code = status->as_int64();
-                if (code < 0 || code > 3) {
-                    throw fail(fmt::format("has the status {}, which is not a valid ProcessingStatus (0-3)", code));
-                }
-                job.status = static_cast<processing_status>(code);
-            }
-            job.executor_id = decode_optional_text(value.find("executor_id"));
-            job.error_message = decode_optional_text(value.find("error_message"));
-            if (const yaml_value* t = value.find("started_at"); t != nullptr && !t->is_null()) {
-                job.started_at = t->as_uint64();
-            }
-            if (const yaml_value* t = value.find("completed_at"); t != nullptr && !t->is_null()) {
-                job.completed_at = t->as_uint64();
-            }
-        } catch (const type_error& e) {
-            throw fail(fmt::format("has a field of the wrong type: {}", e.what()));
-        }
-        jobs.emplace_back(id, std::move(job));
+        job.job_name = std::move(*name);
+        job.specifier = decode.text(value, "specifier").value_or("");
+        job.status = decode.status(value);
+        job.executor_id = decode.text(value, "executor_id");
+        job.error_message = decode.text(value, "error_message");
+        job.started_at = decode.time(value, "started_at");
+        job.completed_at = decode.time(value, "completed_at");
+        jobs.emplace_back(scalar_text(key), std::move(job));
     }
     return jobs;
 }
@@ -329,25 +383,18 @@ std::optional<job_registry> parse_tracker_fast(std::string_view text) {
     return at == end ? std::optional<job_registry>(std::move(jobs)) : std::nullopt;
 }
 
-std::string emit_tracker_document(const job_registry& jobs) {
+std::string emit_tracker_document(const job_registry& jobs, const fs::path& file) {
     if (auto fast = emit_tracker_fast(jobs)) {
         return std::move(*fast);
     }
-    return emit_yaml(encode_tracker_registry(jobs));
+    return emit_yaml_for_file(encode_tracker_registry(jobs), file);
 }
 
 job_registry read_tracker_document(const std::string& text, const fs::path& file) {
     if (auto fast = parse_tracker_fast(text)) {
         return std::move(*fast);
     }
-    const yaml_value document = parse_yaml(text, file.string());
-    if (document.type() != yaml_value::kind::mapping) {
-        throw value_error(fmt::format(
-            "Unable to load the processing tracker file '{}': it must hold a mapping with a 'jobs' entry, but it "
-            "holds a {}.",
-            file.string(), document.python_type_name()));
-    }
-    return decode_tracker_registry(document, file);
+    return decode_tracker_registry(parse_yaml(text, file.string()), file);
 }
 
 }  // namespace axds::detail

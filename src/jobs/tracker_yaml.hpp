@@ -23,8 +23,8 @@ namespace axds::detail {
 /// Parses a document laid out exactly as emit_tracker_fast (and PyYAML) writes it; nullopt for anything else.
 [[nodiscard]] std::optional<job_registry> parse_tracker_fast(std::string_view text);
 
-/// Fast path when it applies, else the general one.
-[[nodiscard]] std::string emit_tracker_document(const job_registry& jobs);
+/// Fast path when it applies, else the general one; errors (a string that is not UTF-8) name `file` and the field.
+[[nodiscard]] std::string emit_tracker_document(const job_registry& jobs, const std::filesystem::path& file);
 [[nodiscard]] job_registry read_tracker_document(const std::string& text, const std::filesystem::path& file);
 
 }  // namespace axds::detail

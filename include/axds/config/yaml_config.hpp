@@ -113,11 +113,16 @@ struct yaml_context {
 [[noreturn]] void throw_yaml_missing_field(const yaml_context& context);
 [[noreturn]] void throw_yaml_enum_value(std::string_view enum_value, std::string_view problem);
 std::string yaml_key_text(const yaml_value& key);
+/// At most `limit` bytes of `text` (cut at a UTF-8 character boundary), then "... (<size> bytes)": how error
+/// messages quote a value from a file, so a hostile 10 MB value never makes a 10 MB message.
+std::string yaml_excerpt(std::string_view text, std::size_t limit = 64);
 
 /// spec §3.3/§3.6 step 1: the last suffix must be exactly .yaml or .yml.
 void check_yaml_suffix(const std::filesystem::path& file, bool writing);
 /// spec §3.3 steps 2-5: mkdir -p, temp file (0600) + fsync + rename; the previous file survives any failure.
 void write_yaml_file(const std::filesystem::path& file, const yaml_value& document);
+/// emit_yaml for a document written to `file`: errors name the file and the field (value_error).
+std::string emit_yaml_for_file(const yaml_value& document, const std::filesystem::path& file);
 /// write_yaml_file for an already emitted document.
 void write_yaml_text(const std::filesystem::path& file, const std::string& text);
 /// The file's bytes (os_error family naming the file on failure).
@@ -194,7 +199,8 @@ void decode_enum(const yaml_value& node, E& out, const yaml_context& context) {
             names += names.empty() ? "'" : ", '";
             names += std::string(name) + "'";
         }
-        throw_yaml_field_error(context, "'" + node.as_string() + "' is not a valid value; expected one of " + names);
+        throw_yaml_field_error(
+            context, "'" + yaml_excerpt(node.as_string()) + "' is not a valid value; expected one of " + names);
     } else {
         using underlying = std::underlying_type_t<E>;
         underlying raw{};
@@ -409,8 +415,8 @@ template <yaml_struct T>
 /// Writes `value` to `file` as the Python library's YamlConfig.to_yaml does (spec §3.3-§3.5): byte-identical
 /// document, parent directories created, written atomically (temp file + fsync + rename) with mode 0600.
 /// @throws value_error if the file does not end in .yaml/.yml (anchor: "must end in the '.yaml' or '.yml'
-/// extension") or a string is not UTF-8; os_error family if it cannot be written (the previous file is kept and no
-/// temp file remains).
+/// extension") or a string is not UTF-8 (naming the file and the field); os_error family if it cannot be written (the
+/// previous file is kept and no temp file remains).
 template <yaml_struct T>
 void to_yaml(const T& value, const std::filesystem::path& file) {
     detail::check_yaml_suffix(file, true);
@@ -421,8 +427,9 @@ void to_yaml(const T& value, const std::filesystem::path& file) {
 /// (yaml_required ones fail), unknown keys are ignored, excluded fields are restored by
 /// `T::restore_excluded_fields(file)` when T has it.
 /// @throws value_error (wrong suffix; top-level not a mapping, naming the Python type), file_not_found_error,
-/// yaml_error (malformed YAML), type_error (a field of the wrong type, naming the file and the field),
-/// missing_value_error (a required field is absent).
+/// yaml_error (malformed YAML, nesting deeper than yaml_max_nesting_depth, an alias bomb: see parse_yaml; naming the
+/// file and the line), overflow_error (an integer beyond 64 bits, naming the file, the field and the line), type_error
+/// (a field of the wrong type, naming the file and the field), missing_value_error (a required field is absent).
 template <yaml_struct T>
 [[nodiscard]] T from_yaml(const std::filesystem::path& file) {
     detail::check_yaml_suffix(file, false);

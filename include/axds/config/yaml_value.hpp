@@ -1,6 +1,7 @@
 #pragma once
 
 #include <concepts>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -98,13 +99,32 @@ struct yaml_mapping_entry {
 /// Emits `value` as one YAML document byte-identical to PyYAML's CDumper output with the Python library's options
 /// (spec §3.4/§3.5): `---`/`...` framing, 2-space block indentation, width 200, ASCII-only with escapes, strings
 /// quoted whenever YAML 1.1 would read them as something else, Python's float repr.
-/// @throws value_error if a string is not valid UTF-8 or a key is not a scalar.
+/// @throws value_error if a string is not valid UTF-8 or a key is not a scalar, naming the field.
 [[nodiscard]] std::string emit_yaml(const yaml_value& value);
+
+/// Hostile-input limits of parse_yaml (and so of from_yaml and the processing tracker), for files from other
+/// machines and failing disks. Collections may nest at most yaml_max_nesting_depth levels (the top-level collection
+/// is level 1): the parser recurses once per level, and a 60 KB file of 30,000 levels overflowed the stack (it
+/// crashes PyYAML's CSafeLoader too). 512 is above what the Python library can read itself: yaml.safe_load raises
+/// RecursionError beyond about 494 levels (Python's default recursion limit), and real configs nest a few levels.
+inline constexpr std::size_t yaml_max_nesting_depth = 512;
+/// Aliases are expanded into copies (PyYAML shares one object instead), so an alias bomb ("billion laughs": a few
+/// hundred bytes, 9 levels of 9 aliases) would build 387 million nodes. Every copy is charged its weight: one per node,
+/// plus one per yaml_scalar_bytes_per_node bytes of scalar text; both an alias (the copy it inserts) and an anchor (the
+/// copy kept for its aliases) are charged. A document of N bytes may copy at most
+/// max(yaml_min_alias_node_budget, N) weight: up to a million nodes (30-40 MB) for any file, and for a larger file
+/// at most one copied node per byte, which at most doubles the nodes its text spells out. Legitimate uses (shared
+/// defaults, repeated lists) stay far below.
+inline constexpr std::uint64_t yaml_min_alias_node_budget = 1'000'000;
+inline constexpr std::size_t yaml_scalar_bytes_per_node = 64;
 
 /// Parses the first document of `text` with PyYAML safe_load semantics (libyaml parser, YAML 1.1 resolver:
 /// yes/no/on/off booleans, 0x/0o-less octal/0b/sexagesimal integers, `.inf`/`.nan`, `~`/`null`). Anchors and
 /// aliases are resolved; timestamps stay strings. An empty document gives null.
-/// @throws yaml_error naming `source_name`, with line and column, for malformed YAML.
+/// @throws yaml_error naming `source_name`, with line and column (and the field path where it helps, such as
+/// `jobs.5a6ab48314d28f6b.status`), for malformed YAML, for nesting deeper than yaml_max_nesting_depth and for
+/// anchors and aliases that would copy more than the budget above; overflow_error, worded the same way, for an
+/// integer beyond 64 bits (anchor: "does not fit in 64 bits").
 [[nodiscard]] yaml_value parse_yaml(std::string_view text, std::string_view source_name = "<string>");
 
 /// True if a plain (unquoted) scalar with this text would be read by YAML 1.1 (PyYAML) as something other than a

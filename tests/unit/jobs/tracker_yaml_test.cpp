@@ -1,11 +1,17 @@
 #include "jobs/tracker_yaml.hpp"
 
+#include "support/temp_dir.hpp"
+
 #include <axds/config/yaml_value.hpp>
+#include <axds/error.hpp>
+#include <axds/jobs/processing_tracker.hpp>
 #include <catch2/catch.hpp>
 
 #include <cctype>
 #include <random>
 #include <string>
+#include <utility>
+#include <vector>
 
 using axds::job_registry;
 using axds::job_state;
@@ -130,4 +136,80 @@ TEST_CASE("the tracker's fast YAML path writes and reads exactly what libyaml/Py
                                          "    executor_id: null\n    error_message: null\n    started_at: null\n"
                                          "    completed_at: null\n...\n")
             .has_value());
+}
+
+TEST_CASE("tracker fields of the wrong type or range are reported with the file and the field path",
+          "[jobs][hostile]") {
+    const axds::test::temp_dir tmp;
+    const std::filesystem::path file = tmp.path() / "tracker.yaml";
+    const std::string head = "jobs:\n  5a6ab48314d28f6b:\n    job_name: job_a\n";
+    const std::string job = "jobs.5a6ab48314d28f6b";
+    const std::vector<std::pair<std::string, std::vector<std::string>>> cases{
+        {head + "    started_at: 99999999999999999999999\n",
+         {job + ".started_at", "does not fit in 64 bits", "line 4"}},
+        {head + "    status: -5\n", {job + ".status", "not a valid ProcessingStatus", "-5"}},
+        {head + "    status: 7\n", {job + ".status", "not a valid ProcessingStatus"}},
+        {head + "    status: 18446744073709551615\n", {job + ".status", "not a valid ProcessingStatus"}},
+        {head + "    status: RUNNING\n", {job + ".status", "str"}},
+        {head + "    status: 1.5\n", {job + ".status", "float"}},
+        {head + "    started_at: -5\n", {job + ".started_at", "non-negative", "-5"}},
+        {head + "    completed_at: soon\n", {job + ".completed_at", "str"}},
+        {head + "    started_at: 1.5\n", {job + ".started_at", "float"}},
+        {head + "    specifier: [a, b]\n", {job + ".specifier", "list"}},
+        {head + "    executor_id: {a: 1}\n", {job + ".executor_id", "dict"}},
+        {"jobs:\n  5a6ab48314d28f6b:\n    job_name: [x]\n", {job + ".job_name", "list"}},
+        {"jobs:\n  5a6ab48314d28f6b:\n    specifier: x\n", {job + ".job_name", "no 'job_name' field"}},
+        {"jobs:\n  5a6ab48314d28f6b: 3\n", {job, "must be a mapping"}},
+        {"jobs: [1, 2]\n", {"'jobs'", "must be a mapping"}},
+        {"- 1\n", {"must hold a mapping"}},
+    };
+    for (const auto& [content, fragments] : cases) {
+        axds::test::write_file(file, content);
+        INFO(content);
+        try {
+            (void)axds::processing_tracker(file).snapshot();
+            FAIL("the tracker loaded");
+        } catch (const std::exception& e) {
+            const std::string what = e.what();
+            INFO(what);
+            CHECK_THAT(what, Catch::Matchers::Contains(file.string()));
+            for (const auto& fragment : fragments) {
+                CHECK_THAT(what, Catch::Matchers::Contains(fragment));
+            }
+        }
+        CHECK(axds::test::read_file(file) == content);  // left untouched
+    }
+}
+
+TEST_CASE("tracker errors quote at most a bounded excerpt of a hostile value", "[jobs][hostile]") {
+    const axds::test::temp_dir tmp;
+    const std::filesystem::path file = tmp.path() / "tracker.yaml";
+    const std::string long_id(100'000, 'k');
+    // An explicit key ("? "): an implicit one may not exceed 1024 characters.
+    axds::test::write_file(file, "jobs:\n  ? " + long_id + "\n  : job_name: x\n    status: 9\n");
+    try {
+        (void)axds::processing_tracker(file).snapshot();
+        FAIL("the tracker loaded");
+    } catch (const axds::value_error& e) {
+        const std::string what = e.what();
+        CHECK_THAT(what, Catch::Matchers::Contains(file.string()) &&
+                             Catch::Matchers::Contains("not a valid ProcessingStatus"));
+        CHECK(what.size() < 1000);
+    }
+}
+
+TEST_CASE("a string the tracker cannot write names the file and the field", "[jobs][hostile]") {
+    const axds::test::temp_dir tmp;
+    const std::filesystem::path file = tmp.path() / "tracker.yaml";
+    axds::processing_tracker tracker(file);
+    const auto ids = tracker.initialize_jobs({{"job", "x"}});
+    try {
+        tracker.fail_job(ids.at(0), std::string("bad \xFF byte"));
+        FAIL("an invalid UTF-8 message was written");
+    } catch (const axds::value_error& e) {
+        const std::string what = e.what();
+        CHECK_THAT(what, Catch::Matchers::Contains(file.string()) && Catch::Matchers::Contains("not valid UTF-8") &&
+                             Catch::Matchers::Contains("jobs." + ids.at(0) + ".error_message"));
+    }
+    CHECK(tracker.get_job_status(ids.at(0)) == processing_status::scheduled);
 }
