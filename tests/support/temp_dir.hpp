@@ -1,6 +1,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,6 +27,9 @@ void write_file(const std::filesystem::path& path, std::string_view content);
 
 /// Reads the whole file, binary. Fails the test if it cannot be read.
 [[nodiscard]] std::string read_file(const std::filesystem::path& path);
+
+/// Every regular file under `root` (symlinks not followed): relative path → content.
+[[nodiscard]] std::map<std::string, std::string> snapshot(const std::filesystem::path& root);
 
 /// True when the tests run as root (permission tests skip then: root bypasses permission checks).
 [[nodiscard]] bool running_as_root();

@@ -54,6 +54,16 @@ bool message_contains_matcher::match(const std::exception& e) const {
     return fold_whitespace(e.what()).find(fold_whitespace(fragment_)) != std::string::npos;
 }
 
+std::map<std::string, std::string> snapshot(const std::filesystem::path& root) {
+    std::map<std::string, std::string> out;
+    for (const auto& item : std::filesystem::recursive_directory_iterator(root)) {
+        if (std::filesystem::is_regular_file(std::filesystem::symlink_status(item.path()))) {
+            out[item.path().lexically_relative(root).generic_string()] = read_file(item.path());
+        }
+    }
+    return out;
+}
+
 temp_dir::temp_dir() {
     static std::atomic<int> counter{0};
     const char* base = std::getenv("TMPDIR");  // NOLINT(concurrency-mt-unsafe)

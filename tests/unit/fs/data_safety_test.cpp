@@ -25,6 +25,7 @@
 namespace fs = std::filesystem;
 using axds::test::message_contains;
 using axds::test::read_file;
+using axds::test::snapshot;
 using axds::test::temp_dir;
 using axds::test::write_file;
 
@@ -36,17 +37,6 @@ axds::transfer_report transfer(const fs::path& from, const fs::path& to, axds::t
 
 void delete_tree(const fs::path& path, axds::delete_options options = {}) {
     axds::block_on(axds::async_delete_directory(path, options));
-}
-
-/// Every regular file under `root`: relative path → content.
-std::map<std::string, std::string> snapshot(const fs::path& root) {
-    std::map<std::string, std::string> out;
-    for (const auto& item : fs::recursive_directory_iterator(root)) {
-        if (fs::is_regular_file(fs::symlink_status(item.path()))) {
-            out[item.path().lexically_relative(root).generic_string()] = read_file(item.path());
-        }
-    }
-    return out;
 }
 
 fs::path make_tree(const fs::path& root) {

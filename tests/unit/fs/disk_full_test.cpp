@@ -21,20 +21,11 @@
 namespace fs = std::filesystem;
 using axds::test::message_contains;
 using axds::test::read_file;
+using axds::test::snapshot;
 using axds::test::temp_dir;
 using axds::test::tmpfs_mount;
 
 namespace {
-
-std::map<std::string, std::string> snapshot(const fs::path& root) {
-    std::map<std::string, std::string> out;
-    for (const auto& item : fs::recursive_directory_iterator(root)) {
-        if (fs::is_regular_file(fs::symlink_status(item.path()))) {
-            out[item.path().lexically_relative(root).generic_string()] = read_file(item.path());
-        }
-    }
-    return out;
-}
 
 axds::assemble_report assemble(const fs::path& directory, axds::assemble_options options = {}) {
     return axds::block_on(axds::async_assemble_log_archives(directory, std::move(options)));
@@ -79,10 +70,9 @@ TEST_CASE("a transfer onto a full disk fails and leaves the source whole, even w
     tmpfs_mount disk(tmp.path() / "disk", "256k");
     AXDS_SKIP_IF(!disk.mounted(), "mounting a tmpfs is not permitted here (needs root): full-disk transfer untested");
     const fs::path destination = disk.path() / "copy";
-    CHECK_THROWS_MATCHES(
-        axds::block_on(axds::async_transfer_directory(
-            source, destination, {.num_threads = 2, .verify_integrity = true, .remove_source = true})),
-        axds::os_error, message_contains("No space left on device"));
+    CHECK_THROWS_MATCHES(axds::block_on(axds::async_transfer_directory(
+                             source, destination, {.num_threads = 2, .verify_integrity = true, .remove_source = true})),
+                         axds::os_error, message_contains("No space left on device"));
     auto after = snapshot(source);
     after.erase("ax_checksum.txt");  // a verified transfer may save the source checksum before it copies
     CHECK(after == before);
