@@ -1,7 +1,10 @@
 // End-to-end benchmarks of log archives (issue: Log archives), each with its baseline measured in the same run:
 //   1. assemble N entries x 256 B           vs python3 + numpy (np.load each entry, np.savez)
 //   2. assemble M entries x S MiB           vs `cat` of the same files into one file
-//   3. iterate K messages x 64 B, summing payload bytes   vs python3 + numpy reading members through np.load
+//   3. iterate K messages x 64 B, summing payload bytes   vs python3 + numpy reading members through np.load;
+//      and the cost of the CRC-32 check on first read: fresh readers with and without it (npz_reader_options
+//      {.verify_crc = false}), alternating, one warm-up each then the median of five, and a second pass over a
+//      checked reader (the check is cached per member, so that pass costs nothing extra)
 // Files live under --dir (default: the current directory); the page cache is warm (entries were just written).
 //
 //   ads_bench_log_archive [--dir D] [--entries N] [--big-count M] [--big-mib S] [--messages K] [--python-sample P]
@@ -42,6 +45,19 @@ struct settings {
     std::size_t messages = 1000000;
     std::size_t python_sample = 20000;
 };
+
+/// The CPU model from /proc/cpuinfo ("unknown" when it cannot be read).
+std::string cpu_model() {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.starts_with("model name")) {
+            const auto colon = line.find(':');
+            return colon == std::string::npos ? line : line.substr(line.find_first_not_of(' ', colon + 1));
+        }
+    }
+    return "unknown";
+}
 
 void write_entries(const fs::path& dir, std::size_t count, std::size_t payload) {
     fs::create_directories(dir);
@@ -153,12 +169,14 @@ void bench_big(const settings& s) {
 
 void bench_iterate(const settings& s) {
     const fs::path archive = s.dir / "iterate_log.npz";
+    std::size_t member_bytes = 0;  // one message's .npy member: what the CRC-32 check hashes
     {
         axds::npz_writer writer(archive);
         const auto onset = axds::make_onset_package(1, 1700000000000000ULL);
         writer.add(onset.file_name(), onset.npy_file_bytes());
         axds::log_package package{.source_id = 1};
         package.payload.assign(64, 0x5A);
+        member_bytes = package.npy_file_bytes().size();
         for (std::size_t i = 1; i <= s.messages; ++i) {
             package.acquisition_time = i;
             writer.add(package.file_name(), package.npy_file_bytes());
@@ -176,12 +194,54 @@ void bench_iterate(const settings& s) {
         bytes += message.payload.size();
         last = message.timestamp_us;
     }
-    const double ours = seconds_since(start);
-    const double rate = static_cast<double>(count) / ours;
+    const double first_pass = seconds_since(start);
     fmt::print(
-        "iterate {} messages x 64 B: open+discover {:.3f} s, iterate {:.4f} s = {:.3g} messages/s "
-        "({} payload bytes, last t={})\n",
-        count, open, ours, rate, bytes, last);
+        "iterate {} messages x 64 B: open+discover {:.3f} s, first pass (CRC-32 checked) {:.4f} s = {:.3g} "
+        "messages/s ({} payload bytes, last t={})\n",
+        count, open, first_pass, static_cast<double>(count) / first_pass, bytes, last);
+
+    // The CRC-32 check's cost: a fresh reader's first pass with the check (the default) and without it, alternating;
+    // one warm-up of each, then the median of five. Opening and onset discovery are not timed.
+    const auto timed_pass = [&](const axds::log_archive_reader& r) {
+        const auto t = clock_type::now();
+        std::uint64_t sum = 0;
+        for (const auto message : r.messages()) {
+            sum += message.payload.size();
+        }
+        const double seconds = seconds_since(t);
+        if (sum != bytes) {
+            fmt::print(stderr, "payload byte count mismatch: {} != {}\n", sum, bytes);
+            std::exit(1);
+        }
+        return seconds;
+    };
+    std::vector<double> checked;
+    std::vector<double> unchecked;
+    std::vector<double> second_pass;
+    for (int run = 0; run < 6; ++run) {
+        {
+            const axds::log_archive_reader r(archive);
+            (void)r.message_count();
+            checked.push_back(timed_pass(r));
+            second_pass.push_back(timed_pass(r));  // every member already verified
+        }
+        {
+            const axds::log_archive_reader r(archive, {}, {.verify_crc = false});
+            (void)r.message_count();
+            unchecked.push_back(timed_pass(r));
+        }
+    }
+    const double with_crc = axds::bench::median_after_warmup(checked);
+    const double without_crc = axds::bench::median_after_warmup(unchecked);
+    const double cached = axds::bench::median_after_warmup(second_pass);
+    const double per_message_ns = (with_crc - without_crc) / static_cast<double>(count) * 1e9;
+    fmt::print(
+        "  CRC-32 on first read (default): median {:.4f} s = {:.3g} messages/s; unchecked ({{.verify_crc = false}}): "
+        "median {:.4f} s = {:.3g} messages/s; the check costs {:.2f}x the time ({:+.1f} ns per message, {} B "
+        "hashed each); second pass over a checked reader: median {:.4f} s ({:.2f}x unchecked)\n",
+        with_crc, static_cast<double>(count) / with_crc, without_crc, static_cast<double>(count) / without_crc,
+        with_crc / without_crc, per_message_ns, member_bytes, cached, cached / without_crc);
+    const double rate = static_cast<double>(count) / with_crc;
     if (have_numpy()) {
         std::string out;
         const std::string script = fmt::format(
@@ -217,7 +277,7 @@ int main(int argc, char** argv) {
     }
     s.dir /= fmt::format("axds-bench-{}", ::getpid());
     fs::create_directories(s.dir);
-    fmt::print("log archive benchmarks in {} (warm page cache)\n", s.dir.string());
+    fmt::print("log archive benchmarks in {} (warm page cache), CPU: {}\n", s.dir.string(), cpu_model());
     bench_small(s);
     bench_big(s);
     bench_iterate(s);

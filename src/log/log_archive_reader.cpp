@@ -38,11 +38,26 @@ std::string_view key_of(const npz_member& member) {
     return log_member_key(member.name);
 }
 
+/// True for a log entry key `SSS_TTTTTTTTTTTTTTTTTTTT` (spec §6.1) whose time is not 0: its name says it is not the
+/// onset message, so onset discovery need not read (or inflate) it.
+bool named_after_nonzero_time(std::string_view key) {
+    if (key.size() != 24 || key[3] != '_') {
+        return false;
+    }
+    for (std::size_t i = 0; i < key.size(); ++i) {
+        if (i != 3 && (key[i] < '0' || key[i] > '9')) {
+            return false;
+        }
+    }
+    return !key.ends_with(log_onset_key_suffix);
+}
+
 }  // namespace
 
 struct log_archive_reader::impl {
     fs::path path;
     std::optional<std::uint64_t> provided_onset;
+    npz_reader_options options;
 
     // A mutex and flags rather than std::call_once: a throwing call_once deadlocks later callers under TSan, and
     // discovery must be retried after a failure (the archive may be replaced).
@@ -62,7 +77,7 @@ struct log_archive_reader::impl {
         }
         const std::lock_guard lock(mutex);
         if (!archive) {
-            auto reader = std::make_unique<npz_reader>(path);
+            auto reader = std::make_unique<npz_reader>(path, options);
             for (const auto& member : reader->members()) {
                 by_key.emplace(key_of(member), &member);
             }
@@ -105,6 +120,9 @@ struct log_archive_reader::impl {
             } else {
                 bool found = false;
                 for (std::size_t i = 0; i < members.size() && !found; ++i) {
+                    if (named_after_nonzero_time(key_of(members[i]))) {
+                        continue;
+                    }
                     const auto array = entry(members[i]);
                     if (load_le64(array.data() + 1) != 0) {
                         continue;
@@ -135,7 +153,8 @@ struct log_archive_reader::impl {
     }
 };
 
-log_archive_reader::log_archive_reader(fs::path archive_path, std::optional<std::uint64_t> onset_us)
+log_archive_reader::log_archive_reader(fs::path archive_path, std::optional<std::uint64_t> onset_us,
+                                       npz_reader_options options)
     : impl_(std::make_unique<impl>()) {
     struct stat st {};
 
@@ -145,6 +164,7 @@ log_archive_reader::log_archive_reader(fs::path archive_path, std::optional<std:
     }
     impl_->path = std::move(archive_path);
     impl_->provided_onset = onset_us;
+    impl_->options = options;
 }
 
 log_archive_reader::log_archive_reader(log_archive_reader&&) noexcept = default;

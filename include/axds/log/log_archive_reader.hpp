@@ -1,5 +1,7 @@
 #pragma once
 
+#include <axds/npy/npz_archive.hpp>
+
 #include <asio/awaitable.hpp>
 
 #include <cstddef>
@@ -16,8 +18,6 @@
 #include <vector>
 
 namespace axds {
-
-struct npz_member;
 
 /// One message as a view into the archive's memory map: valid while the log_archive_reader that produced it lives.
 struct log_message_view {
@@ -38,13 +38,23 @@ struct log_message {
 ///
 /// Lifetime: views (log_message_view::payload) point into a read-only memory map owned by the reader; they stay valid
 /// until the reader is destroyed or moved from. Deflated members are inflated once and cached by the reader.
+///
+/// Damaged or hostile archives (see npz_reader): opening refuses overlapping members; every message accessor
+/// (read_message, messages, read_all_messages, async_read_messages, async_for_each_batch) checks a member's CRC-32 the
+/// first time it is read, once per member and reader, and raises value_error naming the archive and member on a
+/// mismatch. `options` ({.verify_crc = false}) turns the check off for trusted archives in hot loops, and caps the
+/// size a deflated member may inflate to. Counting and listing messages read no message: only the onset member is
+/// read (when no onset is provided), and members named after a nonzero time (`SSS_TTTTTTTTTTTTTTTTTTTT`) are
+/// never read to look for it.
 /// Thread safety: const members may be called from any thread (discovery runs once).
 class log_archive_reader {
 public:
-    /// Stores the path and an optional pre-known onset (µs since the Unix epoch); the archive is opened on first use.
+    /// Stores the path, an optional pre-known onset (µs since the Unix epoch) and the archive reader's options; the
+    /// archive is opened on first use.
     /// @throws file_not_found_error if nothing exists at `archive_path` ("Unable to open log archive. The file does
     /// not exist at the expected path: …").
-    explicit log_archive_reader(std::filesystem::path archive_path, std::optional<std::uint64_t> onset_us = {});
+    explicit log_archive_reader(std::filesystem::path archive_path, std::optional<std::uint64_t> onset_us = {},
+                                npz_reader_options options = {});
     log_archive_reader(log_archive_reader&&) noexcept;
     log_archive_reader& operator=(log_archive_reader&&) noexcept;
     ~log_archive_reader();
@@ -55,7 +65,7 @@ public:
     [[nodiscard]] std::string repr() const;
 
     /// The UTC onset in µs: the pre-provided value, else the payload of the first member whose elapsed time is 0
-    /// (spec §7.3); cached.
+    /// (spec §7.3; members whose names give a nonzero time are skipped unread); cached.
     /// @throws value_error ("Unable to discover onset timestamp in log archive…") if no member has time 0, or if the
     /// onset payload is not exactly 8 bytes; value_error for a damaged archive or member.
     [[nodiscard]] std::uint64_t onset_timestamp_us() const;
@@ -71,7 +81,8 @@ public:
     /// @throws value_error if batch_multiplier < 1.
     [[nodiscard]] std::vector<std::vector<std::string>> get_batches(int workers = -1, int batch_multiplier = 4) const;
 
-    /// The message stored under `key`. @throws key_error for an unknown key; value_error for a damaged member.
+    /// The message stored under `key`. @throws key_error for an unknown key; value_error for a damaged member (a bad
+    /// CRC-32 included, unless the options turn the check off).
     [[nodiscard]] log_message_view read_message(std::string_view key) const;
 
     class message_range;

@@ -57,30 +57,58 @@ struct npz_member {
     std::uint64_t data_offset = 0;  ///< first byte of the (possibly compressed) data in the file
 };
 
+/// Default of npz_reader_options::max_inflated_size: 4 GiB.
+inline constexpr std::uint64_t npz_default_max_inflated_size = std::uint64_t{4} << 30U;
+
+/// How an npz_reader treats the archive's data (the defaults suit archives from anywhere: other machines, failing
+/// disks).
+struct npz_reader_options {
+    /// Check each member's CRC-32 the first time data() serves it, as numpy / zipfile do ("Bad CRC-32"). The result
+    /// is cached per member, so the check costs one pass over each member's bytes per reader. Turn it off only for
+    /// trusted archives in hot loops (verify_crc() still checks on request).
+    bool verify_crc = true;
+    /// Largest uncompressed size a deflated member may declare, in bytes. Inflating allocates the declared size, so
+    /// a declaration above this limit (or above deflate's 1032:1 bound for its compressed size) is refused before
+    /// anything is allocated. Stored members are never copied and are not limited.
+    std::uint64_t max_inflated_size = npz_default_max_inflated_size;
+};
+
 /// Reads any zip archive numpy writes (ours, np.savez under CPython 3.11 and 3.12+, np.savez_compressed) from a
 /// read-only memory map. Stored members are served as zero-copy views into the map; deflated members are inflated
 /// once and cached. Every offset and size is checked against the file before use: corrupt input raises value_error
 /// naming the archive, the member and the problem, and never reads out of bounds.
 ///
+/// Hostile input: the constructor refuses members whose local header + data overlap each other (zip bombs that point
+/// many records at one deflated member), run into the central directory or past it; data() inflates a member only up
+/// to its declared size (more output, or less, is an error), bounded by options().max_inflated_size and by deflate's
+/// 1032:1 ratio, and checks the member's CRC-32 on first use unless the options turn that off. Listing members or
+/// finding one reads no member data.
+///
 /// Thread safety: const members may be called from any thread.
 class npz_reader {
 public:
     /// Maps `path` and parses its central directory (ZIP64 included).
-    /// @throws file_not_found_error if it does not exist; value_error if it is not a readable zip archive.
-    explicit npz_reader(std::filesystem::path path);
+    /// @throws file_not_found_error if it does not exist; value_error if it is not a readable zip archive, or if its
+    /// members overlap each other or the central directory (naming the archive, the members and the offsets).
+    explicit npz_reader(std::filesystem::path path, npz_reader_options options = {});
     npz_reader(npz_reader&&) noexcept;
     npz_reader& operator=(npz_reader&&) noexcept;
     ~npz_reader();
 
     [[nodiscard]] const std::filesystem::path& path() const noexcept;
+    [[nodiscard]] const npz_reader_options& options() const noexcept;
     /// Members in central-directory (archive) order.
     [[nodiscard]] const std::vector<npz_member>& members() const noexcept;
     /// The member named `name`, or nullptr.
     [[nodiscard]] const npz_member* find(std::string_view name) const noexcept;
-    /// The uncompressed bytes of `member`; valid while this reader lives.
-    /// @throws value_error for an unsupported method or corrupt compressed data.
+    /// The uncompressed bytes of `member` (one of members()); valid while this reader lives. The first call for a
+    /// member checks its CRC-32 (unless options().verify_crc is false).
+    /// @throws value_error naming the archive and member for an unsupported method, corrupt compressed data, a
+    /// declared size that is impossible or over the limit, a stream that inflates to another size, or a CRC-32
+    /// mismatch.
     [[nodiscard]] std::span<const std::uint8_t> data(const npz_member& member) const;
-    /// Recomputes the member's CRC-32. @throws value_error naming the archive and member on a mismatch.
+    /// Checks the member's CRC-32 whatever the options say (a member already verified is not hashed again).
+    /// @throws value_error naming the archive and member on a mismatch.
     void verify_crc(const npz_member& member) const;
 
 private:

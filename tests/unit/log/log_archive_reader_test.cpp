@@ -4,6 +4,7 @@
 #include "support/matchers.hpp"
 #include "support/run_async.hpp"
 #include "support/temp_dir.hpp"
+#include "unit/npy/hostile_zip.hpp"
 
 #include <axds/core/runtime.hpp>
 #include <axds/core/workers.hpp>
@@ -23,6 +24,7 @@ namespace fs = std::filesystem;
 using axds::test::fixture_payload;
 using axds::test::message_contains;
 using axds::test::temp_dir;
+namespace hostile = axds::test::hostile;
 
 namespace {
 
@@ -274,4 +276,154 @@ TEST_CASE("the reader reads archives written by np.savez and np.savez_compressed
         CHECK(payloads[i] == fixture_payload(i, i % 9));
     }
     CHECK(axds::read_archive_message_count(tmp.path() / "plain.npz") == 50);
+}
+
+namespace {
+
+/// A log entry's .npy bytes (the archive member's data) for source 1.
+std::string entry_npy(std::uint64_t time, const std::vector<std::uint8_t>& payload) {
+    const axds::log_package package{.source_id = 1, .acquisition_time = time, .payload = payload};
+    const auto bytes = package.npy_file_bytes();
+    return {bytes.begin(), bytes.end()};
+}
+
+std::string onset_npy() {
+    const auto bytes = axds::make_onset_package(1, onset).npy_file_bytes();
+    return {bytes.begin(), bytes.end()};
+}
+
+/// Counts and iterates the messages as `axds archive info` does, in a bounded child.
+hostile::outcome info_in_child(const fs::path& path) {
+    return hostile::run_bounded([&] {
+        const axds::log_archive_reader reader(path);
+        std::uint64_t total = reader.message_count();
+        for (const auto message : reader.messages()) {
+            total += message.payload.size();
+        }
+        (void)total;
+    });
+}
+
+void check_rejected(const hostile::outcome& out, const std::vector<std::string>& fragments) {
+    INFO(out.result);
+    INFO("seconds: " << out.seconds << ", peak RSS growth: " << out.rss_growth_kib << " KiB");
+    CHECK(out.exited_normally);
+    CHECK(out.value_error());
+    for (const auto& fragment : fragments) {
+        INFO("expected fragment: " << fragment);
+        CHECK(out.result.find(fragment) != std::string::npos);
+    }
+    CHECK(out.seconds < 10.0);
+    CHECK(out.rss_growth_kib < 256 * 1024);
+}
+
+}  // namespace
+
+TEST_CASE("a log archive whose records all share one deflated 64 MiB message is rejected at open", "[log][hostile]") {
+    temp_dir tmp;
+    const fs::path path = tmp.path() / "1_log.npz";
+    hostile::zip_builder zip;
+    std::vector<hostile::record> records{zip.add_stored(axds::log_entry_file_name(1, 0), onset_npy())};
+    const auto big = zip.add_deflated(axds::log_entry_file_name(1, 1000),
+                                      entry_npy(1000, std::vector<std::uint8_t>(64U << 20U, 0)), 6);
+    for (std::uint64_t i = 1; i <= 24; ++i) {
+        auto r = big;
+        r.name = axds::log_entry_file_name(1, i * 1000);
+        records.push_back(r);
+    }
+    zip.finish(records);
+    zip.write(path);
+    check_rejected(info_in_child(path), {path.string(), "overlap", std::to_string(big.local_header_offset)});
+}
+
+TEST_CASE("a flipped payload byte in a stored log message fails its read with a CRC-32 error", "[log][hostile]") {
+    temp_dir tmp;
+    const fs::path path = make_archive(tmp.path(), 5, 16);
+    std::string bytes = axds::test::read_file(path);
+    std::string victim;
+    {
+        const axds::npz_reader archive(path);
+        const auto& member = archive.members()[3];
+        victim = member.name;
+        bytes[member.data_offset + member.compressed_size - 1] ^= 0x01;  // the last payload byte
+    }
+    axds::test::write_file(path, bytes);
+    const axds::log_archive_reader reader(path);
+    CHECK(reader.message_count() == 5);  // counting reads no message
+    CHECK_NOTHROW(reader.read_message(reader.message_keys()[0]));
+    CHECK_THROWS_MATCHES(reader.read_message(std::string(axds::log_member_key(victim))), axds::value_error,
+                         message_contains(path.string()) && message_contains(victim) && message_contains("CRC-32"));
+    const auto iterate = [&] {
+        for (const auto message : reader.messages()) {
+            (void)message;
+        }
+    };
+    CHECK_THROWS_MATCHES(iterate(), axds::value_error, message_contains(victim) && message_contains("CRC-32"));
+    check_rejected(info_in_child(path), {path.string(), victim, "CRC-32"});
+}
+
+TEST_CASE("a flipped payload byte in a deflated log message fails its read with a CRC-32 error", "[log][hostile]") {
+    temp_dir tmp;
+    const fs::path path = tmp.path() / "1_log.npz";
+    hostile::zip_builder zip;
+    std::vector<hostile::record> records{zip.add_deflated(axds::log_entry_file_name(1, 0), onset_npy(), 0)};
+    for (std::uint64_t i = 1; i <= 3; ++i) {
+        records.push_back(
+            zip.add_deflated(axds::log_entry_file_name(1, i * 1000), entry_npy(i * 1000, fixture_payload(i, 50)), 0));
+    }
+    zip.finish(records);
+    std::string bytes;
+    zip.write(path);
+    bytes = axds::test::read_file(path);
+    bytes[records[2].data_offset + records[2].compressed_size - 10] ^= 0x08;
+    axds::test::write_file(path, bytes);
+    const axds::log_archive_reader reader(path);
+    CHECK(reader.message_count() == 3);
+    CHECK(reader.read_message(reader.message_keys()[0]).payload.size() == 50);
+    CHECK_THROWS_MATCHES(
+        reader.read_message(reader.message_keys()[1]), axds::value_error,
+        message_contains(path.string()) && message_contains(records[2].name) && message_contains("CRC-32"));
+}
+
+TEST_CASE("onset discovery and message keys read no member but the onset's", "[log][hostile]") {
+    temp_dir tmp;
+    const fs::path path = tmp.path() / "1_log.npz";
+    hostile::zip_builder zip;
+    // A damaged deflated message stored before the onset (an archive written out of order): discovery must not read it
+    // (its name says it is not the onset), nor must counting read the damaged message after the onset.
+    auto early = zip.add_deflated(axds::log_entry_file_name(1, 5000), entry_npy(5000, {1, 2, 3}));
+    early.uncompressed_size += 100;  // inflating it fails
+    const auto onset_member = zip.add_stored(axds::log_entry_file_name(1, 0), onset_npy());
+    const auto good = zip.add_stored(axds::log_entry_file_name(1, 6000), entry_npy(6000, {4, 5}));
+    auto late = zip.add_deflated(axds::log_entry_file_name(1, 7000), entry_npy(7000, {6}));
+    late.uncompressed_size += 100;
+    zip.finish({early, onset_member, good, late});
+    zip.write(path);
+    const axds::log_archive_reader reader(path);
+    CHECK(reader.onset_timestamp_us() == onset);
+    CHECK(reader.message_count() == 2);
+    CHECK(reader.message_keys() == std::vector<std::string>{"001_00000000000000006000", "001_00000000000000007000"});
+    CHECK(reader.read_message("001_00000000000000006000").timestamp_us == onset + 6000);
+    CHECK_THROWS_MATCHES(reader.read_message("001_00000000000000007000"), axds::value_error,
+                         message_contains(path.string()) && message_contains("001_00000000000000007000.npy"));
+}
+
+TEST_CASE("a log reader can skip the CRC-32 check for trusted archives", "[log][hostile]") {
+    temp_dir tmp;
+    const fs::path path = make_archive(tmp.path(), 3, 8);
+    std::string bytes = axds::test::read_file(path);
+    {
+        const axds::npz_reader archive(path);
+        const auto& member = archive.members()[2];
+        bytes[member.data_offset + member.compressed_size - 1] ^= 0x01;
+    }
+    axds::test::write_file(path, bytes);
+    const axds::log_archive_reader checking(path);
+    CHECK_THROWS_MATCHES(checking.read_all_messages(), axds::value_error, message_contains("CRC-32"));
+    const axds::log_archive_reader trusting(path, {}, {.verify_crc = false});
+    const auto [timestamps, payloads] = trusting.read_all_messages();
+    REQUIRE(payloads.size() == 3);
+    CHECK(payloads[0] == fixture_payload(0, 8));
+    CHECK(payloads[1] != fixture_payload(1, 8));  // the damaged message, served unchecked
+    CHECK(payloads[2] == fixture_payload(2, 8));
 }

@@ -8,9 +8,11 @@
 #include <axds/npy/npy_format.hpp>
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
+#include <zlib.h>
 
 #include <filesystem>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -206,4 +208,33 @@ TEST_CASE("npz_reader survives 1500 randomly truncated or corrupted archives wit
     }
     CHECK(rejected + accepted == 1500);
     CHECK(rejected > 1000);  // almost every mutation is detected (some flips hit padding)
+}
+
+TEST_CASE("crc32 matches zlib for every length, alignment and seed (the carry-less multiplication path included)",
+          "[npy]") {
+    std::mt19937_64 rng(7);
+    std::vector<std::uint8_t> buffer(1U << 20U);
+    for (auto& byte : buffer) {
+        byte = static_cast<std::uint8_t>(rng());
+    }
+    const auto reference = [](std::span<const std::uint8_t> data, std::uint32_t seed) {
+        return static_cast<std::uint32_t>(::crc32(seed, data.data(), static_cast<uInt>(data.size())));
+    };
+    int mismatches = 0;
+    for (std::size_t length = 0; length <= 1100; ++length) {
+        for (std::size_t offset = 0; offset < 16; offset += 5) {
+            const auto seed = static_cast<std::uint32_t>(rng());
+            const std::span<const std::uint8_t> data(buffer.data() + offset, length);
+            mismatches += axds::crc32(data, seed) != reference(data, seed) ? 1 : 0;
+        }
+    }
+    for (int round = 0; round < 50; ++round) {
+        const std::size_t offset = rng() % 4096;
+        const std::span<const std::uint8_t> data(buffer.data() + offset, rng() % (buffer.size() - offset));
+        mismatches += axds::crc32(data) != reference(data, 0) ? 1 : 0;
+    }
+    CHECK(mismatches == 0);
+    // Continuing a CRC over pieces gives the CRC of the whole.
+    const std::span<const std::uint8_t> whole(buffer.data(), 1000);
+    CHECK(axds::crc32(whole.subspan(300), axds::crc32(whole.first(300))) == axds::crc32(whole));
 }

@@ -1,0 +1,261 @@
+// Hostile and damaged archives (archives come from other machines and failing disks): records that share or overlap
+// data, members that run into the central directory, deflate streams that lie about their size, and flipped payload
+// bytes. Each must give a clear value_error naming the archive, quickly, in bounded memory: the open and the reads run
+// in a forked child whose address space may grow by at most 1 GiB (plus the archive's map).
+
+#include <axds/npy/npz_archive.hpp>
+
+#include "hostile_zip.hpp"
+#include "support/matchers.hpp"
+#include "support/temp_dir.hpp"
+
+#include <axds/error.hpp>
+#include <axds/log/log_package.hpp>
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace fs = std::filesystem;
+using axds::test::message_contains;
+using axds::test::temp_dir;
+namespace hostile = axds::test::hostile;
+
+namespace {
+
+/// Opens `path` and reads every member (as `axds archive info` / `dump` do), in a bounded child.
+hostile::outcome open_and_read(const fs::path& path, std::uint64_t mapped = 0) {
+    return hostile::run_bounded(
+        [&] {
+            const axds::npz_reader reader(path);
+            std::uint64_t total = 0;
+            for (const auto& member : reader.members()) {
+                total += reader.data(member).size();
+            }
+            (void)total;
+        },
+        mapped);
+}
+
+/// The checks every hostile archive must pass: a value_error naming `fragments`, within 10 s and 256 MiB.
+void check_rejected(const hostile::outcome& out, const std::vector<std::string>& fragments) {
+    INFO(out.result);
+    INFO("seconds: " << out.seconds << ", peak RSS growth: " << out.rss_growth_kib << " KiB");
+    CHECK(out.exited_normally);
+    CHECK(out.value_error());
+    for (const auto& fragment : fragments) {
+        INFO("expected fragment: " << fragment);
+        CHECK(out.result.find(fragment) != std::string::npos);
+    }
+    CHECK(out.seconds < 10.0);
+    CHECK(out.rss_growth_kib < 256 * 1024);
+}
+
+std::string npy_entry(std::uint64_t time, std::size_t payload_size, std::uint8_t fill = 0x5A) {
+    axds::log_package package{.source_id = 1, .acquisition_time = time};
+    package.payload.assign(payload_size, fill);
+    const auto bytes = package.npy_file_bytes();
+    return {bytes.begin(), bytes.end()};
+}
+
+}  // namespace
+
+TEST_CASE("records sharing one deflated member's data are rejected at open, before any inflation", "[npy][hostile]") {
+    temp_dir tmp;
+    const fs::path path = tmp.path() / "shared.npz";
+    hostile::zip_builder zip;
+    const std::string big(128U << 20U, '\0');  // 128 MiB of zeros deflates to ~130 KB
+    const auto member = zip.add_deflated("a.npy", big, Z_DEFAULT_COMPRESSION);
+    std::vector<hostile::record> records;
+    for (char c = 'a'; c < 'a' + 16; ++c) {
+        auto r = member;
+        r.name = std::string(1, c) + ".npy";
+        records.push_back(r);
+    }
+    zip.finish(records);
+    zip.write(path);
+    check_rejected(open_and_read(path),
+                   {"shared.npz", "'b.npy'", "'a.npy'", "overlap", std::to_string(member.local_header_offset)});
+}
+
+TEST_CASE("a record whose local header lies inside another member's stored data is rejected", "[npy][hostile]") {
+    temp_dir tmp;
+    const fs::path path = tmp.path() / "nested.npz";
+    // The outer member's data holds a complete forged local header + data: every signature check passes.
+    hostile::zip_builder inner;
+    const auto forged = inner.add_stored("inner.npy", npy_entry(7, 40));
+    std::string inner_bytes;
+    {
+        const fs::path scratch = tmp.path() / "inner.bin";
+        inner.write(scratch);
+        inner_bytes = axds::test::read_file(scratch);
+    }
+    hostile::zip_builder zip;
+    const auto pad = zip.add_stored("pad.npy", npy_entry(1, 10));
+    const auto outer = zip.add_stored("outer.npy", inner_bytes);
+    auto nested = forged;
+    nested.local_header_offset = outer.data_offset;
+    zip.finish({pad, outer, nested});
+    zip.write(path);
+    check_rejected(open_and_read(path),
+                   {"nested.npz", "'inner.npy'", "'outer.npy'", "overlap", std::to_string(outer.data_offset)});
+}
+
+TEST_CASE("a member whose data runs into the central directory is rejected", "[npy][hostile]") {
+    temp_dir tmp;
+    const fs::path path = tmp.path() / "into_cd.npz";
+    hostile::zip_builder zip;
+    const auto first = zip.add_stored("first.npy", npy_entry(1, 20));
+    auto second = zip.add_stored("second.npy", npy_entry(2, 20));
+    const std::uint64_t cd_offset = zip.offset();
+    second.compressed_size += 30;  // 30 bytes into the first directory record
+    second.uncompressed_size += 30;
+    zip.finish({first, second});
+    zip.write(path);
+    check_rejected(open_and_read(path),
+                   {"into_cd.npz", "'second.npy'", "central directory", std::to_string(cd_offset)});
+}
+
+TEST_CASE("a deflated member whose stream inflates beyond (or short of) its declared size is rejected",
+          "[npy][hostile]") {
+    temp_dir tmp;
+    const std::string data = npy_entry(5, 100000, 0x11);
+    for (const std::uint64_t declared : {std::uint64_t{1000}, std::uint64_t{data.size() + 5000}}) {
+        INFO("declared " << declared << " of " << data.size());
+        const fs::path path = tmp.path() / "liar.npz";
+        hostile::zip_builder zip;
+        auto member = zip.add_deflated("liar.npy", data);
+        member.uncompressed_size = declared;
+        zip.finish({member});
+        zip.write(path);
+        check_rejected(open_and_read(path), {"liar.npz", "'liar.npy'", std::to_string(declared),
+                                             declared < data.size() ? "more than" : "only"});
+    }
+}
+
+TEST_CASE("a declared size of 2^40 bytes is refused before anything is allocated", "[npy][hostile]") {
+    temp_dir tmp;
+    constexpr std::uint64_t claim = 1ULL << 40U;
+    SECTION("behind a few bytes of deflate stream") {
+        const fs::path path = tmp.path() / "claim.npz";
+        hostile::zip_builder zip;
+        auto member = zip.add_deflated("huge.npy", npy_entry(1, 100));
+        member.uncompressed_size = claim;
+        zip.finish({member});
+        zip.write(path);
+        check_rejected(open_and_read(path), {"claim.npz", "'huge.npy'", std::to_string(claim)});
+    }
+    SECTION("behind 1 GiB of (sparse) compressed data, so deflate's 1032:1 bound alone would allow it") {
+        const fs::path path = tmp.path() / "sparse_claim.npz";
+        hostile::zip_builder zip;
+        const auto member = zip.add_hole("huge.npy", 8, claim / 1032 + 1, claim);
+        zip.finish({member});
+        zip.write(path);
+        check_rejected(open_and_read(path, zip.offset()), {"sparse_claim.npz", "'huge.npy'", std::to_string(claim)});
+    }
+}
+
+TEST_CASE("a flipped payload byte in a stored member is caught by the CRC-32 on first read", "[npy][hostile]") {
+    temp_dir tmp;
+    const fs::path path = tmp.path() / "flipped.npz";
+    hostile::zip_builder zip;
+    std::vector<hostile::record> records;
+    for (std::uint64_t t = 0; t < 4; ++t) {
+        records.push_back(zip.add_stored(axds::log_entry_file_name(1, t), npy_entry(t, 64)));
+    }
+    zip.finish(records);
+    zip.write(path);
+    std::string bytes = axds::test::read_file(path);
+    bytes[records[2].data_offset + 128 + 9 + 30] ^= 0x01;  // one payload bit
+    axds::test::write_file(path, bytes);
+    check_rejected(open_and_read(path), {"flipped.npz", "'" + records[2].name + "'", "CRC-32"});
+}
+
+TEST_CASE("a flipped payload byte in a deflated member is caught by the CRC-32 on first read", "[npy][hostile]") {
+    temp_dir tmp;
+    const fs::path path = tmp.path() / "flipped_deflated.npz";
+    hostile::zip_builder zip;
+    // Level 0: stored deflate blocks, so the flipped byte inflates fine and only the CRC can tell.
+    const auto a = zip.add_deflated("a.npy", npy_entry(1, 64), 0);
+    const auto b = zip.add_deflated("b.npy", npy_entry(2, 300), 0);
+    zip.finish({a, b});
+    zip.write(path);
+    std::string bytes = axds::test::read_file(path);
+    bytes[b.data_offset + b.compressed_size - 20] ^= 0x40;
+    axds::test::write_file(path, bytes);
+    check_rejected(open_and_read(path), {"flipped_deflated.npz", "'b.npy'", "CRC-32"});
+}
+
+TEST_CASE("a truncated deflate stream and an empty deflated member are told apart", "[npy][hostile]") {
+    temp_dir tmp;
+    const fs::path path = tmp.path() / "cut.npz";
+    const std::string data = npy_entry(5, 20000, 0x33);
+    hostile::zip_builder zip;
+    const auto empty = zip.add_deflated("empty.npy", "");
+    const std::string stream = hostile::deflate_raw(data, 0);
+    auto cut = zip.add("cut.npy", 8, std::string_view(stream).substr(0, stream.size() / 2), hostile::crc_of(data),
+                       data.size());
+    zip.finish({empty, cut});
+    zip.write(path);
+    const axds::npz_reader reader(path);
+    CHECK(reader.data(reader.members()[0]).empty());
+    CHECK_THROWS_MATCHES(reader.data(reader.members()[1]), axds::value_error,
+                         message_contains("cut.npz") && message_contains("'cut.npy'") &&
+                             message_contains("truncated") && message_contains(std::to_string(data.size())));
+}
+
+TEST_CASE("the CRC-32 check is cached per member, can be turned off, and verify_crc() checks regardless",
+          "[npy][hostile]") {
+    temp_dir tmp;
+    const fs::path path = tmp.path() / "flipped.npz";
+    hostile::zip_builder zip;
+    const auto good = zip.add_stored("good.npy", npy_entry(1, 64));
+    const auto bad = zip.add_stored("bad.npy", npy_entry(2, 64));
+    const auto deflated = zip.add_deflated("deflated.npy", npy_entry(3, 64));
+    zip.finish({good, bad, deflated});
+    zip.write(path);
+    std::string bytes = axds::test::read_file(path);
+    bytes[bad.data_offset + 150] ^= 0x01;
+    axds::test::write_file(path, bytes);
+
+    const axds::npz_reader checking(path);
+    CHECK(checking.options().verify_crc);
+    CHECK(checking.options().max_inflated_size == axds::npz_default_max_inflated_size);
+    for (int pass = 0; pass < 2; ++pass) {  // an error every time, not only the first
+        CHECK(checking.data(checking.members()[0]).size() == good.uncompressed_size);
+        CHECK_THROWS_MATCHES(
+            checking.data(checking.members()[1]), axds::value_error,
+            message_contains("flipped.npz") && message_contains("'bad.npy'") && message_contains("CRC-32"));
+        CHECK(checking.data(checking.members()[2]).size() == deflated.uncompressed_size);
+    }
+
+    const axds::npz_reader trusting(path, {.verify_crc = false});
+    const auto served = trusting.data(trusting.members()[1]);
+    CHECK(served.size() == bad.uncompressed_size);
+    CHECK(served[150] == static_cast<std::uint8_t>(bytes[bad.data_offset + 150]));  // the damaged byte, unchecked
+    CHECK_THROWS_MATCHES(trusting.verify_crc(trusting.members()[1]), axds::value_error,
+                         message_contains("'bad.npy'") && message_contains("CRC-32"));
+    CHECK_NOTHROW(trusting.verify_crc(trusting.members()[0]));
+
+    const axds::npz_reader other(tmp.path() / "flipped.npz");
+    CHECK_THROWS_MATCHES(checking.data(other.members()[0]), axds::value_error,
+                         message_contains("not one of this reader's members"));
+}
+
+TEST_CASE("npz_reader_options::max_inflated_size caps the size a deflated member may declare", "[npy][hostile]") {
+    temp_dir tmp;
+    const fs::path path = tmp.path() / "capped.npz";
+    const std::string data = npy_entry(5, 5000, 0x22);
+    hostile::zip_builder zip;
+    const auto member = zip.add_deflated("big.npy", data);
+    zip.finish({member});
+    zip.write(path);
+    const axds::npz_reader capped(path, {.max_inflated_size = data.size() - 1});
+    CHECK_THROWS_MATCHES(capped.data(capped.members()[0]), axds::value_error,
+                         message_contains("capped.npz") && message_contains("'big.npy'") &&
+                             message_contains(std::to_string(data.size())) && message_contains("max_inflated_size"));
+    const axds::npz_reader exact(path, {.max_inflated_size = data.size()});
+    const auto out = exact.data(exact.members()[0]);
+    CHECK(std::string(out.begin(), out.end()) == data);
+}
