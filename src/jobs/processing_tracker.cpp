@@ -313,7 +313,10 @@ void processing_tracker::transact(load_mode mode, bool save, const operation& op
 }
 
 void processing_tracker::locked(load_mode mode, bool save, const operation& op) {
-    if (lock_held_) {  // inside async_with_lock
+    // Reads take no lock: every writer (this library's and the Python library's) replaces the file atomically, so an
+    // unlocked read sees one whole version. Readers therefore never wait behind busy workers (flock has no fairness),
+    // and a user who may read the tracker but not write its directory (the lock file) can still inspect it.
+    if (lock_held_ || (mode == load_mode::no_create && !save)) {
         transact(mode, save, op);
         return;
     }

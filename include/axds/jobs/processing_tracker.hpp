@@ -77,6 +77,10 @@ struct tracker_options {
 /// tracker at the same time. Every locked operation reads the file, changes it and replaces it atomically (temp file +
 /// fsync + rename, mode 0600) before releasing the lock.
 ///
+/// Read-only methods (queries, summaries, complete(), encountered_error()) take no lock: the file is only ever
+/// replaced atomically, so they see one whole version without waiting behind busy workers, and they work for a user
+/// who may read the tracker but not create its lock file. (The Python library locks reads too; the data is the same.)
+///
 /// Each synchronous method blocks its thread while it waits for the lock (polling, up to lock_timeout); each `async_`
 /// form waits with a timer instead, so the executor keeps running other work, and does the file I/O on the CPU pool.
 ///

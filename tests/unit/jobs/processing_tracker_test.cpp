@@ -25,6 +25,8 @@
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -730,4 +732,36 @@ TEST_CASE("python and C++ processes share one tracker without losing updates", "
         " j['completed_at'] or 0)\n",
         {file.string()});
     CHECK(result.output == ours);
+}
+
+TEST_CASE("reading a tracker never waits for the lock and needs no lock file", "[jobs][hostile]") {
+    const temp_dir tmp;
+    const fs::path file = tmp.path() / "tracker.yaml";
+    {
+        processing_tracker writer(file);
+        (void)writer.initialize_jobs({{"a", "1"}, {"b", "2"}});
+        writer.start_job(processing_tracker::generate_job_id("a", "1"), "pid:1");
+    }
+    processing_tracker reader(file, {.lock_timeout = std::chrono::milliseconds(300)});
+    SECTION("a worker holds the lock for longer than the timeout") {
+        const int fd = ::open((file.string() + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        REQUIRE(fd >= 0);
+        REQUIRE(::flock(fd, LOCK_EX | LOCK_NB) == 0);
+        const auto started = std::chrono::steady_clock::now();
+        const auto summary = reader.summarize();
+        CHECK(std::chrono::steady_clock::now() - started < std::chrono::milliseconds(250));
+        CHECK(summary.summary.total == 2);
+        CHECK(summary.summary.running == 1);
+        CHECK(reader.get_jobs_by_status(processing_status::scheduled).size() == 1);
+        CHECK_FALSE(reader.complete());
+        CHECK_THROWS_AS(reader.reset(), axds::timeout_error);  // writers still wait for the lock
+        ::close(fd);
+    }
+    SECTION("the lock file cannot be created (a read-only directory for this user)") {
+        fs::remove(file.string() + ".lock");
+        fs::create_directory(file.string() + ".lock");  // opening it as the lock file fails, as EACCES would
+        CHECK(reader.summarize().summary.total == 2);
+        CHECK(reader.get_job_status(processing_tracker::generate_job_id("a", "1")) == processing_status::running);
+        CHECK_THROWS(reader.reset());
+    }
 }
