@@ -21,6 +21,16 @@ inline std::filesystem::path write_entry(const std::filesystem::path& directory,
     return path;
 }
 
+/// A package whose payload bytes depend on source, time and position, so any mix-up shows.
+inline axds::log_package make_package(std::uint8_t source, std::uint64_t time, std::size_t size) {
+    axds::log_package package{.source_id = source, .acquisition_time = time};
+    package.payload.resize(size);
+    for (std::size_t i = 0; i < size; ++i) {
+        package.payload[i] = static_cast<std::uint8_t>((time * 31 + i * 7 + source) & 0xFFU);
+    }
+    return package;
+}
+
 /// The spec §8.6 fixture payload of message i: [(i + j) % 256 for j in range(size)].
 inline std::vector<std::uint8_t> fixture_payload(std::size_t i, std::size_t size) {
     std::vector<std::uint8_t> payload(size);

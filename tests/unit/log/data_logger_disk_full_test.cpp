@@ -3,6 +3,7 @@
 #include <axds/log/data_logger.hpp>
 
 #include "support/io_thread.hpp"
+#include "support/log_entries.hpp"
 #include "support/temp_dir.hpp"
 #include "support/tmpfs_mount.hpp"
 
@@ -32,22 +33,12 @@ using axds::data_logger_options;
 using axds::data_logger_report;
 using axds::log_package;
 using axds::test::io_thread;
+using axds::test::make_package;
 using axds::test::temp_dir;
 using axds::test::tmpfs_mount;
 using Catch::Matchers::Contains;
 
-namespace {
-
-log_package make_package(std::uint8_t source, std::uint64_t time, std::size_t size) {
-    log_package package{.source_id = source, .acquisition_time = time};
-    package.payload.resize(size);
-    for (std::size_t i = 0; i < size; ++i) {
-        package.payload[i] = static_cast<std::uint8_t>((time * 31 + i * 7 + source) & 0xFFU);
-    }
-    return package;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("data logger on a full disk removes every partial entry and keeps every complete one",
           "[log][disk_full][io_uring]") {

@@ -2,6 +2,7 @@
 
 #include "detail/test_hooks.hpp"
 #include "support/io_thread.hpp"
+#include "support/log_entries.hpp"
 #include "support/matchers.hpp"
 #include "support/run_async.hpp"
 #include "support/temp_dir.hpp"
@@ -35,6 +36,7 @@ using axds::data_logger_options;
 using axds::data_logger_report;
 using axds::log_package;
 using axds::test::io_thread;
+using axds::test::make_package;
 using axds::test::message_contains;
 using axds::test::temp_dir;
 using Catch::Matchers::Contains;
@@ -45,15 +47,6 @@ namespace {
 struct hook_guard {
     ~hook_guard() { axds::detail::test_hooks::fail_log_entry = nullptr; }
 };
-
-log_package make_package(std::uint8_t source, std::uint64_t time, std::size_t size) {
-    log_package package{.source_id = source, .acquisition_time = time};
-    package.payload.resize(size);
-    for (std::size_t i = 0; i < size; ++i) {
-        package.payload[i] = static_cast<std::uint8_t>((time * 31 + i * 7 + source) & 0xFFU);
-    }
-    return package;
-}
 
 std::size_t count_entries(const fs::path& directory) {
     std::size_t n = 0;
