@@ -288,6 +288,36 @@ TEST_CASE("log socket cuts off a producer still connected after the shutdown gra
     CHECK(logger.stop().entries_written == 5);
 }
 
+TEST_CASE("log socket refuses producers beyond max_connections and serves the others", "[log][socket]") {
+    temp_dir tmp;
+    io_thread io;
+    data_logger logger(io.executor(), tmp.path(), "crowd");
+    logger.start();
+    const fs::path socket_path = tmp.path() / "crowd.sock";
+    log_socket_server server(io.executor(), logger, socket_path, {.max_connections = 1});
+    const axds::scoped_warning_capture warnings;
+    auto done = run_server(io, server);
+    log_socket_producer first(socket_path);
+    first.log(expected_package(4, 1, 8));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the server has taken the first connection
+    log_socket_producer second(socket_path);                      // accepted by the kernel, closed by the server
+    CHECK_THROWS_AS(
+        [&] {
+            second.log(expected_package(4, 2, 8));
+            (void)second.close();
+        }(),
+        axds::os_error);
+    CHECK(first.close() == 1);
+    server.close();
+    const log_socket_report report = done.get();
+    CHECK(report.connections == 1);
+    CHECK(report.refused_connections == 1);
+    CHECK(report.packages == 1);
+    REQUIRE_FALSE(warnings.messages().empty());
+    CHECK_THAT(warnings.messages().front(), Contains("refused a producer") && Contains("max_connections"));
+    CHECK(logger.stop().entries_written == 1);
+}
+
 TEST_CASE("log socket server ends on a cancellation signal and removes its socket file", "[log][socket]") {
     temp_dir tmp;
     io_thread io;
