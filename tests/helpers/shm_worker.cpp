@@ -4,6 +4,7 @@
 //   ads_test_shm_worker write NAME N INDEX VALUE  set one element
 //   ads_test_shm_worker hold NAME N               lock, print "locked", sleep until killed
 //   ads_test_shm_worker attach-wrong NAME         attach as float64 of shape {1}: prints the error
+//   ads_test_shm_worker recreate-as UID NAME      as user UID (root only): create(exists_ok) over NAME, prints the error
 
 #include <axds/shm/shared_memory_array.hpp>
 
@@ -21,6 +22,20 @@ int main(int argc, char** argv) {
             try {
                 auto wrong = axds::shared_memory_array<double>::attach(argv[2], {1});
             } catch (const axds::value_error& e) {
+                std::printf("%s\n", e.what());
+                return 0;
+            }
+            return 1;
+        }
+        if (mode == "recreate-as" && argc == 4) {
+            const auto uid = static_cast<uid_t>(std::stoul(argv[2]));
+            if (::setgid(uid) != 0 || ::setuid(uid) != 0) {
+                std::printf("cannot become user %u\n", static_cast<unsigned>(uid));
+                return 3;
+            }
+            try {
+                auto replacement = axds::shared_memory_array<std::int64_t>::create(argv[3], {1}, 0, true);
+            } catch (const std::exception& e) {
                 std::printf("%s\n", e.what());
                 return 0;
             }

@@ -235,6 +235,24 @@ TEST_CASE("shared memory array shapes whose size overflows are refused as too la
     CHECK_FALSE(buffer_exists(name));
 }
 
+TEST_CASE("shared memory array create(exists_ok) over another user's buffer names the real cause", "[shm][hostile]") {
+    if (::geteuid() != 0) {
+        WARN("skipped: needs root to act as a second user");
+        return;
+    }
+    // Root's buffer in the sticky /dev/shm cannot be removed by user 65534 (nobody): the error must say so (EPERM or
+    // EACCES) instead of blaming "an open handle", as it did.
+    const shm_name name("foreign");
+    auto owned = shared_memory_array<std::int64_t>::create(name, {1}, std::int64_t{7});
+    axds::test::child_process other({AXDS_SHM_WORKER, "recreate-as", "65534", name.str()});
+    const std::string line = other.read_line();
+    REQUIRE(other.wait() == 0);
+    CHECK_THAT(line, Catch::Matchers::Contains(fmt::format("/dev/shm/{} cannot be removed", name.str())));
+    CHECK_THAT(line, Catch::Matchers::Contains("not permitted") || Catch::Matchers::Contains("denied"));
+    CHECK_THAT(line, !Catch::Matchers::Contains("open handle"));
+    CHECK(owned.get(0) == 7);  // the owner's buffer is untouched
+}
+
 // upstream: shared_memory_array_test.py::test_cross_process_write / test_concurrent_increments
 TEST_CASE("shared memory array: child processes write and 5 x 1000 locked increments are exact", "[shm][slow]") {
     const shm_name name("procs");
