@@ -10,6 +10,7 @@
 
 #include "detail/cpu_work.hpp"
 #include "detail/parallel.hpp"
+#include "detail/printable.hpp"
 #include "detail/test_hooks.hpp"
 #include "detail/uring_reader.hpp"
 
@@ -390,8 +391,8 @@ std::vector<previous_member> load_previous(const source_group& group, source_out
         const std::string_view name(member.name);
         if (!name.ends_with(".npy") || !parse_stem(name.substr(0, name.size() - 4), source, timestamp) ||
             source != group.source) {
-            refuse(
-                fmt::format("holds the member '{}', which is not a log entry of source {}", member.name, group.source));
+            refuse(fmt::format("holds the member '{}', which is not a log entry of source {}",
+                               detail::printable(member.name), group.source));
         }
         try {
             out.previous->verify_crc(member);

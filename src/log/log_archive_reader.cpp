@@ -8,6 +8,7 @@
 
 #include "detail/cpu_work.hpp"
 #include "detail/parallel.hpp"
+#include "detail/printable.hpp"
 
 #include <fmt/format.h>
 
@@ -90,13 +91,13 @@ struct log_archive_reader::impl {
     /// The entry array [source][elapsed LE][payload] of a member.
     std::span<const std::uint8_t> entry(const npz_member& member) {
         const auto bytes = open().data(member);
-        const auto array =
-            npy_u1_payload(bytes, fmt::format("member '{}' of the archive {}", member.name, path.string()));
+        const auto array = npy_u1_payload(
+            bytes, fmt::format("member '{}' of the archive {}", detail::printable(member.name), path.string()));
         if (array.size() < 9) {
             throw value_error(fmt::format(
                 "Unable to read the member '{}' of the archive {}: a log entry holds at least 9 bytes (source id and "
                 "timestamp), but it holds {}.",
-                member.name, path.string(), array.size()));
+                detail::printable(member.name), path.string(), array.size()));
         }
         return array;
     }
@@ -131,7 +132,7 @@ struct log_archive_reader::impl {
                         throw value_error(fmt::format(
                             "Unable to discover onset timestamp in log archive. The onset message '{}' must hold an "
                             "8-byte UTC epoch timestamp, but its payload holds {} bytes: {}.",
-                            members[i].name, array.size() - 9, path.string()));
+                            detail::printable(members[i].name), array.size() - 9, path.string()));
                     }
                     onset = load_le64(array.data() + 9);
                     first_message = i + 1;
@@ -231,7 +232,7 @@ std::vector<const npz_member*> log_archive_reader::resolve(std::span<const std::
             throw key_error(
                 fmt::format("Unable to read the message '{}' from the log archive {}: there is no such "
                             "key in the archive.",
-                            key, impl_->path.string()));
+                            detail::printable(key), impl_->path.string()));
         }
         members.push_back(it->second);
     }

@@ -2,6 +2,8 @@
 
 #include <axds/error.hpp>
 
+#include "detail/printable.hpp"
+
 #include <fmt/format.h>
 
 #include <charconv>
@@ -76,7 +78,7 @@ public:
                 out.shape = tuple();
                 seen_shape = true;
             } else {
-                fail(fmt::format("unexpected key '{}' in the header dictionary", key));
+                fail(fmt::format("unexpected key '{}' in the header dictionary", detail::printable(key)));
             }
             skip_space();
             if (peek() == ',') {
@@ -288,7 +290,9 @@ std::span<const std::uint8_t> npy_u1_payload(std::span<const std::uint8_t> bytes
     }
     const npy_header header = parse_npy_header(bytes, source);
     if (header.descr != "|u1" && header.descr != "<u1" && header.descr != ">u1" && header.descr != "u1") {
-        header_error(source, 0, fmt::format("expected a uint8 array ('|u1'), but the dtype is '{}'", header.descr));
+        header_error(
+            source, 0,
+            fmt::format("expected a uint8 array ('|u1'), but the dtype is '{}'", detail::printable(header.descr)));
     }
     if (header.shape.size() != 1) {
         header_error(source, 0,

@@ -2,6 +2,8 @@
 
 #include <axds/error.hpp>
 
+#include "detail/printable.hpp"
+
 #include <fmt/format.h>
 #include <zlib.h>
 
@@ -399,8 +401,8 @@ struct npz_reader::impl {
     }
 
     [[noreturn]] void corrupt_member(std::string_view member, std::string_view problem) const {
-        throw value_error(
-            fmt::format("Unable to read the member '{}' of the archive {}: {}.", member, path.string(), problem));
+        throw value_error(fmt::format("Unable to read the member '{}' of the archive {}: {}.",
+                                      detail::printable(member), path.string(), problem));
     }
 
     void parse() {
@@ -581,7 +583,7 @@ struct npz_reader::impl {
                 corrupt_member(members[b.index].name,
                                fmt::format("its local header and data (offsets {} to {}) overlap those of the member "
                                            "'{}' (offsets {} to {}); records that share or overlap data are refused",
-                                           b.start, b.end, members[a.index].name, a.start, a.end));
+                                           b.start, b.end, detail::printable(members[a.index].name), a.start, a.end));
             }
         }
     }
@@ -591,7 +593,7 @@ struct npz_reader::impl {
         if (less(&member, members.data()) || !less(&member, members.data() + members.size())) {
             throw value_error(fmt::format(
                 "Unable to read the member '{}' from the archive {}: it is not one of this reader's members.",
-                member.name, path.string()));
+                detail::printable(member.name), path.string()));
         }
         return static_cast<std::size_t>(&member - members.data());
     }

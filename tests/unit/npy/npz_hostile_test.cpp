@@ -10,6 +10,7 @@
 #include "support/temp_dir.hpp"
 
 #include <axds/error.hpp>
+#include <axds/log/log_archive_reader.hpp>
 #include <axds/log/log_package.hpp>
 #include <catch2/catch.hpp>
 
@@ -258,4 +259,30 @@ TEST_CASE("npz_reader_options::max_inflated_size caps the size a deflated member
     const axds::npz_reader exact(path, {.max_inflated_size = data.size()});
     const auto out = exact.data(exact.members()[0]);
     CHECK(std::string(out.begin(), out.end()) == data);
+}
+
+// Found by the fuzz harness (tests/fuzz, target npz_archive): a member name holding a NUL byte ended what() at the NUL,
+// before the message named the archive; a newline or escape sequence printed raw.
+TEST_CASE("member names with NUL and control bytes are escaped in errors that still name the archive",
+          "[npy][hostile]") {
+    temp_dir tmp;
+    const fs::path path = tmp.path() / "nul_name.npz";
+    hostile::zip_builder zip;
+    const std::string name("bad\0name\n\x1b[2J.npy", 17);
+    std::vector<hostile::record> records{zip.add(name, 99, "data", hostile::crc_of("data"), 4)};
+    zip.finish(records);
+    zip.write(path);
+    check_rejected(open_and_read(path), {"'bad\\x00name\\x0a\\x1b[2J.npy'", "nul_name.npz", "compression method 99"});
+
+    // The same name on an entry that is not a log entry, read as a log archive.
+    const fs::path log_path = tmp.path() / "nul_log.npz";
+    hostile::zip_builder log_zip;
+    std::vector<hostile::record> log_records{log_zip.add_stored(name, "not an npy")};
+    log_zip.finish(log_records);
+    log_zip.write(log_path);
+    const auto out = hostile::run_bounded([&] {
+        const axds::log_archive_reader reader(log_path);
+        (void)reader.read_all_messages();
+    });
+    check_rejected(out, {"bad\\x00name\\x0a\\x1b[2J.npy", "nul_log.npz"});
 }
