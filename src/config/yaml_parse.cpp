@@ -202,7 +202,9 @@ public:
         if (yaml_parser_initialize(&parser_) == 0) {
             throw std::bad_alloc();
         }
-        yaml_parser_set_input_string(&parser_, reinterpret_cast<const unsigned char*>(text.data()), text.size());
+        // libyaml asserts on a null input pointer, which an empty string_view may carry.
+        const char* bytes = text.data() != nullptr ? text.data() : "";
+        yaml_parser_set_input_string(&parser_, reinterpret_cast<const unsigned char*>(bytes), text.size());
     }
 
     parser(const parser&) = delete;

@@ -551,3 +551,17 @@ TEST_CASE("the hand-written YAML 1.1 matchers agree with the resolver's regular 
         CHECK((yaml11_is_int(text) || yaml11_is_float(text) || yaml11_timestamp_match(text)));
     }
 }
+
+// Found by the fuzz harness (tests/fuzz, target yaml): an empty string_view may carry a null pointer, and libyaml's
+// yaml_parser_set_input_string asserts on one (abort), where an empty document must load as null like PyYAML's "".
+TEST_CASE("an empty string_view with a null pointer parses as an empty document", "[config][hostile]") {
+    const outcome out = run_bounded([] {
+        const axds::yaml_value value = axds::parse_yaml(std::string_view{}, "empty.yaml");
+        if (!value.is_null()) {
+            throw std::runtime_error("not null");
+        }
+    });
+    INFO(out.message);
+    CHECK(out.exited_normally);
+    CHECK(out.kind == "no error");
+}
