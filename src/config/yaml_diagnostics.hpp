@@ -19,6 +19,7 @@ inline std::string yaml_path_segment(const yaml_value& key) {
         case yaml_value::kind::boolean: return key.as_bool() ? "true" : "false";
         case yaml_value::kind::integer: return std::to_string(key.as_int64());
         case yaml_value::kind::unsigned_integer: return std::to_string(key.as_uint64());
+        case yaml_value::kind::big_integer: return yaml_excerpt(key.integer_text());
         case yaml_value::kind::floating: return yaml_float_text(key.as_double());
         case yaml_value::kind::sequence: return "<list>";
         case yaml_value::kind::mapping: return "<dict>";

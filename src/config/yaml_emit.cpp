@@ -152,6 +152,7 @@ private:
             case kind::boolean: scalar(value.as_bool() ? "true" : "false", false); return;
             case kind::integer: scalar(std::to_string(value.as_int64()), false); return;
             case kind::unsigned_integer: scalar(std::to_string(value.as_uint64()), false); return;
+            case kind::big_integer: scalar(value.integer_text(), false); return;
             case kind::floating: scalar(yaml_float_text(value.as_double()), false); return;
             case kind::string:
                 if (!valid_utf8(value.as_string())) {

@@ -36,6 +36,104 @@ std::string without_underscores(std::string_view text) {
     return out;
 }
 
+/// An unsigned integer of any size in base 10^9 limbs (least significant first): enough arithmetic to turn a YAML
+/// integer beyond 64 bits, in any of YAML 1.1's bases, into the decimal text Python would print for it.
+class big_decimal {
+public:
+    void multiply_add(std::uint32_t factor, std::uint32_t addend) {
+        std::uint64_t carry = addend;
+        for (auto& limb : limbs_) {
+            const std::uint64_t value = std::uint64_t{limb} * factor + carry;
+            limb = static_cast<std::uint32_t>(value % base);
+            carry = value / base;
+        }
+        while (carry != 0) {
+            limbs_.push_back(static_cast<std::uint32_t>(carry % base));
+            carry /= base;
+        }
+    }
+
+    void add_decimal_digits(std::string_view digits) {
+        for (const char c : digits) {
+            multiply_add(10, static_cast<std::uint32_t>(c - '0'));
+        }
+    }
+
+    [[nodiscard]] std::size_t digit_count() const noexcept { return limbs_.size() * 9; }
+
+    [[nodiscard]] std::string text() const {
+        if (limbs_.empty()) {
+            return "0";
+        }
+        std::string out = std::to_string(limbs_.back());
+        for (std::size_t i = limbs_.size() - 1; i-- > 0;) {
+            out += fmt::format("{:09d}", limbs_[i]);
+        }
+        return out;
+    }
+
+private:
+    static constexpr std::uint64_t base = 1'000'000'000;
+    std::vector<std::uint32_t> limbs_;
+};
+
+/// The decimal text of a YAML 1.1 integer (sign already removed, underscores too) that does not fit 64 bits; refuses
+/// one with more than yaml_max_integer_digits digits (Python cannot read such a document either).
+std::string big_integer_text(std::string_view raw, std::string_view text) {
+    const auto too_long = [&] {
+        throw overflow_error(
+            fmt::format("the integer '{}' has more than {} decimal digits, the most Python converts "
+                        "(sys.get_int_max_str_digits())",
+                        detail::yaml_excerpt(raw), yaml_max_integer_digits));
+    };
+    big_decimal value;
+    const auto digits_in = [&](std::string_view digits, std::uint32_t base) {
+        // Each digit of base b adds at most log10(b) < 1.21 decimal digits (b = 16): refuse before the quadratic work.
+        if (static_cast<double>(digits.size()) * std::log10(static_cast<double>(base)) >
+            static_cast<double>(yaml_max_integer_digits) + 1) {
+            too_long();
+        }
+        for (const char c : digits) {
+            value.multiply_add(base,
+                               static_cast<std::uint32_t>(c >= '0' && c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10));
+        }
+    };
+    std::string decimal;
+    if (text.starts_with("0b")) {
+        digits_in(text.substr(2), 2);
+    } else if (text.starts_with("0x")) {
+        digits_in(text.substr(2), 16);
+    } else if (text[0] == '0') {
+        digits_in(text.substr(1), 8);
+    } else if (text.find(':') != std::string_view::npos) {  // sexagesimal: only the first part may be large
+        const auto colon = text.find(':');
+        digits_in(text.substr(0, colon), 10);
+        std::size_t start = colon + 1;
+        while (start <= text.size()) {
+            const auto next = text.find(':', start);
+            std::uint32_t part = 0;
+            for (const char c : text.substr(start, next - start)) {
+                part = part * 10 + static_cast<std::uint32_t>(c - '0');
+            }
+            value.multiply_add(60, part);
+            if (next == std::string_view::npos) {
+                break;
+            }
+            start = next + 1;
+        }
+    } else {  // decimal: the text itself, without leading zeros (there are none: '0…' is octal)
+        if (text.size() > yaml_max_integer_digits) {
+            too_long();
+        }
+        return std::string(text);
+    }
+    decimal = value.text();
+    if (decimal.size() > yaml_max_integer_digits) {
+        too_long();
+    }
+    return decimal;
+}
+
 /// Parses a YAML 1.1 int (PyYAML construct_yaml_int). Returns nullopt-equivalent via `ok`.
 bool parse_int(std::string_view raw, yaml_value& out) {
     if (!detail::yaml11_is_int(raw)) {
@@ -48,8 +146,11 @@ bool parse_int(std::string_view raw, yaml_value& out) {
         text.erase(0, 1);
     }
     std::uint64_t magnitude = 0;
-    const auto overflow = [&] {
-        throw overflow_error(fmt::format("the integer '{}' does not fit in 64 bits", detail::yaml_excerpt(raw)));
+
+    struct beyond_64_bits {};
+
+    const auto overflow = [] {
+        throw beyond_64_bits{};
     };
     const auto accumulate = [&](std::string_view digits, std::uint64_t base) {
         for (const char c : digits) {
@@ -60,42 +161,48 @@ bool parse_int(std::string_view raw, yaml_value& out) {
             }
         }
     };
-    if (text == "0") {
-        magnitude = 0;
-    } else if (text.starts_with("0b")) {
-        accumulate(std::string_view(text).substr(2), 2);
-    } else if (text.starts_with("0x")) {
-        accumulate(std::string_view(text).substr(2), 16);
-    } else if (text[0] == '0') {
-        accumulate(std::string_view(text).substr(1), 8);
-    } else if (text.find(':') != std::string::npos) {  // sexagesimal: 1:30 == 90
-        std::size_t start = 0;
-        std::uint64_t total = 0;
-        while (start <= text.size()) {
-            const auto colon = text.find(':', start);
+    try {
+        if (text == "0") {
             magnitude = 0;
-            accumulate(std::string_view(text).substr(start, colon - start), 10);
-            if (__builtin_mul_overflow(total, 60U, &total) || __builtin_add_overflow(total, magnitude, &total)) {
+        } else if (text.starts_with("0b")) {
+            accumulate(std::string_view(text).substr(2), 2);
+        } else if (text.starts_with("0x")) {
+            accumulate(std::string_view(text).substr(2), 16);
+        } else if (text[0] == '0') {
+            accumulate(std::string_view(text).substr(1), 8);
+        } else if (text.find(':') != std::string::npos) {  // sexagesimal: 1:30 == 90
+            std::size_t start = 0;
+            std::uint64_t total = 0;
+            while (start <= text.size()) {
+                const auto colon = text.find(':', start);
+                magnitude = 0;
+                accumulate(std::string_view(text).substr(start, colon - start), 10);
+                if (__builtin_mul_overflow(total, 60U, &total) || __builtin_add_overflow(total, magnitude, &total)) {
+                    overflow();
+                }
+                if (colon == std::string::npos) {
+                    break;
+                }
+                start = colon + 1;
+            }
+            magnitude = total;
+        } else {
+            accumulate(text, 10);
+        }
+        if (negative) {
+            constexpr auto limit = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) + 1;
+            if (magnitude > limit) {
                 overflow();
             }
-            if (colon == std::string::npos) {
-                break;
-            }
-            start = colon + 1;
+            out = yaml_value(magnitude == limit ? std::numeric_limits<std::int64_t>::min()
+                                                : -static_cast<std::int64_t>(magnitude));
+        } else {
+            out = yaml_value(static_cast<std::uint64_t>(magnitude));
         }
-        magnitude = total;
-    } else {
-        accumulate(text, 10);
-    }
-    if (negative) {
-        constexpr auto limit = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) + 1;
-        if (magnitude > limit) {
-            overflow();
-        }
-        out = yaml_value(magnitude == limit ? std::numeric_limits<std::int64_t>::min()
-                                            : -static_cast<std::int64_t>(magnitude));
-    } else {
-        out = yaml_value(static_cast<std::uint64_t>(magnitude));
+    } catch (const beyond_64_bits&) {
+        // Python's int is unbounded: keep the exact value (as decimal text, as Python prints it).
+        const std::string decimal = big_integer_text(raw, text);
+        out = yaml_value::from_integer_text(negative ? "-" + decimal : decimal);
     }
     return true;
 }
@@ -428,6 +535,7 @@ private:
             case yaml_value::kind::boolean: return key.as_bool() ? "b1" : "b0";
             case yaml_value::kind::integer: return "i" + std::to_string(key.as_int64());
             case yaml_value::kind::unsigned_integer: return "u" + std::to_string(key.as_uint64());
+            case yaml_value::kind::big_integer: return "B" + key.integer_text();
             case yaml_value::kind::floating: {
                 const double d = key.as_double();
                 if (std::isnan(d)) {

@@ -4,12 +4,16 @@
 
 #include "config/yaml11_patterns.hpp"
 
+#include <axds/config/yaml_config.hpp>
+
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
+#include <limits>
 
 namespace axds {
 
@@ -26,7 +30,8 @@ std::string_view yaml_value::python_type_name() const noexcept {
         case kind::null: return "NoneType";
         case kind::boolean: return "bool";
         case kind::integer:
-        case kind::unsigned_integer: return "int";
+        case kind::unsigned_integer:
+        case kind::big_integer: return "int";
         case kind::floating: return "float";
         case kind::string: return "str";
         case kind::sequence: return "list";
@@ -50,6 +55,9 @@ std::int64_t yaml_value::as_int64() const {
         throw overflow_error(
             fmt::format("expected an integer that fits in 64 signed bits, but got {}", std::get<std::uint64_t>(data_)));
     }
+    if (const auto* big = std::get_if<yaml_big_integer>(&data_)) {
+        throw overflow_error(fmt::format("the integer {} does not fit in 64 bits", detail::yaml_excerpt(big->decimal)));
+    }
     throw_kind(*this, "an integer");
 }
 
@@ -62,6 +70,9 @@ std::uint64_t yaml_value::as_uint64() const {
             throw overflow_error(fmt::format("expected a non-negative integer, but got {}", *i));
         }
         return static_cast<std::uint64_t>(*i);
+    }
+    if (const auto* big = std::get_if<yaml_big_integer>(&data_)) {
+        throw overflow_error(fmt::format("the integer {} does not fit in 64 bits", detail::yaml_excerpt(big->decimal)));
     }
     throw_kind(*this, "an integer");
 }
@@ -76,7 +87,58 @@ double yaml_value::as_double() const {
     if (const auto* u = std::get_if<std::uint64_t>(&data_)) {
         return static_cast<double>(*u);
     }
+    if (const auto* big = std::get_if<yaml_big_integer>(&data_)) {
+        // strtod rounds a decimal string to the nearest double, as Python's float(int) does.
+        const double value = std::strtod(big->decimal.c_str(), nullptr);
+        if (std::isinf(value)) {
+            throw overflow_error(
+                fmt::format("int too large to convert to float: {}", detail::yaml_excerpt(big->decimal)));
+        }
+        return value;
+    }
     throw_kind(*this, "a number");
+}
+
+std::string yaml_value::integer_text() const {
+    if (const auto* i = std::get_if<std::int64_t>(&data_)) {
+        return std::to_string(*i);
+    }
+    if (const auto* u = std::get_if<std::uint64_t>(&data_)) {
+        return std::to_string(*u);
+    }
+    if (const auto* big = std::get_if<yaml_big_integer>(&data_)) {
+        return big->decimal;
+    }
+    throw_kind(*this, "an integer");
+}
+
+yaml_value yaml_value::from_integer_text(std::string_view decimal) {
+    const bool negative = decimal.starts_with('-');
+    const std::string_view digits = negative ? decimal.substr(1) : decimal;
+    if (digits.empty() || (digits.size() > 1 && digits[0] == '0') ||
+        digits.find_first_not_of("0123456789") != std::string_view::npos || (negative && digits == "0")) {
+        throw value_error(
+            fmt::format("'{}' is not an integer in decimal (an optional '-' and digits without leading "
+                        "zeros)",
+                        detail::yaml_excerpt(decimal)));
+    }
+    if (digits.size() > yaml_max_integer_digits) {
+        throw value_error(fmt::format("the integer {} has {} digits, more than the {} Python converts",
+                                      detail::yaml_excerpt(decimal), digits.size(), yaml_max_integer_digits));
+    }
+    std::uint64_t magnitude = 0;
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), magnitude);
+    if (ec == std::errc() && end == digits.data() + digits.size()) {
+        constexpr auto limit = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) + 1;
+        if (!negative) {
+            return yaml_value(magnitude);
+        }
+        if (magnitude <= limit) {
+            return yaml_value(magnitude == limit ? std::numeric_limits<std::int64_t>::min()
+                                                 : -static_cast<std::int64_t>(magnitude));
+        }
+    }
+    return yaml_value(yaml_big_integer{std::string(decimal)});
 }
 
 const std::string& yaml_value::as_string() const {

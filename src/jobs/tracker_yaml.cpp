@@ -56,6 +56,7 @@ std::string scalar_text(const yaml_value& value) {
         case yaml_value::kind::boolean: return value.as_bool() ? "true" : "false";
         case yaml_value::kind::integer: return std::to_string(value.as_int64());
         case yaml_value::kind::unsigned_integer: return std::to_string(value.as_uint64());
+        case yaml_value::kind::big_integer: return value.integer_text();
         case yaml_value::kind::floating: return yaml_float_text(value.as_double());
         default: return {};  // collections are refused before
     }

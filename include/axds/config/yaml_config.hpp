@@ -1,10 +1,13 @@
 #pragma once
 
+#include <axds/config/ordered_map.hpp>
 #include <axds/config/yaml_value.hpp>
 
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <exception>
 #include <filesystem>
 #include <limits>
@@ -39,9 +42,18 @@
 // Enums are written as Python writes an enum member's value: a string for enums that declare their names with
 // AXDS_YAML_ENUM_NAMES (StrEnum), their integer value otherwise (IntEnum).
 // Supported field types: bool, integers, floating point, std::string, std::filesystem::path, enums, std::optional,
-// std::vector, std::array (Python tuples), std::map (keys: string, path, enum or integer), std::variant (enum
-// alternatives are tried first, as the Python loader does for `Color | str`), nested declared structs, and
-// axds::yaml_value for free-form content.
+// std::vector, std::array (Python tuples), axds::ordered_map and std::map (keys: string, path, enum or integer),
+// std::variant (enum alternatives are tried first, as the Python loader does for `Color | str`), nested declared
+// structs, and axds::yaml_value for free-form content.
+//
+// Key order: a Python dict keeps its insertion order, and so does axds::ordered_map (keys load in document order and
+// are written back in that order, so files saved by either language do not churn). std::map sorts its keys: a file
+// written by Python with keys `x, y, "with space"` comes back from a std::map field as `"with space", x, y`. Use
+// ordered_map for dict fields shared with Python.
+//
+// Integers: Python's int is unbounded. A value beyond 64 bits loads into a yaml_value field (or any key the struct
+// does not declare) exactly and is written back unchanged; only a typed integer field refuses it (type_error naming
+// the file, the field and the value).
 
 namespace axds {
 
@@ -153,6 +165,9 @@ struct is_map : std::false_type {};
 
 template <typename K, typename V, typename C, typename A>
 struct is_map<std::map<K, V, C, A>> : std::true_type {};
+
+template <typename K, typename V>
+struct is_map<ordered_map<K, V>> : std::true_type {};
 
 template <typename T>
 struct is_variant : std::false_type {};
@@ -273,10 +288,21 @@ void decode_number(const yaml_value& node, T& out, const yaml_context& context) 
         if (node.type() != kind::floating && !node.is_integer()) {
             throw_yaml_field_error(context, "expected a number, but got " + std::string(node.python_type_name()));
         }
+        if (node.type() == kind::big_integer) {
+            const double value = std::strtod(node.integer_text().c_str(), nullptr);
+            if (!std::isfinite(value) || std::abs(value) > static_cast<double>(std::numeric_limits<T>::max())) {
+                throw_yaml_field_error(context, "the integer " + yaml_excerpt(node.integer_text()) +
+                                                    " is too large for a floating-point number");
+            }
+        }
         out = static_cast<T>(node.as_double());
     } else {
         if (!node.is_integer()) {
             throw_yaml_field_error(context, "expected an integer, but got " + std::string(node.python_type_name()));
+        }
+        if (node.type() == kind::big_integer) {  // beyond 64 bits: no C++ integer field holds it
+            throw_yaml_field_error(context, "the integer " + yaml_excerpt(node.integer_text()) +
+                                                " is out of range (it does not fit in 64 bits)");
         }
         if (node.type() == kind::unsigned_integer) {  // above INT64_MAX
             const std::uint64_t raw = node.as_uint64();

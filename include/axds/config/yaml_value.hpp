@@ -18,15 +18,30 @@ class yaml_value;
 /// One key/value pair of a YAML mapping. Keys may be any scalar (YAML allows `1: a`), kept in document order.
 struct yaml_mapping_entry;
 
+/// An integer beyond 64 bits, as Python's unbounded int holds it: its decimal text ("-36893488147419103232"), kept
+/// exactly so a document round-trips byte for byte. Made by parse_yaml and yaml_value::from_integer_text only (a
+/// number that fits 64 bits is never a big integer).
+struct yaml_big_integer {
+    std::string decimal;
+
+    friend bool operator==(const yaml_big_integer&, const yaml_big_integer&) = default;
+};
+
+/// Longest integer (in decimal digits) parse_yaml reads: Python's own limit for converting an integer string
+/// (sys.get_int_max_str_digits(), 4300 by default), past which PyYAML cannot load the document either.
+inline constexpr std::size_t yaml_max_integer_digits = 4300;
+
 /// A YAML node as the Python library sees it after PyYAML's safe loader: null, bool, int, float, str, list or dict
-/// (spec §3). Integers hold int64, or uint64 above INT64_MAX. Mappings keep insertion order.
+/// (spec §3). Integers hold int64, uint64 above INT64_MAX, or a yaml_big_integer beyond 64 bits (Python ints are
+/// unbounded: such a value loads, compares and emits exactly; only a typed field that needs 64 bits refuses it).
+/// Mappings keep insertion order.
 ///
 /// Thread safety: a const yaml_value may be read from any thread.
 class yaml_value {
 public:
     using sequence = std::vector<yaml_value>;
     using mapping = std::vector<yaml_mapping_entry>;
-    enum class kind { null, boolean, integer, unsigned_integer, floating, string, sequence, mapping };
+    enum class kind { null, boolean, integer, unsigned_integer, floating, string, sequence, mapping, big_integer };
 
     yaml_value() = default;
 
@@ -57,12 +72,17 @@ public:
 
     yaml_value(mapping m) : data_(std::move(m)) {}  // NOLINT(google-explicit-constructor)
 
+    /// The integer spelled by `decimal` ("-12", "18446744073709551617"): int64 or uint64 when it fits, else a
+    /// yaml_big_integer. @throws value_error if the text is not an optional '-' and decimal digits without leading
+    /// zeros, or holds more than yaml_max_integer_digits digits.
+    [[nodiscard]] static yaml_value from_integer_text(std::string_view decimal);
+
     [[nodiscard]] kind type() const noexcept { return static_cast<kind>(data_.index()); }
 
     [[nodiscard]] bool is_null() const noexcept { return type() == kind::null; }
 
     [[nodiscard]] bool is_integer() const noexcept {
-        return type() == kind::integer || type() == kind::unsigned_integer;
+        return type() == kind::integer || type() == kind::unsigned_integer || type() == kind::big_integer;
     }
 
     /// The Python type name of this value after a safe load ("NoneType", "bool", "int", "float", "str", "list",
@@ -71,9 +91,13 @@ public:
 
     // Checked accessors: each throws type_error ("expected <what>, but got <python type>") on a kind mismatch.
     [[nodiscard]] bool as_bool() const;
-    [[nodiscard]] std::int64_t as_int64() const;    ///< also range-checks a uint64 value
-    [[nodiscard]] std::uint64_t as_uint64() const;  ///< rejects negative values
-    [[nodiscard]] double as_double() const;         ///< accepts ints as Python's float(int) does
+    [[nodiscard]] std::int64_t as_int64() const;    ///< overflow_error for a uint64 or big integer out of range
+    [[nodiscard]] std::uint64_t as_uint64() const;  ///< overflow_error for a negative or big integer
+    /// Accepts ints as Python's float(int) does (rounded to nearest; overflow_error "int too large to convert to
+    /// float" beyond the double range).
+    [[nodiscard]] double as_double() const;
+    /// The decimal text of an integer of any size. @throws type_error for other kinds.
+    [[nodiscard]] std::string integer_text() const;
     [[nodiscard]] const std::string& as_string() const;
     [[nodiscard]] const sequence& as_sequence() const;
     [[nodiscard]] const mapping& as_mapping() const;
@@ -86,7 +110,11 @@ public:
     friend bool operator==(const yaml_value& a, const yaml_value& b);
 
 private:
-    std::variant<std::monostate, bool, std::int64_t, std::uint64_t, double, std::string, sequence, mapping> data_;
+    std::variant<std::monostate, bool, std::int64_t, std::uint64_t, double, std::string, sequence, mapping,
+                 yaml_big_integer>
+        data_;
+
+    explicit yaml_value(yaml_big_integer big) : data_(std::move(big)) {}
 };
 
 struct yaml_mapping_entry {
@@ -124,7 +152,7 @@ inline constexpr std::size_t yaml_scalar_bytes_per_node = 64;
 /// @throws yaml_error naming `source_name`, with line and column (and the field path where it helps, such as
 /// `jobs.5a6ab48314d28f6b.status`), for malformed YAML, for nesting deeper than yaml_max_nesting_depth and for
 /// anchors and aliases that would copy more than the budget above; overflow_error, worded the same way, for an
-/// integer beyond 64 bits (anchor: "does not fit in 64 bits").
+/// integer of more than yaml_max_integer_digits decimal digits (integers beyond 64 bits load as yaml_big_integer).
 [[nodiscard]] yaml_value parse_yaml(std::string_view text, std::string_view source_name = "<string>");
 
 /// True if a plain (unquoted) scalar with this text would be read by YAML 1.1 (PyYAML) as something other than a

@@ -146,7 +146,7 @@ TEST_CASE("tracker fields of the wrong type or range are reported with the file 
     const std::string job = "jobs.5a6ab48314d28f6b";
     const std::vector<std::pair<std::string, std::vector<std::string>>> cases{
         {head + "    started_at: 99999999999999999999999\n",
-         {job + ".started_at", "does not fit in 64 bits", "line 4"}},
+         {job + ".started_at", "99999999999999999999999 (int)", "non-negative integer"}},
         {head + "    status: -5\n", {job + ".status", "not a valid ProcessingStatus", "-5"}},
         {head + "    status: 7\n", {job + ".status", "not a valid ProcessingStatus"}},
         {head + "    status: 18446744073709551615\n", {job + ".status", "not a valid ProcessingStatus"}},
