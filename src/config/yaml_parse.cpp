@@ -353,6 +353,7 @@ private:
     struct anchored {
         yaml_value value;
         std::uint64_t weight = 0;
+        std::size_t height = 0;  ///< collection levels inside the node (0 for a scalar)
     };
 
     /// One step of the path from the root to the node being built: a mapping key or a sequence index.
@@ -417,7 +418,7 @@ private:
         if (anchor != nullptr) {
             const auto* name = reinterpret_cast<const char*>(anchor);
             charge(event, weight, fmt::format("keeping the anchor '&{}'", detail::yaml_excerpt(name)));
-            anchors_[name] = anchored{value, weight};
+            anchors_[name] = anchored{value, weight, height_};
         }
     }
 
@@ -440,8 +441,18 @@ private:
                 if (it == anchors_.end()) {
                     fail_at(event, "found an undefined alias");
                 }
+                // The copy nests its anchor's levels inside the ones around the alias: the depth limit holds for
+                // the value built, not only for the text (an anchor 500 deep used 500 deep would be 1000 levels).
+                if (depth_ + it->second.height > yaml_max_nesting_depth) {
+                    fail_at(event,
+                            fmt::format("the alias '*{}' puts its anchor's {} levels of collections inside {}: they "
+                                        "nest more than {} levels deep (the limit for any document)",
+                                        detail::yaml_excerpt(name), it->second.height, depth_, yaml_max_nesting_depth),
+                            false);
+                }
                 charge(event, it->second.weight, fmt::format("expanding the alias '*{}'", detail::yaml_excerpt(name)));
                 built_ += it->second.weight;
+                height_ = it->second.height;
                 return it->second.value;
             }
             case YAML_SCALAR_EVENT: {
@@ -461,6 +472,7 @@ private:
                 } catch (const overflow_error& e) {
                     throw overflow_error(located(event, e.what()));
                 }
+                height_ = 0;
                 remember(event, scalar.anchor, value, built_ - built_before);
                 return value;
             }
@@ -468,6 +480,7 @@ private:
                 enter(event);
                 ++built_;
                 yaml_value::sequence items;
+                std::size_t inner = 0;
                 path_.push_back({});
                 while (true) {
                     event_holder child;
@@ -477,9 +490,11 @@ private:
                     }
                     path_.back().index = items.size();
                     items.push_back(node(child));
+                    inner = std::max(inner, height_);
                 }
                 path_.pop_back();
                 --depth_;
+                height_ = inner + 1;
                 yaml_value value(std::move(items));
                 remember(event, event.data.sequence_start.anchor, value, built_ - built_before);
                 return value;
@@ -487,12 +502,11 @@ private:
             case YAML_MAPPING_START_EVENT: {
                 enter(event);
                 ++built_;
-                yaml_value::mapping entries;
-                // Later duplicates replace earlier ones, as a Python dict does. Keys are looked up in a hash index
-                // (a linear search made large documents quadratic): strings by their text, other scalars by kind
-                // and value, with the same equality as yaml_value's operator==.
-                std::unordered_map<std::string, std::size_t> string_keys;
-                std::unordered_map<std::string, std::size_t> other_keys;
+                // PyYAML's flatten_mapping: the entries of `<<` merge keys come first (for a list of mappings, the
+                // last mapping's entries first, so earlier mappings win), then the mapping's own entries.
+                std::vector<yaml_mapping_entry> merged;
+                std::vector<yaml_mapping_entry> own;
+                std::size_t inner = 0;
                 while (true) {
                     event_holder key_event;
                     next(key_event);
@@ -508,22 +522,74 @@ private:
                     path_.push_back({&key, 0});
                     yaml_value item = node(value_event);
                     path_.pop_back();
-                    auto& index = key.type() == yaml_value::kind::string ? string_keys : other_keys;
-                    const auto [at, inserted] = index.try_emplace(
-                        key.type() == yaml_value::kind::string ? key.as_string() : scalar_identity(key),
-                        entries.size());
-                    if (!inserted) {
-                        entries[at->second].value = std::move(item);
+                    inner = std::max(inner, height_);
+                    if (is_merge_key(key_event.event)) {
+                        merge_into(merged, item, value_event.event);
                     } else {
-                        entries.push_back({std::move(key), std::move(item)});
+                        own.push_back({std::move(key), std::move(item)});
                     }
                 }
                 --depth_;
+                height_ = inner + 1;
+                // Later duplicates replace earlier ones in place, as a Python dict does. Keys are looked up in a hash
+                // index (a linear search made large documents quadratic): strings by their text, other scalars by
+                // kind and value, with the same equality as yaml_value's operator==.
+                yaml_value::mapping entries;
+                entries.reserve(merged.size() + own.size());
+                std::unordered_map<std::string, std::size_t> string_keys;
+                std::unordered_map<std::string, std::size_t> other_keys;
+                for (auto* list : {&merged, &own}) {
+                    for (auto& [key, item] : *list) {
+                        auto& index = key.type() == yaml_value::kind::string ? string_keys : other_keys;
+                        const auto [at, inserted] = index.try_emplace(
+                            key.type() == yaml_value::kind::string ? key.as_string() : scalar_identity(key),
+                            entries.size());
+                        if (!inserted) {
+                            entries[at->second].value = std::move(item);
+                        } else {
+                            entries.push_back({std::move(key), std::move(item)});
+                        }
+                    }
+                }
                 yaml_value value(std::move(entries));
                 remember(event, event.data.mapping_start.anchor, value, built_ - built_before);
                 return value;
             }
             default: fail_at(event, "unexpected content");
+        }
+    }
+
+    /// A `<<` key as PyYAML's resolver reads it: plain and untagged, or tagged !!merge.
+    static bool is_merge_key(const yaml_event_t& event) {
+        if (event.type != YAML_SCALAR_EVENT) {
+            return false;
+        }
+        const auto& scalar = event.data.scalar;
+        const std::string_view text(reinterpret_cast<const char*>(scalar.value), scalar.length);
+        if (scalar.tag != nullptr) {
+            return std::string_view(reinterpret_cast<const char*>(scalar.tag)) == "tag:yaml.org,2002:merge";
+        }
+        return text == "<<" && scalar.plain_implicit != 0 && scalar.style == YAML_PLAIN_SCALAR_STYLE;
+    }
+
+    /// Appends what a `<<` value merges (PyYAML flatten_mapping): a mapping's entries, or for a list of mappings each
+    /// one's entries, last mapping first.
+    void merge_into(std::vector<yaml_mapping_entry>& merged, const yaml_value& value, const yaml_event_t& event) {
+        if (value.type() == yaml_value::kind::mapping) {
+            const auto& entries = value.as_mapping();
+            merged.insert(merged.end(), entries.begin(), entries.end());
+            return;
+        }
+        if (value.type() != yaml_value::kind::sequence) {
+            fail_at(event, fmt::format("expected a mapping or list of mappings for merging, but found a {}",
+                                       value.python_type_name()));
+        }
+        const auto& items = value.as_sequence();
+        for (auto it = items.rbegin(); it != items.rend(); ++it) {
+            if (it->type() != yaml_value::kind::mapping) {
+                fail_at(event, fmt::format("expected a mapping for merging, but found a {}", it->python_type_name()));
+            }
+            merged.insert(merged.end(), it->as_mapping().begin(), it->as_mapping().end());
         }
     }
 
@@ -557,6 +623,9 @@ private:
         }
         if (name == "null") {
             return {};
+        }
+        if (name == "merge") {  // the `<<` key spelled with its tag: the mapping merges its value
+            return {std::move(text)};
         }
         if (name == "bool") {
             const yaml_value v = resolve_plain(text);
@@ -596,6 +665,7 @@ private:
     std::map<std::string, anchored, std::less<>> anchors_;
     std::vector<step> path_;
     std::size_t depth_ = 0;
+    std::size_t height_ = 0;    // collection levels inside the node node() returned last
     std::uint64_t built_ = 0;   ///< weight of every node built so far, literal or copied
     std::uint64_t copied_ = 0;  ///< weight of the copies made for anchors and aliases
 };

@@ -13,6 +13,7 @@
 #include "support/temp_dir.hpp"
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <cerrno>
 #include <chrono>
@@ -580,4 +581,26 @@ TEST_CASE("an empty string_view with a null pointer parses as an empty document"
     INFO(out.message);
     CHECK(out.exited_normally);
     CHECK(out.kind == "no error");
+}
+
+// Found by the review of the fuzz harness: the nesting limit counted only the levels the text spells out. An alias
+// pastes its anchor's levels inside the ones around it, so a chain of anchors (each 500 deep, each holding the
+// previous one) built a value thousands of levels deep from a few KB: the copies recursed past the stack
+// (AddressSanitizer: stack-overflow), and a 1,500-level value loaded that axds itself then refused to read back.
+TEST_CASE("aliases count toward the nesting limit with the depth of their anchors", "[config][hostile]") {
+    std::string chain = "a0: &a0 " + std::string(500, '[') + std::string(500, ']') + "\n";
+    for (int i = 1; i < 44; ++i) {
+        chain += fmt::format("a{}: &a{} {}*a{}{}\n", i, i, std::string(500, '['), i - 1, std::string(500, ']'));
+    }
+    const outcome out = run_bounded([&] { (void)axds::parse_yaml(chain, "chain.yaml"); });
+    INFO(out.kind << ": " << out.message.substr(0, 400));
+    CHECK(out.exited_normally);
+    CHECK(out.kind == "yaml_error");
+    CHECK_THAT(out.message,
+               Contains("chain.yaml") && Contains("*a0") && Contains("line 2") && Contains("more than 512 levels"));
+    // Within the limit an alias still loads: 400 levels of anchor inside 100.
+    const std::string fits = "a: &x " + std::string(400, '[') + std::string(400, ']') +
+                             "\nb: " + std::string(100, '[') + "*x" + std::string(100, ']') + "\n";
+    const axds::yaml_value value = axds::parse_yaml(fits, "fits.yaml");
+    CHECK(axds::parse_yaml(axds::emit_yaml(value)) == value);
 }
