@@ -9,6 +9,7 @@
 
 #include <charconv>
 #include <set>
+#include <unordered_set>
 #include <vector>
 
 namespace fs = std::filesystem;
@@ -151,6 +152,7 @@ job_registry decode_tracker_registry(const yaml_value& document, const fs::path&
             "states, but it is a {}.",
             file.string(), root->python_type_name()));
     }
+    std::unordered_set<std::string> seen;
     for (const auto& [key, value] : root->as_mapping()) {
         const job_decoder decode(file, key);
         if (value.type() != yaml_value::kind::mapping) {
@@ -171,7 +173,17 @@ job_registry decode_tracker_registry(const yaml_value& document, const fs::path&
         job.error_message = decode.text(value, "error_message");
         job.started_at = decode.time(value, "started_at");
         job.completed_at = decode.time(value, "completed_at");
-        jobs.emplace_back(scalar_text(key), std::move(job));
+        std::string id = scalar_text(key);
+        // Keys of different YAML types can spell one ID (1 and '1'): two jobs would share it, and the next save would
+        // silently keep only one of them.
+        if (!seen.insert(id).second) {
+            throw value_error(
+                fmt::format("Unable to load the processing tracker file '{}': two jobs have the ID '{}' "
+                            "(keys of different YAML types, such as 1 and '1'). Give each job a unique "
+                            "ID.",
+                            file.string(), yaml_excerpt(id)));
+        }
+        jobs.emplace_back(std::move(id), std::move(job));
     }
     return jobs;
 }

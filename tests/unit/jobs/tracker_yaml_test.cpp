@@ -161,6 +161,8 @@ TEST_CASE("tracker fields of the wrong type or range are reported with the file 
         {"jobs:\n  5a6ab48314d28f6b:\n    specifier: x\n", {job + ".job_name", "no 'job_name' field"}},
         {"jobs:\n  5a6ab48314d28f6b: 3\n", {job, "must be a mapping"}},
         {"jobs: [1, 2]\n", {"'jobs'", "must be a mapping"}},
+        // Found by the review of the fuzz harness: 1 and '1' are two YAML keys but one job ID; the next save kept one.
+        {"jobs:\n  1:\n    job_name: a\n  '1':\n    job_name: b\n", {"two jobs have the ID '1'"}},
         {"- 1\n", {"must hold a mapping"}},
     };
     for (const auto& [content, fragments] : cases) {
