@@ -240,3 +240,44 @@ TEST_CASE("ordered_map keeps insertion order like a Python dict", "[config]") {
     map["a"] = 1;
     CHECK(std::prev(map.end())->first == "a");
 }
+
+// Found by the review of the fuzz harness: PyYAML's safe_load merges `<<` keys (YAML 1.1 merge); axds kept `<<` as an
+// ordinary key. Each document must load as PyYAML loads it (compared through the Python library's dumper).
+TEST_CASE("merge keys load as PyYAML merges them", "[config][python]") {
+    temp_dir tmp;
+    const std::vector<std::string> documents{
+        "base: &b {x: 1, y: 2}\nderived:\n  <<: *b\n  y: 3\n",
+        "a: &a {x: 1, y: 1}\nb: &b {y: 2, z: 2}\nc:\n  <<: [*a, *b]\n  w: 0\n",
+        "a: &a {x: 1}\nc:\n  w: 0\n  <<: *a\n  x: 5\n",
+        "a: &a {x: 1, n: &n {p: 1}}\nb: &b {<<: *a, y: 2}\nc: {<<: *b, z: 3}\n",
+        "a: &a {x: 1}\nc: {!!merge <<: *a, '<<': literal}\n",
+        "a: &a {x: 1}\nb: &b {x: 2}\nc: {<<: *a, <<: *b}\n",
+        "c: {<<: {k: inline}}\n",
+    };
+    for (const auto& document : documents) {
+        INFO(document);
+        const fs::path file = tmp.path() / "merge.yaml";
+        axds::test::write_file(file, document);
+        const auto python = axds::test::run_python(
+            "import sys, yaml\n"
+            "class Expanded(yaml.CDumper):\n"  // shared objects written out in full, as axds copies them
+            "    def ignore_aliases(self, data):\n"
+            "        return True\n"
+            "data = yaml.safe_load(open(sys.argv[1]))\n"
+            "sys.stdout.write(yaml.dump(data, Dumper=Expanded, default_flow_style=False, sort_keys=False,"
+            " allow_unicode=False, indent=10, width=200, explicit_start=True, explicit_end=True))\n",
+            {file.string()});
+        REQUIRE(python.exit_code == 0);
+        CHECK(axds::emit_yaml(axds::parse_yaml(document)) == python.output);
+    }
+    for (const std::string bad : {"c: {<<: 5}\n", "c: {<<: [{a: 1}, 2]}\n"}) {
+        INFO(bad);
+        const fs::path file = tmp.path() / "bad_merge.yaml";
+        axds::test::write_file(file, bad);
+        CHECK(
+            axds::test::run_python("import sys, yaml\nyaml.safe_load(open(sys.argv[1]))", {file.string()}).exit_code !=
+            0);
+        CHECK_THROWS_MATCHES(axds::parse_yaml(bad, "bad_merge.yaml"), axds::yaml_error,
+                             message_contains("bad_merge.yaml") && message_contains("for merging"));
+    }
+}
