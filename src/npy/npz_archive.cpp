@@ -386,6 +386,7 @@ struct npz_reader::impl {
     std::unique_ptr<std::atomic<bool>[]> crc_checked;  // per member: its CRC-32 matched (checked once)
     mutable std::mutex inflate_mutex;
     mutable std::map<std::size_t, std::unique_ptr<std::uint8_t[]>> inflated;  // member index → bytes
+    mutable std::uint64_t inflated_total = 0;                                 // their sizes, summed
 
     ~impl() {
         if (base != nullptr && size != 0) {
@@ -538,10 +539,23 @@ struct npz_reader::impl {
             members.push_back(std::move(m));
             pos += record_size;
         }
+        // The directory's records fill exactly its declared size: a damaged member count would otherwise hide the
+        // records after it (numpy and zipfile read records until the size is used up, and would list them).
+        if (pos != cd_offset + cd_size) {
+            corrupt(
+                fmt::format("the end record claims {} members, but the central directory's {} bytes hold more "
+                            "records than that ({} bytes left over); the member count is damaged",
+                            count, cd_size, cd_offset + cd_size - pos));
+        }
         reject_overlaps();
         by_name.reserve(members.size());
         for (std::size_t i = 0; i < members.size(); ++i) {
-            by_name.emplace(members[i].name, i);
+            if (!by_name.emplace(members[i].name, i).second) {
+                // numpy would read the last copy, this reader the first: refuse rather than pick one silently.
+                corrupt_member(members[i].name,
+                               "two members have this name; the archive is damaged or was tampered "
+                               "with");
+            }
         }
         crc_checked = std::make_unique<std::atomic<bool>[]>(members.size());
     }
@@ -612,9 +626,20 @@ struct npz_reader::impl {
         if (const auto it = inflated.find(index); it != inflated.end()) {
             return {it->second.get(), static_cast<std::size_t>(member.uncompressed_size)};
         }
+        // Inflated members stay cached while the reader lives: their total is bounded too, or a few MB of archive
+        // with many highly compressed members would hold a thousand times their size.
+        if (member.uncompressed_size >
+            options.max_inflated_size - std::min(inflated_total, options.max_inflated_size)) {
+            corrupt_member(member.name,
+                           fmt::format("inflating its {} bytes would make this reader hold {} bytes of inflated "
+                                       "members, over the limit of {} bytes (npz_reader_options::max_inflated_size)",
+                                       member.uncompressed_size, inflated_total + member.uncompressed_size,
+                                       options.max_inflated_size));
+        }
         auto out = inflate_member(member);
         const std::span<const std::uint8_t> view(out.get(), static_cast<std::size_t>(member.uncompressed_size));
         inflated.emplace(index, std::move(out));
+        inflated_total += member.uncompressed_size;
         return view;
     }
 

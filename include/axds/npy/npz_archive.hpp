@@ -67,9 +67,11 @@ struct npz_reader_options {
     /// is cached per member, so the check costs one pass over each member's bytes per reader. Turn it off only for
     /// trusted archives in hot loops (verify_crc() still checks on request).
     bool verify_crc = true;
-    /// Largest uncompressed size a deflated member may declare, in bytes. Inflating allocates the declared size, so
-    /// a declaration above this limit (or above deflate's 1032:1 bound for its compressed size) is refused before
-    /// anything is allocated. Stored members are never copied and are not limited.
+    /// Largest uncompressed size a deflated member may declare, in bytes, and the most inflated bytes one reader
+    /// holds at once (inflated members stay cached while it lives). Inflating allocates the declared size, so a
+    /// declaration above this limit (or above deflate's 1032:1 bound for its compressed size), or one that would take
+    /// the reader's cached total past it, is refused before anything is allocated. Stored members are never copied
+    /// and are not limited.
     std::uint64_t max_inflated_size = npz_default_max_inflated_size;
 };
 

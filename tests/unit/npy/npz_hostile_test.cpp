@@ -286,3 +286,60 @@ TEST_CASE("member names with NUL and control bytes are escaped in errors that st
     });
     check_rejected(out, {"bad\\x00name\\x0a\\x1b[2J.npy", "nul_log.npz"});
 }
+
+// Found by the review of the fuzz harness (the three cases below): numpy and zipfile read central-directory records
+// until the directory's size is used up; this reader read exactly the end record's count, so a damaged count (3 -> 1)
+// hid members and `axds archive info` reported "0 messages" with exit 0.
+TEST_CASE("an end record whose member count disagrees with the directory is refused", "[npy][hostile]") {
+    temp_dir tmp;
+    const fs::path path = tmp.path() / "count.npz";
+    hostile::zip_builder zip;
+    std::vector<hostile::record> records;
+    for (std::uint64_t t = 0; t < 3; ++t) {
+        records.push_back(zip.add_stored(axds::log_entry_file_name(1, t), npy_entry(t, 16)));
+    }
+    zip.finish(records);
+    zip.write(path);
+    std::string bytes = axds::test::read_file(path);
+    const std::size_t end = bytes.size() - 22;  // the end record (no comment)
+    bytes[end + 8] = 1;                         // members on this disk
+    bytes[end + 10] = 1;                        // members in all
+    axds::test::write_file(path, bytes);
+    check_rejected(open_and_read(path), {"count.npz", "claims 1 members", "member count is damaged"});
+}
+
+// Two records with one name: numpy reads the last copy, this reader read the first, so `axds archive dump` and
+// np.load disagreed about the same archive.
+TEST_CASE("two members with the same name are refused", "[npy][hostile]") {
+    temp_dir tmp;
+    const fs::path path = tmp.path() / "twice.npz";
+    hostile::zip_builder zip;
+    const std::string name = axds::log_entry_file_name(1, 5);
+    std::vector<hostile::record> records{zip.add_stored(name, npy_entry(5, 16, 0x11)),
+                                         zip.add_stored(name, npy_entry(5, 16, 0x22))};
+    zip.finish(records);
+    zip.write(path);
+    check_rejected(open_and_read(path), {"twice.npz", "'" + name + "'", "two members have this name"});
+}
+
+// Inflated members stay cached while a reader lives: the limit bounds their total, not only each one (a 3 MB file of
+// twelve 256 MiB members took 3.1 GB).
+TEST_CASE("max_inflated_size bounds the total a reader holds inflated", "[npy][hostile]") {
+    temp_dir tmp;
+    const fs::path path = tmp.path() / "many.npz";
+    hostile::zip_builder zip;
+    std::vector<hostile::record> records;
+    for (std::uint64_t t = 0; t < 4; ++t) {
+        records.push_back(zip.add_deflated(axds::log_entry_file_name(1, t), npy_entry(t, 300'000)));
+    }
+    zip.finish(records);
+    zip.write(path);
+    const axds::npz_reader reader(path, {.max_inflated_size = 1'000'000});
+    CHECK(reader.data(reader.members()[0]).size() == records[0].uncompressed_size);
+    CHECK(reader.data(reader.members()[1]).size() == records[1].uncompressed_size);
+    CHECK(reader.data(reader.members()[2]).size() == records[2].uncompressed_size);
+    CHECK_THROWS_MATCHES(reader.data(reader.members()[3]), axds::value_error,
+                         message_contains("many.npz") && message_contains("max_inflated_size") &&
+                             message_contains("would make this reader hold"));
+    CHECK(reader.data(reader.members()[0]).size() == records[0].uncompressed_size);  // cached ones still served
+}
