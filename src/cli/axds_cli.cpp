@@ -715,6 +715,14 @@ int axds::cli::run(int argc, char** argv, const run_options& run) {
                 fmt::print("{} failed jobs rescheduled\n", ids.size());
             }
         }
+    } catch (const std::bad_alloc&) {
+        // Name what ran out of memory: "axds: std::bad_alloc" alone told the user nothing.
+        std::vector<std::string> words(argv + 1, argv + argc);
+        std::fprintf(stderr,
+                     "axds: out of memory running 'axds %s' (a memory limit such as ulimit -v, or an input "
+                     "that needs more memory than this machine has)\n",
+                     fmt::format("{}", fmt::join(words, " ")).c_str());
+        return 1;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "axds: %s\n", e.what());
         return 1;
