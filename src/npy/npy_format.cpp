@@ -92,6 +92,13 @@ public:
         if (!seen_descr || !seen_order || !seen_shape) {
             fail("the header dictionary must hold the keys 'descr', 'fortran_order' and 'shape'");
         }
+        // numpy evaluates the header as a Python literal: only padding may follow the dictionary.
+        while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' || text_[pos_] == '\n')) {
+            ++pos_;
+        }
+        if (pos_ != text_.size()) {
+            fail("unexpected text after the header dictionary");
+        }
         return out;
     }
 
@@ -130,11 +137,27 @@ private:
     std::vector<std::uint64_t> tuple() {
         expect('(');
         std::vector<std::uint64_t> out;
+        bool comma = false;  // after the last item: "(5)" is the int 5 in Python, not a tuple
+        std::uint64_t elements = 1;
+        bool overflow = false;
         while (true) {
             skip_space();
             if (peek() == ')') {
+                if (out.size() == 1 && !comma) {
+                    fail("the 'shape' field must be a tuple: a single dimension needs a trailing comma, as in (5,)");
+                }
+                if (overflow) {
+                    fail("the 'shape' field holds more elements than fit in 64 bits");
+                }
                 ++pos_;
                 return out;
+            }
+            if (out.size() == npy_max_dimensions) {
+                fail(fmt::format("the 'shape' field has more than {} dimensions, the most numpy supports",
+                                 npy_max_dimensions));
+            }
+            if (peek() == '0' && pos_ + 1 < text_.size() && text_[pos_ + 1] >= '0' && text_[pos_ + 1] <= '9') {
+                fail("the 'shape' field holds an integer with a leading zero, which Python does not read");
             }
             std::uint64_t value = 0;
             const char* begin = text_.data() + pos_;
@@ -148,8 +171,10 @@ private:
                 ++pos_;
             }
             out.push_back(value);
+            overflow = __builtin_mul_overflow(elements, value, &elements) || overflow;
             skip_space();
-            if (peek() == ',') {
+            comma = peek() == ',';
+            if (comma) {
                 ++pos_;
             } else if (peek() != ')') {
                 fail("the 'shape' field must be a tuple of non-negative integers");
@@ -168,7 +193,9 @@ private:
 std::uint64_t npy_header::element_count() const noexcept {
     std::uint64_t count = 1;
     for (const auto dim : shape) {
-        count *= dim;
+        if (__builtin_mul_overflow(count, dim, &count)) {
+            return ~std::uint64_t{0};  // only for a header built by hand: parse_npy_header refuses such shapes
+        }
     }
     return count;
 }
@@ -179,7 +206,10 @@ std::size_t npy_header::item_size() const noexcept {
     }
     std::size_t size = 0;
     const auto [ptr, ec] = std::from_chars(descr.data() + 2, descr.data() + descr.size(), size);
-    return ec == std::errc() && ptr == descr.data() + descr.size() ? size : 0;
+    if (ec != std::errc() || ptr != descr.data() + descr.size()) {
+        return 0;
+    }
+    return descr[1] == 'U' ? size * 4 : size;  // '<U3': three UCS-4 characters, 12 bytes
 }
 
 std::string encode_npy_header(std::string_view descr, bool fortran_order, std::span<const std::uint64_t> shape) {
@@ -192,17 +222,24 @@ std::string encode_npy_header(std::string_view descr, bool fortran_order, std::s
             dict.append(growth_axis_max_digits - digits, ' ');
         }
     }
-    const std::size_t prefix = npy_magic.size() + 2 + 2;  // magic, version, uint16 length
+    // Format 1.0 (uint16 length) when the header fits, else 2.0 (uint32 length), as numpy's _wrap_header chooses.
+    const auto padded_length = [&](std::size_t prefix) {
+        const std::size_t unpadded = prefix + dict.size() + 1;
+        return dict.size() + (array_align - (unpadded % array_align)) + 1;
+    };
+    const bool wide = padded_length(npy_magic.size() + 2 + 2) > 0xFFFF;
+    const std::size_t prefix = npy_magic.size() + 2 + (wide ? 4 : 2);  // magic, version, length
     const std::size_t unpadded = prefix + dict.size() + 1;
     const std::size_t padding = array_align - (unpadded % array_align);
     dict.append(padding, ' ');
     dict.push_back('\n');
-    const auto length = static_cast<std::uint16_t>(dict.size());
+    const std::size_t length = dict.size();
     std::string out(npy_magic);
-    out.push_back('\x01');
+    out.push_back(wide ? '\x02' : '\x01');
     out.push_back('\x00');
-    out.push_back(static_cast<char>(length & 0xFFU));
-    out.push_back(static_cast<char>(length >> 8U));
+    for (std::size_t i = 0; i < (wide ? 4U : 2U); ++i) {
+        out.push_back(static_cast<char>((length >> (8 * i)) & 0xFFU));
+    }
     return out + dict;
 }
 

@@ -142,3 +142,58 @@ TEST_CASE("malformed .npy headers are rejected naming the source and the byte of
     unknown_key.replace(unknown_key.find("'shape'"), 7, "'shapy'");
     fails_with(unknown_key, "unexpected key 'shapy'");
 }
+
+// Found by the review of the fuzz harness: headers numpy refuses were accepted ("(5)" is the int 5, not a tuple;
+// "005" is not a Python integer; text after the dictionary; 30,000 dimensions), a shape whose element count overflows
+// 64 bits made element_count() return 0, item_size() said 3 bytes for '<U3' (numpy: 12), and encode_npy_header
+// wrote a header over 64 KiB with a truncated 16-bit length instead of switching to format 2.0.
+TEST_CASE("parse_npy_header refuses shapes and text numpy refuses", "[npy][hostile]") {
+    const auto with_dict = [](const std::string& dict) {
+        std::string header = dict;
+        header.append(63 - (10 + header.size()) % 64, ' ');
+        header.push_back('\n');
+        std::string out("\x93NUMPY\x01\x00", 8);
+        out.push_back(static_cast<char>(header.size() & 0xFFU));
+        out.push_back(static_cast<char>(header.size() >> 8U));
+        return out + header;
+    };
+    const auto refused = [&](const std::string& dict, const char* fragment) {
+        INFO(dict);
+        CHECK_THROWS_MATCHES(axds::parse_npy_header(bytes_of(with_dict(dict)), "odd.npy"), axds::value_error,
+                             message_contains("odd.npy") && message_contains(fragment));
+    };
+    refused("{'descr': '|u1', 'fortran_order': False, 'shape': (5), }", "trailing comma");
+    refused("{'descr': '|u1', 'fortran_order': False, 'shape': (005,), }", "leading zero");
+    refused("{'descr': '|u1', 'fortran_order': False, 'shape': (5,), } junk", "after the header dictionary");
+    refused("{'descr': '|u1', 'fortran_order': False, 'shape': (4294967296, 4294967296), }", "64 bits");
+    std::string many = "{'descr': '|u1', 'fortran_order': False, 'shape': (";
+    for (int i = 0; i < 65; ++i) {
+        many += "1, ";
+    }
+    refused(many + "), }", "more than 64 dimensions");
+    // What numpy writes still loads: one dimension with its comma, 0-d, trailing comma after the last of several.
+    for (const std::string ok : {"{'descr': '|u1', 'fortran_order': False, 'shape': (5,), }",
+                                 "{'descr': '<f8', 'fortran_order': False, 'shape': (), }",
+                                 "{'descr': '<U3', 'fortran_order': True, 'shape': (2, 0, 3,), }"}) {
+        INFO(ok);
+        CHECK_NOTHROW(axds::parse_npy_header(bytes_of(with_dict(ok)), "ok.npy"));
+    }
+    const auto unicode = axds::parse_npy_header(
+        bytes_of(with_dict("{'descr': '<U3', 'fortran_order': False, 'shape': (2,), }")), "u.npy");
+    CHECK(unicode.item_size() == 12);
+    axds::npy_header by_hand;
+    by_hand.shape = {std::uint64_t{1} << 40U, std::uint64_t{1} << 40U};
+    CHECK(by_hand.element_count() == ~std::uint64_t{0});
+
+    // A header over 64 KiB (many dimensions of long numbers would do; here a long descr) is format 2.0, as numpy
+    // writes it, and reads back.
+    const std::string long_descr = "|V" + std::string(70'000, '9');
+    const std::vector<std::uint64_t> shape{3};
+    const std::string header = axds::encode_npy_header(long_descr, false, shape);
+    CHECK(header[6] == '\x02');
+    CHECK(header.size() % 64 == 0);
+    const auto back = axds::parse_npy_header(bytes_of(header), "wide.npy");
+    CHECK(back.descr == long_descr);
+    CHECK(back.data_offset == header.size());
+    CHECK(back.major_version == 2);
+}
