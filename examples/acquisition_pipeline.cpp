@@ -62,9 +62,7 @@ asio::awaitable<void> camera(axds::data_logger& logger) {
     co_await logger.async_log_onset(1);
     asio::steady_timer frame_clock(co_await asio::this_coro::executor);
     for (std::uint64_t i = 0; i < camera_frames; ++i) {
-        axds::log_package frame{.source_id = 1, .acquisition_time = time_for(i, 33'333)};
-        frame.payload = payload_for(1, i, 1024);
-        co_await logger.async_log(std::move(frame));
+        co_await logger.async_log(1, time_for(i, 33'333), payload_for(1, i, 1024));  // source, time, payload
         if (i % 200 == 199) {  // let the loop breathe, as a real frame grabber would between frames
             frame_clock.expires_after(std::chrono::milliseconds(1));
             co_await frame_clock.async_wait(asio::use_awaitable);

@@ -55,10 +55,8 @@ asio::awaitable<int> run(fs::path work) {
     co_await logger.async_start();
     co_await logger.async_log_onset(1);
     for (std::uint64_t i = 0; i < message_total; ++i) {
-        // (GCC 12: no braced initializer or capturing lambda inside a co_await expression; name them first.)
-        axds::log_package package{.source_id = 1, .acquisition_time = (i + 1) * 1000};
-        package.payload.assign(1 + i % 64, static_cast<std::uint8_t>(i));
-        co_await logger.async_log(std::move(package));
+        std::vector<std::uint8_t> payload(1 + i % 64, static_cast<std::uint8_t>(i));
+        co_await logger.async_log(1, (i + 1) * 1000, std::move(payload));  // source, time, payload
     }
     (void)co_await logger.async_stop();
     (void)co_await axds::async_assemble_log_archives(logger.output_directory());

@@ -443,6 +443,13 @@ asio::awaitable<void> data_logger::async_log(log_package package) {
     self->push(entry.release());
 }
 
+asio::awaitable<void> data_logger::async_log(std::uint8_t source_id, std::uint64_t acquisition_time,
+                                             std::vector<std::uint8_t> payload) {
+    // Not a coroutine: the package is built outside any co_await expression, then owned by the returned awaitable.
+    return async_log(
+        log_package{.source_id = source_id, .acquisition_time = acquisition_time, .payload = std::move(payload)});
+}
+
 void data_logger::log_onset(std::uint8_t source_id) {
     log(make_onset_package(source_id, utc_now_us()));
 }

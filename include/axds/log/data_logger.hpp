@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace axds {
@@ -94,6 +95,23 @@ public:
     [[nodiscard]] bool try_log(log_package&& package);
     /// Queues `package`, waiting (without blocking the executor thread) while the queue is full.
     asio::awaitable<void> async_log(log_package package);
+    /// async_log() of the package made of these parts: the one-line form for coroutines,
+    /// `co_await logger.async_log(1, elapsed_us, frame);` (copies `frame`; pass `std::move(frame)` to move it).
+    /// Prefer it to `co_await logger.async_log(axds::log_package{...});`: GCC 12 miscompiles a braced temporary
+    /// inside a co_await expression (it frees the payload twice). GCC 12 refuses to compile a braced list as
+    /// `payload` there ("array used as initializer"), so that form cannot slip in either.
+    asio::awaitable<void> async_log(std::uint8_t source_id, std::uint64_t acquisition_time,
+                                    std::vector<std::uint8_t> payload);
+
+    /// async_log() of log_package::from_values(source_id, acquisition_time, values): a typed payload (bool or
+    /// unsigned integers) cast into bytes as the Python LogPackage casts a numpy array (spec §6.1). The bytes are
+    /// taken before this returns, so `values` need not outlive the call.
+    template <log_payload_range Values>
+    asio::awaitable<void> async_log(std::uint8_t source_id, std::uint64_t acquisition_time, Values&& values) {
+        // Not a coroutine: the package is built here, outside any co_await expression, and owned by the awaitable.
+        return async_log(log_package::from_values(source_id, acquisition_time, std::forward<Values>(values)));
+    }
+
     /// Queues `package`, blocking the calling thread while the queue is full. Not for executor threads.
     void log(log_package package);
 
