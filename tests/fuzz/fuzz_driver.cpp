@@ -12,7 +12,7 @@
 //
 // Bounds: an input that runs past --timeout seconds fails the run. Memory: in sanitizer builds AddressSanitizer
 // refuses any single allocation over 1 GiB and kills the process past 3 GiB resident (__asan_default_options below);
-// in plain builds the address space is capped at 4 GiB (as `ulimit -v`). Either way the failing input is saved
+// in plain builds the address space is capped at 2 GiB (as `ulimit -v`). Either way the failing input is saved
 // to the artifacts directory and printed in hex before the process dies.
 
 #include "fuzz_target.hpp"
@@ -36,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include <cerrno>
 #include <csignal>
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -64,7 +65,8 @@ std::vector<target>& registry() {
 volatile bool running_input = false;  // an empty input's data() may be null
 const std::uint8_t* current_data = nullptr;
 std::size_t current_size = 0;
-std::array<char, 4096> crash_path{};
+std::array<char, 4096> crash_prefix{};  // <artifacts>/failure-<target>-
+std::array<char, 4200> crash_path{};    // the prefix + the input's FNV-1a hash: one file per failing input
 std::array<char, 256> crash_target{};
 
 void write_all(int fd, const void* data, std::size_t size) {
@@ -89,6 +91,19 @@ void save_current_input(const char* why) {
         return;
     }
     running_input = false;
+    std::uint64_t hash = 0xcbf29ce484222325ULL;
+    for (std::size_t i = 0; i < current_size; ++i) {
+        hash = (hash ^ current_data[i]) * 0x100000001b3ULL;
+    }
+    std::size_t at = 0;
+    while (at + 1 < crash_path.size() && crash_prefix[at] != '\0') {
+        crash_path[at] = crash_prefix[at];
+        ++at;
+    }
+    for (int digit = 15; digit >= 0 && at + 1 < crash_path.size(); --digit) {
+        crash_path[at++] = "0123456789abcdef"[(hash >> (4 * digit)) & 0xFU];
+    }
+    crash_path[at] = '\0';
     write_text("\naxds_fuzz: ");
     write_text(crash_target.data());
     write_text(": ");
@@ -517,9 +532,9 @@ int main(int argc, char** argv) {
     }
 
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-    // The memory cap of plain builds, as `ulimit -v 4194304`: an input that makes a parser allocate without bound
+    // The memory cap of plain builds, as `ulimit -v 2097152`: an input that makes a parser allocate without bound
     // ends in std::bad_alloc (a failure, see expect_clean) instead of taking the machine.
-    const rlimit cap{std::uint64_t{4} << 30U, std::uint64_t{4} << 30U};
+    const rlimit cap{std::uint64_t{2} << 30U, std::uint64_t{2} << 30U};
     ::setrlimit(RLIMIT_AS, &cap);
     for (const int signal : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) {
         ::signal(signal, on_signal);
@@ -532,14 +547,25 @@ int main(int argc, char** argv) {
     }
     std::error_code ec;
     fs::create_directories(s.artifacts, ec);
-    const std::string path = (fs::absolute(s.artifacts) / fmt::format("failure-{}-seed{}", t.name, s.seed)).string();
-    std::snprintf(crash_path.data(), crash_path.size(), "%s", path.c_str());
+    const std::string path = (fs::absolute(s.artifacts) / fmt::format("failure-{}-", t.name)).string();
+    std::snprintf(crash_prefix.data(), crash_prefix.size(), "%s", path.c_str());
     std::snprintf(crash_target.data(), crash_target.size(), "%.*s", static_cast<int>(t.name.size()), t.name.data());
 
     // The library's warnings (a dropped producer, a skipped member) are expected by the thousand: counted, not printed.
     std::atomic<std::uint64_t> warnings{0};
     axds::set_warning_sink([&](std::string_view) { warnings.fetch_add(1, std::memory_order_relaxed); });
 
+    // Scratch directories of runs that died (a crash or a timeout cannot clean up) are removed by the next run.
+    for (const auto& entry : fs::directory_iterator(fs::temp_directory_path(), ec)) {
+        const std::string name = entry.path().filename().string();
+        const auto underscore = name.rfind('_');
+        if (name.starts_with("axds_fuzz_") && underscore != std::string::npos) {
+            const auto pid = static_cast<pid_t>(std::strtol(name.c_str() + underscore + 1, nullptr, 10));
+            if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) {
+                fs::remove_all(entry.path(), ec);
+            }
+        }
+    }
     const fs::path scratch = fs::temp_directory_path() / fmt::format("axds_fuzz_{}_{}", t.name, ::getpid());
     fs::create_directories(scratch);
     std::uint64_t ran = 0;

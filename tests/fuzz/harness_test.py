@@ -30,7 +30,8 @@ for case, expected, timeout in cases:
         # --replay is last; --artifacts and --timeout come before it.
         run = subprocess.run([driver, "harness_selftest", "--artifacts", artifacts, "--timeout", str(timeout), "--replay", seed],
                              capture_output=True, text=True, timeout=300)
-        saved = os.path.join(artifacts, "failure-harness_selftest-seed1")
+        saved_files = os.listdir(artifacts) if os.path.isdir(artifacts) else []
+        saved = os.path.join(artifacts, saved_files[0]) if len(saved_files) == 1 else os.path.join(artifacts, "none")
         ok = run.returncode != 0 and os.path.exists(saved) and open(saved).read() == case and "saved as" in run.stderr
         ok = ok and any(e in run.stderr for e in expected)
         print(f"{case}: exit {run.returncode}, input saved: {os.path.exists(saved)} -> {'ok' if ok else 'FAILED'}")

@@ -11,14 +11,21 @@
 #include <axds/log/data_logger.hpp>
 #include <axds/log/log_package.hpp>
 #include <axds/log/log_socket.hpp>
+#include <axds/npy/npy_format.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/use_future.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
+#include <fstream>
 #include <future>
+#include <iterator>
 #include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
 
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -38,7 +45,18 @@ struct server_state {
     std::uint64_t connections = 0;
     std::uint64_t dropped = 0;
     std::uint64_t frames = 0;  // whole, well-formed frames sent: the server must log every one
+    // Entry file name -> FNV-1a hashes of the entries sent under it (one name may come several times; the logger
+    // writes one of them and counts the others as failed, never overwriting).
+    std::unordered_map<std::string, std::vector<std::uint64_t>> sent;
 };
+
+std::uint64_t fnv1a(std::span<const std::uint8_t> bytes) {
+    std::uint64_t hash = 0xcbf29ce484222325ULL;
+    for (const std::uint8_t b : bytes) {
+        hash = (hash ^ b) * 0x100000001b3ULL;
+    }
+    return hash;
+}
 
 server_state* state = nullptr;
 
@@ -78,6 +96,8 @@ outcome one_input(std::span<const std::uint8_t> input) {
             clean = false;  // malformed length, or ends inside the frame
             break;
         }
+        const auto entry = input.subspan(at + 4, length);  // [source][time LE][payload]
+        state->sent[log_entry_file_name(entry[0], le(entry.subspan(1, 8)))].push_back(fnv1a(entry));
         at += 4 + length;
         ++whole;
     }
@@ -89,9 +109,12 @@ outcome one_input(std::span<const std::uint8_t> input) {
     if (fd < 0 || ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
         throw fuzz_failure(fmt::format("cannot connect to the server: {}", std::strerror(errno)));
     }
+    // Sent in pieces (sizes derived from the input, so a run stays repeatable): frames split across reads take the
+    // server's partial-payload path and its shared receive budget.
+    const std::size_t piece = 1 + static_cast<std::size_t>(fnv1a(input) % 512);
     std::size_t sent = 0;
     while (sent < input.size()) {
-        const ssize_t n = ::send(fd, input.data() + sent, input.size() - sent, MSG_NOSIGNAL);
+        const ssize_t n = ::send(fd, input.data() + sent, std::min(piece, input.size() - sent), MSG_NOSIGNAL);
         if (n <= 0) {
             break;  // the server dropped the connection (a malformed frame): expected only when !clean
         }
@@ -146,6 +169,18 @@ void tear_down() {
     }
     if (logged.entries_written + logged.entries_failed != state->frames || entries != logged.entries_written) {
         throw fuzz_failure("the logger's entries disagree with the frames the server accepted");
+    }
+    // Every entry file holds exactly one of the entries sent under its name: nothing mangled, nothing mixed.
+    for (const auto& file : std::filesystem::directory_iterator(state->logger->output_directory())) {
+        std::ifstream in(file.path(), std::ios::binary);
+        const std::vector<std::uint8_t> bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+        const auto entry = npy_u1_payload(bytes, file.path().string());
+        const auto it = state->sent.find(file.path().filename().string());
+        if (it == state->sent.end() ||
+            std::find(it->second.begin(), it->second.end(), fnv1a(entry)) == it->second.end()) {
+            throw fuzz_failure(
+                fmt::format("the entry file {} holds bytes no producer sent under that name", file.path().string()));
+        }
     }
     state->server.reset();
     state->logger.reset();
