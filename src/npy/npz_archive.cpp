@@ -431,6 +431,12 @@ struct npz_reader::impl {
         std::uint64_t cd_offset = get32(end + 16);
         std::uint64_t cd_limit = end_pos;
         if (end_pos >= zip64_locator_size && get32(end - zip64_locator_size) == zip64_locator_signature) {
+            const std::uint8_t* locator = end - zip64_locator_size;
+            // Disk of the ZIP64 end record (0) and the number of disks (1, or 0 as some writers put): zipfile
+            // refuses anything else, as a multi-disk archive.
+            if (get32(locator + 4) != 0 || get32(locator + 16) > 1) {
+                corrupt("multi-disk archives are not supported (the ZIP64 locator names another disk)");
+            }
             const std::uint64_t zip64_offset = get64(end - zip64_locator_size + 8);
             // The ZIP64 end record lies before its locator (which lies before the end record), never across them.
             if (zip64_offset > end_pos - zip64_locator_size ||

@@ -343,3 +343,40 @@ TEST_CASE("max_inflated_size bounds the total a reader holds inflated", "[npy][h
                              message_contains("would make this reader hold"));
     CHECK(reader.data(reader.members()[0]).size() == records[0].uncompressed_size);  // cached ones still served
 }
+
+// Found by the review of the fuzz harness: a ZIP64 locator naming another disk was accepted; zipfile refuses it
+// ("zipfiles that span multiple disks are not supported").
+TEST_CASE("a ZIP64 locator that names several disks is refused as multi-disk", "[npy][hostile]") {
+    temp_dir tmp;
+    hostile::zip_builder zip;
+    std::vector<hostile::record> records{zip.add_stored(axds::log_entry_file_name(1, 0), npy_entry(0, 16))};
+    const std::uint64_t cd_offset = zip.finish(records);
+    const fs::path plain = tmp.path() / "plain.npz";
+    zip.write(plain);
+    const std::string bytes = axds::test::read_file(plain);
+    const std::size_t end = bytes.size() - 22;
+    const auto with_locator = [&](std::uint32_t disks) {
+        std::string zip64;
+        hostile::put32(zip64, 0x06064b50);  // ZIP64 end record
+        hostile::put64(zip64, 44);
+        hostile::put16(zip64, 45);
+        hostile::put16(zip64, 45);
+        hostile::put32(zip64, 0);
+        hostile::put32(zip64, 0);
+        hostile::put64(zip64, 1);
+        hostile::put64(zip64, 1);
+        hostile::put64(zip64, end - cd_offset);
+        hostile::put64(zip64, cd_offset);
+        hostile::put32(zip64, 0x07064b50);  // locator
+        hostile::put32(zip64, 0);
+        hostile::put64(zip64, end);
+        hostile::put32(zip64, disks);
+        return bytes.substr(0, end) + zip64 + bytes.substr(end);
+    };
+    const fs::path one = tmp.path() / "one_disk.npz";
+    axds::test::write_file(one, with_locator(1));
+    CHECK(open_and_read(one).result == "no error");
+    const fs::path seven = tmp.path() / "seven_disks.npz";
+    axds::test::write_file(seven, with_locator(7));
+    check_rejected(open_and_read(seven), {"seven_disks.npz", "multi-disk"});
+}
