@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <bit>
 #include <cerrno>
 #include <cstdint>
 #include <mutex>
@@ -17,6 +18,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -66,12 +68,28 @@ struct shm_lock_guard::state {
     void* map = nullptr;
     bool owner = false;
     std::atomic<int> held_locks{0};
+    bool foreign = false;  ///< attach_python: no control block, the buffer is exactly nbytes
+    shm_lock_kind lock_kind = shm_lock_kind::robust_mutex;
+    std::string semaphore_name;  ///< POSIX name ("/mp-…") of a named_semaphore lock
+    sem_t* semaphore = nullptr;  ///< open while connected
+    shm_byte_order byte_order = shm_byte_order::native;
+    bool swap = false;
+
+    state() = default;
+    state(const state&) = delete;
+    state& operator=(const state&) = delete;
+
+    ~state() { unmap(); }
 
     [[nodiscard]] control_block* control() const {
         return reinterpret_cast<control_block*>(static_cast<char*>(map) + control_offset(nbytes));  // NOLINT
     }
 
     void unmap() noexcept {
+        if (semaphore != nullptr) {
+            ::sem_close(semaphore);
+            semaphore = nullptr;
+        }
         if (map != nullptr) {
             ::munmap(map, total);
             map = nullptr;
@@ -122,6 +140,102 @@ bool handle_lock_result(int rc, pthread_mutex_t* mutex, const std::string& name)
         rc, fmt::format("Unable to lock the '{}' SharedMemoryArray: {}.", name, std::system_category().message(rc)));
 }
 
+/// numpy's str() of a non-native dtype: ">u8", ">f4", "<i2".
+std::string dtype_typestr(shm_dtype dtype, std::size_t element_size, shm_byte_order order) {
+    const char kind = dtype == shm_dtype::float32 || dtype == shm_dtype::float64 ? 'f'
+                      : dtype == shm_dtype::boolean                              ? 'b'
+                      : static_cast<std::uint32_t>(dtype) % 2 == 1               ? 'i'
+                                                                                 : 'u';
+    return fmt::format("{}{}{}", order == shm_byte_order::big ? '>' : '<', kind, element_size);
+}
+
+std::string semaphore_path(const std::string& posix) {
+    return "/dev/shm/sem." + posix.substr(1);
+}
+
+/// The array's dtype as numpy prints it: by name when native ("uint64"), by type string otherwise (">u8").
+std::string datatype_text(const shm_lock_guard::state& s) {
+    return s.swap ? dtype_typestr(s.dtype, s.element_size, s.byte_order) : std::string(shm_dtype_name(s.dtype));
+}
+
+/// Blocks for the array's lock; true if a dead holder's robust mutex was repaired.
+bool acquire_lock(segment_state& s) {
+    switch (s.lock_kind) {
+        case shm_lock_kind::robust_mutex: {
+            control_block* control = s.control();
+            return handle_lock_result(pthread_mutex_lock(&control->mutex), &control->mutex, s.name);
+        }
+        case shm_lock_kind::named_semaphore:
+            while (::sem_wait(s.semaphore) != 0) {
+                if (errno != EINTR) {
+                    const int error = errno;
+                    throw_errno(error, fmt::format("Unable to lock the '{}' SharedMemoryArray: sem_wait on its "
+                                                   "semaphore {} failed: {}.",
+                                                   s.name, s.semaphore_name, std::system_category().message(error)));
+                }
+            }
+            return false;
+        case shm_lock_kind::none: break;
+    }
+    return false;
+}
+
+/// One try: std::nullopt when another holder has the lock, else the dead-holder flag.
+std::optional<bool> try_acquire_lock(segment_state& s) {
+    switch (s.lock_kind) {
+        case shm_lock_kind::robust_mutex: {
+            control_block* control = s.control();
+            const int rc = pthread_mutex_trylock(&control->mutex);
+            if (rc == EBUSY) {
+                return std::nullopt;
+            }
+            return handle_lock_result(rc, &control->mutex, s.name);
+        }
+        case shm_lock_kind::named_semaphore:
+            while (::sem_trywait(s.semaphore) != 0) {
+                if (errno == EAGAIN) {
+                    return std::nullopt;
+                }
+                if (errno != EINTR) {
+                    const int error = errno;
+                    throw_errno(error, fmt::format("Unable to lock the '{}' SharedMemoryArray: sem_trywait on its "
+                                                   "semaphore {} failed: {}.",
+                                                   s.name, s.semaphore_name, std::system_category().message(error)));
+                }
+            }
+            return false;
+        case shm_lock_kind::none: break;
+    }
+    return false;
+}
+
+void release_lock(segment_state& s) noexcept {
+    switch (s.lock_kind) {
+        case shm_lock_kind::robust_mutex:
+            if (s.map != nullptr) {
+                pthread_mutex_unlock(&s.control()->mutex);
+            }
+            break;
+        case shm_lock_kind::named_semaphore:
+            if (s.semaphore != nullptr) {
+                ::sem_post(s.semaphore);
+            }
+            break;
+        case shm_lock_kind::none: break;
+    }
+}
+
+/// The explicit lock calls on an array attached unlocked.
+void require_lock(const segment_state& s) {
+    if (s.lock_kind == shm_lock_kind::none) {
+        throw runtime_error(fmt::format(
+            "Unable to lock the '{}' SharedMemoryArray: it was attached with attach_python(..., {{.unlocked = true}}), "
+            "so it has no lock. Attach it with the semaphore of its Python multiprocessing.Lock "
+            "(shm_python_options::semaphore) to lock it.",
+            s.name));
+    }
+}
+
 }  // namespace
 
 std::string_view shm_dtype_name(shm_dtype dtype) noexcept {
@@ -159,7 +273,7 @@ shm_lock_guard::~shm_lock_guard() {
 
 void shm_lock_guard::unlock() noexcept {
     if (state_) {
-        pthread_mutex_unlock(&state_->control()->mutex);
+        release_lock(*state_);
         state_->held_locks.fetch_sub(1);
         state_.reset();
     }
@@ -217,8 +331,8 @@ shared_memory_segment& shared_memory_segment::operator=(shared_memory_segment&& 
         if (state_) {
             if (state_->owner) {
                 destroy();
-            } else {
-                state_->unmap();
+            } else if (state_->held_locks.load() == 0) {
+                state_->unmap();  // else the last guard's release unmaps it (the state's destructor)
             }
         }
         state_ = std::move(other.state_);
@@ -232,8 +346,8 @@ shared_memory_segment::~shared_memory_segment() {
     }
     if (state_->owner) {
         destroy();
-    } else {
-        state_->unmap();
+    } else if (state_->held_locks.load() == 0) {
+        state_->unmap();  // else the last guard's release unmaps it (the state's destructor)
     }
 }
 
@@ -259,6 +373,64 @@ bool shared_memory_segment::is_connected() const noexcept {
 
 bool shared_memory_segment::owns_buffer() const noexcept {
     return state_->owner;
+}
+
+shm_lock_kind shared_memory_segment::lock_kind() const noexcept {
+    return state_->lock_kind;
+}
+
+shm_byte_order shared_memory_segment::byte_order() const noexcept {
+    return state_->byte_order;
+}
+
+bool shared_memory_segment::swaps_bytes() const noexcept {
+    return state_->swap;
+}
+
+void shared_memory_segment::configure_python(const shm_python_options& options) {
+    auto& s = *state_;
+    if (options.semaphore.empty() == !options.unlocked) {
+        throw value_error(fmt::format(
+            "Unable to attach to the '{}' SharedMemoryArray made by Python: {}. Give the name of the semaphore of the "
+            "Python multiprocessing.Lock that guards it (shm_python_options::semaphore, Python's "
+            "lock._semlock.name), or set shm_python_options::unlocked to access it without a lock.",
+            s.name,
+            options.unlocked ? "both a semaphore and 'unlocked' were given"
+                             : "no lock was chosen (neither a semaphore nor 'unlocked')"));
+    }
+    if (!options.unlocked) {
+        std::string posix = options.semaphore.front() == '/' ? options.semaphore : "/" + options.semaphore;
+        // glibc maps "/x" to /dev/shm/sem.x: one path component, NAME_MAX minus "sem.".
+        if (posix.size() < 2 || posix.size() > 252 || posix.find('/', 1) != std::string::npos ||
+            posix.find('\0') != std::string::npos) {
+            throw value_error(
+                fmt::format("Unable to use '{}' as the semaphore of the '{}' SharedMemoryArray: a POSIX "
+                            "semaphore name is 1-251 characters after an optional leading '/', without "
+                            "another '/' or NUL.",
+                            options.semaphore, s.name));
+        }
+        s.semaphore_name = std::move(posix);
+        s.lock_kind = shm_lock_kind::named_semaphore;
+    } else {
+        s.lock_kind = shm_lock_kind::none;
+    }
+    s.foreign = true;
+    s.total = s.nbytes;
+    s.byte_order = options.byte_order;
+    const shm_byte_order resolved =
+        options.byte_order == shm_byte_order::native
+            ? (std::endian::native == std::endian::big ? shm_byte_order::big : shm_byte_order::little)
+            : options.byte_order;
+    const shm_byte_order host = std::endian::native == std::endian::big ? shm_byte_order::big : shm_byte_order::little;
+    s.swap = s.element_size > 1 && resolved != host;
+}
+
+void shared_memory_segment::throw_non_native_view() const {
+    throw value_error(fmt::format(
+        "Unable to give a live view of the '{}' SharedMemoryArray: its elements are stored in {}-endian byte order "
+        "({}), not this machine's, so a view would show byte-swapped values. Use get/set/read/write, which convert.",
+        state_->name, state_->byte_order == shm_byte_order::big ? "big" : "little",
+        dtype_typestr(state_->dtype, state_->element_size, state_->byte_order)));
 }
 
 void shared_memory_segment::create_buffer(const void* initial, bool exists_ok) {
@@ -339,6 +511,39 @@ void shared_memory_segment::create_buffer(const void* initial, bool exists_ok) {
     owners()[s.name] = state_;
 }
 
+namespace {
+
+/// connect() for attach_python: the size must be exactly nbytes; opens the named semaphore.
+void connect_python_buffer(segment_state& s, std::size_t size) {
+    if (size != s.nbytes) {
+        throw value_error(fmt::format(
+            "Unable to connect to the '{}' SharedMemoryArray buffer made by Python: it holds {} bytes, but a {} array "
+            "of shape {} holds exactly {}. The buffer was made for another shape or element type.{}",
+            s.name, size, datatype_text(s), shape_text(s.shape), s.nbytes,
+            size == control_offset(s.nbytes) + sizeof(control_block)
+                ? " Its size is that of an axds buffer of this array (data and control block): attach it with "
+                  "attach()."
+                : ""));
+    }
+    map_buffer(s);
+    if (s.lock_kind == shm_lock_kind::named_semaphore) {
+        s.semaphore = ::sem_open(s.semaphore_name.c_str(), 0);
+        if (s.semaphore == SEM_FAILED) {
+            s.semaphore = nullptr;
+            const int error = errno;
+            throw_errno(error,
+                        fmt::format("Unable to open the semaphore {} ({}) that guards the '{}' SharedMemoryArray: {}. "
+                                    "It must be the name of a live Python multiprocessing.Lock (lock._semlock.name) "
+                                    "made from a 'spawn' or 'forkserver' context; a 'fork' context Lock is unlinked "
+                                    "as soon as it is made.",
+                                    s.semaphore_name, semaphore_path(s.semaphore_name), s.name,
+                                    std::system_category().message(error)));
+        }
+    }
+}
+
+}  // namespace
+
 void shared_memory_segment::connect() {
     auto& s = *state_;
     if (s.map != nullptr) {
@@ -353,11 +558,24 @@ void shared_memory_segment::connect() {
     try {
         struct stat st {};
 
-        if (::fstat(s.fd, &st) != 0 || static_cast<std::size_t>(st.st_size) < s.total) {
+        if (::fstat(s.fd, &st) != 0) {
+            const int error = errno;
+            throw_errno(error, fmt::format("Unable to connect to the '{}' SharedMemoryArray buffer: fstat failed: {}.",
+                                           s.name, std::system_category().message(error)));
+        }
+        const auto size = static_cast<std::size_t>(st.st_size);
+        if (s.foreign) {
+            connect_python_buffer(s, size);
+            return;
+        }
+        if (size < s.total) {
             throw value_error(fmt::format(
                 "Unable to connect to the '{}' SharedMemoryArray buffer: it holds {} bytes, but a {} array of shape {} "
-                "with its control block needs {}. The buffer was made for another array or by another library.",
-                s.name, st.st_size, shm_dtype_name(s.dtype), shape_text(s.shape), s.total));
+                "with its control block needs {}. The buffer was made for another array or by another library.{}",
+                s.name, size, shm_dtype_name(s.dtype), shape_text(s.shape), s.total,
+                size == s.nbytes ? " Its size is exactly the array's: if Python's SharedMemoryArray made it, attach "
+                                   "with attach_python()."
+                                 : ""));
         }
         map_buffer(s);
         const control_block* control = s.control();
@@ -412,31 +630,59 @@ void shared_memory_segment::destroy() {
 
 shm_lock_guard shared_memory_segment::lock() {
     (void)data(access::view);
-    control_block* control = state_->control();
-    const bool died = handle_lock_result(pthread_mutex_lock(&control->mutex), &control->mutex, state_->name);
+    require_lock(*state_);
+    const bool died = acquire_lock(*state_);
     state_->held_locks.fetch_add(1);
     return {state_, died};
 }
 
+std::optional<shm_lock_guard> shared_memory_segment::lock_for_view() {
+    if (state_->lock_kind == shm_lock_kind::none) {
+        return std::nullopt;
+    }
+    return lock();
+}
+
 void shared_memory_segment::lock_raw() {
-    control_block* control = state_->control();
-    (void)handle_lock_result(pthread_mutex_lock(&control->mutex), &control->mutex, state_->name);
+    (void)acquire_lock(*state_);
 }
 
 void shared_memory_segment::unlock_raw() noexcept {
-    pthread_mutex_unlock(&state_->control()->mutex);
+    release_lock(*state_);
 }
 
 std::optional<shm_lock_guard> shared_memory_segment::try_lock() {
     (void)data(access::view);
-    control_block* control = state_->control();
-    const int rc = pthread_mutex_trylock(&control->mutex);
-    if (rc == EBUSY) {
+    require_lock(*state_);
+    const std::optional<bool> died = try_acquire_lock(*state_);
+    if (!died) {
         return std::nullopt;
     }
-    const bool died = handle_lock_result(rc, &control->mutex, state_->name);
     state_->held_locks.fetch_add(1);
-    return shm_lock_guard(state_, died);
+    return shm_lock_guard(state_, *died);
+}
+
+bool shared_memory_segment::break_lock() {
+    (void)data(access::view);
+    auto& s = *state_;
+    if (s.lock_kind != shm_lock_kind::named_semaphore) {
+        return false;
+    }
+    int value = 0;
+    if (::sem_getvalue(s.semaphore, &value) != 0) {
+        const int error = errno;
+        throw_errno(error, fmt::format("Unable to read the semaphore {} of the '{}' SharedMemoryArray: {}.",
+                                       s.semaphore_name, s.name, std::system_category().message(error)));
+    }
+    if (value > 0) {
+        return false;
+    }
+    if (::sem_post(s.semaphore) != 0) {
+        const int error = errno;
+        throw_errno(error, fmt::format("Unable to release the semaphore {} of the '{}' SharedMemoryArray: {}.",
+                                       s.semaphore_name, s.name, std::system_category().message(error)));
+    }
+    return true;
 }
 
 std::optional<shm_lock_guard> shared_memory_segment::lock_for(std::chrono::nanoseconds timeout) {
@@ -464,8 +710,17 @@ asio::awaitable<shm_lock_guard> shared_memory_segment::async_lock(std::optional<
             co_return std::move(*guard);
         }
         if (timeout && std::chrono::steady_clock::now() - start >= *timeout) {
-            throw timeout_error(fmt::format("Unable to lock the '{}' SharedMemoryArray within {} ms.", state_->name,
-                                            std::chrono::duration_cast<std::chrono::milliseconds>(*timeout).count()));
+            const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*timeout).count();
+            if (state_->lock_kind == shm_lock_kind::named_semaphore) {
+                throw timeout_error(fmt::format(
+                    "Unable to lock the '{}' SharedMemoryArray within {} ms: its semaphore {} ({}) is still held. A "
+                    "POSIX semaphore is not robust: if the process holding it was killed, it stays locked for ever. "
+                    "Once sure that no live process holds it, reset it with break_lock() (in Python: "
+                    "lock.release()).",
+                    state_->name, ms, state_->semaphore_name, semaphore_path(state_->semaphore_name)));
+            }
+            throw timeout_error(
+                fmt::format("Unable to lock the '{}' SharedMemoryArray within {} ms.", state_->name, ms));
         }
         timer.expires_after(delay);
         co_await timer.async_wait(asio::use_awaitable);
@@ -474,8 +729,9 @@ asio::awaitable<shm_lock_guard> shared_memory_segment::async_lock(std::optional<
 }
 
 std::string shared_memory_segment::describe() const {
-    return fmt::format("SharedMemoryArray(name='{}', shape={}, datatype={}, connected={})", state_->name,
-                       shape_text(state_->shape), shm_dtype_name(state_->dtype), is_connected() ? "True" : "False");
+    const auto& s = *state_;
+    return fmt::format("SharedMemoryArray(name='{}', shape={}, datatype={}, connected={})", s.name, shape_text(s.shape),
+                       datatype_text(s), is_connected() ? "True" : "False");
 }
 
 void* shared_memory_segment::data(access kind) const {

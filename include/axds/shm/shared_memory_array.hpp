@@ -5,6 +5,7 @@
 #include <asio/awaitable.hpp>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -52,10 +53,63 @@ constexpr shm_dtype shm_dtype_of() {
 /// numpy's name for a dtype code ("int32", "float64", "bool", ...).
 [[nodiscard]] std::string_view shm_dtype_name(shm_dtype dtype) noexcept;
 
+/// Byte order of the elements in the buffer. numpy arrays are native unless made with an explicit order (`>u8`,
+/// `dtype.newbyteorder()`); the buffer does not record it, so it must be stated when attaching to such an array.
+enum class shm_byte_order : std::uint8_t {
+    native,  ///< This machine's order (little-endian on every supported host).
+    little,  ///< numpy `<`: native here.
+    big      ///< numpy `>`: element access swaps bytes; live views (array()) are refused.
+};
+
+/// Which lock serializes access to a shared_memory_array.
+enum class shm_lock_kind : std::uint8_t {
+    robust_mutex,     ///< axds buffers (create/attach): the robust process-shared mutex in the control block.
+    named_semaphore,  ///< attach_python with a semaphore: the POSIX named semaphore Python's multiprocessing.Lock is.
+    none              ///< attach_python with unlocked = true: nothing excludes other processes.
+};
+
+/// How shared_memory_array<T>::attach_python() attaches to a buffer made by Python's SharedMemoryArray (or by
+/// `multiprocessing.shared_memory.SharedMemory` + numpy): exactly nbytes of element data, no axds control block.
+struct shm_python_options {
+    /// The POSIX named semaphore that guards the array on the Python side: `lock._semlock.name` of its
+    /// multiprocessing.Lock (for a SharedMemoryArray `array._lock._semlock.name`), e.g. "/mp-6a8a82gl"; the leading
+    /// '/' is optional. The Lock must come from a "spawn" or "forkserver" context
+    /// (`multiprocessing.get_context("spawn").Lock()`): under the "fork" start method (Linux's default before
+    /// Python 3.14) CPython unlinks the semaphore right after creating it and the name is None. The semaphore must
+    /// exist when connecting (its creator keeps it until it is garbage-collected or exits).
+    std::string semaphore;
+    /// Attach without any lock (only when `semaphore` is empty): element access, read/write and array() are then
+    /// unlocked, and lock()/try_lock()/lock_for()/async_lock() throw runtime_error. For data with one writer, or
+    /// for processes that coordinate otherwise. One of `semaphore` or `unlocked` must be given.
+    bool unlocked = false;
+    /// The elements' byte order in the buffer (numpy `dtype.byteorder`). Non-native orders are converted by
+    /// get/set/read/write; array() refuses them. Nothing in the buffer records it: attaching a `>u8` array as
+    /// native cannot be detected and reads byte-swapped values.
+    shm_byte_order byte_order = shm_byte_order::native;
+    bool auto_connect = true;
+};
+
+namespace detail {
+
+/// `value` with its bytes reversed (std::byteswap is C++23; this also handles floating point).
+template <typename T>
+[[nodiscard]] T byteswap_value(T value) noexcept {
+    if constexpr (sizeof(T) > 1) {
+        std::array<unsigned char, sizeof(T)> bytes{};
+        std::memcpy(bytes.data(), &value, sizeof(T));
+        std::reverse(bytes.begin(), bytes.end());
+        std::memcpy(&value, bytes.data(), sizeof(T));
+    }
+    return value;
+}
+
+}  // namespace detail
+
 class shared_memory_segment;
 
 /// Holds a shared_memory_array's process-shared lock; releases it on destruction.
-/// previous_owner_died() tells that the last holder died while holding it (the data may be half-updated).
+/// previous_owner_died() tells that the last holder died while holding it (the data may be half-updated); a named
+/// semaphore cannot tell, so it is always false for one.
 class [[nodiscard]] shm_lock_guard {
 public:
     shm_lock_guard(shm_lock_guard&& other) noexcept;
@@ -91,6 +145,10 @@ private:
 /// right, so its destruction cannot unlink the replacement. A buffer left over by a crashed process is reclaimed by
 /// create(..., exists_ok = true); `rm /dev/shm/<name>` removes it by hand.
 ///
+/// Buffers made by Python (shared_memory_array<T>::attach_python) have no control block: they hold exactly the
+/// array's bytes, and are locked by the Python side's named semaphore, or not at all (see shm_python_options and
+/// lock_kind()).
+///
 /// Thread safety: distinct objects may be used from any threads and processes (the lock serializes data access);
 /// one object needs external synchronisation for connect/disconnect/destroy.
 class shared_memory_segment {
@@ -109,22 +167,41 @@ public:
     [[nodiscard]] bool is_connected() const noexcept;
     /// True for the object that created the buffer (and will unlink it on destruction).
     [[nodiscard]] bool owns_buffer() const noexcept;
+    /// The lock that lock(), async_lock(), element access and locked views take.
+    [[nodiscard]] shm_lock_kind lock_kind() const noexcept;
+    /// The elements' byte order in the buffer (native for axds buffers).
+    [[nodiscard]] shm_byte_order byte_order() const noexcept;
 
-    /// No-op when connected. @throws file_not_found_error if the buffer does not exist; value_error if it holds an
-    /// array of another type or shape, or was not made by axds (no control block).
+    /// No-op when connected. @throws file_not_found_error if the buffer (or the named semaphore of attach_python)
+    /// does not exist; value_error if it holds an array of another type or shape, or, for attach(), was not made by
+    /// axds (no control block), or, for attach_python(), its size is not exactly the array's nbytes.
     void connect();
     /// Unmaps the buffer (which persists). @throws runtime_error while a lock guard of this object is alive.
     void disconnect();
     /// Disconnects and unlinks the buffer (a missing one is ignored); connect() fails afterwards.
     void destroy();
 
-    /// Blocks until the lock is held. @throws connection_error when not connected.
+    /// Blocks until the lock is held. @throws connection_error when not connected; runtime_error for an array
+    /// attached unlocked (shm_lock_kind::none).
+    ///
+    /// A named semaphore (shm_lock_kind::named_semaphore) is not robust: if a process holding it is killed
+    /// (kill -9, a crash), it stays locked for ever and lock() never returns. Prefer lock_for() or async_lock()
+    /// with a timeout; once sure that no live process holds it, break_lock() (or `lock.release()` in Python)
+    /// resets it. The robust mutex of axds buffers is handed on instead, with previous_owner_died() set.
     shm_lock_guard lock();
     std::optional<shm_lock_guard> try_lock();
     std::optional<shm_lock_guard> lock_for(std::chrono::nanoseconds timeout);
-    /// Waits for the lock without blocking the executor thread (try-lock + timer backoff from 20 µs to 1 ms).
-    /// @throws timeout_error after `timeout` if given.
+    /// Waits for the lock without blocking the executor thread (try-lock + timer backoff from 20 µs to 1 ms), for
+    /// the robust mutex and the named semaphore alike. Cancellable: a cancellation (terminal, e.g. through
+    /// asio::bind_cancellation_slot) ends the wait with system_error(operation_aborted), without the lock.
+    /// @throws timeout_error after `timeout` if given (for a semaphore, the message says how to recover from a
+    /// killed holder).
     asio::awaitable<shm_lock_guard> async_lock(std::optional<std::chrono::nanoseconds> timeout = std::nullopt);
+    /// Recovery for a named semaphore left locked by a killed process: posts it if it is held (value 0). Returns
+    /// true if it did. Call it only when no live process holds the lock (else two processes hold it at once).
+    /// The robust mutex recovers by itself and an unlocked array has no lock: both return false.
+    /// @throws connection_error when not connected.
+    bool break_lock();
 
     /// `SharedMemoryArray(name='…', shape=(…), datatype=…, connected=…)` (spec §5.4 repr).
     [[nodiscard]] std::string describe() const;
@@ -142,9 +219,33 @@ protected:
     /// Flat offset of a multi-index (one entry per dimension, negative allowed); index_error when out of range.
     [[nodiscard]] std::size_t flat(std::initializer_list<std::ptrdiff_t> index) const;
     /// The lock without a guard, for element access that releases it before returning (no guard bookkeeping: the
-    /// hot path of get/set). A dead previous holder is repaired silently here; lock() reports it.
+    /// hot path of get/set). A dead previous holder is repaired silently here; lock() reports it. Both do nothing
+    /// for an array attached unlocked.
     void lock_raw();
     void unlock_raw() noexcept;
+    /// lock() for views: std::nullopt for an array attached unlocked.
+    [[nodiscard]] std::optional<shm_lock_guard> lock_for_view();
+    /// Makes this object one for a buffer without control block (attach_python): validates `options`.
+    void configure_python(const shm_python_options& options);
+    /// True when element values must be byte-swapped between the buffer and T.
+    [[nodiscard]] bool swaps_bytes() const noexcept;
+    /// value_error naming the segment: a live view of non-native elements would show byte-swapped values.
+    [[noreturn]] void throw_non_native_view() const;
+
+    /// lock_raw() for one scope.
+    class raw_lock_scope {
+    public:
+        explicit raw_lock_scope(shared_memory_segment& segment) : segment_(segment) { segment_.lock_raw(); }
+
+        raw_lock_scope(const raw_lock_scope&) = delete;
+        raw_lock_scope& operator=(const raw_lock_scope&) = delete;
+
+        ~raw_lock_scope() { segment_.unlock_raw(); }
+
+    private:
+        shared_memory_segment& segment_;
+    };
+
     /// Normalized [start, stop) of a slice (Python slice rules with step 1).
     [[nodiscard]] std::pair<std::size_t, std::size_t> range(std::ptrdiff_t start, std::ptrdiff_t stop) const;
 
@@ -193,6 +294,26 @@ public:
         return array;
     }
 
+    /// An object for a buffer made by Python (`SharedMemoryArray.create_array`, or `SharedMemory` + numpy):
+    /// `/dev/shm/<name>` holding exactly the array's nbytes in C order, without axds's control block. Its size is
+    /// checked against shape and T (a buffer of another size is refused, naming both sizes); its dtype cannot be
+    /// (same size, other type goes undetected), so T and shape must match the Python prototype's.
+    ///
+    /// Lock: the named POSIX semaphore `options.semaphore` (Python's multiprocessing.Lock, see shm_python_options),
+    /// so C++ and Python exclude each other; or none with `options.unlocked`. The object never owns the buffer:
+    /// destruction only disconnects (destroy() unlinks it by name, as Python's destroy() does).
+    /// @throws value_error for a bad shape or name, or options naming neither a semaphore nor unlocked (and, when
+    /// connecting, those of connect()).
+    static shared_memory_array attach_python(std::string name, std::vector<std::size_t> shape,
+                                             const shm_python_options& options) {
+        shared_memory_array array(std::move(name), std::move(shape));
+        array.configure_python(options);
+        if (options.auto_connect) {
+            array.connect();
+        }
+        return array;
+    }
+
     /// Element at a flat index (negative counts from the end), under the lock.
     [[nodiscard]] T get(std::ptrdiff_t index) {
         auto* base = static_cast<const T*>(data(access::read));  // connection first, as the Python library checks
@@ -219,8 +340,20 @@ public:
     [[nodiscard]] std::vector<T> read(std::ptrdiff_t start = 0, std::ptrdiff_t stop = PTRDIFF_MAX) {
         auto* base = static_cast<const T*>(data(access::read));
         const auto [from, to] = range(start, stop);
-        const shm_lock_guard guard = lock();
-        return std::vector<T>(base + from, base + to);
+        std::vector<T> values;
+        values.reserve(to - from);  // no allocation under the lock
+        {
+            const raw_lock_scope locked(*this);
+            values.assign(base + from, base + to);
+        }
+        if constexpr (sizeof(T) > 1) {
+            if (swaps_bytes()) {
+                for (T& value : values) {
+                    value = detail::byteswap_value(value);
+                }
+            }
+        }
+        return values;
     }
 
     /// Writes `values` starting at flat index `start`, under the lock. @throws value_error if they do not fit.
@@ -232,12 +365,20 @@ public:
                               std::to_string(from) + " of the '" + name() + "' SharedMemoryArray of size " +
                               std::to_string(size()) + ".");
         }
-        const shm_lock_guard guard = lock();
-        std::memcpy(base + from, values.data(), values.size() * sizeof(T));
+        if (swaps_bytes()) {
+            const auto swapped = std::make_unique<T[]>(values.size());
+            std::transform(values.begin(), values.end(), swapped.get(), detail::byteswap_value<T>);
+            const raw_lock_scope locked(*this);
+            std::memcpy(base + from, swapped.get(), values.size() * sizeof(T));
+        } else {
+            const raw_lock_scope locked(*this);
+            std::memcpy(base + from, values.data(), values.size() * sizeof(T));
+        }
     }
 
     /// The live data (writes go straight to shared memory), with the lock held while the view lives unless
-    /// with_lock is false.
+    /// with_lock is false (or the array was attached unlocked). @throws value_error for a non-native byte order:
+    /// T& would show byte-swapped values; use get/set/read/write there.
     class view {
     public:
         [[nodiscard]] std::span<T> data() const noexcept { return data_; }
@@ -257,9 +398,12 @@ public:
 
     [[nodiscard]] view array(bool with_lock = true) {
         auto* base = static_cast<T*>(data(access::view));
+        if (swaps_bytes()) {
+            throw_non_native_view();
+        }
         std::optional<shm_lock_guard> guard;
         if (with_lock) {
-            guard.emplace(lock());
+            guard = lock_for_view();
         }
         return view(std::span<T>(base, size()), std::move(guard));
     }
@@ -272,10 +416,13 @@ private:
         lock_raw();
         const T value = base[offset];
         unlock_raw();
-        return value;
+        return swaps_bytes() ? detail::byteswap_value(value) : value;
     }
 
     void store(T* base, std::size_t offset, T value) {
+        if (swaps_bytes()) {
+            value = detail::byteswap_value(value);
+        }
         lock_raw();
         base[offset] = value;
         unlock_raw();

@@ -6,6 +6,8 @@
 #include "support/temp_dir.hpp"
 
 #include <axds/error.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/io_context.hpp>
@@ -17,12 +19,16 @@
 
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <filesystem>
+#include <fstream>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
 #include <fcntl.h>
+#include <semaphore.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -54,6 +60,46 @@ private:
 
 bool buffer_exists(const std::string& name) {
     return fs::exists("/dev/shm/" + name);
+}
+
+/// A POSIX named semaphore of value 1 (what Python's multiprocessing.Lock is), unlinked afterwards.
+class named_semaphore {
+public:
+    explicit named_semaphore(const std::string& what) : name_(fmt::format("/axds_test_{}_{}", ::getpid(), what)) {
+        ::sem_unlink(name_.c_str());
+        sem_ = ::sem_open(name_.c_str(), O_CREAT | O_EXCL, 0600, 1);
+        if (sem_ == SEM_FAILED) {
+            throw std::runtime_error("sem_open failed for " + name_);
+        }
+    }
+
+    named_semaphore(const named_semaphore&) = delete;
+    named_semaphore& operator=(const named_semaphore&) = delete;
+
+    ~named_semaphore() {
+        ::sem_close(sem_);
+        ::sem_unlink(name_.c_str());
+    }
+
+    [[nodiscard]] const std::string& name() const { return name_; }
+
+    [[nodiscard]] int value() const {
+        int v = -1;
+        ::sem_getvalue(sem_, &v);
+        return v;
+    }
+
+private:
+    std::string name_;
+    sem_t* sem_ = nullptr;
+};
+
+/// What Python's SharedMemory(create=True, size=nbytes) makes: exactly nbytes, mode 0600, no control block.
+void make_python_style_buffer(const std::string& name, std::size_t nbytes) {
+    const int fd = ::shm_open(("/" + name).c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+    REQUIRE(fd >= 0);
+    REQUIRE(::ftruncate(fd, static_cast<off_t>(nbytes)) == 0);
+    ::close(fd);
 }
 
 }  // namespace
@@ -341,4 +387,319 @@ TEST_CASE("python3 + numpy attaches to a C++ array and both see each other's wri
     CHECK(result.output == "[[0.5, 1.5, 2.5], [3.5, 4.5, 5.5]]\n");
     CHECK(a.get({1, 2}) == -7.25);
     CHECK(buffer_exists(name));
+}
+
+// Issue 18 item 5: a buffer made by Python (exactly nbytes, no control block) is attached by name, shape and type.
+TEST_CASE("attach_python attaches to a buffer numpy made and checks its size against the shape and type",
+          "[shm][python]") {
+    const shm_name name("pymade");
+    const auto made = axds::test::run_python(
+        "import sys, numpy as np\n"
+        "from multiprocessing import shared_memory, resource_tracker\n"
+        "shm = shared_memory.SharedMemory(name=sys.argv[1], create=True, size=16)\n"
+        "resource_tracker.unregister(shm._name, 'shared_memory')  # outlive this script: the test removes it\n"
+        "a = np.ndarray((4,), dtype=np.int32, buffer=shm.buf)\n"
+        "a[:] = [1, 2, 3, 4]\n"
+        "del a\n"
+        "shm.close()\n",
+        {name.str()});
+    INFO(made.output);
+    REQUIRE(made.exit_code == 0);
+    REQUIRE(fs::file_size("/dev/shm/" + name.str()) == 16);
+
+    // attach() needs axds's control block and says what to use instead.
+    CHECK_THROWS_MATCHES(shared_memory_array<std::int32_t>::attach(name, {4}), axds::value_error,
+                         message_contains("holds 16 bytes") && message_contains("attach_python()"));
+    // The lock must be chosen: a semaphore or explicitly none.
+    CHECK_THROWS_MATCHES(shared_memory_array<std::int32_t>::attach_python(name, {4}, {}), axds::value_error,
+                         message_contains(name.str()) && message_contains("no lock was chosen"));
+    CHECK_THROWS_MATCHES(
+        shared_memory_array<std::int32_t>::attach_python(name, {4}, {.semaphore = "/mp-x", .unlocked = true}),
+        axds::value_error, message_contains("both a semaphore and 'unlocked' were given"));
+    CHECK_THROWS_AS(shared_memory_array<std::int32_t>::attach_python(name, {4}, {.semaphore = "/a/b"}),
+                    axds::value_error);
+    // The size must be exactly the array's nbytes.
+    CHECK_THROWS_MATCHES(
+        shared_memory_array<std::int32_t>::attach_python(name, {5}, {.unlocked = true}), axds::value_error,
+        message_contains(fmt::format("Unable to connect to the '{}' SharedMemoryArray buffer made by Python: it holds "
+                                     "16 bytes, but a int32 array of shape (5,) holds exactly 20.",
+                                     name.str())));
+    CHECK_THROWS_MATCHES(shared_memory_array<std::int64_t>::attach_python(name, {4}, {.unlocked = true}),
+                         axds::value_error, message_contains("a int64 array of shape (4,) holds exactly 32"));
+    CHECK_THROWS_MATCHES(shared_memory_array<std::int32_t>::attach_python(name, {2, 1}, {.unlocked = true}),
+                         axds::value_error, message_contains("holds exactly 8"));
+    // A semaphore that does not exist (e.g. a 'fork' context Lock, unlinked at once) is named in the error.
+    CHECK_THROWS_MATCHES(
+        shared_memory_array<std::int32_t>::attach_python(name, {4}, {.semaphore = "axds_test_no_such_sem"}),
+        axds::file_not_found_error,
+        message_contains("/axds_test_no_such_sem (/dev/shm/sem.axds_test_no_such_sem)") &&
+            message_contains(name.str()) && message_contains("'spawn'"));
+    {
+        auto a = shared_memory_array<std::int32_t>::attach_python(name, {4}, {.unlocked = true});
+        CHECK(a.is_connected());
+        CHECK_FALSE(a.owns_buffer());
+        CHECK(a.lock_kind() == axds::shm_lock_kind::none);
+        CHECK(a.read() == std::vector<std::int32_t>{1, 2, 3, 4});
+        CHECK(a.get(-1) == 4);
+        a.set(3, -9);
+        a.array()[0] = 10;  // an unlocked array's views take no lock
+        CHECK_THROWS_MATCHES(a.lock(), axds::runtime_error, message_contains("it has no lock"));
+        CHECK_THROWS_AS(a.try_lock(), axds::runtime_error);
+        CHECK_FALSE(a.break_lock());
+        CHECK(a.describe() ==
+              fmt::format("SharedMemoryArray(name='{}', shape=(4,), datatype=int32, connected=True)", name.str()));
+    }
+    CHECK(buffer_exists(name));  // never the owner: destruction only disconnects
+    const auto seen = axds::test::run_python(
+        "import sys, numpy as np\n"
+        "from multiprocessing import shared_memory, resource_tracker\n"
+        "shm = shared_memory.SharedMemory(name=sys.argv[1])\n"
+        "resource_tracker.unregister(shm._name, 'shared_memory')\n"
+        "a = np.ndarray((4,), dtype=np.int32, buffer=shm.buf)\n"
+        "print(a.tolist())\n"
+        "del a\n"
+        "shm.close()\n",
+        {name.str()});
+    INFO(seen.output);
+    REQUIRE(seen.exit_code == 0);
+    CHECK(seen.output == "[10, 2, 3, -9]\n");
+
+    // An axds buffer attached as a Python one is refused too: its size includes the control block.
+    const shm_name ours("pyours");
+    auto axds_made = shared_memory_array<std::int32_t>::create(ours, {4}, 0);
+    CHECK_THROWS_MATCHES(shared_memory_array<std::int32_t>::attach_python(ours, {4}, {.unlocked = true}),
+                         axds::value_error, message_contains("attach it with attach()"));
+}
+
+// Issue 18 item 6: C++ and Python lock the same object, Python's multiprocessing.Lock (a POSIX named semaphore).
+TEST_CASE("python3 and two C++ processes do exact locked increments through Python's multiprocessing Lock",
+          "[shm][python]") {
+    const shm_name name("pylock");
+    const axds::test::temp_dir tmp;
+    const fs::path go = tmp.path() / "go";
+    const fs::path finish = tmp.path() / "finish";
+    constexpr int count = 1000;
+    // Python makes the array and its Lock as SharedMemoryArray does (a 'spawn' context Lock keeps its name), prints
+    // the semaphore's name, then increments under the Lock with the GIL released mid-update.
+    axds::test::child_process python({AXDS_PYTHON3, "-c",
+                                      "import sys, os, time, numpy as np, multiprocessing as mp\n"
+                                      "from multiprocessing import shared_memory\n"
+                                      "name, go, finish, count = sys.argv[1], sys.argv[2], sys.argv[3], "
+                                      "int(sys.argv[4])\n"
+                                      "shm = shared_memory.SharedMemory(name=name, create=True, size=3 * 8)\n"
+                                      "a = np.ndarray((3,), dtype=np.int64, buffer=shm.buf)\n"
+                                      "a[:] = 0\n"
+                                      "lock = mp.get_context('spawn').Lock()\n"
+                                      "print(lock._semlock.name, flush=True)\n"
+                                      "def wait_for(path):\n"
+                                      "    deadline = time.monotonic() + 60\n"
+                                      "    while not os.path.exists(path):\n"
+                                      "        if time.monotonic() > deadline: sys.exit(3)\n"
+                                      "        time.sleep(0.0002)\n"
+                                      "wait_for(go)\n"
+                                      "for _ in range(count):\n"
+                                      "    with lock:\n"
+                                      "        v = a.copy()\n"
+                                      "        time.sleep(0)\n"
+                                      "        a[:] = v + 1\n"
+                                      "print('done', flush=True)\n"
+                                      "wait_for(finish)\n"
+                                      "with lock:\n"
+                                      "    print(a.tolist(), flush=True)\n"
+                                      "del a\n"
+                                      "shm.close()\n"
+                                      "shm.unlink()\n",
+                                      name.str(), go.string(), finish.string(), std::to_string(count)});
+    const std::string semaphore = python.read_line();
+    REQUIRE(semaphore.rfind("/mp-", 0) == 0);
+    REQUIRE(fs::exists("/dev/shm/sem." + semaphore.substr(1)));
+    std::vector<axds::test::child_process> workers;
+    for (const char* how : {"sync", "async"}) {
+        workers.emplace_back(std::vector<std::string>{AXDS_SHM_WORKER, "py-increment", name.str(), "3", semaphore,
+                                                      std::to_string(count), go.string(), how});
+    }
+    std::ofstream{go} << "go";
+    CHECK(python.read_line() == "done");
+    for (auto& w : workers) {
+        CHECK(w.wait() == 0);
+    }
+    {
+        auto totals = shared_memory_array<std::int64_t>::attach_python(name, {3}, {.semaphore = semaphore});
+        CHECK(totals.lock_kind() == axds::shm_lock_kind::named_semaphore);
+        CHECK(totals.read() == std::vector<std::int64_t>(3, 3 * count));
+    }
+    std::ofstream{finish} << "finish";
+    CHECK(python.read_line() == "[3000, 3000, 3000]");
+    CHECK(python.wait() == 0);
+}
+
+// Issue 18 item 6: the limits of a semaphore, and how to recover.
+TEST_CASE("a killed semaphore holder leaves the lock held until break_lock and the timeout says so", "[shm]") {
+    const shm_name name("semkill");
+    const named_semaphore sem("semkill");
+    make_python_style_buffer(name, 2 * 8);
+    auto a = shared_memory_array<std::int64_t>::attach_python(name, {2}, {.semaphore = sem.name()});
+    axds::test::child_process holder({AXDS_SHM_WORKER, "py-hold", name.str(), "2", sem.name()});
+    REQUIRE(holder.read_line() == "locked");
+    holder.kill9();
+    CHECK(holder.wait() == 128 + 9);
+    // Unlike the robust mutex, nothing hands the lock on: it stays held.
+    CHECK(sem.value() == 0);
+    CHECK_FALSE(a.try_lock().has_value());
+    CHECK_FALSE(a.lock_for(std::chrono::milliseconds(50)).has_value());
+    asio::io_context io;
+    bool timed_out = false;
+    axds::test::run_async(io, [&]() -> asio::awaitable<void> {
+        try {
+            auto never = co_await a.async_lock(std::chrono::milliseconds(50));
+        } catch (const axds::timeout_error& e) {
+            timed_out = true;
+            const std::string message = e.what();
+            CHECK_THAT(message,
+                       Catch::Matchers::Contains(fmt::format("its semaphore {} (/dev/shm/sem.{}) is still held",
+                                                             sem.name(), sem.name().substr(1))));
+            CHECK_THAT(message, Catch::Matchers::Contains("not robust"));
+            CHECK_THAT(message, Catch::Matchers::Contains("break_lock()"));
+        }
+    });
+    CHECK(timed_out);
+    CHECK(a.break_lock());  // recovery, once sure the holder is gone
+    CHECK(sem.value() == 1);
+    CHECK_FALSE(a.break_lock());  // not held: nothing to do
+    {
+        const auto guard = a.lock_for(std::chrono::seconds(1));
+        REQUIRE(guard.has_value());
+        CHECK_FALSE(guard->previous_owner_died());  // a semaphore cannot tell
+        CHECK(sem.value() == 0);
+    }
+    CHECK(sem.value() == 1);
+    a.set(1, 5);  // element access takes and releases the semaphore
+    CHECK(a.get(1) == 5);
+    CHECK(sem.value() == 1);
+}
+
+TEST_CASE("async_lock on a named semaphore waits without blocking the executor and can be cancelled", "[shm]") {
+    const shm_name name("semasync");
+    const named_semaphore sem("semasync");
+    make_python_style_buffer(name, 8);
+    auto holder = shared_memory_array<std::int64_t>::attach_python(name, {1}, {.semaphore = sem.name()});
+    auto waiter = shared_memory_array<std::int64_t>::attach_python(name, {1}, {.semaphore = sem.name()});
+    std::optional<axds::shm_lock_guard> held = holder.lock();
+    CHECK(sem.value() == 0);
+
+    asio::io_context io;
+    asio::cancellation_signal cancel;
+    int ticks = 0;
+    bool locked = false;
+    bool finished = false;
+    std::exception_ptr error;
+    auto attempt = [](shared_memory_array<std::int64_t>& array, bool& got) -> asio::awaitable<void> {
+        // The timeout only bounds a broken cancellation: it would end in timeout_error, failing the test.
+        auto guard = co_await array.async_lock(std::chrono::seconds(5));
+        got = true;
+    };
+    auto ticker = [](int& count, asio::cancellation_signal& signal) -> asio::awaitable<void> {
+        asio::steady_timer timer(co_await asio::this_coro::executor);
+        for (int i = 0; i < 5; ++i) {
+            timer.expires_after(std::chrono::milliseconds(10));
+            co_await timer.async_wait(asio::use_awaitable);
+            ++count;
+        }
+        signal.emit(asio::cancellation_type::terminal);
+    };
+    asio::co_spawn(io, attempt(waiter, locked), asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e) {
+                       error = std::move(e);
+                       finished = true;
+                   }));
+    asio::co_spawn(io, ticker(ticks, cancel), asio::detached);
+    io.run();
+    CHECK(ticks == 5);  // the executor ran other handlers while async_lock waited
+    REQUIRE(finished);
+    CHECK_FALSE(locked);
+    REQUIRE(error);
+    try {
+        std::rethrow_exception(error);
+    } catch (const std::system_error& e) {
+        CHECK(e.code() == asio::error::operation_aborted);
+    }
+    CHECK(sem.value() == 0);  // the cancelled wait took nothing; the holder still has it
+    held.reset();
+    CHECK(sem.value() == 1);
+    // Released, the lock is had at once.
+    asio::io_context again;
+    axds::test::run_async(again, [&]() -> asio::awaitable<void> {
+        auto guard = co_await waiter.async_lock(std::chrono::seconds(1));
+        CHECK(sem.value() == 0);
+    });
+    CHECK(sem.value() == 1);
+}
+
+// Issue 18 item 7: numpy's non-native arrays ('>u8') are converted, never read as native values.
+TEST_CASE("big-endian numpy arrays are converted by element access and refused as live views", "[shm][python]") {
+    const shm_name ints("bigints");
+    const shm_name floats("bigfloats");
+    const auto made = axds::test::run_python(
+        "import sys, numpy as np\n"
+        "from multiprocessing import shared_memory, resource_tracker\n"
+        "u = shared_memory.SharedMemory(name=sys.argv[1], create=True, size=24)\n"
+        "resource_tracker.unregister(u._name, 'shared_memory')\n"
+        "a = np.ndarray((3,), dtype='>u8', buffer=u.buf)\n"
+        "a[:] = [1, 2**40 + 3, 2**64 - 2]\n"
+        "f = shared_memory.SharedMemory(name=sys.argv[2], create=True, size=16)\n"
+        "resource_tracker.unregister(f._name, 'shared_memory')\n"
+        "b = np.ndarray((2,), dtype='>f8', buffer=f.buf)\n"
+        "b[:] = [2.5, -1e300]\n"
+        "del a, b\n"
+        "u.close()\n"
+        "f.close()\n",
+        {ints.str(), floats.str()});
+    INFO(made.output);
+    REQUIRE(made.exit_code == 0);
+
+    constexpr std::uint64_t big = (std::uint64_t{1} << 40U) + 3;
+    auto a = shared_memory_array<std::uint64_t>::attach_python(
+        ints, {3}, {.unlocked = true, .byte_order = axds::shm_byte_order::big});
+    CHECK(a.byte_order() == axds::shm_byte_order::big);
+    CHECK(a.read() == std::vector<std::uint64_t>{1, big, UINT64_MAX - 1});
+    CHECK(a.get(1) == big);
+    CHECK(a.read(1, 2) == std::vector<std::uint64_t>{big});
+    a.set(0, 0x0102030405060708ULL);
+    const std::vector<std::uint64_t> seven{7};
+    a.write(1, seven);
+    CHECK(a.describe() ==
+          fmt::format("SharedMemoryArray(name='{}', shape=(3,), datatype=>u8, connected=True)", ints.str()));
+    CHECK_THROWS_MATCHES(a.array(), axds::value_error,
+                         message_contains(ints.str()) && message_contains("big-endian byte order (>u8)"));
+    CHECK_THROWS_AS(a.array(false), axds::value_error);
+    // The buffer holds big-endian bytes.
+    CHECK(axds::test::read_file("/dev/shm/" + ints.str()).substr(0, 8) == "\x01\x02\x03\x04\x05\x06\x07\x08");
+    // Nothing in the buffer records the order: attached as native, the values come out swapped (documented).
+    auto wrong = shared_memory_array<std::uint64_t>::attach_python(ints, {3}, {.unlocked = true});
+    CHECK(wrong.get(0) == 0x0807060504030201ULL);
+
+    auto f = shared_memory_array<double>::attach_python(floats, {2},
+                                                        {.unlocked = true, .byte_order = axds::shm_byte_order::big});
+    CHECK(f.read() == std::vector<double>{2.5, -1e300});
+    f.set(1, 0.125);
+    CHECK(f.describe().find("datatype=>f8") != std::string::npos);
+    // Little-endian is this machine's order: no conversion, views allowed.
+    auto little = shared_memory_array<std::uint16_t>::attach_python(
+        ints, {12}, {.unlocked = true, .byte_order = axds::shm_byte_order::little});
+    CHECK(little.array(false)[0] == 0x0201);
+
+    const auto seen = axds::test::run_python(
+        "import sys, numpy as np\n"
+        "from multiprocessing import shared_memory, resource_tracker\n"
+        "u = shared_memory.SharedMemory(name=sys.argv[1])\n"
+        "resource_tracker.unregister(u._name, 'shared_memory')\n"
+        "f = shared_memory.SharedMemory(name=sys.argv[2])\n"
+        "resource_tracker.unregister(f._name, 'shared_memory')\n"
+        "print(np.ndarray((3,), dtype='>u8', buffer=u.buf).tolist())\n"
+        "print(np.ndarray((2,), dtype='>f8', buffer=f.buf).tolist())\n"
+        "u.close()\n"
+        "f.close()\n",
+        {ints.str(), floats.str()});
+    INFO(seen.output);
+    REQUIRE(seen.exit_code == 0);
+    CHECK(seen.output == "[72623859790382856, 7, 18446744073709551614]\n[2.5, 0.125]\n");
 }
