@@ -79,7 +79,8 @@ asio::awaitable<bool> read_frame(tcp::socket& socket, char& type, std::vector<st
     if (ec) {
         throw std::system_error(ec, "read");
     }
-    const std::uint32_t length = header[0] | (header[1] << 8U) | (header[2] << 16U) | (std::uint32_t{header[3]} << 24U);
+    const std::uint32_t length = std::uint32_t{header[0]} | (std::uint32_t{header[1]} << 8U) |
+                                 (std::uint32_t{header[2]} << 16U) | (std::uint32_t{header[3]} << 24U);
     if (length == 0 || length > max_frame) {
         throw std::runtime_error(fmt::format("frame of {} bytes (expected 1 … {})", length, max_frame));
     }

@@ -95,7 +95,7 @@ long resident_kib() {
     return resident * (::sysconf(_SC_PAGESIZE) / 1024);
 }
 
-std::uint64_t address_space_bytes() {
+[[maybe_unused]] std::uint64_t address_space_bytes() {
     unsigned long pages = 0;
     if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
         if (std::fscanf(f, "%lu", &pages) != 1) {
