@@ -15,14 +15,16 @@ namespace axds {
 
 /// Keys in insertion order, each once; lookups through a sorted index (K needs operator<, as for std::map).
 /// Assigning to an existing key keeps its position, as a Python dict does. Equality ignores order (dict semantics).
+/// Iteration is read-only (a key changed in place would break the index): change values with operator[], at() or
+/// insert_or_assign().
 template <typename K, typename V>
 class ordered_map {
 public:
     using key_type = K;
     using mapped_type = V;
     using value_type = std::pair<K, V>;
-    using iterator = typename std::vector<value_type>::iterator;
     using const_iterator = typename std::vector<value_type>::const_iterator;
+    using iterator = const_iterator;
 
     ordered_map() = default;
 
@@ -31,10 +33,6 @@ public:
             insert_or_assign(key, value);
         }
     }
-
-    [[nodiscard]] iterator begin() noexcept { return items_.begin(); }
-
-    [[nodiscard]] iterator end() noexcept { return items_.end(); }
 
     [[nodiscard]] const_iterator begin() const noexcept { return items_.begin(); }
 
@@ -49,11 +47,6 @@ public:
         index_.clear();
     }
 
-    [[nodiscard]] iterator find(const K& key) {
-        const auto it = index_.find(key);
-        return it == index_.end() ? items_.end() : items_.begin() + static_cast<std::ptrdiff_t>(it->second);
-    }
-
     [[nodiscard]] const_iterator find(const K& key) const {
         const auto it = index_.find(key);
         return it == index_.end() ? items_.end() : items_.begin() + static_cast<std::ptrdiff_t>(it->second);
@@ -63,11 +56,11 @@ public:
 
     /// The value of `key`; @throws std::out_of_range when absent.
     [[nodiscard]] V& at(const K& key) {
-        const auto it = find(key);
-        if (it == end()) {
+        const auto it = index_.find(key);
+        if (it == index_.end()) {
             throw std::out_of_range("ordered_map::at: no such key");
         }
-        return it->second;
+        return items_[it->second].second;
     }
 
     [[nodiscard]] const V& at(const K& key) const {
@@ -79,27 +72,23 @@ public:
     }
 
     /// The value of `key`, appended (default-constructed) at the end when absent.
-    V& operator[](const K& key) { return try_emplace(key).first->second; }
-
-    /// Appends `key` with a default value unless present; true when it was appended.
-    std::pair<iterator, bool> try_emplace(const K& key) {
-        if (const auto it = find(key); it != end()) {
-            return {it, false};
+    V& operator[](const K& key) {
+        if (const auto it = index_.find(key); it != index_.end()) {
+            return items_[it->second].second;
         }
         index_.emplace(key, items_.size());
-        items_.emplace_back(key, V{});
-        return {std::prev(items_.end()), true};
+        return items_.emplace_back(key, V{}).second;
     }
 
-    /// Sets `key` to `value`: in place when present (the key keeps its position), else appended.
-    std::pair<iterator, bool> insert_or_assign(K key, V value) {
-        if (const auto it = find(key); it != end()) {
-            it->second = std::move(value);
-            return {it, false};
+    /// Sets `key` to `value`: in place when present (the key keeps its position), else appended. True when appended.
+    bool insert_or_assign(K key, V value) {
+        if (const auto it = index_.find(key); it != index_.end()) {
+            items_[it->second].second = std::move(value);
+            return false;
         }
         index_.emplace(key, items_.size());
         items_.emplace_back(std::move(key), std::move(value));
-        return {std::prev(items_.end()), true};
+        return true;
     }
 
     /// Removes `key` (the others keep their order); true when it was present.

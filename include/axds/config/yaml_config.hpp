@@ -322,13 +322,24 @@ void decode_number(const yaml_value& node, T& out, const yaml_context& context) 
     }
 }
 
+template <typename Variant>
+inline constexpr bool variant_has_integer = false;
+
+template <typename... Ts>
+inline constexpr bool variant_has_integer<std::variant<Ts...>> =
+    ((std::is_integral_v<Ts> && !std::is_same_v<Ts, bool>) || ...);
+
 template <typename Variant, std::size_t I = 0>
 bool decode_variant_pass(const yaml_value& node, Variant& out, const yaml_context& context, bool enums) {
     if constexpr (I == std::variant_size_v<Variant>) {
         return false;
     } else {
         using alternative = std::variant_alternative_t<I, Variant>;
-        if (std::is_enum_v<alternative> == enums) {
+        // An integer never falls back to a floating-point alternative when the variant has an integer one: a value
+        // the integer type cannot hold (beyond its range, or beyond 64 bits) would come back rounded, where Python's
+        // `int | float` keeps the exact int.
+        constexpr bool float_after_int = std::is_floating_point_v<alternative> && variant_has_integer<Variant>;
+        if (std::is_enum_v<alternative> == enums && !(float_after_int && node.is_integer())) {
             try {
                 alternative value{};
                 decode_yaml(node, value, context);
@@ -399,6 +410,11 @@ void decode_yaml(const yaml_value& node, T& out, const yaml_context& context) {
         }
     } else if constexpr (is_variant<T>::value) {
         if (!decode_variant_pass(node, out, context, true) && !decode_variant_pass(node, out, context, false)) {
+            if (node.is_integer()) {
+                throw_yaml_field_error(context, "no alternative of the field's type holds the integer " +
+                                                    yaml_excerpt(node.integer_text()) +
+                                                    " (out of range of its integer types)");
+            }
             throw_yaml_field_error(context, "no alternative of the field's type accepts a value of type " +
                                                 std::string(node.python_type_name()));
         }

@@ -16,6 +16,8 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <type_traits>
+#include <variant>
 #include <vector>
 
 namespace fs = std::filesystem;
@@ -280,4 +282,42 @@ TEST_CASE("merge keys load as PyYAML merges them", "[config][python]") {
         CHECK_THROWS_MATCHES(axds::parse_yaml(bad, "bad_merge.yaml"), axds::yaml_error,
                              message_contains("bad_merge.yaml") && message_contains("for merging"));
     }
+}
+
+namespace interop {
+
+struct number_variant {
+    std::variant<std::int64_t, double> v;
+};
+
+AXDS_YAML_FIELDS(number_variant, v)
+
+}  // namespace interop
+
+// Found by the review of issue 18: a variant with an integer and a floating-point alternative took an integer beyond
+// 64 bits as a rounded double (written back as 1.8446744073709552e+19), where Python's `int | float` keeps the int.
+TEST_CASE("an integer beyond the integer alternatives of a variant is refused and never rounded", "[config]") {
+    temp_dir tmp;
+    const fs::path file = tmp.path() / "variant.yaml";
+    axds::test::write_file(file, "v: 18446744073709551616\n");
+    CHECK_THROWS_MATCHES(axds::from_yaml<interop::number_variant>(file), axds::type_error,
+                         message_contains(file.string()) && message_contains("'v'") &&
+                             message_contains("holds the integer 18446744073709551616"));
+    axds::test::write_file(file, "v: 9223372036854775808\n");  // uint64: beyond int64 too
+    CHECK_THROWS_AS(axds::from_yaml<interop::number_variant>(file), axds::type_error);
+    axds::test::write_file(file, "v: 5\n");
+    CHECK(std::get<std::int64_t>(axds::from_yaml<interop::number_variant>(file).v) == 5);
+    axds::test::write_file(file, "v: 1.5\n");
+    CHECK(std::get<double>(axds::from_yaml<interop::number_variant>(file).v) == 1.5);
+}
+
+// Found by the same review: iterating an ordered_map gave mutable keys, and changing one broke the lookup index.
+TEST_CASE("ordered_map iteration cannot change keys", "[config]") {
+    axds::ordered_map<std::string, int> map{{"a", 1}};
+    static_assert(std::is_const_v<std::remove_reference_t<decltype((map.begin()->first))>>);
+    static_assert(std::is_const_v<std::remove_reference_t<decltype((map.begin()->second))>>);
+    map.at("a") = 2;
+    map["b"] = 3;
+    CHECK(map.at("a") == 2);
+    CHECK(map.contains("b"));
 }
