@@ -716,7 +716,7 @@ asio::awaitable<shm_lock_guard> shared_memory_segment::async_lock(std::optional<
                     "Unable to lock the '{}' SharedMemoryArray within {} ms: its semaphore {} ({}) is still held. A "
                     "POSIX semaphore is not robust: if the process holding it was killed, it stays locked for ever. "
                     "Once sure that no live process holds it, reset it with break_lock() (in Python: "
-                    "lock.release()).",
+                    "lock.release()) from ONE process only: every waiter that breaks it adds a holder.",
                     state_->name, ms, state_->semaphore_name, semaphore_path(state_->semaphore_name)));
             }
             throw timeout_error(

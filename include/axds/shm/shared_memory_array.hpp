@@ -198,7 +198,10 @@ public:
     /// killed holder).
     asio::awaitable<shm_lock_guard> async_lock(std::optional<std::chrono::nanoseconds> timeout = std::nullopt);
     /// Recovery for a named semaphore left locked by a killed process: posts it if it is held (value 0). Returns
-    /// true if it did. Call it only when no live process holds the lock (else two processes hold it at once).
+    /// true if it did. Call it only when no live process holds the lock (else two processes hold it at once), and
+    /// from one process only: a semaphore cannot tell a dead holder from a live one, so a second process that also
+    /// breaks it (say, another waiter that timed out) lets two holders in and leaves the count at 2, after which the
+    /// lock excludes nobody. Coordinate recovery (one supervisor) or restart every process using the array.
     /// The robust mutex recovers by itself and an unlocked array has no lock: both return false.
     /// @throws connection_error when not connected.
     bool break_lock();
@@ -314,7 +317,9 @@ public:
         return array;
     }
 
-    /// Element at a flat index (negative counts from the end), under the lock.
+    /// Element at a flat index (negative counts from the end), under the lock. Element access (get, set, read,
+    /// write) takes the lock itself: calling it while this thread already holds a guard of the same array waits for
+    /// ever (neither lock is recursive). Under a guard, use the view of array(false).
     [[nodiscard]] T get(std::ptrdiff_t index) {
         auto* base = static_cast<const T*>(data(access::read));  // connection first, as the Python library checks
         return load(base, flat(index));
