@@ -100,6 +100,22 @@ std::string python_repr(const fs::path& file) {
     return result.output;
 }
 
+/// What PyYAML's safe_load reads from `file`, dumped again with the Python library's options; shared objects are
+/// written out in full, as axds copies them.
+std::string python_redump(const fs::path& file) {
+    const auto result = axds::test::run_python(
+        "import sys, yaml\n"
+        "class Expanded(yaml.CDumper):\n"
+        "    def ignore_aliases(self, data):\n"
+        "        return True\n"
+        "data = yaml.safe_load(open(sys.argv[1]))\n"
+        "sys.stdout.write(yaml.dump(data, Dumper=Expanded, default_flow_style=False, sort_keys=False,"
+        " allow_unicode=False, indent=10, width=200, explicit_start=True, explicit_end=True))\n",
+        {file.string()});
+    REQUIRE(result.exit_code == 0);
+    return result.output;
+}
+
 }  // namespace
 
 TEST_CASE("integers beyond 64 bits written by Python load and re-emit byte-identically", "[config][python]") {
@@ -162,15 +178,8 @@ TEST_CASE("integers beyond 64 bits in every YAML 1.1 base read as Python reads t
         "key_big: {340282366920938463463374607431768211456: a}\n";
     axds::test::write_file(file, source);
     // PyYAML's own reading, re-dumped with the Python library's options, against ours.
-    const auto python = axds::test::run_python(
-        "import sys, yaml\n"
-        "data = yaml.safe_load(open(sys.argv[1]))\n"
-        "sys.stdout.write(yaml.dump(data, Dumper=yaml.CDumper, default_flow_style=False, sort_keys=False,"
-        " allow_unicode=False, indent=10, width=200, explicit_start=True, explicit_end=True))\n",
-        {file.string()});
-    REQUIRE(python.exit_code == 0);
     const yaml_value value = axds::parse_yaml(source, "bases.yaml");
-    CHECK(axds::emit_yaml(value) == python.output);
+    CHECK(axds::emit_yaml(value) == python_redump(file));
     CHECK(value.find("min64")->type() == yaml_value::kind::integer);
     CHECK(value.find("max64")->type() == yaml_value::kind::unsigned_integer);
     CHECK(value.find("negative")->type() == yaml_value::kind::big_integer);
@@ -260,17 +269,7 @@ TEST_CASE("merge keys load as PyYAML merges them", "[config][python]") {
         INFO(document);
         const fs::path file = tmp.path() / "merge.yaml";
         axds::test::write_file(file, document);
-        const auto python = axds::test::run_python(
-            "import sys, yaml\n"
-            "class Expanded(yaml.CDumper):\n"  // shared objects written out in full, as axds copies them
-            "    def ignore_aliases(self, data):\n"
-            "        return True\n"
-            "data = yaml.safe_load(open(sys.argv[1]))\n"
-            "sys.stdout.write(yaml.dump(data, Dumper=Expanded, default_flow_style=False, sort_keys=False,"
-            " allow_unicode=False, indent=10, width=200, explicit_start=True, explicit_end=True))\n",
-            {file.string()});
-        REQUIRE(python.exit_code == 0);
-        CHECK(axds::emit_yaml(axds::parse_yaml(document)) == python.output);
+        CHECK(axds::emit_yaml(axds::parse_yaml(document)) == python_redump(file));
     }
     for (const std::string bad : {"c: {<<: 5}\n", "c: {<<: [{a: 1}, 2]}\n"}) {
         INFO(bad);
