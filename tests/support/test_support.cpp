@@ -1,4 +1,5 @@
 #include "support/matchers.hpp"
+#include "support/pyyaml.hpp"
 #include "support/temp_dir.hpp"
 
 #include <fmt/format.h>
@@ -133,6 +134,43 @@ process_result run_python(const std::string& script, const std::vector<std::stri
     const int status = ::pclose(pipe);
     result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     return result;
+}
+
+namespace {
+
+std::string checked_python(const std::string& script, const std::vector<std::string>& args) {
+    auto result = run_python(script, args);
+    if (result.exit_code != 0) {
+        throw std::runtime_error("python3 failed (exit " + std::to_string(result.exit_code) + "): " + result.output);
+    }
+    return std::move(result.output);
+}
+
+}  // namespace
+
+void pyyaml_write(const std::filesystem::path& file, const std::string& data_expression) {
+    (void)checked_python(fmt::format("import sys, yaml\n"
+                                     "data = {}\n"
+                                     "open(sys.argv[1], 'w').write(yaml.dump(data, Dumper=yaml.CDumper, {}))\n",
+                                     data_expression, pyyaml_dump_options),
+                         {file.string()});
+}
+
+std::string pyyaml_redump(const std::filesystem::path& file) {
+    return checked_python(fmt::format("import sys, yaml\n"
+                                      "class Expanded(yaml.CDumper):\n"
+                                      "    def ignore_aliases(self, data):\n"
+                                      "        return True\n"
+                                      "data = yaml.load(open(sys.argv[1], encoding='utf-8'), Loader=yaml.CSafeLoader)\n"
+                                      "sys.stdout.write(yaml.dump(data, Dumper=Expanded, {}))\n",
+                                      pyyaml_dump_options),
+                          {file.string()});
+}
+
+std::string pyyaml_redump_text(const std::string& document) {
+    const temp_dir tmp;
+    write_file(tmp.path() / "doc.yaml", document);
+    return pyyaml_redump(tmp.path() / "doc.yaml");
 }
 
 }  // namespace axds::test

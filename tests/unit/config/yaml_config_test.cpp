@@ -1,6 +1,7 @@
 #include <axds/config/yaml_config.hpp>
 
 #include "support/matchers.hpp"
+#include "support/pyyaml.hpp"
 #include "support/temp_dir.hpp"
 
 #include <axds/error.hpp>
@@ -481,14 +482,9 @@ TEST_CASE("the spec's example document is reproduced byte for byte and read back
 TEST_CASE("files written by the Python library's dumper load with the expected values", "[config][python]") {
     temp_dir tmp;
     const fs::path file = tmp.path() / "from_python.yaml";
-    const auto result = axds::test::run_python(
-        "import sys, yaml\n"
-        "data = {'name': 'it\\'s \"q\" caf\\u00e9', 'count': 12, 'ratio': 1e-07, 'flag': False,"
-        " 'extra': {'nested': [1, 2]}}\n"
-        "open(sys.argv[1], 'w').write(yaml.dump(data, Dumper=yaml.CDumper, default_flow_style=False,"
-        " sort_keys=False, allow_unicode=False, indent=10, width=200, explicit_start=True, explicit_end=True))\n",
-        {file.string()});
-    REQUIRE(result.exit_code == 0);
+    axds::test::pyyaml_write(file,
+                             "{'name': 'it\\'s \"q\" caf\\u00e9', 'count': 12, 'ratio': 1e-07, 'flag': False,"
+                             " 'extra': {'nested': [1, 2]}}");
     const auto value = axds::from_yaml<cfg::simple>(file);
     CHECK(value.name == "it's \"q\" caf\xC3\xA9");
     CHECK(value.count == 12);

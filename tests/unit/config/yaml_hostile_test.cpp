@@ -9,7 +9,9 @@
 #include <axds/jobs/processing_tracker.hpp>
 
 #include "config/yaml11_patterns.hpp"
+#include "support/bounded_child.hpp"
 #include "support/matchers.hpp"
+#include "support/pyyaml.hpp"
 #include "support/temp_dir.hpp"
 
 #include <catch2/catch.hpp>
@@ -74,135 +76,8 @@ AXDS_YAML_FIELDS(typed_document, a)
 
 namespace {
 
-/// What a bounded child run did.
-struct outcome {
-    bool exited_normally = false;  ///< the child returned (no signal, no timeout)
-    std::string kind;              ///< "yaml_error", "overflow_error", "value_error", "bad_alloc", "other", "no error"
-    std::string message;           ///< what() of the exception, or why the child died
-    double seconds = 0;
-    long rss_growth_kib = 0;  ///< the child's peak RSS minus the parent's RSS when it forked
-};
-
-long resident_kib() {
-    long pages = 0;
-    long resident = 0;
-    if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
-        if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) {
-            resident = 0;
-        }
-        std::fclose(f);
-    }
-    return resident * (::sysconf(_SC_PAGESIZE) / 1024);
-}
-
-[[maybe_unused]] std::uint64_t address_space_bytes() {
-    unsigned long pages = 0;
-    if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
-        if (std::fscanf(f, "%lu", &pages) != 1) {
-            pages = 0;
-        }
-        std::fclose(f);
-    }
-    return static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
-}
-
-/// Runs `load` in a forked child whose address space may grow by at most 1 GiB beyond what it inherits
-/// (RLIMIT_AS; not under sanitizers, whose shadow memory needs terabytes of address space: there the RSS figure is
-/// the bound). A child still running after 60 s is killed.
-outcome run_bounded(const std::function<void()>& load) {
-    int fds[2];
-    REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
-    const long parent_rss = resident_kib();
-    const auto start = std::chrono::steady_clock::now();
-    const pid_t child = ::fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {
-        ::close(fds[0]);
-        for (const int signal : {SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE}) {
-            ::signal(signal, SIG_DFL);  // no Catch2 report from the child: the parent reports the signal
-        }
-#ifndef AXDS_YAML_HOSTILE_SANITIZED
-        const rlim_t limit = address_space_bytes() + (1ULL << 30U);
-        const rlimit bound{limit, limit};
-        ::setrlimit(RLIMIT_AS, &bound);
-#endif
-        std::string result;
-        try {
-            load();
-            result = "no error\n";
-        } catch (const axds::yaml_error& e) {
-            result = std::string("yaml_error\n") + e.what();
-        } catch (const axds::overflow_error& e) {
-            result = std::string("overflow_error\n") + e.what();
-        } catch (const axds::value_error& e) {
-            result = std::string("value_error\n") + e.what();
-        } catch (const std::bad_alloc& e) {
-            result = std::string("bad_alloc\n") + e.what();
-        } catch (const std::exception& e) {
-            result = std::string("other\n") + e.what();
-        } catch (...) {
-            result = "other\n(not a std::exception)";
-        }
-        std::size_t done = 0;
-        while (done < result.size()) {
-            const ssize_t n = ::write(fds[1], result.data() + done, result.size() - done);
-            if (n <= 0) {
-                break;
-            }
-            done += static_cast<std::size_t>(n);
-        }
-        ::_exit(0);
-    }
-    ::close(fds[1]);
-    std::string result;
-    bool timed_out = false;
-    const auto deadline = start + std::chrono::seconds(60);
-    while (true) {
-        const auto left =
-            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0) {
-            timed_out = true;
-            ::kill(child, SIGKILL);
-            break;
-        }
-        pollfd watch{fds[0], POLLIN, 0};
-        const int ready = ::poll(&watch, 1, static_cast<int>(left.count()));
-        if (ready < 0 && errno == EINTR) {
-            continue;
-        }
-        if (ready <= 0) {
-            continue;  // timeout: the deadline check above kills the child
-        }
-        char buffer[4096];
-        const ssize_t n = ::read(fds[0], buffer, sizeof buffer);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            break;
-        }
-        result.append(buffer, static_cast<std::size_t>(n));
-    }
-    ::close(fds[0]);
-    int status = 0;
-    rusage usage{};
-    while (::wait4(child, &status, 0, &usage) < 0 && errno == EINTR) {
-    }
-    outcome out;
-    out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    out.exited_normally = !timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    out.rss_growth_kib = usage.ru_maxrss - parent_rss;
-    if (const auto newline = result.find('\n'); newline != std::string::npos) {
-        out.kind = result.substr(0, newline);
-        out.message = result.substr(newline + 1);
-    } else if (timed_out) {
-        out.message = "timed out after 60 s";
-    } else {
-        out.message =
-            WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status)) : "exited abnormally";
-    }
-    return out;
-}
+using axds::test::run_bounded;
+using outcome = axds::test::bounded_outcome;
 
 /// The three loaders that build a yaml_value tree from a file.
 struct loader {
@@ -286,24 +161,6 @@ std::string alias_bomb(std::size_t levels, std::size_t width, std::string_view p
     return out;
 }
 
-/// PyYAML CDumper with the Python library's options, fed what PyYAML safe_load reads from `document`; shared
-/// objects (aliases) are written out in full, as emit_yaml writes them.
-std::string python_redump(const std::string& document) {
-    const axds::test::temp_dir tmp;
-    axds::test::write_file(tmp.path() / "doc.yaml", document);
-    const auto result = axds::test::run_python(
-        "import sys, yaml\n"
-        "class Expanded(yaml.CDumper):\n"
-        "    def ignore_aliases(self, data):\n"
-        "        return True\n"
-        "data = yaml.load(open(sys.argv[1], encoding='utf-8'), Loader=yaml.CSafeLoader)\n"
-        "sys.stdout.write(yaml.dump(data, Dumper=Expanded, default_flow_style=False, sort_keys=False,"
-        " allow_unicode=False, indent=10, width=200, explicit_start=True, explicit_end=True))\n",
-        {(tmp.path() / "doc.yaml").string()});
-    REQUIRE(result.exit_code == 0);
-    return result.output;
-}
-
 }  // namespace
 
 TEST_CASE("deeply nested YAML is refused with the file and line without exhausting the stack", "[config][hostile]") {
@@ -327,7 +184,7 @@ TEST_CASE("nesting up to the documented depth limit still loads", "[config][host
     CHECK_THROWS_AS(axds::parse_yaml("[" + deepest + "]", "deep.yaml"), axds::yaml_error);
     // The same as PyYAML at a depth its Python serializer can still dump.
     const std::string nested = "a: " + repeated("{k: [", 100) + "1" + repeated("]}", 100) + "\n";
-    CHECK(axds::emit_yaml(axds::parse_yaml(nested)) == python_redump(nested));
+    CHECK(axds::emit_yaml(axds::parse_yaml(nested)) == axds::test::pyyaml_redump_text(nested));
 }
 
 TEST_CASE("alias bombs are refused with the file and line in bounded memory", "[config][hostile]") {
@@ -372,7 +229,7 @@ TEST_CASE("legitimate anchors and aliases load as PyYAML loads them", "[config][
     const yaml_value parsed = axds::parse_yaml(document, "aliases.yaml");
     CHECK(*parsed.find("first") == *parsed.find("defaults"));
     CHECK(*parsed.find("job") == yaml_value("aliased key"));
-    CHECK(axds::emit_yaml(parsed) == python_redump(document));
+    CHECK(axds::emit_yaml(parsed) == axds::test::pyyaml_redump_text(document));
     // A large but legitimate expansion: 500 copies of a 1,001-node list (~500,000 nodes) loads.
     const std::string big = "base: &b [" + repeated("1,", 1000) + "1]\ncopies: [" + repeated("*b,", 499) + "*b]\n";
     const outcome result = run_bounded([&] {

@@ -7,6 +7,7 @@
 #include <axds/config/yaml_value.hpp>
 
 #include "support/matchers.hpp"
+#include "support/pyyaml.hpp"
 #include "support/temp_dir.hpp"
 
 #include <axds/error.hpp>
@@ -79,39 +80,10 @@ AXDS_YAML_FIELDS(sorted_fields, weights, paths)
 
 namespace {
 
-/// The Python library's writer: PyYAML CDumper with YamlConfig's options (spec §3.4), `data` a Python expression.
-void python_write(const fs::path& file, const std::string& data) {
-    const auto result = axds::test::run_python(
-        "import sys, yaml\n"
-        "data = " +
-            data +
-            "\n"
-            "open(sys.argv[1], 'w').write(yaml.dump(data, Dumper=yaml.CDumper, default_flow_style=False,"
-            " sort_keys=False, allow_unicode=False, indent=10, width=200, explicit_start=True, explicit_end=True))\n",
-        {file.string()});
-    REQUIRE(result.exit_code == 0);
-}
-
 /// What PyYAML's safe_load reads from `file`, as repr() (dict order included).
 std::string python_repr(const fs::path& file) {
     const auto result = axds::test::run_python(
         "import sys, yaml\nprint(repr(yaml.safe_load(open(sys.argv[1], encoding='utf-8'))), end='')", {file.string()});
-    REQUIRE(result.exit_code == 0);
-    return result.output;
-}
-
-/// What PyYAML's safe_load reads from `file`, dumped again with the Python library's options; shared objects are
-/// written out in full, as axds copies them.
-std::string python_redump(const fs::path& file) {
-    const auto result = axds::test::run_python(
-        "import sys, yaml\n"
-        "class Expanded(yaml.CDumper):\n"
-        "    def ignore_aliases(self, data):\n"
-        "        return True\n"
-        "data = yaml.safe_load(open(sys.argv[1]))\n"
-        "sys.stdout.write(yaml.dump(data, Dumper=Expanded, default_flow_style=False, sort_keys=False,"
-        " allow_unicode=False, indent=10, width=200, explicit_start=True, explicit_end=True))\n",
-        {file.string()});
     REQUIRE(result.exit_code == 0);
     return result.output;
 }
@@ -121,7 +93,8 @@ std::string python_redump(const fs::path& file) {
 TEST_CASE("integers beyond 64 bits written by Python load and re-emit byte-identically", "[config][python]") {
     temp_dir tmp;
     const fs::path file = tmp.path() / "big.yaml";
-    python_write(file, "{'name': 'rig', 'count': 3, 'n': 2**64 + 1, 'neg': -(2**70), 'nested': {'big': [10**30, 1]}}");
+    axds::test::pyyaml_write(
+        file, "{'name': 'rig', 'count': 3, 'n': 2**64 + 1, 'neg': -(2**70), 'nested': {'big': [10**30, 1]}}");
     const std::string written = axds::test::read_file(file);
     REQUIRE_THAT(written, Catch::Matchers::Contains("n: 18446744073709551617"));
 
@@ -144,7 +117,7 @@ TEST_CASE("integers beyond 64 bits written by Python load and re-emit byte-ident
 TEST_CASE("a typed field refuses an integer it cannot hold naming the file and field and value", "[config][python]") {
     temp_dir tmp;
     const fs::path file = tmp.path() / "typed.yaml";
-    python_write(file, "{'n': 2**64 + 1}");
+    axds::test::pyyaml_write(file, "{'n': 2**64 + 1}");
     CHECK_THROWS_MATCHES(axds::from_yaml<interop::typed_n>(file), axds::type_error,
                          message_contains(file.string()) && message_contains("'n'") &&
                              message_contains("18446744073709551617") && message_contains("does not fit in 64 bits"));
@@ -153,10 +126,10 @@ TEST_CASE("a typed field refuses an integer it cannot hold naming the file and f
         message_contains(file.string()) && message_contains("'n'") && message_contains("18446744073709551617"));
     // A float field takes it as Python's float(int) does (nearest double)...
     CHECK(axds::from_yaml<interop::float_n>(file).n == 18446744073709551617.0);
-    python_write(file, "{'n': 2**70}");
+    axds::test::pyyaml_write(file, "{'n': 2**70}");
     CHECK(axds::from_yaml<interop::float_n>(file).n == 1180591620717411303424.0);
     // ...unless it is beyond the double range (Python: "int too large to convert to float").
-    python_write(file, "{'n': 10**400}");
+    axds::test::pyyaml_write(file, "{'n': 10**400}");
     CHECK_THROWS_MATCHES(axds::from_yaml<interop::float_n>(file), axds::type_error,
                          message_contains(file.string()) && message_contains("'n'") &&
                              message_contains("too large for a floating-point number"));
@@ -179,7 +152,7 @@ TEST_CASE("integers beyond 64 bits in every YAML 1.1 base read as Python reads t
     axds::test::write_file(file, source);
     // PyYAML's own reading, re-dumped with the Python library's options, against ours.
     const yaml_value value = axds::parse_yaml(source, "bases.yaml");
-    CHECK(axds::emit_yaml(value) == python_redump(file));
+    CHECK(axds::emit_yaml(value) == axds::test::pyyaml_redump(file));
     CHECK(value.find("min64")->type() == yaml_value::kind::integer);
     CHECK(value.find("max64")->type() == yaml_value::kind::unsigned_integer);
     CHECK(value.find("negative")->type() == yaml_value::kind::big_integer);
@@ -213,7 +186,7 @@ TEST_CASE("integers up to Python's 4300-digit limit load and longer ones are ref
 TEST_CASE("ordered_map fields keep the document's key order both ways and std::map sorts", "[config][python]") {
     temp_dir tmp;
     const fs::path file = tmp.path() / "order.yaml";
-    python_write(file, "{'weights': {'x': 1, 'y': 2, 'with space': 3}, 'paths': {'/a/b': 2, 'rel': 1}}");
+    axds::test::pyyaml_write(file, "{'weights': {'x': 1, 'y': 2, 'with space': 3}, 'paths': {'/a/b': 2, 'rel': 1}}");
     const std::string written = axds::test::read_file(file);
 
     const auto loaded = axds::from_yaml<interop::ordered_fields>(file);
@@ -269,7 +242,7 @@ TEST_CASE("merge keys load as PyYAML merges them", "[config][python]") {
         INFO(document);
         const fs::path file = tmp.path() / "merge.yaml";
         axds::test::write_file(file, document);
-        CHECK(axds::emit_yaml(axds::parse_yaml(document)) == python_redump(file));
+        CHECK(axds::emit_yaml(axds::parse_yaml(document)) == axds::test::pyyaml_redump(file));
     }
     for (const std::string bad : {"c: {<<: 5}\n", "c: {<<: [{a: 1}, 2]}\n"}) {
         INFO(bad);

@@ -1,6 +1,7 @@
 #include <axds/config/yaml_value.hpp>
 
 #include "support/matchers.hpp"
+#include "support/pyyaml.hpp"
 #include "support/temp_dir.hpp"
 
 #include <axds/error.hpp>
@@ -18,20 +19,6 @@ namespace {
 
 yaml_value::mapping one(std::string key, yaml_value value) {
     return {axds::yaml_mapping_entry{yaml_value(std::move(key)), std::move(value)}};
-}
-
-/// PyYAML CDumper with the Python library's options (spec §3.4), fed what PyYAML safe_load reads from `document`.
-std::string python_redump(const std::string& document) {
-    axds::test::temp_dir tmp;
-    axds::test::write_file(tmp.path() / "doc.yaml", document);
-    const auto result = axds::test::run_python(
-        "import sys, yaml\n"
-        "data = yaml.load(open(sys.argv[1], encoding='utf-8'), Loader=yaml.CSafeLoader)\n"
-        "sys.stdout.write(yaml.dump(data, Dumper=yaml.CDumper, default_flow_style=False, sort_keys=False,"
-        " allow_unicode=False, indent=10, width=200, explicit_start=True, explicit_end=True))\n",
-        {(tmp.path() / "doc.yaml").string()});
-    REQUIRE(result.exit_code == 0);
-    return result.output;
 }
 
 }  // namespace
@@ -221,7 +208,7 @@ TEST_CASE("emit_yaml is byte-identical to PyYAML's CDumper on tricky scalars", "
     doc.push_back({yaml_value(7), "int key"});
     doc.push_back({yaml_value(true), "bool key"});
     const std::string ours = axds::emit_yaml(yaml_value(doc));
-    CHECK(ours == python_redump(ours));
+    CHECK(ours == axds::test::pyyaml_redump_text(ours));
 }
 
 TEST_CASE("emit_yaml rejects invalid UTF-8 and non-scalar keys", "[config]") {

@@ -1,17 +1,14 @@
 #pragma once
 // Hand-built zip archives for the hostile-input tests ([hostile]): every offset, size, CRC and directory record is
-// under the test's control, so records can share data, overlap the directory or lie about sizes. Also runs a piece
-// of code in a forked child with a bounded address space and reports what it threw, how long it took and how much
-// memory it used.
+// under the test's control, so records can share data, overlap the directory or lie about sizes.
 
 #include <axds/error.hpp>
+
+#include "support/bounded_child.hpp"
 
 #include <zlib.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <chrono>
-#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
@@ -24,18 +21,7 @@
 #include <vector>
 
 #include <fcntl.h>
-#include <sys/resource.h>
-#include <sys/time.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define AXDS_HOSTILE_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
-#define AXDS_HOSTILE_SANITIZED 1
-#endif
-#endif
 
 namespace axds::test::hostile {
 
@@ -226,109 +212,7 @@ private:
     std::uint64_t offset_ = 0;
 };
 
-/// What a bounded child run did.
-struct outcome {
-    bool exited_normally = false;  ///< the child returned (it was not killed by a signal)
-    std::string result;            ///< "value_error: <what>", "other: <what>" or "no error"
-    double seconds = 0;
-    long rss_growth_kib = 0;  ///< the child's peak RSS minus the parent's RSS when it forked
-
-    [[nodiscard]] bool value_error() const { return result.starts_with("value_error: "); }
-};
-
-inline long resident_kib() {
-    long pages = 0;
-    long resident = 0;
-    if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
-        if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) {
-            resident = 0;
-        }
-        std::fclose(f);
-    }
-    return resident * (::sysconf(_SC_PAGESIZE) / 1024);
-}
-
-inline std::uint64_t address_space_bytes() {
-    unsigned long pages = 0;
-    if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
-        if (std::fscanf(f, "%lu", &pages) != 1) {
-            pages = 0;
-        }
-        std::fclose(f);
-    }
-    return static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
-}
-
-/// Runs `fn` in a forked child whose address space may grow by at most 1 GiB + `mapped` bytes (the archive's map)
-/// beyond what it inherits (RLIMIT_AS; not under sanitizers, whose shadow memory needs terabytes of address space:
-/// there the RSS figure is the bound). A hung child is killed after 60 s.
-template <class Fn>
-outcome run_bounded(Fn&& fn, std::uint64_t mapped = 0) {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) {
-        throw std::runtime_error("pipe failed");
-    }
-    const long parent_rss = resident_kib();
-    const auto start = std::chrono::steady_clock::now();
-    const pid_t child = ::fork();
-    if (child < 0) {
-        throw std::runtime_error("fork failed");
-    }
-    if (child == 0) {
-        ::close(fds[0]);
-        ::alarm(60);
-#ifndef AXDS_HOSTILE_SANITIZED
-        const rlim_t limit = address_space_bytes() + mapped + (1ULL << 30U);
-        const rlimit bound{limit, limit};
-        ::setrlimit(RLIMIT_AS, &bound);
-#else
-        (void)mapped;
-#endif
-        std::string result;
-        try {
-            fn();
-            result = "no error";
-        } catch (const axds::value_error& e) {
-            result = std::string("value_error: ") + e.what();
-        } catch (const std::exception& e) {
-            result = std::string("other: ") + e.what();
-        } catch (...) {
-            result = "other: (not a std::exception)";
-        }
-        std::size_t done = 0;
-        while (done < result.size()) {
-            const ssize_t n = ::write(fds[1], result.data() + done, result.size() - done);
-            if (n <= 0) {
-                break;
-            }
-            done += static_cast<std::size_t>(n);
-        }
-        ::_exit(0);
-    }
-    ::close(fds[1]);
-    outcome out;
-    char buffer[4096];
-    for (ssize_t n = 0; (n = ::read(fds[0], buffer, sizeof buffer)) != 0;) {
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            break;
-        }
-        out.result.append(buffer, static_cast<std::size_t>(n));
-    }
-    ::close(fds[0]);
-    int status = 0;
-    rusage usage{};
-    while (::wait4(child, &status, 0, &usage) < 0 && errno == EINTR) {
-    }
-    out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    out.exited_normally = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    out.rss_growth_kib = usage.ru_maxrss - parent_rss;
-    if (!out.exited_normally && out.result.empty()) {
-        out.result = WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status)) : "exited abnormally";
-    }
-    return out;
-}
+using axds::test::run_bounded;
+using outcome = axds::test::bounded_outcome;
 
 }  // namespace axds::test::hostile
