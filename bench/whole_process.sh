@@ -37,6 +37,8 @@ if [[ -z "$axds_bin" || ! -x "$axds_bin" ]]; then
 fi
 ((${#dirs[@]})) || dirs=(/dev/shm "$repo/bench-tmp")
 have() { command -v "$1" >/dev/null 2>&1; }
+python=python3
+[[ -x /usr/bin/python3 ]] && python=/usr/bin/python3  # the system one has numpy; a venv's may not
 
 now_ns() { date +%s%N; }
 # seconds taken by "$@" (output discarded; a failure aborts the benchmark)
@@ -74,8 +76,8 @@ compare() {
 }
 
 make_tree() {  # $1: folder; $files files of 16 KiB in 100 folders, random bytes
-    if have python3; then
-        python3 - "$1" "$files" <<'EOF'
+    if have "$python"; then
+        "$python" - "$1" "$files" <<'EOF'
 import os, sys
 root, n = sys.argv[1], int(sys.argv[2])
 for i in range(n):
@@ -94,7 +96,7 @@ EOF
 }
 
 make_entries() {  # $1: log directory; $entries .npy entries of 256 B payload (source 1), as the data logger writes
-    python3 - "$1" "$entries" <<'EOF'
+    "$python" - "$1" "$entries" <<'EOF'
 import os, sys
 import numpy as np
 root, n = sys.argv[1], int(sys.argv[2])
@@ -107,10 +109,10 @@ EOF
 }
 
 python_assembly() {  # the numpy baseline of ads_bench_log_archive, or the original library when it is installed
-    if python3 -c 'import ataraxis_data_structures' >/dev/null 2>&1; then
-        echo "python3 -c 'from ataraxis_data_structures import assemble_log_archives as a; a(\"$1\", remove_sources=False)'"
+    if "$python" -c 'import ataraxis_data_structures' >/dev/null 2>&1; then
+        echo "$python -c 'from ataraxis_data_structures import assemble_log_archives as a; a(\"$1\", remove_sources=False)'"
     else
-        echo "python3 -c \"import glob, numpy as np; fs = sorted(glob.glob('$1/*.npy')); np.savez('$1/python_1_log.npz', **{f.rsplit('/', 1)[1][:-4]: np.load(f) for f in fs})\""
+        echo "$python -c \"import glob, numpy as np; fs = sorted(glob.glob('$1/*.npy')); np.savez('$1/python_1_log.npz', **{f.rsplit('/', 1)[1][:-4]: np.load(f) for f in fs})\""
     fi
 }
 
@@ -119,8 +121,8 @@ echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 echo "axds: $axds_bin; runs: $runs after a warm-up, alternating, medians; ratio = baseline time / axds time"
 have xxhsum || echo "note: xxhsum not found: checksum rows skipped"
 numpy=0
-python3 -c 'import numpy' >/dev/null 2>&1 && numpy=1
-python3 -c 'import ataraxis_data_structures' >/dev/null 2>&1 \
+"$python" -c 'import numpy' >/dev/null 2>&1 && numpy=1
+"$python" -c 'import ataraxis_data_structures' >/dev/null 2>&1 \
     && echo "assembly baseline: the original Python library (ataraxis_data_structures)" \
     || echo "assembly baseline: python3 + numpy np.load + np.savez (ataraxis_data_structures is not installed)"
 
