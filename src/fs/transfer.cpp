@@ -93,7 +93,7 @@ struct file_state {
 }
 
 /// Hashed copies of files this large copy in-kernel while another thread hashes the source (see copy_with_metadata).
-constexpr off_t hashed_in_kernel_min = off_t{64} << 20;
+constexpr off_t hashed_in_kernel_min = off_t{8} << 20;
 
 /// Feeds the whole of `fd` (from offset 0 to its end) to `hasher`. Returns 0 or an errno.
 int hash_source(int fd, detail::file_hasher& hasher) {
@@ -616,7 +616,9 @@ asio::awaitable<transfer_report> async_transfer_directory(fs::path source, fs::p
     }
     // 12
     if (options.verify_integrity) {
-        const std::string actual = co_await async_calculate_directory_checksum(destination, {.save_checksum = false});
+        // With as many workers as the copies had (the default, cores - 2, left a 2-core machine hashing on one).
+        const checksum_options verify{.max_workers = static_cast<int>(threads), .save_checksum = false};
+        const std::string actual = co_await async_calculate_directory_checksum(destination, verify);
         if (actual != expected) {
             const std::string cause =
                 reused ? "Either the data was corrupted in transmission, or the reused ax_checksum.txt file of the "

@@ -82,7 +82,7 @@ TEST_CASE("uring_copy hands out only aligned chunks", "[core][aligned_buffer][io
     const std::int64_t read =
         axds::detail::uring_copy(in, -1, (std::size_t{5} << 20) + 7, [&](std::span<const char> c) {
             ++chunks;
-            misaligned += io_aligned(c.data()) ? 0 : 1;
+            misaligned += io_aligned(c.data()) ? 0U : 1U;
         });
     ::close(in);
     CHECK(read == static_cast<std::int64_t>((std::size_t{5} << 20) + 7));
