@@ -112,6 +112,55 @@ int hash_source(int fd, detail::file_hasher& hasher) {
     }
 }
 
+/// Step 1 of copy_with_metadata: copy_file_range from `in` to `out` until the end, adding to `copied`. With `hasher`
+/// (started), a helper thread hashes the source while the kernel copies it: two cores at work instead of one thread
+/// reading, hashing and writing every byte (a verified 1 GiB transfer took 2x `cp -r` that way). Clears `in_kernel`
+/// when the kernel refuses the copy before any byte moved (another filesystem: the caller copies through buffers
+/// then). Returns 0 or an errno.
+int copy_in_kernel(int in, int out, detail::file_hasher* hasher, std::uint64_t& copied, bool& in_kernel) {
+    std::thread source_hashing;
+    bool hash_here = false;
+    int hash_error = 0;
+    int error = 0;
+    for (;;) {
+        const ssize_t n = ::copy_file_range(in, nullptr, out, nullptr, std::size_t{1} << 30, 0);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && (copied == 0 || hasher == nullptr) &&
+            (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
+            in_kernel = false;  // e.g. another filesystem: the content moves through buffers
+            break;
+        }
+        if (n < 0) {
+            error = errno;
+        }
+        if (n > 0 && hasher != nullptr && !source_hashing.joinable() && !hash_here) {  // hash alongside the copy
+            try {
+                source_hashing = std::thread([in, hasher, &hash_error] {
+                    try {
+                        hash_error = hash_source(in, *hasher);
+                    } catch (const std::bad_alloc&) {  // its read buffer
+                        hash_error = ENOMEM;
+                    }
+                });
+            } catch (const std::system_error&) {
+                hash_here = true;  // no thread to be had: hash after the copy, on this one
+            }
+        }
+        if (n <= 0) {
+            break;
+        }
+        copied += static_cast<std::uint64_t>(n);
+    }
+    if (source_hashing.joinable()) {
+        source_hashing.join();
+    } else if (hash_here && error == 0) {
+        hash_error = hash_source(in, *hasher);
+    }
+    return error != 0 ? error : hash_error;
+}
+
 /// Content in-kernel (copy_file_range, read/write fallback), then permission bits and atime/mtime (shutil.copy2).
 /// With `hasher`, the content goes through a buffer instead and `*digest` receives the §9.1 digest of
 /// `relative ‖ content` — the source checksum computed in the same pass as the copy.
@@ -152,50 +201,11 @@ std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, file_
     if (hasher != nullptr) {
         hasher->start(relative);
     }
-    // 1. In-kernel: copy_file_range. A hashed copy uses it too for a large file: a helper thread then hashes the
-    //    source while the kernel copies it (two cores at work instead of one thread reading, hashing and writing
-    //    every byte: a verified 1 GiB transfer took 2x `cp -r`). Small hashed files go through the buffer below.
+    // 1. In-kernel: copy_file_range (a hashed copy of a large file too, see copy_in_kernel).
     bool in_kernel = hasher == nullptr || st.st_size >= hashed_in_kernel_min;
-    std::thread source_hashing;
-    bool hash_here = false;
-    int hash_error = 0;
-    while (in_kernel) {
-        const ssize_t n = ::copy_file_range(in, nullptr, out, nullptr, std::size_t{1} << 30, 0);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0 && (copied == 0 || hasher == nullptr) &&
-            (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
-            in_kernel = false;  // e.g. another filesystem: the content moves through buffers below
-            break;
-        }
-        if (n < 0) {
-            error = errno;
-        }
-        if (n > 0 && hasher != nullptr && !source_hashing.joinable() && !hash_here) {  // hash alongside the copy
-            try {
-                source_hashing = std::thread([in, hasher, &hash_error] {
-                    try {
-                        hash_error = hash_source(in, *hasher);
-                    } catch (const std::bad_alloc&) {  // its read buffer
-                        hash_error = ENOMEM;
-                    }
-                });
-            } catch (const std::system_error&) {
-                hash_here = true;  // no thread to be had: hash after the copy, on this one
-            }
-        }
-        if (n <= 0) {
-            break;
-        }
-        copied += static_cast<std::uint64_t>(n);
+    if (in_kernel) {
+        error = copy_in_kernel(in, out, hasher, copied, in_kernel);
     }
-    if (source_hashing.joinable()) {
-        source_hashing.join();
-    } else if (hash_here && error == 0) {
-        hash_error = hash_source(in, *hasher);
-    }
-    error = error != 0 ? error : hash_error;
     const bool through_buffers = error == 0 && !in_kernel;
     // 2. Across filesystems, large files: pipelined io_uring reads and writes (1 MiB chunks, 4 in flight). Small
     //    files, and hashed copies, go straight to 3: there io_uring measured slower (tmpfs hands its reads to kernel
