@@ -3,6 +3,7 @@
 #include <axds/core/runtime.hpp>
 
 #include "detail/uring_sqe.hpp"
+#include "sys/aligned_buffer.hpp"
 
 #include <liburing.h>
 
@@ -18,6 +19,7 @@ namespace {
 
 constexpr unsigned depth = 4;
 constexpr std::size_t chunk = std::size_t{1} << 20;
+static_assert(chunk % sys::buffer_alignment == 0);
 
 /// One ring and its buffers per pool thread, created on first use and reused for every copy on that thread.
 class copy_ring {
@@ -29,7 +31,7 @@ public:
         }
         ready_ = io_uring_queue_init(depth * 2, &ring_, 0) == 0;
         if (ready_) {
-            buffers_.reset(new char[depth * chunk]);  // uninitialized: every byte is read into before use
+            buffers_ = sys::aligned_buffer(depth * chunk);  // uninitialized: every byte is read into before use
         }
     }
 
@@ -55,11 +57,12 @@ private:
         std::size_t length = 0;   ///< bytes expected (read) or held (written)
     };
 
-    char* buffer(unsigned s) { return buffers_.get() + static_cast<std::size_t>(s) * chunk; }
+    // Each chunk starts on a page: the buffers start on one and chunk is a multiple of the page size.
+    char* buffer(unsigned s) { return buffers_.as<char>().data() + static_cast<std::size_t>(s) * chunk; }
 
     io_uring ring_{};
     bool ready_ = false;
-    std::unique_ptr<char[]> buffers_;
+    sys::aligned_buffer buffers_;
 };
 
 std::int64_t copy_ring::copy(int in, int out, std::uint64_t offset, std::uint64_t size, const chunk_observer& observe) {

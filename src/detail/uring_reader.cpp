@@ -151,7 +151,7 @@ bool read_file_prefixes(std::span<prefix_read> reads, bool prefer_io_uring) {
     return true;
 }
 
-int read_whole_file(const char* path, std::vector<std::uint8_t>& out) {
+std::int64_t read_whole_file(const char* path, sys::aligned_buffer& out) {
     const int fd = ::open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         return -errno;
@@ -164,10 +164,11 @@ int read_whole_file(const char* path, std::vector<std::uint8_t>& out) {
         ::close(fd);
         return -error;
     }
-    out.resize(static_cast<std::size_t>(st.st_size));
+    const auto size = static_cast<std::size_t>(st.st_size);
+    out.reserve_discarding(size);
     std::size_t done = 0;
-    while (done < out.size()) {
-        const ssize_t n = ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(done));
+    while (done < size) {
+        const ssize_t n = ::pread(fd, out.data() + done, size - done, static_cast<off_t>(done));
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -179,7 +180,7 @@ int read_whole_file(const char* path, std::vector<std::uint8_t>& out) {
         done += static_cast<std::size_t>(n);
     }
     ::close(fd);
-    return 0;
+    return static_cast<std::int64_t>(size);
 }
 
 }  // namespace axds::detail

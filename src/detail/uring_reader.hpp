@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <span>
 #include <vector>
+
+#include "sys/aligned_buffer.hpp"
 #include <fcntl.h>
 
 namespace axds::detail {
@@ -22,8 +24,8 @@ struct prefix_read {
 /// AXDS_NO_IO_URING is set), open/pread/close. Returns true if io_uring did the reads.
 bool read_file_prefixes(std::span<prefix_read> reads, bool prefer_io_uring = true);
 
-/// Reads the whole of `path` into `out` with open/fstat/pread (for files larger than a prefix buffer).
-/// Returns 0 or -errno.
-int read_whole_file(const char* path, std::vector<std::uint8_t>& out);
+/// Reads the whole of `path` into the start of `out` with open/fstat/pread (for files larger than a prefix buffer),
+/// growing `out` when the file does not fit. Returns the file's size, or -errno.
+std::int64_t read_whole_file(const char* path, sys::aligned_buffer& out);
 
 }  // namespace axds::detail

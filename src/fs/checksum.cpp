@@ -8,6 +8,7 @@
 #include "detail/uring_copy.hpp"
 #include "fs/file_digest.hpp"
 #include "fs/path_guard.hpp"
+#include "sys/aligned_buffer.hpp"
 
 #include <asio/error.hpp>
 #include <asio/this_coro.hpp>
@@ -39,8 +40,6 @@ namespace axds {
 
 namespace {
 
-constexpr std::size_t chunk_size = std::size_t{8} << 20;
-
 struct file_entry {
     std::string relative;  ///< UTF-8 bytes, '/'-separated
     fs::path path;
@@ -49,7 +48,7 @@ struct file_entry {
 };
 
 /// Reads one file in chunks through `hasher` into its digest.
-void hash_file(file_entry& file, std::span<unsigned char> buffer, detail::file_hasher& hasher) {
+void hash_file(file_entry& file, std::span<std::byte> buffer, detail::file_hasher& hasher) {
     hasher.start(file.relative);
     const int fd = ::open(file.path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -146,13 +145,11 @@ asio::awaitable<std::string> async_calculate_directory_checksum(fs::path directo
         const std::size_t last = std::min(files.size(), first + batch);
         auto next = std::make_shared<std::atomic<std::size_t>>(first);
         std::function<void(std::size_t)> work = [&files, next, stop, hashed, last](std::size_t) {
-            // One uninitialized 8 MiB buffer per pool thread, reused across calls (zeroing a fresh one per batch
-            // cost more than hashing 16 KiB files).
-            thread_local const std::unique_ptr<unsigned char[]> buffer(new unsigned char[chunk_size]);
+            const std::span<std::byte> buffer = detail::thread_read_buffer();
             thread_local detail::file_hasher hasher;
             for (std::size_t i = next->fetch_add(1); i < last && !stop->load(std::memory_order_relaxed);
                  i = next->fetch_add(1)) {
-                hash_file(files[i], std::span<unsigned char>(buffer.get(), chunk_size), hasher);
+                hash_file(files[i], buffer, hasher);
                 hashed->fetch_add(1, std::memory_order_relaxed);
             }
         };
@@ -191,6 +188,13 @@ asio::awaitable<std::string> async_calculate_directory_checksum(fs::path directo
 }  // namespace axds
 
 namespace axds::detail {
+
+std::span<std::byte> thread_read_buffer() {
+    // Uninitialized and reused for the thread's life (zeroing a fresh one per batch cost more than hashing 16 KiB
+    // files); page-aligned (see sys/aligned_buffer.hpp).
+    thread_local const sys::aligned_buffer buffer(read_chunk_size);
+    return buffer.as();
+}
 
 struct file_hasher::state {
     XXH3_state_t* xxh = XXH3_createState();

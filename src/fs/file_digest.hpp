@@ -5,11 +5,20 @@
 #include <array>
 #include <filesystem>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace axds::detail {
+
+/// Bytes per read when hashing a file (checksum) or copying it through a buffer (hashed or cross-filesystem
+/// transfer); see bench/README.md for the sizes measured.
+inline constexpr std::size_t read_chunk_size = std::size_t{1} << 20;
+
+/// The calling thread's read buffer of read_chunk_size bytes, page-aligned, made on first use and kept for the
+/// thread's life. The checksum's reads and the transfer's copy fallback share it (they never nest on a thread).
+[[nodiscard]] std::span<std::byte> thread_read_buffer();
 
 /// Canonical (big-endian) XXH3-128 digest bytes.
 using digest128 = std::array<unsigned char, 16>;

@@ -69,7 +69,7 @@ private:
 struct prepared_entry {
     queued_entry* entry = nullptr;
     std::array<char, 96> name{};
-    std::array<std::uint8_t, 192> head{};
+    alignas(64) std::array<std::uint8_t, 192> head{};  // the kernel copies out of it: 64-byte aligned
     std::array<iovec, 2> iov{};
     std::size_t expected = 0;
     int error = 0;  // first errno

@@ -13,6 +13,7 @@
 #include "detail/printable.hpp"
 #include "detail/test_hooks.hpp"
 #include "detail/uring_reader.hpp"
+#include "sys/aligned_buffer.hpp"
 
 #include <asio/error.hpp>
 #include <asio/post.hpp>
@@ -256,11 +257,14 @@ struct read_mode {
 
 /// Uninitialized slots for one window of entries, allocated once per archive: zeroing (and faulting in) a fresh
 /// 16 MiB per window cost more than reading the entries.
+/// Page-aligned, so every slot is (prefix_buffer is a multiple of the page size).
 struct window_scratch {
-    std::unique_ptr<std::uint8_t[]> bytes{new std::uint8_t[window_files * prefix_buffer]};
+    sys::aligned_buffer bytes{window_files * prefix_buffer};
 
-    [[nodiscard]] std::span<std::uint8_t> span() const noexcept { return {bytes.get(), window_files * prefix_buffer}; }
+    [[nodiscard]] std::span<std::uint8_t> span() const noexcept { return bytes.as<std::uint8_t>(); }
 };
+
+static_assert(prefix_buffer % sys::buffer_alignment == 0);
 
 /// Reads the entries [first, last) of a group and hands each one's bytes to `use(entry, bytes)` in order. Every entry
 /// is first read with batched io_uring reads into a 16 KiB slot (one pass covers typical log entries); larger entries
@@ -291,7 +295,7 @@ void for_each_entry_bytes(const std::vector<entry>& entries, std::size_t first, 
     } else {
         detail::read_file_prefixes(reads, mode.uring);
     }
-    std::vector<std::uint8_t> large;
+    sys::aligned_buffer large;
     for (std::size_t i = 0; i < count; ++i) {
         const entry& e = entries[first + i];
         if (reads[i].result < 0) {
@@ -306,11 +310,11 @@ void for_each_entry_bytes(const std::vector<entry>& entries, std::size_t first, 
             use(e, mapped.bytes());
             continue;
         }
-        const int status = detail::read_whole_file(e.path.c_str(), large);
-        if (status < 0) {
-            entry_read_failure(e, -status);
+        const std::int64_t size = detail::read_whole_file(e.path.c_str(), large);
+        if (size < 0) {
+            entry_read_failure(e, static_cast<int>(-size));
         }
-        use(e, std::span<const std::uint8_t>(large));
+        use(e, std::span<const std::uint8_t>(large.as<std::uint8_t>().first(static_cast<std::size_t>(size))));
     }
 }
 

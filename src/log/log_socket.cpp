@@ -7,6 +7,7 @@
 
 #include "detail/asio_compat.hpp"
 #include "detail/iovec.hpp"
+#include "sys/aligned_buffer.hpp"
 
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/buffer.hpp>
@@ -241,7 +242,8 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
     /// Bytes read from one connection and not parsed yet: small frames are parsed straight from it, so one read
     /// serves many of them.
     struct read_buffer {
-        std::vector<std::uint8_t> bytes = std::vector<std::uint8_t>(std::size_t{64} << 10);
+        sys::aligned_buffer storage{std::size_t{64} << 10};  // page-aligned: the kernel copies into it
+        std::span<std::uint8_t> bytes = storage.as<std::uint8_t>();
         std::size_t begin = 0;
         std::size_t end = 0;
 

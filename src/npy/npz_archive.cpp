@@ -3,6 +3,7 @@
 #include <axds/error.hpp>
 
 #include "detail/printable.hpp"
+#include "sys/aligned_buffer.hpp"
 
 #include <fmt/format.h>
 #include <zlib.h>
@@ -46,8 +47,9 @@ constexpr std::size_t end_size = 22;
 constexpr std::size_t zip64_end_size = 56;
 constexpr std::size_t zip64_locator_size = 20;
 constexpr std::uint16_t zip64_version = 45;
-constexpr std::uint16_t dos_date_1980_01_01 = 0x0021;  // spec §7.6: ZipInfo's default date
-constexpr std::uint16_t alignment_extra_id = 0xD935;   // the id zipalign uses for its padding block
+constexpr std::uint16_t dos_date_1980_01_01 = 0x0021;       // spec §7.6: ZipInfo's default date
+constexpr std::uint16_t alignment_extra_id = 0xD935;        // the id zipalign uses for its padding block
+constexpr std::size_t staging_size = std::size_t{4} << 20;  // the writer's pending output, flushed when full
 constexpr std::uint32_t u32_max = 0xFFFFFFFFU;
 
 void put16(std::string& out, std::uint16_t v) {
@@ -188,16 +190,16 @@ struct npz_writer::impl {
     fs::path temp_path;
     int fd = -1;
     bool finished = false;
-    std::uint64_t offset = 0;  // bytes written or buffered so far
-    std::string buffer;        // pending output, flushed in large writes
+    std::uint64_t offset = 0;                  // bytes written or buffered so far
+    sys::aligned_buffer buffer{staging_size};  // pending output, flushed in large writes (page-aligned)
+    std::size_t buffered = 0;                  // bytes of `buffer` in use
     std::vector<central_entry> entries;
 
     void flush() {
         std::size_t done = 0;
-        const std::uint64_t start = offset - buffer.size();
-        while (done < buffer.size()) {
-            const ssize_t n =
-                ::pwrite(fd, buffer.data() + done, buffer.size() - done, static_cast<off_t>(start + done));
+        const std::uint64_t start = offset - buffered;
+        while (done < buffered) {
+            const ssize_t n = ::pwrite(fd, buffer.data() + done, buffered - done, static_cast<off_t>(start + done));
             if (n < 0) {
                 if (errno == EINTR) {
                     continue;
@@ -206,14 +208,19 @@ struct npz_writer::impl {
             }
             done += static_cast<std::size_t>(n);
         }
-        buffer.clear();
+        buffered = 0;
     }
 
     void append(std::string_view bytes) {
-        buffer.append(bytes);
-        offset += bytes.size();
-        if (buffer.size() >= (4U << 20U)) {
-            flush();
+        while (!bytes.empty()) {
+            const std::size_t n = std::min(bytes.size(), buffer.size() - buffered);
+            std::memcpy(buffer.data() + buffered, bytes.data(), n);
+            buffered += n;
+            offset += n;
+            bytes.remove_prefix(n);
+            if (buffered == buffer.size()) {
+                flush();
+            }
         }
     }
 };
@@ -229,7 +236,6 @@ npz_writer::npz_writer(fs::path path) : impl_(std::make_unique<impl>()) {
         throw_errno(error,
                     fmt::format("Unable to create the archive {}: {}.", impl_->path.string(), std::strerror(error)));
     }
-    impl_->buffer.reserve(4U << 20U);
 }
 
 npz_writer::~npz_writer() {

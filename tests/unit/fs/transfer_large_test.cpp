@@ -1,0 +1,58 @@
+// A verified transfer of a large file copies it in-kernel (copy_file_range) while another thread hashes the source.
+#include <axds/fs/transfer.hpp>
+
+#include "detail/test_hooks.hpp"
+#include "support/temp_dir.hpp"
+
+#include <axds/core/runtime.hpp>
+#include <axds/error.hpp>
+#include <axds/fs/checksum.hpp>
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <string>
+
+namespace fs = std::filesystem;
+using axds::test::read_file;
+using axds::test::temp_dir;
+using axds::test::write_file;
+
+namespace {
+
+struct copy_hook_guard {
+    ~copy_hook_guard() { axds::detail::test_hooks::after_transfer_copy = nullptr; }
+};
+
+}  // namespace
+
+TEST_CASE("A verified transfer of a large file hashes the source beside the in-kernel copy", "[fs]") {
+    const temp_dir tmp;
+    const copy_hook_guard restore;
+    const fs::path source = tmp.path() / "source";
+    std::string large((std::size_t{8} << 20) + 4097, '\0');  // at the in-kernel threshold, not a chunk multiple
+    for (std::size_t i = 0; i < large.size(); ++i) {
+        large[i] = static_cast<char>((i * 2654435761U) >> 11U);
+    }
+    write_file(source / "big.bin", large);
+    write_file(source / "sub" / "small.txt", "small");
+
+    const auto report = axds::block_on(
+        axds::async_transfer_directory(source, tmp.path() / "dest", {.num_threads = 2, .verify_integrity = true}));
+    CHECK(report.verified);
+    CHECK(read_file(tmp.path() / "dest" / "big.bin") == large);
+    // The digest computed beside the copy is the directory checksum of the source, computed on its own.
+    const std::string saved = read_file(source / axds::checksum_file_name);
+    CHECK(saved == axds::block_on(axds::async_calculate_directory_checksum(source, {.save_checksum = false})));
+    CHECK(read_file(tmp.path() / "dest" / axds::checksum_file_name) == saved);
+
+    // A flipped byte in the large copy is caught.
+    fs::remove(source / axds::checksum_file_name);
+    axds::detail::test_hooks::after_transfer_copy = [](const fs::path& destination) {
+        std::string content = read_file(destination / "big.bin");
+        content[content.size() - 100] ^= 1;
+        write_file(destination / "big.bin", content);
+    };
+    CHECK_THROWS_AS(axds::block_on(axds::async_transfer_directory(source, tmp.path() / "dest2",
+                                                                  {.num_threads = 2, .verify_integrity = true})),
+                    axds::runtime_error);
+}
