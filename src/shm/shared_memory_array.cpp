@@ -214,13 +214,20 @@ bool mutex_waiter::sleep(int value, int epoch, std::chrono::steady_clock::time_p
     }
     const long rc =
         ::syscall(SYS_futex_waitv, waits.data(), waits.size(), 0, bounded ? &until : nullptr, CLOCK_MONOTONIC);
-    if (rc < 0 && errno == ENOSYS) {
-        // Before Linux 5.16: the mutex word alone, in 1 ms slices (new deadlines and shutdown are seen at the next).
-        const timespec slice{0, 1'000'000};
-        const long single = ::syscall(SYS_futex, word_, FUTEX_WAIT, value, &slice, nullptr, 0);
-        return single == 0 || errno != ETIMEDOUT || std::chrono::steady_clock::now() < deadline;
+    if (rc >= 0 || errno == EAGAIN || errno == EINTR) {
+        return true;
     }
-    return rc >= 0 || errno != ETIMEDOUT;
+    if (errno == ETIMEDOUT) {
+        return false;
+    }
+    // futex_waitv refused (ENOSYS before Linux 5.16, or a seccomp filter): the mutex word alone in 1 ms slices (new
+    // deadlines and shutdown are seen at the next slice); if even that is refused, a plain 1 ms sleep, never a spin.
+    const timespec slice{0, 1'000'000};
+    const long single = ::syscall(SYS_futex, word_, FUTEX_WAIT, value, &slice, nullptr, 0);
+    if (single != 0 && errno != ETIMEDOUT && errno != EAGAIN && errno != EINTR) {
+        ::nanosleep(&slice, nullptr);
+    }
+    return single == 0 || std::chrono::steady_clock::now() < deadline;
 }
 
 void mutex_waiter::complete(std::unique_lock<std::mutex>& lock, bool only_expired) {
