@@ -4,10 +4,12 @@
 //   3. iterate K messages x 64 B, summing payload bytes   vs python3 + numpy reading members through np.load;
 //      and the cost of the CRC-32 check on first read: fresh readers with and without it (npz_reader_options
 //      {.verify_crc = false}), alternating, one warm-up each then the median of five, and a second pass over a
-//      checked reader (the check is cached per member, so that pass costs nothing extra)
+//      checked reader (the check is cached per member, so that pass costs nothing extra); and open + onset
+//      discovery   vs reading the archive's central directory bytes once (pread), alternating, median of five
 // Files live under --dir (default: the current directory); the page cache is warm (entries were just written).
 //
 //   ads_bench_log_archive [--dir D] [--entries N] [--big-count M] [--big-mib S] [--messages K] [--python-sample P]
+//                         [--assemble 0]   (0: only the iteration benchmarks)
 
 #include <axds/core/runtime.hpp>
 #include <axds/log/log_archive.hpp>
@@ -20,6 +22,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -28,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -44,6 +48,7 @@ struct settings {
     std::size_t big_mib = 16;
     std::size_t messages = 1000000;
     std::size_t python_sample = 20000;
+    int assemble = 1;
 };
 
 /// The CPU model from /proc/cpuinfo ("unknown" when it cannot be read).
@@ -167,6 +172,46 @@ void bench_big(const settings& s) {
     fs::remove_all(dir);
 }
 
+std::uint64_t le(const std::uint8_t* p, unsigned bytes) {
+    std::uint64_t value = 0;
+    for (unsigned i = 0; i < bytes; ++i) {
+        value |= static_cast<std::uint64_t>(p[i]) << (8U * i);
+    }
+    return value;
+}
+
+/// The floor under opening an archive: open, find the end records in the last 64 KiB, pread the whole central
+/// directory once and touch every 8-byte word of it. Returns the seconds taken.
+double read_central_directory(const fs::path& archive, std::uint64_t& checksum) {
+    const auto start = clock_type::now();
+    const int fd = ::open(archive.c_str(), O_RDONLY | O_CLOEXEC);
+    const auto size = static_cast<std::uint64_t>(fs::file_size(archive));
+    const std::uint64_t tail_size = std::min<std::uint64_t>(size, 65536 + 22);
+    std::vector<std::uint8_t> tail(tail_size);
+    (void)::pread(fd, tail.data(), tail.size(), static_cast<off_t>(size - tail_size));
+    std::size_t end = tail.size() - 22;
+    while (end > 0 && le(tail.data() + end, 4) != 0x06054b50) {
+        --end;
+    }
+    std::uint64_t cd_size = le(tail.data() + end + 12, 4);
+    std::uint64_t cd_offset = le(tail.data() + end + 16, 4);
+    if (end >= 20 && le(tail.data() + end - 20, 4) == 0x07064b50) {
+        std::array<std::uint8_t, 56> zip64{};
+        (void)::pread(fd, zip64.data(), zip64.size(), static_cast<off_t>(le(tail.data() + end - 20 + 8, 8)));
+        cd_size = le(zip64.data() + 40, 8);
+        cd_offset = le(zip64.data() + 48, 8);
+    }
+    std::vector<std::uint8_t> directory(cd_size);
+    (void)::pread(fd, directory.data(), directory.size(), static_cast<off_t>(cd_offset));
+    ::close(fd);
+    std::uint64_t sum = 0;
+    for (std::size_t i = 0; i + 8 <= directory.size(); i += 8) {
+        sum += le(directory.data() + i, 8);
+    }
+    checksum += sum;
+    return seconds_since(start);
+}
+
 void bench_iterate(const settings& s) {
     const fs::path archive = s.dir / "iterate_log.npz";
     std::size_t member_bytes = 0;  // one message's .npy member: what the CRC-32 check hashes
@@ -183,6 +228,25 @@ void bench_iterate(const settings& s) {
         }
         writer.finish();
     }
+    // Open + onset discovery against reading the central directory once, alternating, one warm-up each then the
+    // median of five.
+    std::vector<double> opens;
+    std::vector<double> floors;
+    std::uint64_t directory_sum = 0;
+    for (int run = 0; run < 6; ++run) {
+        const auto t = clock_type::now();
+        const axds::log_archive_reader r(archive);
+        (void)r.message_count();
+        opens.push_back(seconds_since(t));
+        floors.push_back(read_central_directory(archive, directory_sum));
+    }
+    const double open_median = axds::bench::median_after_warmup(opens);
+    const double floor_median = axds::bench::median_after_warmup(floors);
+    fmt::print(
+        "open + onset discovery of a {}-member archive: median {:.3f} s; baseline read the central directory once "
+        "(pread + touch): median {:.3f} s; axds takes {:.2f}x the time (checksum {})\n",
+        s.messages + 1, open_median, floor_median, open_median / floor_median, directory_sum % 1000);
+
     auto start = clock_type::now();
     const axds::log_archive_reader reader(archive);
     const std::size_t count = reader.message_count();
@@ -271,15 +335,18 @@ int main(int argc, char** argv) {
                                                   {"--big-count", &s.big_count},
                                                   {"--big-mib", &s.big_mib},
                                                   {"--messages", &s.messages},
-                                                  {"--python-sample", &s.python_sample}});
+                                                  {"--python-sample", &s.python_sample},
+                                                  {"--assemble", &s.assemble}});
     if (!parsed) {
         return 2;
     }
     s.dir /= fmt::format("axds-bench-{}", ::getpid());
     fs::create_directories(s.dir);
     fmt::print("log archive benchmarks in {} (warm page cache), CPU: {}\n", s.dir.string(), cpu_model());
-    bench_small(s);
-    bench_big(s);
+    if (s.assemble != 0) {  // --assemble 0: only the iteration benchmarks
+        bench_small(s);
+        bench_big(s);
+    }
     bench_iterate(s);
     fs::remove_all(s.dir);
     return 0;

@@ -44,6 +44,16 @@ public:
             if (fd_ >= 0) {
                 return;
             }
+            if (errno == ENOENT && attempt == 0 && destination.has_parent_path()) {
+                // Parent directories only when missing: one failed open here rather than a stat on every write.
+                std::error_code ec;
+                fs::create_directories(directory, ec);
+                if (ec) {
+                    throw_os_error(ec, fmt::format("Unable to create the directory {} for the YAML file {}: {}.",
+                                                   directory.string(), destination.string(), ec.message()));
+                }
+                continue;
+            }
             if (errno != EEXIST) {
                 const int error = errno;
                 throw_errno(error, fmt::format("Unable to create a temporary file next to {}: {}.",
@@ -167,15 +177,7 @@ void write_yaml_file(const fs::path& file, const yaml_value& document) {
 }
 
 void write_yaml_text(const fs::path& file, const std::string& text) {
-    if (file.has_parent_path()) {
-        std::error_code ec;
-        fs::create_directories(file.parent_path(), ec);
-        if (ec) {
-            throw_os_error(ec, fmt::format("Unable to create the directory {} for the YAML file {}: {}.",
-                                           file.parent_path().string(), file.string(), ec.message()));
-        }
-    }
-    temp_file temp(file);
+    temp_file temp(file);  // creates missing parent directories
     temp.write_all(text, file);
     temp.commit(file);
 }

@@ -27,6 +27,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -295,21 +296,88 @@ job_key processing_tracker::resolve_job(std::string_view job_id, const std::vect
         job_id, file_path_.string(), joined(ids)));
 }
 
+namespace {
+
+/// The tracker file's text, or nullopt when it does not exist: one open (no separate existence check) and one read
+/// into a string sized from fstat.
+std::optional<std::string> read_tracker_text(const fs::path& file) {
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) {
+            return std::nullopt;
+        }
+        return detail::read_yaml_text(file);  // the shared reader names the file and the error
+    }
+
+    struct stat st {};
+
+    std::string text;
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        text.resize(static_cast<std::size_t>(st.st_size) + 1);  // one byte more shows a file that grew meanwhile
+        std::size_t have = 0;
+        for (;;) {
+            const ssize_t n = ::read(fd, text.data() + have, text.size() - have);
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            if (n <= 0 || (have += static_cast<std::size_t>(n)) == text.size()) {
+                break;
+            }
+        }
+        ::close(fd);
+        if (have < text.size()) {  // a short read or an error falls through to the general reader
+            text.resize(have);
+            return text;
+        }
+    } else {
+        ::close(fd);
+    }
+    return detail::read_yaml_text(file);
+}
+
+}  // namespace
+
 void processing_tracker::transact(load_mode mode, bool save, const operation& op) {
-    std::error_code ec;
-    if (fs::exists(file_path_, ec)) {
-        jobs_ = detail::read_tracker_document(detail::read_yaml_text(file_path_), file_path_);
-    } else if (mode == load_mode::create) {
+    std::optional<std::string> text = read_tracker_text(file_path_);
+    const bool unchanged = text && written_text_current_ && *text == written_text_;
+    written_text_current_ = false;  // until the next save: the operation edits jobs_
+    touched_.reset();
+    if (text && !unchanged) {
+        jobs_ = detail::read_tracker_document(*text, file_path_);
+    } else if (!text && mode == load_mode::create) {
         detail::check_yaml_suffix(file_path_, true);
         detail::write_yaml_text(file_path_, detail::emit_tracker_document(jobs_, file_path_));
     }
-    job_registry working = jobs_;
-    op(working);
-    if (save) {
-        detail::check_yaml_suffix(file_path_, true);
-        detail::write_yaml_text(file_path_, detail::emit_tracker_document(working, file_path_));
+    // The operation edits jobs_ in place (no copy of the registry per transition); if it or the save fails, jobs_
+    // goes back to what the file holds (or, without a file, to what it was).
+    std::optional<job_registry> before;
+    if (!text) {
+        before = jobs_;
     }
-    jobs_ = std::move(working);
+    try {
+        op(jobs_);
+        if (save) {
+            detail::check_yaml_suffix(file_path_, true);
+            // The fast layout parses back to exactly these jobs: only then may the next transition trust the text.
+            std::optional<std::string> fast;
+            if (unchanged && touched_) {
+                fast = detail::patch_tracker_job(written_text_, written_starts_, jobs_, *touched_);
+            }
+            if (!fast) {
+                fast = detail::emit_tracker_fast(jobs_, &written_starts_);
+            }
+            const bool exact = fast.has_value();
+            std::string out = exact ? std::move(*fast) : detail::emit_tracker_document(jobs_, file_path_);
+            detail::write_yaml_text(file_path_, out);
+            if (exact) {
+                written_text_ = std::move(out);
+                written_text_current_ = true;
+            }
+        }
+    } catch (...) {
+        jobs_ = text ? detail::read_tracker_document(*text, file_path_) : std::move(*before);
+        throw;
+    }
 }
 
 void processing_tracker::locked(load_mode mode, bool save, const operation& op) {
@@ -584,6 +652,7 @@ void processing_tracker::start_job(std::string_view job_id, std::optional<std::s
     std::string executor = executor_id ? std::move(*executor_id) : resolve_executor_id();
     locked(load_mode::create, true, [&](job_registry& registry) {
         job_state& job = require_job(registry, job_id, "marked as running", file_path_);
+        touched_ = static_cast<std::size_t>(find_job(registry, job_id) - registry.begin());
         job.status = processing_status::running;
         job.error_message.reset();
         job.completed_at.reset();
@@ -595,6 +664,7 @@ void processing_tracker::start_job(std::string_view job_id, std::optional<std::s
 void processing_tracker::complete_job(std::string_view job_id) {
     locked(load_mode::create, true, [&](job_registry& registry) {
         job_state& job = require_job(registry, job_id, "marked as complete", file_path_);
+        touched_ = static_cast<std::size_t>(find_job(registry, job_id) - registry.begin());
         job.status = processing_status::succeeded;
         job.error_message.reset();
         job.completed_at = utc_now_us();
@@ -604,6 +674,7 @@ void processing_tracker::complete_job(std::string_view job_id) {
 void processing_tracker::fail_job(std::string_view job_id, std::optional<std::string> error_message) {
     locked(load_mode::create, true, [&](job_registry& registry) {
         job_state& job = require_job(registry, job_id, "marked as failed", file_path_);
+        touched_ = static_cast<std::size_t>(find_job(registry, job_id) - registry.begin());
         job.status = processing_status::failed;
         job.error_message = error_message;
         job.completed_at = utc_now_us();

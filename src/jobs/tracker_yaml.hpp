@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace axds::detail {
 
@@ -19,7 +20,17 @@ namespace axds::detail {
 
 /// The document text without libyaml when every key and string is simple (letters, digits, `_ . - : /`, no
 /// leading indicator); nullopt otherwise.
-[[nodiscard]] std::optional<std::string> emit_tracker_fast(const job_registry& jobs);
+/// With `starts`: where each job's block begins, then where the blocks end (jobs.size() + 1 offsets; none for an
+/// empty registry).
+[[nodiscard]] std::optional<std::string> emit_tracker_fast(const job_registry& jobs,
+                                                           std::vector<std::size_t>* starts = nullptr);
+/// Appends one job's block as emit_tracker_fast writes it; false (with `out` partly appended) when the fast layout
+/// does not apply.
+[[nodiscard]] bool append_tracker_job(std::string& out, const std::string& id, const job_state& job);
+/// `text` (emit_tracker_fast's output for a registry that differed from `jobs` at most in job `index`, block offsets
+/// `starts`) with that job's block re-emitted; `starts` is updated. nullopt when the fast layout does not apply.
+[[nodiscard]] std::optional<std::string> patch_tracker_job(std::string_view text, std::vector<std::size_t>& starts,
+                                                           const job_registry& jobs, std::size_t index);
 /// Parses a document laid out exactly as emit_tracker_fast (and PyYAML) writes it; nullopt for anything else.
 [[nodiscard]] std::optional<job_registry> parse_tracker_fast(std::string_view text);
 

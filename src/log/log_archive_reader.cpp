@@ -7,11 +7,13 @@
 #include <axds/npy/npz_archive.hpp>
 
 #include "detail/cpu_work.hpp"
+#include "detail/huge_pages.hpp"
 #include "detail/parallel.hpp"
 #include "detail/printable.hpp"
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -69,7 +71,9 @@ struct log_archive_reader::impl {
 
     bool discovered = false;
     std::uint64_t onset = 0;
-    std::vector<std::string> keys;
+    std::vector<std::string> keys;  // message_keys(), made on first use
+    bool keys_made = false;
+    std::atomic<bool> by_key_made{false};  // by_key, made on the first look-up by key
     std::vector<const npz_member*> key_members;
 
     const npz_reader& open() {
@@ -78,14 +82,41 @@ struct log_archive_reader::impl {
         }
         const std::lock_guard lock(mutex);
         if (!archive) {
-            auto reader = std::make_unique<npz_reader>(path, options);
-            for (const auto& member : reader->members()) {
-                by_key.emplace(key_of(member), &member);
-            }
-            archive = std::move(reader);
+            archive = std::make_unique<npz_reader>(path, options);
             opened.store(archive.get(), std::memory_order_release);
         }
         return *archive;
+    }
+
+    /// message_keys(): made on first use (a million keys are a million strings; iteration needs none).
+    const std::vector<std::string>& message_keys() {
+        discover();
+        const std::lock_guard lock(mutex);
+        if (!keys_made) {
+            keys.reserve(key_members.size());
+            for (const npz_member* member : key_members) {
+                keys.emplace_back(key_of(*member));
+            }
+            keys_made = true;
+        }
+        return keys;
+    }
+
+    /// The member of a message key (the first member whose name less ".npy" is `key`), or nullptr.
+    const npz_member* member_of(std::string_view key) {
+        if (!by_key_made.load(std::memory_order_acquire)) {
+            const npz_reader& reader = open();
+            const std::lock_guard lock(mutex);
+            if (!by_key_made.load(std::memory_order_relaxed)) {
+                by_key.reserve(reader.members().size());
+                for (const auto& member : reader.members()) {
+                    by_key.emplace(key_of(member), &member);
+                }
+                by_key_made.store(true, std::memory_order_release);
+            }
+        }
+        const auto it = by_key.find(key);  // read-only once made
+        return it == by_key.end() ? nullptr : it->second;
     }
 
     /// The entry array [source][elapsed LE][payload] of a member.
@@ -145,8 +176,9 @@ struct log_archive_reader::impl {
                         path.string()));
                 }
             }
+            key_members.reserve(members.size() - std::min(first_message, members.size()));
+            detail::advise_huge_pages(key_members.data(), key_members.capacity() * sizeof(const npz_member*));
             for (std::size_t i = first_message; i < members.size(); ++i) {
-                keys.emplace_back(key_of(members[i]));
                 key_members.push_back(&members[i]);
             }
             discovered = true;
@@ -187,8 +219,12 @@ std::uint64_t log_archive_reader::onset_timestamp_us() const {
 }
 
 const std::vector<std::string>& log_archive_reader::message_keys() const {
+    return impl_->message_keys();
+}
+
+std::size_t log_archive_reader::message_count() const {
     impl_->discover();
-    return impl_->keys;
+    return impl_->key_members.size();
 }
 
 std::vector<std::vector<std::string>> log_archive_reader::get_batches(int workers, int batch_multiplier) const {
@@ -227,14 +263,14 @@ std::vector<const npz_member*> log_archive_reader::resolve(std::span<const std::
     std::vector<const npz_member*> members;
     members.reserve(keys.size());
     for (const auto& key : keys) {
-        const auto it = impl_->by_key.find(key);
-        if (it == impl_->by_key.end()) {
+        const npz_member* member = impl_->member_of(key);
+        if (member == nullptr) {
             throw key_error(
                 fmt::format("Unable to read the message '{}' from the log archive {}: there is no such "
                             "key in the archive.",
                             detail::printable(key), impl_->path.string()));
         }
-        members.push_back(it->second);
+        members.push_back(member);
     }
     return members;
 }

@@ -2,6 +2,7 @@
 
 #include <axds/error.hpp>
 
+#include "detail/huge_pages.hpp"
 #include "detail/printable.hpp"
 #include "sys/aligned_buffer.hpp"
 
@@ -388,8 +389,9 @@ struct npz_reader::impl {
     const std::uint8_t* base = nullptr;
     std::size_t size = 0;
     std::vector<npz_member> members;
-    std::unordered_map<std::string_view, std::size_t> by_name;
-    std::unique_ptr<std::atomic<bool>[]> crc_checked;  // per member: its CRC-32 matched (checked once)
+    bool names_ascend = false;                                  // strictly, in directory order: find() bisects
+    std::unordered_map<std::string_view, std::size_t> by_name;  // else this indexes them
+    std::unique_ptr<std::atomic<bool>[]> crc_checked;           // per member: its CRC-32 matched (checked once)
     mutable std::mutex inflate_mutex;
     mutable std::map<std::size_t, std::unique_ptr<std::uint8_t[]>> inflated;  // member index → bytes
     mutable std::uint64_t inflated_total = 0;                                 // their sizes, summed
@@ -469,6 +471,7 @@ struct npz_reader::impl {
             corrupt(fmt::format("the end record claims {} members, more than the central directory can hold", count));
         }
         members.reserve(static_cast<std::size_t>(count));
+        detail::advise_huge_pages(members.data(), members.capacity() * sizeof(npz_member));
         std::uint64_t pos = cd_offset;
         for (std::uint64_t i = 0; i < count; ++i) {
             if (pos + central_header_size > cd_offset + cd_size) {
@@ -560,16 +563,40 @@ struct npz_reader::impl {
                             count, cd_size, cd_offset + cd_size - pos));
         }
         reject_overlaps();
+        index_names();
+        crc_checked = std::make_unique<std::atomic<bool>[]>(members.size());
+    }
+
+    /// Refuses two members of one name (numpy would read the last copy, this reader the first: refuse rather than
+    /// pick one silently) and indexes the names for find(). Archives whose names ascend in directory order (every
+    /// log archive: `{sid:03d}_{ts:020d}.npy`, written in time order) need no table: one comparison per member shows
+    /// them distinct and find() searches them by bisection. Any other order gets a hash table.
+    void index_names() {
+        names_ascend = true;
+        for (std::size_t i = 1; i < members.size() && names_ascend; ++i) {
+            names_ascend = members[i - 1].name < members[i].name;
+        }
+        if (names_ascend) {
+            return;
+        }
         by_name.reserve(members.size());
         for (std::size_t i = 0; i < members.size(); ++i) {
             if (!by_name.emplace(members[i].name, i).second) {
-                // numpy would read the last copy, this reader the first: refuse rather than pick one silently.
                 corrupt_member(members[i].name,
                                "two members have this name; the archive is damaged or was tampered "
                                "with");
             }
         }
-        crc_checked = std::make_unique<std::atomic<bool>[]>(members.size());
+    }
+
+    [[nodiscard]] const npz_member* find(std::string_view name) const noexcept {
+        if (names_ascend) {
+            const auto it = std::lower_bound(members.begin(), members.end(), name,
+                                             [](const npz_member& m, std::string_view n) { return m.name < n; });
+            return it != members.end() && it->name == name ? &*it : nullptr;
+        }
+        const auto it = by_name.find(name);
+        return it == by_name.end() ? nullptr : &members[it->second];
     }
 
     /// Each member occupies [local header, end of data): no two may share a byte. Records pointing many members at
@@ -807,8 +834,7 @@ const std::vector<npz_member>& npz_reader::members() const noexcept {
 }
 
 const npz_member* npz_reader::find(std::string_view name) const noexcept {
-    const auto it = impl_->by_name.find(name);
-    return it == impl_->by_name.end() ? nullptr : &impl_->members[it->second];
+    return impl_->find(name);
 }
 
 std::span<const std::uint8_t> npz_reader::data(const npz_member& member) const {

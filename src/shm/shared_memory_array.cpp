@@ -1,5 +1,11 @@
 #include <axds/shm/shared_memory_array.hpp>
 
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/error.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
@@ -10,6 +16,7 @@
 #include <atomic>
 #include <bit>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdint>
 #include <mutex>
 #include <system_error>
@@ -17,10 +24,12 @@
 #include <unordered_map>
 
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,6 +63,273 @@ std::string shape_text(const std::vector<std::size_t>& shape) {
     return fmt::format("({})", fmt::join(shape, ", "));
 }
 
+/// The mutex word with FUTEX_WAITERS set: its holder's unlock then wakes a futex waiter.
+int with_waiters_bit(int value) noexcept {
+    return static_cast<int>(static_cast<unsigned>(value) | FUTEX_WAITERS);
+}
+
+/// Waits for the robust mutex of one mapped control block to change hands, for async_lock (no polling).
+///
+/// The mutex word is glibc's futex word (`__data.__lock`: the holder's TID | FUTEX_WAITERS | FUTEX_OWNER_DIED). A
+/// waiting async_lock registers a request; one thread per connected segment (started on the first wait, it exits
+/// after idling for idle_linger) sets FUTEX_WAITERS on the word, as a blocked pthread_mutex_lock would, so the
+/// holder's unlock wakes it, and sleeps in futex_waitv on that word and a private control word (new deadlines,
+/// shutdown). When the word changes it posts every pending request to its executor, where the coroutine retries
+/// pthread_mutex_trylock: the lock is always taken by the thread that will release it, so the robust list (holder
+/// killed: the kernel sets FUTEX_OWNER_DIED and wakes a waiter, the next trylock reports EOWNERDEAD) and glibc's
+/// ownership check work unchanged. A wake the thread consumed is never lost for glibc's own waiters: a coroutine that
+/// takes the lock after a wait sets FUTEX_WAITERS on it (its unlock wakes the next sleeper), one that fails re-queues
+/// (the thread sets the bit on the new holder), a cancelled request and a wake with no request pass it on.
+class mutex_waiter {
+public:
+    struct request {
+        virtual ~request() = default;
+        /// Posts the awaiting operation's completion to its executor; called exactly once.
+        virtual void complete(std::error_code error) = 0;
+        std::chrono::steady_clock::time_point deadline;
+    };
+
+    explicit mutex_waiter(int* word) : word_(word) {}
+
+    mutex_waiter(const mutex_waiter&) = delete;
+    mutex_waiter& operator=(const mutex_waiter&) = delete;
+
+    ~mutex_waiter() { shutdown(); }
+
+    void add(const std::shared_ptr<request>& r) {
+        std::unique_lock lock(mutex_);
+        if (stopped_) {
+            lock.unlock();
+            r->complete({});  // disconnected meanwhile: the retry reports it
+            return;
+        }
+        requests_.push_back(r);
+        if (!running_) {
+            if (thread_.joinable()) {
+                thread_.join();  // it decided to exit (idle) and has nothing left to do
+            }
+            running_ = true;
+            thread_ = std::thread([this] { run(); });
+        }
+        wake_thread();
+        idle_.notify_one();
+    }
+
+    /// Removes `r` if still pending (then the caller owns its completion) and passes on any wake it consumed.
+    bool cancel(const request* r) {
+        {
+            const std::lock_guard lock(mutex_);
+            const auto it =
+                std::find_if(requests_.begin(), requests_.end(), [r](const auto& p) { return p.get() == r; });
+            if (it == requests_.end()) {
+                return false;
+            }
+            requests_.erase(it);
+            wake_thread();
+        }
+        futex_wake(word_, 1, false);
+        return true;
+    }
+
+    /// Stops the thread (before the mapping goes) and completes every pending request; they retry and see why.
+    void shutdown() noexcept {
+        std::vector<std::shared_ptr<request>> pending;
+        std::thread thread;
+        {
+            const std::lock_guard lock(mutex_);
+            stopped_ = true;
+            pending.swap(requests_);
+            thread.swap(thread_);
+            wake_thread();
+            idle_.notify_one();
+        }
+        if (thread.joinable()) {
+            thread.join();
+        }
+        for (const auto& r : pending) {
+            r->complete({});
+        }
+    }
+
+    /// Number of waiter threads alive (0 or 1), for tests.
+    [[nodiscard]] bool thread_running() {
+        const std::lock_guard lock(mutex_);
+        return running_;
+    }
+
+private:
+    static constexpr auto idle_linger = std::chrono::milliseconds(50);
+
+    static long futex_wake(int* word, int count, bool private_word) noexcept {
+        return ::syscall(SYS_futex, word, private_word ? FUTEX_WAKE_PRIVATE : FUTEX_WAKE, count, nullptr, nullptr, 0);
+    }
+
+    /// Under mutex_: a new epoch on the control word interrupts the thread's futex_waitv.
+    void wake_thread() noexcept {
+        std::atomic_ref<int>(control_).fetch_add(1, std::memory_order_release);
+        futex_wake(&control_, 1, true);
+    }
+
+    [[nodiscard]] std::chrono::steady_clock::time_point earliest_deadline() const {
+        auto earliest = std::chrono::steady_clock::time_point::max();
+        for (const auto& r : requests_) {
+            earliest = std::min(earliest, r->deadline);
+        }
+        return earliest;
+    }
+
+    /// One sleep on {mutex word == value, control word == epoch} until `deadline`: true if it was woken or a word
+    /// had changed, false on the deadline.
+    bool sleep(int value, int epoch, std::chrono::steady_clock::time_point deadline) const noexcept;
+
+    /// Under `lock`: posts the requests to retry (all, or only those past their deadline).
+    void complete(std::unique_lock<std::mutex>& lock, bool only_expired);
+
+    void run();
+
+    int* word_;
+    int control_ = 0;  ///< private futex word: epoch bumped by wake_thread()
+    std::mutex mutex_;
+    std::condition_variable idle_;
+    std::vector<std::shared_ptr<request>> requests_;
+    std::thread thread_;
+    bool running_ = false;
+    bool stopped_ = false;
+};
+
+bool mutex_waiter::sleep(int value, int epoch, std::chrono::steady_clock::time_point deadline) const noexcept {
+    std::array<futex_waitv, 2> waits{};
+    waits[0].uaddr = reinterpret_cast<std::uintptr_t>(word_);  // NOLINT: the kernel takes addresses as integers
+    waits[0].val = static_cast<std::uint32_t>(value);
+    waits[0].flags = FUTEX_32;  // shared: the holder's glibc wakes it through the mapping
+    waits[1].uaddr = reinterpret_cast<std::uintptr_t>(&control_);  // NOLINT
+    waits[1].val = static_cast<std::uint32_t>(epoch);
+    waits[1].flags = FUTEX_32 | FUTEX_PRIVATE_FLAG;
+    timespec until{};
+    const bool bounded = deadline != std::chrono::steady_clock::time_point::max();
+    if (bounded) {
+        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
+        until.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+        until.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+    }
+    const long rc =
+        ::syscall(SYS_futex_waitv, waits.data(), waits.size(), 0, bounded ? &until : nullptr, CLOCK_MONOTONIC);
+    if (rc >= 0 || errno == EAGAIN || errno == EINTR) {
+        return true;
+    }
+    if (errno == ETIMEDOUT) {
+        return false;
+    }
+    // futex_waitv refused (ENOSYS before Linux 5.16, or a seccomp filter): the mutex word alone in 1 ms slices (new
+    // deadlines and shutdown are seen at the next slice); if even that is refused, a plain 1 ms sleep, never a spin.
+    const timespec slice{0, 1'000'000};
+    const long single = ::syscall(SYS_futex, word_, FUTEX_WAIT, value, &slice, nullptr, 0);
+    if (single != 0 && errno != ETIMEDOUT && errno != EAGAIN && errno != EINTR) {
+        ::nanosleep(&slice, nullptr);
+    }
+    return single == 0 || std::chrono::steady_clock::now() < deadline;
+}
+
+void mutex_waiter::complete(std::unique_lock<std::mutex>& lock, bool only_expired) {
+    std::vector<std::shared_ptr<request>> ready;
+    if (only_expired) {
+        const auto now = std::chrono::steady_clock::now();
+        const auto expired = std::stable_partition(requests_.begin(), requests_.end(),
+                                                   [now](const auto& r) { return r->deadline > now; });
+        ready.assign(std::make_move_iterator(expired), std::make_move_iterator(requests_.end()));
+        requests_.erase(expired, requests_.end());
+    } else {
+        ready.swap(requests_);
+    }
+    lock.unlock();
+    for (const auto& r : ready) {
+        r->complete({});
+    }
+    lock.lock();
+}
+
+void mutex_waiter::run() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+        if (stopped_) {
+            break;
+        }
+        if (requests_.empty()) {
+            if (!idle_.wait_for(lock, idle_linger, [this] { return stopped_ || !requests_.empty(); })) {
+                break;  // idle: exit; add() starts a new thread
+            }
+            continue;
+        }
+        const int epoch = std::atomic_ref<int>(control_).load(std::memory_order_acquire);
+        const auto deadline = earliest_deadline();
+        std::atomic_ref<int> word(*word_);
+        int value = word.load(std::memory_order_acquire);
+        if (value == 0 || (static_cast<unsigned>(value) & FUTEX_OWNER_DIED) != 0) {
+            complete(lock, false);  // free (or its holder died): the coroutines' trylock takes or repairs it
+            continue;
+        }
+        if ((static_cast<unsigned>(value) & FUTEX_WAITERS) == 0 &&
+            !word.compare_exchange_strong(value, with_waiters_bit(value))) {
+            continue;  // changed hands meanwhile: look again
+        }
+        value = with_waiters_bit(value);
+        lock.unlock();
+        const bool woken = sleep(value, epoch, deadline);
+        lock.lock();
+        if (!woken) {
+            complete(lock, true);  // past a deadline: those coroutines make their last try and time out
+        } else if (std::atomic_ref<int>(control_).load(std::memory_order_acquire) == epoch) {
+            if (requests_.empty()) {
+                futex_wake(word_, 1, false);  // the wake was meant for someone: pass it on
+            }
+            complete(lock, false);
+        }
+    }
+    running_ = false;
+}
+
+/// The completion of one wait: holds the awaiting operation's handler and the work that keeps its executor running.
+template <typename Handler>
+class mutex_wait_request final : public mutex_waiter::request {
+public:
+    explicit mutex_wait_request(Handler handler)
+        : handler_(std::move(handler)), work_(asio::make_work_guard(asio::get_associated_executor(handler_))) {}
+
+    void complete(std::error_code error) override {
+        auto executor = work_.get_executor();
+        asio::post(executor, [handler = std::move(handler_), error]() mutable { handler(error); });
+        work_.reset();
+    }
+
+private:
+    Handler handler_;
+    asio::executor_work_guard<asio::associated_executor_t<Handler>> work_;
+};
+
+/// co_await-able: completes when the mutex word changed, the deadline passed or the segment disconnected (all with
+/// success: the caller retries), or with operation_aborted when cancelled.
+template <typename Token>
+auto async_wait_for_mutex(const std::shared_ptr<mutex_waiter>& waiter, std::chrono::steady_clock::time_point deadline,
+                          Token&& token) {
+    return asio::async_initiate<Token, void(std::error_code)>(
+        [](auto handler, std::shared_ptr<mutex_waiter> w, std::chrono::steady_clock::time_point until) {
+            using handler_type = std::decay_t<decltype(handler)>;
+            auto slot = asio::get_associated_cancellation_slot(handler);
+            auto r = std::make_shared<mutex_wait_request<handler_type>>(std::move(handler));
+            r->deadline = until;
+            if (slot.is_connected()) {
+                slot.assign([weak = std::weak_ptr<mutex_waiter::request>(r), w](asio::cancellation_type type) {
+                    const auto pending = weak.lock();
+                    if (type != asio::cancellation_type::none && pending && w->cancel(pending.get())) {
+                        pending->complete(asio::error::operation_aborted);
+                    }
+                });
+            }
+            w->add(r);
+        },
+        token, waiter, deadline);
+}
+
 }  // namespace
 
 struct shm_lock_guard::state {
@@ -70,8 +346,9 @@ struct shm_lock_guard::state {
     std::atomic<int> held_locks{0};
     bool foreign = false;  ///< attach_python: no control block, the buffer is exactly nbytes
     shm_lock_kind lock_kind = shm_lock_kind::robust_mutex;
-    std::string semaphore_name;  ///< POSIX name ("/mp-…") of a named_semaphore lock
-    sem_t* semaphore = nullptr;  ///< open while connected
+    std::string semaphore_name;            ///< POSIX name ("/mp-…") of a named_semaphore lock
+    sem_t* semaphore = nullptr;            ///< open while connected
+    std::shared_ptr<mutex_waiter> waiter;  ///< async_lock's wait on the robust mutex, while mapped
     shm_byte_order byte_order = shm_byte_order::native;
     bool swap = false;
 
@@ -86,6 +363,10 @@ struct shm_lock_guard::state {
     }
 
     void unmap() noexcept {
+        if (waiter) {
+            waiter->shutdown();  // its thread sleeps on the mapped mutex word
+            waiter.reset();
+        }
         if (semaphore != nullptr) {
             ::sem_close(semaphore);
             semaphore = nullptr;
@@ -124,6 +405,9 @@ void map_buffer(segment_state& s) {
         const int error = errno;
         throw_errno(error, fmt::format("Unable to map the '{}' SharedMemoryArray buffer: {}.", s.name,
                                        std::system_category().message(error)));
+    }
+    if (!s.foreign) {
+        s.waiter = std::make_shared<mutex_waiter>(&s.control()->mutex.__data.__lock);
     }
 }
 
@@ -700,8 +984,52 @@ std::optional<shm_lock_guard> shared_memory_segment::lock_for(std::chrono::nanos
     }
 }
 
+namespace {
+
+[[noreturn]] void throw_lock_timeout(const segment_state& s, std::chrono::nanoseconds timeout) {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count();
+    if (s.lock_kind == shm_lock_kind::named_semaphore) {
+        throw timeout_error(fmt::format(
+            "Unable to lock the '{}' SharedMemoryArray within {} ms: its semaphore {} ({}) is still held. A "
+            "POSIX semaphore is not robust: if the process holding it was killed, it stays locked for ever. "
+            "Once sure that no live process holds it, reset it with break_lock() (in Python: "
+            "lock.release()) from ONE process only: every waiter that breaks it adds a holder.",
+            s.name, ms, s.semaphore_name, semaphore_path(s.semaphore_name)));
+    }
+    throw timeout_error(fmt::format("Unable to lock the '{}' SharedMemoryArray within {} ms.", s.name, ms));
+}
+
+}  // namespace
+
 asio::awaitable<shm_lock_guard> shared_memory_segment::async_lock(std::optional<std::chrono::nanoseconds> timeout) {
     const auto start = std::chrono::steady_clock::now();
+    const auto deadline = timeout ? start + *timeout : std::chrono::steady_clock::time_point::max();
+    if (state_->lock_kind == shm_lock_kind::named_semaphore) {
+        co_return co_await async_lock_semaphore(deadline, timeout.value_or(std::chrono::nanoseconds(0)));
+    }
+    bool waited = false;
+    for (;;) {
+        std::optional<shm_lock_guard> guard = try_lock();
+        if (guard) {
+            if (waited) {
+                // Keep glibc's waiters chain: the wake this wait consumed may have been the only one.
+                std::atomic_ref<int>(state_->control()->mutex.__data.__lock)
+                    .fetch_or(static_cast<int>(FUTEX_WAITERS), std::memory_order_relaxed);
+            }
+            co_return std::move(*guard);
+        }
+        if (std::chrono::steady_clock::now() >= deadline) {
+            throw_lock_timeout(*state_, *timeout);
+        }
+        const std::shared_ptr<mutex_waiter> waiter = state_->waiter;
+        co_await async_wait_for_mutex(waiter, deadline, asio::use_awaitable);
+        waited = true;
+    }
+}
+
+asio::awaitable<shm_lock_guard> shared_memory_segment::async_lock_semaphore(
+    std::chrono::steady_clock::time_point deadline, std::chrono::nanoseconds timeout) {
+    // A POSIX semaphore has no waiter count one may set from outside glibc: try + timer backoff from 20 us to 1 ms.
     auto delay = std::chrono::microseconds(20);
     asio::steady_timer timer(co_await asio::this_coro::executor);
     for (;;) {
@@ -709,18 +1037,8 @@ asio::awaitable<shm_lock_guard> shared_memory_segment::async_lock(std::optional<
         if (guard) {
             co_return std::move(*guard);
         }
-        if (timeout && std::chrono::steady_clock::now() - start >= *timeout) {
-            const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*timeout).count();
-            if (state_->lock_kind == shm_lock_kind::named_semaphore) {
-                throw timeout_error(fmt::format(
-                    "Unable to lock the '{}' SharedMemoryArray within {} ms: its semaphore {} ({}) is still held. A "
-                    "POSIX semaphore is not robust: if the process holding it was killed, it stays locked for ever. "
-                    "Once sure that no live process holds it, reset it with break_lock() (in Python: "
-                    "lock.release()) from ONE process only: every waiter that breaks it adds a holder.",
-                    state_->name, ms, state_->semaphore_name, semaphore_path(state_->semaphore_name)));
-            }
-            throw timeout_error(
-                fmt::format("Unable to lock the '{}' SharedMemoryArray within {} ms.", state_->name, ms));
+        if (std::chrono::steady_clock::now() >= deadline) {
+            throw_lock_timeout(*state_, timeout);
         }
         timer.expires_after(delay);
         co_await timer.async_wait(asio::use_awaitable);

@@ -236,6 +236,13 @@ private:
     std::filesystem::path lock_path_;
     tracker_options options_;
     job_registry jobs_;
+    /// The text this object last wrote, when jobs_ is exactly what it parses to (set after a fast-path save): a
+    /// transition that reads the same bytes back skips the parse.
+    std::string written_text_;
+    std::vector<std::size_t> written_starts_;  ///< where each job's block starts in written_text_ (and their end)
+    bool written_text_current_ = false;
+    /// Set by an operation that changed only this job (a transition): its save re-emits that job's block alone.
+    std::optional<std::size_t> touched_;
     bool lock_held_ = false;
 };
 

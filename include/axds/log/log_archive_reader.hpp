@@ -73,7 +73,8 @@ public:
     /// Member keys (names without ".npy") of the messages after the onset message, in archive order.
     [[nodiscard]] const std::vector<std::string>& message_keys() const;
 
-    [[nodiscard]] std::size_t message_count() const { return message_keys().size(); }
+    /// Number of messages after the onset message (makes no keys).
+    [[nodiscard]] std::size_t message_count() const;
 
     /// The message keys split for parallel processing (spec §8.5): one batch when there are fewer than 2000
     /// messages (none when there are no messages), else consecutive slices of

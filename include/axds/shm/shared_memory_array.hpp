@@ -191,9 +191,13 @@ public:
     shm_lock_guard lock();
     std::optional<shm_lock_guard> try_lock();
     std::optional<shm_lock_guard> lock_for(std::chrono::nanoseconds timeout);
-    /// Waits for the lock without blocking the executor thread (try-lock + timer backoff from 20 µs to 1 ms), for
-    /// the robust mutex and the named semaphore alike. Cancellable: a cancellation (terminal, e.g. through
-    /// asio::bind_cancellation_slot) ends the wait with system_error(operation_aborted), without the lock.
+    /// Waits for the lock without blocking the executor thread. On the robust mutex of axds buffers the wait is
+    /// event-driven: a helper thread of this object (started on the first wait, gone after 50 ms idle) sleeps on the
+    /// mutex's futex word and posts the retry to the executor when the holder releases it (or dies: the guard then
+    /// reports previous_owner_died()); the lock itself is always taken and released on the executor's thread. On a
+    /// named semaphore (attach_python) it tries with a timer backoff from 20 µs to 1 ms. Cancellable: a
+    /// cancellation (terminal, e.g. through asio::bind_cancellation_slot) ends the wait with
+    /// system_error(operation_aborted), without the lock and without a waiter left behind.
     /// @throws timeout_error after `timeout` if given (for a semaphore, the message says how to recover from a
     /// killed holder).
     asio::awaitable<shm_lock_guard> async_lock(std::optional<std::chrono::nanoseconds> timeout = std::nullopt);
@@ -253,6 +257,9 @@ protected:
     [[nodiscard]] std::pair<std::size_t, std::size_t> range(std::ptrdiff_t start, std::ptrdiff_t stop) const;
 
 private:
+    asio::awaitable<shm_lock_guard> async_lock_semaphore(std::chrono::steady_clock::time_point deadline,
+                                                         std::chrono::nanoseconds timeout);
+
     std::shared_ptr<shm_lock_guard::state> state_;
 };
 

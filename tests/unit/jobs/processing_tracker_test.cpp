@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -764,4 +765,31 @@ TEST_CASE("reading a tracker never waits for the lock and needs no lock file", "
         CHECK(reader.get_job_status(processing_tracker::generate_job_id("a", "1")) == processing_status::running);
         CHECK_THROWS(reader.reset());
     }
+}
+
+// Issue 21: a tracker skips the parse only when the file holds exactly the text it wrote last.
+TEST_CASE("a tracker that wrote the file last still sees every change made after it", "[jobs]") {
+    const temp_dir tmp;
+    const fs::path file = tmp.path() / "tracker.yaml";
+    processing_tracker first(file);
+    processing_tracker second(file);
+    const auto ids = first.initialize_jobs({{"job", "a"}, {"job", "b"}});
+    first.start_job(ids[0], "w1");   // first wrote the file last
+    second.start_job(ids[1], "w2");  // another writer replaces it
+    first.complete_job(ids[0]);      // must read second's change, not reuse its own text
+    CHECK(second.get_job_status(ids[1]) == processing_status::running);
+    CHECK(first.get_job_info(ids[1]).executor_id == "w2");
+    // An in-place rewrite of the same size (no rename, same length) is seen as well.
+    first.start_job(ids[0], "w1");
+    std::string text = axds::test::read_file(file);
+    const auto at = text.find("executor_id: w1");
+    REQUIRE(at != std::string::npos);
+    text.replace(at, 15, "executor_id: w9");
+    {
+        std::ofstream out(file, std::ios::in | std::ios::out);
+        out << text;
+    }
+    first.complete_job(ids[0]);
+    CHECK(first.get_job_info(ids[0]).executor_id == "w9");
+    CHECK(second.get_job_info(ids[0]).executor_id == "w9");
 }

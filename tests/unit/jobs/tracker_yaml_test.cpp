@@ -215,3 +215,44 @@ TEST_CASE("a string the tracker cannot write names the file and the field", "[jo
     }
     CHECK(tracker.get_job_status(ids.at(0)) == processing_status::scheduled);
 }
+
+// Issue 21: a transition re-emits only its job's block; the result must be the full emit, byte for byte.
+TEST_CASE("patching one job's block of the tracker text gives exactly the full emit", "[jobs]") {
+    std::mt19937 rng(20261201);
+    int patched = 0;
+    for (int round = 0; round < 500; ++round) {
+        job_registry jobs = random_registry(rng, true);
+        std::vector<std::size_t> starts;
+        const auto text = axds::detail::emit_tracker_fast(jobs, &starts);
+        REQUIRE(text.has_value());
+        if (jobs.empty()) {
+            CHECK(starts.empty());
+            continue;
+        }
+        REQUIRE(starts.size() == jobs.size() + 1);
+        const std::size_t index = rng() % jobs.size();
+        job_state& job = jobs[index].second;
+        job.status = static_cast<processing_status>(rng() % 4);
+        job.executor_id = rng() % 2 == 0 ? std::optional<std::string>() : random_text(rng, true);
+        job.error_message = rng() % 2 == 0 ? std::optional<std::string>() : random_text(rng, true);
+        job.started_at = rng() % 2 == 0 ? std::optional<std::uint64_t>() : std::uint64_t{rng()} * 1000003U;
+        job.completed_at = rng() % 3 == 0 ? std::optional<std::uint64_t>() : std::uint64_t{rng()};
+        const auto patch = axds::detail::patch_tracker_job(*text, starts, jobs, index);
+        std::vector<std::size_t> expected_starts;
+        const auto full = axds::detail::emit_tracker_fast(jobs, &expected_starts);
+        REQUIRE(full.has_value());
+        REQUIRE(patch.has_value());
+        CHECK(*patch == *full);
+        CHECK(starts == expected_starts);
+        ++patched;
+    }
+    CHECK(patched > 400);
+    // A job the fast layout cannot write refuses the patch (the caller then emits in full).
+    job_registry jobs{{"a", job_state{.job_name = "x"}}};
+    std::vector<std::size_t> starts;
+    const auto text = axds::detail::emit_tracker_fast(jobs, &starts);
+    REQUIRE(text.has_value());
+    jobs[0].second.error_message = "needs: quoting";
+    CHECK_FALSE(axds::detail::patch_tracker_job(*text, starts, jobs, 0).has_value());
+    CHECK_FALSE(axds::detail::patch_tracker_job(*text, starts, jobs, 1).has_value());  // no such job
+}

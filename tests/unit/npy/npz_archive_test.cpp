@@ -238,3 +238,32 @@ TEST_CASE("crc32 matches zlib for every length, alignment and seed (the carry-le
     const std::span<const std::uint8_t> whole(buffer.data(), 1000);
     CHECK(axds::crc32(whole.subspan(300), axds::crc32(whole.first(300))) == axds::crc32(whole));
 }
+
+// Issue 21: names in ascending order need no table (find() bisects); any other order is indexed, and a repeated name
+// anywhere is refused either way.
+TEST_CASE("npz_reader finds members in archives whose names ascend or not and refuses repeats in both", "[npy]") {
+    temp_dir tmp;
+    const auto write = [&](const std::string& file, const std::vector<std::string>& names) {
+        axds::npz_writer writer(tmp.path() / file);
+        for (std::size_t i = 0; i < names.size(); ++i) {
+            const auto bytes = entry_file(1, i, 4);
+            writer.add(names[i], bytes);
+        }
+        writer.finish();
+        return tmp.path() / file;
+    };
+    const std::vector<std::string> shuffled{"c.npy", "a.npy", "e.npy", "b.npy", "d.npy"};
+    const axds::npz_reader mixed(write("mixed.npz", shuffled));
+    const axds::npz_reader sorted(write("sorted.npz", {"a.npy", "b.npy", "c.npy", "d.npy", "e.npy"}));
+    for (std::size_t i = 0; i < shuffled.size(); ++i) {
+        REQUIRE(mixed.find(shuffled[i]) == &mixed.members()[i]);
+        CHECK(sorted.find(shuffled[i])->name == shuffled[i]);
+    }
+    for (const char* absent : {"", "0.npy", "aa.npy", "f.npy", "c.np"}) {
+        CHECK(mixed.find(absent) == nullptr);
+        CHECK(sorted.find(absent) == nullptr);
+    }
+    // A repeat that is not next to its twin, in an otherwise ascending run.
+    const auto repeated = write("repeated.npz", {"a.npy", "b.npy", "c.npy", "b.npy"});
+    CHECK_THROWS_MATCHES(axds::npz_reader(repeated), axds::value_error, message_contains("two members have this name"));
+}

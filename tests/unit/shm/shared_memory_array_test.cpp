@@ -17,6 +17,7 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <exception>
@@ -702,4 +703,148 @@ TEST_CASE("big-endian numpy arrays are converted by element access and refused a
     INFO(seen.output);
     REQUIRE(seen.exit_code == 0);
     CHECK(seen.output == "[72623859790382856, 7, 18446744073709551614]\n[2.5, 0.125]\n");
+}
+
+// Issue 21: async_lock on the robust mutex waits on the mutex's futex word (a helper thread), not on a timer.
+namespace {
+
+/// Threads of this process (/proc/self/task entries).
+std::size_t thread_count() {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& entry : fs::directory_iterator("/proc/self/task")) {
+        ++n;
+    }
+    return n;
+}
+
+/// Waits up to 2 s for the process to be back to `expected` threads (the waiter thread exits after 50 ms idle).
+bool threads_back_to(std::size_t expected) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (thread_count() > expected) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            return false;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return true;
+}
+
+}  // namespace
+
+TEST_CASE("async_lock on the robust mutex can be cancelled and leaves no waiter behind", "[shm]") {
+    const shm_name name("cancelrobust");
+    auto a = shared_memory_array<std::int64_t>::create(name, {1}, std::int64_t{0});
+    auto waiter = shared_memory_array<std::int64_t>::attach(name, {1});
+    const std::size_t threads_before = thread_count();
+    std::optional<axds::shm_lock_guard> held = a.lock();
+    asio::io_context io;
+    asio::cancellation_signal cancel;
+    bool locked = false;
+    bool finished = false;
+    std::exception_ptr error;
+    auto attempt = [](shared_memory_array<std::int64_t>& array, bool& got) -> asio::awaitable<void> {
+        auto guard = co_await array.async_lock(std::chrono::seconds(5));  // a broken cancel ends in timeout_error
+        got = true;
+    };
+    asio::steady_timer timer(io, std::chrono::milliseconds(30));
+    timer.async_wait([&](std::error_code) { cancel.emit(asio::cancellation_type::terminal); });
+    asio::co_spawn(io, attempt(waiter, locked), asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e) {
+                       error = std::move(e);
+                       finished = true;
+                   }));
+    const auto start = std::chrono::steady_clock::now();
+    io.run();
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(2));
+    REQUIRE(finished);
+    CHECK_FALSE(locked);
+    REQUIRE(error);
+    try {
+        std::rethrow_exception(error);
+    } catch (const std::system_error& e) {
+        CHECK(e.code() == asio::error::operation_aborted);
+    }
+    // The cancelled wait took nothing: the holder still has the lock, and its release lets others in.
+    CHECK_FALSE(waiter.try_lock().has_value());
+    held.reset();
+    CHECK(waiter.try_lock().has_value());
+    CHECK(threads_back_to(threads_before));  // the waiter thread went away
+    // The object still waits and locks after a cancelled wait.
+    std::atomic<bool> holding{false};
+    std::thread release([&] {  // a robust mutex is released by the thread that took it
+        auto guard = a.lock();
+        holding.store(true);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    });
+    while (!holding.load()) {
+        std::this_thread::yield();
+    }
+    asio::io_context again;
+    std::string failure;
+    try {
+        axds::test::run_async(again, [&]() -> asio::awaitable<void> {
+            auto guard = co_await waiter.async_lock(std::chrono::seconds(5));
+            CHECK_FALSE(guard.previous_owner_died());
+        });
+    } catch (const std::exception& e) {
+        failure = e.what();
+    }
+    release.join();
+    CHECK(failure.empty());
+    CHECK(threads_back_to(threads_before));
+}
+
+TEST_CASE("async_lock waiting on a holder killed with -9 gets the lock at once with the dead-owner flag", "[shm]") {
+    const shm_name name("killedasync");
+    auto a = shared_memory_array<std::int64_t>::create(name, {2}, std::int64_t{0});
+    axds::test::child_process holder({AXDS_SHM_WORKER, "hold", name.str(), "2"});
+    REQUIRE(holder.read_line() == "locked");
+    asio::io_context io;
+    std::chrono::steady_clock::time_point killed;
+    axds::test::run_async(io, [&]() -> asio::awaitable<void> {
+        auto killer = [](axds::test::child_process& child,
+                         std::chrono::steady_clock::time_point& when) -> asio::awaitable<void> {
+            asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::milliseconds(30));
+            co_await timer.async_wait(asio::use_awaitable);  // the waiter is asleep on the futex by now
+            when = std::chrono::steady_clock::now();
+            child.kill9();
+        };
+        asio::co_spawn(co_await asio::this_coro::executor, killer(holder, killed), asio::detached);
+        auto guard = co_await a.async_lock(std::chrono::seconds(5));
+        CHECK(std::chrono::steady_clock::now() - killed < std::chrono::milliseconds(500));
+        CHECK(guard.previous_owner_died());
+        CHECK(a.array(false)[0] == 777);
+    });
+    CHECK(holder.wait() == 128 + 9);
+    CHECK(a.try_lock().has_value());  // consistent again: the next holder sees a plain lock
+    CHECK_FALSE(a.try_lock()->previous_owner_died());
+}
+
+TEST_CASE("async_lock and blocking lock() waiters on one robust mutex all get it in turn", "[shm]") {
+    // The waiter thread sets FUTEX_WAITERS and consumes wakes meant for any sleeper: none may be lost for a thread
+    // blocked in pthread_mutex_lock (a lost wake would hang this test until ctest's timeout).
+    const shm_name name("mixedwaiters");
+    auto a = shared_memory_array<std::int64_t>::create(name, {1}, std::int64_t{0});
+    auto b = shared_memory_array<std::int64_t>::attach(name, {1});
+    constexpr int rounds = 200;
+    std::atomic<bool> go{false};
+    std::thread blocking([&] {
+        while (!go.load()) {
+            std::this_thread::yield();
+        }
+        for (int i = 0; i < rounds; ++i) {
+            auto guard = b.lock();
+            b.array(false)[0] += 1;
+        }
+    });
+    asio::io_context io;
+    axds::test::run_async(io, [&]() -> asio::awaitable<void> {
+        go.store(true);
+        for (int i = 0; i < rounds; ++i) {
+            auto guard = co_await a.async_lock(std::chrono::seconds(10));
+            a.array(false)[0] += 1;
+            std::this_thread::sleep_for(std::chrono::microseconds(50));  // hold it: the other side must wait
+        }
+    });
+    blocking.join();
+    CHECK(a.get(0) == 2 * rounds);
 }
