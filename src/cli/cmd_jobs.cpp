@@ -147,7 +147,10 @@ bool parse_option(jobs_args& args, const std::vector<std::string>& words, std::s
 
 jobs_args parse_jobs(const std::vector<std::string>& words) {
     jobs_args args;
-    if (words.empty() || words[0] == "--help" || words[0] == "-h") {
+    if (words.empty()) {
+        throw usage_error("axds jobs needs a command: run, submit, status or reclaim");
+    }
+    if (words[0] == "--help" || words[0] == "-h") {
         throw usage_error("");
     }
     args.command = words[0];

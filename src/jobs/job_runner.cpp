@@ -303,8 +303,17 @@ asio::awaitable<void> run_command(std::shared_ptr<const std::vector<std::string>
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
         co_return;
     }
+    if (WIFSIGNALED(status) &&
+        (WTERMSIG(status) == SIGTERM || WTERMSIG(status) == SIGINT || WTERMSIG(status) == SIGHUP)) {
+        // Most likely the same stop signal (Ctrl-C, scancel, a time limit) reached this process too and its
+        // cancellation is on its way: give it a moment, so that the job is put back instead of recorded FAILED.
+        asio::steady_timer grace(co_await asio::this_coro::executor, std::chrono::milliseconds(300));
+        std::error_code ignored;
+        co_await grace.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    }
     const std::string last = tail_of(tail, options->stderr_tail_bytes);
-    throw child_process_error(fmt::format("The command '{}' {}{}{}", args.items.at(0), detail::describe_wait_status(status),
+    throw child_process_error(fmt::format("The command '{}' {}{}{}", args.items.at(0),
+                                          detail::describe_wait_status(status),
                                           last.empty() ? "" : "; stderr: ", last.empty() ? "." : last));
 }
 

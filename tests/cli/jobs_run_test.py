@@ -14,11 +14,12 @@ from jobs_common import axds, check, job_id, markers, read_tracker, write_tracke
 
 AXDS = sys.argv[1]
 
-# One job ("slow") sleeps on its first run until its worker is killed; every run that reaches the end appends a line
+# One job ("slow") sleeps on its first run until its worker is killed (the sleep is the worker's direct child, so
+# PR_SET_PDEATHSIG ends it with the worker: a grandchild would keep our stdout pipe open); every run that reaches the end appends a line
 # to markers/<job id>, so a job that ran twice to success would show two lines.
 SCRIPT = r"""
 if [ "$AXDS_JOB_SPECIFIER" = slow ] && [ ! -e "$1/slow.started" ]; then
-  touch "$1/slow.started"; sleep 60
+  touch "$1/slow.started"; exec sleep 60
 fi
 [ "$2" = "$AXDS_JOB_ID" ] || exit 9
 echo "$AXDS_EXECUTOR_ID" >> "$1/markers/$AXDS_JOB_ID"
@@ -26,18 +27,20 @@ echo "$AXDS_EXECUTOR_ID" >> "$1/markers/$AXDS_JOB_ID"
 
 
 def main():
-    with tempfile.TemporaryDirectory() as tmp:
+    # tmpfs when there is one: the test is about the runner, not about fsync latency on a loaded disk.
+    with tempfile.TemporaryDirectory(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as tmp:
         tracker = os.path.join(tmp, "tracker.yaml")
         jobs = [("session", str(i)) for i in range(199)] + [("session", "slow")]
         write_tracker(tracker, jobs)
         os.mkdir(os.path.join(tmp, "markers"))
 
-        for bad in (["jobs"], ["jobs", "run", tracker], ["jobs", "run", tracker, "--"], ["jobs", "frob", tracker],
+        for bad in (["jobs"], ["jobs", "--bogus"], ["jobs", "run", tracker], ["jobs", "run", tracker, "--"], ["jobs", "frob", tracker],
                     ["jobs", "run", tracker, "--workers", "0", "--", "true"], ["jobs", "submit", tracker, "--", "x"],
                     ["jobs", "status"]):
             result = axds(AXDS, *bad)
             check(result.returncode == 2 and "usage" in result.stderr, f"usage error for {bad}: {result}")
         check(axds(AXDS, "jobs", "status", os.path.join(tmp, "none.yaml")).returncode == 1, "missing tracker")
+        check(axds(AXDS, "jobs", "--help").returncode == 0, "jobs --help")
 
         start = time.monotonic()
         proc = subprocess.Popen([AXDS, "jobs", "run", tracker, "--workers", "8", "--json", "--", "sh", "-c", SCRIPT,
