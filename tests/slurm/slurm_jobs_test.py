@@ -38,6 +38,9 @@ def skip(reason):
 def cluster_ready():
     if "SLURM_CONF" not in os.environ and os.path.exists("/tmp/axds-slurm/slurm.conf"):
         os.environ["SLURM_CONF"] = "/tmp/axds-slurm/slurm.conf"
+    if not os.path.exists(os.environ.get("SLURM_CONF", "/etc/slurm/slurm.conf")):
+        skip("no slurm.conf (SLURM_CONF or /etc/slurm/slurm.conf); start a cluster with tests/slurm/start-cluster.sh "
+             "as root")
     try:
         result = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=20)
     except (FileNotFoundError, subprocess.TimeoutExpired) as e:
