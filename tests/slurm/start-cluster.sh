@@ -68,6 +68,7 @@ chmod 0400 /etc/munge/munge.key
 mkdir -p /run/munge /var/log/munge /var/lib/munge
 chown munge:munge /run/munge /var/log/munge /var/lib/munge 2>/dev/null || true
 if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
+  touch "$dir/munged.ours"  # stop-cluster.sh stops only a munged this script started
   if id munge >/dev/null 2>&1; then
     su -s /bin/sh munge -c munged || munged --force
   else

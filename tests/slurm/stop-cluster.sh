@@ -18,7 +18,8 @@ stop() {
 }
 stop "$dir/slurmd.pid"
 stop "$dir/slurmctld.pid"
-if [ -f /run/munge/munged.pid ]; then
+if [ -f "$dir/munged.ours" ]; then
   stop /run/munge/munged.pid
+  rm -f "$dir/munged.ours"
 fi
 echo "stop-cluster: stopped"
