@@ -800,4 +800,66 @@ void processing_tracker::reset() {
     locked(load_mode::create, true, [](job_registry& registry) { registry.clear(); });
 }
 
+// ---- Job runner support (job_runner.hpp) ----
+
+std::optional<std::pair<std::string, job_state>> processing_tracker::claim_next_job(std::string executor_id) {
+    std::optional<std::pair<std::string, job_state>> claimed;
+    std::error_code ec;
+    if (!fs::is_regular_file(file_path_, ec)) {
+        return claimed;  // nothing to claim; no lock file is created
+    }
+    // Save only when a job was claimed: an unlocked peek first keeps idle workers from rewriting the file.
+    if (!lock_held_ && ids_with_status(snapshot(), processing_status::scheduled).empty()) {
+        return claimed;
+    }
+    locked(load_mode::no_create, true, [&](job_registry& registry) {
+        const auto it = std::find_if(registry.begin(), registry.end(), [](const auto& entry) {
+            return entry.second.status == processing_status::scheduled;
+        });
+        if (it == registry.end()) {
+            return;
+        }
+        job_state& job = it->second;
+        job.status = processing_status::running;
+        job.error_message.reset();
+        job.completed_at.reset();
+        job.executor_id = executor_id;
+        job.started_at = utc_now_us();
+        claimed.emplace(it->first, job);
+    });
+    return claimed;
+}
+
+asio::awaitable<std::optional<std::pair<std::string, job_state>>> processing_tracker::async_claim_next_job(
+    std::string executor_id) {
+    std::optional<std::pair<std::string, job_state>> claimed;
+    std::error_code ec;
+    if (!fs::is_regular_file(file_path_, ec)) {
+        co_return claimed;
+    }
+    std::function<bool()> peek = [this] {
+        return !ids_with_status(snapshot(), processing_status::scheduled).empty();
+    };
+    const bool any = co_await detail::async_run_cpu(std::move(peek));
+    if (!any) {
+        co_return claimed;
+    }
+    std::function<void()> call = [&] {
+        claimed = claim_next_job(executor_id);
+    };
+    co_await async_with_lock(std::move(call));
+    co_return claimed;
+}
+
+void processing_tracker::update_jobs(const std::function<void(job_registry& jobs)>& op) {
+    locked(load_mode::create, true, op);
+}
+
+asio::awaitable<void> processing_tracker::async_update_jobs(std::function<void(job_registry& jobs)> op) {
+    std::function<void()> call = [&] {
+        update_jobs(op);
+    };
+    co_await async_with_lock(std::move(call));
+}
+
 }  // namespace axds

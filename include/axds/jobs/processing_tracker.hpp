@@ -220,6 +220,17 @@ public:
         std::rethrow_exception(failure);
     }
 
+    // ---- Job runner support (job_runner.hpp) ----
+    /// Atomically (one locked read-modify-write) starts the first SCHEDULED job in registry order with
+    /// `executor_id` (as start_job would: RUNNING, started_at now, error and completion cleared); returns its ID and
+    /// new state, or std::nullopt (nothing written) when no job is SCHEDULED. Two claimers never get the same job.
+    std::optional<std::pair<std::string, job_state>> claim_next_job(std::string executor_id);
+    asio::awaitable<std::optional<std::pair<std::string, job_state>>> async_claim_next_job(std::string executor_id);
+    /// Runs `op` on the jobs under the lock and saves the result: the general locked read-modify-write (the job
+    /// runner's reclaim and interruption use it). `op` may change states but should not add or remove jobs.
+    void update_jobs(const std::function<void(job_registry& jobs)>& op);
+    asio::awaitable<void> async_update_jobs(std::function<void(job_registry& jobs)> op);
+
 private:
     enum class load_mode { create, no_create };
     using operation = std::function<void(job_registry& jobs)>;

@@ -1,0 +1,579 @@
+// `axds jobs ...`: running a processing tracker's jobs locally (worker processes) or as a SLURM job array, the
+// scheduler's view of them, and the stale-job rule. See cmd_jobs.hpp for the commands.
+
+#include "cli/cmd_jobs.hpp"
+
+#include <axds/core/runtime.hpp>
+#include <axds/error.hpp>
+#include <axds/jobs/job_runner.hpp>
+#include <axds/jobs/processing_tracker.hpp>
+
+#include "jobs/subprocess.hpp"
+
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
+#include <fmt/format.h>
+
+#include <charconv>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::string_view usage_text = R"(usage:
+  axds jobs run TRACKER [--workers N] [--json] [-q] -- CMD [ARGS...]
+      Run every SCHEDULED job of TRACKER on this machine: N worker processes (default: the number of cores) each
+      claim a job, run CMD for it and record SUCCEEDED or FAILED, until no job is left. CMD gets AXDS_JOB_ID,
+      AXDS_JOB_NAME, AXDS_JOB_SPECIFIER, AXDS_TRACKER and AXDS_EXECUTOR_ID in its environment, and {job_id},
+      {job_name}, {specifier}, {tracker} and {executor_id} in ARGS are replaced by the job's values.
+  axds jobs submit TRACKER --array-size K [--workers-per-task N] [--json] [SBATCH OPTIONS...] -- CMD [ARGS...]
+      Submit one SLURM job array of K tasks (sbatch --array=0-K-1), each running `axds jobs run TRACKER --workers N
+      -- CMD ARGS...`; prints the array's job ID. Options this command does not know go to sbatch (use the
+      --option=value form). TRACKER, this axds binary and CMD must be on a filesystem every node sees.
+  axds jobs status TRACKER [--json] [--local-pids]
+      The tracker's counts, every RUNNING job with what its executor's scheduler (or /proc) says about it, and the
+      arrays submitted for this tracker as squeue sees them.
+  axds jobs reclaim TRACKER [--json] [--local-pids] [--gone EXECUTOR_ID]...
+      Make the RUNNING jobs of executors that are gone SCHEDULED again (SLURM jobs that ended, dead processes of this
+      host); jobs whose executor may be alive are never touched. --local-pids: 'pid:N' IDs without a host are
+      processes of this host. --gone ID: you checked that this executor is gone (any scheduler).
+  Failed jobs: `axds tracker retry TRACKER`, then run or submit again.
+)";
+
+/// A worker's exit status when it recorded FAILED jobs (the runner itself worked).
+constexpr int failed_jobs_exit = 3;
+
+struct usage_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+/// A JSON string (tracker text is valid UTF-8; bytes >= 0x80 pass through).
+std::string json(std::string_view text) {
+    std::string out = "\"";
+    for (const char c : text) {
+        switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\t': out += "\\t"; break;
+            case '\r': out += "\\r"; break;
+            default:
+                if (static_cast<unsigned char>(c) < 0x20) {
+                    out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+                } else {
+                    out += c;
+                }
+        }
+    }
+    return out + "\"";
+}
+
+struct jobs_args {
+    std::string command;  // run, submit, status, reclaim
+    fs::path tracker;
+    std::size_t workers = 0;
+    std::size_t array_size = 0;
+    std::size_t workers_per_task = 1;
+    bool json = false;
+    bool quiet = false;
+    axds::reclaim_options reclaim;
+    std::vector<std::string> sbatch_options;
+    std::vector<std::string> cmd;
+};
+
+std::size_t parse_count(const std::string& text, std::string_view option, std::size_t minimum) {
+    std::size_t value = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size() || value < minimum || value > 100'000) {
+        throw usage_error(fmt::format("{} expects a whole number from {} to 100000, not '{}'", option, minimum, text));
+    }
+    return value;
+}
+
+/// One option of `args` at `i` (advances i past a separate value); false when it is not a known option.
+bool parse_option(jobs_args& args, const std::vector<std::string>& words, std::size_t& i) {
+    const std::string& word = words[i];
+    const auto value = [&](std::string_view option) -> std::string {
+        if (word.size() > option.size() && word[option.size()] == '=') {
+            return word.substr(option.size() + 1);
+        }
+        if (i + 1 >= words.size()) {
+            throw usage_error(fmt::format("{} needs a value", option));
+        }
+        return words[++i];
+    };
+    const auto is = [&](std::string_view option) {
+        return word == option ||
+               (word.starts_with(option) && word.size() > option.size() && word[option.size()] == '=');
+    };
+    if (word == "--json") {
+        args.json = true;
+    } else if (word == "-q" || word == "--quiet") {
+        args.quiet = true;
+    } else if (word == "--local-pids" && (args.command == "status" || args.command == "reclaim")) {
+        args.reclaim.bare_pids_are_local = true;
+    } else if (is("--gone") && args.command == "reclaim") {
+        args.reclaim.gone_executors.push_back(value("--gone"));
+    } else if (is("--workers") && args.command == "run") {
+        args.workers = parse_count(value("--workers"), "--workers", 1);
+    } else if (is("--array-size") && args.command == "submit") {
+        args.array_size = parse_count(value("--array-size"), "--array-size", 1);
+    } else if (is("--workers-per-task") && args.command == "submit") {
+        args.workers_per_task = parse_count(value("--workers-per-task"), "--workers-per-task", 1);
+    } else {
+        return false;
+    }
+    return true;
+}
+
+jobs_args parse_jobs(const std::vector<std::string>& words) {
+    jobs_args args;
+    if (words.empty()) {
+        throw usage_error("axds jobs needs a command: run, submit, status or reclaim");
+    }
+    if (words[0] == "--help" || words[0] == "-h") {
+        throw usage_error("");
+    }
+    args.command = words[0];
+    if (args.command != "run" && args.command != "submit" && args.command != "status" && args.command != "reclaim") {
+        throw usage_error(fmt::format("'{}' is not a jobs command; expected run, submit, status or reclaim", words[0]));
+    }
+    bool separator = false;
+    for (std::size_t i = 1; i < words.size(); ++i) {
+        if (words[i] == "--") {
+            args.cmd.assign(words.begin() + static_cast<std::ptrdiff_t>(i) + 1, words.end());
+            separator = true;
+            break;
+        }
+        if (words[i] == "--help" || words[i] == "-h") {
+            throw usage_error("");
+        }
+        if (parse_option(args, words, i)) {
+            continue;
+        }
+        if (args.tracker.empty() && !words[i].starts_with("-")) {
+            args.tracker = words[i];
+        } else if (args.command == "submit" && words[i].starts_with("-")) {
+            args.sbatch_options.push_back(words[i]);
+        } else {
+            throw usage_error(fmt::format("unexpected argument '{}' for axds jobs {}", words[i], args.command));
+        }
+    }
+    if (args.tracker.empty()) {
+        throw usage_error(fmt::format("axds jobs {} needs the TRACKER file", args.command));
+    }
+    const bool needs_cmd = args.command == "run" || args.command == "submit";
+    if (needs_cmd && (!separator || args.cmd.empty())) {
+        throw usage_error(fmt::format("axds jobs {} needs -- CMD [ARGS...] after its options", args.command));
+    }
+    if (!needs_cmd && separator) {
+        throw usage_error(fmt::format("axds jobs {} takes no command", args.command));
+    }
+    if (args.command == "submit" && args.array_size == 0) {
+        throw usage_error("axds jobs submit needs --array-size K");
+    }
+    for (const auto& option : args.sbatch_options) {
+        if (option.starts_with("--array") || option == "-a" || option.starts_with("--wrap")) {
+            throw usage_error(fmt::format("'{}' is set by axds jobs submit itself", option));
+        }
+    }
+    return args;
+}
+
+/// The tracker must exist and parse (a corrupt file is reported by name before any worker starts).
+axds::processing_tracker open_tracker(const fs::path& path) {
+    struct stat st {};
+
+    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+        throw axds::file_not_found_error(
+            std::make_error_code(std::errc::no_such_file_or_directory),
+            fmt::format("The processing tracker file '{}' does not exist.", path.string()));
+    }
+    axds::processing_tracker tracker(fs::absolute(path).lexically_normal());
+    (void)tracker.snapshot();
+    return tracker;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// jobs run
+
+/// One worker process: the library runner with one worker, cancelled (its job put back) on SIGINT/SIGTERM.
+int worker_process(const fs::path& tracker, const std::vector<std::string>& cmd) {
+    asio::io_context io;
+    asio::signal_set signals(io, SIGINT, SIGTERM);
+    sigset_t mask;
+    ::sigemptyset(&mask);
+    ::sigaddset(&mask, SIGINT);
+    ::sigaddset(&mask, SIGTERM);
+    ::sigprocmask(SIG_UNBLOCK, &mask, nullptr);  // the parent blocks them (it waits for them with sigtimedwait)
+    asio::cancellation_signal cancel;
+    signals.async_wait([&](const std::error_code& ec, int) {
+        if (!ec) {
+            cancel.emit(asio::cancellation_type::terminal);
+        }
+    });
+    std::exception_ptr error;
+    std::size_t failed = 0;
+    asio::co_spawn(io, axds::async_run_tracker_jobs(tracker, axds::command_job_handler(cmd)),
+                   asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e, axds::job_runner_report r) {
+                       error = std::move(e);
+                       failed = r.failed;
+                       signals.cancel();
+                   }));
+    io.run();
+    if (error) {
+        try {
+            std::rethrow_exception(error);
+        } catch (const std::system_error& e) {
+            if (e.code() == asio::error::operation_aborted) {
+                return 130;
+            }
+            std::fprintf(stderr, "axds: worker %d: %s\n", static_cast<int>(::getpid()), e.what());
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "axds: worker %d: %s\n", static_cast<int>(::getpid()), e.what());
+        }
+        return 1;
+    }
+    return failed > 0 ? failed_jobs_exit : 0;
+}
+
+struct run_round {
+    std::size_t workers_failed = 0;   // exited 1: the runner itself failed (a tracker error)
+    std::size_t jobs_failed = 0;      // workers that recorded at least one FAILED job
+    std::vector<std::string> killed;  // "worker 123 was killed by signal 9"
+    bool interrupted = false;
+};
+
+void draw_progress(bool enabled, axds::processing_tracker& tracker) {
+    if (!enabled) {
+        return;
+    }
+    const auto summary = tracker.summarize().summary;
+    std::fprintf(stderr, "\rjobs: %zu/%zu done (%zu failed), %zu running, %zu scheduled\x1b[K",
+                 summary.succeeded + summary.failed, summary.total, summary.failed, summary.running, summary.scheduled);
+}
+
+/// Forks `workers` worker processes and waits for them (SIGINT/SIGTERM are forwarded to them).
+run_round run_workers(const jobs_args& args, axds::processing_tracker& tracker, bool progress) {
+    std::fflush(stdout);
+    std::fflush(stderr);
+    std::vector<pid_t> children;
+    for (std::size_t i = 0; i < args.workers; ++i) {
+        const pid_t pid = ::fork();
+        if (pid == 0) {
+            std::_Exit(worker_process(tracker.file_path(), args.cmd));
+        }
+        if (pid < 0) {
+            std::fprintf(stderr, "axds: could not start worker %zu: %s\n", i, std::strerror(errno));
+            break;
+        }
+        children.push_back(pid);
+    }
+    run_round round;
+    sigset_t waited;
+    ::sigemptyset(&waited);
+    ::sigaddset(&waited, SIGINT);
+    ::sigaddset(&waited, SIGTERM);
+    const timespec tick{0, 200'000'000};
+    while (!children.empty()) {
+        int status = 0;
+        const pid_t done = ::waitpid(-1, &status, WNOHANG);
+        if (done > 0) {
+            std::erase(children, done);
+            if (WIFSIGNALED(status)) {
+                round.killed.push_back(fmt::format("worker {} {}", done, axds::detail::describe_wait_status(status)));
+            } else if (WEXITSTATUS(status) == 130) {
+                round.interrupted = true;
+            } else if (WEXITSTATUS(status) == failed_jobs_exit) {
+                ++round.jobs_failed;
+            } else if (WEXITSTATUS(status) != 0) {
+                ++round.workers_failed;
+            }
+            continue;
+        }
+        draw_progress(progress, tracker);
+        const int signal = ::sigtimedwait(&waited, nullptr, &tick);
+        if (signal == SIGINT || signal == SIGTERM) {
+            round.interrupted = true;
+            for (const pid_t child : children) {
+                ::kill(child, SIGTERM);
+            }
+        }
+    }
+    return round;
+}
+
+int jobs_run(jobs_args& args) {
+    auto tracker = open_tracker(args.tracker);
+    if (args.workers == 0) {
+        args.workers = std::max(1U, std::thread::hardware_concurrency());
+    }
+    (void)axds::command_job_handler(args.cmd);  // validates the command before anything starts
+    const bool progress = !args.quiet && !args.json && ::isatty(STDERR_FILENO) != 0;
+    const auto started = std::chrono::steady_clock::now();
+    sigset_t mask;
+    ::sigemptyset(&mask);
+    ::sigaddset(&mask, SIGINT);
+    ::sigaddset(&mask, SIGTERM);
+    ::sigprocmask(SIG_BLOCK, &mask, nullptr);
+    std::vector<std::string> killed;
+    std::vector<axds::stale_job> reclaimed;
+    std::size_t workers_failed = 0;
+    std::size_t jobs_failed = 0;
+    bool interrupted = false;
+    // A worker killed mid-job leaves its job RUNNING under its pid; the pid rule reclaims it (the process is gone)
+    // and another round runs it. At most 3 rounds: a job that kills its worker every time stays for the user.
+    for (int attempt = 0; attempt < 3 && !interrupted; ++attempt) {
+        const run_round round = run_workers(args, tracker, progress);
+        killed.insert(killed.end(), round.killed.begin(), round.killed.end());
+        workers_failed += round.workers_failed;
+        jobs_failed += round.jobs_failed;
+        interrupted = round.interrupted;
+        if (round.killed.empty() || interrupted) {
+            break;
+        }
+        const auto report = axds::reclaim_stale_jobs(tracker);
+        reclaimed.insert(reclaimed.end(), report.reclaimed.begin(), report.reclaimed.end());
+        if (report.reclaimed.empty()) {
+            break;
+        }
+    }
+    if (progress) {
+        draw_progress(true, tracker);
+        std::fputc('\n', stderr);
+    }
+    for (const auto& line : killed) {
+        std::fprintf(stderr, "axds: %s\n", line.c_str());
+    }
+    for (const auto& job : reclaimed) {
+        std::fprintf(stderr, "axds: reclaimed job %s (%s)\n", job.job_id.c_str(), job.verdict.reason.c_str());
+    }
+    const auto summary = tracker.summarize();
+    const auto& c = summary.summary;
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (args.json) {
+        std::string ids;
+        for (const auto& job : reclaimed) {
+            ids += (ids.empty() ? "" : ", ") + json(job.job_id);
+        }
+        fmt::print(
+            "{{\"tracker\": {}, \"workers\": {}, \"total\": {}, \"succeeded\": {}, \"failed\": {}, \"running\": {}, "
+            "\"scheduled\": {}, \"workers_killed\": {}, \"reclaimed\": [{}], \"interrupted\": {}, \"seconds\": "
+            "{:.3f}}}\n",
+            json(tracker.file_path().string()), args.workers, c.total, c.succeeded, c.failed, c.running, c.scheduled,
+            killed.size(), ids, interrupted, seconds);
+    } else if (!args.quiet) {
+        fmt::print("{} jobs: {} succeeded, {} failed, {} running, {} scheduled ({} workers, {:.1f} s){}\n", c.total,
+                   c.succeeded, c.failed, c.running, c.scheduled, args.workers, seconds,
+                   c.failed > 0 ? "; see `axds tracker show` for the errors, `axds tracker retry` to rerun" : "");
+    }
+    // 1 when a job of this run failed, a worker failed, or a killed worker's job could not be reclaimed; jobs that
+    // other runners (other hosts, other array tasks) hold or failed do not count.
+    const bool unreclaimed = killed.size() > reclaimed.size();
+    return interrupted ? 130 : (workers_failed > 0 || jobs_failed > 0 || unreclaimed) ? 1 : 0;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// jobs submit / status / reclaim
+
+std::string shell_quote(std::string_view word) {
+    std::string out = "'";
+    for (const char c : word) {
+        out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    }
+    return out + "'";
+}
+
+fs::path arrays_file(const axds::processing_tracker& tracker) {
+    fs::path path = tracker.file_path();
+    path += ".slurm-arrays";
+    return path;
+}
+
+int jobs_submit(const jobs_args& args) {
+    auto tracker = open_tracker(args.tracker);
+    const fs::path self = fs::read_symlink("/proc/self/exe");
+    std::string script = fmt::format("exec {} jobs run {} --workers {} --quiet --", shell_quote(self.string()),
+                                     shell_quote(tracker.file_path().string()), args.workers_per_task);
+    for (const auto& word : args.cmd) {
+        script += " " + shell_quote(word);
+    }
+    std::vector<std::string> sbatch{"sbatch", "--parsable", fmt::format("--array=0-{}", args.array_size - 1),
+                                    "--job-name=axds-jobs", fmt::format("--cpus-per-task={}", args.workers_per_task)};
+    sbatch.insert(sbatch.end(), args.sbatch_options.begin(), args.sbatch_options.end());
+    sbatch.push_back("--wrap=" + script);
+    const auto result = axds::detail::run_capture(sbatch, false);
+    if (!result.ran) {
+        throw axds::child_process_error("sbatch was not found on PATH: axds jobs submit needs a SLURM client.");
+    }
+    std::string id = result.output.substr(0, result.output.find_first_of(";\n"));
+    if (!WIFEXITED(result.status) || WEXITSTATUS(result.status) != 0 || id.empty()) {
+        throw axds::child_process_error(fmt::format("sbatch {} (the array was not submitted): {}",
+                                                    axds::detail::describe_wait_status(result.status), result.output));
+    }
+    std::ofstream(arrays_file(tracker), std::ios::app) << id << '\n';
+    if (args.json) {
+        fmt::print("{{\"array_id\": {}, \"tasks\": {}, \"tracker\": {}}}\n", json(id), args.array_size,
+                   json(tracker.file_path().string()));
+    } else {
+        fmt::print("{}\n", id);
+    }
+    return 0;
+}
+
+std::string_view liveness_name(axds::executor_liveness state) {
+    switch (state) {
+        case axds::executor_liveness::alive: return "alive";
+        case axds::executor_liveness::gone: return "gone";
+        case axds::executor_liveness::unknown: return "unknown";
+    }
+    return "unknown";
+}
+
+/// squeue's view of the arrays submitted for this tracker: "<task> <state>" lines (empty when none or no squeue).
+std::vector<std::pair<std::string, std::string>> scheduler_view(const axds::processing_tracker& tracker,
+                                                                std::string& note) {
+    std::ifstream in(arrays_file(tracker));
+    std::vector<std::string> arrays;
+    for (std::string id; std::getline(in, id);) {
+        if (!id.empty()) {
+            arrays.push_back(id);
+        }
+    }
+    std::vector<std::pair<std::string, std::string>> tasks;
+    for (const auto& id : arrays) {
+        const auto result = axds::detail::run_capture({"squeue", "-h", "-t", "all", "-j", id, "-o", "%i %T"}, true);
+        if (!result.ran || !WIFEXITED(result.status) || WEXITSTATUS(result.status) != 0) {
+            note += fmt::format("array {}: squeue: {}; ", id, result.ran ? result.output : "not installed");
+            continue;
+        }
+        std::istringstream lines(result.output);
+        std::string task;
+        std::string state;
+        while (lines >> task >> state) {
+            tasks.emplace_back(task, state);
+        }
+    }
+    return tasks;
+}
+
+void print_stale(const std::vector<axds::stale_job>& jobs, std::string& out) {
+    for (const auto& job : jobs) {
+        out += fmt::format("{}{{\"job_id\": {}, \"executor_id\": {}, \"executor\": {}, \"reason\": {}}}",
+                           out.empty() || out.back() == '[' ? "" : ", ", json(job.job_id), json(job.executor_id),
+                           json(liveness_name(job.verdict.state)), json(job.verdict.reason));
+    }
+}
+
+int jobs_status(const jobs_args& args) {
+    auto tracker = open_tracker(args.tracker);
+    const auto summary = tracker.summarize();
+    const auto running = axds::probe_running_jobs(tracker, args.reclaim);
+    std::string note;
+    const auto tasks = scheduler_view(tracker, note);
+    const auto& c = summary.summary;
+    if (args.json) {
+        std::string out = "[";
+        print_stale(running, out);
+        std::string view;
+        for (const auto& [task, state] : tasks) {
+            view += fmt::format("{}{{\"task\": {}, \"state\": {}}}", view.empty() ? "" : ", ", json(task), json(state));
+        }
+        fmt::print(
+            "{{\"summary\": {{\"total\": {}, \"succeeded\": {}, \"failed\": {}, \"running\": {}, \"scheduled\": {}}}, "
+            "\"status\": {}, \"running\": {}], \"scheduler\": [{}]}}\n",
+            c.total, c.succeeded, c.failed, c.running, c.scheduled, json(axds::tracker_status_value(summary.status)),
+            out, view);
+        return 0;
+    }
+    fmt::print("{} jobs: {} succeeded, {} failed, {} running, {} scheduled; status {}\n", c.total, c.succeeded,
+               c.failed, c.running, c.scheduled, axds::tracker_status_value(summary.status));
+    for (const auto& job : running) {
+        fmt::print(
+            "  running {}: executor {} ({})\n", job.job_id,
+            job.verdict.state == axds::executor_liveness::gone ? "GONE, reclaimable" : liveness_name(job.verdict.state),
+            job.verdict.reason);
+    }
+    for (const auto& [task, state] : tasks) {
+        fmt::print("  slurm {}: {}\n", task, state);
+    }
+    if (!note.empty()) {
+        fmt::print("  {}\n", note);
+    }
+    return 0;
+}
+
+int jobs_reclaim(const jobs_args& args) {
+    auto tracker = open_tracker(args.tracker);
+    const auto report = axds::reclaim_stale_jobs(tracker, args.reclaim);
+    if (args.json) {
+        std::string reclaimed = "[";
+        print_stale(report.reclaimed, reclaimed);
+        std::string kept = "[";
+        print_stale(report.kept, kept);
+        fmt::print("{{\"reclaimed\": {}], \"kept\": {}]}}\n", reclaimed, kept);
+        return 0;
+    }
+    for (const auto& job : report.reclaimed) {
+        fmt::print("reclaimed {}: {}\n", job.job_id, job.verdict.reason);
+    }
+    for (const auto& job : report.kept) {
+        fmt::print("kept {} ({}): {}\n", job.job_id, liveness_name(job.verdict.state), job.verdict.reason);
+    }
+    fmt::print("{} jobs reclaimed, {} running jobs kept\n", report.reclaimed.size(), report.kept.size());
+    return 0;
+}
+
+}  // namespace
+
+int axds::cli::run_jobs(int argc, char** argv, const run_options& options) {
+    const std::vector<std::string> words(argv + 1, argv + argc);
+    jobs_args args;
+    try {
+        args = parse_jobs(words);
+    } catch (const usage_error& e) {
+        if (std::string_view(e.what()).empty()) {
+            *options.out << usage_text;
+            return 0;
+        }
+        *options.err << "axds jobs: " << e.what() << "\n" << usage_text;
+        return 2;
+    }
+    if (options.parse_only) {
+        return 0;
+    }
+    try {
+        if (args.command == "run") {
+            return jobs_run(args);
+        }
+        if (args.command == "submit") {
+            return jobs_submit(args);
+        }
+        if (args.command == "status") {
+            return jobs_status(args);
+        }
+        return jobs_reclaim(args);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "axds: %s\n", e.what());
+        return 1;
+    }
+}

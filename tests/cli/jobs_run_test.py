@@ -1,0 +1,89 @@
+"""`axds jobs run`: 8 worker processes over 200 jobs (argv[2]; fewer in the sanitizer builds); one worker is killed with SIGKILL in the middle of a job, its job
+is reclaimed by the pid rule and rerun; every job ends SUCCEEDED and ran to success exactly once. Also the usage
+errors and `jobs status`/`jobs reclaim` on a local tracker."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "slurm"))
+from jobs_common import axds, check, job_id, markers, read_tracker, write_tracker  # noqa: E402
+
+AXDS = sys.argv[1]
+JOBS = int(sys.argv[2]) if len(sys.argv) > 2 else 200  # the sanitizer builds (several times slower) run fewer
+
+# One job ("slow") sleeps on its first run until its worker is killed (the sleep is the worker's direct child, so
+# PR_SET_PDEATHSIG ends it with the worker: a grandchild would keep our stdout pipe open); every run that reaches the end appends a line
+# to markers/<job id>, so a job that ran twice to success would show two lines.
+SCRIPT = r"""
+if [ "$AXDS_JOB_SPECIFIER" = slow ] && [ ! -e "$1/slow.started" ]; then
+  touch "$1/slow.started"; exec sleep 60
+fi
+[ "$2" = "$AXDS_JOB_ID" ] || exit 9
+echo "$AXDS_EXECUTOR_ID" >> "$1/markers/$AXDS_JOB_ID"
+"""
+
+
+def main():
+    # tmpfs when there is one: the test is about the runner, not about fsync latency on a loaded disk.
+    with tempfile.TemporaryDirectory(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as tmp:
+        tracker = os.path.join(tmp, "tracker.yaml")
+        jobs = [("session", "slow")] + [("session", str(i)) for i in range(JOBS - 1)]  # slow is claimed first
+        write_tracker(tracker, jobs)
+        os.mkdir(os.path.join(tmp, "markers"))
+
+        for bad in (["jobs"], ["jobs", "--bogus"], ["jobs", "run", tracker], ["jobs", "run", tracker, "--"], ["jobs", "frob", tracker],
+                    ["jobs", "run", tracker, "--workers", "0", "--", "true"], ["jobs", "submit", tracker, "--", "x"],
+                    ["jobs", "status"]):
+            result = axds(AXDS, *bad)
+            check(result.returncode == 2 and "usage" in result.stderr, f"usage error for {bad}: {result}")
+        check(axds(AXDS, "jobs", "status", os.path.join(tmp, "none.yaml")).returncode == 1, "missing tracker")
+        check(axds(AXDS, "jobs", "--help").returncode == 0, "jobs --help")
+
+        start = time.monotonic()
+        proc = subprocess.Popen([AXDS, "jobs", "run", tracker, "--workers", "8", "--json", "--", "sh", "-c", SCRIPT,
+                                 "sh", tmp, "{job_id}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        slow = job_id("session", "slow")
+        deadline = time.monotonic() + 30
+        while not os.path.exists(os.path.join(tmp, "slow.started")):
+            check(time.monotonic() < deadline and proc.poll() is None, "the slow job never started")
+            time.sleep(0.01)
+        executor = read_tracker(tracker)[slow]["executor_id"]
+        check(executor.startswith("pid:") and "@" in executor, f"worker executor id {executor}")
+        worker = int(executor[4:executor.index("@")])
+        check(worker != proc.pid, "the job runs in a worker process, not the parent")
+        os.kill(worker, signal.SIGKILL)
+        out, err = proc.communicate(timeout=150)
+        elapsed = time.monotonic() - start
+        check(proc.returncode == 0, f"jobs run exit {proc.returncode}: {err}")
+        report = json.loads(out)
+        check(report["workers_killed"] == 1 and report["reclaimed"] == [slow], f"report {report}")
+        check(report["succeeded"] == JOBS and report["failed"] == 0, f"report {report}")
+        check("reclaimed job " + slow in err and "killed by signal 9" in err, f"stderr {err}")
+
+        final = read_tracker(tracker)
+        check(all(job["status"] == 2 for job in final.values()), "every job SUCCEEDED")
+        check(all(job["error_message"] is None and job["completed_at"] >= job["started_at"] for job in final.values()),
+              "clean records")
+        counts = markers(os.path.join(tmp, "markers"))
+        check(len(counts) == JOBS and set(counts.values()) == {1}, f"exactly once: {sorted(counts.values())[-3:]}")
+        check(final[slow]["executor_id"] != executor, "the slow job reran under another worker")
+
+        # A failing command: the job is FAILED with the exit status; status and reclaim on a local tracker.
+        write_tracker(tracker, [("fails", "x")])
+        result = axds(AXDS, "jobs", "run", tracker, "-q", "--", "sh", "-c", "echo broken input >&2; exit 4")
+        check(result.returncode == 1, f"a failed job makes jobs run exit 1: {result}")
+        job = read_tracker(tracker)[job_id("fails", "x")]
+        check(job["status"] == 3 and "exited with status 4" in job["error_message"] and
+              "broken input" in job["error_message"], f"failed job {job}")
+        status = json.loads(axds(AXDS, "jobs", "status", tracker, "--json").stdout)
+        check(status["summary"]["failed"] == 1 and status["running"] == [], f"status {status}")
+        reclaim = json.loads(axds(AXDS, "jobs", "reclaim", tracker, "--json").stdout)
+        check(reclaim == {"reclaimed": [], "kept": []}, f"reclaim {reclaim}")
+        print(f"jobs run: {JOBS} jobs on 8 workers with one worker killed: {elapsed:.1f} s")
+
+
+main()

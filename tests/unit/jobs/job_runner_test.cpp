@@ -1,0 +1,340 @@
+#include <axds/jobs/job_runner.hpp>
+
+#include "support/run_async.hpp"
+#include "support/temp_dir.hpp"
+
+#include <axds/error.hpp>
+#include <axds/log/log_package.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include <array>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+using axds::executor_liveness;
+using axds::job_context;
+using axds::job_state;
+using axds::processing_status;
+using axds::processing_tracker;
+using axds::test::temp_dir;
+using Catch::Matchers::Contains;
+
+namespace {
+
+std::vector<axds::job_key> numbered_jobs(std::string_view name, int count) {
+    std::vector<axds::job_key> jobs;
+    for (int i = 0; i < count; ++i) {
+        jobs.emplace_back(std::string(name), std::to_string(i));
+    }
+    return jobs;
+}
+
+std::string host_name() {
+    std::array<char, 256> name{};
+    ::gethostname(name.data(), name.size() - 1);
+    return name.data();
+}
+
+/// Sets one job RUNNING with this executor and start time (as a worker that vanished would have left it).
+void set_running(processing_tracker& tracker, const std::string& job_id, std::string executor, std::uint64_t started) {
+    tracker.update_jobs([&](axds::job_registry& jobs) {
+        for (auto& [id, job] : jobs) {
+            if (id == job_id) {
+                job.status = processing_status::running;
+                job.executor_id = executor;
+                job.started_at = started;
+            }
+        }
+    });
+}
+
+/// A pid that belonged to a process that has exited (and was reaped).
+pid_t dead_pid() {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::_exit(0);
+    }
+    ::waitpid(pid, nullptr, 0);
+    return pid;
+}
+
+}  // namespace
+
+TEST_CASE("claim_next_job hands each job to exactly one of several concurrent claimers", "[jobs]") {
+    const temp_dir tmp;
+    const fs::path file = tmp.path() / "tracker.yaml";
+    processing_tracker(file).initialize_jobs(numbered_jobs("claim", 60));
+    std::array<std::vector<std::string>, 4> claimed;
+    std::vector<std::thread> threads;
+    for (std::size_t t = 0; t < claimed.size(); ++t) {
+        threads.emplace_back([&, t] {
+            processing_tracker mine(file);
+            while (auto job = mine.claim_next_job(fmt::format("test:{}", t))) {
+                claimed[t].push_back(job->first);
+            }
+        });
+    }
+    for (auto& thread : threads) {
+        thread.join();
+    }
+    std::set<std::string> all;
+    std::size_t total = 0;
+    for (std::size_t t = 0; t < claimed.size(); ++t) {
+        total += claimed[t].size();
+        for (const auto& id : claimed[t]) {
+            all.insert(id);
+            CHECK(processing_tracker(file).get_job_info(id).executor_id == fmt::format("test:{}", t));
+        }
+    }
+    CHECK(total == 60);
+    CHECK(all.size() == 60);
+    CHECK(processing_tracker(file).get_jobs_by_status(processing_status::running).size() == 60);
+    CHECK_FALSE(processing_tracker(file).claim_next_job("late").has_value());
+}
+
+TEST_CASE("the job runner runs every job once on several workers and records failures", "[jobs]") {
+    const temp_dir tmp;
+    const fs::path file = tmp.path() / "tracker.yaml";
+    auto jobs = numbered_jobs("ok", 40);
+    jobs.emplace_back("bad", "x");
+    processing_tracker(file).initialize_jobs(jobs);
+    std::mutex mutex;
+    std::map<std::string, int> runs;
+    std::size_t done_callbacks = 0;
+    axds::job_handler handler = [&](job_context job) -> asio::awaitable<void> {
+        {
+            const std::lock_guard lock(mutex);
+            ++runs[job.job_id];
+        }
+        asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::milliseconds(1));
+        co_await timer.async_wait(asio::use_awaitable);
+        if (job.job_name == "bad") {
+            throw axds::value_error("bad input in " + job.specifier);
+        }
+    };
+    axds::job_runner_options options{.workers = 4, .executor_id = "test:runner"};
+    options.on_job_done = [&](const axds::job_outcome&) {
+        ++done_callbacks;
+    };
+    asio::io_context io;
+    std::exception_ptr error;
+    std::optional<axds::job_runner_report> report;
+    asio::co_spawn(io, axds::async_run_tracker_jobs(file, handler, options),
+                   [&](std::exception_ptr e, axds::job_runner_report r) {
+                       error = e;
+                       report = std::move(r);
+                   });
+    // Two threads run the caller's executor: the runner keeps its workers on one strand.
+    std::thread second([&] { io.run(); });
+    io.run();
+    second.join();
+    REQUIRE_FALSE(error);
+    CHECK(report->succeeded == 40);
+    CHECK(report->failed == 1);
+    CHECK(done_callbacks == 41);
+    REQUIRE(report->failures.size() == 1);
+    CHECK_THAT(report->failures[0].error, Contains("bad input in x"));
+    CHECK(runs.size() == 41);
+    for (const auto& [id, count] : runs) {
+        CHECK(count == 1);
+    }
+    processing_tracker tracker(file);
+    const auto summary = tracker.summarize();
+    CHECK(summary.summary.succeeded == 40);
+    CHECK(summary.summary.failed == 1);
+    const auto bad = tracker.get_job_info(processing_tracker::generate_job_id("bad", "x"));
+    CHECK(bad.error_message == "bad input in x");
+    CHECK(bad.executor_id == "test:runner");
+}
+
+TEST_CASE("a command job gets the job in its environment and arguments and fails with its exit status and stderr",
+          "[jobs]") {
+    const temp_dir tmp;
+    const fs::path file = tmp.path() / "tracker.yaml";
+    processing_tracker(file).initialize_jobs({{"good", "s1"}, {"bad", "s2"}});
+    const std::string script = fmt::format(
+        "printf '%s %s %s %s\\n' \"$AXDS_JOB_ID\" \"$AXDS_JOB_NAME\" \"$AXDS_JOB_SPECIFIER\" \"$AXDS_TRACKER\" > "
+        "{}/$1.out; [ \"$AXDS_JOB_NAME\" = good ] && exit 0; for i in 1 2 3 4 5 6 7 8 9; do echo filler-$i >&2; "
+        "done; echo the-last-words >&2; exit 3",
+        tmp.path().string());
+    auto handler = axds::command_job_handler({"sh", "-c", script, "sh", "{job_name}-{specifier}"},
+                                             {.stderr_tail_bytes = 40, .forward_stderr = false});
+    asio::io_context io;
+    const auto report = axds::test::run_async(
+        io, [&] { return axds::async_run_tracker_jobs(file, handler, {.workers = 2, .executor_id = "test:cmd"}); });
+    CHECK(report.succeeded == 1);
+    CHECK(report.failed == 1);
+    const std::string good_id = processing_tracker::generate_job_id("good", "s1");
+    std::ifstream out(tmp.path() / "good-s1.out");
+    std::string line;
+    std::getline(out, line);
+    CHECK(line == fmt::format("{} good s1 {}", good_id, file.string()));
+    const auto bad = processing_tracker(file).get_job_info(processing_tracker::generate_job_id("bad", "s2"));
+    REQUIRE(bad.status == processing_status::failed);
+    CHECK_THAT(*bad.error_message, Contains("exited with status 3") && Contains("the-last-words") &&
+                                       !Contains("filler-1") && Contains("..."));
+    CHECK_THROWS_AS(axds::command_job_handler({}), axds::value_error);
+}
+
+TEST_CASE("a command that is not on PATH or dies by a signal fails its job with the reason", "[jobs]") {
+    const temp_dir tmp;
+    const fs::path file = tmp.path() / "tracker.yaml";
+    processing_tracker(file).initialize_jobs({{"missing", ""}});
+    asio::io_context io;
+    auto missing = axds::command_job_handler({"axds-no-such-program-here"}, {.forward_stderr = false});
+    axds::test::run_async(io, [&] { return axds::async_run_tracker_jobs(file, missing, {.executor_id = "t"}); });
+    CHECK_THAT(processing_tracker(file)
+                   .get_job_info(processing_tracker::generate_job_id("missing"))
+                   .error_message.value_or(""),
+               Contains("not found on PATH"));
+    processing_tracker(file).initialize_jobs({{"killed", ""}});
+    auto killed = axds::command_job_handler({"sh", "-c", "kill -9 $$"}, {.forward_stderr = false});
+    axds::test::run_async(io, [&] { return axds::async_run_tracker_jobs(file, killed, {.executor_id = "t"}); });
+    CHECK_THAT(
+        processing_tracker(file).get_job_info(processing_tracker::generate_job_id("killed")).error_message.value_or(""),
+        Contains("killed by signal 9"));
+}
+
+TEST_CASE("a cancelled runner puts its job in progress back to SCHEDULED and kills the command", "[jobs]") {
+    const temp_dir tmp;
+    const fs::path file = tmp.path() / "tracker.yaml";
+    processing_tracker(file).initialize_jobs({{"long", ""}});
+    const fs::path started = tmp.path() / "started";
+    auto handler = axds::command_job_handler({"sh", "-c", fmt::format("touch {}; exec sleep 30", started.string())},
+                                             {.forward_stderr = false});
+    asio::io_context io;
+    asio::cancellation_signal cancel;
+    asio::steady_timer poll(io);
+    std::function<void(std::error_code)> check = [&](std::error_code) {
+        if (fs::exists(started)) {
+            cancel.emit(asio::cancellation_type::terminal);
+            return;
+        }
+        poll.expires_after(std::chrono::milliseconds(10));
+        poll.async_wait(check);
+    };
+    check({});
+    const auto begin = std::chrono::steady_clock::now();
+    const auto error = axds::test::run_cancellable(
+        io, axds::async_run_tracker_jobs(file, handler, {.executor_id = "test:cancel"}), cancel);
+    CHECK(std::chrono::steady_clock::now() - begin < std::chrono::seconds(10));
+    REQUIRE(error);
+    const auto job = processing_tracker(file).get_job_info(processing_tracker::generate_job_id("long"));
+    CHECK(job.status == processing_status::scheduled);
+    CHECK_THAT(job.error_message.value_or(""), Contains("interrupted"));
+    CHECK_FALSE(job.executor_id.has_value());
+}
+
+TEST_CASE("reclaim takes back jobs of dead or reused pids on this host and never touches a live one", "[jobs]") {
+    const temp_dir tmp;
+    const fs::path file = tmp.path() / "tracker.yaml";
+    processing_tracker tracker(file);
+    const auto ids = tracker.initialize_jobs(numbered_jobs("pid", 8));
+    const std::string host = host_name();
+    const auto now = axds::utc_now_us();
+    const pid_t gone = dead_pid();
+    set_running(tracker, ids[0], fmt::format("pid:{}@{}", gone, host), now);
+    set_running(tracker, ids[1], fmt::format("pid:{}@{}", ::getpid(), host), now);  // this process: alive
+    set_running(tracker, ids[2], fmt::format("pid:{}@{}", ::getpid(), host), now - 3'600'000'000ULL);  // reused pid
+    set_running(tracker, ids[3], fmt::format("pid:{}@some-other-host", gone), now);                    // other host
+    set_running(tracker, ids[4], fmt::format("pid:{}", gone), now);  // no host recorded
+    set_running(tracker, ids[5], "pbs:1234", now);                   // cannot check
+    set_running(tracker, ids[6], "pbs:5678", now);
+    const auto verdict = axds::probe_executor(fmt::format("pid:{}@{}", ::getpid(), host), now);
+    CHECK(verdict.state == executor_liveness::alive);
+
+    const auto report = axds::reclaim_stale_jobs(tracker, {.gone_executors = {"pbs:5678"}});
+    std::set<std::string> reclaimed;
+    for (const auto& job : report.reclaimed) {
+        reclaimed.insert(job.job_id);
+    }
+    CHECK(reclaimed == std::set<std::string>{ids[0], ids[2], ids[6]});
+    CHECK(report.kept.size() == 4);
+    const auto first = tracker.get_job_info(ids[0]);
+    CHECK(first.status == processing_status::scheduled);
+    CHECK_THAT(first.error_message.value_or(""), Contains("reclaimed") && Contains("no longer exists"));
+    CHECK_THAT(tracker.get_job_info(ids[2]).error_message.value_or(""), Contains("reused"));
+    CHECK(tracker.get_job_info(ids[1]).status == processing_status::running);
+    CHECK(tracker.get_job_info(ids[3]).status == processing_status::running);
+    CHECK(tracker.get_job_info(ids[4]).status == processing_status::running);
+    CHECK(tracker.get_job_info(ids[5]).status == processing_status::running);
+
+    // --local-pids: a bare pid is a process of this host.
+    const auto local = axds::reclaim_stale_jobs(tracker, {.bare_pids_are_local = true});
+    REQUIRE(local.reclaimed.size() == 1);
+    CHECK(local.reclaimed[0].job_id == ids[4]);
+    // A reclaimed job is claimable again, and the claim clears the reason.
+    const auto again = tracker.claim_next_job("test:again");
+    REQUIRE(again.has_value());
+    CHECK_FALSE(again->second.error_message.has_value());
+}
+
+TEST_CASE("reclaim asks squeue and sacct about slurm executors and keeps jobs it cannot decide", "[jobs]") {
+    const temp_dir tmp;
+    const fs::path file = tmp.path() / "tracker.yaml";
+    const fs::path squeue = tmp.path() / "squeue";
+    std::ofstream(squeue) << "#!/bin/sh\n"
+                             "while [ $# -gt 0 ]; do [ \"$1\" = -j ] && id=$2; shift; done\n"
+                             "case $id in\n"
+                             "11) echo '11 RUNNING';;\n"
+                             "12) echo '12 CANCELLED'; echo '99 RUNNING';;\n"
+                             "13) echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1;;\n"
+                             "15) echo '15 COMPLETING';;\n"
+                             "*) echo 'slurm_load_jobs error: Unable to contact slurm controller' >&2; exit 1;;\n"
+                             "esac\n";
+    fs::permissions(squeue, fs::perms::owner_all);
+    processing_tracker tracker(file);
+    const auto ids = tracker.initialize_jobs(numbered_jobs("slurm", 5));
+    const auto now = axds::utc_now_us();
+    set_running(tracker, ids[0], "slurm:11", now);
+    set_running(tracker, ids[1], "slurm:12", now);
+    set_running(tracker, ids[2], "slurm:13", now);
+    set_running(tracker, ids[3], "slurm:14", now);
+    set_running(tracker, ids[4], "slurm:15", now);
+    const axds::reclaim_options options{.squeue = squeue.string(), .sacct = (tmp.path() / "no-sacct").string()};
+    const auto report = axds::reclaim_stale_jobs(tracker, options);
+    std::map<std::string, std::string> reasons;
+    for (const auto& job : report.reclaimed) {
+        reasons[job.job_id] = job.verdict.reason;
+    }
+    REQUIRE(reasons.size() == 2);
+    CHECK_THAT(reasons[ids[1]], Contains("CANCELLED"));
+    CHECK_THAT(reasons[ids[2]], Contains("unknown to slurmctld"));
+    CHECK(tracker.get_job_info(ids[0]).status == processing_status::running);
+    CHECK(tracker.get_job_info(ids[3]).status == processing_status::running);
+    CHECK(tracker.get_job_info(ids[4]).status == processing_status::running);
+    for (const auto& job : report.kept) {
+        if (job.job_id == ids[3]) {
+            CHECK(job.verdict.state == executor_liveness::unknown);
+            CHECK_THAT(job.verdict.reason, Contains("Unable to contact"));
+        }
+    }
+    // No squeue at all: nothing can be decided, nothing is touched.
+    const auto none = axds::reclaim_stale_jobs(tracker, {.squeue = (tmp.path() / "none").string()});
+    CHECK(none.reclaimed.empty());
+    CHECK(none.kept.size() == 3);
+}
+
+TEST_CASE("job placeholders are replaced anywhere inside arguments", "[jobs]") {
+    const job_context job{"abc", "name", "spec", "/t/tracker.yaml", "pid:1@h"};
+    const auto out = axds::expand_job_placeholders(
+        {"{job_id}", "--in={specifier}/x", "{tracker}:{job_name}:{executor_id}", "{other}", "{job_id"}, job);
+    CHECK(out == std::vector<std::string>{"abc", "--in=spec/x", "/t/tracker.yaml:name:pid:1@h", "{other}", "{job_id"});
+    CHECK_THAT(axds::runner_executor_id(), Contains("@") || Contains("slurm:") || Contains("pbs:"));
+}
