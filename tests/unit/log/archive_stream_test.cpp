@@ -338,3 +338,43 @@ TEST_CASE("streaming with sync_every_bytes reports what it synced", "[log][strea
     CHECK(report.bytes_synced == last.data_offset + last.compressed_size);  // every member, before the stop
     CHECK(report.bytes_synced < size);
 }
+
+TEST_CASE("numpy and the Python reader's procedure read streamed archives as assembled ones", "[log][stream][python]") {
+    const temp_dir tmp;
+    auto packages = sample_packages(60);
+    std::mt19937 rng(7);
+    std::shuffle(packages.begin() + 1, packages.end(), rng);  // out of order (the first onset stays first)
+    REQUIRE(log_all(tmp.path() / "a", packages, {}).clean());
+    (void)assemble(tmp.path() / "a" / "run_data_log");
+    REQUIRE(log_all(tmp.path() / "b", packages, streaming()).clean());
+    // LogArchiveReader (spec §8.5) in numpy: the onset is the first member whose bytes 1..8 are 0, the messages are
+    // the members after it, each (onset + elapsed, bytes 9..).
+    const auto result = axds::test::run_python(
+        "import sys, os, numpy as np\n"
+        "def read(path):\n"
+        "    out = []\n"
+        "    with np.load(path, allow_pickle=False) as z:\n"
+        "        keys = [k for k in z.files]\n"
+        "        onset, first = None, None\n"
+        "        for i, k in enumerate(keys):\n"
+        "            a = z[k]\n"
+        "            assert a.dtype == np.uint8 and a.ndim == 1\n"
+        "            if a[1:9].view(np.uint64)[0] == 0:\n"
+        "                onset, first = int(a[9:].view(np.uint64)[0]), i\n"
+        "                break\n"
+        "        for k in keys[first + 1:]:\n"
+        "            a = z[k]\n"
+        "            out.append((k, onset + int(a[1:9].view(np.uint64)[0]), a[9:].tobytes()))\n"
+        "    return out\n"
+        "n = 0\n"
+        "for source in (1, 7):\n"
+        "    a = read(os.path.join(sys.argv[1], '%d_log.npz' % source))\n"
+        "    b = read(os.path.join(sys.argv[2], '%d_log.npz' % source))\n"
+        "    assert a == b, 'streamed and assembled archives differ for source %d' % source\n"
+        "    assert [t for _, t, _ in b] == sorted(t for _, t, _ in b)\n"
+        "    n += len(b)\n"
+        "print(n, end='')\n",
+        {(tmp.path() / "a" / "run_data_log").string(), (tmp.path() / "b" / "run_data_log").string()});
+    INFO(result.output);
+    CHECK(result.output == "120");
+}
