@@ -46,8 +46,9 @@ struct data_logger_options {
     /// archives layout only: fdatasync a working file once this many bytes were appended to it since its last sync
     /// (0 = never by size). See docs/SAFETY.md for what each setting promises after a power loss.
     std::uint64_t sync_every_bytes = 0;
-    /// archives layout only: fdatasync a working file holding unsynced bytes once its last sync is this old, checked
-    /// after every write and by a timer while the logger idles (0 = never by time).
+    /// archives layout only: fdatasync a working file holding unsynced bytes once its last sync is this old (0 = never
+    /// by time). Checked after each batch write: data written just before the logger falls idle is synced by the next
+    /// batch or by the stop, not by a timer.
     std::chrono::milliseconds sync_every{0};
 };
 
