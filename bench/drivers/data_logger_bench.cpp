@@ -536,7 +536,7 @@ double np_save_rate(const fs::path& dir, std::size_t count) {
         "    r.append(time.perf_counter() - t)\n"
         "print({} / sorted(r)[1])\n",
         dir.string(), count, count);
-    const std::string command = "python3 -c \"" + script + "\" 2>/dev/null";
+    const std::string command = "/usr/bin/python3 -c \"" + script + "\" 2>/dev/null";
     std::FILE* pipe = ::popen(command.c_str(), "r");
     double rate = 0;
     if (pipe != nullptr) {
