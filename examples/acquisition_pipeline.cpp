@@ -31,9 +31,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <exception>
-#include <string_view>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 

@@ -21,8 +21,8 @@
 
 #include <axds/core/runtime.hpp>
 #include <axds/log/data_logger.hpp>
-#include <axds/log/log_package.hpp>
 #include <axds/log/log_archive.hpp>
+#include <axds/log/log_package.hpp>
 #include <axds/log/log_socket.hpp>
 #include <axds/npy/npz_archive.hpp>
 
@@ -63,7 +63,7 @@ struct settings {
     std::size_t entries = 200000;
     std::size_t calls = 1000000;
     std::size_t python_sample = 20000;
-    std::size_t writes = 32;  // data_logger_options::thread_count for the throughput run
+    std::size_t writes = 32;         // data_logger_options::thread_count for the throughput run
     std::size_t stream_seconds = 5;  // 0: a 0.2 s smoke run (ctest)
     std::size_t only_stream = 0;
 };
@@ -551,9 +551,10 @@ double np_save_rate(const fs::path& dir, std::size_t count) {
 
 void bench_stream_throughput(const settings& s) {
     const double seconds = s.stream_seconds == 0 ? 0.2 : static_cast<double>(s.stream_seconds);
-    fmt::print("streaming layout (log_layout::archives), 256 B messages, 4 producers, {:.1f} s per run, "
-               "runs alternated with the baseline, medians of 3:\n",
-               seconds);
+    fmt::print(
+        "streaming layout (log_layout::archives), 256 B messages, 4 producers, {:.1f} s per run, "
+        "runs alternated with the baseline, medians of 3:\n",
+        seconds);
     std::vector<double> ours;
     std::vector<double> base;
     std::uint64_t messages = 0;
@@ -594,10 +595,11 @@ void bench_stream_end_to_end(const settings& s) {
         end_step(b);
     }
     const double n = 4.0 * static_cast<double>(per_producer);
-    fmt::print("  end to end, {:.0f} messages: entry files + assembly {:.3f} s ({:.0f}/s), streaming + stop {:.3f} s "
-               "({:.0f}/s) -> {:.1f}x\n",
-               n, median(entry_runs), n / median(entry_runs), median(stream_runs), n / median(stream_runs),
-               median(entry_runs) / median(stream_runs));
+    fmt::print(
+        "  end to end, {:.0f} messages: entry files + assembly {:.3f} s ({:.0f}/s), streaming + stop {:.3f} s "
+        "({:.0f}/s) -> {:.1f}x\n",
+        n, median(entry_runs), n / median(entry_runs), median(stream_runs), n / median(stream_runs),
+        median(entry_runs) / median(stream_runs));
 }
 
 void bench_stream_big(const settings& s) {
@@ -656,10 +658,10 @@ void bench_stream_latency(const settings& s) {
     for (auto& v : samples) {
         all.insert(all.end(), v.begin(), v.end());
     }
-    fmt::print("  try_log latency, 4 producers, streaming writer draining, {} calls: p50 {:.0f} ns, p99 {:.0f} ns, "
-               "p99.9 {:.0f} ns; {} messages written\n",
-               all.size(), percentile(all, 0.5), percentile(all, 0.99), percentile(all, 0.999),
-               report.entries_written);
+    fmt::print(
+        "  try_log latency, 4 producers, streaming writer draining, {} calls: p50 {:.0f} ns, p99 {:.0f} ns, "
+        "p99.9 {:.0f} ns; {} messages written\n",
+        all.size(), percentile(all, 0.5), percentile(all, 0.99), percentile(all, 0.999), report.entries_written);
     end_step(s.dir / "stream_latency");
 }
 
