@@ -8,7 +8,10 @@
 //      verifying every member before removing the entries.
 //   4. log_archive_reader reads each archive back zero-copy and checks every message against what was sent.
 //
-//   ads_example_acquisition_pipeline [work-directory]
+//   ads_example_acquisition_pipeline [--archives] [work-directory]
+//
+// --archives: the logger streams straight into 1_log.npz, 2_log.npz, 3_log.npz (log_layout::archives), so step 3
+// has nothing to assemble (it would recover the archives of a killed run).
 //
 // Without an argument it works in a fresh temporary directory and removes it afterwards. Exit code 0 means every
 // message came back intact.
@@ -30,6 +33,7 @@
 #include <exception>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -104,9 +108,11 @@ std::size_t check_archive(const fs::path& archive, std::uint8_t source, std::siz
     return bad;
 }
 
-asio::awaitable<int> run(fs::path work) {
+asio::awaitable<int> run(fs::path work, bool archives) {
     const auto executor = co_await asio::this_coro::executor;
-    axds::data_logger logger(executor, work, "rig");
+    axds::data_logger_options logger_options;
+    logger_options.layout = archives ? axds::log_layout::archives : axds::log_layout::entry_files;
+    axds::data_logger logger(executor, work, "rig", logger_options);
     fmt::print("1. logging into {}\n", logger.output_directory().string());
     co_await logger.async_start();
 
@@ -158,13 +164,18 @@ asio::awaitable<int> run(fs::path work) {
 
 int main(int argc, char** argv) {
     try {
+        const bool archives = argc > 1 && std::string_view(argv[1]) == "--archives";
+        if (archives) {
+            --argc;
+            ++argv;
+        }
         if (argc > 1) {
             fs::create_directories(argv[1]);
-            return axds::block_on(run(argv[1]));
+            return axds::block_on(run(argv[1], archives));
         }
         const fs::path work = fs::temp_directory_path() / ("axds-pipeline-" + std::to_string(::getpid()));
         fs::remove_all(work);
-        const int status = axds::block_on(run(work));
+        const int status = axds::block_on(run(work, archives));
         fs::remove_all(work);
         return status;
     } catch (const std::exception& e) {

@@ -8,14 +8,23 @@
 //      Python producer through it (examples/python/axds_log_socket.py) vs the Python DataLogger pipeline
 //   2. producer latency of try_log() with 256 B payloads while the writer drains: p50/p99/p99.9 over C calls,
 //      with 1 and 4 producer threads (entry names repeat modulo 1,000 so the disk holds 1,000 files, not C).
+//   3. the streaming layout (log_layout::archives, issue 19; --only-stream 1 runs only this part):
+//      a. 4 producers log 256 B messages for --stream-seconds (default 5) through log() vs a plain C loop appending
+//         the same member bytes (zip local header + .npy) to one file with one write() per message; messages/s
+//      b. the same messages vs np.save per message (python3 + numpy)
+//      c. entry-file logger + async_assemble_log_archives vs streaming logger + stop, end to end, same messages
+//      d. 1 MiB payloads: streaming logger MB/s vs a plain append loop (one write per member)
+//      e. try_log p50/p99/p99.9 with 4 producers while the streaming writer drains
 // Files live under --dir (default: the current directory); run it once on the repo's disk and once on /dev/shm.
 //
 //   ads_bench_data_logger [--dir D] [--entries N] [--calls C] [--python-sample P] [--writes W] [--throughput 0]
 
 #include <axds/core/runtime.hpp>
 #include <axds/log/data_logger.hpp>
+#include <axds/log/log_archive.hpp>
 #include <axds/log/log_package.hpp>
 #include <axds/log/log_socket.hpp>
+#include <axds/npy/npz_archive.hpp>
 
 #include <asio/co_spawn.hpp>
 #include <asio/use_future.hpp>
@@ -23,6 +32,7 @@
 #include <fmt/format.h>
 
 #include "bench_support.hpp"
+#include "npy/zip_records.hpp"    // src/: the member encoder the baseline appends with
 #include "support/io_thread.hpp"  // tests/support: the same helper the logger tests use
 
 #include <algorithm>
@@ -54,8 +64,10 @@ struct settings {
     std::size_t entries = 200000;
     std::size_t calls = 1000000;
     std::size_t python_sample = 20000;
-    std::size_t writes = 32;  // data_logger_options::thread_count for the throughput run
+    std::size_t writes = 32;         // data_logger_options::thread_count for the throughput run
     std::size_t throughput = 1;
+    std::size_t stream_seconds = 5;  // 0: a 0.2 s smoke run (ctest)
+    std::size_t only_stream = 0;
 };
 
 axds::log_package make_package(std::uint64_t time) {
@@ -445,6 +457,231 @@ void bench_latency(const settings& s, std::size_t producers) {
     end_step(logger.output_directory());
 }
 
+// ------------------------------------------------------------------------------------------- streaming layout
+
+/// One member as the streaming writer encodes it: local header + the package's .npy bytes.
+std::vector<std::uint8_t> member_bytes(const axds::log_package& package, std::uint64_t offset) {
+    const std::vector<std::uint8_t> npy = package.npy_file_bytes();
+    const std::size_t head = axds::detail::zip_local_header_size(offset, 28);
+    std::vector<std::uint8_t> out(head + npy.size());
+    const std::string name = package.file_name();
+    axds::detail::encode_zip_local_header(out.data(), offset, name, axds::crc32(npy), npy.size());
+    std::copy(npy.begin(), npy.end(), out.begin() + static_cast<std::ptrdiff_t>(head));
+    return out;
+}
+
+/// The baseline: build each member's bytes and append it to one file with one write() per message.
+double append_loop(const fs::path& dir, std::size_t count, std::size_t payload) {
+    fs::create_directories(dir);
+    const int fd = ::open((dir / "1_log.npz").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    axds::log_package package{.source_id = 1};
+    package.payload.assign(payload, 7);
+    std::uint64_t offset = 0;
+    const auto start = clock_type::now();
+    for (std::size_t i = 0; i < count; ++i) {
+        package.acquisition_time = i + 1;
+        const std::vector<std::uint8_t> bytes = member_bytes(package, offset);
+        if (::write(fd, bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size())) {
+            std::perror("baseline append");
+            std::exit(1);
+        }
+        offset += bytes.size();
+    }
+    const double elapsed = seconds_since(start);
+    ::close(fd);
+    return elapsed;
+}
+
+struct stream_result {
+    double seconds = 0;
+    std::uint64_t messages = 0;
+};
+
+/// `producers` threads log `payload`-byte messages through log() (source = thread) until `seconds` passed (or each
+/// sent `per_producer` when that is non-zero); timed from the start to the return of stop().
+stream_result stream_run(const fs::path& parent, std::size_t producers, std::size_t payload, double seconds,
+                         std::size_t per_producer, axds::log_layout layout = axds::log_layout::archives) {
+    io_thread loop;
+    axds::data_logger_options options;
+    options.layout = layout;
+    axds::data_logger logger(loop.executor(), parent, "stream", options);
+    logger.start();
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> threads;
+    const auto start = clock_type::now();
+    for (std::size_t p = 0; p < producers; ++p) {
+        threads.emplace_back([&, p] {
+            axds::log_package package{.source_id = static_cast<std::uint8_t>(p + 1)};
+            for (std::uint64_t i = 1; per_producer == 0 ? !stop.load(std::memory_order_relaxed) : i <= per_producer;
+                 ++i) {
+                package.acquisition_time = i;
+                package.payload.assign(payload, static_cast<std::uint8_t>(i));
+                logger.log(std::move(package));
+            }
+        });
+    }
+    if (per_producer == 0) {
+        std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+        stop.store(true);
+    }
+    for (auto& t : threads) {
+        t.join();
+    }
+    const axds::data_logger_report report = logger.stop();
+    stream_result r{seconds_since(start), report.entries_written};
+    if (!report.clean()) {
+        fmt::print(stderr, "streaming logger failed: {}\n", report.first_error);
+        std::exit(1);
+    }
+    return r;
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+/// np.save per message (python3 + numpy), median of 3 passes of `count`; 0 without numpy.
+double np_save_rate(const fs::path& dir, std::size_t count) {
+    const std::string script = fmt::format(
+        "import numpy as np, os, time\n"
+        "d = '{}'\nos.makedirs(d, exist_ok=True)\nr = []\n"
+        "for k in range(3):\n"
+        "    t = time.perf_counter()\n"
+        "    for i in range({}):\n"
+        "        np.save(os.path.join(d, '001_%020d.npy' % i), np.zeros(265, np.uint8))\n"
+        "    r.append(time.perf_counter() - t)\n"
+        "print({} / sorted(r)[1])\n",
+        dir.string(), count, count);
+    const std::string command = "/usr/bin/python3 -c \"" + script + "\" 2>/dev/null";
+    std::FILE* pipe = ::popen(command.c_str(), "r");
+    double rate = 0;
+    if (pipe != nullptr) {
+        if (std::fscanf(pipe, "%lf", &rate) != 1) {
+            rate = 0;
+        }
+        ::pclose(pipe);
+    }
+    fs::remove_all(dir);
+    return rate;
+}
+
+void bench_stream_throughput(const settings& s) {
+    const double seconds = s.stream_seconds == 0 ? 0.2 : static_cast<double>(s.stream_seconds);
+    fmt::print(
+        "streaming layout (log_layout::archives), 256 B messages, 4 producers, {:.1f} s per run, "
+        "runs alternated with the baseline, medians of 3:\n",
+        seconds);
+    std::vector<double> ours;
+    std::vector<double> base;
+    std::uint64_t messages = 0;
+    for (int r = 0; r < 3; ++r) {
+        const fs::path dir = s.dir / fmt::format("stream{}", r);
+        const stream_result run = stream_run(dir, 4, 256, seconds, 0);
+        ours.push_back(static_cast<double>(run.messages) / run.seconds);
+        messages = run.messages;
+        end_step(dir);
+        const fs::path plain = s.dir / fmt::format("append{}", r);
+        base.push_back(static_cast<double>(messages) / append_loop(plain, messages, 256));
+        end_step(plain);
+    }
+    const double rate = median(ours);
+    const double base_rate = median(base);
+    fmt::print("  axds streaming logger: {:.0f} messages/s ({} messages in the last run)\n", rate, messages);
+    fmt::print("  baseline plain append loop, one write() per member: {:.0f} messages/s  -> {:.2f}x\n", base_rate,
+               rate / base_rate);
+    const double np_rate = np_save_rate(s.dir / "np_save", s.stream_seconds == 0 ? 200 : 20000);
+    if (np_rate > 0) {
+        fmt::print("  baseline np.save per message: {:.0f} messages/s  -> {:.1f}x\n", np_rate, rate / np_rate);
+    }
+}
+
+void bench_stream_end_to_end(const settings& s) {
+    const std::size_t per_producer = s.stream_seconds == 0 ? 2000 : 50000;
+    std::vector<double> entry_runs;
+    std::vector<double> stream_runs;
+    for (int r = 0; r < 3; ++r) {
+        const fs::path a = s.dir / fmt::format("e2e_entries{}", r);
+        const auto start = clock_type::now();
+        (void)stream_run(a, 4, 256, 0, per_producer, axds::log_layout::entry_files);
+        (void)axds::block_on(axds::async_assemble_log_archives(a / "stream_data_log"));
+        entry_runs.push_back(seconds_since(start));
+        end_step(a);
+        const fs::path b = s.dir / fmt::format("e2e_stream{}", r);
+        stream_runs.push_back(stream_run(b, 4, 256, 0, per_producer).seconds);
+        end_step(b);
+    }
+    const double n = 4.0 * static_cast<double>(per_producer);
+    fmt::print(
+        "  end to end, {:.0f} messages: entry files + assembly {:.3f} s ({:.0f}/s), streaming + stop {:.3f} s "
+        "({:.0f}/s) -> {:.1f}x\n",
+        n, median(entry_runs), n / median(entry_runs), median(stream_runs), n / median(stream_runs),
+        median(entry_runs) / median(stream_runs));
+}
+
+void bench_stream_big(const settings& s) {
+    const std::size_t count = s.stream_seconds == 0 ? 8 : 256;
+    constexpr std::size_t mib = 1U << 20U;
+    std::vector<double> ours;
+    std::vector<double> base;
+    for (int r = 0; r < 3; ++r) {
+        const fs::path a = s.dir / fmt::format("big_stream{}", r);
+        ours.push_back(static_cast<double>(count) / stream_run(a, 1, mib, 0, count).seconds);
+        end_step(a);
+        const fs::path b = s.dir / fmt::format("big_append{}", r);
+        base.push_back(static_cast<double>(count) / append_loop(b, count, mib));
+        end_step(b);
+    }
+    fmt::print("  1 MiB payloads ({} per run): streaming {:.0f} MB/s, plain append loop {:.0f} MB/s -> {:.2f}x\n",
+               count, median(ours) * mib / 1e6, median(base) * mib / 1e6, median(ours) / median(base));
+}
+
+void bench_stream_latency(const settings& s) {
+    io_thread loop;
+    axds::data_logger_options options;
+    options.layout = axds::log_layout::archives;
+    axds::data_logger logger(loop.executor(), s.dir / "stream_latency", "latency", options);
+    logger.start();
+    constexpr std::size_t producers = 4;
+    const std::size_t per_thread = s.calls / producers;
+    std::vector<std::vector<std::uint32_t>> samples(producers);
+    std::vector<std::thread> threads;
+    for (std::size_t p = 0; p < producers; ++p) {
+        threads.emplace_back([&, p] {
+            auto& mine = samples[p];
+            mine.reserve(per_thread);
+            for (std::size_t i = 0; i < per_thread; ++i) {
+                axds::log_package package = make_package(i + 1);
+                package.source_id = static_cast<std::uint8_t>(p + 1);
+                for (;;) {
+                    const auto before = clock_type::now();
+                    const bool accepted = logger.try_log(std::move(package));
+                    const auto after = clock_type::now();
+                    mine.push_back(static_cast<std::uint32_t>(
+                        std::chrono::duration_cast<std::chrono::nanoseconds>(after - before).count()));
+                    if (accepted) {
+                        break;
+                    }
+                    std::this_thread::yield();
+                }
+            }
+        });
+    }
+    for (auto& t : threads) {
+        t.join();
+    }
+    const axds::data_logger_report report = logger.stop();
+    std::vector<std::uint32_t> all;
+    for (auto& v : samples) {
+        all.insert(all.end(), v.begin(), v.end());
+    }
+    fmt::print(
+        "  try_log latency, 4 producers, streaming writer draining, {} calls: p50 {:.0f} ns, p99 {:.0f} ns, "
+        "p99.9 {:.0f} ns; {} messages written\n",
+        all.size(), percentile(all, 0.5), percentile(all, 0.99), percentile(all, 0.999), report.entries_written);
+    end_step(s.dir / "stream_latency");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -455,7 +692,9 @@ int main(int argc, char** argv) {
                                                   {"--calls", &s.calls},
                                                   {"--python-sample", &s.python_sample},
                                                   {"--writes", &s.writes},
-                                                  {"--throughput", &s.throughput}});
+                                                  {"--throughput", &s.throughput},
+                                                  {"--stream-seconds", &s.stream_seconds},
+                                                  {"--only-stream", &s.only_stream}});
     if (!parsed) {
         return 2;
     }
@@ -465,11 +704,19 @@ int main(int argc, char** argv) {
     fmt::print("data logger benchmarks in {} (warm page cache)\n", s.dir.string());
     // Latency first: after the throughput runs, the queue's fresh allocations land on memory a VM has yet to back,
     // which shows up as 10+ µs tails that have nothing to do with try_log.
-    bench_latency(s, 1);
-    bench_latency(s, 4);
-    if (s.throughput != 0) {  // --throughput 0: the latency runs only
-        bench_throughput(s);
+    if (s.only_stream == 0) {
+        bench_latency(s, 1);
+        bench_latency(s, 4);
+        if (s.throughput != 0) {  // --throughput 0: the latency runs only
+            bench_throughput(s);
+        }
     }
+    if (s.only_stream != 2) {  // 2: only the 1 MiB run
+        bench_stream_latency(s);
+        bench_stream_throughput(s);
+        bench_stream_end_to_end(s);
+    }
+    bench_stream_big(s);
     fs::remove_all(s.dir);
     return 0;
 }

@@ -285,6 +285,9 @@ struct serve_settings {
     std::size_t threads = 5;
     bool assemble = false;
     bool json = false;
+    std::string layout = "entries";  // or "archives": streaming archives (data_logger_options::layout)
+    std::uint64_t sync_every_bytes = 0;
+    std::uint64_t sync_every_ms = 0;
 };
 
 struct serve_result {
@@ -296,7 +299,11 @@ struct serve_result {
 
 asio::awaitable<serve_result> serve_log(serve_settings settings) {
     const auto executor = co_await asio::this_coro::executor;
-    axds::data_logger logger(executor, settings.output, settings.name, {.thread_count = settings.threads});
+    axds::data_logger_options logger_options{.thread_count = settings.threads};
+    logger_options.layout = settings.layout == "archives" ? axds::log_layout::archives : axds::log_layout::entry_files;
+    logger_options.sync_every_bytes = settings.sync_every_bytes;
+    logger_options.sync_every = std::chrono::milliseconds(settings.sync_every_ms);
+    axds::data_logger logger(executor, settings.output, settings.name, logger_options);
     co_await logger.async_start();
     serve_result result;
     result.directory = logger.output_directory();
@@ -457,6 +464,16 @@ int axds::cli::run(int argc, char** argv, const run_options& run) {
     serve->add_option("--socket", serve_options.socket, "Socket path (default: OUTPUT/NAME.sock)");
     serve->add_option("--threads", serve_options.threads, "Entry writes in flight (the Python thread_count)");
     serve->add_flag("--assemble", serve_options.assemble, "Assemble verified archives after the drain");
+    serve
+        ->add_option(
+            "--layout", serve_options.layout,
+            "entries: one .npy file per package (default); archives: stream into NAME_data_log/{source}_log.npz "
+            "(crash-recoverable with axds assemble)")
+        ->check(CLI::IsMember({"entries", "archives"}));
+    serve->add_option("--sync-every-bytes", serve_options.sync_every_bytes,
+                      "archives layout: fdatasync a working file after this many appended bytes (0 = never)");
+    serve->add_option("--sync-every-ms", serve_options.sync_every_ms,
+                      "archives layout: fdatasync a working file whose unsynced data is this old (0 = never)");
 
     // One --json for every subcommand that has a result to print (only one subcommand runs).
     bool json = false;
@@ -574,13 +591,29 @@ int axds::cli::run(int argc, char** argv, const run_options& run) {
             for (const auto& issue : report.skipped) {
                 skipped.push_back(issue.path);
             }
+            std::string recovered_json;
+            for (const auto& r : report.recovered) {
+                recovered_json += fmt::format(
+                    "{}{{\"working_file\": {}, \"archive\": {}, \"members\": {}, "
+                    "\"bytes_cut\": {}}}",
+                    recovered_json.empty() ? "" : ", ", json_string(r.working_file.string()),
+                    json_string(r.archive.string()), r.members, r.bytes_cut);
+                if (!json) {
+                    fmt::print(
+                        "recovered {} members of the unfinished streaming archive {} into {} ({} torn bytes "
+                        "cut)\n",
+                        r.members, r.working_file.string(),
+                        r.archive.empty() ? std::string("nothing") : r.archive.string(), r.bytes_cut);
+                }
+            }
             if (json) {
                 const std::string archives = json_paths(report.archives);
                 fmt::print(
                     "{{\"archives\": [{}], \"entries\": {}, \"bytes\": {}, \"removed\": {}, \"merged\": {}, "
-                    "\"duplicates\": {}, \"skipped\": [{}], \"verified\": {}, \"seconds\": {:.3f}}}\n",
+                    "\"duplicates\": {}, \"skipped\": [{}], \"verified\": {}, \"recovered\": [{}], "
+                    "\"seconds\": {:.3f}}}\n",
                     archives, report.entries, report.bytes, report.removed, report.merged, report.duplicates,
-                    json_paths(skipped), assemble_verify, seconds_since(started));
+                    json_paths(skipped), assemble_verify, recovered_json, seconds_since(started));
             } else {
                 fmt::print(
                     "{} entries ({} bytes) into {} archives ({} members kept from existing archives); {} entry "
@@ -593,6 +626,22 @@ int axds::cli::run(int argc, char** argv, const run_options& run) {
                              "warnings above)\n",
                              report.skipped.size(), log_dir.c_str());
                 return 1;
+            }
+        } else if (*info && axds::is_working_archive_name(fs::path(archive_path).filename().string())) {
+            require_existing(archive_path, "archive", false);
+            const axds::working_archive_info w = axds::inspect_working_archive(archive_path);
+            if (json) {
+                fmt::print(
+                    "{{\"archive\": {}, \"unfinished\": true, \"source\": {}, \"recoverable_members\": {}, "
+                    "\"recoverable_bytes\": {}, \"file_size\": {}}}\n",
+                    json_string(archive_path), w.source, w.recoverable_members, w.recoverable_bytes, w.file_size);
+            } else {
+                fmt::print(
+                    "{}\n  unfinished streaming archive of source {} (its logger is running or was killed)\n"
+                    "  {} members recoverable ({} of {} bytes){}\n  axds assemble on its directory finishes "
+                    "it (once no logger writes there)\n",
+                    archive_path, w.source, w.recoverable_members, w.recoverable_bytes, w.file_size,
+                    w.stop_reason.empty() ? "" : "; the scan stopped " + w.stop_reason);
             }
         } else if (*info) {
             require_existing(archive_path, "archive", false);

@@ -7,6 +7,7 @@
 
 #include "detail/asio_compat.hpp"
 #include "detail/test_hooks.hpp"
+#include "log/archive_stream.hpp"
 #include "log/entry_writer.hpp"
 
 #include <asio/co_spawn.hpp>
@@ -241,11 +242,22 @@ asio::awaitable<void> data_logger::impl::run_writer(std::shared_ptr<impl> self, 
     data_logger_report report;
     {
         std::unique_ptr<detail::entry_writer> writer;
+        detail::archive_stream_writer* stream = nullptr;
         try {
-            writer = detail::make_entry_writer(self->strand, directory_fd, self->options.thread_count,
-                                               self->options.use_io_uring);
+            if (self->options.layout == log_layout::archives) {
+                auto streaming = std::make_unique<detail::archive_stream_writer>(self->output_directory, directory_fd,
+                                                                                 self->options);
+                stream = streaming.get();
+                writer = std::move(streaming);
+            } else {
+                writer = detail::make_entry_writer(self->strand, directory_fd, self->options.thread_count,
+                                                   self->options.use_io_uring);
+            }
             report.used_io_uring = writer->uses_io_uring();
             co_await self->write_until_stopped(*writer, report);
+            if (stream != nullptr) {
+                co_await stream->async_finish(report);  // central directories, fsync, rename into place
+            }
         } catch (const std::exception& e) {
             // Only a broken ring or an allocation failure gets here; what could not be written is counted by the
             // writer's destructor below.

@@ -13,6 +13,7 @@
 #include "detail/printable.hpp"
 #include "detail/test_hooks.hpp"
 #include "detail/uring_reader.hpp"
+#include "log/archive_stream.hpp"
 #include "sys/aligned_buffer.hpp"
 
 #include <asio/error.hpp>
@@ -623,6 +624,8 @@ asio::awaitable<assemble_report> async_assemble_log_archives(fs::path log_direct
     assemble_report report;
     auto discover = [directory = log_directory, &report] {
         report.stale_temp_files_removed = remove_stale_temporaries(directory);
+        // Working files of killed streaming loggers first: their archives may be merged with entries below.
+        report.recovered = detail::recover_working_files(directory);
         return discover_entries(directory);
     };
     discovery found = co_await detail::async_run_cpu(discover);
@@ -778,6 +781,40 @@ std::map<std::string, fs::path> discover_log_archives(const fs::path& log_direct
         out.emplace(name.substr(0, name.size() - std::string_view(log_archive_suffix).size()), std::move(path));
     }
     return out;
+}
+
+bool is_working_archive_name(std::string_view file_name) {
+    std::uint64_t source = 0;
+    return detail::parse_working_file_name(file_name, source);
+}
+
+working_archive_info inspect_working_archive(const fs::path& working_file) {
+    std::uint64_t source = 0;
+    if (!detail::parse_working_file_name(working_file.filename().string(), source)) {
+        throw value_error(
+            fmt::format("Unable to inspect {}: it is not a streaming logger's working file (a name like "
+                        ".1_log.npz.working).",
+                        working_file.string()));
+    }
+    const int fd = ::open(working_file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        const int error = errno;
+        throw_errno(
+            error, fmt::format("Unable to open the working file {}: {}.", working_file.string(), std::strerror(error)));
+    }
+    detail::working_scan scan;
+    try {
+        scan = detail::scan_working_fd(fd, working_file, source);
+    } catch (...) {
+        ::close(fd);
+        throw;
+    }
+    ::close(fd);
+    return {.source = source,
+            .recoverable_members = scan.members.size(),
+            .recoverable_bytes = scan.valid_end,
+            .file_size = scan.file_size,
+            .stop_reason = std::move(scan.stop_reason)};
 }
 
 std::size_t read_archive_message_count(const fs::path& archive_path) {

@@ -4,6 +4,7 @@
 
 #include "detail/huge_pages.hpp"
 #include "detail/printable.hpp"
+#include "npy/zip_records.hpp"
 #include "sys/aligned_buffer.hpp"
 
 #include <fmt/format.h>
@@ -49,7 +50,6 @@ constexpr std::size_t zip64_end_size = 56;
 constexpr std::size_t zip64_locator_size = 20;
 constexpr std::uint16_t zip64_version = 45;
 constexpr std::uint16_t dos_date_1980_01_01 = 0x0021;       // spec §7.6: ZipInfo's default date
-constexpr std::uint16_t alignment_extra_id = 0xD935;        // the id zipalign uses for its padding block
 constexpr std::size_t staging_size = std::size_t{4} << 20;  // the writer's pending output, flushed when full
 constexpr std::uint32_t u32_max = 0xFFFFFFFFU;
 
@@ -177,6 +177,122 @@ std::uint32_t crc32(std::span<const std::uint8_t> data, std::uint32_t crc) noexc
     return static_cast<std::uint32_t>(value);
 }
 
+// ------------------------------------------------------------------------------------------------- zip records
+
+namespace detail {
+
+std::size_t zip_local_header_size(std::uint64_t offset, std::size_t name_size) noexcept {
+    const std::uint64_t unpadded = offset + local_header_size + name_size + zip_local_zip64_extra_size;
+    std::size_t pad = (npz_member_alignment - unpadded % npz_member_alignment) % npz_member_alignment;
+    if (pad != 0 && pad < 4) {
+        pad += npz_member_alignment;  // an extra block needs at least its 4-byte header
+    }
+    return local_header_size + name_size + zip_local_zip64_extra_size + pad;
+}
+
+void encode_zip_local_header(std::uint8_t* out, std::uint64_t offset, std::string_view name, std::uint32_t crc,
+                             std::uint64_t size) noexcept {
+    const std::size_t total = zip_local_header_size(offset, name.size());
+    const std::size_t pad = total - local_header_size - name.size() - zip_local_zip64_extra_size;
+    const auto put = [&out](std::uint64_t v, int bytes) {
+        for (int i = 0; i < bytes; ++i) {
+            *out++ = static_cast<std::uint8_t>((v >> (8U * static_cast<unsigned>(i))) & 0xFFU);
+        }
+    };
+    put(local_signature, 4);
+    put(zip64_version, 2);  // version needed: 4.5 (ZIP64), as CPython >= 3.12 writes
+    put(0, 2);              // flags
+    put(0, 2);              // method: stored
+    put(0, 2);              // time 00:00
+    put(dos_date_1980_01_01, 2);
+    put(crc, 4);
+    put(u32_max, 4);  // sizes live in the ZIP64 extra
+    put(u32_max, 4);
+    put(name.size(), 2);
+    put(zip_local_zip64_extra_size + pad, 2);
+    std::memcpy(out, name.data(), name.size());
+    out += name.size();
+    put(0x0001, 2);  // ZIP64 extended information
+    put(16, 2);
+    put(size, 8);
+    put(size, 8);
+    if (pad != 0) {
+        put(zip_alignment_extra_id, 2);
+        put(pad - 4, 2);
+        std::memset(out, 0, pad - 4);
+    }
+}
+
+bool append_zip_central_record(std::string& out, std::string_view name, std::uint32_t crc, std::uint64_t size,
+                               std::uint64_t offset) {
+    const bool big_size = size >= u32_max;
+    const bool big_offset = offset >= u32_max;
+    std::string extra;
+    if (big_size || big_offset) {
+        put16(extra, 0x0001);
+        put16(extra, static_cast<std::uint16_t>((big_size ? 16 : 0) + (big_offset ? 8 : 0)));
+        if (big_size) {
+            put64(extra, size);
+            put64(extra, size);
+        }
+        if (big_offset) {
+            put64(extra, offset);
+        }
+    }
+    put32(out, central_signature);
+    put16(out, 0x0300 | zip64_version);  // made by: Unix, 4.5
+    put16(out, zip64_version);
+    put16(out, 0);
+    put16(out, 0);
+    put16(out, 0);
+    put16(out, dos_date_1980_01_01);
+    put32(out, crc);
+    put32(out, clamp32(size));
+    put32(out, clamp32(size));
+    put16(out, static_cast<std::uint16_t>(name.size()));
+    put16(out, static_cast<std::uint16_t>(extra.size()));
+    put16(out, 0);             // comment
+    put16(out, 0);             // disk
+    put16(out, 0);             // internal attributes
+    put32(out, 0600U << 16U);  // external attributes: -rw-------, as CPython writes
+    put32(out, clamp32(offset));
+    out.append(name);
+    out.append(extra);
+    return big_size || big_offset;
+}
+
+void append_zip_end_records(std::string& out, std::uint64_t count, std::uint64_t cd_offset, std::uint64_t cd_size,
+                            bool zip64) {
+    if (zip64 || count > 0xFFFF || cd_offset >= u32_max || cd_size >= u32_max) {
+        const std::uint64_t zip64_end_offset = cd_offset + cd_size;
+        put32(out, zip64_end_signature);
+        put64(out, zip64_end_size - 12);
+        put16(out, 0x0300 | zip64_version);
+        put16(out, zip64_version);
+        put32(out, 0);
+        put32(out, 0);
+        put64(out, count);
+        put64(out, count);
+        put64(out, cd_size);
+        put64(out, cd_offset);
+        put32(out, zip64_locator_signature);
+        put32(out, 0);
+        put64(out, zip64_end_offset);
+        put32(out, 1);
+    }
+    const auto count16 = static_cast<std::uint16_t>(std::min<std::uint64_t>(count, 0xFFFF));
+    put32(out, end_signature);
+    put16(out, 0);
+    put16(out, 0);
+    put16(out, count16);
+    put16(out, count16);
+    put32(out, clamp32(cd_size));
+    put32(out, clamp32(cd_offset));
+    put16(out, 0);
+}
+
+}  // namespace detail
+
 // ---------------------------------------------------------------------------------------------------------- writer
 
 struct npz_writer::impl {
@@ -261,35 +377,9 @@ void npz_writer::add(std::string_view name, std::span<const std::uint8_t> data) 
     }
     const std::uint32_t crc = crc32(data);
     const std::uint64_t header_offset = impl_->offset;
-    // Local header + name + ZIP64 extra (20 bytes), then a padding extra block so the data starts aligned.
-    const std::uint64_t unpadded = header_offset + local_header_size + name.size() + 20;
-    std::size_t pad = (npz_member_alignment - unpadded % npz_member_alignment) % npz_member_alignment;
-    if (pad != 0 && pad < 4) {
-        pad += npz_member_alignment;  // an extra block needs at least its 4-byte header
-    }
-    std::string header;
-    header.reserve(local_header_size + name.size() + 20 + pad);
-    put32(header, local_signature);
-    put16(header, zip64_version);  // version needed: 4.5 (ZIP64), as CPython ≥ 3.12 writes
-    put16(header, 0);              // flags
-    put16(header, 0);              // method: stored
-    put16(header, 0);              // time 00:00
-    put16(header, dos_date_1980_01_01);
-    put32(header, crc);
-    put32(header, u32_max);  // sizes live in the ZIP64 extra
-    put32(header, u32_max);
-    put16(header, static_cast<std::uint16_t>(name.size()));
-    put16(header, static_cast<std::uint16_t>(20 + pad));
-    header.append(name);
-    put16(header, 0x0001);  // ZIP64 extended information
-    put16(header, 16);
-    put64(header, data.size());
-    put64(header, data.size());
-    if (pad != 0) {
-        put16(header, alignment_extra_id);
-        put16(header, static_cast<std::uint16_t>(pad - 4));
-        header.append(pad - 4, '\0');
-    }
+    std::string header(detail::zip_local_header_size(header_offset, name.size()), '\0');
+    detail::encode_zip_local_header(reinterpret_cast<std::uint8_t*>(header.data()), header_offset, name, crc,
+                                    data.size());
     impl_->append(header);
     impl_->append(std::string_view(reinterpret_cast<const char*>(data.data()), data.size()));
     impl_->entries.push_back({std::string(name), crc, data.size(), header_offset});
@@ -298,74 +388,15 @@ void npz_writer::add(std::string_view name, std::span<const std::uint8_t> data) 
 std::uint64_t npz_writer::finish(bool durable) {
     impl& s = *impl_;
     const std::uint64_t cd_offset = s.offset;
-    bool need_zip64 = s.entries.size() > 0xFFFF;
+    bool need_zip64 = false;
+    std::string record;
     for (const auto& e : s.entries) {
-        std::string record;
-        const bool big_size = e.size >= u32_max;
-        const bool big_offset = e.offset >= u32_max;
-        std::string extra;
-        if (big_size || big_offset) {
-            need_zip64 = true;
-            put16(extra, 0x0001);
-            put16(extra, static_cast<std::uint16_t>((big_size ? 16 : 0) + (big_offset ? 8 : 0)));
-            if (big_size) {
-                put64(extra, e.size);
-                put64(extra, e.size);
-            }
-            if (big_offset) {
-                put64(extra, e.offset);
-            }
-        }
-        put32(record, central_signature);
-        put16(record, 0x0300 | zip64_version);  // made by: Unix, 4.5
-        put16(record, zip64_version);
-        put16(record, 0);
-        put16(record, 0);
-        put16(record, 0);
-        put16(record, dos_date_1980_01_01);
-        put32(record, e.crc);
-        put32(record, clamp32(e.size));
-        put32(record, clamp32(e.size));
-        put16(record, static_cast<std::uint16_t>(e.name.size()));
-        put16(record, static_cast<std::uint16_t>(extra.size()));
-        put16(record, 0);             // comment
-        put16(record, 0);             // disk
-        put16(record, 0);             // internal attributes
-        put32(record, 0600U << 16U);  // external attributes: -rw-------, as CPython writes
-        put32(record, clamp32(e.offset));
-        record.append(e.name);
-        record.append(extra);
+        record.clear();
+        need_zip64 = detail::append_zip_central_record(record, e.name, e.crc, e.size, e.offset) || need_zip64;
         s.append(record);
     }
-    const std::uint64_t cd_size = s.offset - cd_offset;
-    need_zip64 = need_zip64 || cd_offset >= u32_max || cd_size >= u32_max;
     std::string tail;
-    if (need_zip64) {
-        const std::uint64_t zip64_end_offset = s.offset;
-        put32(tail, zip64_end_signature);
-        put64(tail, zip64_end_size - 12);
-        put16(tail, 0x0300 | zip64_version);
-        put16(tail, zip64_version);
-        put32(tail, 0);
-        put32(tail, 0);
-        put64(tail, s.entries.size());
-        put64(tail, s.entries.size());
-        put64(tail, cd_size);
-        put64(tail, cd_offset);
-        put32(tail, zip64_locator_signature);
-        put32(tail, 0);
-        put64(tail, zip64_end_offset);
-        put32(tail, 1);
-    }
-    const auto count16 = static_cast<std::uint16_t>(std::min<std::size_t>(s.entries.size(), 0xFFFF));
-    put32(tail, end_signature);
-    put16(tail, 0);
-    put16(tail, 0);
-    put16(tail, count16);
-    put16(tail, count16);
-    put32(tail, clamp32(cd_size));
-    put32(tail, clamp32(cd_offset));
-    put16(tail, 0);
+    detail::append_zip_end_records(tail, s.entries.size(), cd_offset, s.offset - cd_offset, need_zip64);
     s.append(tail);
     s.flush();
     if (durable && ::fsync(s.fd) != 0) {

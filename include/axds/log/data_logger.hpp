@@ -5,6 +5,7 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -14,6 +15,17 @@
 #include <vector>
 
 namespace axds {
+
+/// Where a data_logger puts what it is given (see data_logger_options::layout and README "Data logger").
+enum class log_layout {
+    /// One `.npy` entry file per package (the Python DataLogger's files); async_assemble_log_archives packs them.
+    entry_files,
+    /// Streaming archives: every package is appended as a stored member to one open working file per source,
+    /// `.{source}_log.npz.working` in the logger directory; async_stop() writes the central directory and renames it
+    /// to `{source}_log.npz`. After a crash, async_assemble_log_archives (or the next start of a logger in the
+    /// directory) recovers every complete member (docs/SAFETY.md).
+    archives,
+};
 
 /// Tuning of a data_logger (spec §6.3).
 struct data_logger_options {
@@ -29,6 +41,15 @@ struct data_logger_options {
     /// and that hand-off measured 1.5-2x slower than plain open/write/close (batches split over the CPU pool, the
     /// default) on tmpfs and ext4. Where this kernel refuses io_uring the plain writer is used either way.
     bool use_io_uring = false;
+    /// entry_files (the default) or archives (streaming into `{source}_log.npz`; no assembly needed).
+    log_layout layout = log_layout::entry_files;
+    /// archives layout only: fdatasync a working file once this many bytes were appended to it since its last sync
+    /// (0 = never by size). See docs/SAFETY.md for what each setting promises after a power loss.
+    std::uint64_t sync_every_bytes = 0;
+    /// archives layout only: fdatasync a working file holding unsynced bytes once its last sync is this old (0 = never
+    /// by time). Checked after each batch write: data written just before the logger falls idle is synced by the next
+    /// batch or by the stop, not by a timer.
+    std::chrono::milliseconds sync_every{0};
 };
 
 /// What one run of a data_logger (async_start() … async_stop()) did.
@@ -42,9 +63,21 @@ struct data_logger_report {
     std::string first_error;                  ///< "<file>: <what failed>" of the first failure; empty if none
     std::uint64_t entries_left_queued = 0;    ///< submitted after the stop began; kept for the next start
     bool used_io_uring = false;               ///< entries went through io_uring (else plain syscalls)
+    /// archives layout: the `{source}_log.npz` archives this stop finished (renamed or merged into place).
+    std::vector<std::filesystem::path> archives;
+    /// archives layout: members of working files left by an earlier, killed run that this run found intact on disk
+    /// and carried on from (a torn last member is cut off: see bytes_cut).
+    std::uint64_t members_recovered = 0;
+    std::uint64_t bytes_cut = 0;     ///< archives layout: bytes of torn members cut from such working files
+    std::uint64_t syncs = 0;         ///< archives layout: fdatasync calls made because of sync_every(_bytes)
+    std::uint64_t bytes_synced = 0;  ///< archives layout: appended bytes those syncs made durable
+    /// archives layout: working files the stop could not finish (first_error says why); every member they hold is
+    /// on disk and async_assemble_log_archives finishes them once the cause is removed.
+    std::vector<std::filesystem::path> unfinished_archives;
 
-    /// True when every entry this run took from the queue reached the disk.
-    [[nodiscard]] bool clean() const noexcept { return entries_failed == 0; }
+    /// True when every entry this run took from the queue reached the disk (and, with the archives layout, every
+    /// archive was finished).
+    [[nodiscard]] bool clean() const noexcept { return entries_failed == 0 && unfinished_archives.empty(); }
 };
 
 /// Persists log_packages as `.npy` entry files in `{output_directory}/{instance_name}_data_log` (spec §6), the files

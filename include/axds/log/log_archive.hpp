@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,6 +45,14 @@ struct assemble_issue {
     std::string reason;
 };
 
+/// A streaming logger's working file (`.{source}_log.npz.working`) that assembly turned into `{source}_log.npz`.
+struct recovered_archive {
+    std::filesystem::path working_file;
+    std::filesystem::path archive;  ///< empty when the working file held no intact member (it was removed)
+    std::size_t members = 0;        ///< intact members kept (header, size, CRC-32 and .npy checked)
+    std::uint64_t bytes_cut = 0;    ///< bytes after the last intact member (a torn member, an old central directory)
+};
+
 /// What async_assemble_log_archives did.
 struct assemble_report {
     std::vector<std::filesystem::path> archives;  ///< one per source, in ascending source order
@@ -56,6 +65,8 @@ struct assemble_report {
     /// Entries left on disk and in no archive: damaged ones (short or 0-byte files, e.g. from a crash or a full disk)
     /// and `.npy` names that are not regular files (FIFOs, sockets, dangling links). Each was also warned about.
     std::vector<assemble_issue> skipped;
+    /// Working files of streaming loggers (log_layout::archives) that were killed before their stop, recovered first.
+    std::vector<recovered_archive> recovered;
 
     /// True when every `.npy` entry found was archived.
     [[nodiscard]] bool clean() const noexcept { return skipped.empty(); }
@@ -85,6 +96,22 @@ struct assemble_report {
 /// I/O failures. An error before the removal phase leaves every entry in place.
 asio::awaitable<assemble_report> async_assemble_log_archives(std::filesystem::path log_directory,
                                                              assemble_options options = {});
+
+/// What a streaming logger's working file holds (see inspect_working_archive).
+struct working_archive_info {
+    std::uint64_t source = 0;
+    std::size_t recoverable_members = 0;  ///< intact members a recovery keeps
+    std::uint64_t recoverable_bytes = 0;  ///< where the last intact member ends
+    std::uint64_t file_size = 0;
+    std::string stop_reason;  ///< why the scan stopped before the end of the file (empty when it reached it)
+};
+
+/// True for a name of the form `.{source}_log.npz.working` (an unfinished streaming archive).
+[[nodiscard]] bool is_working_archive_name(std::string_view file_name);
+
+/// Scans an unfinished streaming archive read-only: how many members a recovery would keep.
+/// @throws value_error if the name is not a working file's; os_error family if it cannot be read.
+[[nodiscard]] working_archive_info inspect_working_archive(const std::filesystem::path& working_file);
 
 /// The single file named `{source_id}_log.npz` anywhere under `log_directory` (spec §8.2).
 /// @throws file_not_found_error if the directory is missing or no such file exists; value_error if more than one

@@ -1,0 +1,776 @@
+#include "log/archive_stream.hpp"
+
+#include <axds/core/console.hpp>
+#include <axds/error.hpp>
+#include <axds/log/log_package.hpp>
+#include <axds/npy/npy_format.hpp>
+#include <axds/npy/npz_archive.hpp>
+
+#include "detail/cpu_work.hpp"
+#include "detail/iovec.hpp"
+#include "detail/printable.hpp"
+#include "npy/zip_records.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <utility>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+namespace axds::detail {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::string_view working_suffix = ".working";
+/// Payloads from this size on are written from the package itself (no copy into the staging buffer).
+constexpr std::size_t external_payload_bytes = 16 * 1024;
+/// A batch holds at most this many entries, and stops taking more once its payloads reach batch_byte_limit.
+constexpr std::size_t batch_entry_limit = 16384;
+constexpr std::size_t batch_byte_limit = 32U << 20U;
+constexpr int iov_limit = IOV_MAX;
+
+std::uint32_t get32(const std::uint8_t* p) {
+    return static_cast<std::uint32_t>(p[0]) | (static_cast<std::uint32_t>(p[1]) << 8U) |
+           (static_cast<std::uint32_t>(p[2]) << 16U) | (static_cast<std::uint32_t>(p[3]) << 24U);
+}
+
+std::uint64_t get64(const std::uint8_t* p) {
+    return static_cast<std::uint64_t>(get32(p)) | (static_cast<std::uint64_t>(get32(p + 4)) << 32U);
+}
+
+std::uint16_t get16(const std::uint8_t* p) {
+    return static_cast<std::uint16_t>(p[0] | (p[1] << 8U));
+}
+
+/// `SSS_TTTTTTTTTTTTTTTTTTTT.npy` into `name` (log_member_name_size bytes + NUL).
+void format_member_name(std::array<char, log_member_name_size + 1>& name, std::uint64_t source,
+                        std::uint64_t timestamp) {
+    const auto result = fmt::format_to_n(name.data(), log_member_name_size, "{:03d}_{:020d}.npy", source, timestamp);
+    *result.out = '\0';
+}
+
+/// The source and timestamp of a canonical member name; false for anything else.
+bool parse_member_name(std::string_view name, std::uint64_t& source, std::uint64_t& timestamp) {
+    if (name.size() != log_member_name_size || name[3] != '_' || !name.ends_with(".npy")) {
+        return false;
+    }
+    const auto digits = [](std::string_view text, std::uint64_t& out) {
+        if (!std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+            return false;
+        }
+        const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+        return ec == std::errc() && ptr == text.data() + text.size();
+    };
+    return digits(name.substr(0, 3), source) && digits(name.substr(4, 20), timestamp);
+}
+
+/// Why the member at `pos` is not intact (empty when it is); fills `member`.
+std::string check_member(std::span<const std::uint8_t> bytes, std::uint64_t pos, std::uint64_t source,
+                         stream_member& member) {
+    const std::uint64_t avail = bytes.size() - pos;
+    const std::uint8_t* p = bytes.data() + pos;
+    if (avail >= 4 && get32(p) == zip_central_signature) {
+        return "a central directory starts here (the archive was finished up to this point)";
+    }
+    constexpr std::size_t fixed = zip_local_fixed_size + log_member_name_size + zip_local_zip64_extra_size;
+    if (avail < fixed) {
+        return fmt::format("only {} bytes of a local header are present (a torn member)", avail);
+    }
+    if (get32(p) != zip_local_signature || get16(p + 26) != log_member_name_size) {
+        return "no local header of a log member starts here";
+    }
+    const std::string_view name(reinterpret_cast<const char*>(p + zip_local_fixed_size), log_member_name_size);
+    std::uint64_t name_source = 0;
+    if (!parse_member_name(name, name_source, member.timestamp) || name_source != source) {
+        return fmt::format("the member name '{}' is not a log entry name of source {}", printable(name), source);
+    }
+    member.offset = pos;
+    member.crc = get32(p + 14);
+    member.size = get64(p + zip_local_fixed_size + log_member_name_size + 4);
+    const std::size_t head = zip_local_header_size(pos, log_member_name_size);
+    if (avail < head) {
+        return fmt::format("only {} of the local header's {} bytes are present (a torn member)", avail, head);
+    }
+    std::array<std::uint8_t, 256> expected{};
+    encode_zip_local_header(expected.data(), pos, name, member.crc, member.size);
+    if (std::memcmp(expected.data(), p, head) != 0) {
+        return fmt::format("the local header of '{}' differs from the one the writer encodes", name);
+    }
+    if (member.size > avail - head) {
+        return fmt::format("'{}' declares {} bytes of data, but only {} are present (a torn member)", name, member.size,
+                           avail - head);
+    }
+    const std::span<const std::uint8_t> data(p + head, static_cast<std::size_t>(member.size));
+    if (crc32(data) != member.crc) {
+        return fmt::format("the data of '{}' does not match its CRC-32 (a torn or damaged member)", name);
+    }
+    std::span<const std::uint8_t> payload;
+    try {
+        payload = npy_u1_payload(data, name);
+    } catch (const value_error& e) {
+        return e.what();
+    }
+    std::uint64_t stamp = 0;
+    for (unsigned i = 0; i < 8 && payload.size() >= 9; ++i) {
+        stamp |= std::uint64_t{payload[1 + i]} << (8U * i);
+    }
+    if (payload.size() < 9 || payload[0] != source || stamp != member.timestamp) {
+        return fmt::format("the source and time inside '{}' disagree with its name", name);
+    }
+    return {};
+}
+
+[[noreturn]] void throw_file_error(int error, std::string_view what, const fs::path& path) {
+    throw_errno(error, fmt::format("Unable to {} {}: {}.", what, path.string(), std::strerror(error)));
+}
+
+void pwrite_all(int fd, std::string_view bytes, std::uint64_t offset, const fs::path& path) {
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+        const ssize_t n = ::pwrite(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(offset + done));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            throw_file_error(n < 0 ? errno : ENOSPC, "write the central directory of", path);
+        }
+        done += static_cast<std::size_t>(n);
+    }
+}
+
+/// The existing archive's members, checked as assembly checks them, sorted by timestamp (stable).
+std::vector<std::pair<std::uint64_t, const npz_member*>> load_existing(const npz_reader& archive, std::uint64_t source,
+                                                                       const fs::path& working) {
+    const auto refuse = [&](std::string_view problem) {
+        throw value_error(fmt::format(
+            "Unable to finish the streaming archive {} of source {}: the existing file {} {}. It was left untouched; "
+            "the working file keeps every member (move the existing file out of the directory and run axds "
+            "assemble to finish it).",
+            working.string(), source, archive.path().string(), problem));
+    };
+    std::vector<std::pair<std::uint64_t, const npz_member*>> members;
+    for (const auto& member : archive.members()) {
+        const std::string_view name(member.name);
+        const auto underscore = name.find('_');
+        std::uint64_t member_source = 0;
+        std::uint64_t timestamp = 0;
+        const auto second = name.find_first_of("_.", underscore + 1);
+        const bool parsed =
+            name.ends_with(".npy") && underscore != std::string_view::npos &&
+            std::from_chars(name.data(), name.data() + underscore, member_source).ptr == name.data() + underscore &&
+            std::from_chars(name.data() + underscore + 1, name.data() + second, timestamp).ptr == name.data() + second;
+        if (!parsed || member_source != source) {
+            refuse(
+                fmt::format("holds the member '{}', which is not a log entry of source {}", printable(name), source));
+        }
+        try {
+            archive.verify_crc(member);
+        } catch (const value_error& e) {
+            refuse(fmt::format("is damaged ({})", e.what()));
+        }
+        members.emplace_back(timestamp, &member);
+    }
+    std::stable_sort(members.begin(), members.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    return members;
+}
+
+/// Writes the union of `final_path` (already there) and the finished working file into `final_path` (assembly's
+/// merge: timestamp order, the existing members first at equal times, one key with the same bytes kept once).
+void merge_into_existing(const fs::path& final_path, const fs::path& working, std::uint64_t source) {
+    struct stat st {};
+
+    if (::lstat(final_path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+        throw value_error(
+            fmt::format("Unable to finish the streaming archive {}: {} exists but is not a regular "
+                        "file. It was left untouched; the working file keeps every member.",
+                        working.string(), final_path.string()));
+    }
+    std::unique_ptr<npz_reader> previous;
+    try {
+        previous = std::make_unique<npz_reader>(final_path);
+    } catch (const value_error& e) {
+        throw value_error(
+            fmt::format("Unable to finish the streaming archive {}: the existing file {} cannot be read "
+                        "as an archive ({}). It was left untouched; the working file keeps every "
+                        "member.",
+                        working.string(), final_path.string(), e.what()));
+    }
+    const auto old = load_existing(*previous, source, working);
+    const npz_reader fresh(working, {.verify_crc = false});  // its members were checked when written or scanned
+    npz_writer out(final_path);
+    std::size_t i = 0;
+    for (const auto& member : fresh.members()) {
+        std::uint64_t member_source = 0;
+        std::uint64_t timestamp = 0;
+        (void)parse_member_name(member.name, member_source, timestamp);
+        for (; i < old.size() && old[i].first <= timestamp; ++i) {
+            out.add(old[i].second->name, previous->data(*old[i].second));
+        }
+        const npz_member* same = previous->find(member.name);
+        if (same == nullptr) {
+            out.add(member.name, fresh.data(member));
+            continue;
+        }
+        const auto a = previous->data(*same);
+        const auto b = fresh.data(member);
+        if (!std::equal(a.begin(), a.end(), b.begin(), b.end())) {
+            throw value_error(fmt::format(
+                "Unable to finish the streaming archive {}: its member '{}' and the member of the same name in the "
+                "existing archive {} hold different data. Nothing was written; the working file keeps every member. "
+                "Keep the one that is right and move the other out of the directory.",
+                working.string(), member.name, final_path.string()));
+        }
+    }
+    for (; i < old.size(); ++i) {
+        out.add(old[i].second->name, previous->data(*old[i].second));
+    }
+    out.finish(true);
+}
+
+void sync_directory(int directory_fd, const fs::path& directory) {
+    if (::fsync(directory_fd) != 0) {
+        throw_file_error(errno, "flush the directory", directory);
+    }
+}
+
+/// A growable byte buffer that does not zero what it hands out.
+class raw_buffer {
+public:
+    std::uint8_t* grow(std::size_t n) {
+        if (size_ + n > capacity_) {
+            const std::size_t capacity = std::max({capacity_ * 2, size_ + n, std::size_t{1} << 16U});
+            auto bigger = std::make_unique_for_overwrite<std::uint8_t[]>(capacity);
+            if (size_ != 0) {
+                std::memcpy(bigger.get(), data_.get(), size_);
+            }
+            data_ = std::move(bigger);
+            capacity_ = capacity;
+        }
+        std::uint8_t* out = data_.get() + size_;
+        size_ += n;
+        return out;
+    }
+
+    [[nodiscard]] std::uint8_t* data() const noexcept { return data_.get(); }
+
+    [[nodiscard]] std::size_t size() const noexcept { return size_; }
+
+    void clear() noexcept { size_ = 0; }
+
+private:
+    std::unique_ptr<std::uint8_t[]> data_;
+    std::size_t size_ = 0;
+    std::size_t capacity_ = 0;
+};
+
+}  // namespace
+
+std::string working_file_name(std::uint64_t source) {
+    return fmt::format(".{}{}{}", source, log_archive_suffix, working_suffix);
+}
+
+bool parse_working_file_name(std::string_view name, std::uint64_t& source) {
+    const std::string suffix = std::string(log_archive_suffix) + std::string(working_suffix);
+    if (name.size() <= suffix.size() + 1 || name.front() != '.' || !name.ends_with(suffix)) {
+        return false;
+    }
+    const std::string_view digits = name.substr(1, name.size() - 1 - suffix.size());
+    const auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), source);
+    return ec == std::errc() && ptr == digits.data() + digits.size() && source <= 255;
+}
+
+working_scan scan_working_bytes(std::span<const std::uint8_t> bytes, std::uint64_t source) {
+    working_scan out;
+    out.file_size = bytes.size();
+    std::unordered_set<std::uint64_t> keys;
+    std::uint64_t pos = 0;
+    while (pos < bytes.size()) {
+        stream_member member;
+        std::string reason = check_member(bytes, pos, source, member);
+        if (reason.empty() && !keys.insert(member.timestamp).second) {
+            reason = fmt::format("a second member with the time {} (the first is kept)", member.timestamp);
+        }
+        if (!reason.empty()) {
+            out.stop_reason = fmt::format("at offset {}: {}", pos, reason);
+            break;
+        }
+        pos = member.offset + zip_local_header_size(member.offset, log_member_name_size) + member.size;
+        out.members.push_back(member);
+        out.valid_end = pos;
+    }
+    return out;
+}
+
+working_scan scan_working_fd(int fd, const fs::path& path, std::uint64_t source) {
+    struct stat st {};
+
+    if (::fstat(fd, &st) != 0) {
+        throw_file_error(errno, "inspect the working file", path);
+    }
+    const auto size = static_cast<std::size_t>(st.st_size);
+    if (size == 0) {
+        return {};
+    }
+    void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) {
+        throw_file_error(errno, "map the working file", path);
+    }
+    working_scan out;
+    try {
+        out = scan_working_bytes({static_cast<const std::uint8_t*>(map), size}, source);
+    } catch (...) {
+        ::munmap(map, size);
+        throw;
+    }
+    ::munmap(map, size);
+    return out;
+}
+
+fs::path publish_working_file(const fs::path& directory, int directory_fd, std::uint64_t source, int fd,
+                              std::vector<stream_member> members, std::uint64_t valid_end) {
+    const fs::path working = directory / working_file_name(source);
+    const fs::path final_path = directory / fmt::format("{}{}", source, log_archive_suffix);
+    std::stable_sort(members.begin(), members.end(),
+                     [](const stream_member& a, const stream_member& b) { return a.timestamp < b.timestamp; });
+    std::string tail;
+    bool zip64 = false;
+    std::array<char, log_member_name_size + 1> name{};
+    for (const auto& m : members) {
+        format_member_name(name, source, m.timestamp);
+        zip64 = append_zip_central_record(tail, {name.data(), log_member_name_size}, m.crc, m.size, m.offset) || zip64;
+    }
+    append_zip_end_records(tail, members.size(), valid_end, tail.size(), zip64);
+    pwrite_all(fd, tail, valid_end, working);
+    if (::ftruncate(fd, static_cast<off_t>(valid_end + tail.size())) != 0) {
+        throw_file_error(errno, "truncate", working);
+    }
+    if (::fsync(fd) != 0) {
+        throw_file_error(errno, "flush", working);
+    }
+    if (::renameat2(directory_fd, working.filename().c_str(), directory_fd, final_path.filename().c_str(),
+                    RENAME_NOREPLACE) != 0) {
+        if (errno != EEXIST) {
+            throw_file_error(errno, fmt::format("rename {} to", working.string()), final_path);
+        }
+        merge_into_existing(final_path, working, source);
+        if (::unlinkat(directory_fd, working.filename().c_str(), 0) != 0) {
+            throw_file_error(errno, "remove the merged working file", working);
+        }
+    }
+    sync_directory(directory_fd, directory);
+    return final_path;
+}
+
+std::vector<recovered_archive> recover_working_files(const fs::path& directory) {
+    const int directory_fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (directory_fd < 0) {
+        return {};  // a missing directory holds nothing to recover
+    }
+    std::vector<std::pair<std::uint64_t, std::string>> found;
+    if (DIR* dir = ::fdopendir(::dup(directory_fd))) {
+        while (const dirent* d = ::readdir(dir)) {
+            std::uint64_t source = 0;
+            if (parse_working_file_name(d->d_name, source)) {
+                found.emplace_back(source, d->d_name);
+            }
+        }
+        ::closedir(dir);
+    }
+    std::sort(found.begin(), found.end());
+    std::vector<recovered_archive> out;
+    try {
+        for (const auto& [source, file] : found) {
+            recovered_archive rec;
+            rec.working_file = directory / file;
+            const int fd = ::openat(directory_fd, file.c_str(), O_RDWR | O_CLOEXEC);
+            if (fd < 0) {
+                throw_file_error(errno, "open the working file", rec.working_file);
+            }
+            try {
+                const working_scan scan = scan_working_fd(fd, rec.working_file, source);
+                rec.members = scan.members.size();
+                rec.bytes_cut = scan.file_size - scan.valid_end;
+                if (scan.members.empty()) {
+                    if (::unlinkat(directory_fd, file.c_str(), 0) != 0) {
+                        throw_file_error(errno, "remove the empty working file", rec.working_file);
+                    }
+                } else {
+                    rec.archive =
+                        publish_working_file(directory, directory_fd, source, fd, scan.members, scan.valid_end);
+                }
+            } catch (...) {
+                ::close(fd);
+                throw;
+            }
+            ::close(fd);
+            out.push_back(std::move(rec));
+        }
+    } catch (...) {
+        ::close(directory_fd);
+        throw;
+    }
+    ::close(directory_fd);
+    return out;
+}
+
+// ------------------------------------------------------------------------------------------------------- writer
+
+struct archive_stream_writer::piece {
+    const std::uint8_t* external = nullptr;  ///< a payload written from the package; else staging bytes
+    std::size_t offset = 0;                  ///< in the staging buffer
+    std::size_t length = 0;
+};
+
+namespace {
+
+struct pending_member {
+    std::size_t index = 0;  ///< in the batch
+    std::uint64_t end = 0;  ///< file offset where the member ends
+};
+
+}  // namespace
+
+struct archive_stream_writer::source_file {
+    std::uint8_t source = 0;
+    int fd = -1;
+    std::string open_error;
+    std::uint64_t end = 0;  ///< bytes of intact members in the file
+    std::vector<stream_member> members;
+    std::uint64_t max_timestamp = 0;
+    bool keys_built = false;
+    std::unordered_set<std::uint64_t> keys;  // built at the first timestamp not above every earlier one
+    raw_buffer staging;
+    std::vector<piece> pieces;
+    std::vector<pending_member> pending;
+    std::uint64_t pending_bytes = 0;
+    bool touched = false;
+    std::uint64_t unsynced = 0;
+    std::chrono::steady_clock::time_point last_sync;
+
+    [[nodiscard]] bool key_is_new(std::uint64_t timestamp) {
+        if (members.empty() || timestamp > max_timestamp) {
+            return true;
+        }
+        if (!keys_built) {
+            keys.reserve(members.size() * 2);
+            for (const auto& m : members) {
+                keys.insert(m.timestamp);
+            }
+            keys_built = true;
+        }
+        return !keys.contains(timestamp);
+    }
+
+    void add_member(const stream_member& member) {
+        max_timestamp = members.empty() ? member.timestamp : std::max(max_timestamp, member.timestamp);
+        if (keys_built) {
+            keys.insert(member.timestamp);
+        }
+        members.push_back(member);
+    }
+
+    void drop_last_member() {
+        if (keys_built) {
+            keys.erase(members.back().timestamp);
+        }
+        members.pop_back();
+    }
+
+    void append_staging(std::size_t offset, std::size_t length) {
+        if (!pieces.empty() && pieces.back().external == nullptr &&
+            pieces.back().offset + pieces.back().length == offset) {
+            pieces.back().length += length;
+        } else {
+            pieces.push_back({nullptr, offset, length});
+        }
+    }
+};
+
+archive_stream_writer::archive_stream_writer(fs::path directory, int directory_fd, const data_logger_options& options)
+    : directory_(std::move(directory)), directory_fd_(directory_fd), options_(options) {
+    batch_.reserve(1024);
+}
+
+archive_stream_writer::~archive_stream_writer() {
+    (void)abandon();
+    for (auto& file : files_) {
+        if (file && file->fd >= 0) {
+            ::close(file->fd);  // the working file stays: whatever it holds is recoverable
+        }
+    }
+}
+
+std::size_t archive_stream_writer::capacity_left() const noexcept {
+    return batch_bytes_ >= batch_byte_limit ? 0 : batch_entry_limit - batch_.size();
+}
+
+void archive_stream_writer::add(queued_entry* entry) {
+    batch_.push_back(entry);
+    batch_bytes_ += entry->package.payload.size();
+}
+
+asio::awaitable<std::size_t> archive_stream_writer::async_complete_some(const completion_fn& done) {
+    auto work = [this] {
+        write_batch();
+    };
+    co_await async_run_cpu(work);
+    std::size_t released = 0;
+    for (std::size_t i = 0; i < batch_.size(); ++i) {
+        queued_entry* entry = batch_[i];
+        done(*entry, errors_[i]);
+        released += entry->charge;
+        delete entry;  // NOLINT(cppcoreguidelines-owning-memory)
+    }
+    batch_.clear();
+    batch_bytes_ = 0;
+    co_return released;
+}
+
+std::uint64_t archive_stream_writer::abandon() noexcept {
+    const std::uint64_t n = batch_.size();
+    for (queued_entry* entry : batch_) {
+        delete entry;  // NOLINT(cppcoreguidelines-owning-memory)
+    }
+    batch_.clear();
+    batch_bytes_ = 0;
+    return n;
+}
+
+archive_stream_writer::source_file& archive_stream_writer::file_for(std::uint8_t source) {
+    auto& slot = files_[source];
+    if (slot) {
+        return *slot;
+    }
+    slot = std::make_unique<source_file>();
+    source_file& f = *slot;
+    f.source = source;
+    f.last_sync = std::chrono::steady_clock::now();
+    const std::string name = working_file_name(source);
+    const fs::path path = directory_ / name;
+    f.fd = ::openat(directory_fd_, name.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (f.fd < 0) {
+        const int error = errno;
+        f.open_error = fmt::format("open of the working file {} failed: {} [errno {}]", path.string(),
+                                   std::strerror(error), error);
+        return f;
+    }
+    try {
+        working_scan scan = scan_working_fd(f.fd, path, source);
+        if (scan.file_size != scan.valid_end && ::ftruncate(f.fd, static_cast<off_t>(scan.valid_end)) != 0) {
+            throw_file_error(errno, "cut the torn end of", path);
+        }
+        members_recovered_ += scan.members.size();
+        bytes_cut_ += scan.file_size - scan.valid_end;
+        f.end = scan.valid_end;
+        for (const auto& m : scan.members) {
+            f.add_member(m);
+        }
+        if (scan.file_size == 0) {
+            sync_directory(directory_fd_, directory_);  // the new name survives a power loss with its first sync
+        }
+    } catch (const std::exception& e) {
+        ::close(std::exchange(f.fd, -1));
+        f.open_error = fmt::format("the working file {} could not be resumed: {}", path.string(), e.what());
+    }
+    return f;
+}
+
+void archive_stream_writer::write_batch() {
+    errors_.assign(batch_.size(), std::string{});
+    for (std::size_t i = 0; i < batch_.size(); ++i) {
+        encode(i);
+    }
+    for (source_file* file : touched_) {
+        flush(*file);
+    }
+    touched_.clear();
+}
+
+void archive_stream_writer::encode(std::size_t index) {
+    const log_package& p = batch_[index]->package;
+    source_file& f = file_for(p.source_id);
+    if (f.fd < 0) {
+        errors_[index] = f.open_error;
+        return;
+    }
+    if (!f.key_is_new(p.acquisition_time)) {
+        errors_[index] =
+            "append failed: the working archive already holds a member with this name (a second package with the "
+            "same source and time); the first one was kept";
+        return;
+    }
+    if (!f.touched) {
+        f.touched = true;
+        touched_.push_back(&f);
+    }
+    const std::uint64_t length = 9 + p.payload.size();
+    if (length != header_length_) {
+        header_ = encode_npy_u1_header(length);
+        header_crc_ = crc32({reinterpret_cast<const std::uint8_t*>(header_.data()), header_.size()});
+        header_length_ = length;
+    }
+    const std::uint64_t data_size = header_.size() + length;
+    const std::uint64_t offset = f.end + f.pending_bytes;
+    const std::size_t head = zip_local_header_size(offset, log_member_name_size);
+    const bool external = p.payload.size() >= external_payload_bytes;
+    const std::size_t at = f.staging.size();
+    const std::size_t staged = head + header_.size() + 9 + (external ? 0 : p.payload.size());
+    std::uint8_t* out = f.staging.grow(staged);
+    std::uint8_t* prefix = out + head + header_.size();
+    std::memcpy(out + head, header_.data(), header_.size());
+    prefix[0] = p.source_id;
+    for (unsigned i = 0; i < 8; ++i) {
+        prefix[1 + i] = static_cast<std::uint8_t>(p.acquisition_time >> (8U * i));
+    }
+    std::uint32_t crc = 0;
+    if (external) {
+        crc = crc32(p.payload, crc32({prefix, 9}, header_crc_));
+    } else {
+        if (!p.payload.empty()) {
+            std::memcpy(prefix + 9, p.payload.data(), p.payload.size());
+        }
+        crc = crc32({prefix, 9 + p.payload.size()}, header_crc_);
+    }
+    std::array<char, log_member_name_size + 1> name{};
+    format_member_name(name, p.source_id, p.acquisition_time);
+    encode_zip_local_header(out, offset, {name.data(), log_member_name_size}, crc, data_size);
+    f.append_staging(at, staged);
+    if (external) {
+        f.pieces.push_back({p.payload.data(), 0, p.payload.size()});
+    }
+    f.pending_bytes += head + data_size;
+    f.pending.push_back({index, offset + head + data_size});
+    f.add_member({p.acquisition_time, offset, data_size, crc});
+}
+
+void archive_stream_writer::flush(source_file& f) {
+    std::vector<iovec> iov;
+    iov.reserve(f.pieces.size());
+    for (const piece& pc : f.pieces) {
+        const std::uint8_t* base = pc.external != nullptr ? pc.external : f.staging.data() + pc.offset;
+        iov.push_back({const_cast<std::uint8_t*>(base), pc.length});  // NOLINT: pwritev never writes through it
+    }
+    std::uint64_t written = 0;
+    int error = 0;
+    iovec* first = iov.data();
+    std::size_t count = iov.size();
+    while (written < f.pending_bytes) {
+        const ssize_t n = ::pwritev(f.fd, first, static_cast<int>(std::min<std::size_t>(count, iov_limit)),
+                                    static_cast<off_t>(f.end + written));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            error = n < 0 ? errno : ENOSPC;
+            break;
+        }
+        written += static_cast<std::uint64_t>(n);
+        advance_iovecs(first, count, static_cast<std::size_t>(n));
+    }
+    std::uint64_t good_end = f.end + f.pending_bytes;
+    if (error != 0) {
+        good_end = f.end;
+        std::size_t complete = 0;
+        for (; complete < f.pending.size() && f.pending[complete].end <= f.end + written; ++complete) {
+            good_end = f.pending[complete].end;
+        }
+        std::string text = fmt::format("write failed: {} [errno {}]", std::strerror(error), error);
+        if (::ftruncate(f.fd, static_cast<off_t>(good_end)) == 0) {
+            text += "; the partly written member was cut from the working file";
+        } else {
+            text += fmt::format("; cutting the partly written member failed too ({}), a recovery cuts it",
+                                std::strerror(errno));
+        }
+        for (std::size_t k = complete; k < f.pending.size(); ++k) {
+            errors_[f.pending[k].index] = text;
+            f.drop_last_member();
+        }
+        f.pending.resize(complete);
+    }
+    f.unsynced += good_end - f.end;
+    f.end = good_end;
+    maybe_sync(f);
+    f.staging.clear();
+    f.pieces.clear();
+    f.pending.clear();
+    f.pending_bytes = 0;
+    f.touched = false;
+}
+
+void archive_stream_writer::maybe_sync(source_file& f) {
+    if (f.unsynced == 0) {
+        return;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    const bool by_size = options_.sync_every_bytes != 0 && f.unsynced >= options_.sync_every_bytes;
+    const bool by_time = options_.sync_every.count() > 0 && now - f.last_sync >= options_.sync_every;
+    if (!by_size && !by_time) {
+        return;
+    }
+    if (::fdatasync(f.fd) != 0) {
+        const int error = errno;
+        const std::string text =
+            fmt::format("fdatasync of the working file failed: {} [errno {}]; the member may not be on stable storage",
+                        std::strerror(error), error);
+        for (const auto& pm : f.pending) {
+            errors_[pm.index] = text;
+        }
+        return;
+    }
+    ++syncs_;
+    bytes_synced_ += f.unsynced;
+    f.unsynced = 0;
+    f.last_sync = now;
+}
+
+asio::awaitable<void> archive_stream_writer::async_finish(data_logger_report& report) {
+    auto work = [this, &report] {
+        finish_all(report);
+    };
+    co_await async_run_cpu(work);
+}
+
+void archive_stream_writer::finish_all(data_logger_report& report) {
+    for (auto& slot : files_) {
+        if (!slot || slot->fd < 0) {
+            continue;
+        }
+        source_file& f = *slot;
+        const std::string name = working_file_name(f.source);
+        try {
+            if (f.members.empty()) {
+                if (::unlinkat(directory_fd_, name.c_str(), 0) != 0) {
+                    throw_file_error(errno, "remove the empty working file", directory_ / name);
+                }
+            } else {
+                report.archives.push_back(
+                    publish_working_file(directory_, directory_fd_, f.source, f.fd, std::move(f.members), f.end));
+            }
+        } catch (const std::exception& e) {
+            report.unfinished_archives.push_back(directory_ / name);
+            if (report.first_error.empty()) {
+                report.first_error = e.what();
+            }
+        }
+        ::close(std::exchange(f.fd, -1));
+    }
+    report.members_recovered = members_recovered_;
+    report.bytes_cut = bytes_cut_;
+    report.syncs = syncs_;
+    report.bytes_synced = bytes_synced_;
+}
+
+}  // namespace axds::detail

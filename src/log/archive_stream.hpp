@@ -1,0 +1,121 @@
+#pragma once
+// Streaming log archives (private to src/): the data logger's log_layout::archives writer, and the scan and recovery
+// of its working files `.{source}_log.npz.working` (used by the logger's start and by async_assemble_log_archives).
+// Every member is encoded by the zip record encoder npz_writer uses (npy/zip_records.hpp): in-order input gives
+// byte-identical archives to assembly's.
+
+#include <axds/log/data_logger.hpp>
+#include <axds/log/log_archive.hpp>
+
+#include "log/entry_writer.hpp"
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+namespace axds::detail {
+
+/// Bytes of a log member's name, `SSS_TTTTTTTTTTTTTTTTTTTT.npy`.
+inline constexpr std::size_t log_member_name_size = 28;
+
+/// `.{source}_log.npz.working`.
+[[nodiscard]] std::string working_file_name(std::uint64_t source);
+/// True (and the source) for a working file name.
+[[nodiscard]] bool parse_working_file_name(std::string_view name, std::uint64_t& source);
+
+/// One member of a working file, as its local header describes it.
+struct stream_member {
+    std::uint64_t timestamp = 0;
+    std::uint64_t offset = 0;  ///< of its local header
+    std::uint64_t size = 0;    ///< of its data (the .npy bytes)
+    std::uint32_t crc = 0;
+};
+
+/// What a scan of a working file found: the intact members from offset 0 on, up to the first damaged one.
+struct working_scan {
+    std::vector<stream_member> members;  ///< in file order
+    std::uint64_t valid_end = 0;         ///< where the last intact member ends
+    std::uint64_t file_size = 0;
+    std::string stop_reason;  ///< why the scan stopped before file_size; empty when it reached it
+};
+
+/// Scans `bytes` (a working file of `source`): a member is kept when its local header is exactly the one the writer
+/// encodes for its offset, name, CRC and size, its name is a key of `source` not seen before, its data lies inside the
+/// file, hashes to the CRC-32 and is a 1-D uint8 .npy whose 9-byte prefix repeats the source and timestamp.
+[[nodiscard]] working_scan scan_working_bytes(std::span<const std::uint8_t> bytes, std::uint64_t source);
+/// scan_working_bytes of an open file (mapped read-only). `path` names it in errors.
+[[nodiscard]] working_scan scan_working_fd(int fd, const std::filesystem::path& path, std::uint64_t source);
+
+/// Turns an open (O_RDWR) working file into `{source}_log.npz` in `directory`: truncates it after `valid_end`,
+/// appends the central directory of `members` (stable-sorted by timestamp: onset first), fsyncs, and renames it into
+/// place; when an archive of the source is already there, writes the union of both instead (assembly's rule: never
+/// shrink, identical keys kept once, different bytes under one key an error naming both, nothing written) and
+/// removes the working file. Fsyncs the directory. Returns the archive's path. Does not close `fd`.
+/// @throws value_error for a conflict or an unreadable existing archive; os_error family on I/O failures. The working
+/// file then stays on disk (complete up to valid_end), for a later recovery.
+std::filesystem::path publish_working_file(const std::filesystem::path& directory, int directory_fd,
+                                           std::uint64_t source, int fd, std::vector<stream_member> members,
+                                           std::uint64_t valid_end);
+
+/// Recovers every working file directly in `directory` (the caller holds the directory lock).
+[[nodiscard]] std::vector<recovered_archive> recover_working_files(const std::filesystem::path& directory);
+
+/// The logger's writer for log_layout::archives (see data_logger_options::layout). Batches run on the CPU pool: each
+/// package is encoded as a member (small payloads copied next to their headers, large ones written from the package)
+/// and each source's part of a batch goes to its working file with one pwritev. A failed or short write cuts the
+/// members it did not complete (ftruncate) and fails exactly those entries.
+class archive_stream_writer final : public entry_writer {
+public:
+    archive_stream_writer(std::filesystem::path directory, int directory_fd, const data_logger_options& options);
+    ~archive_stream_writer() override;
+
+    [[nodiscard]] std::size_t capacity_left() const noexcept override;
+    void add(queued_entry* entry) override;
+
+    [[nodiscard]] bool uses_io_uring() const noexcept override { return false; }
+
+    [[nodiscard]] std::size_t in_flight() const noexcept override { return batch_.size(); }
+
+    asio::awaitable<std::size_t> async_complete_some(const completion_fn& done) override;
+    std::uint64_t abandon() noexcept override;
+
+    /// At stop, after the last batch: publishes every working file and fills the archives layout's report fields.
+    asio::awaitable<void> async_finish(data_logger_report& report);
+
+    struct source_file;
+    struct piece;
+
+private:
+    void write_batch();
+    void encode(std::size_t index);
+    void flush(source_file& file);
+    void maybe_sync(source_file& file);
+    source_file& file_for(std::uint8_t source);
+    void finish_all(data_logger_report& report);
+
+    std::filesystem::path directory_;
+    int directory_fd_;
+    data_logger_options options_;
+    std::array<std::unique_ptr<source_file>, 256> files_;
+    std::vector<source_file*> touched_;
+    std::vector<queued_entry*> batch_;
+    std::size_t batch_bytes_ = 0;
+    std::vector<std::string> errors_;
+    std::uint64_t header_length_ = ~std::uint64_t{0};
+    std::string header_;  // npy header of the last payload length seen
+    std::uint32_t header_crc_ = 0;
+    std::uint64_t members_recovered_ = 0;
+    std::uint64_t bytes_cut_ = 0;
+    std::uint64_t syncs_ = 0;
+    std::uint64_t bytes_synced_ = 0;
+};
+
+}  // namespace axds::detail

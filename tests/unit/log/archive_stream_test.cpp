@@ -1,0 +1,380 @@
+// The data logger's streaming layout (log_layout::archives): byte identity with assembly, order, duplicates, merging
+// with an existing archive, recovery of torn working files (exhaustive truncation), resuming a working file.
+
+#include <axds/log/data_logger.hpp>
+
+#include "log/archive_stream.hpp"
+#include "support/io_thread.hpp"
+#include "support/log_entries.hpp"
+#include "support/run_async.hpp"
+#include "support/temp_dir.hpp"
+
+#include <axds/core/console.hpp>
+#include <axds/log/log_archive.hpp>
+#include <axds/npy/npz_archive.hpp>
+#include <asio/io_context.hpp>
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+using axds::data_logger;
+using axds::data_logger_options;
+using axds::data_logger_report;
+using axds::log_layout;
+using axds::log_package;
+using axds::test::io_thread;
+using axds::test::make_package;
+using axds::test::read_file;
+using axds::test::temp_dir;
+using axds::test::write_file;
+using Catch::Matchers::Contains;
+
+namespace {
+
+data_logger_options streaming() {
+    data_logger_options options;
+    options.layout = log_layout::archives;
+    return options;
+}
+
+/// Onset + messages of two sources, payload sizes 0..300 plus one 20 KiB payload (written from the package).
+std::vector<log_package> sample_packages(std::size_t per_source) {
+    std::vector<log_package> out;
+    for (const int id : {1, 7}) {
+        const auto source = static_cast<std::uint8_t>(id);
+        out.push_back(axds::make_onset_package(source, 1700000000000000ULL + source));
+        for (std::size_t i = 1; i <= per_source; ++i) {
+            const std::size_t size = i == per_source / 2 ? 20000 : (i * 37) % 301;
+            out.push_back(make_package(source, i * 1000 + source, size));
+        }
+    }
+    return out;
+}
+
+data_logger_report log_all(const fs::path& root, const std::vector<log_package>& packages, data_logger_options options,
+                           const std::string& name = "run") {
+    io_thread loop;
+    data_logger logger(loop.executor(), root, name, options);
+    logger.start();
+    for (const auto& p : packages) {
+        logger.log(p);
+    }
+    return logger.stop();
+}
+
+axds::assemble_report assemble(const fs::path& directory) {
+    asio::io_context io;
+    return axds::test::run_async(io, [&] { return axds::async_assemble_log_archives(directory); });
+}
+
+/// The messages of an archive as (name, bytes), in central-directory order.
+std::vector<std::pair<std::string, std::string>> members_of(const fs::path& archive) {
+    const axds::npz_reader reader(archive);
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& m : reader.members()) {
+        const auto data = reader.data(m);
+        out.emplace_back(m.name, std::string(data.begin(), data.end()));
+    }
+    return out;
+}
+
+/// /dev/shm/axds-torn-PID when /dev/shm exists (removed on destruction), else `fallback`.
+struct scratch_dir {
+    fs::path path;
+    bool owned = false;
+
+    explicit scratch_dir(const fs::path& fallback) : path(fallback) {
+        std::error_code ec;
+        if (fs::is_directory("/dev/shm", ec)) {
+            path = fs::path("/dev/shm") / ("axds-torn-" + std::to_string(::getpid()));
+            owned = fs::create_directories(path, ec);
+            if (!owned) {
+                path = fallback;
+            }
+        }
+    }
+
+    scratch_dir(const scratch_dir&) = delete;
+    scratch_dir& operator=(const scratch_dir&) = delete;
+
+    ~scratch_dir() {
+        std::error_code ec;
+        if (owned) {
+            fs::remove_all(path, ec);
+        }
+    }
+};
+
+}  // namespace
+
+TEST_CASE("streaming archives are byte-identical to assembled ones for in-order input", "[log][stream]") {
+    const temp_dir tmp;
+    const auto packages = sample_packages(120);
+    const data_logger_report entries = log_all(tmp.path() / "a", packages, {});
+    REQUIRE(entries.clean());
+    const axds::assemble_report assembled = assemble(tmp.path() / "a" / "run_data_log");
+    REQUIRE(assembled.archives.size() == 2);
+
+    const data_logger_report streamed = log_all(tmp.path() / "b", packages, streaming());
+    INFO(streamed.first_error);
+    REQUIRE(streamed.clean());
+    CHECK(streamed.entries_written == packages.size());
+    REQUIRE(streamed.archives.size() == 2);
+    for (const char* name : {"1_log.npz", "7_log.npz"}) {
+        INFO(name);
+        const std::string a = read_file(tmp.path() / "a" / "run_data_log" / name);
+        const std::string b = read_file(tmp.path() / "b" / "run_data_log" / name);
+        CHECK(a.size() == b.size());
+        CHECK(a == b);
+    }
+    // Nothing else is left in the directory: no working file, no entry.
+    std::size_t files = 0;
+    for (const auto& item : fs::directory_iterator(tmp.path() / "b" / "run_data_log")) {
+        (void)item;
+        ++files;
+    }
+    CHECK(files == 2);
+}
+
+TEST_CASE("streaming archives sort out-of-order input as assembly does", "[log][stream]") {
+    const temp_dir tmp;
+    auto packages = sample_packages(80);
+    std::mt19937 rng(19);
+    std::shuffle(packages.begin(), packages.end(), rng);  // the onsets land anywhere too
+    REQUIRE(log_all(tmp.path() / "a", packages, {}).clean());
+    (void)assemble(tmp.path() / "a" / "run_data_log");
+    const data_logger_report streamed = log_all(tmp.path() / "b", packages, streaming());
+    REQUIRE(streamed.clean());
+    for (const char* name : {"1_log.npz", "7_log.npz"}) {
+        INFO(name);
+        const auto a = members_of(tmp.path() / "a" / "run_data_log" / name);
+        const auto b = members_of(tmp.path() / "b" / "run_data_log" / name);
+        CHECK(a == b);  // same names, same bytes, same (sorted) order
+        REQUIRE(!b.empty());
+        CHECK(b.front().first.ends_with("_00000000000000000000.npy"));  // onset first
+    }
+}
+
+TEST_CASE("a streaming logger refuses a second package with the same source and time", "[log][stream]") {
+    const temp_dir tmp;
+    std::vector<log_package> packages{make_package(1, 5, 10), make_package(1, 6, 10), make_package(1, 5, 12)};
+    const axds::scoped_warning_capture warnings;
+    const data_logger_report report = log_all(tmp.path(), packages, streaming());
+    CHECK(report.entries_written == 2);
+    CHECK(report.entries_failed == 1);
+    REQUIRE(report.failed_entries.size() == 1);
+    CHECK(report.failed_entries[0] == packages[2].file_name());
+    CHECK_THAT(report.first_error, Contains("already holds a member with this name"));
+    const auto members = members_of(tmp.path() / "run_data_log" / "1_log.npz");
+    REQUIRE(members.size() == 2);
+    const auto expected = packages[0].npy_file_bytes();
+    CHECK(members[0].second == std::string(expected.begin(), expected.end()));  // the first one was kept
+}
+
+TEST_CASE("a streaming logger merges into an existing archive and never shrinks it", "[log][stream]") {
+    const temp_dir tmp;
+    const fs::path archive = tmp.path() / "run_data_log" / "1_log.npz";
+    std::vector<log_package> first{axds::make_onset_package(1, 77)};
+    for (std::uint64_t t = 1; t <= 10; ++t) {
+        first.push_back(make_package(1, t * 2, 50));
+    }
+    REQUIRE(log_all(tmp.path(), first, streaming()).clean());
+    std::vector<log_package> second{make_package(1, 3, 50), make_package(1, 5, 50), make_package(1, 40, 50)};
+
+    SECTION("new keys and identical duplicates") {
+        second.push_back(first[5]);  // identical bytes under a key already archived: kept once
+        const data_logger_report report = log_all(tmp.path(), second, streaming());
+        INFO(report.first_error);
+        REQUIRE(report.clean());
+        // The same content as assembling every entry at once.
+        std::vector<log_package> all = first;
+        all.insert(all.end(), second.begin(), second.end() - 1);
+        REQUIRE(log_all(tmp.path() / "ref", all, {}).clean());
+        (void)assemble(tmp.path() / "ref" / "run_data_log");
+        CHECK(read_file(archive) == read_file(tmp.path() / "ref" / "run_data_log" / "1_log.npz"));
+        CHECK(!fs::exists(tmp.path() / "run_data_log" / ".1_log.npz.working"));
+    }
+    SECTION("one key with different bytes: nothing is replaced and the working file keeps its members") {
+        const std::string before = read_file(archive);
+        second.push_back(make_package(1, 4 * 2, 51));  // the key of first[4], other bytes
+        const axds::scoped_warning_capture warnings;
+        const data_logger_report report = log_all(tmp.path(), second, streaming());
+        CHECK(!report.clean());
+        CHECK(report.entries_written == 4);
+        REQUIRE(report.unfinished_archives.size() == 1);
+        CHECK_THAT(report.first_error, Contains("hold different data"));
+        CHECK(read_file(archive) == before);
+        const fs::path working = tmp.path() / "run_data_log" / ".1_log.npz.working";
+        REQUIRE(fs::exists(working));
+        const axds::working_archive_info info = axds::inspect_working_archive(working);
+        CHECK(info.recoverable_members == 4);
+        CHECK_THAT(info.stop_reason, Contains("central directory"));
+    }
+}
+
+TEST_CASE("recovery of a working file torn at every offset of its last two members", "[log][stream][recovery]") {
+    const temp_dir tmp;
+    // A small finished archive: onset + 4 messages; its bytes before the central directory are a working file.
+    std::vector<log_package> packages{axds::make_onset_package(3, 1234)};
+    for (std::uint64_t t = 1; t <= 4; ++t) {
+        packages.push_back(make_package(3, t * 10, 20 + t * 3));
+    }
+    REQUIRE(log_all(tmp.path() / "src", packages, streaming()).clean());
+    const fs::path finished = tmp.path() / "src" / "run_data_log" / "3_log.npz";
+    const axds::npz_reader reader(finished);
+    const auto& members = reader.members();
+    REQUIRE(members.size() == 5);
+    std::vector<std::uint64_t> ends;  // where each member ends
+    for (const auto& m : members) {
+        ends.push_back(m.data_offset + m.compressed_size);
+    }
+    const std::string full = read_file(finished).substr(0, ends.back());
+    // ~600 recoveries, each with its fsyncs: on tmpfs where there is one (fsync is free there), else under TMPDIR.
+    const scratch_dir scratch(tmp.path());
+    const fs::path dir = scratch.path / "torn";
+    const fs::path working = dir / ".3_log.npz.working";
+    const fs::path archive = dir / "3_log.npz";
+    std::size_t checked = 0;
+    for (std::uint64_t cut = members[3].local_header_offset; cut <= full.size(); ++cut) {
+        fs::remove_all(dir);
+        fs::create_directories(dir);
+        write_file(working, full.substr(0, cut));
+        const auto kept = static_cast<std::size_t>(
+            std::count_if(ends.begin(), ends.end(), [&](std::uint64_t end) { return end <= cut; }));
+        INFO("cut at " << cut << ", intact members " << kept);
+        CHECK(axds::inspect_working_archive(working).recoverable_members == kept);
+        const auto recovered = axds::detail::recover_working_files(dir);
+        REQUIRE(recovered.size() == 1);
+        CHECK(recovered[0].members == kept);
+        CHECK(recovered[0].bytes_cut == cut - ends[kept - 1]);
+        CHECK(!fs::exists(working));
+        const auto got = members_of(archive);
+        REQUIRE(got.size() == kept);
+        for (std::size_t i = 0; i < kept; ++i) {
+            const auto expected = packages[i].npy_file_bytes();
+            CHECK(got[i].first == packages[i].file_name());
+            CHECK(got[i].second == std::string(expected.begin(), expected.end()));
+        }
+        // Recovery is idempotent: a second run finds nothing to do and changes nothing.
+        const std::string once = read_file(archive);
+        CHECK(axds::detail::recover_working_files(dir).empty());
+        CHECK(read_file(archive) == once);
+        if (cut == full.size()) {
+            CHECK(once == read_file(finished));  // nothing torn: exactly the archive the stop would have written
+        }
+        ++checked;
+    }
+    CHECK(checked > 300);
+}
+
+TEST_CASE("recovery cuts a damaged member and everything after it", "[log][stream][recovery]") {
+    const temp_dir tmp;
+    std::vector<log_package> packages{axds::make_onset_package(2, 99)};
+    for (std::uint64_t t = 1; t <= 6; ++t) {
+        packages.push_back(make_package(2, t, 40));
+    }
+    REQUIRE(log_all(tmp.path(), packages, streaming()).clean());
+    const fs::path dir = tmp.path() / "run_data_log";
+    const axds::npz_reader reader(dir / "2_log.npz");
+    const std::uint64_t cd = reader.members().back().data_offset + reader.members().back().compressed_size;
+    std::string bytes = read_file(dir / "2_log.npz").substr(0, cd);
+    bytes[reader.members()[4].data_offset + 140] ^= 0x01;  // one payload bit of the 5th member
+    fs::remove(dir / "2_log.npz");
+    write_file(dir / ".2_log.npz.working", bytes);
+    const axds::assemble_report report = assemble(dir);
+    REQUIRE(report.recovered.size() == 1);
+    CHECK(report.recovered[0].members == 4);
+    CHECK(report.recovered[0].bytes_cut == cd - reader.members()[4].local_header_offset);
+    CHECK(members_of(dir / "2_log.npz").size() == 4);
+}
+
+TEST_CASE("a streaming logger resumes the working file a killed run left", "[log][stream][recovery]") {
+    const temp_dir tmp;
+    std::vector<log_package> packages{axds::make_onset_package(1, 5)};
+    for (std::uint64_t t = 1; t <= 5; ++t) {
+        packages.push_back(make_package(1, t, 30));
+    }
+    REQUIRE(log_all(tmp.path() / "src", packages, streaming()).clean());
+    const axds::npz_reader reader(tmp.path() / "src" / "run_data_log" / "1_log.npz");
+    const auto& last = reader.members().back();
+    // The killed run: every member but the last, and half of the last.
+    const std::string torn = read_file(tmp.path() / "src" / "run_data_log" / "1_log.npz")
+                                 .substr(0, last.data_offset + last.compressed_size / 2);
+    fs::create_directories(tmp.path() / "run_data_log");
+    write_file(tmp.path() / "run_data_log" / ".1_log.npz.working", torn);
+    const std::vector<log_package> more{packages.back(), make_package(1, 9, 30)};
+    const data_logger_report report = log_all(tmp.path(), more, streaming());
+    INFO(report.first_error);
+    REQUIRE(report.clean());
+    CHECK(report.members_recovered == 5);
+    CHECK(report.bytes_cut == torn.size() - last.local_header_offset);
+    const auto got = members_of(tmp.path() / "run_data_log" / "1_log.npz");
+    REQUIRE(got.size() == 7);
+    CHECK(got.back().first == make_package(1, 9, 30).file_name());
+}
+
+TEST_CASE("streaming with sync_every_bytes reports what it synced", "[log][stream]") {
+    const temp_dir tmp;
+    data_logger_options options = streaming();
+    options.sync_every_bytes = 1;
+    std::vector<log_package> packages;
+    for (std::uint64_t t = 1; t <= 50; ++t) {
+        packages.push_back(make_package(4, t, 100));
+    }
+    const data_logger_report report = log_all(tmp.path(), packages, options);
+    REQUIRE(report.clean());
+    CHECK(report.syncs >= 1);
+    const std::uint64_t size = fs::file_size(tmp.path() / "run_data_log" / "4_log.npz");
+    const axds::npz_reader reader(tmp.path() / "run_data_log" / "4_log.npz");
+    const auto& last = reader.members().back();
+    CHECK(report.bytes_synced == last.data_offset + last.compressed_size);  // every member, before the stop
+    CHECK(report.bytes_synced < size);
+}
+
+TEST_CASE("numpy and the Python reader's procedure read streamed archives as assembled ones", "[log][stream][python]") {
+    const temp_dir tmp;
+    auto packages = sample_packages(60);
+    std::mt19937 rng(7);
+    std::shuffle(packages.begin() + 1, packages.end(), rng);  // out of order (the first onset stays first)
+    REQUIRE(log_all(tmp.path() / "a", packages, {}).clean());
+    (void)assemble(tmp.path() / "a" / "run_data_log");
+    REQUIRE(log_all(tmp.path() / "b", packages, streaming()).clean());
+    // LogArchiveReader (spec §8.5) in numpy: the onset is the first member whose bytes 1..8 are 0, the messages are
+    // the members after it, each (onset + elapsed, bytes 9..).
+    const auto result = axds::test::run_python(
+        "import sys, os, numpy as np\n"
+        "def read(path):\n"
+        "    out = []\n"
+        "    with np.load(path, allow_pickle=False) as z:\n"
+        "        keys = [k for k in z.files]\n"
+        "        onset, first = None, None\n"
+        "        for i, k in enumerate(keys):\n"
+        "            a = z[k]\n"
+        "            assert a.dtype == np.uint8 and a.ndim == 1\n"
+        "            if a[1:9].view(np.uint64)[0] == 0:\n"
+        "                onset, first = int(a[9:].view(np.uint64)[0]), i\n"
+        "                break\n"
+        "        for k in keys[first + 1:]:\n"
+        "            a = z[k]\n"
+        "            out.append((k, onset + int(a[1:9].view(np.uint64)[0]), a[9:].tobytes()))\n"
+        "    return out\n"
+        "n = 0\n"
+        "for source in (1, 7):\n"
+        "    a = read(os.path.join(sys.argv[1], '%d_log.npz' % source))\n"
+        "    b = read(os.path.join(sys.argv[2], '%d_log.npz' % source))\n"
+        "    assert a == b, 'streamed and assembled archives differ for source %d' % source\n"
+        "    assert [t for _, t, _ in b] == sorted(t for _, t, _ in b)\n"
+        "    n += len(b)\n"
+        "print(n, end='')\n",
+        {(tmp.path() / "a" / "run_data_log").string(), (tmp.path() / "b" / "run_data_log").string()});
+    INFO(result.output);
+    CHECK(result.output == "120");
+}
