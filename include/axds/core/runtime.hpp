@@ -3,6 +3,7 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
 
+#include <functional>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -19,6 +20,10 @@ asio::awaitable<void> store_result(asio::awaitable<T> op, std::optional<T>& out)
     out.emplace(co_await std::move(op));
 }
 
+/// Awaits `op` with a terminal cancellation emitted to it on the first SIGINT/SIGTERM (after `on_interrupt`), and
+/// ends the process with status 130 on a second one.
+asio::awaitable<void> cancel_on_interrupt(asio::awaitable<void> op, std::function<void()> on_interrupt);
+
 }  // namespace detail
 
 /// The one blocking entry point (DESIGN.md): runs `op` to completion on a private io_context on the calling thread
@@ -31,6 +36,21 @@ T block_on(asio::awaitable<T> op) {
     } else {
         std::optional<T> result;
         detail::block_on_void(detail::store_result(std::move(op), result));
+        return std::move(*result);
+    }
+}
+
+/// block_on for programs that Ctrl-C may stop: while `op` runs, the first SIGINT or SIGTERM calls `on_interrupt` (if
+/// any) and emits a terminal cancellation to `op`, which stops at its next safe point and ends as it documents for
+/// cancellation (its exception is rethrown here); a second one ends the process at once with status 130. The signal
+/// handlers are the process's only while the call lasts. For the CLI and plain programs, like block_on.
+template <typename T>
+T block_on_interruptible(asio::awaitable<T> op, std::function<void()> on_interrupt = {}) {
+    if constexpr (std::is_void_v<T>) {
+        block_on(detail::cancel_on_interrupt(std::move(op), std::move(on_interrupt)));
+    } else {
+        std::optional<T> result;
+        block_on(detail::cancel_on_interrupt(detail::store_result(std::move(op), result), std::move(on_interrupt)));
         return std::move(*result);
     }
 }

@@ -3,6 +3,7 @@
 #include "detail/cpu_work.hpp"
 #include "support/run_async.hpp"
 
+#include <asio/error.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
@@ -10,9 +11,15 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <csignal>
+#include <functional>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 namespace {
 
@@ -32,6 +39,43 @@ asio::awaitable<void> fail_after_suspending() {
 
 asio::awaitable<std::string> move_only_result() {
     co_return std::string(1000, 'x');
+}
+
+/// Raises SIGINT at once, then waits 30 s on a timer (cancellable only if `cancellable`).
+asio::awaitable<int> interrupted_wait(bool cancellable) {
+    auto executor = co_await asio::this_coro::executor;
+    if (!cancellable) {
+        co_await asio::this_coro::reset_cancellation_state(asio::disable_cancellation());
+    }
+    std::raise(SIGINT);
+    asio::steady_timer timer(executor, std::chrono::seconds(30));
+    co_await timer.async_wait(asio::use_awaitable);
+    co_return 1;
+}
+
+/// Runs `fn` in a forked child (signals raised there reach only the child) and returns its exit status, or -1 if
+/// it died of a signal or ran past 20 s (then it is killed).
+int child_exit_status(const std::function<int()>& fn) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        int code = 98;
+        try {
+            code = fn();
+        } catch (...) {
+            code = 99;
+        }
+        ::_exit(code);
+    }
+    int status = 0;
+    for (int i = 0; i < 2000; ++i) {
+        if (::waitpid(pid, &status, WNOHANG) == pid) {
+            return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    return -1;
 }
 
 }  // namespace
@@ -80,4 +124,34 @@ TEST_CASE("io_uring_available answers consistently", "[core]") {
     if (!first) {
         WARN("io_uring is unavailable on this machine");
     }
+}
+
+TEST_CASE("block_on_interruptible returns the result of an operation no signal interrupts", "[core]") {
+    int interrupts = 0;
+    CHECK(axds::block_on_interruptible(answer_after_timer(), [&] { ++interrupts; }) == 42);
+    CHECK(interrupts == 0);
+}
+
+TEST_CASE("block_on_interruptible cancels the operation on the first SIGINT and rethrows how it ended", "[core]") {
+    const int status = child_exit_status([] {
+        int interrupts = 0;
+        const auto start = std::chrono::steady_clock::now();
+        try {
+            (void)axds::block_on_interruptible(interrupted_wait(true), [&] { ++interrupts; });
+            return 10;  // not cancelled
+        } catch (const std::system_error& e) {
+            const bool quick = std::chrono::steady_clock::now() - start < std::chrono::seconds(10);
+            return e.code() == asio::error::operation_aborted && interrupts == 1 && quick ? 0 : 11;
+        }
+    });
+    CHECK(status == 0);
+}
+
+TEST_CASE("block_on_interruptible ends the process with status 130 on a second SIGINT", "[core]") {
+    // The operation ignores cancellation; the second signal is raised from the first one's callback.
+    const int status = child_exit_status([] {
+        (void)axds::block_on_interruptible(interrupted_wait(false), [] { std::raise(SIGINT); });
+        return 10;
+    });
+    CHECK(status == 130);
 }

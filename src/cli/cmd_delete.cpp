@@ -1,0 +1,56 @@
+// axds delete DIR: a directory tree removed (protected directories only with --force-root).
+
+#include "cli/command.hpp"
+#include "cli/json_writer.hpp"
+
+#include <axds/error.hpp>
+#include <axds/fs/delete.hpp>
+
+#include <fmt/format.h>
+
+#include <memory>
+
+#include <sys/stat.h>
+
+namespace axds::cli {
+
+namespace {
+
+struct delete_settings {
+    std::string directory;
+    bool force_root = false;
+    bool json = false;
+};
+
+int run_delete(const delete_settings& settings, const context& ctx) {
+    require_existing(settings.directory, "directory to delete", true);
+    run_interruptible(axds::async_delete_directory(settings.directory, {.force_root = settings.force_root}));
+    if (struct stat left{}; ::lstat(settings.directory.c_str(), &left) == 0) {
+        throw axds::os_error(
+            std::make_error_code(std::errc::directory_not_empty),
+            fmt::format("'{}' was not removed entirely (see the warnings above).", settings.directory));
+    }
+    if (settings.json) {
+        json_writer json;
+        json.begin_object().field("deleted", settings.directory).key("seconds").fixed(ctx.seconds(), 3).end_object();
+        fmt::print("{}\n", json.str());
+    }
+    return 0;
+}
+
+}  // namespace
+
+void add_delete(CLI::App& app, command_list& commands) {
+    auto settings = std::make_shared<delete_settings>();
+    auto* sub = app.add_subcommand("delete", "Delete a directory tree");
+    sub->add_option("DIR", settings->directory, "Directory")->required();
+    sub->add_flag("--force-root", settings->force_root,
+                  "Also delete a protected directory: /, the current directory or its ancestors, $HOME, a mount "
+                  "point");
+    add_json_flag(*sub, settings->json);
+    commands.push_back({sub, [settings](const context& ctx) {
+                            return run_delete(*settings, ctx);
+                        }});
+}
+
+}  // namespace axds::cli

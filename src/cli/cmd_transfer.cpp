@@ -1,0 +1,92 @@
+// axds transfer SRC DST: a directory tree copied, optionally verified with the directory checksum, optionally moved.
+
+#include "cli/command.hpp"
+#include "cli/json_writer.hpp"
+
+#include <axds/fs/transfer.hpp>
+
+#include <fmt/format.h>
+
+#include <memory>
+
+namespace axds::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct transfer_settings {
+    std::string source;
+    std::string destination;
+    int threads = 1;
+    bool verify = false;
+    bool remove_source = false;
+    bool reset_dirty = false;
+    bool json = false;
+};
+
+void print_transfer(const transfer_settings& settings, const axds::transfer_report& report,
+                    const std::vector<fs::path>& kept, double elapsed) {
+    fmt::print("copied {} files ({} bytes) from {} to {} in {:.2f} s{}{}\n", report.files_copied, report.bytes_copied,
+               settings.source, settings.destination, elapsed, report.verified ? ", checksum verified" : "",
+               !settings.remove_source ? ""
+               : kept.empty()          ? ", source removed"
+                                       : fmt::format(", {} copied source files removed, {} kept (they appeared or "
+                                                              "changed during the transfer)",
+                                                     report.source_files_removed, kept.size()));
+}
+
+int run_transfer(const transfer_settings& settings, const context& ctx) {
+    axds::transfer_options options{.num_threads = settings.threads,
+                                   .verify_integrity = settings.verify,
+                                   .remove_source = settings.remove_source,
+                                   .reset_dirty_destination = settings.reset_dirty};
+    progress_bar bar(ctx.show_progress, "copying", "files");
+    options.progress = [&](const axds::transfer_progress& p) {
+        bar.update(p.files_done, p.files_total, p.bytes_done);
+    };
+    require_existing(settings.source, "source directory", true);
+    const auto report =
+        run_interruptible(axds::async_transfer_directory(settings.source, settings.destination, std::move(options)));
+    const double elapsed = ctx.seconds();
+    const std::vector<fs::path> kept(report.source_files_kept.begin(), report.source_files_kept.end());
+    if (settings.json) {
+        json_writer json;
+        json.begin_object()
+            .field("source", settings.source)
+            .field("destination", settings.destination)
+            .field("files", report.files_copied)
+            .field("bytes", report.bytes_copied)
+            .field("verified", report.verified)
+            .field("source_removed", settings.remove_source && kept.empty())
+            .field("source_files_removed", report.source_files_removed)
+            .key("source_files_kept")
+            .paths(kept)
+            .key("seconds")
+            .fixed(elapsed, 3)
+            .end_object();
+        fmt::print("{}\n", json.str());
+    } else if (!ctx.quiet) {
+        print_transfer(settings, report, kept, elapsed);
+    }
+    return 0;
+}
+
+}  // namespace
+
+void add_transfer(CLI::App& app, command_list& commands) {
+    auto settings = std::make_shared<transfer_settings>();
+    auto* sub = app.add_subcommand("transfer", "Copy a directory tree, optionally verified");
+    sub->add_option("SRC", settings->source, "Source directory")->required();
+    sub->add_option("DST", settings->destination, "Destination directory")->required();
+    sub->add_option("--threads", settings->threads, "Parallel copies");
+    sub->add_flag("--verify", settings->verify, "Verify with the directory checksum");
+    sub->add_flag("--remove-source", settings->remove_source, "Delete the source after a successful transfer");
+    sub->add_flag("--reset-dirty-destination", settings->reset_dirty, "Delete destination files the source lacks");
+    add_json_flag(*sub, settings->json);
+    commands.push_back({sub, [settings](const context& ctx) {
+                            return run_transfer(*settings, ctx);
+                        }});
+}
+
+}  // namespace axds::cli

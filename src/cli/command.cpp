@@ -1,0 +1,97 @@
+#include "cli/command.hpp"
+
+#include <axds/error.hpp>
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cstdio>
+
+#include <sys/stat.h>
+
+namespace axds::cli {
+
+double context::seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+}
+
+void add_json_flag(CLI::App& sub, bool& json, const std::string& description) {
+    sub.add_flag("--json", json, description);
+}
+
+CLI::Validator worker_count() {
+    return CLI::Validator(
+        [](const std::string& text) -> std::string {
+            int value = 0;
+            const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+            if (ec != std::errc() || end != text.data() + text.size() || value < 0) {
+                return fmt::format("'{}' is not a worker count: use 0 (automatic) or a positive whole number", text);
+            }
+            return {};
+        },
+        "0 (automatic) or a positive number");
+}
+
+void require_existing(const std::filesystem::path& path, std::string_view what, bool directory) {
+    struct stat st {};
+
+    if (path.empty()) {
+        throw axds::value_error(fmt::format("The {} is an empty path.", what));
+    }
+    if (::lstat(path.c_str(), &st) != 0) {
+        throw axds::file_not_found_error(std::make_error_code(std::errc::no_such_file_or_directory),
+                                         fmt::format("The {} '{}' does not exist.", what, path.string()));
+    }
+    if (directory && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode)) {
+        throw axds::not_a_directory_error(std::make_error_code(std::errc::not_a_directory),
+                                          fmt::format("The {} '{}' is not a directory.", what, path.string()));
+    }
+}
+
+progress_bar::progress_bar(bool enabled, std::string label, std::string unit)
+    : enabled_(enabled), label_(std::move(label)), unit_(std::move(unit)), start_(clock::now()) {}
+
+void progress_bar::update(std::size_t done, std::size_t total, std::uint64_t bytes) {
+    if (!enabled_) {
+        return;
+    }
+    const auto now = clock::now();
+    if (done < total && now - last_draw_ < std::chrono::milliseconds(100)) {
+        return;
+    }
+    last_draw_ = now;
+    draw(done, total, bytes, now);
+    drawn_ = true;
+    if (done >= total) {
+        finish();
+    }
+}
+
+void progress_bar::draw(std::size_t done, std::size_t total, std::uint64_t bytes, clock::time_point now) {
+    const double elapsed = std::chrono::duration<double>(now - start_).count();
+    const double fraction = total == 0 ? 1.0 : static_cast<double>(done) / static_cast<double>(total);
+    constexpr int width = 24;
+    const int filled = static_cast<int>(fraction * width);
+    std::string bar(static_cast<std::size_t>(filled), '#');
+    bar.append(static_cast<std::size_t>(width - filled), '-');
+    std::string eta = "--:--";
+    if (fraction > 0.0 && done < total) {
+        const auto remaining = static_cast<long>(elapsed / fraction - elapsed);
+        eta = fmt::format("{}:{:02}", remaining / 60, remaining % 60);
+    } else if (done >= total) {
+        eta = fmt::format("{:.1f} s", elapsed);
+    }
+    const double rate = elapsed > 0.0 ? static_cast<double>(bytes) / elapsed / 1e6 : 0.0;
+    std::fprintf(stderr, "\r%s [%s] %3d%% %zu/%zu %s  %.1f MB/s  %s %s\x1b[K", label_.c_str(), bar.c_str(),
+                 static_cast<int>(fraction * 100.0), done, total, unit_.c_str(), rate, done >= total ? "in" : "ETA",
+                 eta.c_str());
+}
+
+void progress_bar::finish() {
+    if (drawn_) {
+        std::fputc('\n', stderr);
+        drawn_ = false;
+    }
+}
+
+}  // namespace axds::cli

@@ -1,0 +1,96 @@
+#pragma once
+// What the subcommands of the axds tool share: the list they register into, the context they run with, progress
+// bars, the interruptible run and the checks of paths the user typed. Each subcommand lives in its own cmd_*.cpp
+// (docs/ARCHITECTURE.md, "CLI").
+
+#include <axds/core/runtime.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace axds::cli {
+
+/// What every subcommand may read when it runs (set once the arguments are parsed).
+struct context {
+    bool quiet = false;          ///< --quiet
+    bool show_progress = false;  ///< a progress bar on stderr: not --quiet, and stderr is a terminal
+    std::chrono::steady_clock::time_point started;
+
+    /// Seconds since `started` (the "seconds" of a --json result).
+    [[nodiscard]] double seconds() const;
+};
+
+/// A subcommand as registered: the CLI11 app whose selection runs it, and what runs it (returns the exit code:
+/// 0 success, 1 the operation failed; exceptions are reported by axds::cli::run).
+struct command {
+    const CLI::App* selected_by = nullptr;
+    std::function<int(const context&)> run;
+};
+
+using command_list = std::vector<command>;
+
+// One registration function per subcommand, each in its cmd_*.cpp: it adds the subcommand and its options to `app`
+// (the order of the calls is the order of `axds --help`) and appends what runs it to `commands`.
+void add_checksum(CLI::App& app, command_list& commands);
+void add_transfer(CLI::App& app, command_list& commands);
+void add_delete(CLI::App& app, command_list& commands);
+void add_assemble(CLI::App& app, command_list& commands);
+void add_archive(CLI::App& app, command_list& commands);
+void add_tracker(CLI::App& app, command_list& commands);
+void add_log(CLI::App& app, command_list& commands);
+
+/// Adds `--json` (last option of a subcommand, as in its help) bound to `json`.
+void add_json_flag(CLI::App& sub, bool& json, const std::string& description = "Machine-readable result on stdout");
+
+/// --workers: 0 (automatic) or a positive count, with a message that says so (CLI11's range check prints the
+/// limits of a double).
+[[nodiscard]] CLI::Validator worker_count();
+
+/// The CLI is stricter than the library: a path the user typed that does not exist is an error (exit 1) for every
+/// subcommand, never an operation on nothing (the library keeps the Python library's "missing = nothing to do").
+void require_existing(const std::filesystem::path& path, std::string_view what, bool directory);
+
+/// Runs a library operation with block_on_interruptible: the first SIGINT/SIGTERM says so on stderr and cancels it
+/// (the operation stops at its next safe point and reports how far it got; a source is never half removed, an
+/// archive never left under its final name unfinished); a second one ends the process at once with status 130.
+template <typename T>
+T run_interruptible(asio::awaitable<T> op) {
+    return axds::block_on_interruptible(std::move(op), [] {
+        std::fputs("\naxds: interrupted; cancelling (press Ctrl-C again to quit at once)\n", stderr);
+    });
+}
+
+/// A progress bar on stderr (when enabled: a terminal and not --quiet): percentage, counts, byte rate and ETA,
+/// redrawn at most 10 times a second. The ETA extrapolates the fraction of items done.
+class progress_bar {
+public:
+    progress_bar(bool enabled, std::string label, std::string unit);
+    void update(std::size_t done, std::size_t total, std::uint64_t bytes);
+    void finish();
+
+    ~progress_bar() { finish(); }
+
+    progress_bar(const progress_bar&) = delete;
+    progress_bar& operator=(const progress_bar&) = delete;
+
+private:
+    using clock = std::chrono::steady_clock;
+    void draw(std::size_t done, std::size_t total, std::uint64_t bytes, clock::time_point now);
+
+    bool enabled_;
+    bool drawn_ = false;
+    std::string label_;
+    std::string unit_;
+    clock::time_point start_;
+    clock::time_point last_draw_{};
+};
+
+}  // namespace axds::cli
