@@ -2,6 +2,7 @@
 // scheduler's view of them, and the stale-job rule. See cmd_jobs.hpp for the commands.
 
 #include "cli/cmd_jobs.hpp"
+#include "cli/json_writer.hpp"
 
 #include <axds/core/runtime.hpp>
 #include <axds/error.hpp>
@@ -65,27 +66,6 @@ constexpr int failed_jobs_exit = 3;
 struct usage_error : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
-
-/// A JSON string (tracker text is valid UTF-8; bytes >= 0x80 pass through).
-std::string json(std::string_view text) {
-    std::string out = "\"";
-    for (const char c : text) {
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\t': out += "\\t"; break;
-            case '\r': out += "\\r"; break;
-            default:
-                if (static_cast<unsigned char>(c) < 0x20) {
-                    out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-                } else {
-                    out += c;
-                }
-        }
-    }
-    return out + "\"";
-}
 
 struct jobs_args {
     std::string command;  // run, submit, status, reclaim
@@ -371,16 +351,23 @@ int jobs_run(jobs_args& args) {
     const auto& c = summary.summary;
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (args.json) {
-        std::string ids;
+        axds::cli::json_writer json;
+        json.begin_object()
+            .field("tracker", tracker.file_path())
+            .field("workers", args.workers)
+            .field("total", c.total)
+            .field("succeeded", c.succeeded)
+            .field("failed", c.failed)
+            .field("running", c.running)
+            .field("scheduled", c.scheduled)
+            .field("workers_killed", killed.size())
+            .key("reclaimed")
+            .begin_array();
         for (const auto& job : reclaimed) {
-            ids += (ids.empty() ? "" : ", ") + json(job.job_id);
+            json.value(job.job_id);
         }
-        fmt::print(
-            "{{\"tracker\": {}, \"workers\": {}, \"total\": {}, \"succeeded\": {}, \"failed\": {}, \"running\": {}, "
-            "\"scheduled\": {}, \"workers_killed\": {}, \"reclaimed\": [{}], \"interrupted\": {}, \"seconds\": "
-            "{:.3f}}}\n",
-            json(tracker.file_path().string()), args.workers, c.total, c.succeeded, c.failed, c.running, c.scheduled,
-            killed.size(), ids, interrupted, seconds);
+        json.end_array().field("interrupted", interrupted).key("seconds").fixed(seconds, 3).end_object();
+        fmt::print("{}\n", json.str());
     } else if (!args.quiet) {
         fmt::print("{} jobs: {} succeeded, {} failed, {} running, {} scheduled ({} workers, {:.1f} s){}\n", c.total,
                    c.succeeded, c.failed, c.running, c.scheduled, args.workers, seconds,
@@ -432,8 +419,13 @@ int jobs_submit(const jobs_args& args) {
     }
     std::ofstream(arrays_file(tracker), std::ios::app) << id << '\n';
     if (args.json) {
-        fmt::print("{{\"array_id\": {}, \"tasks\": {}, \"tracker\": {}}}\n", json(id), args.array_size,
-                   json(tracker.file_path().string()));
+        axds::cli::json_writer json;
+        json.begin_object()
+            .field("array_id", id)
+            .field("tasks", args.array_size)
+            .field("tracker", tracker.file_path())
+            .end_object();
+        fmt::print("{}\n", json.str());
     } else {
         fmt::print("{}\n", id);
     }
@@ -476,12 +468,18 @@ std::vector<std::pair<std::string, std::string>> scheduler_view(const axds::proc
     return tasks;
 }
 
-void print_stale(const std::vector<axds::stale_job>& jobs, std::string& out) {
+/// `key`: an array of {job_id, executor_id, executor, reason} objects.
+void stale_json(axds::cli::json_writer& json, std::string_view key, const std::vector<axds::stale_job>& jobs) {
+    json.key(key).begin_array();
     for (const auto& job : jobs) {
-        out += fmt::format("{}{{\"job_id\": {}, \"executor_id\": {}, \"executor\": {}, \"reason\": {}}}",
-                           out.empty() || out.back() == '[' ? "" : ", ", json(job.job_id), json(job.executor_id),
-                           json(liveness_name(job.verdict.state)), json(job.verdict.reason));
+        json.begin_object()
+            .field("job_id", job.job_id)
+            .field("executor_id", job.executor_id)
+            .field("executor", liveness_name(job.verdict.state))
+            .field("reason", job.verdict.reason)
+            .end_object();
     }
+    json.end_array();
 }
 
 int jobs_status(const jobs_args& args) {
@@ -492,17 +490,24 @@ int jobs_status(const jobs_args& args) {
     const auto tasks = scheduler_view(tracker, note);
     const auto& c = summary.summary;
     if (args.json) {
-        std::string out = "[";
-        print_stale(running, out);
-        std::string view;
+        axds::cli::json_writer json;
+        json.begin_object()
+            .key("summary")
+            .begin_object()
+            .field("total", c.total)
+            .field("succeeded", c.succeeded)
+            .field("failed", c.failed)
+            .field("running", c.running)
+            .field("scheduled", c.scheduled)
+            .end_object()
+            .field("status", axds::tracker_status_value(summary.status));
+        stale_json(json, "running", running);
+        json.key("scheduler").begin_array();
         for (const auto& [task, state] : tasks) {
-            view += fmt::format("{}{{\"task\": {}, \"state\": {}}}", view.empty() ? "" : ", ", json(task), json(state));
+            json.begin_object().field("task", task).field("state", state).end_object();
         }
-        fmt::print(
-            "{{\"summary\": {{\"total\": {}, \"succeeded\": {}, \"failed\": {}, \"running\": {}, \"scheduled\": {}}}, "
-            "\"status\": {}, \"running\": {}], \"scheduler\": [{}]}}\n",
-            c.total, c.succeeded, c.failed, c.running, c.scheduled, json(axds::tracker_status_value(summary.status)),
-            out, view);
+        json.end_array().end_object();
+        fmt::print("{}\n", json.str());
         return 0;
     }
     fmt::print("{} jobs: {} succeeded, {} failed, {} running, {} scheduled; status {}\n", c.total, c.succeeded,
@@ -526,11 +531,12 @@ int jobs_reclaim(const jobs_args& args) {
     auto tracker = open_tracker(args.tracker);
     const auto report = axds::reclaim_stale_jobs(tracker, args.reclaim);
     if (args.json) {
-        std::string reclaimed = "[";
-        print_stale(report.reclaimed, reclaimed);
-        std::string kept = "[";
-        print_stale(report.kept, kept);
-        fmt::print("{{\"reclaimed\": {}], \"kept\": {}]}}\n", reclaimed, kept);
+        axds::cli::json_writer json;
+        json.begin_object();
+        stale_json(json, "reclaimed", report.reclaimed);
+        stale_json(json, "kept", report.kept);
+        json.end_object();
+        fmt::print("{}\n", json.str());
         return 0;
     }
     for (const auto& job : report.reclaimed) {
