@@ -1,5 +1,5 @@
 #pragma once
-// The only file that may name asio::experimental or branch on ASIO_VERSION (STYLE.md snippet E).
+// The only file that may name asio::experimental or branch on ASIO_VERSION.
 // Debian 12 ships Asio 1.22.1; as_tuple left `experimental` in 1.24.
 
 #include <asio/use_awaitable.hpp>

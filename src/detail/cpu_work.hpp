@@ -1,6 +1,6 @@
 #pragma once
-// Runs CPU-heavy work on axds::cpu_executor() and resumes the awaiting coroutine on its own executor
-// (STYLE.md C7). Private to src/.
+// Runs CPU-heavy work on axds::cpu_executor() and resumes the awaiting coroutine on its own executor. Private to
+// src/.
 
 #include "detail/parallel.hpp"
 
@@ -19,7 +19,7 @@ asio::awaitable<std::invoke_result_t<F&>> async_run_cpu(F f) {
     using result_type = std::invoke_result_t<F&>;
     auto work = std::make_shared<F>(std::move(f));
     if constexpr (std::is_void_v<result_type>) {
-        // GCC 12: never a capturing lambda inside the co_await expression (STYLE.md C5).
+        // GCC 12: never a capturing lambda inside the co_await expression.
         std::function<void(std::size_t)> task = [work](std::size_t) {
             (*work)();
         };

@@ -1,5 +1,5 @@
 #pragma once
-// Bounded parallelism on the CPU pool for coroutines (STYLE.md C7/C8). Private to src/.
+// Bounded parallelism on the CPU pool for coroutines. Private to src/.
 
 #include <asio/awaitable.hpp>
 #include <asio/cancellation_state.hpp>
@@ -16,7 +16,7 @@ namespace axds::detail {
 /// fn must stay valid until completion (it is shared by the tasks, not copied per task).
 asio::awaitable<void> async_parallel_for(std::size_t tasks, std::function<void(std::size_t)> fn);
 
-/// As above, and a cancellation signal on the awaiting coroutine's slot (STYLE.md C9) sets `*stop`, which the tasks
+/// As above, and a cancellation signal on the awaiting coroutine's slot sets `*stop`, which the tasks
 /// poll to end early; the caller then decides what a partial run means. Completion still waits for every task.
 asio::awaitable<void> async_parallel_for(std::size_t tasks, std::function<void(std::size_t)> fn,
                                          std::shared_ptr<std::atomic<bool>> stop);

@@ -1,5 +1,5 @@
 #pragma once
-// Fault-injection seams for tests (STYLE.md §3.5 "Faults"). Empty in normal operation; set only by tests.
+// Fault-injection seams for tests. Empty in normal operation; set only by tests.
 
 #include <chrono>
 #include <filesystem>

@@ -1,5 +1,5 @@
 #pragma once
-// Submission-queue access shared by the private io_uring loops (STYLE.md C8). Private to src/.
+// Submission-queue access shared by the private io_uring loops. Private to src/.
 
 #include <liburing.h>
 

@@ -134,7 +134,7 @@ asio::awaitable<std::string> async_calculate_directory_checksum(fs::path directo
     // files balance themselves). Progress is reported between batches, on the caller's executor.
     const std::size_t tasks = std::min(workers, files.size());
     const std::size_t batch = std::max<std::size_t>(64, tasks * 16);
-    // Cancellation (STYLE.md C9) is honoured between files; nothing is written then.
+    // Cancellation is honoured between files; nothing is written then.
     checksum_progress progress{.files_total = files.size()};
     auto stop = std::make_shared<std::atomic<bool>>(false);
     auto hashed = std::make_shared<std::atomic<std::size_t>>(0);

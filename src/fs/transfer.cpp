@@ -560,7 +560,7 @@ asio::awaitable<transfer_report> async_transfer_directory(fs::path source, fs::p
     // 11: copies, `threads` at a time, progress between batches.
     transfer_progress progress{.files_total = copies.size()};
     const std::size_t batch = std::max<std::size_t>(32, threads * 8);
-    // Cancellation (STYLE.md C9) is honoured between files and before verification; the source is untouched until
+    // Cancellation is honoured between files and before verification; the source is untouched until
     // the very end (its removal, once begun, is finished).
     auto stop = std::make_shared<std::atomic<bool>>(false);
     const auto cancelled = [&](std::size_t done) {

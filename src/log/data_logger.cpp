@@ -238,7 +238,7 @@ void data_logger::impl::request_stop(const std::shared_ptr<report_channel>& wait
 }
 
 asio::awaitable<void> data_logger::impl::run_writer(std::shared_ptr<impl> self, int directory_fd) {
-    // Never throws: every failure ends up in the report that the stop returns (STYLE.md review checklist).
+    // Never throws: every failure ends up in the report that the stop returns.
     data_logger_report report;
     {
         std::unique_ptr<detail::entry_writer> writer;

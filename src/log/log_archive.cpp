@@ -669,7 +669,7 @@ asio::awaitable<assemble_report> async_assemble_log_archives(fs::path log_direct
         }
     };
     co_await detail::async_parallel_for(tasks, std::move(task0), stop);
-    // Cancellation (STYLE.md C9) is honoured until the first entry is removed. Archives finished before it stay: each
+    // Cancellation is honoured until the first entry is removed. Archives finished before it stay: each
     // holds the union of what was archived before and its entries, every entry is still on disk too, and the next
     // run merges them again (deleting them would lose what earlier runs archived).
     if (stop->load() || detail::cancelled(co_await asio::this_coro::cancellation_state)) {

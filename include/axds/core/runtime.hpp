@@ -26,7 +26,7 @@ asio::awaitable<void> cancel_on_interrupt(asio::awaitable<void> op, std::functio
 
 }  // namespace detail
 
-/// The one blocking entry point (DESIGN.md): runs `op` to completion on a private io_context on the calling thread
+/// The one blocking entry point: runs `op` to completion on a private io_context on the calling thread
 /// and returns its result, rethrowing any exception it ends with. For plain programs, the CLI and examples; code
 /// that already runs an io_context should `co_await` the operation instead.
 template <typename T>

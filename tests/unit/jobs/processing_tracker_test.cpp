@@ -95,7 +95,7 @@ asio::awaitable<void> failing_job() {
 
 /// Every async_ form once.
 asio::awaitable<void> exercise_async_tracker(processing_tracker& tracker) {
-    // GCC 12: no braced init-list inside a co_await expression (STYLE.md C5): named locals.
+    // GCC 12: no braced init-list inside a co_await expression: named locals.
     std::vector<job_key> jobs{{"a", ""}, {"b", ""}};
     const auto ids = co_await tracker.async_initialize_jobs(std::move(jobs));
     const int value = co_await tracker.async_run_job(ids[0], seven(), "exec");
