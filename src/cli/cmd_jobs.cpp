@@ -196,14 +196,15 @@ axds::processing_tracker open_tracker(const fs::path& path) {
 // ---------------------------------------------------------------------------------------------------------------
 // jobs run
 
-/// One worker process: the library runner with one worker, cancelled (its job put back) on SIGINT/SIGTERM.
+/// One worker process: the library runner with one worker, cancelled (its job put back) on SIGINT/SIGTERM/SIGHUP.
 int worker_process(const fs::path& tracker, const std::vector<std::string>& cmd) {
     asio::io_context io;
-    asio::signal_set signals(io, SIGINT, SIGTERM);
+    asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
     sigset_t mask;
     ::sigemptyset(&mask);
     ::sigaddset(&mask, SIGINT);
     ::sigaddset(&mask, SIGTERM);
+    ::sigaddset(&mask, SIGHUP);
     ::sigprocmask(SIG_UNBLOCK, &mask, nullptr);  // the parent blocks them (it waits for them with sigtimedwait)
     asio::cancellation_signal cancel;
     signals.async_wait([&](const std::error_code& ec, int) {
@@ -252,7 +253,7 @@ void draw_progress(bool enabled, axds::processing_tracker& tracker) {
                  summary.succeeded + summary.failed, summary.total, summary.failed, summary.running, summary.scheduled);
 }
 
-/// Forks `workers` worker processes and waits for them (SIGINT/SIGTERM are forwarded to them).
+/// Forks `workers` worker processes and waits for them (SIGINT/SIGTERM/SIGHUP: each worker gets SIGTERM).
 run_round run_workers(const jobs_args& args, axds::processing_tracker& tracker, bool progress) {
     std::fflush(stdout);
     std::fflush(stderr);
@@ -273,6 +274,7 @@ run_round run_workers(const jobs_args& args, axds::processing_tracker& tracker, 
     ::sigemptyset(&waited);
     ::sigaddset(&waited, SIGINT);
     ::sigaddset(&waited, SIGTERM);
+    ::sigaddset(&waited, SIGHUP);  // a closed terminal or a dropped ssh session stops the run the same way
     const timespec tick{0, 200'000'000};
     while (!children.empty()) {
         int status = 0;
@@ -292,7 +294,7 @@ run_round run_workers(const jobs_args& args, axds::processing_tracker& tracker, 
         }
         draw_progress(progress, tracker);
         const int signal = ::sigtimedwait(&waited, nullptr, &tick);
-        if (signal == SIGINT || signal == SIGTERM) {
+        if (signal == SIGINT || signal == SIGTERM || signal == SIGHUP) {
             round.interrupted = true;
             for (const pid_t child : children) {
                 ::kill(child, SIGTERM);
@@ -314,6 +316,7 @@ int jobs_run(jobs_args& args) {
     ::sigemptyset(&mask);
     ::sigaddset(&mask, SIGINT);
     ::sigaddset(&mask, SIGTERM);
+    ::sigaddset(&mask, SIGHUP);
     ::sigprocmask(SIG_BLOCK, &mask, nullptr);
     std::vector<std::string> killed;
     std::vector<axds::stale_job> reclaimed;

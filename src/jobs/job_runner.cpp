@@ -242,9 +242,73 @@ void start_child(child_process& child, const std::string& program, c_strings& ar
     }
 }
 
-/// The last `limit` bytes of `text`, whitespace-trimmed, with "..." when cut.
+/// Length of the well-formed UTF-8 sequence at the start of `text` (no overlong forms, surrogates or code points
+/// past U+10FFFF), or 0 when it is not one.
+std::size_t utf8_sequence_length(std::string_view text) {
+    const auto byte = [&](std::size_t i) {
+        return static_cast<unsigned char>(text[i]);
+    };
+    const unsigned char lead = byte(0);
+    if (lead < 0x80) {
+        return 1;
+    }
+    std::size_t length = 0;
+    unsigned char low = 0x80;
+    unsigned char high = 0xBF;
+    if (lead >= 0xC2 && lead <= 0xDF) {
+        length = 2;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+        length = 3;
+        low = lead == 0xE0 ? 0xA0 : 0x80;
+        high = lead == 0xED ? 0x9F : 0xBF;
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+        length = 4;
+        low = lead == 0xF0 ? 0x90 : 0x80;
+        high = lead == 0xF4 ? 0x8F : 0xBF;
+    } else {
+        return 0;
+    }
+    if (text.size() < length || byte(1) < low || byte(1) > high) {
+        return 0;
+    }
+    for (std::size_t i = 2; i < length; ++i) {
+        if (byte(i) < 0x80 || byte(i) > 0xBF) {
+            return 0;
+        }
+    }
+    return length;
+}
+
+/// `text` as valid UTF-8 that a tracker file can hold: every byte that is not part of a well-formed sequence, and
+/// every NUL, becomes U+FFFD. A command's stderr may hold anything, and its tail may start inside a character.
+std::string valid_utf8(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    while (!text.empty()) {
+        const std::size_t length = utf8_sequence_length(text);
+        if (length == 0 || text.front() == '\0') {
+            out += "\xEF\xBF\xBD";
+            text.remove_prefix(1);
+        } else {
+            out.append(text.substr(0, length));
+            text.remove_prefix(length);
+        }
+    }
+    return out;
+}
+
+/// The last `limit` bytes of `text` as valid UTF-8 (see valid_utf8; a character cut at the start is dropped),
+/// whitespace-trimmed, with "..." when cut.
 std::string tail_of(const std::string& text, std::size_t limit) {
-    std::string out = text.size() > limit ? "..." + text.substr(text.size() - limit) : text;
+    std::string_view kept(text);
+    const bool cut = kept.size() > limit;
+    if (cut) {
+        kept.remove_prefix(kept.size() - limit);
+        for (int i = 0; i < 3 && !kept.empty() && (static_cast<unsigned char>(kept.front()) & 0xC0U) == 0x80U; ++i) {
+            kept.remove_prefix(1);  // the rest of a character whose first bytes were cut off
+        }
+    }
+    std::string out = (cut ? "..." : "") + valid_utf8(kept);
     while (!out.empty() && (out.back() == '\n' || out.back() == ' ' || out.back() == '\r')) {
         out.pop_back();
     }
@@ -606,6 +670,9 @@ std::vector<std::string> expand_job_placeholders(const std::vector<std::string>&
 job_handler command_job_handler(std::vector<std::string> argv, command_options options) {
     if (argv.empty() || argv.front().empty()) {
         throw value_error("A job command needs at least the program to run, but an empty command was given.");
+    }
+    if (argv.front().find('{') == std::string::npos) {
+        (void)find_program(argv.front());  // a command that cannot run fails here, before any job is claimed
     }
     auto shared_argv = std::make_shared<const std::vector<std::string>>(std::move(argv));
     auto shared_options = std::make_shared<const command_options>(options);

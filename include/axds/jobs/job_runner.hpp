@@ -90,6 +90,9 @@ struct command_options {
 /// child_process_error "... exited with status N" or "... was killed by signal N", followed by the stderr tail. The
 /// command gets SIGKILL if the thread that started it dies (PR_SET_PDEATHSIG), so a killed worker leaves no command
 /// running behind it (the command's own children are its business). Cancellation kills it (SIGTERM, then SIGKILL).
+/// The stderr tail kept in the tracker is made valid UTF-8 (bytes that are not, and NUL, become U+FFFD).
+/// @throws value_error for an empty command; child_process_error when argv[0] holds no placeholder and is not found
+/// (so a typo fails before any job is claimed; a program named by a placeholder is looked up per job).
 [[nodiscard]] job_handler command_job_handler(std::vector<std::string> argv, command_options options = {});
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 #include <axds/jobs/job_runner.hpp>
 
+#include "support/matchers.hpp"
 #include "support/run_async.hpp"
 #include "support/temp_dir.hpp"
 
@@ -32,6 +33,7 @@ using axds::job_context;
 using axds::job_state;
 using axds::processing_status;
 using axds::processing_tracker;
+using axds::test::message_contains;
 using axds::test::temp_dir;
 using Catch::Matchers::Contains;
 
@@ -196,11 +198,18 @@ TEST_CASE("a command that is not on PATH or dies by a signal fails its job with 
     const temp_dir tmp;
     const fs::path file = tmp.path() / "tracker.yaml";
     processing_tracker(file).initialize_jobs({{"missing", ""}});
+    // A program that cannot be found is refused before any job is claimed (a typo must not fail every job)...
+    CHECK_THROWS_MATCHES(axds::command_job_handler({"axds-no-such-program-here"}), axds::child_process_error,
+                         message_contains("'axds-no-such-program-here' was not found on PATH"));
+    CHECK(processing_tracker(file).get_job_info(processing_tracker::generate_job_id("missing")).status ==
+          processing_status::scheduled);
+    // ...and one named by a placeholder is looked up per job: that job fails with the reason.
+    processing_tracker(file).initialize_jobs({{"axds-no-such-program-here", ""}});
     asio::io_context io;
-    auto missing = axds::command_job_handler({"axds-no-such-program-here"}, {.forward_stderr = false});
+    auto missing = axds::command_job_handler({"{job_name}"}, {.forward_stderr = false});
     axds::test::run_async(io, [&] { return axds::async_run_tracker_jobs(file, missing, {.executor_id = "t"}); });
     CHECK_THAT(processing_tracker(file)
-                   .get_job_info(processing_tracker::generate_job_id("missing"))
+                   .get_job_info(processing_tracker::generate_job_id("axds-no-such-program-here"))
                    .error_message.value_or(""),
                Contains("not found on PATH"));
     processing_tracker(file).initialize_jobs({{"killed", ""}});
@@ -209,6 +218,36 @@ TEST_CASE("a command that is not on PATH or dies by a signal fails its job with 
     CHECK_THAT(
         processing_tracker(file).get_job_info(processing_tracker::generate_job_id("killed")).error_message.value_or(""),
         Contains("killed by signal 9"));
+}
+
+TEST_CASE("a command whose stderr is not UTF-8 fails its job with a readable message and the other jobs run",
+          "[jobs]") {
+    // Before: the stderr tail went into the tracker as it was; invalid UTF-8 (or a tail cut inside a character) made
+    // the tracker write throw, the worker died and left the job RUNNING and every other job unrun.
+    const temp_dir tmp;
+    const fs::path file = tmp.path() / "tracker.yaml";
+    processing_tracker(file).initialize_jobs({{"accents", ""}, {"bytes", ""}, {"fine", ""}});
+    const std::string script =
+        "case $AXDS_JOB_NAME in "
+        "accents) python3 -c 'import sys; sys.stderr.write(\"\\u00e9\" * 1500 + \"x\")'; exit 1;; "
+        "bytes) printf 'a\\377b\\000c' >&2; exit 2;; "
+        "esac";
+    auto handler = axds::command_job_handler({"sh", "-c", script}, {.forward_stderr = false});
+    asio::io_context io;
+    const auto report = axds::test::run_async(
+        io, [&] { return axds::async_run_tracker_jobs(file, handler, {.workers = 1, .executor_id = "t"}); });
+    CHECK(report.succeeded == 1);
+    CHECK(report.failed == 2);
+    processing_tracker tracker(file);
+    const auto accents = tracker.get_job_info(processing_tracker::generate_job_id("accents"));
+    REQUIRE(accents.status == processing_status::failed);
+    CHECK_THAT(accents.error_message.value_or(""), Contains("exited with status 1") && Contains("\xC3\xA9x"));
+    const auto bytes = tracker.get_job_info(processing_tracker::generate_job_id("bytes"));
+    REQUIRE(bytes.status == processing_status::failed);
+    CHECK_THAT(bytes.error_message.value_or(""), Contains("a\xEF\xBF\xBD"
+                                                          "b\xEF\xBF\xBD"
+                                                          "c"));
+    CHECK(tracker.get_job_info(processing_tracker::generate_job_id("fine")).status == processing_status::succeeded);
 }
 
 TEST_CASE("a cancelled runner puts its job in progress back to SCHEDULED and kills the command", "[jobs]") {
