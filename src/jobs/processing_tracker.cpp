@@ -201,8 +201,25 @@ std::string_view tracker_status_value(tracker_status status) noexcept {
     return "in_progress";
 }
 
+namespace {
+
+/// A tracker reached through a symbolic link is the link's target: every writer then replaces the same file and
+/// locks the same lock file (a link and its target were two trackers, each job run once per name).
+fs::path resolve_tracker_link(fs::path path) {
+    std::error_code ec;
+    if (fs::is_symlink(fs::symlink_status(path, ec))) {
+        fs::path target = fs::weakly_canonical(path, ec);
+        if (!ec) {
+            return target;
+        }
+    }
+    return path;
+}
+
+}  // namespace
+
 processing_tracker::processing_tracker(fs::path file_path, tracker_options options)
-    : file_path_(std::move(file_path)), options_(options) {
+    : file_path_(resolve_tracker_link(std::move(file_path))), options_(options) {
     lock_path_ = file_path_;
     lock_path_ += ".lock";
 }

@@ -94,6 +94,7 @@ class processing_tracker {
 public:
     explicit processing_tracker(std::filesystem::path file_path, tracker_options options = {});
 
+    /// The tracker file; for a path that is a symbolic link, the file it points to (resolved at construction).
     [[nodiscard]] const std::filesystem::path& file_path() const noexcept { return file_path_; }
 
     /// `<file_path>.lock` (spec §4.2).

@@ -250,6 +250,24 @@ TEST_CASE("a command whose stderr is not UTF-8 fails its job with a readable mes
     CHECK(tracker.get_job_info(processing_tracker::generate_job_id("fine")).status == processing_status::succeeded);
 }
 
+TEST_CASE("a tracker reached through a symbolic link is its target: one file and one lock for both names", "[jobs]") {
+    // Before: the link was replaced by a regular file on the first write and each name had its own .lock, so two
+    // runners given the two names ran every job twice.
+    const temp_dir tmp;
+    fs::create_directory(tmp.path() / "real");
+    const fs::path real = tmp.path() / "real" / "tracker.yaml";
+    const fs::path link = tmp.path() / "link.yaml";
+    processing_tracker(real).initialize_jobs({{"a", ""}, {"b", ""}});
+    fs::create_symlink(real, link);
+    processing_tracker through_link(link);
+    CHECK(through_link.file_path() == fs::canonical(real));
+    const std::string a = processing_tracker::generate_job_id("a");
+    through_link.start_job(a, "test:link");
+    CHECK(fs::is_symlink(link));
+    CHECK(processing_tracker(real).get_job_info(a).status == processing_status::running);
+    CHECK(!fs::exists(tmp.path() / "link.yaml.lock"));
+}
+
 TEST_CASE("a cancelled runner puts its job in progress back to SCHEDULED and kills the command", "[jobs]") {
     const temp_dir tmp;
     const fs::path file = tmp.path() / "tracker.yaml";
