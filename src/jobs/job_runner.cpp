@@ -406,6 +406,31 @@ asio::awaitable<void> release_job(processing_tracker& tracker, std::string job_i
     co_await tracker.async_update_jobs(std::move(op));
 }
 
+/// Records a finished job as SUCCEEDED or FAILED. A lock that stays busy past the timeout is waited for again: the
+/// job has run, and giving up would leave it RUNNING under a live executor (never reclaimed, its result lost).
+/// Cancellation between attempts ends the wait.
+asio::awaitable<void> record_outcome(processing_tracker& tracker, const job_outcome& outcome) {
+    for (;;) {
+        bool timed_out = false;
+        try {
+            if (outcome.succeeded) {
+                co_await tracker.async_complete_job(outcome.job_id);
+            } else {
+                co_await tracker.async_fail_job(outcome.job_id, outcome.error);
+            }
+        } catch (const timeout_error&) {
+            timed_out = true;
+        }
+        if (!timed_out) {
+            co_return;
+        }
+        const auto cancel = co_await asio::this_coro::cancellation_state;
+        if (cancel.cancelled() != asio::cancellation_type::none) {
+            throw std::system_error(asio::error::operation_aborted, "The job runner was cancelled");
+        }
+    }
+}
+
 asio::awaitable<void> run_worker(std::shared_ptr<runner_state> state) {
     processing_tracker tracker(state->tracker_path, {.lock_timeout = state->options.lock_timeout});
     for (;;) {
@@ -430,11 +455,10 @@ asio::awaitable<void> run_worker(std::shared_ptr<runner_state> state) {
             co_await release_job(tracker, job_id, claim);
             throw std::system_error(asio::error::operation_aborted, "The job runner was cancelled");
         }
+        co_await record_outcome(tracker, outcome);
         if (outcome.succeeded) {
-            co_await tracker.async_complete_job(job_id);
             ++state->report.succeeded;
         } else {
-            co_await tracker.async_fail_job(job_id, outcome.error);
             ++state->report.failed;
             state->report.failures.push_back(outcome);
         }

@@ -24,6 +24,8 @@
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -266,6 +268,44 @@ TEST_CASE("a tracker reached through a symbolic link is its target: one file and
     CHECK(fs::is_symlink(link));
     CHECK(processing_tracker(real).get_job_info(a).status == processing_status::running);
     CHECK(!fs::exists(tmp.path() / "link.yaml.lock"));
+}
+
+TEST_CASE("a finished job waits for a busy tracker lock instead of losing its result", "[jobs]") {
+    // Before: when the lock stayed busy past lock_timeout while the runner recorded a finished job, the runner failed
+    // and the job stayed RUNNING under a live executor (never reclaimed) although it had run.
+    const temp_dir tmp;
+    const fs::path file = tmp.path() / "tracker.yaml";
+    processing_tracker(file).initialize_jobs({{"held", ""}});
+    std::thread releaser;
+    const int lock_fd = ::open((file.string() + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    REQUIRE(lock_fd >= 0);
+    axds::job_handler handler = [&](axds::job_context) -> asio::awaitable<void> {
+        REQUIRE(::flock(lock_fd, LOCK_EX) == 0);  // another writer takes the lock for 600 ms as the job ends
+        releaser = std::thread([lock_fd] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(600));
+            ::flock(lock_fd, LOCK_UN);
+        });
+        co_return;
+    };
+    asio::io_context io;
+    axds::job_runner_report report;
+    std::string error;
+    try {
+        report = axds::test::run_async(io, [&] {
+            return axds::async_run_tracker_jobs(
+                file, handler, {.executor_id = "test:busy", .lock_timeout = std::chrono::milliseconds(100)});
+        });
+    } catch (const std::exception& e) {
+        error = e.what();
+    }
+    if (releaser.joinable()) {
+        releaser.join();
+    }
+    ::close(lock_fd);
+    CHECK(error.empty());
+    CHECK(report.succeeded == 1);
+    CHECK(processing_tracker(file).get_job_info(processing_tracker::generate_job_id("held")).status ==
+          processing_status::succeeded);
 }
 
 TEST_CASE("a cancelled runner puts its job in progress back to SCHEDULED and kills the command", "[jobs]") {
