@@ -27,6 +27,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -376,10 +377,24 @@ int jobs_run(jobs_args& args) {
                    c.succeeded, c.failed, c.running, c.scheduled, args.workers, seconds,
                    c.failed > 0 ? "; see `axds tracker show` for the errors, `axds tracker retry` to rerun" : "");
     }
-    // 1 when a job of this run failed, a worker failed, or a killed worker's job could not be reclaimed; jobs that
-    // other runners (other hosts, other array tasks) hold or failed do not count.
+    // 1 when a job of this run failed, a worker failed, a killed worker's job could not be reclaimed, or a reclaimed
+    // job is still unfinished (it killed its worker in every round); jobs that other runners (other hosts, other array
+    // tasks) hold or failed do not count.
     const bool unreclaimed = killed.size() > reclaimed.size();
-    return interrupted ? 130 : (workers_failed > 0 || jobs_failed > 0 || unreclaimed) ? 1 : 0;
+    bool unfinished = false;
+    std::set<std::string> checked;
+    for (const auto& job : reclaimed) {
+        if (!checked.insert(job.job_id).second) {
+            continue;
+        }
+        const auto status = tracker.get_job_info(job.job_id).status;
+        if (status == axds::processing_status::scheduled || status == axds::processing_status::running) {
+            std::fprintf(stderr, "axds: job %s is unfinished: its worker died in every round (see above)\n",
+                         job.job_id.c_str());
+            unfinished = true;
+        }
+    }
+    return interrupted ? 130 : (workers_failed > 0 || jobs_failed > 0 || unreclaimed || unfinished) ? 1 : 0;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

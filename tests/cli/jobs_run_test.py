@@ -83,6 +83,16 @@ def main():
         check(status["summary"]["failed"] == 1 and status["running"] == [], f"status {status}")
         reclaim = json.loads(axds(AXDS, "jobs", "reclaim", tracker, "--json").stdout)
         check(reclaim == {"reclaimed": [], "kept": []}, f"reclaim {reclaim}")
+
+        # A job that kills its worker in every round stays SCHEDULED: the run must say so and exit 1 (it exited 0).
+        write_tracker(tracker, [("deadly", "s1"), ("fine", "s2")])
+        result = axds(AXDS, "jobs", "run", tracker, "-q", "--workers", "2", "--", "sh", "-c",
+                      "[ {specifier} = s1 ] && kill -9 $PPID; true")
+        check(result.returncode == 1, f"a job that kills every worker makes jobs run exit 1: {result}")
+        check(f"job {job_id('deadly', 's1')} is unfinished" in result.stderr, f"named: {result.stderr}")
+        final = read_tracker(tracker)
+        check(final[job_id("deadly", "s1")]["status"] == 0 and final[job_id("fine", "s2")]["status"] == 2,
+              f"states {final}")
         print(f"jobs run: {JOBS} jobs on 8 workers with one worker killed: {elapsed:.1f} s")
 
 
