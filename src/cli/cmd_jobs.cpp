@@ -262,6 +262,9 @@ run_round run_workers(const jobs_args& args, axds::processing_tracker& tracker, 
     for (std::size_t i = 0; i < args.workers; ++i) {
         const pid_t pid = ::fork();
         if (pid == 0) {
+            if (args.json) {  // stdout holds only the run's JSON result: the commands' output goes to stderr
+                ::dup2(STDERR_FILENO, STDOUT_FILENO);
+            }
             std::_Exit(worker_process(tracker.file_path(), args.cmd));
         }
         if (pid < 0) {

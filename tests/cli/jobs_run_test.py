@@ -84,6 +84,12 @@ def main():
         reclaim = json.loads(axds(AXDS, "jobs", "reclaim", tracker, "--json").stdout)
         check(reclaim == {"reclaimed": [], "kept": []}, f"reclaim {reclaim}")
 
+        # --json: stdout is the result alone, the commands' own output goes to stderr (it was mixed into stdout).
+        write_tracker(tracker, [("talks", "x")])
+        result = axds(AXDS, "jobs", "run", tracker, "--json", "--", "sh", "-c", "echo hello from {job_name}")
+        check(result.returncode == 0 and json.loads(result.stdout)["succeeded"] == 1, f"--json result: {result}")
+        check("hello from talks" in result.stderr, f"the command's output on stderr: {result}")
+
         # A job that kills its worker in every round stays SCHEDULED: the run must say so and exit 1 (it exited 0).
         write_tracker(tracker, [("deadly", "s1"), ("fine", "s2")])
         result = axds(AXDS, "jobs", "run", tracker, "-q", "--workers", "2", "--", "sh", "-c",
