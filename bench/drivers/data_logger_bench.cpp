@@ -64,7 +64,7 @@ struct settings {
     std::size_t entries = 200000;
     std::size_t calls = 1000000;
     std::size_t python_sample = 20000;
-    std::size_t writes = 32;         // data_logger_options::thread_count for the throughput run
+    std::size_t writes = 32;  // data_logger_options::thread_count for the throughput run
     std::size_t throughput = 1;
     std::size_t stream_seconds = 5;  // 0: a 0.2 s smoke run (ctest)
     std::size_t only_stream = 0;
