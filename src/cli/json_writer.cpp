@@ -1,5 +1,7 @@
 #include "cli/json_writer.hpp"
 
+#include "detail/utf8.hpp"
+
 #include <fmt/format.h>
 
 #include <cmath>
@@ -8,37 +10,6 @@
 namespace axds::cli {
 
 namespace {
-
-/// The length of the well-formed UTF-8 sequence at `text[i]` (RFC 3629: no overlongs, no surrogates), or 0.
-std::size_t utf8_sequence_length(std::string_view text, std::size_t i) {
-    const auto byte = [&](std::size_t k) {
-        return static_cast<unsigned char>(text[k]);
-    };
-    const unsigned char c = byte(i);
-    std::size_t length = 0;
-    unsigned char low = 0x80;
-    unsigned char high = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-        length = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        length = 3;
-        low = c == 0xE0 ? 0xA0 : 0x80;
-        high = c == 0xED ? 0x9F : 0xBF;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        length = 4;
-        low = c == 0xF0 ? 0x90 : 0x80;
-        high = c == 0xF4 ? 0x8F : 0xBF;
-    }
-    if (length == 0 || i + length > text.size() || byte(i + 1) < low || byte(i + 1) > high) {
-        return 0;
-    }
-    for (std::size_t k = 2; k < length; ++k) {
-        if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) {
-            return 0;
-        }
-    }
-    return length;
-}
 
 void append_ascii(std::string& out, unsigned char c) {
     switch (c) {
@@ -65,7 +36,7 @@ std::string json_quote(std::string_view text) {
         if (c < 0x80) {
             append_ascii(out, c);
             ++i;
-        } else if (const std::size_t length = utf8_sequence_length(text, i); length != 0) {
+        } else if (const std::size_t length = axds::detail::utf8_sequence_length(text, i); length != 0) {
             out.append(text.substr(i, length));
             i += length;
         } else {

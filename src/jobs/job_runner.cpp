@@ -2,6 +2,7 @@
 
 #include <axds/error.hpp>
 
+#include "detail/utf8.hpp"
 #include "jobs/subprocess.hpp"
 
 #include <asio/bind_cancellation_slot.hpp>
@@ -242,50 +243,13 @@ void start_child(child_process& child, const std::string& program, c_strings& ar
     }
 }
 
-/// Length of the well-formed UTF-8 sequence at the start of `text` (no overlong forms, surrogates or code points
-/// past U+10FFFF), or 0 when it is not one.
-std::size_t utf8_sequence_length(std::string_view text) {
-    const auto byte = [&](std::size_t i) {
-        return static_cast<unsigned char>(text[i]);
-    };
-    const unsigned char lead = byte(0);
-    if (lead < 0x80) {
-        return 1;
-    }
-    std::size_t length = 0;
-    unsigned char low = 0x80;
-    unsigned char high = 0xBF;
-    if (lead >= 0xC2 && lead <= 0xDF) {
-        length = 2;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-        length = 3;
-        low = lead == 0xE0 ? 0xA0 : 0x80;
-        high = lead == 0xED ? 0x9F : 0xBF;
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-        length = 4;
-        low = lead == 0xF0 ? 0x90 : 0x80;
-        high = lead == 0xF4 ? 0x8F : 0xBF;
-    } else {
-        return 0;
-    }
-    if (text.size() < length || byte(1) < low || byte(1) > high) {
-        return 0;
-    }
-    for (std::size_t i = 2; i < length; ++i) {
-        if (byte(i) < 0x80 || byte(i) > 0xBF) {
-            return 0;
-        }
-    }
-    return length;
-}
-
 /// `text` as valid UTF-8 that a tracker file can hold: every byte that is not part of a well-formed sequence, and
 /// every NUL, becomes U+FFFD. A command's stderr may hold anything, and its tail may start inside a character.
 std::string valid_utf8(std::string_view text) {
     std::string out;
     out.reserve(text.size());
     while (!text.empty()) {
-        const std::size_t length = utf8_sequence_length(text);
+        const std::size_t length = detail::utf8_sequence_length(text, 0);
         if (length == 0 || text.front() == '\0') {
             out += "\xEF\xBF\xBD";
             text.remove_prefix(1);
