@@ -17,7 +17,7 @@ TEST_CASE("little-endian stores put the low byte first", "[sys][endian]") {
     CHECK(bytes[0] == 0x02);
     CHECK(bytes[1] == 0x01);
     store_le32(bytes.data(), 0x01020304U);
-    CHECK(bytes == std::array<std::uint8_t, 8>{0x04, 0x03, 0x02, 0x01, 0x02, 0x01, 0, 0});
+    CHECK(bytes == std::array<std::uint8_t, 8>{0x04, 0x03, 0x02, 0x01, 0, 0, 0, 0});
     CHECK(store_le64(bytes.data(), 0x0102030405060708ULL) == bytes.data() + 8);
     CHECK(bytes == std::array<std::uint8_t, 8>{0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01});
     CHECK(load_le16(bytes.data()) == 0x0708U);
