@@ -10,6 +10,7 @@
 #include <axds/jobs/processing_tracker.hpp>
 
 #include "jobs/subprocess.hpp"
+#include "sys/error.hpp"
 
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/cancellation_signal.hpp>
@@ -268,7 +269,7 @@ run_round run_workers(const jobs_args& args, axds::processing_tracker& tracker, 
             std::_Exit(worker_process(tracker.file_path(), args.cmd));
         }
         if (pid < 0) {
-            std::fprintf(stderr, "axds: could not start worker %zu: %s\n", i, std::strerror(errno));
+            std::fprintf(stderr, "axds: could not start worker %zu: %s\n", i, axds::sys::errno_message(errno).c_str());
             break;
         }
         children.push_back(pid);

@@ -3,12 +3,14 @@
 #include <axds/error.hpp>
 
 #include "config/yaml_diagnostics.hpp"
+#include "sys/atomic_file.hpp"
+#include "sys/error.hpp"
+#include "sys/io.hpp"
+#include "sys/unique_fd.hpp"
 
 #include <fmt/format.h>
 
 #include <cerrno>
-#include <cstring>
-#include <random>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -24,95 +26,43 @@ std::string describe(const yaml_context& context) {
     return context.file != nullptr ? context.file->string() : std::string("<memory>");
 }
 
-/// Closes the descriptor and removes the temp file unless released (spec §3.3 step 5).
-class temp_file {
-public:
-    explicit temp_file(const fs::path& destination) {
-        const fs::path directory = destination.has_parent_path() ? destination.parent_path() : fs::path(".");
-        static constexpr std::string_view alphabet = "abcdefghijklmnopqrstuvwxyz0123456789_";
-        // One seeded generator per thread: constructing std::random_device per file cost more than the write.
-        thread_local std::mt19937_64 entropy{std::random_device{}() ^
-                                             (std::uint64_t{static_cast<std::uint32_t>(::getpid())} << 32U)};
-        std::uniform_int_distribution<std::size_t> pick(0, alphabet.size() - 1);
-        for (int attempt = 0; attempt < 100; ++attempt) {
-            std::string random(8, 'x');
-            for (char& c : random) {
-                c = alphabet[pick(entropy)];
-            }
-            path_ = directory / fmt::format(".{}.{}.tmp", destination.filename().string(), random);
-            fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-            if (fd_ >= 0) {
-                return;
-            }
-            if (errno == ENOENT && attempt == 0 && destination.has_parent_path()) {
-                // Parent directories only when missing: one failed open here rather than a stat on every write.
-                std::error_code ec;
-                fs::create_directories(directory, ec);
-                if (ec) {
-                    throw_os_error(ec, fmt::format("Unable to create the directory {} for the YAML file {}: {}.",
-                                                   directory.string(), destination.string(), ec.message()));
-                }
-                continue;
-            }
-            if (errno != EEXIST) {
-                const int error = errno;
-                throw_errno(error, fmt::format("Unable to create a temporary file next to {}: {}.",
-                                               destination.string(), std::strerror(error)));
-            }
-        }
-        throw_errno(EEXIST, fmt::format("Unable to create a temporary file next to {}.", destination.string()));
+/// ".NAME.XXXXXXXX.tmp", X from [a-z0-9_] (spec §3.3 step 5: a hidden temp file next to the destination).
+std::string yaml_temp_name(std::string_view file_name, std::uint64_t random) {
+    static constexpr std::string_view alphabet = "abcdefghijklmnopqrstuvwxyz0123456789_";
+    std::string tail(8, 'x');
+    for (char& c : tail) {
+        c = alphabet[random % alphabet.size()];
+        random /= alphabet.size();
     }
+    return fmt::format(".{}.{}.tmp", file_name, tail);
+}
 
-    temp_file(const temp_file&) = delete;
-    temp_file& operator=(const temp_file&) = delete;
-
-    ~temp_file() {
-        if (fd_ >= 0) {
-            ::close(fd_);
+[[noreturn]] void throw_replace_error(const sys::replace_error& failure, const sys::atomic_file& temp,
+                                      const fs::path& destination) {
+    const int error = failure.error.value();
+    switch (failure.step) {
+        case sys::replace_step::create_directory: {
+            const fs::path directory = destination.has_parent_path() ? destination.parent_path() : fs::path(".");
+            throw_os_error(failure.error,
+                           fmt::format("Unable to create the directory {} for the YAML file {}: {}.",
+                                       directory.string(), destination.string(), failure.error.message()));
         }
-        if (!committed_) {
-            ::unlink(path_.c_str());
-        }
-    }
-
-    void write_all(std::string_view data, const fs::path& destination) {
-        while (!data.empty()) {
-            const ssize_t n = ::write(fd_, data.data(), data.size());
-            if (n < 0) {
-                if (errno == EINTR) {
-                    continue;
-                }
-                fail("write", destination);
+        case sys::replace_step::create:
+            if (error == EEXIST) {
+                throw_errno(EEXIST, fmt::format("Unable to create a temporary file next to {}.", destination.string()));
             }
-            data.remove_prefix(static_cast<std::size_t>(n));
-        }
-        // mkstemp semantics: the final file is 0600 whatever the umask (spec §3.3 step 4).
-        if (::fchmod(fd_, 0600) != 0 || ::fsync(fd_) != 0) {
-            fail("flush", destination);
-        }
-        if (::close(std::exchange(fd_, -1)) != 0) {
-            fail("close", destination);
-        }
+            throw_errno(error, fmt::format("Unable to create a temporary file next to {}: {}.", destination.string(),
+                                           sys::errno_message(error)));
+        default: break;
     }
-
-    void commit(const fs::path& destination) {
-        if (::rename(path_.c_str(), destination.c_str()) != 0) {
-            fail("replace", destination);
-        }
-        committed_ = true;
-    }
-
-private:
-    [[noreturn]] void fail(std::string_view step, const fs::path& destination) const {
-        const int error = errno;
-        throw_errno(error, fmt::format("Unable to {} the YAML file {} (via {}): {}.", step, destination.string(),
-                                       path_.string(), std::strerror(error)));
-    }
-
-    fs::path path_;
-    int fd_ = -1;
-    bool committed_ = false;
-};
+    const std::string_view step = failure.step == sys::replace_step::write            ? "write"
+                                  : failure.step == sys::replace_step::flush          ? "flush"
+                                  : failure.step == sys::replace_step::close          ? "close"
+                                  : failure.step == sys::replace_step::sync_directory ? "flush the directory of"
+                                                                                      : "replace";
+    throw_errno(error, fmt::format("Unable to {} the YAML file {} (via {}): {}.", step, destination.string(),
+                                   temp.temp_path().string(), sys::errno_message(error)));
+}
 
 }  // namespace
 
@@ -177,9 +127,22 @@ void write_yaml_file(const fs::path& file, const yaml_value& document) {
 }
 
 void write_yaml_text(const fs::path& file, const std::string& text) {
-    temp_file temp(file);  // creates missing parent directories
-    temp.write_all(text, file);
-    temp.commit(file);
+    sys::atomic_file temp;
+    sys::replace_error failure = temp.create(file, {.name = yaml_temp_name, .mode = 0600, .create_parents = true});
+    if (!failure) {
+        const sys::io_result written = sys::write_full(temp.fd(), text.data(), text.size());
+        failure = {sys::replace_step::write, written.error};
+    }
+    // mkstemp semantics: the final file is 0600 whatever the umask (spec §3.3 step 4).
+    if (!failure && ::fchmod(temp.fd(), 0600) != 0) {
+        failure = {sys::replace_step::flush, sys::last_error()};
+    }
+    if (!failure) {
+        failure = temp.commit(true);
+    }
+    if (failure) {
+        throw_replace_error(failure, temp, file);
+    }
 }
 
 yaml_value read_yaml_file(const fs::path& file) {
@@ -194,30 +157,19 @@ yaml_value read_yaml_file(const fs::path& file) {
 }
 
 std::string read_yaml_text(const fs::path& file) {
-    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        const int error = errno;
-        throw_errno(error, fmt::format("Unable to read the YAML file {}: {}.", file.string(), std::strerror(error)));
-    }
+    const sys::unique_fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
     std::string text;
     std::array<char, 65536> buffer{};
-    while (true) {
-        const ssize_t n = ::read(fd, buffer.data(), buffer.size());
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            const int error = errno;
-            ::close(fd);
-            throw_errno(error,
-                        fmt::format("Unable to read the YAML file {}: {}.", file.string(), std::strerror(error)));
-        }
-        if (n == 0) {
-            break;
-        }
-        text.append(buffer.data(), static_cast<std::size_t>(n));
+    sys::io_result read{.bytes = buffer.size(), .error = fd ? std::error_code() : sys::last_error()};
+    while (!read.error && read.bytes == buffer.size()) {  // a short read is the end of the file
+        read = sys::read_full(fd.get(), buffer.data(), buffer.size());
+        text.append(buffer.data(), read.bytes);
     }
-    ::close(fd);
+    if (read.error) {
+        const int error = read.error.value();
+        throw_errno(error,
+                    fmt::format("Unable to read the YAML file {}: {}.", file.string(), sys::errno_message(error)));
+    }
     return text;
 }
 

@@ -3,6 +3,8 @@
 #include <axds/core/runtime.hpp>
 
 #include "detail/uring_sqe.hpp"
+#include "sys/io.hpp"
+#include "sys/unique_fd.hpp"
 
 #include <liburing.h>
 
@@ -21,28 +23,12 @@ namespace {
 constexpr unsigned in_flight = 64;  // files at once; 3 SQEs each
 
 std::int64_t read_one(int dirfd, const char* path, std::span<std::uint8_t> buffer) {
-    const int fd = ::openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);  // a FIFO never blocks
-    if (fd < 0) {
+    const sys::unique_fd fd(::openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NONBLOCK));  // a FIFO never blocks
+    if (!fd) {
         return -errno;
     }
-    std::size_t done = 0;
-    std::int64_t result = 0;
-    while (done < buffer.size()) {
-        const ssize_t n = ::pread(fd, buffer.data() + done, buffer.size() - done, static_cast<off_t>(done));
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            result = -errno;
-            break;
-        }
-        if (n == 0) {
-            break;
-        }
-        done += static_cast<std::size_t>(n);
-    }
-    ::close(fd);
-    return result < 0 ? result : static_cast<std::int64_t>(done);
+    const sys::io_result read = sys::pread_full(fd.get(), buffer.data(), buffer.size(), 0);
+    return read.error ? -read.error.value() : static_cast<std::int64_t>(read.bytes);
 }
 
 void read_plain(std::span<prefix_read> reads) {
@@ -152,34 +138,25 @@ bool read_file_prefixes(std::span<prefix_read> reads, bool prefer_io_uring) {
 }
 
 std::int64_t read_whole_file(const char* path, sys::aligned_buffer& out) {
-    const int fd = ::open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
+    const sys::unique_fd fd(::open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+    if (!fd) {
         return -errno;
     }
 
     struct stat st {};
 
-    if (::fstat(fd, &st) != 0) {
-        const int error = errno;
-        ::close(fd);
-        return -error;
+    if (::fstat(fd.get(), &st) != 0) {
+        return -errno;
     }
     const auto size = static_cast<std::size_t>(st.st_size);
     out.reserve_discarding(size);
-    std::size_t done = 0;
-    while (done < size) {
-        const ssize_t n = ::pread(fd, out.data() + done, size - done, static_cast<off_t>(done));
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            const int error = n < 0 ? errno : EIO;  // shrank while reading
-            ::close(fd);
-            return -error;
-        }
-        done += static_cast<std::size_t>(n);
+    const sys::io_result read = sys::pread_full(fd.get(), out.data(), size, 0);
+    if (read.error) {
+        return -read.error.value();
     }
-    ::close(fd);
+    if (read.bytes < size) {
+        return -EIO;  // shrank while reading
+    }
     return static_cast<std::int64_t>(size);
 }
 

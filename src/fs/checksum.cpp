@@ -9,6 +9,9 @@
 #include "fs/file_digest.hpp"
 #include "fs/path_guard.hpp"
 #include "sys/aligned_buffer.hpp"
+#include "sys/error.hpp"
+#include "sys/io.hpp"
+#include "sys/unique_fd.hpp"
 
 #include <asio/error.hpp>
 #include <asio/this_coro.hpp>
@@ -50,24 +53,21 @@ struct file_entry {
 /// Reads one file in chunks through `hasher` into its digest.
 void hash_file(file_entry& file, std::span<std::byte> buffer, detail::file_hasher& hasher) {
     hasher.start(file.relative);
-    const int fd = ::open(file.path.c_str(), O_RDONLY | O_CLOEXEC);
+    const sys::unique_fd fd_owner(::open(file.path.c_str(), O_RDONLY | O_CLOEXEC));
+    const int fd = fd_owner.get();
     if (fd < 0) {
         const int error = errno;
         throw_errno(error, fmt::format("Unable to read '{}' for the directory checksum: {}.", file.path.string(),
-                                       std::system_category().message(error)));
+                                       sys::errno_message(error)));
     }
     std::uint64_t total = 0;
     bool first = true;
     for (;;) {
-        const ssize_t n = ::read(fd, buffer.data(), buffer.size());
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
+        const ssize_t n = sys::retry_eintr([&] { return ::read(fd, buffer.data(), buffer.size()); });
         if (n < 0) {
             const int error = errno;
-            ::close(fd);
             throw_errno(error, fmt::format("Unable to read '{}' for the directory checksum: {}.", file.path.string(),
-                                           std::system_category().message(error)));
+                                           sys::errno_message(error)));
         }
         if (n == 0) {
             break;
@@ -91,7 +91,6 @@ void hash_file(file_entry& file, std::span<std::byte> buffer, detail::file_hashe
             }
         }
     }
-    ::close(fd);
     file.digest = hasher.finish();
     file.size = total;
 }
@@ -252,16 +251,12 @@ std::string combine_file_digests(std::vector<file_digest>& files) {
 void save_checksum_file(const fs::path& directory, const std::string& digest) {
     const fs::path target = directory / checksum_file_name;
     // Never through a symlink or a hard link named ax_checksum.txt: that would overwrite another file.
-    const int fd = open_for_replacement(target, 0644);
-    if (fd < 0 || ::write(fd, digest.data(), digest.size()) != static_cast<ssize_t>(digest.size())) {
+    const sys::unique_fd fd(open_for_replacement(target, 0644));
+    if (!fd || ::write(fd.get(), digest.data(), digest.size()) != static_cast<ssize_t>(digest.size())) {
         const int error = errno;
-        if (fd >= 0) {
-            ::close(fd);
-        }
-        throw_errno(error, fmt::format("Unable to save the checksum to '{}': {}.", target.string(),
-                                       std::system_category().message(error)));
+        throw_errno(
+            error, fmt::format("Unable to save the checksum to '{}': {}.", target.string(), sys::errno_message(error)));
     }
-    ::close(fd);
 }
 
 }  // namespace axds::detail

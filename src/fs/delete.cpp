@@ -8,6 +8,8 @@
 #include "detail/test_hooks.hpp"
 #include "detail/uring_sqe.hpp"
 #include "fs/path_guard.hpp"
+#include "sys/error.hpp"
+#include "sys/unique_fd.hpp"
 
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
@@ -44,7 +46,7 @@ listing list_children(const fs::path& directory) {
     if (dir == nullptr) {
         const int error = errno;
         throw_errno(error, fmt::format("Unable to list the {} directory for deletion: {}.", directory.string(),
-                                       std::system_category().message(error)));
+                                       sys::errno_message(error)));
     }
     listing out;
     while (const dirent* entry = ::readdir(dir)) {
@@ -63,7 +65,7 @@ listing list_children(const fs::path& directory) {
                 const int error = errno;
                 ::closedir(dir);
                 throw_errno(error, fmt::format("Unable to inspect {} for deletion: {}.", child.string(),
-                                               std::system_category().message(error)));
+                                               sys::errno_message(error)));
             }
         }
         (is_directory ? out.directories : out.files).push_back(std::move(child));
@@ -73,7 +75,7 @@ listing list_children(const fs::path& directory) {
 }
 
 [[noreturn]] void unlink_failure(const fs::path& file, int error) {
-    throw_errno(error, fmt::format("Unable to delete {}: {}.", file.string(), std::system_category().message(error)));
+    throw_errno(error, fmt::format("Unable to delete {}: {}.", file.string(), sys::errno_message(error)));
 }
 
 /// io_uring unlinkat of every file (all in one directory), 64 in flight; runs on a CPU-pool thread. False if this
@@ -96,10 +98,11 @@ bool unlink_with_io_uring(const fs::path& directory, const std::vector<fs::path>
     if (!holder.ready || !io_uring_available()) {
         return false;
     }
-    const int dirfd = ::open(directory.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (dirfd < 0) {
+    const sys::unique_fd directory_fd(::open(directory.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!directory_fd) {
         return false;
     }
+    const int dirfd = directory_fd.get();
     std::vector<std::string> names;
     names.reserve(files.size());
     for (const auto& file : files) {
@@ -121,7 +124,6 @@ bool unlink_with_io_uring(const fs::path& directory, const std::vector<fs::path>
             // The ring itself failed: retire it (queued requests must never run later) and unlink plainly.
             io_uring_queue_exit(&holder.ring);
             holder.ready = false;
-            ::close(dirfd);
             return false;
         }
         io_uring_cqe* cqe = nullptr;
@@ -137,7 +139,6 @@ bool unlink_with_io_uring(const fs::path& directory, const std::vector<fs::path>
         io_uring_cq_advance(&holder.ring, seen);
         done += seen;
     }
-    ::close(dirfd);
     if (first_error != 0) {
         unlink_failure(files[failed], first_error);
     }
@@ -206,7 +207,7 @@ asio::awaitable<void> delete_tree(fs::path directory, const delete_options& opti
         : error == EACCES || error == EPERM ? "because removing it is not permitted"
                                             : "for the reason the system reported";
     warn(fmt::format("Unable to remove the {} directory after 5 attempts ({}). The directory is left in place, {}.",
-                     directory.string(), std::system_category().message(error), cause));
+                     directory.string(), sys::errno_message(error), cause));
 }
 
 }  // namespace
@@ -232,14 +233,13 @@ asio::awaitable<void> async_delete_directory(fs::path directory, delete_options 
             co_return;  // step 2: nothing to do
         }
         const int error = errno;
-        throw_errno(error,
-                    fmt::format("Unable to delete {}: {}.", directory.string(), std::system_category().message(error)));
+        throw_errno(error, fmt::format("Unable to delete {}: {}.", directory.string(), sys::errno_message(error)));
     }
     if (S_ISLNK(st.st_mode)) {  // step 1: remove the link, never its target
         if (::unlink(directory.c_str()) != 0 && errno != ENOENT) {
             const int error = errno;
             throw_errno(error, fmt::format("Unable to delete the symbolic link {}: {}.", directory.string(),
-                                           std::system_category().message(error)));
+                                           sys::errno_message(error)));
         }
         co_return;
     }

@@ -13,6 +13,9 @@
 #include "detail/uring_copy.hpp"
 #include "fs/file_digest.hpp"
 #include "fs/path_guard.hpp"
+#include "sys/error.hpp"
+#include "sys/io.hpp"
+#include "sys/unique_fd.hpp"
 
 #include <asio/error.hpp>
 #include <asio/this_coro.hpp>
@@ -88,8 +91,8 @@ struct file_state {
 };
 
 [[noreturn]] void throw_copy_error(int error, const fs::path& from, const fs::path& to) {
-    throw_errno(error, fmt::format("Unable to copy {} to {}: {}.", from.string(), to.string(),
-                                   std::system_category().message(error)));
+    throw_errno(error,
+                fmt::format("Unable to copy {} to {}: {}.", from.string(), to.string(), sys::errno_message(error)));
 }
 
 /// Hashed copies of files this large copy in-kernel while another thread hashes the source (see copy_with_metadata).
@@ -100,10 +103,7 @@ int hash_source(int fd, detail::file_hasher& hasher) {
     const std::span<std::byte> buffer = detail::thread_read_buffer();
     off_t offset = 0;
     for (;;) {
-        const ssize_t n = ::pread(fd, buffer.data(), buffer.size(), offset);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
+        const ssize_t n = sys::retry_eintr([&] { return ::pread(fd, buffer.data(), buffer.size(), offset); });
         if (n <= 0) {
             return n < 0 ? errno : 0;
         }
@@ -123,10 +123,8 @@ int copy_in_kernel(int in, int out, detail::file_hasher* hasher, std::uint64_t& 
     int hash_error = 0;
     int error = 0;
     for (;;) {
-        const ssize_t n = ::copy_file_range(in, nullptr, out, nullptr, std::size_t{1} << 30, 0);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
+        const ssize_t n =
+            sys::retry_eintr([&] { return ::copy_file_range(in, nullptr, out, nullptr, std::size_t{1} << 30, 0); });
         if (n < 0 && (copied == 0 || hasher == nullptr) &&
             (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
             in_kernel = false;  // e.g. another filesystem: the content moves through buffers
@@ -168,7 +166,8 @@ std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, file_
                                  detail::file_hasher* hasher = nullptr, std::string_view relative = {},
                                  detail::digest128* digest = nullptr) {
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
-    const int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    const sys::unique_fd in_fd(::open(from.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+    const int in = in_fd.get();
     if (in < 0) {
         throw_copy_error(errno, from, to);
     }
@@ -176,12 +175,9 @@ std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, file_
     struct stat st {};
 
     if (::fstat(in, &st) != 0) {
-        const int error = errno;
-        ::close(in);
-        throw_copy_error(error, from, to);
+        throw_copy_error(errno, from, to);
     }
     if (!S_ISREG(st.st_mode)) {  // as shutil.copy2's SpecialFileError
-        ::close(in);
         throw os_error(std::make_error_code(std::errc::operation_not_supported),
                        fmt::format("Unable to copy {}: it is a {}, not a regular file, and cannot be transferred.",
                                    from.string(), S_ISFIFO(st.st_mode) ? "named pipe" : "special file"));
@@ -190,11 +186,10 @@ std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, file_
     if (copied_state != nullptr) {
         *copied_state = file_state::of(st);
     }
-    const int out = detail::open_for_replacement(to);
+    sys::unique_fd out_fd(detail::open_for_replacement(to));
+    const int out = out_fd.get();
     if (out < 0) {
-        const int error = errno;
-        ::close(in);
-        throw_copy_error(error, from, to);
+        throw_copy_error(errno, from, to);
     }
     std::uint64_t copied = 0;
     int error = 0;
@@ -221,10 +216,8 @@ std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, file_
         // The pool thread's page-aligned read buffer, shared with the checksum (uninitialized, reused).
         const std::span<std::byte> buffer = detail::thread_read_buffer();
         for (;;) {
-            const ssize_t n = ::pread(in, buffer.data(), buffer.size(), static_cast<off_t>(copied));
-            if (n < 0 && errno == EINTR) {
-                continue;
-            }
+            const ssize_t n =
+                sys::retry_eintr([&] { return ::pread(in, buffer.data(), buffer.size(), static_cast<off_t>(copied)); });
             if (n < 0) {
                 error = errno;
             }
@@ -234,17 +227,10 @@ std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, file_
             if (hasher != nullptr) {
                 hasher->update(buffer.data(), static_cast<std::size_t>(n));
             }
-            ssize_t written = 0;
-            while (written < n && error == 0) {
-                const ssize_t w = ::pwrite(out, buffer.data() + written, static_cast<std::size_t>(n - written),
-                                           static_cast<off_t>(copied) + written);
-                if (w < 0 && errno != EINTR) {
-                    error = errno;
-                } else if (w > 0) {
-                    written += w;
-                }
-            }
-            if (error != 0) {
+            const sys::io_result written =
+                sys::pwrite_full(out, buffer.data(), static_cast<std::size_t>(n), static_cast<off_t>(copied));
+            if (written.error) {
+                error = written.error.value();
                 break;
             }
             copied += static_cast<std::uint64_t>(n);
@@ -260,9 +246,8 @@ std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, file_
     if (error == 0 && ::futimens(out, times.data()) != 0) {
         error = errno;
     }
-    ::close(in);
-    if (::close(out) != 0 && error == 0) {
-        error = errno;
+    if (const std::error_code closed = out_fd.close_checked(); closed && error == 0) {
+        error = closed.value();
     }
     if (error != 0) {
         throw_copy_error(error, from, to);
@@ -272,14 +257,13 @@ std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, file_
 
 std::string first_line(const fs::path& file) {
     std::string text;
-    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    const sys::unique_fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
         const int error = errno;
-        throw_errno(error, fmt::format("Unable to read {}: {}.", file.string(), std::system_category().message(error)));
+        throw_errno(error, fmt::format("Unable to read {}: {}.", file.string(), sys::errno_message(error)));
     }
     std::array<char, 256> buffer{};
-    const ssize_t n = ::read(fd, buffer.data(), buffer.size());
-    ::close(fd);
+    const ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
     text.assign(buffer.data(), n > 0 ? static_cast<std::size_t>(n) : 0);
     text = text.substr(0, text.find('\n'));
     const auto first = text.find_first_not_of(" \t\r");
@@ -360,17 +344,13 @@ void remove_copied_source(const fs::path& source, const fs::path& destination, c
                           const std::vector<std::pair<fs::path, std::string>>& copies,
                           const std::vector<file_state>& states, transfer_report& report) {
     // The copies must be on disk before the originals go: a power loss right after must not lose both.
-    const int dest_fd = ::open(destination.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dest_fd < 0 || ::syncfs(dest_fd) != 0) {
+    const sys::unique_fd dest_fd(::open(destination.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dest_fd || ::syncfs(dest_fd.get()) != 0) {
         const int error = errno;
-        if (dest_fd >= 0) {
-            ::close(dest_fd);
-        }
         throw_errno(error, fmt::format("Unable to flush the transferred files in {} to disk, so the source {} was not "
                                        "removed: {}.",
-                                       destination.string(), source.string(), std::system_category().message(error)));
+                                       destination.string(), source.string(), sys::errno_message(error)));
     }
-    ::close(dest_fd);
     std::set<std::pair<dev_t, ino_t>> unlinked;  // inodes with other links left
     for (std::size_t i = 0; i < copies.size(); ++i) {
         const auto& [path, relative] = copies[i];
@@ -388,7 +368,7 @@ void remove_copied_source(const fs::path& source, const fs::path& destination, c
         if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
             const int error = errno;
             throw_errno(error, fmt::format("Unable to remove the transferred source file {}: {}.", path.string(),
-                                           std::system_category().message(error)));
+                                           sys::errno_message(error)));
         }
         ++report.source_files_removed;
         if (st.st_nlink > 1) {
@@ -456,8 +436,7 @@ asio::awaitable<transfer_report> async_transfer_directory(fs::path source, fs::p
 
         if (::lstat(path.c_str(), &st) != 0) {
             const int error = errno;
-            throw_errno(error,
-                        fmt::format("Unable to inspect {}: {}.", path.string(), std::system_category().message(error)));
+            throw_errno(error, fmt::format("Unable to inspect {}: {}.", path.string(), sys::errno_message(error)));
         }
         entry.type = S_ISLNK(st.st_mode)   ? source_entry::kind::symlink
                      : S_ISDIR(st.st_mode) ? source_entry::kind::directory
@@ -528,7 +507,7 @@ asio::awaitable<transfer_report> async_transfer_directory(fs::path source, fs::p
             if (::unlink((destination / stray).c_str()) != 0 && errno != ENOENT) {
                 const int error = errno;
                 throw_errno(error, fmt::format("Unable to remove {} from the destination: {}.",
-                                               (destination / stray).string(), std::system_category().message(error)));
+                                               (destination / stray).string(), sys::errno_message(error)));
             }
             report.strays_removed.push_back(stray);
         }

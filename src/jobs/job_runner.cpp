@@ -4,6 +4,8 @@
 
 #include "detail/utf8.hpp"
 #include "jobs/subprocess.hpp"
+#include "sys/io.hpp"
+#include "sys/unique_fd.hpp"
 
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/cancellation_signal.hpp>
@@ -81,6 +83,8 @@ captured_output run_capture(const std::vector<std::string>& argv, bool merge_std
     if (::pipe2(pipe_fds.data(), O_CLOEXEC) != 0) {
         return result;
     }
+    const sys::unique_fd read_end(pipe_fds[0]);
+    sys::unique_fd write_end(pipe_fds[1]);
     posix_spawn_file_actions_t actions;
     ::posix_spawn_file_actions_init(&actions);
     ::posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
@@ -93,22 +97,17 @@ captured_output run_capture(const std::vector<std::string>& argv, bool merge_std
     pid_t pid = -1;
     const int error = ::posix_spawnp(&pid, argv.at(0).c_str(), &actions, nullptr, args.get(), environ);
     ::posix_spawn_file_actions_destroy(&actions);
-    ::close(pipe_fds[1]);
+    write_end.reset();  // the child's copy alone keeps the pipe open: end of file when it exits
     if (error == 0) {
         std::array<char, 4096> buffer{};
-        for (;;) {
-            const ssize_t n = ::read(pipe_fds[0], buffer.data(), buffer.size());
-            if (n > 0) {
-                result.output.append(buffer.data(), static_cast<std::size_t>(n));
-            } else if (n == 0 || errno != EINTR) {
-                break;
-            }
+        sys::io_result read{.bytes = buffer.size()};
+        while (!read.error && read.bytes == buffer.size()) {  // a short read is the end of the output
+            read = sys::read_full(read_end.get(), buffer.data(), buffer.size());
+            result.output.append(buffer.data(), read.bytes);
         }
-        while (::waitpid(pid, &result.status, 0) < 0 && errno == EINTR) {
-        }
+        (void)sys::retry_eintr([&] { return ::waitpid(pid, &result.status, 0); });
         result.ran = true;
     }
-    ::close(pipe_fds[0]);
     return result;
 }
 
@@ -166,8 +165,8 @@ c_strings job_environment(const job_context& job) {
 /// Destroying it before it was reaped kills and reaps the child.
 struct child_process {
     pid_t pid = -1;
-    int pidfd = -1;
-    int stderr_fd = -1;
+    sys::unique_fd pidfd;
+    sys::unique_fd stderr_fd;
 
     child_process() = default;
     child_process(const child_process&) = delete;
@@ -177,12 +176,6 @@ struct child_process {
         if (pid > 0) {
             ::kill(pid, SIGKILL);
             ::waitpid(pid, nullptr, 0);
-        }
-        if (pidfd >= 0) {
-            ::close(pidfd);
-        }
-        if (stderr_fd >= 0) {
-            ::close(stderr_fd);
         }
     }
 
@@ -206,14 +199,14 @@ void start_child(child_process& child, const std::string& program, c_strings& ar
     if (::pipe2(pipe_fds.data(), O_CLOEXEC) != 0) {
         throw_errno(errno, "Unable to create a pipe for a job's command.");
     }
-    child.stderr_fd = pipe_fds[0];
+    child.stderr_fd.reset(pipe_fds[0]);
+    sys::unique_fd write_end(pipe_fds[1]);
     char** argv = args.get();
     char** envp = env.get();
     const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
     if (pid < 0) {
         const int error = errno;
-        ::close(pipe_fds[1]);
         throw_errno(error, fmt::format("Unable to start the command '{}'.", program));
     }
     if (pid == 0) {
@@ -235,9 +228,9 @@ void start_child(child_process& child, const std::string& program, c_strings& ar
         ::_exit(127);
     }
     child.pid = pid;
-    ::close(pipe_fds[1]);
-    child.pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    if (child.pidfd < 0) {
+    write_end.reset();
+    child.pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    if (!child.pidfd) {
         throw_errno(errno,
                     fmt::format("pidfd_open failed for the command '{}' (Linux 5.3 or later is needed).", program));
     }
@@ -283,7 +276,7 @@ std::string tail_of(const std::string& text, std::size_t limit) {
 /// status. On cancellation the child is terminated and operation_aborted propagates.
 asio::awaitable<int> await_child(child_process& child, std::string& tail, const command_options& options) {
     const auto executor = co_await asio::this_coro::executor;
-    asio::posix::stream_descriptor errors(executor, std::exchange(child.stderr_fd, -1));
+    asio::posix::stream_descriptor errors(executor, child.stderr_fd.release());
     std::array<char, 4096> buffer{};
     std::error_code ec;
     for (;;) {
@@ -304,7 +297,7 @@ asio::awaitable<int> await_child(child_process& child, std::string& tail, const 
         child.terminate();
         throw std::system_error(ec, "Waiting for a job's command");
     }
-    asio::posix::stream_descriptor exited(executor, std::exchange(child.pidfd, -1));
+    asio::posix::stream_descriptor exited(executor, child.pidfd.release());
     co_await exited.async_wait(asio::posix::stream_descriptor::wait_read,
                                asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
@@ -312,8 +305,7 @@ asio::awaitable<int> await_child(child_process& child, std::string& tail, const 
         throw std::system_error(ec, "Waiting for a job's command");
     }
     int status = 0;
-    while (::waitpid(child.pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    (void)sys::retry_eintr([&] { return ::waitpid(child.pid, &status, 0); });
     child.pid = -1;
     co_return status;
 }

@@ -9,6 +9,9 @@
 
 #include "detail/cpu_work.hpp"
 #include "jobs/tracker_yaml.hpp"
+#include "sys/error.hpp"
+#include "sys/io.hpp"
+#include "sys/unique_fd.hpp"
 
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
@@ -43,16 +46,16 @@ class file_lock {
 public:
     /// Opens (creating it and its parent directories) the lock file; does not lock yet.
     explicit file_lock(const fs::path& lock_path) : path_(lock_path) {
-        fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
-        if (fd_ < 0 && errno == ENOENT && lock_path.has_parent_path()) {  // parents only when missing
+        fd_.reset(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
+        if (!fd_ && errno == ENOENT && lock_path.has_parent_path()) {  // parents only when missing
             std::error_code ec;
             fs::create_directories(lock_path.parent_path(), ec);
-            fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+            fd_.reset(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
         }
-        if (fd_ < 0) {
+        if (!fd_) {
             const int error = errno;
             throw_errno(error, fmt::format("Unable to open the lock file '{}': {}.", lock_path.string(),
-                                           std::system_category().message(error)));
+                                           sys::errno_message(error)));
         }
     }
 
@@ -61,28 +64,21 @@ public:
 
     ~file_lock() {
         if (locked_) {
-            ::flock(fd_, LOCK_UN);
+            ::flock(fd_.get(), LOCK_UN);
         }
-        ::close(fd_);
     }
 
     /// One non-blocking attempt.
     bool try_lock() {
-        for (;;) {
-            if (::flock(fd_, LOCK_EX | LOCK_NB) == 0) {
-                locked_ = true;
-                return true;
-            }
-            if (errno == EINTR) {
-                continue;
-            }
-            if (errno == EWOULDBLOCK) {
-                return false;
-            }
-            const int error = errno;
-            throw_errno(error,
-                        fmt::format("Unable to lock '{}': {}.", path_.string(), std::system_category().message(error)));
+        if (sys::retry_eintr([this] { return ::flock(fd_.get(), LOCK_EX | LOCK_NB); }) == 0) {
+            locked_ = true;
+            return true;
         }
+        if (errno == EWOULDBLOCK) {
+            return false;
+        }
+        const int error = errno;
+        throw_errno(error, fmt::format("Unable to lock '{}': {}.", path_.string(), sys::errno_message(error)));
     }
 
     [[noreturn]] void throw_timeout() const {
@@ -91,7 +87,7 @@ public:
 
 private:
     fs::path path_;
-    int fd_ = -1;
+    sys::unique_fd fd_;
     bool locked_ = false;
 };
 
@@ -318,8 +314,8 @@ namespace {
 /// The tracker file's text, or nullopt when it does not exist: one open (no separate existence check) and one read
 /// into a string sized from fstat.
 std::optional<std::string> read_tracker_text(const fs::path& file) {
-    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    sys::unique_fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
         if (errno == ENOENT) {
             return std::nullopt;
         }
@@ -329,26 +325,16 @@ std::optional<std::string> read_tracker_text(const fs::path& file) {
     struct stat st {};
 
     std::string text;
-    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    if (::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode)) {
         text.resize(static_cast<std::size_t>(st.st_size) + 1);  // one byte more shows a file that grew meanwhile
-        std::size_t have = 0;
-        for (;;) {
-            const ssize_t n = ::read(fd, text.data() + have, text.size() - have);
-            if (n < 0 && errno == EINTR) {
-                continue;
-            }
-            if (n <= 0 || (have += static_cast<std::size_t>(n)) == text.size()) {
-                break;
-            }
-        }
-        ::close(fd);
-        if (have < text.size()) {  // a short read or an error falls through to the general reader
-            text.resize(have);
+        const sys::io_result read = sys::read_full(fd.get(), text.data(), text.size());
+        fd.reset();
+        if (read.eof_before(text.size())) {  // the whole file; an error or a file that grew: the general reader
+            text.resize(read.bytes);
             return text;
         }
-    } else {
-        ::close(fd);
     }
+    fd.reset();
     return detail::read_yaml_text(file);
 }
 

@@ -10,6 +10,10 @@
 #include "detail/iovec.hpp"
 #include "detail/printable.hpp"
 #include "npy/zip_records.hpp"
+#include "sys/endian.hpp"
+#include "sys/error.hpp"
+#include "sys/io.hpp"
+#include "sys/unique_fd.hpp"
 
 #include <fmt/format.h>
 
@@ -42,19 +46,6 @@ constexpr std::size_t batch_entry_limit = 16384;
 constexpr std::size_t batch_byte_limit = 32U << 20U;
 constexpr int iov_limit = IOV_MAX;
 
-std::uint32_t get32(const std::uint8_t* p) {
-    return static_cast<std::uint32_t>(p[0]) | (static_cast<std::uint32_t>(p[1]) << 8U) |
-           (static_cast<std::uint32_t>(p[2]) << 16U) | (static_cast<std::uint32_t>(p[3]) << 24U);
-}
-
-std::uint64_t get64(const std::uint8_t* p) {
-    return static_cast<std::uint64_t>(get32(p)) | (static_cast<std::uint64_t>(get32(p + 4)) << 32U);
-}
-
-std::uint16_t get16(const std::uint8_t* p) {
-    return static_cast<std::uint16_t>(p[0] | (p[1] << 8U));
-}
-
 /// `SSS_TTTTTTTTTTTTTTTTTTTT.npy` into `name` (log_member_name_size bytes + NUL).
 void format_member_name(std::array<char, log_member_name_size + 1>& name, std::uint64_t source,
                         std::uint64_t timestamp) {
@@ -82,14 +73,14 @@ std::string check_member(std::span<const std::uint8_t> bytes, std::uint64_t pos,
                          stream_member& member) {
     const std::uint64_t avail = bytes.size() - pos;
     const std::uint8_t* p = bytes.data() + pos;
-    if (avail >= 4 && get32(p) == zip_central_signature) {
+    if (avail >= 4 && sys::load_le32(p) == zip_central_signature) {
         return "a central directory starts here (the archive was finished up to this point)";
     }
     constexpr std::size_t fixed = zip_local_fixed_size + log_member_name_size + zip_local_zip64_extra_size;
     if (avail < fixed) {
         return fmt::format("only {} bytes of a local header are present (a torn member)", avail);
     }
-    if (get32(p) != zip_local_signature || get16(p + 26) != log_member_name_size) {
+    if (sys::load_le32(p) != zip_local_signature || sys::load_le16(p + 26) != log_member_name_size) {
         return "no local header of a log member starts here";
     }
     const std::string_view name(reinterpret_cast<const char*>(p + zip_local_fixed_size), log_member_name_size);
@@ -98,8 +89,8 @@ std::string check_member(std::span<const std::uint8_t> bytes, std::uint64_t pos,
         return fmt::format("the member name '{}' is not a log entry name of source {}", printable(name), source);
     }
     member.offset = pos;
-    member.crc = get32(p + 14);
-    member.size = get64(p + zip_local_fixed_size + log_member_name_size + 4);
+    member.crc = sys::load_le32(p + 14);
+    member.size = sys::load_le64(p + zip_local_fixed_size + log_member_name_size + 4);
     const std::size_t head = zip_local_header_size(pos, log_member_name_size);
     if (avail < head) {
         return fmt::format("only {} of the local header's {} bytes are present (a torn member)", avail, head);
@@ -123,10 +114,7 @@ std::string check_member(std::span<const std::uint8_t> bytes, std::uint64_t pos,
     } catch (const value_error& e) {
         return e.what();
     }
-    std::uint64_t stamp = 0;
-    for (unsigned i = 0; i < 8 && payload.size() >= 9; ++i) {
-        stamp |= std::uint64_t{payload[1 + i]} << (8U * i);
-    }
+    const std::uint64_t stamp = payload.size() >= 9 ? sys::load_le64(payload.data() + 1) : 0;
     if (payload.size() < 9 || payload[0] != source || stamp != member.timestamp) {
         return fmt::format("the source and time inside '{}' disagree with its name", name);
     }
@@ -134,20 +122,13 @@ std::string check_member(std::span<const std::uint8_t> bytes, std::uint64_t pos,
 }
 
 [[noreturn]] void throw_file_error(int error, std::string_view what, const fs::path& path) {
-    throw_errno(error, fmt::format("Unable to {} {}: {}.", what, path.string(), std::strerror(error)));
+    throw_errno(error, fmt::format("Unable to {} {}: {}.", what, path.string(), sys::errno_message(error)));
 }
 
 void pwrite_all(int fd, std::string_view bytes, std::uint64_t offset, const fs::path& path) {
-    std::size_t done = 0;
-    while (done < bytes.size()) {
-        const ssize_t n = ::pwrite(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(offset + done));
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            throw_file_error(n < 0 ? errno : ENOSPC, "write the central directory of", path);
-        }
-        done += static_cast<std::size_t>(n);
+    const sys::io_result written = sys::pwrite_full(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset));
+    if (written.error) {
+        throw_file_error(written.error.value(), "write the central directory of", path);
     }
 }
 
@@ -375,10 +356,11 @@ fs::path publish_working_file(const fs::path& directory, int directory_fd, std::
 }
 
 std::vector<recovered_archive> recover_working_files(const fs::path& directory) {
-    const int directory_fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (directory_fd < 0) {
+    const sys::unique_fd directory_handle(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!directory_handle) {
         return {};  // a missing directory holds nothing to recover
     }
+    const int directory_fd = directory_handle.get();
     std::vector<std::pair<std::uint64_t, std::string>> found;
     if (DIR* dir = ::fdopendir(::dup(directory_fd))) {
         while (const dirent* d = ::readdir(dir)) {
@@ -391,38 +373,25 @@ std::vector<recovered_archive> recover_working_files(const fs::path& directory) 
     }
     std::sort(found.begin(), found.end());
     std::vector<recovered_archive> out;
-    try {
-        for (const auto& [source, file] : found) {
-            recovered_archive rec;
-            rec.working_file = directory / file;
-            const int fd = ::openat(directory_fd, file.c_str(), O_RDWR | O_CLOEXEC);
-            if (fd < 0) {
-                throw_file_error(errno, "open the working file", rec.working_file);
-            }
-            try {
-                const working_scan scan = scan_working_fd(fd, rec.working_file, source);
-                rec.members = scan.members.size();
-                rec.bytes_cut = scan.file_size - scan.valid_end;
-                if (scan.members.empty()) {
-                    if (::unlinkat(directory_fd, file.c_str(), 0) != 0) {
-                        throw_file_error(errno, "remove the empty working file", rec.working_file);
-                    }
-                } else {
-                    rec.archive =
-                        publish_working_file(directory, directory_fd, source, fd, scan.members, scan.valid_end);
-                }
-            } catch (...) {
-                ::close(fd);
-                throw;
-            }
-            ::close(fd);
-            out.push_back(std::move(rec));
+    for (const auto& [source, file] : found) {
+        recovered_archive rec;
+        rec.working_file = directory / file;
+        const sys::unique_fd fd(::openat(directory_fd, file.c_str(), O_RDWR | O_CLOEXEC));
+        if (!fd) {
+            throw_file_error(errno, "open the working file", rec.working_file);
         }
-    } catch (...) {
-        ::close(directory_fd);
-        throw;
+        const working_scan scan = scan_working_fd(fd.get(), rec.working_file, source);
+        rec.members = scan.members.size();
+        rec.bytes_cut = scan.file_size - scan.valid_end;
+        if (scan.members.empty()) {
+            if (::unlinkat(directory_fd, file.c_str(), 0) != 0) {
+                throw_file_error(errno, "remove the empty working file", rec.working_file);
+            }
+        } else {
+            rec.archive = publish_working_file(directory, directory_fd, source, fd.get(), scan.members, scan.valid_end);
+        }
+        out.push_back(std::move(rec));
     }
-    ::close(directory_fd);
     return out;
 }
 
@@ -445,7 +414,7 @@ struct pending_member {
 
 struct archive_stream_writer::source_file {
     std::uint8_t source = 0;
-    int fd = -1;
+    sys::unique_fd fd;
     std::string open_error;
     std::uint64_t end = 0;  ///< bytes of intact members in the file
     std::vector<stream_member> members;
@@ -507,8 +476,8 @@ archive_stream_writer::archive_stream_writer(fs::path directory, int directory_f
 archive_stream_writer::~archive_stream_writer() {
     (void)abandon();
     for (auto& file : files_) {
-        if (file && file->fd >= 0) {
-            ::close(file->fd);  // the working file stays: whatever it holds is recoverable
+        if (file) {
+            file->fd.reset();  // the working file stays: whatever it holds is recoverable
         }
     }
 }
@@ -560,16 +529,16 @@ archive_stream_writer::source_file& archive_stream_writer::file_for(std::uint8_t
     f.last_sync = std::chrono::steady_clock::now();
     const std::string name = working_file_name(source);
     const fs::path path = directory_ / name;
-    f.fd = ::openat(directory_fd_, name.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
-    if (f.fd < 0) {
+    f.fd.reset(::openat(directory_fd_, name.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666));
+    if (!f.fd) {
         const int error = errno;
         f.open_error = fmt::format("open of the working file {} failed: {} [errno {}]", path.string(),
-                                   std::strerror(error), error);
+                                   sys::errno_message(error), error);
         return f;
     }
     try {
-        working_scan scan = scan_working_fd(f.fd, path, source);
-        if (scan.file_size != scan.valid_end && ::ftruncate(f.fd, static_cast<off_t>(scan.valid_end)) != 0) {
+        working_scan scan = scan_working_fd(f.fd.get(), path, source);
+        if (scan.file_size != scan.valid_end && ::ftruncate(f.fd.get(), static_cast<off_t>(scan.valid_end)) != 0) {
             throw_file_error(errno, "cut the torn end of", path);
         }
         members_recovered_ += scan.members.size();
@@ -582,7 +551,7 @@ archive_stream_writer::source_file& archive_stream_writer::file_for(std::uint8_t
             sync_directory(directory_fd_, directory_);  // the new name survives a power loss with its first sync
         }
     } catch (const std::exception& e) {
-        ::close(std::exchange(f.fd, -1));
+        f.fd.reset();
         f.open_error = fmt::format("the working file {} could not be resumed: {}", path.string(), e.what());
     }
     return f;
@@ -602,7 +571,7 @@ void archive_stream_writer::write_batch() {
 void archive_stream_writer::encode(std::size_t index) {
     const log_package& p = batch_[index]->package;
     source_file& f = file_for(p.source_id);
-    if (f.fd < 0) {
+    if (!f.fd) {
         errors_[index] = f.open_error;
         return;
     }
@@ -632,9 +601,7 @@ void archive_stream_writer::encode(std::size_t index) {
     std::uint8_t* prefix = out + head + header_.size();
     std::memcpy(out + head, header_.data(), header_.size());
     prefix[0] = p.source_id;
-    for (unsigned i = 0; i < 8; ++i) {
-        prefix[1 + i] = static_cast<std::uint8_t>(p.acquisition_time >> (8U * i));
-    }
+    sys::store_le64(prefix + 1, p.acquisition_time);
     std::uint32_t crc = 0;
     if (external) {
         crc = crc32(p.payload, crc32({prefix, 9}, header_crc_));
@@ -668,11 +635,10 @@ void archive_stream_writer::flush(source_file& f) {
     iovec* first = iov.data();
     std::size_t count = iov.size();
     while (written < f.pending_bytes) {
-        const ssize_t n = ::pwritev(f.fd, first, static_cast<int>(std::min<std::size_t>(count, iov_limit)),
-                                    static_cast<off_t>(f.end + written));
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
+        const ssize_t n = sys::retry_eintr([&] {
+            return ::pwritev(f.fd.get(), first, static_cast<int>(std::min<std::size_t>(count, iov_limit)),
+                             static_cast<off_t>(f.end + written));
+        });
         if (n <= 0) {
             error = n < 0 ? errno : ENOSPC;
             break;
@@ -687,12 +653,12 @@ void archive_stream_writer::flush(source_file& f) {
         for (; complete < f.pending.size() && f.pending[complete].end <= f.end + written; ++complete) {
             good_end = f.pending[complete].end;
         }
-        std::string text = fmt::format("write failed: {} [errno {}]", std::strerror(error), error);
-        if (::ftruncate(f.fd, static_cast<off_t>(good_end)) == 0) {
+        std::string text = fmt::format("write failed: {} [errno {}]", sys::errno_message(error), error);
+        if (::ftruncate(f.fd.get(), static_cast<off_t>(good_end)) == 0) {
             text += "; the partly written member was cut from the working file";
         } else {
             text += fmt::format("; cutting the partly written member failed too ({}), a recovery cuts it",
-                                std::strerror(errno));
+                                sys::errno_message(errno));
         }
         for (std::size_t k = complete; k < f.pending.size(); ++k) {
             errors_[f.pending[k].index] = text;
@@ -720,11 +686,11 @@ void archive_stream_writer::maybe_sync(source_file& f) {
     if (!by_size && !by_time) {
         return;
     }
-    if (::fdatasync(f.fd) != 0) {
+    if (::fdatasync(f.fd.get()) != 0) {
         const int error = errno;
         const std::string text =
             fmt::format("fdatasync of the working file failed: {} [errno {}]; the member may not be on stable storage",
-                        std::strerror(error), error);
+                        sys::errno_message(error), error);
         for (const auto& pm : f.pending) {
             errors_[pm.index] = text;
         }
@@ -745,7 +711,7 @@ asio::awaitable<void> archive_stream_writer::async_finish(data_logger_report& re
 
 void archive_stream_writer::finish_all(data_logger_report& report) {
     for (auto& slot : files_) {
-        if (!slot || slot->fd < 0) {
+        if (!slot || !slot->fd) {
             continue;
         }
         source_file& f = *slot;
@@ -757,7 +723,7 @@ void archive_stream_writer::finish_all(data_logger_report& report) {
                 }
             } else {
                 report.archives.push_back(
-                    publish_working_file(directory_, directory_fd_, f.source, f.fd, std::move(f.members), f.end));
+                    publish_working_file(directory_, directory_fd_, f.source, f.fd.get(), std::move(f.members), f.end));
             }
         } catch (const std::exception& e) {
             report.unfinished_archives.push_back(directory_ / name);
@@ -765,7 +731,7 @@ void archive_stream_writer::finish_all(data_logger_report& report) {
                 report.first_error = e.what();
             }
         }
-        ::close(std::exchange(f.fd, -1));
+        f.fd.reset();
     }
     report.members_recovered = members_recovered_;
     report.bytes_cut = bytes_cut_;

@@ -9,6 +9,7 @@
 #include "detail/test_hooks.hpp"
 #include "log/archive_stream.hpp"
 #include "log/entry_writer.hpp"
+#include "sys/unique_fd.hpp"
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -197,15 +198,14 @@ void data_logger::impl::start() {
             "Unable to start the {} DataLogger: it is still stopping. Start it again after async_stop() returns.",
             name));
     }
-    const int fd = ::open(output_directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
+    sys::unique_fd fd(::open(output_directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd) {
         throw_errno(errno, fmt::format("Unable to start the {} DataLogger: its output directory {} cannot be opened.",
                                        name, output_directory.string()));
     }
     // One writer per directory: a second logger (in any process) would collide on entry names and lose its entries
     // after its producers were told they were accepted. The lock goes with the descriptor when the run ends.
-    if (::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
-        ::close(fd);
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
         throw runtime_error(fmt::format(
             "Unable to start the {} DataLogger: another data logger (or an assembly) is using its output directory "
             "{}. Two loggers in one directory would collide on entry names; use another name or output directory.",
@@ -214,7 +214,7 @@ void data_logger::impl::start() {
     stop_requested.store(false);
     is_alive.store(true);
     state = run_state::running;
-    asio::co_spawn(strand, run_writer(shared_from_this(), fd), asio::detached);
+    asio::co_spawn(strand, run_writer(shared_from_this(), fd.release()), asio::detached);
 }
 
 void data_logger::impl::request_stop(const std::shared_ptr<report_channel>& waiter) {
@@ -239,6 +239,7 @@ void data_logger::impl::request_stop(const std::shared_ptr<report_channel>& wait
 
 asio::awaitable<void> data_logger::impl::run_writer(std::shared_ptr<impl> self, int directory_fd) {
     // Never throws: every failure ends up in the report that the stop returns.
+    sys::unique_fd directory(directory_fd);
     data_logger_report report;
     {
         std::unique_ptr<detail::entry_writer> writer;
@@ -271,7 +272,7 @@ asio::awaitable<void> data_logger::impl::run_writer(std::shared_ptr<impl> self, 
             report.entries_failed += abandoned;
         }
     }
-    ::close(directory_fd);
+    directory.reset();  // releases the directory's lock before the stop is reported
     self->finish_run(std::move(report));
 }
 

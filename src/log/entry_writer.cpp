@@ -9,6 +9,10 @@
 #include "detail/iovec.hpp"
 #include "detail/parallel.hpp"
 #include "detail/test_hooks.hpp"
+#include "sys/endian.hpp"
+#include "sys/error.hpp"
+#include "sys/io.hpp"
+#include "sys/unique_fd.hpp"
 
 #include <asio/buffer.hpp>
 #include <asio/posix/stream_descriptor.hpp>
@@ -90,9 +94,8 @@ struct prepared_entry {
         std::memcpy(head.data(), header.data(), header.size());
         std::size_t at = header.size();
         head[at++] = p.source_id;
-        for (unsigned i = 0; i < 8; ++i) {
-            head[at++] = static_cast<std::uint8_t>(p.acquisition_time >> (8U * i));
-        }
+        sys::store_le64(head.data() + at, p.acquisition_time);
+        at += 8;
         iov[0] = {head.data(), at};
         // writev never writes through the iovec base; the cast only satisfies the C signature.
         iov[1] = {const_cast<std::uint8_t*>(p.payload.data()), p.payload.size()};  // NOLINT
@@ -131,14 +134,14 @@ struct prepared_entry {
         std::string text =
             short_write >= 0
                 ? fmt::format("{} failed: only {} of {} bytes were written", failed_step, short_write, expected)
-                : fmt::format("{} failed: {} [errno {}]", failed_step, std::system_category().message(error), error);
+                : fmt::format("{} failed: {} [errno {}]", failed_step, sys::errno_message(error), error);
         if (unlink_error == 0) {
             text += "; the partial file was removed";
         } else if (unlink_error > 0) {
             text += fmt::format(
                 "; removing the partial file failed too (unlink failed: {} [errno {}]): the incomplete "
                 "file is still on disk",
-                std::system_category().message(unlink_error), unlink_error);
+                sys::errno_message(unlink_error), unlink_error);
         }
         return text;
     }
@@ -161,8 +164,8 @@ void remove_partial(int directory_fd, prepared_entry& p) noexcept {
 }
 
 void write_plain(int directory_fd, prepared_entry& p) {
-    const int fd = ::openat(directory_fd, p.name.data(), entry_open_flags, entry_mode);
-    if (fd < 0) {
+    sys::unique_fd fd(::openat(directory_fd, p.name.data(), entry_open_flags, entry_mode));
+    if (!fd) {
         p.record(errno, "open");
         return;
     }
@@ -172,11 +175,8 @@ void write_plain(int directory_fd, prepared_entry& p) {
     iovec* first = iov.data();
     int count = 2;
     while (done < p.expected) {
-        const ssize_t n = ::writev(fd, first, count);
+        const ssize_t n = sys::retry_eintr([&] { return ::writev(fd.get(), first, count); });
         if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
             p.record(errno, "write");
             break;
         }
@@ -188,8 +188,8 @@ void write_plain(int directory_fd, prepared_entry& p) {
         done += static_cast<std::size_t>(n);
         advance_iovecs(first, count, static_cast<std::size_t>(n));
     }
-    if (::close(fd) != 0) {
-        p.record(errno, "close");  // the data may not have reached the disk (Linux closes the fd even on EINTR)
+    if (const std::error_code error = fd.close_checked()) {
+        p.record(error.value(), "close");  // the data may not have reached the disk (Linux closes it even on EINTR)
     }
     remove_partial(directory_fd, p);
 }

@@ -15,6 +15,8 @@
 #include "detail/uring_reader.hpp"
 #include "log/archive_stream.hpp"
 #include "sys/aligned_buffer.hpp"
+#include "sys/error.hpp"
+#include "sys/unique_fd.hpp"
 
 #include <asio/error.hpp>
 #include <asio/post.hpp>
@@ -104,7 +106,8 @@ bool is_entry_file(const std::string& path, unsigned char type, std::string& rea
     struct stat st {};
 
     if (::stat(path.c_str(), &st) != 0) {
-        reason = fmt::format("it cannot be inspected ({}), for example a dangling symbolic link", std::strerror(errno));
+        reason =
+            fmt::format("it cannot be inspected ({}), for example a dangling symbolic link", sys::errno_message(errno));
         return false;
     }
     if (S_ISREG(st.st_mode)) {
@@ -127,8 +130,8 @@ discovery discover_entries(const fs::path& directory) {
             return {};  // a missing directory simply yields nothing
         }
         const int error = errno;
-        throw_errno(error,
-                    fmt::format("Unable to list the log directory {}: {}.", directory.string(), std::strerror(error)));
+        throw_errno(error, fmt::format("Unable to list the log directory {}: {}.", directory.string(),
+                                       sys::errno_message(error)));
     }
     std::string prefix = directory.string();
     if (!prefix.empty() && !prefix.ends_with('/')) {
@@ -179,36 +182,31 @@ discovery discover_entries(const fs::path& directory) {
 }
 
 [[noreturn]] void entry_read_failure(const entry& e, int error) {
-    throw_errno(error, fmt::format("Unable to read the log entry {}: {}.", e.path, std::strerror(error)));
+    throw_errno(error, fmt::format("Unable to read the log entry {}: {}.", e.path, sys::errno_message(error)));
 }
 
 /// A read-only map of one entry file.
 class mapped_entry {
 public:
     explicit mapped_entry(const entry& e) {
-        const int fd = ::open(e.path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);  // a FIFO never blocks us
-        if (fd < 0) {
+        const sys::unique_fd fd(::open(e.path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));  // a FIFO never blocks us
+        if (!fd) {
             entry_read_failure(e, errno);
         }
 
         struct stat st {};
 
-        if (::fstat(fd, &st) != 0) {
-            const int error = errno;
-            ::close(fd);
-            entry_read_failure(e, error);
+        if (::fstat(fd.get(), &st) != 0) {
+            entry_read_failure(e, errno);
         }
         size_ = static_cast<std::size_t>(st.st_size);
         if (size_ > 0) {
-            void* map = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+            void* map = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd.get(), 0);
             if (map == MAP_FAILED) {
-                const int error = errno;
-                ::close(fd);
-                entry_read_failure(e, error);
+                entry_read_failure(e, errno);
             }
             data_ = static_cast<const std::uint8_t*>(map);
         }
-        ::close(fd);
     }
 
     mapped_entry(const mapped_entry&) = delete;
@@ -232,22 +230,10 @@ private:
     std::size_t size_ = 0;
 };
 
-/// An O_PATH descriptor of a directory (-1 if it cannot be opened), closed on scope exit.
-struct directory_handle {
-    int fd;
-
-    explicit directory_handle(const std::string& path)
-        : fd(path.empty() ? -1 : ::open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)) {}
-
-    directory_handle(const directory_handle&) = delete;
-    directory_handle& operator=(const directory_handle&) = delete;
-
-    ~directory_handle() {
-        if (fd >= 0) {
-            ::close(fd);
-        }
-    }
-};
+/// An O_PATH descriptor of a directory (none if it cannot be opened).
+sys::unique_fd open_directory_path(const std::string& path) {
+    return sys::unique_fd(path.empty() ? -1 : ::open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+}
 
 /// How entries are read: large ones mapped (or read whole), small ones through io_uring chains (or open/pread/close).
 struct read_mode {
@@ -279,8 +265,8 @@ void for_each_entry_bytes(const std::vector<entry>& entries, std::size_t first, 
     std::vector<detail::prefix_read> reads(count);
     // Opening by name relative to the directory spares the kernel the walk down to it on every entry (5-10%).
     const std::string& any = entries[first].path;
-    const directory_handle directory(any.substr(0, entries[first].name_offset));
-    const int dirfd = directory.fd;
+    const sys::unique_fd directory = open_directory_path(any.substr(0, entries[first].name_offset));
+    const int dirfd = directory.get();
     for (std::size_t i = 0; i < count; ++i) {
         const entry& e = entries[first + i];
         reads[i].path = dirfd >= 0 ? e.path.c_str() + e.name_offset : e.path.c_str();
@@ -373,7 +359,7 @@ std::vector<previous_member> load_previous(const source_group& group, source_out
         }
         const int error = errno;
         throw_errno(error, fmt::format("Unable to inspect the existing log archive {}: {}.", group.archive.string(),
-                                       std::strerror(error)));
+                                       sys::errno_message(error)));
     }
     const auto refuse = [&](std::string_view problem) {
         throw value_error(fmt::format(
@@ -551,8 +537,7 @@ public:
     /// @throws runtime_error when another assembly holds it.
     explicit directory_lock(const fs::path& directory)
         : fd_(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
-        if (fd_ >= 0 && ::flock(fd_, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
-            ::close(fd_);
+        if (fd_ && ::flock(fd_.get(), LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
             throw runtime_error(fmt::format(
                 "Unable to assemble the log archives in {}: another assembly of this directory, or a data logger "
                 "writing into it, is running. Wait for it to finish (stop the logger first).",
@@ -561,26 +546,17 @@ public:
         // Any other flock failure (a filesystem without locks) leaves the directory unlocked, as before.
     }
 
-    directory_lock(const directory_lock&) = delete;
-    directory_lock& operator=(const directory_lock&) = delete;
-
-    ~directory_lock() {
-        if (fd_ >= 0) {
-            ::close(fd_);
-        }
-    }
-
     /// fsync of the directory, so renames into it survive a power loss.
     void sync(const fs::path& directory) const {
-        if (fd_ >= 0 && ::fsync(fd_) != 0) {
+        if (fd_ && ::fsync(fd_.get()) != 0) {
             const int error = errno;
             throw_errno(error, fmt::format("Unable to flush the log directory {} to disk: {}.", directory.string(),
-                                           std::strerror(error)));
+                                           sys::errno_message(error)));
         }
     }
 
 private:
-    int fd_;
+    sys::unique_fd fd_;
 };
 
 void warn_skipped(const assemble_issue& issue) {
@@ -721,7 +697,7 @@ asio::awaitable<assemble_report> async_assemble_log_archives(fs::path log_direct
                         if (::unlink(e.path.c_str()) != 0 && errno != ENOENT) {
                             const int error = errno;
                             throw_errno(error, fmt::format("Unable to remove the archived log entry {}: {}.", e.path,
-                                                           std::strerror(error)));
+                                                           sys::errno_message(error)));
                         }
                         ++removed;
                     }
@@ -796,20 +772,13 @@ working_archive_info inspect_working_archive(const fs::path& working_file) {
                         ".1_log.npz.working).",
                         working_file.string()));
     }
-    const int fd = ::open(working_file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    const sys::unique_fd fd(::open(working_file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
         const int error = errno;
-        throw_errno(
-            error, fmt::format("Unable to open the working file {}: {}.", working_file.string(), std::strerror(error)));
+        throw_errno(error, fmt::format("Unable to open the working file {}: {}.", working_file.string(),
+                                       sys::errno_message(error)));
     }
-    detail::working_scan scan;
-    try {
-        scan = detail::scan_working_fd(fd, working_file, source);
-    } catch (...) {
-        ::close(fd);
-        throw;
-    }
-    ::close(fd);
+    detail::working_scan scan = detail::scan_working_fd(fd.get(), working_file, source);
     return {.source = source,
             .recoverable_members = scan.members.size(),
             .recoverable_bytes = scan.valid_end,

@@ -10,6 +10,7 @@
 #include "detail/huge_pages.hpp"
 #include "detail/parallel.hpp"
 #include "detail/printable.hpp"
+#include "sys/endian.hpp"
 
 #include <fmt/format.h>
 
@@ -28,14 +29,6 @@ namespace axds {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::uint64_t load_le64(const std::uint8_t* p) {
-    std::uint64_t value = 0;
-    for (unsigned i = 0; i < 8; ++i) {
-        value |= static_cast<std::uint64_t>(p[i]) << (8U * i);
-    }
-    return value;
-}
 
 std::string_view key_of(const npz_member& member) {
     return log_member_key(member.name);
@@ -156,7 +149,7 @@ struct log_archive_reader::impl {
                         continue;
                     }
                     const auto array = entry(members[i]);
-                    if (load_le64(array.data() + 1) != 0) {
+                    if (sys::load_le64(array.data() + 1) != 0) {
                         continue;
                     }
                     if (array.size() != 17) {
@@ -165,7 +158,7 @@ struct log_archive_reader::impl {
                             "8-byte UTC epoch timestamp, but its payload holds {} bytes: {}.",
                             detail::printable(members[i].name), array.size() - 9, path.string()));
                     }
-                    onset = load_le64(array.data() + 9);
+                    onset = sys::load_le64(array.data() + 9);
                     first_message = i + 1;
                     found = true;
                 }
@@ -255,7 +248,7 @@ std::vector<std::vector<std::string>> log_archive_reader::get_batches(int worker
 
 log_message_view log_archive_reader::decode(const npz_member& member) const {
     const auto array = impl_->entry(member);
-    return {impl_->onset + load_le64(array.data() + 1), array.subspan(9)};
+    return {impl_->onset + sys::load_le64(array.data() + 1), array.subspan(9)};
 }
 
 std::vector<const npz_member*> log_archive_reader::resolve(std::span<const std::string> keys) const {

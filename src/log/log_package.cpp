@@ -2,22 +2,14 @@
 
 #include <axds/npy/npy_format.hpp>
 
+#include "sys/endian.hpp"
+
 #include <fmt/format.h>
 
 #include <chrono>
 #include <ctime>
 
 namespace axds {
-
-namespace {
-
-void put_le64(std::vector<std::uint8_t>& out, std::uint64_t value) {
-    for (unsigned i = 0; i < 8; ++i) {
-        out.push_back(static_cast<std::uint8_t>(value >> (8U * i)));
-    }
-}
-
-}  // namespace
 
 std::string log_entry_file_name(std::uint8_t source_id, std::uint64_t acquisition_time) {
     return fmt::format("{:03d}_{:020d}.npy", source_id, acquisition_time);
@@ -31,7 +23,7 @@ std::vector<std::uint8_t> log_package::entry_bytes() const {
     std::vector<std::uint8_t> out;
     out.reserve(9 + payload.size());
     out.push_back(source_id);
-    put_le64(out, acquisition_time);
+    sys::append_le64(out, acquisition_time);
     out.insert(out.end(), payload.begin(), payload.end());
     return out;
 }
@@ -41,14 +33,14 @@ std::vector<std::uint8_t> log_package::npy_file_bytes() const {
     std::vector<std::uint8_t> out(header.begin(), header.end());
     out.reserve(header.size() + 9 + payload.size());
     out.push_back(source_id);
-    put_le64(out, acquisition_time);
+    sys::append_le64(out, acquisition_time);
     out.insert(out.end(), payload.begin(), payload.end());
     return out;
 }
 
 log_package make_onset_package(std::uint8_t source_id, std::uint64_t utc_epoch_us) {
     log_package package{.source_id = source_id, .acquisition_time = 0};
-    put_le64(package.payload, utc_epoch_us);
+    sys::append_le64(package.payload, utc_epoch_us);
     return package;
 }
 

@@ -8,6 +8,10 @@
 #include "detail/asio_compat.hpp"
 #include "detail/iovec.hpp"
 #include "sys/aligned_buffer.hpp"
+#include "sys/endian.hpp"
+#include "sys/error.hpp"
+#include "sys/io.hpp"
+#include "sys/unique_fd.hpp"
 
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/buffer.hpp>
@@ -45,20 +49,6 @@ namespace {
 using stream = asio::local::stream_protocol;
 constexpr std::size_t entry_prefix = 9;  // source id + acquisition time (spec §6.1)
 
-void put_le(std::uint8_t* out, std::uint64_t value, int bytes) {
-    for (int i = 0; i < bytes; ++i) {
-        out[i] = static_cast<std::uint8_t>(value >> (8 * i));
-    }
-}
-
-std::uint64_t get_le(const std::uint8_t* in, int bytes) {
-    std::uint64_t value = 0;
-    for (int i = 0; i < bytes; ++i) {
-        value |= std::uint64_t{in[i]} << (8 * i);
-    }
-    return value;
-}
-
 /// The sockaddr for `path`, or value_error when it does not fit (the kernel's limit is 107 bytes plus NUL).
 sockaddr_un socket_address(const std::filesystem::path& path, const char* role) {
     sockaddr_un address{};
@@ -73,18 +63,15 @@ sockaddr_un socket_address(const std::filesystem::path& path, const char* role) 
     return address;
 }
 
-/// Connects a blocking stream socket to `address`; returns the descriptor or -errno.
-int connect_to(const sockaddr_un& address) {
-    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        return -errno;
-    }
+/// Connects a blocking stream socket to `address`; on failure returns no descriptor and sets `error`.
+sys::unique_fd connect_to(const sockaddr_un& address, std::error_code& error) {
+    sys::unique_fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API takes sockaddr*.
-    if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
-        const int error = errno;
-        ::close(fd);
-        return -error;
+    if (!fd || ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+        error = sys::last_error();
+        return {};
     }
+    error.clear();
     return fd;
 }
 
@@ -102,9 +89,8 @@ void claim_socket_path(const std::filesystem::path& path, const sockaddr_un& add
                         "already there. Expected a free path or the stale socket of an ended server.",
                         path.string()));
     }
-    const int fd = connect_to(address);
-    if (fd >= 0) {
-        ::close(fd);
+    std::error_code error;
+    if (connect_to(address, error)) {
         throw_errno(EADDRINUSE, fmt::format("Unable to serve the data logger socket at '{}': another server is "
                                             "accepting connections there.",
                                             path.string()));
@@ -296,7 +282,7 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
                             : fmt::format("reading failed ({}).", ec.message());
                     break;
                 }
-                const std::uint64_t length = get_le(in.data(), 4);
+                const std::uint64_t length = sys::load_le32(in.data());
                 if (length < entry_prefix || length > self->options.max_message_bytes) {
                     error = fmt::format("a message of {} bytes; expected {} to {} bytes (source id, time, payload).",
                                         length, entry_prefix, self->options.max_message_bytes);
@@ -309,7 +295,7 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
                 }
                 log_package package;
                 package.source_id = in.data()[4];
-                package.acquisition_time = get_le(in.data() + 5, 8);
+                package.acquisition_time = sys::load_le64(in.data() + 5);
                 in.consume(4 + entry_prefix);
                 const std::size_t payload_size = static_cast<std::size_t>(length) - entry_prefix;
                 const std::size_t have = std::min(in.size(), payload_size);
@@ -350,7 +336,7 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
             }
             if (error.empty()) {
                 std::array<std::uint8_t, 8> count{};
-                put_le(count.data(), accepted, 8);
+                sys::store_le64(count.data(), accepted);
                 auto [ec, n] = co_await asio::async_write(*socket, asio::buffer(count), detail::nothrow);
                 (void)n;
                 if (ec) {
@@ -462,13 +448,14 @@ const std::filesystem::path& log_socket_server::path() const noexcept {
 // Producer
 
 log_socket_producer::log_socket_producer(const std::filesystem::path& socket_path) : path_(socket_path) {
-    const int fd = connect_to(socket_address(path_, "producer's"));
-    if (fd < 0) {
-        throw_errno(-fd, fmt::format("Unable to connect to the data logger socket at '{}': {}. Expected a "
-                                     "log_socket_server listening there.",
-                                     path_.string(), std::strerror(-fd)));
+    std::error_code error;
+    sys::unique_fd fd = connect_to(socket_address(path_, "producer's"), error);
+    if (!fd) {
+        throw_os_error(error, fmt::format("Unable to connect to the data logger socket at '{}': {}. Expected a "
+                                          "log_socket_server listening there.",
+                                          path_.string(), sys::errno_message(error.value())));
     }
-    fd_ = fd;
+    fd_ = fd.release();
 }
 
 log_socket_producer::~log_socket_producer() {
@@ -486,9 +473,7 @@ log_socket_producer::log_socket_producer(log_socket_producer&& other) noexcept
 
 log_socket_producer& log_socket_producer::operator=(log_socket_producer&& other) noexcept {
     if (this != &other) {
-        if (fd_ >= 0) {
-            ::close(fd_);
-        }
+        sys::unique_fd(fd_).reset();  // the connection this producer held
         path_ = std::move(other.path_);
         fd_ = std::exchange(other.fd_, -1);
         sent_ = other.sent_;
@@ -509,9 +494,9 @@ void log_socket_producer::log(const log_package& package) {
                         package.payload.size()));
     }
     std::array<std::uint8_t, 4 + entry_prefix> head{};
-    put_le(head.data(), length, 4);
+    sys::store_le32(head.data(), static_cast<std::uint32_t>(length));
     head[4] = package.source_id;
-    put_le(head.data() + 5, package.acquisition_time, 8);
+    sys::store_le64(head.data() + 5, package.acquisition_time);
     std::array<iovec, 2> parts{iovec{head.data(), head.size()},
                                // NOLINTNEXTLINE(cppcoreguidelines-pro-type-const-cast): iovec is not const-correct.
                                iovec{const_cast<std::uint8_t*>(package.payload.data()), package.payload.size()}};
@@ -521,14 +506,12 @@ void log_socket_producer::log(const log_package& package) {
         msghdr message{};
         message.msg_iov = first;
         message.msg_iovlen = count;
-        const ssize_t n = ::sendmsg(fd_, &message, MSG_NOSIGNAL);
+        const ssize_t n = sys::retry_eintr([&] { return ::sendmsg(fd_, &message, MSG_NOSIGNAL); });
         if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            throw_errno(errno, fmt::format("Unable to log to the data logger socket at '{}': {} ({} packages were "
+            const int error = errno;
+            throw_errno(error, fmt::format("Unable to log to the data logger socket at '{}': {} ({} packages were "
                                            "sent before; call close() to learn how many the logger accepted).",
-                                           path_.string(), std::strerror(errno), sent_));
+                                           path_.string(), sys::errno_message(error), sent_));
         }
         detail::advance_iovecs(first, count, static_cast<std::size_t>(n));
     }
@@ -544,28 +527,19 @@ std::uint64_t log_socket_producer::close() {
         throw value_error(fmt::format("Unable to close the data logger socket producer for '{}': it is already closed.",
                                       path_.string()));
     }
-    const int fd = std::exchange(fd_, -1);
+    const sys::unique_fd fd(std::exchange(fd_, -1));
     std::array<std::uint8_t, 8> count{};
     std::size_t got = 0;
     int error = EPIPE;  // what a missing count means unless the kernel says more
-    if (::shutdown(fd, SHUT_WR) != 0) {
+    if (::shutdown(fd.get(), SHUT_WR) != 0) {
         error = errno;
     } else {
-        while (got < count.size()) {
-            const ssize_t n = ::read(fd, count.data() + got, count.size() - got);
-            if (n < 0 && errno == EINTR) {
-                continue;
-            }
-            if (n < 0) {
-                error = errno;
-            }
-            if (n <= 0) {
-                break;
-            }
-            got += static_cast<std::size_t>(n);
+        const sys::io_result read = sys::read_full(fd.get(), count.data(), count.size());
+        got = read.bytes;
+        if (read.error) {
+            error = read.error.value();
         }
     }
-    ::close(fd);
     if (got < count.size()) {
         throw_errno(error,
                     fmt::format("The data logger socket at '{}' closed the connection without confirming the {} "
@@ -573,7 +547,7 @@ std::uint64_t log_socket_producer::close() {
                                 "them as not logged.",
                                 path_.string(), sent_));
     }
-    const std::uint64_t accepted = get_le(count.data(), 8);
+    const std::uint64_t accepted = sys::load_le64(count.data());
     if (accepted != sent_) {
         throw_errno(EIO, fmt::format("The data logger socket at '{}' confirmed {} of the {} packages sent.",
                                      path_.string(), accepted, sent_));

@@ -3,6 +3,7 @@
 #include <axds/error.hpp>
 
 #include "detail/printable.hpp"
+#include "sys/endian.hpp"
 
 #include <fmt/format.h>
 
@@ -237,8 +238,10 @@ std::string encode_npy_header(std::string_view descr, bool fortran_order, std::s
     std::string out(npy_magic);
     out.push_back(wide ? '\x02' : '\x01');
     out.push_back('\x00');
-    for (std::size_t i = 0; i < (wide ? 4U : 2U); ++i) {
-        out.push_back(static_cast<char>((length >> (8 * i)) & 0xFFU));
+    if (wide) {
+        sys::append_le32(out, static_cast<std::uint32_t>(length));
+    } else {
+        sys::append_le16(out, static_cast<std::uint16_t>(length));
     }
     return out + dict;
 }
@@ -261,14 +264,13 @@ npy_header parse_npy_header(std::span<const std::uint8_t> bytes, std::string_vie
     std::size_t length = 0;
     std::size_t prefix = 0;
     if (out.major_version == 1) {
-        length = static_cast<std::size_t>(bytes[8]) | (static_cast<std::size_t>(bytes[9]) << 8U);
+        length = sys::load_le16(bytes.data() + 8);
         prefix = 10;
     } else if (out.major_version == 2 || out.major_version == 3) {
         if (bytes.size() < 12) {
             header_error(source, bytes.size(), "the data is too short to hold a .npy header");
         }
-        length = static_cast<std::size_t>(bytes[8]) | (static_cast<std::size_t>(bytes[9]) << 8U) |
-                 (static_cast<std::size_t>(bytes[10]) << 16U) | (static_cast<std::size_t>(bytes[11]) << 24U);
+        length = sys::load_le32(bytes.data() + 8);
         prefix = 12;
     } else {
         header_error(source, 6,

@@ -6,6 +6,11 @@
 #include "detail/printable.hpp"
 #include "npy/zip_records.hpp"
 #include "sys/aligned_buffer.hpp"
+#include "sys/atomic_file.hpp"
+#include "sys/endian.hpp"
+#include "sys/error.hpp"
+#include "sys/io.hpp"
+#include "sys/unique_fd.hpp"
 
 #include <fmt/format.h>
 #include <zlib.h>
@@ -22,7 +27,6 @@
 #include <map>
 #include <mutex>
 #include <new>
-#include <random>
 #include <unordered_map>
 #include <utility>
 
@@ -53,43 +57,18 @@ constexpr std::uint16_t dos_date_1980_01_01 = 0x0021;       // spec §7.6: ZipIn
 constexpr std::size_t staging_size = std::size_t{4} << 20;  // the writer's pending output, flushed when full
 constexpr std::uint32_t u32_max = 0xFFFFFFFFU;
 
-void put16(std::string& out, std::uint16_t v) {
-    out.push_back(static_cast<char>(v & 0xFFU));
-    out.push_back(static_cast<char>(v >> 8U));
-}
-
-void put32(std::string& out, std::uint32_t v) {
-    for (int i = 0; i < 4; ++i) {
-        out.push_back(static_cast<char>((v >> (8U * static_cast<unsigned>(i))) & 0xFFU));
-    }
-}
-
-void put64(std::string& out, std::uint64_t v) {
-    for (int i = 0; i < 8; ++i) {
-        out.push_back(static_cast<char>((v >> (8U * static_cast<unsigned>(i))) & 0xFFU));
-    }
-}
-
-std::uint16_t get16(const std::uint8_t* p) {
-    return static_cast<std::uint16_t>(p[0] | (p[1] << 8U));
-}
-
-std::uint32_t get32(const std::uint8_t* p) {
-    return static_cast<std::uint32_t>(p[0]) | (static_cast<std::uint32_t>(p[1]) << 8U) |
-           (static_cast<std::uint32_t>(p[2]) << 16U) | (static_cast<std::uint32_t>(p[3]) << 24U);
-}
-
-std::uint64_t get64(const std::uint8_t* p) {
-    return static_cast<std::uint64_t>(get32(p)) | (static_cast<std::uint64_t>(get32(p + 4)) << 32U);
-}
-
 std::uint32_t clamp32(std::uint64_t v) {
     return v >= u32_max ? u32_max : static_cast<std::uint32_t>(v);
 }
 
-[[noreturn]] void write_failure(const fs::path& path, std::string_view step) {
-    const int error = errno;
-    throw_errno(error, fmt::format("Unable to {} the archive {}: {}.", step, path.string(), std::strerror(error)));
+[[noreturn]] void write_failure(const fs::path& path, std::string_view step, std::error_code failure) {
+    const int error = failure.value();
+    throw_errno(error, fmt::format("Unable to {} the archive {}: {}.", step, path.string(), sys::errno_message(error)));
+}
+
+/// ".NAME.XXXXXXXX.partial" (8 hex digits): the pattern assembly recognises as its own leftover.
+std::string archive_temp_name(std::string_view file_name, std::uint64_t random) {
+    return fmt::format(".{}.{:08x}.partial", file_name, static_cast<std::uint32_t>(random));
 }
 
 }  // namespace
@@ -195,9 +174,9 @@ void encode_zip_local_header(std::uint8_t* out, std::uint64_t offset, std::strin
     const std::size_t total = zip_local_header_size(offset, name.size());
     const std::size_t pad = total - local_header_size - name.size() - zip_local_zip64_extra_size;
     const auto put = [&out](std::uint64_t v, int bytes) {
-        for (int i = 0; i < bytes; ++i) {
-            *out++ = static_cast<std::uint8_t>((v >> (8U * static_cast<unsigned>(i))) & 0xFFU);
-        }
+        std::array<std::uint8_t, 8> le{};
+        sys::store_le64(le.data(), v);
+        out = std::copy_n(le.data(), bytes, out);
     };
     put(local_signature, 4);
     put(zip64_version, 2);  // version needed: 4.5 (ZIP64), as CPython >= 3.12 writes
@@ -229,33 +208,33 @@ bool append_zip_central_record(std::string& out, std::string_view name, std::uin
     const bool big_offset = offset >= u32_max;
     std::string extra;
     if (big_size || big_offset) {
-        put16(extra, 0x0001);
-        put16(extra, static_cast<std::uint16_t>((big_size ? 16 : 0) + (big_offset ? 8 : 0)));
+        sys::append_le16(extra, 0x0001);
+        sys::append_le16(extra, static_cast<std::uint16_t>((big_size ? 16 : 0) + (big_offset ? 8 : 0)));
         if (big_size) {
-            put64(extra, size);
-            put64(extra, size);
+            sys::append_le64(extra, size);
+            sys::append_le64(extra, size);
         }
         if (big_offset) {
-            put64(extra, offset);
+            sys::append_le64(extra, offset);
         }
     }
-    put32(out, central_signature);
-    put16(out, 0x0300 | zip64_version);  // made by: Unix, 4.5
-    put16(out, zip64_version);
-    put16(out, 0);
-    put16(out, 0);
-    put16(out, 0);
-    put16(out, dos_date_1980_01_01);
-    put32(out, crc);
-    put32(out, clamp32(size));
-    put32(out, clamp32(size));
-    put16(out, static_cast<std::uint16_t>(name.size()));
-    put16(out, static_cast<std::uint16_t>(extra.size()));
-    put16(out, 0);             // comment
-    put16(out, 0);             // disk
-    put16(out, 0);             // internal attributes
-    put32(out, 0600U << 16U);  // external attributes: -rw-------, as CPython writes
-    put32(out, clamp32(offset));
+    sys::append_le32(out, central_signature);
+    sys::append_le16(out, 0x0300 | zip64_version);  // made by: Unix, 4.5
+    sys::append_le16(out, zip64_version);
+    sys::append_le16(out, 0);
+    sys::append_le16(out, 0);
+    sys::append_le16(out, 0);
+    sys::append_le16(out, dos_date_1980_01_01);
+    sys::append_le32(out, crc);
+    sys::append_le32(out, clamp32(size));
+    sys::append_le32(out, clamp32(size));
+    sys::append_le16(out, static_cast<std::uint16_t>(name.size()));
+    sys::append_le16(out, static_cast<std::uint16_t>(extra.size()));
+    sys::append_le16(out, 0);             // comment
+    sys::append_le16(out, 0);             // disk
+    sys::append_le16(out, 0);             // internal attributes
+    sys::append_le32(out, 0600U << 16U);  // external attributes: -rw-------, as CPython writes
+    sys::append_le32(out, clamp32(offset));
     out.append(name);
     out.append(extra);
     return big_size || big_offset;
@@ -265,30 +244,30 @@ void append_zip_end_records(std::string& out, std::uint64_t count, std::uint64_t
                             bool zip64) {
     if (zip64 || count > 0xFFFF || cd_offset >= u32_max || cd_size >= u32_max) {
         const std::uint64_t zip64_end_offset = cd_offset + cd_size;
-        put32(out, zip64_end_signature);
-        put64(out, zip64_end_size - 12);
-        put16(out, 0x0300 | zip64_version);
-        put16(out, zip64_version);
-        put32(out, 0);
-        put32(out, 0);
-        put64(out, count);
-        put64(out, count);
-        put64(out, cd_size);
-        put64(out, cd_offset);
-        put32(out, zip64_locator_signature);
-        put32(out, 0);
-        put64(out, zip64_end_offset);
-        put32(out, 1);
+        sys::append_le32(out, zip64_end_signature);
+        sys::append_le64(out, zip64_end_size - 12);
+        sys::append_le16(out, 0x0300 | zip64_version);
+        sys::append_le16(out, zip64_version);
+        sys::append_le32(out, 0);
+        sys::append_le32(out, 0);
+        sys::append_le64(out, count);
+        sys::append_le64(out, count);
+        sys::append_le64(out, cd_size);
+        sys::append_le64(out, cd_offset);
+        sys::append_le32(out, zip64_locator_signature);
+        sys::append_le32(out, 0);
+        sys::append_le64(out, zip64_end_offset);
+        sys::append_le32(out, 1);
     }
     const auto count16 = static_cast<std::uint16_t>(std::min<std::uint64_t>(count, 0xFFFF));
-    put32(out, end_signature);
-    put16(out, 0);
-    put16(out, 0);
-    put16(out, count16);
-    put16(out, count16);
-    put32(out, clamp32(cd_size));
-    put32(out, clamp32(cd_offset));
-    put16(out, 0);
+    sys::append_le32(out, end_signature);
+    sys::append_le16(out, 0);
+    sys::append_le16(out, 0);
+    sys::append_le16(out, count16);
+    sys::append_le16(out, count16);
+    sys::append_le32(out, clamp32(cd_size));
+    sys::append_le32(out, clamp32(cd_offset));
+    sys::append_le16(out, 0);
 }
 
 }  // namespace detail
@@ -304,26 +283,17 @@ struct npz_writer::impl {
     };
 
     fs::path path;
-    fs::path temp_path;
-    int fd = -1;
-    bool finished = false;
+    sys::atomic_file file;                     // the temporary file, renamed into place by finish()
     std::uint64_t offset = 0;                  // bytes written or buffered so far
     sys::aligned_buffer buffer{staging_size};  // pending output, flushed in large writes (page-aligned)
     std::size_t buffered = 0;                  // bytes of `buffer` in use
     std::vector<central_entry> entries;
 
     void flush() {
-        std::size_t done = 0;
-        const std::uint64_t start = offset - buffered;
-        while (done < buffered) {
-            const ssize_t n = ::pwrite(fd, buffer.data() + done, buffered - done, static_cast<off_t>(start + done));
-            if (n < 0) {
-                if (errno == EINTR) {
-                    continue;
-                }
-                write_failure(path, "write");
-            }
-            done += static_cast<std::size_t>(n);
+        const sys::io_result written =
+            sys::pwrite_full(file.fd(), buffer.data(), buffered, static_cast<off_t>(offset - buffered));
+        if (written.error) {
+            write_failure(path, "write", written.error);
         }
         buffered = 0;
     }
@@ -344,25 +314,15 @@ struct npz_writer::impl {
 
 npz_writer::npz_writer(fs::path path) : impl_(std::make_unique<impl>()) {
     impl_->path = std::move(path);
-    std::random_device entropy;
-    const fs::path directory = impl_->path.has_parent_path() ? impl_->path.parent_path() : fs::path(".");
-    impl_->temp_path = directory / fmt::format(".{}.{:08x}.partial", impl_->path.filename().string(), entropy());
-    impl_->fd = ::open(impl_->temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (impl_->fd < 0) {
-        const int error = errno;
-        throw_errno(error,
-                    fmt::format("Unable to create the archive {}: {}.", impl_->path.string(), std::strerror(error)));
+    const sys::replace_error failure = impl_->file.create(impl_->path, {.name = archive_temp_name, .mode = 0666});
+    if (failure) {
+        const int error = failure.error.value();
+        throw_errno(error, fmt::format("Unable to create the archive {}: {}.", impl_->path.string(),
+                                       sys::errno_message(error)));
     }
 }
 
-npz_writer::~npz_writer() {
-    if (impl_->fd >= 0) {
-        ::close(impl_->fd);
-    }
-    if (!impl_->finished) {
-        ::unlink(impl_->temp_path.c_str());
-    }
-}
+npz_writer::~npz_writer() = default;  // the atomic_file removes an unfinished temporary file
 
 std::size_t npz_writer::member_count() const noexcept {
     return impl_->entries.size();
@@ -399,16 +359,15 @@ std::uint64_t npz_writer::finish(bool durable) {
     detail::append_zip_end_records(tail, s.entries.size(), cd_offset, s.offset - cd_offset, need_zip64);
     s.append(tail);
     s.flush();
-    if (durable && ::fsync(s.fd) != 0) {
-        write_failure(s.path, "flush");
+    const sys::replace_error failure = s.file.commit(durable);
+    if (failure) {
+        write_failure(s.path,
+                      failure.step == sys::replace_step::flush            ? "flush"
+                      : failure.step == sys::replace_step::close          ? "close"
+                      : failure.step == sys::replace_step::sync_directory ? "flush the directory of"
+                                                                          : "rename into place",
+                      failure.error);
     }
-    if (::close(std::exchange(s.fd, -1)) != 0) {
-        write_failure(s.path, "close");
-    }
-    if (::rename(s.temp_path.c_str(), s.path.c_str()) != 0) {
-        write_failure(s.path, "rename into place");
-    }
-    s.finished = true;
     return s.offset;
 }
 
@@ -453,7 +412,8 @@ struct npz_reader::impl {
         std::size_t end_pos = size;
         const std::size_t lowest = size > end_size + 0xFFFF ? size - end_size - 0xFFFF : 0;
         for (std::size_t pos = size - end_size + 1; pos-- > lowest;) {
-            if (get32(base + pos) == end_signature && pos + end_size + get16(base + pos + 20) <= size) {
+            if (sys::load_le32(base + pos) == end_signature &&
+                pos + end_size + sys::load_le16(base + pos + 20) <= size) {
                 end_pos = pos;
                 break;
             }
@@ -462,21 +422,21 @@ struct npz_reader::impl {
             corrupt("no zip end-of-central-directory record was found");
         }
         const std::uint8_t* end = base + end_pos;
-        if (get16(end + 4) != 0 || get16(end + 6) != 0) {
+        if (sys::load_le16(end + 4) != 0 || sys::load_le16(end + 6) != 0) {
             corrupt("multi-disk archives are not supported");
         }
-        std::uint64_t count = get16(end + 10);
-        std::uint64_t cd_size = get32(end + 12);
-        std::uint64_t cd_offset = get32(end + 16);
+        std::uint64_t count = sys::load_le16(end + 10);
+        std::uint64_t cd_size = sys::load_le32(end + 12);
+        std::uint64_t cd_offset = sys::load_le32(end + 16);
         std::uint64_t cd_limit = end_pos;
-        if (end_pos >= zip64_locator_size && get32(end - zip64_locator_size) == zip64_locator_signature) {
+        if (end_pos >= zip64_locator_size && sys::load_le32(end - zip64_locator_size) == zip64_locator_signature) {
             const std::uint8_t* locator = end - zip64_locator_size;
             // Disk of the ZIP64 end record (0) and the number of disks (1, or 0 as some writers put): zipfile
             // refuses anything else, as a multi-disk archive.
-            if (get32(locator + 4) != 0 || get32(locator + 16) > 1) {
+            if (sys::load_le32(locator + 4) != 0 || sys::load_le32(locator + 16) > 1) {
                 corrupt("multi-disk archives are not supported (the ZIP64 locator names another disk)");
             }
-            const std::uint64_t zip64_offset = get64(end - zip64_locator_size + 8);
+            const std::uint64_t zip64_offset = sys::load_le64(end - zip64_locator_size + 8);
             // The ZIP64 end record lies before its locator (which lies before the end record), never across them.
             if (zip64_offset > end_pos - zip64_locator_size ||
                 zip64_end_size > end_pos - zip64_locator_size - zip64_offset) {
@@ -484,12 +444,12 @@ struct npz_reader::impl {
                                     zip64_offset, end_pos - zip64_locator_size));
             }
             const std::uint8_t* z = base + zip64_offset;
-            if (get32(z) != zip64_end_signature) {
+            if (sys::load_le32(z) != zip64_end_signature) {
                 corrupt("the ZIP64 locator points at something that is not a ZIP64 end record");
             }
-            count = get64(z + 32);
-            cd_size = get64(z + 40);
-            cd_offset = get64(z + 48);
+            count = sys::load_le64(z + 32);
+            cd_size = sys::load_le64(z + 40);
+            cd_offset = sys::load_le64(z + 48);
             cd_limit = zip64_offset;
         }
         if (cd_offset > cd_limit || cd_size > cd_limit - cd_offset) {
@@ -509,19 +469,19 @@ struct npz_reader::impl {
                 corrupt(fmt::format("central directory record {} runs past the directory's end", i));
             }
             const std::uint8_t* r = base + pos;
-            if (get32(r) != central_signature) {
+            if (sys::load_le32(r) != central_signature) {
                 corrupt(fmt::format("central directory record {} has a bad signature", i));
             }
             npz_member m;
-            const std::uint16_t flags = get16(r + 8);
-            m.method = get16(r + 10);
-            m.crc32 = get32(r + 16);
-            m.compressed_size = get32(r + 20);
-            m.uncompressed_size = get32(r + 24);
-            const std::size_t name_length = get16(r + 28);
-            const std::size_t extra_length = get16(r + 30);
-            const std::size_t comment_length = get16(r + 32);
-            m.local_header_offset = get32(r + 42);
+            const std::uint16_t flags = sys::load_le16(r + 8);
+            m.method = sys::load_le16(r + 10);
+            m.crc32 = sys::load_le32(r + 16);
+            m.compressed_size = sys::load_le32(r + 20);
+            m.uncompressed_size = sys::load_le32(r + 24);
+            const std::size_t name_length = sys::load_le16(r + 28);
+            const std::size_t extra_length = sys::load_le16(r + 30);
+            const std::size_t comment_length = sys::load_le16(r + 32);
+            m.local_header_offset = sys::load_le32(r + 42);
             const std::uint64_t record_size = central_header_size + name_length + extra_length + comment_length;
             if (pos + record_size > cd_offset + cd_size) {
                 corrupt(fmt::format("central directory record {} runs past the directory's end", i));
@@ -531,8 +491,8 @@ struct npz_reader::impl {
             const std::uint8_t* extra = r + central_header_size + name_length;
             std::size_t e = 0;
             while (e + 4 <= extra_length) {
-                const std::uint16_t id = get16(extra + e);
-                const std::size_t length = get16(extra + e + 2);
+                const std::uint16_t id = sys::load_le16(extra + e);
+                const std::size_t length = sys::load_le16(extra + e + 2);
                 if (e + 4 + length > extra_length) {
                     corrupt_member(m.name, "an extra field runs past the record");
                 }
@@ -544,7 +504,7 @@ struct npz_reader::impl {
                             if (used + 8 > length) {
                                 corrupt_member(m.name, "the ZIP64 extra field is too short");
                             }
-                            value = get64(field + used);
+                            value = sys::load_le64(field + used);
                             used += 8;
                         }
                     };
@@ -572,10 +532,11 @@ struct npz_reader::impl {
                                            m.local_header_offset, cd_offset));
             }
             const std::uint8_t* local = base + m.local_header_offset;
-            if (get32(local) != local_signature) {
+            if (sys::load_le32(local) != local_signature) {
                 corrupt_member(m.name, "the local header has a bad signature");
             }
-            m.data_offset = m.local_header_offset + local_header_size + get16(local + 26) + get16(local + 28);
+            m.data_offset =
+                m.local_header_offset + local_header_size + sys::load_le16(local + 26) + sys::load_le16(local + 28);
             if (m.data_offset > cd_offset || m.compressed_size > cd_offset - m.data_offset) {
                 corrupt_member(m.name, fmt::format("its data (offset {}, {} bytes, to offset {}) runs into the central "
                                                    "directory at offset {}",
@@ -820,31 +781,28 @@ struct npz_reader::impl {
 npz_reader::npz_reader(fs::path path, npz_reader_options options) : impl_(std::make_unique<impl>()) {
     impl_->path = std::move(path);
     impl_->options = options;
-    const int fd = ::open(impl_->path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    const sys::unique_fd fd(::open(impl_->path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
         const int error = errno;
         throw_errno(error,
-                    fmt::format("Unable to open the archive {}: {}.", impl_->path.string(), std::strerror(error)));
+                    fmt::format("Unable to open the archive {}: {}.", impl_->path.string(), sys::errno_message(error)));
     }
 
     struct stat st {};
 
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ::close(fd);
+    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
         impl_->corrupt("the path is not a regular file");
     }
     impl_->size = static_cast<std::size_t>(st.st_size);
     if (impl_->size > 0) {
-        void* map = ::mmap(nullptr, impl_->size, PROT_READ, MAP_SHARED, fd, 0);
+        void* map = ::mmap(nullptr, impl_->size, PROT_READ, MAP_SHARED, fd.get(), 0);
         if (map == MAP_FAILED) {
             const int error = errno;
-            ::close(fd);
-            throw_errno(error,
-                        fmt::format("Unable to map the archive {}: {}.", impl_->path.string(), std::strerror(error)));
+            throw_errno(error, fmt::format("Unable to map the archive {}: {}.", impl_->path.string(),
+                                           sys::errno_message(error)));
         }
         impl_->base = static_cast<const std::uint8_t*>(map);
     }
-    ::close(fd);
     impl_->parse();
 }
 

@@ -1,5 +1,9 @@
 #include <axds/shm/shared_memory_array.hpp>
 
+#include "sys/error.hpp"
+#include "sys/io.hpp"
+#include "sys/unique_fd.hpp"
+
 #include <asio/associated_cancellation_slot.hpp>
 #include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
@@ -340,7 +344,7 @@ struct shm_lock_guard::state {
     std::size_t count = 0;
     std::size_t nbytes = 0;
     std::size_t total = 0;
-    int fd = -1;
+    sys::unique_fd fd;
     void* map = nullptr;
     bool owner = false;
     std::atomic<int> held_locks{0};
@@ -375,10 +379,7 @@ struct shm_lock_guard::state {
             ::munmap(map, total);
             map = nullptr;
         }
-        if (fd >= 0) {
-            ::close(fd);
-            fd = -1;
-        }
+        fd.reset();
     }
 };
 
@@ -399,12 +400,12 @@ std::string posix_name(const std::string& name) {
 }
 
 void map_buffer(segment_state& s) {
-    s.map = ::mmap(nullptr, s.total, PROT_READ | PROT_WRITE, MAP_SHARED, s.fd, 0);
+    s.map = ::mmap(nullptr, s.total, PROT_READ | PROT_WRITE, MAP_SHARED, s.fd.get(), 0);
     if (s.map == MAP_FAILED) {
         s.map = nullptr;
         const int error = errno;
         throw_errno(error, fmt::format("Unable to map the '{}' SharedMemoryArray buffer: {}.", s.name,
-                                       std::system_category().message(error)));
+                                       sys::errno_message(error)));
     }
     if (!s.foreign) {
         s.waiter = std::make_shared<mutex_waiter>(&s.control()->mutex.__data.__lock);
@@ -420,8 +421,7 @@ bool handle_lock_result(int rc, pthread_mutex_t* mutex, const std::string& name)
         pthread_mutex_consistent(mutex);
         return true;
     }
-    throw_errno(
-        rc, fmt::format("Unable to lock the '{}' SharedMemoryArray: {}.", name, std::system_category().message(rc)));
+    throw_errno(rc, fmt::format("Unable to lock the '{}' SharedMemoryArray: {}.", name, sys::errno_message(rc)));
 }
 
 /// numpy's str() of a non-native dtype: ">u8", ">f4", "<i2".
@@ -450,13 +450,11 @@ bool acquire_lock(segment_state& s) {
             return handle_lock_result(pthread_mutex_lock(&control->mutex), &control->mutex, s.name);
         }
         case shm_lock_kind::named_semaphore:
-            while (::sem_wait(s.semaphore) != 0) {
-                if (errno != EINTR) {
-                    const int error = errno;
-                    throw_errno(error, fmt::format("Unable to lock the '{}' SharedMemoryArray: sem_wait on its "
-                                                   "semaphore {} failed: {}.",
-                                                   s.name, s.semaphore_name, std::system_category().message(error)));
-                }
+            if (sys::retry_eintr([&s] { return ::sem_wait(s.semaphore); }) != 0) {
+                const int error = errno;
+                throw_errno(error, fmt::format("Unable to lock the '{}' SharedMemoryArray: sem_wait on its "
+                                               "semaphore {} failed: {}.",
+                                               s.name, s.semaphore_name, sys::errno_message(error)));
             }
             return false;
         case shm_lock_kind::none: break;
@@ -476,16 +474,14 @@ std::optional<bool> try_acquire_lock(segment_state& s) {
             return handle_lock_result(rc, &control->mutex, s.name);
         }
         case shm_lock_kind::named_semaphore:
-            while (::sem_trywait(s.semaphore) != 0) {
+            if (sys::retry_eintr([&s] { return ::sem_trywait(s.semaphore); }) != 0) {
                 if (errno == EAGAIN) {
                     return std::nullopt;
                 }
-                if (errno != EINTR) {
-                    const int error = errno;
-                    throw_errno(error, fmt::format("Unable to lock the '{}' SharedMemoryArray: sem_trywait on its "
-                                                   "semaphore {} failed: {}.",
-                                                   s.name, s.semaphore_name, std::system_category().message(error)));
-                }
+                const int error = errno;
+                throw_errno(error, fmt::format("Unable to lock the '{}' SharedMemoryArray: sem_trywait on its "
+                                               "semaphore {} failed: {}.",
+                                               s.name, s.semaphore_name, sys::errno_message(error)));
             }
             return false;
         case shm_lock_kind::none: break;
@@ -720,8 +716,8 @@ void shared_memory_segment::throw_non_native_view() const {
 void shared_memory_segment::create_buffer(const void* initial, bool exists_ok) {
     auto& s = *state_;
     const std::string shm_name = posix_name(s.name);
-    s.fd = ::shm_open(shm_name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
-    if (s.fd < 0 && errno == EEXIST) {
+    s.fd.reset(::shm_open(shm_name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600));
+    if (!s.fd && errno == EEXIST) {
         if (!exists_ok) {
             throw file_exists_error(
                 std::make_error_code(std::errc::file_exists),
@@ -742,10 +738,10 @@ void shared_memory_segment::create_buffer(const void* initial, bool exists_ok) {
             const int error = errno;  // e.g. EACCES: another user's buffer in /dev/shm (sticky): say so, not "in use"
             throw_errno(error, fmt::format("Unable to recreate the '{}' SharedMemoryArray object: the existing buffer "
                                            "/dev/shm{} cannot be removed: {}.",
-                                           s.name, shm_name, std::system_category().message(error)));
+                                           s.name, shm_name, sys::errno_message(error)));
         }
-        s.fd = ::shm_open(shm_name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
-        if (s.fd < 0 && errno == EEXIST) {
+        s.fd.reset(::shm_open(shm_name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600));
+        if (!s.fd && errno == EEXIST) {
             throw file_exists_error(
                 std::make_error_code(std::errc::file_exists),
                 fmt::format("Unable to recreate the '{}' SharedMemoryArray object, as the shared memory buffer with "
@@ -754,16 +750,16 @@ void shared_memory_segment::create_buffer(const void* initial, bool exists_ok) {
                             s.name));
         }
     }
-    if (s.fd < 0) {
+    if (!s.fd) {
         const int error = errno;
         throw_errno(error, fmt::format("Unable to create the '{}' SharedMemoryArray buffer: {}.", s.name,
-                                       std::system_category().message(error)));
+                                       sys::errno_message(error)));
     }
     try {
-        if (::ftruncate(s.fd, static_cast<off_t>(s.total)) != 0) {
+        if (::ftruncate(s.fd.get(), static_cast<off_t>(s.total)) != 0) {
             const int error = errno;
             throw_errno(error, fmt::format("Unable to size the '{}' SharedMemoryArray buffer to {} bytes: {}.", s.name,
-                                           s.total, std::system_category().message(error)));
+                                           s.total, sys::errno_message(error)));
         }
         map_buffer(s);
         std::memcpy(s.map, initial, s.nbytes);
@@ -815,13 +811,13 @@ void connect_python_buffer(segment_state& s, std::size_t size) {
         if (s.semaphore == SEM_FAILED) {
             s.semaphore = nullptr;
             const int error = errno;
-            throw_errno(error,
-                        fmt::format("Unable to open the semaphore {} ({}) that guards the '{}' SharedMemoryArray: {}. "
-                                    "It must be the name of a live Python multiprocessing.Lock (lock._semlock.name) "
-                                    "made from a 'spawn' or 'forkserver' context; a 'fork' context Lock is unlinked "
-                                    "as soon as it is made.",
-                                    s.semaphore_name, semaphore_path(s.semaphore_name), s.name,
-                                    std::system_category().message(error)));
+            throw_errno(
+                error,
+                fmt::format("Unable to open the semaphore {} ({}) that guards the '{}' SharedMemoryArray: {}. "
+                            "It must be the name of a live Python multiprocessing.Lock (lock._semlock.name) "
+                            "made from a 'spawn' or 'forkserver' context; a 'fork' context Lock is unlinked "
+                            "as soon as it is made.",
+                            s.semaphore_name, semaphore_path(s.semaphore_name), s.name, sys::errno_message(error)));
         }
     }
 }
@@ -833,19 +829,19 @@ void shared_memory_segment::connect() {
     if (s.map != nullptr) {
         return;
     }
-    s.fd = ::shm_open(posix_name(s.name).c_str(), O_RDWR | O_CLOEXEC, 0);
-    if (s.fd < 0) {
+    s.fd.reset(::shm_open(posix_name(s.name).c_str(), O_RDWR | O_CLOEXEC, 0));
+    if (!s.fd) {
         const int error = errno;
         throw_errno(error, fmt::format("Unable to connect to the '{}' SharedMemoryArray buffer: {}.", s.name,
-                                       std::system_category().message(error)));
+                                       sys::errno_message(error)));
     }
     try {
         struct stat st {};
 
-        if (::fstat(s.fd, &st) != 0) {
+        if (::fstat(s.fd.get(), &st) != 0) {
             const int error = errno;
             throw_errno(error, fmt::format("Unable to connect to the '{}' SharedMemoryArray buffer: fstat failed: {}.",
-                                           s.name, std::system_category().message(error)));
+                                           s.name, sys::errno_message(error)));
         }
         const auto size = static_cast<std::size_t>(st.st_size);
         if (s.foreign) {
@@ -956,7 +952,7 @@ bool shared_memory_segment::break_lock() {
     if (::sem_getvalue(s.semaphore, &value) != 0) {
         const int error = errno;
         throw_errno(error, fmt::format("Unable to read the semaphore {} of the '{}' SharedMemoryArray: {}.",
-                                       s.semaphore_name, s.name, std::system_category().message(error)));
+                                       s.semaphore_name, s.name, sys::errno_message(error)));
     }
     if (value > 0) {
         return false;
@@ -964,7 +960,7 @@ bool shared_memory_segment::break_lock() {
     if (::sem_post(s.semaphore) != 0) {
         const int error = errno;
         throw_errno(error, fmt::format("Unable to release the semaphore {} of the '{}' SharedMemoryArray: {}.",
-                                       s.semaphore_name, s.name, std::system_category().message(error)));
+                                       s.semaphore_name, s.name, sys::errno_message(error)));
     }
     return true;
 }
