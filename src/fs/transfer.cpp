@@ -8,8 +8,8 @@
 #include <axds/fs/walk.hpp>
 
 #include "detail/cpu_work.hpp"
+#include "detail/fault_hooks.hpp"
 #include "detail/parallel.hpp"
-#include "detail/test_hooks.hpp"
 #include "detail/uring_copy.hpp"
 #include "fs/file_digest.hpp"
 #include "fs/path_guard.hpp"
@@ -421,6 +421,11 @@ void remove_copied_source(const fs::path& source, const fs::path& destination, c
 
 asio::awaitable<transfer_report> async_transfer_directory(fs::path source, fs::path destination,
                                                           transfer_options options) {
+    return detail::async_transfer_directory(std::move(source), std::move(destination), std::move(options), {});
+}
+
+asio::awaitable<transfer_report> detail::async_transfer_directory(fs::path source, fs::path destination,
+                                                                  transfer_options options, transfer_hooks hooks) {
     std::error_code ec;
     if (source.empty() || destination.empty()) {
         throw value_error(fmt::format("Unable to transfer '{}' to '{}': an empty path names no directory.",
@@ -599,8 +604,8 @@ asio::awaitable<transfer_report> async_transfer_directory(fs::path source, fs::p
             options.progress(progress);
         }
     }
-    if (detail::test_hooks::after_transfer_copy) {
-        detail::test_hooks::after_transfer_copy(destination);
+    if (hooks.after_copy) {
+        hooks.after_copy(destination);
     }
     if (detail::cancelled(co_await asio::this_coro::cancellation_state)) {
         cancelled(copies.size());

@@ -6,7 +6,7 @@
 #include <axds/npy/npy_format.hpp>
 
 #include "detail/asio_compat.hpp"
-#include "detail/test_hooks.hpp"
+#include "detail/fault_hooks.hpp"
 #include "log/archive_stream.hpp"
 #include "log/entry_writer.hpp"
 
@@ -83,6 +83,7 @@ struct data_logger::impl : std::enable_shared_from_this<impl> {
     std::filesystem::path output_directory;
     std::string name;
     data_logger_options options;
+    detail::entry_fault_fn fail_entry;  ///< tests only (detail::data_logger_test_access); empty otherwise
 
     // The queue: a lock-free stack producers push onto; the writer takes all of it at once and reverses it.
     std::atomic<queued_entry*> head{nullptr};
@@ -251,7 +252,7 @@ asio::awaitable<void> data_logger::impl::run_writer(std::shared_ptr<impl> self, 
                 writer = std::move(streaming);
             } else {
                 writer = detail::make_entry_writer(self->strand, directory_fd, self->options.thread_count,
-                                                   self->options.use_io_uring);
+                                                   self->options.use_io_uring, self->fail_entry);
             }
             report.used_io_uring = writer->uses_io_uring();
             co_await self->write_until_stopped(*writer, report);
@@ -365,6 +366,11 @@ data_logger::data_logger(asio::any_io_executor executor, std::filesystem::path o
                                    instance_name));
     }
     impl_ = std::make_shared<impl>(std::move(executor), std::move(directory), std::move(instance_name), options);
+}
+
+void detail::data_logger_test_access::fail_entries(data_logger& logger,
+                                                   std::function<bool(std::string_view file_name)> fail) {
+    logger.impl_->fail_entry = std::move(fail);
 }
 
 data_logger::~data_logger() {

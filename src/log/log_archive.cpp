@@ -9,9 +9,9 @@
 #include <axds/npy/npz_archive.hpp>
 
 #include "detail/cpu_work.hpp"
+#include "detail/fault_hooks.hpp"
 #include "detail/parallel.hpp"
 #include "detail/printable.hpp"
-#include "detail/test_hooks.hpp"
 #include "detail/uring_reader.hpp"
 #include "log/archive_stream.hpp"
 #include "sys/aligned_buffer.hpp"
@@ -619,6 +619,11 @@ std::size_t remove_stale_temporaries(const fs::path& directory) {
 }  // namespace
 
 asio::awaitable<assemble_report> async_assemble_log_archives(fs::path log_directory, assemble_options options) {
+    return detail::async_assemble_log_archives(std::move(log_directory), std::move(options), {});
+}
+
+asio::awaitable<assemble_report> detail::async_assemble_log_archives(fs::path log_directory, assemble_options options,
+                                                                     assembly_hooks hooks) {
     const int workers = resolve_worker_count(std::max(0, options.max_workers));
     const auto lock = std::make_shared<directory_lock>(log_directory);
     assemble_report report;
@@ -663,8 +668,8 @@ asio::awaitable<assemble_report> async_assemble_log_archives(fs::path log_direct
         for (std::size_t k = cursor++; k < order.size(); k = cursor++) {
             const source_group& group = groups[order[k]];
             assemble_source(group, mode, *progress, *stop, outcomes[order[k]]);
-            if (detail::test_hooks::after_archive_written && outcomes[order[k]].written) {
-                detail::test_hooks::after_archive_written(group.archive);
+            if (hooks.after_archive_written && outcomes[order[k]].written) {
+                hooks.after_archive_written(group.archive);
             }
         }
     };

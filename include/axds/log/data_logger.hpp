@@ -16,6 +16,10 @@
 
 namespace axds {
 
+namespace detail {
+struct data_logger_test_access;  // fault injection for tests (src/detail/fault_hooks.hpp); not API
+}  // namespace detail
+
 /// Where a data_logger puts what it is given (see data_logger_options::layout and README "Data logger").
 enum class log_layout {
     /// One `.npy` entry file per package (the Python DataLogger's files); async_assemble_log_archives packs them.
@@ -170,6 +174,7 @@ public:
     struct impl;
 
 private:
+    friend struct detail::data_logger_test_access;
     std::shared_ptr<impl> impl_;
 };
 

@@ -1,6 +1,6 @@
 #include <axds/fs/transfer.hpp>
 
-#include "detail/test_hooks.hpp"
+#include "detail/fault_hooks.hpp"
 #include "support/matchers.hpp"
 #include "support/temp_dir.hpp"
 
@@ -29,8 +29,9 @@ using axds::test::write_file;
 
 namespace {
 
-void transfer(const fs::path& from, const fs::path& to, transfer_options options = {}) {
-    axds::block_on(axds::async_transfer_directory(from, to, std::move(options)));
+void transfer(const fs::path& from, const fs::path& to, transfer_options options = {},
+              axds::detail::transfer_hooks hooks = {}) {
+    axds::block_on(axds::detail::async_transfer_directory(from, to, std::move(options), std::move(hooks)));
 }
 
 std::string digest(const fs::path& directory) {
@@ -47,10 +48,6 @@ fs::path make_source(const fs::path& root) {
     fs::create_directories(root / "empty" / "emptier");
     return root;
 }
-
-struct hook_guard {
-    ~hook_guard() { axds::detail::test_hooks::after_transfer_copy = nullptr; }
-};
 
 }  // namespace
 
@@ -141,21 +138,19 @@ TEST_CASE("the checksum hashed during a verified transfer leaves nested ax_check
 // upstream: transfer_tools_test.py::test_transfer_corruption_detected / test_stale_checksum_message
 TEST_CASE("a corrupted or stale transfer fails verification with the right cause and keeps the source", "[fs]") {
     const temp_dir tmp;
-    const hook_guard restore;
     const fs::path source = make_source(tmp.path() / "a" / "b" / "c" / "d" / "e" / "f" / "source");
-    axds::detail::test_hooks::after_transfer_copy = [](const fs::path& destination) {
+    const axds::detail::transfer_hooks corrupt{.after_copy = [](const fs::path& destination) {
         std::string content = read_file(destination / "sub" / "b.bin");
         content[500] = 'X';  // one flipped byte
         write_file(destination / "sub" / "b.bin", content);
-    };
+    }};
     const fs::path destination = tmp.path() / "z" / "y" / "x" / "w" / "v" / "u" / "dest";
-    CHECK_THROWS_MATCHES(transfer(source, destination, {.verify_integrity = true, .remove_source = true}),
+    CHECK_THROWS_MATCHES(transfer(source, destination, {.verify_integrity = true, .remove_source = true}, corrupt),
                          axds::runtime_error,
                          message_contains("Unable to verify the integrity of the directory transferred from "
                                           "b/c/d/e/f/source to y/x/w/v/u/dest.") &&
                              message_contains("This indicates that the data was corrupted in transmission."));
     CHECK(fs::exists(source / "a.txt"));  // never removed after a failure
-    axds::detail::test_hooks::after_transfer_copy = nullptr;
     write_file(source / "a.txt", "changed after the checksum was saved");
     try {
         transfer(source, tmp.path() / "stale", {.verify_integrity = true});

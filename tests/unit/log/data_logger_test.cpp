@@ -1,6 +1,6 @@
 #include <axds/log/data_logger.hpp>
 
-#include "detail/test_hooks.hpp"
+#include "detail/fault_hooks.hpp"
 #include "support/io_thread.hpp"
 #include "support/log_entries.hpp"
 #include "support/matchers.hpp"
@@ -42,11 +42,6 @@ using axds::test::temp_dir;
 using Catch::Matchers::Contains;
 
 namespace {
-
-/// Restores the fault hook whatever the test does.
-struct hook_guard {
-    ~hook_guard() { axds::detail::test_hooks::fail_log_entry = nullptr; }
-};
 
 std::size_t count_entries(const fs::path& directory) {
     std::size_t n = 0;
@@ -359,17 +354,16 @@ TEST_CASE(
 }
 
 TEST_CASE("data logger backpressure: a tiny queue and a slow writer neither drop nor deadlock", "[log]") {
-    const hook_guard restore;
-    axds::detail::test_hooks::fail_log_entry = [](std::string_view) {
-        std::this_thread::sleep_for(std::chrono::microseconds(200));  // slow disk
-        return false;
-    };
     const temp_dir tmp;
     io_thread loop;
     data_logger_options options;
     options.thread_count = 1;
     options.queue_capacity_bytes = 4096;  // ~10 entries of 200 bytes
     data_logger logger(loop.executor(), tmp.path(), "slow", options);
+    axds::detail::data_logger_test_access::fail_entries(logger, [](std::string_view) {
+        std::this_thread::sleep_for(std::chrono::microseconds(200));  // slow disk
+        return false;
+    });
     logger.start();
     std::size_t refused = 0;
     constexpr std::size_t count = 300;
@@ -511,14 +505,13 @@ TEST_CASE("data logger names the entries lost when its output directory is remov
 TEST_CASE("data logger write faults are counted and named, and entries accepted before them stay intact",
           "[log][io_uring]") {
     const bool use_io_uring = GENERATE(true, false);
-    const hook_guard restore;
-    axds::detail::test_hooks::fail_log_entry = [](std::string_view name) {
-        return name >= "004_00000000000000000011.npy";  // times 11 and later fail
-    };
     const temp_dir tmp;
     io_thread loop;
     const axds::scoped_warning_capture warnings;
     data_logger logger(loop.executor(), tmp.path(), "faulty", with_backend(use_io_uring));
+    axds::detail::data_logger_test_access::fail_entries(logger, [](std::string_view name) {
+        return name >= "004_00000000000000000011.npy";  // times 11 and later fail
+    });
     logger.start();
     for (std::uint64_t t = 1; t <= 15; ++t) {
         logger.log(make_package(4, t, 100));

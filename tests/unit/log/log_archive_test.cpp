@@ -1,6 +1,6 @@
 #include <axds/log/log_archive.hpp>
 
-#include "detail/test_hooks.hpp"
+#include "detail/fault_hooks.hpp"
 #include "support/log_entries.hpp"
 #include "support/matchers.hpp"
 #include "support/run_async.hpp"
@@ -38,11 +38,6 @@ std::size_t count_with_extension(const fs::path& directory, const char* extensio
 axds::assemble_report assemble(const fs::path& directory, axds::assemble_options options = {}) {
     return axds::block_on(axds::async_assemble_log_archives(directory, std::move(options)));
 }
-
-/// Restores the fault hook whatever the test does.
-struct hook_guard {
-    ~hook_guard() { axds::detail::test_hooks::after_archive_written = nullptr; }
-};
 
 }  // namespace
 
@@ -141,17 +136,18 @@ TEST_CASE("a failed verification names the source and entry and removes nothing"
     write_entry(tmp.path(), 1, 0, {9, 9, 9, 9, 9, 9, 9, 9});
     write_entry(tmp.path(), 1, 1000, {1, 2, 3});
     write_entry(tmp.path(), 1, 2000, {4});
-    const hook_guard guard;
-    axds::detail::test_hooks::after_archive_written = [](const fs::path& archive) {
+    axds::detail::assembly_hooks damage{.after_archive_written = [](const fs::path& archive) {
         // Damage the member of entry 001_…1000 after it is written, before verification reads it back.
         const axds::npz_reader reader(archive);
         const auto offset = reader.find("001_00000000000000001000.npy")->data_offset + 130;
         std::string bytes = axds::test::read_file(archive);
         bytes[offset] ^= 0x01;
         axds::test::write_file(archive, bytes);
-    };
+    }};
     CHECK_THROWS_MATCHES(
-        assemble(tmp.path(), {.verify_integrity = true}), axds::value_error,
+        axds::block_on(
+            axds::detail::async_assemble_log_archives(tmp.path(), {.verify_integrity = true}, std::move(damage))),
+        axds::value_error,
         Catch::Matchers::Message("Unable to verify the integrity of the assembled log archive for source 1. The "
                                  "archived data for entry 001_00000000000000001000 must exactly match the data of the "
                                  "original .npy log entry, but the two differ."));
