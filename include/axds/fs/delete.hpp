@@ -11,8 +11,8 @@ namespace axds {
 struct delete_options {
     /// Unlink each directory's entries as io_uring unlinkat batches (64 in flight) instead of plain unlink() calls
     /// split over the CPU pool. Off by default: on local filesystems the kernel hands every io_uring unlinkat to a
-    /// worker thread, which measured 1.5-1.8x slower on tmpfs; many requests in flight can pay off where each unlink
-    /// is a network round trip (NFS, SMB).
+    /// worker thread, which is slower (figures: bench/README.md); many requests in flight can pay off where each
+    /// unlink is a network round trip (NFS, SMB).
     bool use_io_uring = false;
     /// Allow deleting a directory that is protected by default: the filesystem root, the current working directory
     /// or one of its ancestors, the home directory ($HOME) or the root of a mounted filesystem. Off by default: these
