@@ -426,6 +426,8 @@ asio::awaitable<transfer_report> async_transfer_directory(fs::path source, fs::p
 
 asio::awaitable<transfer_report> detail::async_transfer_directory(fs::path source, fs::path destination,
                                                                   transfer_options options, transfer_hooks hooks) {
+    // 3 (first: a bad count is refused before anything is looked at)
+    const auto threads = static_cast<std::size_t>(resolve_workers_option(options.workers, "transfer_options::workers"));
     std::error_code ec;
     if (source.empty() || destination.empty()) {
         throw value_error(fmt::format("Unable to transfer '{}' to '{}': an empty path names no directory.",
@@ -447,9 +449,6 @@ asio::awaitable<transfer_report> detail::async_transfer_directory(fs::path sourc
             source.string()));
     }
     check_separate_trees(source, destination);
-    // 3
-    const auto threads =
-        static_cast<std::size_t>(options.num_threads < 1 ? resolve_worker_count() : options.num_threads);
     // 4: discover and classify, shallow entries first.
     std::vector<source_entry> entries;
     for (auto& path : walk_directory(source)) {
@@ -632,7 +631,7 @@ asio::awaitable<transfer_report> detail::async_transfer_directory(fs::path sourc
     // 12
     if (options.verify_integrity) {
         // With as many workers as the copies had (the default, cores - 2, left a 2-core machine hashing on one).
-        const checksum_options verify{.max_workers = static_cast<int>(threads), .save_checksum = false};
+        const checksum_options verify{.workers = static_cast<int>(threads), .save_checksum = false};
         const std::string actual = co_await async_calculate_directory_checksum(destination, verify);
         if (actual != expected) {
             const std::string cause =

@@ -2,6 +2,7 @@
 
 #include <axds/core/console.hpp>
 #include <axds/core/runtime.hpp>
+#include <axds/core/workers.hpp>
 #include <axds/error.hpp>
 #include <axds/npy/npy_format.hpp>
 
@@ -203,7 +204,7 @@ public:
         // so sharing the cores with the writers costs it nothing measurable (see ads_bench_data_logger's latency run).
         : fail_entry_(std::move(fail_entry)),
           directory_fd_(directory_fd),
-          concurrency_(std::min<std::size_t>(concurrency, std::max(1U, std::thread::hardware_concurrency()))),
+          concurrency_(std::min<std::size_t>(concurrency, static_cast<std::size_t>(std::max(1, logical_cpu_count())))),
           limit_(std::max<std::size_t>(concurrency * 16, 512)) {
         batch_.reserve(limit_);
     }
@@ -385,7 +386,7 @@ private:
         }
         // Each open with O_CREAT is punted to an io-wq worker; by default the kernel starts one per request in
         // flight, and they then fight over the directory's lock. One worker per core measured ~25% faster.
-        const unsigned cores = std::max(2U, std::thread::hardware_concurrency());
+        const auto cores = static_cast<unsigned>(std::max(2, logical_cpu_count()));
         std::array<unsigned, 2> workers{cores, cores};                     // bounded, unbounded
         (void)io_uring_register_iowq_max_workers(&ring_, workers.data());  // older kernels: keep their default
         if (!direct_open_works()) {

@@ -288,7 +288,7 @@ void for_each_entry_bytes(const std::vector<entry>& entries, std::size_t first, 
         reads[i].buffer = std::span(storage + i * prefix_buffer, prefix_buffer);
     }
     // Opening files is kernel path-walk work that scales with cores: a large window is read by two threads.
-    if (count >= 256 && std::thread::hardware_concurrency() > 1) {
+    if (count >= 256 && logical_cpu_count() > 1) {
         const std::span<detail::prefix_read> all(reads);
         std::thread helper([second = all.subspan(count / 2), mode] { detail::read_file_prefixes(second, mode.uring); });
         detail::read_file_prefixes(all.first(count / 2), mode.uring);
@@ -624,7 +624,7 @@ asio::awaitable<assemble_report> async_assemble_log_archives(fs::path log_direct
 
 asio::awaitable<assemble_report> detail::async_assemble_log_archives(fs::path log_directory, assemble_options options,
                                                                      assembly_hooks hooks) {
-    const int workers = resolve_worker_count(std::max(0, options.max_workers));
+    const int workers = resolve_workers_option(options.workers, "assemble_options::workers");
     const auto lock = std::make_shared<directory_lock>(log_directory);
     assemble_report report;
     auto discover = [directory = log_directory, &report] {

@@ -140,7 +140,7 @@ TEST_CASE("remove_source deletes exactly the files it copied, and what appeared 
     }};
     const axds::scoped_warning_capture warnings;
     const auto report = transfer(source, tmp.path() / "dst",
-                                 {.num_threads = 2, .verify_integrity = true, .remove_source = true}, std::move(hooks));
+                                 {.workers = 2, .verify_integrity = true, .remove_source = true}, std::move(hooks));
     CHECK(report.verified);
     CHECK(report.files_copied == 53);
     CHECK(report.source_files_kept == std::vector<std::string>{"many/f7.bin", "sub/new_recording.bin"});

@@ -30,7 +30,7 @@ TEST_CASE("A verified transfer of a large file hashes the source beside the in-k
     write_file(source / "sub" / "small.txt", "small");
 
     const auto report = axds::block_on(
-        axds::async_transfer_directory(source, tmp.path() / "dest", {.num_threads = 2, .verify_integrity = true}));
+        axds::async_transfer_directory(source, tmp.path() / "dest", {.workers = 2, .verify_integrity = true}));
     CHECK(report.verified);
     CHECK(read_file(tmp.path() / "dest" / "big.bin") == large);
     // The digest computed beside the copy is the directory checksum of the source, computed on its own.
@@ -45,8 +45,7 @@ TEST_CASE("A verified transfer of a large file hashes the source beside the in-k
         content[content.size() - 100] ^= 1;
         write_file(destination / "big.bin", content);
     }};
-    CHECK_THROWS_AS(
-        axds::block_on(axds::detail::async_transfer_directory(
-            source, tmp.path() / "dest2", {.num_threads = 2, .verify_integrity = true}, std::move(corrupt))),
-        axds::runtime_error);
+    CHECK_THROWS_AS(axds::block_on(axds::detail::async_transfer_directory(
+                        source, tmp.path() / "dest2", {.workers = 2, .verify_integrity = true}, std::move(corrupt))),
+                    axds::runtime_error);
 }

@@ -72,7 +72,7 @@ TEST_CASE("a cancelled assembly removes no entry and leaves only complete archiv
     asio::io_context io;
     asio::cancellation_signal cancel;
     std::size_t updates = 0;
-    axds::assemble_options options{.max_workers = 1, .verify_integrity = true};
+    axds::assemble_options options{.workers = 1, .verify_integrity = true};
     options.progress = [&](const axds::assemble_progress&) {
         if (++updates == 2) {
             cancel.emit(asio::cancellation_type::terminal);  // after the first window of entries
@@ -221,7 +221,7 @@ TEST_CASE("assembly orders members by integer timestamp and merges differently p
     write_entry(tmp.path(), 1, 200, {9});
     write_entry(tmp.path(), 12, 5, {7, 7});
     write_entry(tmp.path(), 1, 100000000000ULL, {});
-    assemble(tmp.path(), {.max_workers = 4});
+    assemble(tmp.path(), {.workers = 4});
     const axds::npz_reader one(tmp.path() / "1_log.npz");
     REQUIRE(one.members().size() == 4);
     const std::vector<std::pair<std::string, std::uint64_t>> expected = {{"001_00000000000000000000.npy", 145},
@@ -246,7 +246,7 @@ TEST_CASE("numpy opens assembled archives and every member equals its original e
         axds::test::write_fixture_entries(logs, source, 300, source);
     }
     fs::copy(logs, originals);
-    assemble(logs, {.max_workers = 3});
+    assemble(logs, {.workers = 3});
     const auto result = axds::test::run_python(
         "import sys, os, numpy as np\n"
         "logs, originals = sys.argv[1], sys.argv[2]\n"
