@@ -45,7 +45,7 @@ asio::awaitable<int> run(fs::path work) {
     make_session(source);
 
     // Checksum with progress, saved to session/ax_checksum.txt.
-    axds::checksum_options with_progress{.max_workers = 0, .save_checksum = true};
+    axds::checksum_options with_progress{.workers = 0, .save_checksum = true};
     with_progress.progress = [](const axds::checksum_progress& p) {
         fmt::print("  hashed {}/{} files ({} bytes)\n", p.files_done, p.files_total, p.bytes_done);
     };
@@ -60,13 +60,13 @@ asio::awaitable<int> run(fs::path work) {
 
     // Transfer with integrity verification (the saved checksum is reused), keeping the source.
     const fs::path backup = work / "backup" / "session";
-    const axds::transfer_options verified{.num_threads = 4, .verify_integrity = true};
+    const axds::transfer_options verified{.workers = 4, .verify_integrity = true};
     co_await axds::async_transfer_directory(source, backup, verified);
     fmt::print("Transferred and verified: {}\n", backup.string());
 
     // Move: transfer, verify, then remove the source.
     const fs::path server = work / "server" / "session";
-    axds::transfer_options move{.num_threads = 0, .verify_integrity = true, .remove_source = true};
+    axds::transfer_options move{.workers = 0, .verify_integrity = true, .remove_source = true};
     move.progress = [](const axds::transfer_progress& p) {
         fmt::print("  copied {}/{} files\n", p.files_done, p.files_total);
     };

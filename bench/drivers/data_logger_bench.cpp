@@ -64,7 +64,7 @@ struct settings {
     std::size_t entries = 200000;
     std::size_t calls = 1000000;
     std::size_t python_sample = 20000;
-    std::size_t writes = 32;  // data_logger_options::thread_count for the throughput run
+    std::size_t writes = 32;  // data_logger_options::workers for the throughput run
     std::size_t throughput = 1;
     std::size_t stream_seconds = 5;  // 0: a 0.2 s smoke run (ctest)
     std::size_t only_stream = 0;
@@ -102,7 +102,7 @@ double logger_run(const fs::path& parent, std::size_t count, std::size_t writes,
                   axds::data_logger_report& report) {
     io_thread loop;
     axds::data_logger_options options;
-    options.thread_count = writes;
+    options.workers = static_cast<int>(writes);
     options.use_io_uring = use_io_uring;
     axds::data_logger logger(loop.executor(), parent, "bench", options);
     logger.start();
@@ -387,7 +387,7 @@ double percentile(std::vector<std::uint32_t>& ns, double q) {
 void bench_latency(const settings& s, std::size_t producers) {
     io_thread loop;
     axds::data_logger_options options;
-    options.thread_count = s.writes;
+    options.workers = static_cast<int>(s.writes);
     axds::data_logger logger(loop.executor(), s.dir, "latency", options);
     logger.start();
     const std::size_t per_thread = s.calls / producers;

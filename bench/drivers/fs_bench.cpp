@@ -111,13 +111,13 @@ int main(int argc, char** argv) {
             fs::remove_all(dir / "cp_big");
             settle();
             auto start = clock_type::now();
-            axds::block_on(axds::async_transfer_directory(big, dir / "plain_big", {.num_threads = 2}));
+            axds::block_on(axds::async_transfer_directory(big, dir / "plain_big", {.workers = 2}));
             plains.push_back(seconds_since(start));
             fs::remove_all(dir / "plain_big");
             settle();
             start = clock_type::now();
-            axds::block_on(axds::async_transfer_directory(big, dir / "verified_big",
-                                                          {.num_threads = 2, .verify_integrity = true}));
+            axds::block_on(
+                axds::async_transfer_directory(big, dir / "verified_big", {.workers = 2, .verify_integrity = true}));
             verifieds.push_back(seconds_since(start));
             fs::remove(big / axds::checksum_file_name);
             fs::remove_all(dir / "verified_big");
@@ -138,13 +138,13 @@ int main(int argc, char** argv) {
         // slower for ~30 s (recently_deleted() inode scans), which would penalise whichever step comes next.
         settle();
         auto start = clock_type::now();
-        axds::block_on(axds::async_transfer_directory(root, dir / ("plain_" + label), {.num_threads = 2}));
+        axds::block_on(axds::async_transfer_directory(root, dir / ("plain_" + label), {.workers = 2}));
         const double plain = seconds_since(start);
         fs::remove(root / axds::checksum_file_name);
         settle();
         start = clock_type::now();
         axds::block_on(axds::async_transfer_directory(root, dir / ("verified_" + label),
-                                                      {.num_threads = 2, .verify_integrity = true}));
+                                                      {.workers = 2, .verify_integrity = true}));
         const double verified = seconds_since(start);
         fs::remove(root / axds::checksum_file_name);
         fmt::print("transfer the small-file tree: {:.3f} s; with verify_integrity {:.3f} s\n", plain, verified);

@@ -78,7 +78,7 @@ void print_assembled(const assemble_settings& settings, const axds::assemble_rep
 
 int run_assemble(const assemble_settings& settings, const context& ctx) {
     axds::assemble_options options{
-        .max_workers = settings.workers, .remove_sources = !settings.keep_sources, .verify_integrity = settings.verify};
+        .workers = settings.workers, .remove_sources = !settings.keep_sources, .verify_integrity = settings.verify};
     progress_bar bar(ctx.show_progress, "assembling", "entries");
     options.progress = [&](const axds::assemble_progress& p) {
         bar.update(p.entries_done, p.entries_total, p.bytes_done);

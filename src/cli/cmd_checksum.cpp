@@ -24,7 +24,7 @@ struct checksum_settings {
 
 int run_checksum(const checksum_settings& settings, const context& ctx) {
     require_existing(settings.directory, "directory", true);
-    axds::checksum_options options{.max_workers = settings.workers, .save_checksum = !settings.no_save};
+    axds::checksum_options options{.workers = settings.workers, .save_checksum = !settings.no_save};
     if (!settings.excludes.empty()) {
         options.excluded_files = std::set<std::string>(settings.excludes.begin(), settings.excludes.end());
     }

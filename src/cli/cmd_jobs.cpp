@@ -19,6 +19,7 @@
 #include <asio/signal_set.hpp>
 #include <fmt/format.h>
 
+#include <axds/core/workers.hpp>
 #include <charconv>
 #include <chrono>
 #include <csignal>
@@ -312,7 +313,7 @@ run_round run_workers(const jobs_args& args, axds::processing_tracker& tracker, 
 int jobs_run(jobs_args& args) {
     auto tracker = open_tracker(args.tracker);
     if (args.workers == 0) {
-        args.workers = std::max(1U, std::thread::hardware_concurrency());
+        args.workers = static_cast<std::size_t>(std::max(1, axds::logical_cpu_count()));
     }
     (void)axds::command_job_handler(args.cmd);  // validates the command before anything starts
     const bool progress = !args.quiet && !args.json && ::isatty(STDERR_FILENO) != 0;

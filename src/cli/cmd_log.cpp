@@ -27,7 +27,7 @@ struct serve_settings {
     fs::path output;
     std::string name;
     fs::path socket;
-    std::size_t threads = 5;
+    int threads = 5;
     bool assemble = false;
     bool json = false;
     std::string layout = "entries";  // or "archives": streaming archives (data_logger_options::layout)
@@ -44,7 +44,7 @@ struct serve_result {
 
 asio::awaitable<serve_result> serve_log(serve_settings settings) {
     const auto executor = co_await asio::this_coro::executor;
-    axds::data_logger_options logger_options{.thread_count = settings.threads};
+    axds::data_logger_options logger_options{.workers = settings.threads};
     logger_options.layout = settings.layout == "archives" ? axds::log_layout::archives : axds::log_layout::entry_files;
     logger_options.sync_every_bytes = settings.sync_every_bytes;
     logger_options.sync_every = std::chrono::milliseconds(settings.sync_every_ms);
@@ -139,7 +139,10 @@ void add_log(CLI::App& app, command_list& commands) {
     serve->add_option("OUTPUT", settings->output, "Directory that receives NAME_data_log")->required();
     serve->add_option("NAME", settings->name, "Logger instance name")->required();
     serve->add_option("--socket", settings->socket, "Socket path (default: OUTPUT/NAME.sock)");
-    serve->add_option("--threads", settings->threads, "Entry writes in flight (the Python thread_count)");
+    serve
+        ->add_option("--workers,--threads", settings->threads,
+                     "Entry writes in flight (the Python thread_count; 0 = cores - 2)")
+        ->check(worker_count());
     serve->add_flag("--assemble", settings->assemble, "Assemble verified archives after the drain");
     serve
         ->add_option(

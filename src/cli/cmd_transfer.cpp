@@ -37,7 +37,7 @@ void print_transfer(const transfer_settings& settings, const axds::transfer_repo
 }
 
 int run_transfer(const transfer_settings& settings, const context& ctx) {
-    axds::transfer_options options{.num_threads = settings.threads,
+    axds::transfer_options options{.workers = settings.threads,
                                    .verify_integrity = settings.verify,
                                    .remove_source = settings.remove_source,
                                    .reset_dirty_destination = settings.reset_dirty};
@@ -79,7 +79,7 @@ void add_transfer(CLI::App& app, command_list& commands) {
     auto* sub = app.add_subcommand("transfer", "Copy a directory tree, optionally verified");
     sub->add_option("SRC", settings->source, "Source directory")->required();
     sub->add_option("DST", settings->destination, "Destination directory")->required();
-    sub->add_option("--threads", settings->threads, "Parallel copies");
+    sub->add_option("--workers,--threads", settings->threads, "Parallel copies (0 = cores - 2)")->check(worker_count());
     sub->add_flag("--verify", settings->verify, "Verify with the directory checksum");
     sub->add_flag("--remove-source", settings->remove_source, "Delete the source after a successful transfer");
     sub->add_flag("--reset-dirty-destination", settings->reset_dirty, "Delete destination files the source lacks");

@@ -7,6 +7,7 @@
 #include "sys/error.hpp"
 #include "sys/io.hpp"
 #include "sys/unique_fd.hpp"
+#include "config/yaml_files.hpp"
 
 #include <fmt/format.h>
 

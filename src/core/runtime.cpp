@@ -1,4 +1,5 @@
 #include <axds/core/runtime.hpp>
+#include <axds/core/workers.hpp>
 
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
@@ -29,7 +30,7 @@ void detail::block_on_void(asio::awaitable<void> op) {
 }
 
 asio::any_io_executor cpu_executor() {
-    static asio::thread_pool pool(std::max(1U, std::thread::hardware_concurrency()));
+    static asio::thread_pool pool(static_cast<std::size_t>(std::max(1, logical_cpu_count())));
     return pool.get_executor();
 }
 

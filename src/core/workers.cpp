@@ -48,6 +48,16 @@ int resolve_worker_count(int requested_workers, int reserved_cores) {
     return std::max(1, cores - reserved_cores);
 }
 
+int resolve_workers_option(int workers, std::string_view option) {
+    if (workers < 0) {
+        throw value_error(fmt::format(
+            "Unable to resolve the worker count. The '{}' option must be 0 (automatic: all cores but two) or a "
+            "positive number of workers, but got {}.",
+            option, workers));
+    }
+    return resolve_worker_count(workers);
+}
+
 limit_worker_threads::limit_worker_threads(int thread_count) {
     if (thread_count < 1) {
         throw value_error(fmt::format(

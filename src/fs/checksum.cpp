@@ -98,6 +98,8 @@ void hash_file(file_entry& file, std::span<std::byte> buffer, detail::file_hashe
 }  // namespace
 
 asio::awaitable<std::string> async_calculate_directory_checksum(fs::path directory, checksum_options options) {
+    // Before the walk (the Python library refuses a bad count only after it): a bad count never costs a long walk.
+    const auto workers = static_cast<std::size_t>(resolve_workers_option(options.workers, "checksum_options::workers"));
     const std::set<std::string> excluded =
         options.excluded_files ? *options.excluded_files : std::set<std::string>{checksum_file_name};
     std::vector<file_entry> files;
@@ -122,10 +124,6 @@ asio::awaitable<std::string> async_calculate_directory_checksum(fs::path directo
             "checksum can cover, but it holds none.",
             directory.string()));
     }
-    if (options.max_workers < 0) {
-        throw value_error("max_workers must be greater than 0");
-    }
-    const auto workers = static_cast<std::size_t>(resolve_worker_count(options.max_workers));
     std::sort(files.begin(), files.end(),
               [](const file_entry& a, const file_entry& b) { return a.relative < b.relative; });  // bytewise
 

@@ -4,8 +4,8 @@
 #include <axds/core/runtime.hpp>
 #include <axds/error.hpp>
 
+#include "detail/fault_hooks.hpp"
 #include "detail/parallel.hpp"
-#include "detail/test_hooks.hpp"
 #include "detail/uring_sqe.hpp"
 #include "fs/path_guard.hpp"
 #include "sys/error.hpp"
@@ -145,7 +145,8 @@ bool unlink_with_io_uring(const fs::path& directory, const std::vector<fs::path>
     return true;
 }
 
-asio::awaitable<void> delete_tree(fs::path directory, const delete_options& options, dev_t device) {
+asio::awaitable<void> delete_tree(fs::path directory, const delete_options& options, const detail::delete_hooks& hooks,
+                                  dev_t device) {
     listing children = list_children(directory);
     for (const auto& child : children.directories) {
         struct stat st {};
@@ -183,10 +184,10 @@ asio::awaitable<void> delete_tree(fs::path directory, const delete_options& opti
         co_await detail::async_parallel_for(tasks, std::move(work));
     }
     for (auto& child : children.directories) {  // step 5: sequential recursion
-        co_await delete_tree(std::move(child), options, device);
+        co_await delete_tree(std::move(child), options, hooks, device);
     }
-    if (detail::test_hooks::before_rmdir) {
-        detail::test_hooks::before_rmdir(directory);
+    if (hooks.before_rmdir) {
+        hooks.before_rmdir(directory);
     }
     asio::steady_timer timer(co_await asio::this_coro::executor);
     int error = 0;
@@ -195,7 +196,7 @@ asio::awaitable<void> delete_tree(fs::path directory, const delete_options& opti
             co_return;
         }
         error = errno;
-        timer.expires_after(detail::test_hooks::rmdir_retry_delay);
+        timer.expires_after(options.rmdir_retry_delay);
         co_await timer.async_wait(asio::use_awaitable);
     }
     // The §9.2 sentence, then what the last attempt really said: an open handle is only one of the causes.
@@ -213,8 +214,17 @@ asio::awaitable<void> delete_tree(fs::path directory, const delete_options& opti
 }  // namespace
 
 asio::awaitable<void> async_delete_directory(fs::path directory, delete_options options) {
+    return detail::async_delete_directory(std::move(directory), options, {});
+}
+
+asio::awaitable<void> detail::async_delete_directory(fs::path directory, delete_options options, delete_hooks hooks) {
     if (directory.empty()) {
         throw value_error("Unable to delete '': an empty path names no directory.");
+    }
+    if (options.rmdir_retry_delay.count() < 0) {
+        throw value_error(fmt::format(
+            "Unable to delete {}: the 'rmdir_retry_delay' option must be greater than or equal to 0 ms, but got {} ms.",
+            directory.string(), options.rmdir_retry_delay.count()));
     }
     // "LINK/" would make lstat follow the link: look at the last real component.
     directory = detail::without_trailing_separators(directory);
@@ -262,7 +272,7 @@ asio::awaitable<void> async_delete_directory(fs::path directory, delete_options 
             "mounted there. Nothing was deleted; unmount them first.",
             directory.string(), mounts.size(), fmt::join(mounts, ", ")));
     }
-    co_await delete_tree(std::move(directory), options, st.st_dev);
+    co_await delete_tree(std::move(directory), options, hooks, st.st_dev);
 }
 
 }  // namespace axds

@@ -8,8 +8,8 @@
 #include <axds/fs/walk.hpp>
 
 #include "detail/cpu_work.hpp"
+#include "detail/fault_hooks.hpp"
 #include "detail/parallel.hpp"
-#include "detail/test_hooks.hpp"
 #include "detail/uring_copy.hpp"
 #include "fs/file_digest.hpp"
 #include "fs/path_guard.hpp"
@@ -401,6 +401,13 @@ void remove_copied_source(const fs::path& source, const fs::path& destination, c
 
 asio::awaitable<transfer_report> async_transfer_directory(fs::path source, fs::path destination,
                                                           transfer_options options) {
+    return detail::async_transfer_directory(std::move(source), std::move(destination), std::move(options), {});
+}
+
+asio::awaitable<transfer_report> detail::async_transfer_directory(fs::path source, fs::path destination,
+                                                                  transfer_options options, transfer_hooks hooks) {
+    // 3 (first: a bad count is refused before anything is looked at)
+    const auto threads = static_cast<std::size_t>(resolve_workers_option(options.workers, "transfer_options::workers"));
     std::error_code ec;
     if (source.empty() || destination.empty()) {
         throw value_error(fmt::format("Unable to transfer '{}' to '{}': an empty path names no directory.",
@@ -422,9 +429,6 @@ asio::awaitable<transfer_report> async_transfer_directory(fs::path source, fs::p
             source.string()));
     }
     check_separate_trees(source, destination);
-    // 3
-    const auto threads =
-        static_cast<std::size_t>(options.num_threads < 1 ? resolve_worker_count() : options.num_threads);
     // 4: discover and classify, shallow entries first.
     std::vector<source_entry> entries;
     for (auto& path : walk_directory(source)) {
@@ -578,8 +582,8 @@ asio::awaitable<transfer_report> async_transfer_directory(fs::path source, fs::p
             options.progress(progress);
         }
     }
-    if (detail::test_hooks::after_transfer_copy) {
-        detail::test_hooks::after_transfer_copy(destination);
+    if (hooks.after_copy) {
+        hooks.after_copy(destination);
     }
     if (detail::cancelled(co_await asio::this_coro::cancellation_state)) {
         cancelled(copies.size());
@@ -606,7 +610,7 @@ asio::awaitable<transfer_report> async_transfer_directory(fs::path source, fs::p
     // 12
     if (options.verify_integrity) {
         // With as many workers as the copies had (the default, cores - 2, left a 2-core machine hashing on one).
-        const checksum_options verify{.max_workers = static_cast<int>(threads), .save_checksum = false};
+        const checksum_options verify{.workers = static_cast<int>(threads), .save_checksum = false};
         const std::string actual = co_await async_calculate_directory_checksum(destination, verify);
         if (actual != expected) {
             const std::string cause =

@@ -1,5 +1,6 @@
 #include <axds/jobs/job_runner.hpp>
 
+#include <axds/core/workers.hpp>
 #include <axds/error.hpp>
 
 #include "detail/utf8.hpp"
@@ -344,6 +345,7 @@ struct runner_state {
     fs::path tracker_path;
     job_handler handler;
     job_runner_options options;
+    std::size_t workers = 1;  ///< options.workers resolved
     std::string executor_id;
     job_runner_report report;
 };
@@ -444,7 +446,7 @@ struct worker_group {
 asio::awaitable<void> run_group(std::shared_ptr<runner_state> state) {
     const auto executor = co_await asio::this_coro::executor;
     auto group = std::make_shared<worker_group>(executor);
-    const std::size_t workers = std::max<std::size_t>(1, state->options.workers);
+    const std::size_t workers = state->workers;
     group->remaining = workers;
     for (std::size_t i = 0; i < workers; ++i) {
         group->signals.push_back(std::make_unique<asio::cancellation_signal>());
@@ -667,6 +669,7 @@ asio::awaitable<job_runner_report> async_run_tracker_jobs(fs::path tracker_path,
         throw value_error(fmt::format("Unable to run the jobs of '{}': no handler was given.", tracker_path.string()));
     }
     auto state = std::make_shared<runner_state>();
+    state->workers = static_cast<std::size_t>(resolve_workers_option(options.workers, "job_runner_options::workers"));
     state->tracker_path = std::move(tracker_path);
     state->handler = std::move(handler);
     state->executor_id = options.executor_id ? *options.executor_id : runner_executor_id();

@@ -2,11 +2,12 @@
 
 #include <axds/config/yaml_config.hpp>
 #include <axds/config/yaml_value.hpp>
+#include <axds/core/clock.hpp>
 #include <axds/core/console.hpp>
 #include <axds/error.hpp>
 #include <axds/fs/walk.hpp>
-#include <axds/log/log_package.hpp>
 
+#include "config/yaml_files.hpp"
 #include "detail/cpu_work.hpp"
 #include "jobs/tracker_yaml.hpp"
 #include "sys/error.hpp"
@@ -430,62 +431,72 @@ asio::awaitable<void> processing_tracker::async_with_lock(std::function<void()> 
     co_await detail::async_run_cpu(std::move(work));
 }
 
+template <typename Call>
+asio::awaitable<std::invoke_result_t<Call&>> processing_tracker::async_locked(Call& call) {
+    using result_type = std::invoke_result_t<Call&>;
+    if constexpr (std::is_void_v<result_type>) {
+        std::function<void()> run = [&call] {
+            call();
+        };
+        co_await async_with_lock(std::move(run));
+    } else {
+        std::optional<result_type> result;
+        std::function<void()> run = [&call, &result] {
+            result.emplace(call());
+        };
+        co_await async_with_lock(std::move(run));
+        co_return std::move(*result);
+    }
+}
+
 asio::awaitable<std::vector<std::string>> processing_tracker::async_initialize_jobs(std::vector<job_key> jobs) {
-    std::vector<std::string> ids;
-    std::function<void()> call = [&] {
-        ids = initialize_jobs(jobs);
+    auto call = [&] {
+        return initialize_jobs(jobs);
     };
-    co_await async_with_lock(std::move(call));
-    co_return ids;
+    co_return co_await async_locked(call);
 }
 
 asio::awaitable<std::vector<std::string>> processing_tracker::async_align_jobs(
     std::vector<job_key> jobs, std::optional<std::vector<job_key>> universe) {
-    std::vector<std::string> ids;
-    std::function<void()> call = [&] {
-        ids = align_jobs(jobs, universe);
+    auto call = [&] {
+        return align_jobs(jobs, universe);
     };
-    co_await async_with_lock(std::move(call));
-    co_return ids;
+    co_return co_await async_locked(call);
 }
 
 asio::awaitable<void> processing_tracker::async_start_job(std::string job_id, std::optional<std::string> executor_id) {
-    std::function<void()> call = [&] {
+    auto call = [&] {
         start_job(job_id, std::move(executor_id));
     };
-    co_await async_with_lock(std::move(call));
+    co_await async_locked(call);
 }
 
 asio::awaitable<void> processing_tracker::async_complete_job(std::string job_id) {
-    std::function<void()> call = [&] {
+    auto call = [&] {
         complete_job(job_id);
     };
-    co_await async_with_lock(std::move(call));
+    co_await async_locked(call);
 }
 
 asio::awaitable<void> processing_tracker::async_fail_job(std::string job_id, std::optional<std::string> error_message) {
-    std::function<void()> call = [&] {
+    auto call = [&] {
         fail_job(job_id, std::move(error_message));
     };
-    co_await async_with_lock(std::move(call));
+    co_await async_locked(call);
 }
 
 asio::awaitable<processing_status> processing_tracker::async_get_job_status(std::string job_id) {
-    processing_status status{};
-    std::function<void()> call = [&] {
-        status = get_job_status(job_id);
+    auto call = [&] {
+        return get_job_status(job_id);
     };
-    co_await async_with_lock(std::move(call));
-    co_return status;
+    co_return co_await async_locked(call);
 }
 
 asio::awaitable<job_state> processing_tracker::async_get_job_info(std::string job_id) {
-    job_state state;
-    std::function<void()> call = [&] {
-        state = get_job_info(job_id);
+    auto call = [&] {
+        return get_job_info(job_id);
     };
-    co_await async_with_lock(std::move(call));
-    co_return state;
+    co_return co_await async_locked(call);
 }
 
 asio::awaitable<job_registry> processing_tracker::async_snapshot() {
@@ -493,12 +504,10 @@ asio::awaitable<job_registry> processing_tracker::async_snapshot() {
     if (!fs::is_regular_file(file_path_, ec)) {
         co_return job_registry{};  // like snapshot(): no lock file is created
     }
-    job_registry copy;
-    std::function<void()> call = [&] {
-        copy = snapshot();
+    auto call = [&] {
+        return snapshot();
     };
-    co_await async_with_lock(std::move(call));
-    co_return copy;
+    co_return co_await async_locked(call);
 }
 
 asio::awaitable<tracker_summary> processing_tracker::async_summarize() {
@@ -508,73 +517,59 @@ asio::awaitable<tracker_summary> processing_tracker::async_summarize() {
 
 asio::awaitable<std::vector<std::pair<std::string, job_key>>> processing_tracker::async_find_jobs(
     std::optional<std::string> job_name, std::optional<std::string> specifier) {
-    std::vector<std::pair<std::string, job_key>> found;
-    std::function<void()> call = [&] {
-        found = find_jobs(job_name, specifier);
+    auto call = [&] {
+        return find_jobs(job_name, specifier);
     };
-    co_await async_with_lock(std::move(call));
-    co_return found;
+    co_return co_await async_locked(call);
 }
 
 asio::awaitable<std::vector<std::string>> processing_tracker::async_get_jobs_by_status(processing_status status) {
-    std::vector<std::string> ids;
-    std::function<void()> call = [&] {
-        ids = get_jobs_by_status(status);
+    auto call = [&] {
+        return get_jobs_by_status(status);
     };
-    co_await async_with_lock(std::move(call));
-    co_return ids;
+    co_return co_await async_locked(call);
 }
 
 asio::awaitable<std::vector<std::pair<processing_status, std::size_t>>> processing_tracker::async_get_summary() {
-    std::vector<std::pair<processing_status, std::size_t>> counts;
-    std::function<void()> call = [&] {
-        counts = get_summary();
+    auto call = [&] {
+        return get_summary();
     };
-    co_await async_with_lock(std::move(call));
-    co_return counts;
+    co_return co_await async_locked(call);
 }
 
 asio::awaitable<bool> processing_tracker::async_complete() {
-    bool result = false;
-    std::function<void()> call = [&] {
-        result = complete();
+    auto call = [&] {
+        return complete();
     };
-    co_await async_with_lock(std::move(call));
-    co_return result;
+    co_return co_await async_locked(call);
 }
 
 asio::awaitable<bool> processing_tracker::async_encountered_error() {
-    bool result = false;
-    std::function<void()> call = [&] {
-        result = encountered_error();
+    auto call = [&] {
+        return encountered_error();
     };
-    co_await async_with_lock(std::move(call));
-    co_return result;
+    co_return co_await async_locked(call);
 }
 
 asio::awaitable<std::vector<std::string>> processing_tracker::async_reset_jobs(std::vector<std::string> job_ids) {
-    std::vector<std::string> ids;
-    std::function<void()> call = [&] {
-        ids = reset_jobs(job_ids);
+    auto call = [&] {
+        return reset_jobs(job_ids);
     };
-    co_await async_with_lock(std::move(call));
-    co_return ids;
+    co_return co_await async_locked(call);
 }
 
 asio::awaitable<std::vector<std::string>> processing_tracker::async_retry_failed_jobs() {
-    std::vector<std::string> ids;
-    std::function<void()> call = [&] {
-        ids = retry_failed_jobs();
+    auto call = [&] {
+        return retry_failed_jobs();
     };
-    co_await async_with_lock(std::move(call));
-    co_return ids;
+    co_return co_await async_locked(call);
 }
 
 asio::awaitable<void> processing_tracker::async_reset() {
-    std::function<void()> call = [&] {
+    auto call = [&] {
         reset();
     };
-    co_await async_with_lock(std::move(call));
+    co_await async_locked(call);
 }
 
 std::vector<std::string> processing_tracker::initialize_jobs(const std::vector<job_key>& jobs) {
@@ -847,11 +842,10 @@ asio::awaitable<std::optional<std::pair<std::string, job_state>>> processing_tra
     if (!any) {
         co_return claimed;
     }
-    std::function<void()> call = [&] {
-        claimed = claim_next_job(executor_id);
+    auto call = [&] {
+        return claim_next_job(executor_id);
     };
-    co_await async_with_lock(std::move(call));
-    co_return claimed;
+    co_return co_await async_locked(call);
 }
 
 void processing_tracker::update_jobs(const std::function<void(job_registry& jobs)>& op) {
@@ -859,10 +853,10 @@ void processing_tracker::update_jobs(const std::function<void(job_registry& jobs
 }
 
 asio::awaitable<void> processing_tracker::async_update_jobs(std::function<void(job_registry& jobs)> op) {
-    std::function<void()> call = [&] {
+    auto call = [&] {
         update_jobs(op);
     };
-    co_await async_with_lock(std::move(call));
+    co_await async_locked(call);
 }
 
 }  // namespace axds

@@ -4,6 +4,7 @@
 #include <axds/error.hpp>
 
 #include "config/yaml_diagnostics.hpp"
+#include "config/yaml_files.hpp"
 
 #include <fmt/format.h>
 

@@ -2,11 +2,12 @@
 
 #include <axds/core/console.hpp>
 #include <axds/core/runtime.hpp>
+#include <axds/core/workers.hpp>
 #include <axds/error.hpp>
 #include <axds/npy/npy_format.hpp>
 
 #include "detail/asio_compat.hpp"
-#include "detail/test_hooks.hpp"
+#include "detail/fault_hooks.hpp"
 #include "log/archive_stream.hpp"
 #include "log/entry_writer.hpp"
 #include "sys/unique_fd.hpp"
@@ -36,7 +37,7 @@ namespace {
 
 using detail::queued_entry;
 
-constexpr std::size_t max_thread_count = 256;
+constexpr int max_workers = 256;  ///< entry writes in flight at most
 constexpr std::size_t min_queue_capacity = 4096;
 
 enum class run_state { stopped, running, stopping };
@@ -84,6 +85,7 @@ struct data_logger::impl : std::enable_shared_from_this<impl> {
     std::filesystem::path output_directory;
     std::string name;
     data_logger_options options;
+    detail::entry_fault_fn fail_entry;  ///< tests only (detail::data_logger_test_access); empty otherwise
 
     // The queue: a lock-free stack producers push onto; the writer takes all of it at once and reverses it.
     std::atomic<queued_entry*> head{nullptr};
@@ -251,8 +253,9 @@ asio::awaitable<void> data_logger::impl::run_writer(std::shared_ptr<impl> self, 
                 stream = streaming.get();
                 writer = std::move(streaming);
             } else {
-                writer = detail::make_entry_writer(self->strand, directory_fd, self->options.thread_count,
-                                                   self->options.use_io_uring);
+                writer = detail::make_entry_writer(self->strand, directory_fd,
+                                                   static_cast<std::size_t>(self->options.workers),
+                                                   self->options.use_io_uring, self->fail_entry);
             }
             report.used_io_uring = writer->uses_io_uring();
             co_await self->write_until_stopped(*writer, report);
@@ -355,7 +358,8 @@ data_logger::data_logger(asio::any_io_executor executor, std::filesystem::path o
             "or NUL characters.",
             instance_name));
     }
-    options.thread_count = std::clamp<std::size_t>(options.thread_count, 1, max_thread_count);
+    const int automatic = resolve_workers_option(options.workers, "data_logger_options::workers");  // refuses < 0
+    options.workers = options.workers == 0 ? automatic : std::min(options.workers, max_workers);
     options.queue_capacity_bytes = std::max(options.queue_capacity_bytes, min_queue_capacity);
     auto directory = output_directory / (instance_name + log_directory_suffix);
     std::error_code ec;
@@ -366,6 +370,11 @@ data_logger::data_logger(asio::any_io_executor executor, std::filesystem::path o
                                    instance_name));
     }
     impl_ = std::make_shared<impl>(std::move(executor), std::move(directory), std::move(instance_name), options);
+}
+
+void detail::data_logger_test_access::fail_entries(data_logger& logger,
+                                                   std::function<bool(std::string_view file_name)> fail) {
+    logger.impl_->fail_entry = std::move(fail);
 }
 
 data_logger::~data_logger() {
@@ -499,7 +508,7 @@ std::string data_logger::describe() const {
         started = impl_->state == run_state::running;
     }
     return fmt::format("DataLogger(name={}, output_directory={}, thread_count={}, queue_capacity={} bytes, started={})",
-                       impl_->name, impl_->output_directory.string(), impl_->options.thread_count,
+                       impl_->name, impl_->output_directory.string(), impl_->options.workers,
                        impl_->options.queue_capacity_bytes, started ? "True" : "False");
 }
 

@@ -2,13 +2,13 @@
 
 #include <axds/core/console.hpp>
 #include <axds/core/runtime.hpp>
+#include <axds/core/workers.hpp>
 #include <axds/error.hpp>
 #include <axds/npy/npy_format.hpp>
 
 #include "detail/asio_compat.hpp"
 #include "detail/iovec.hpp"
 #include "detail/parallel.hpp"
-#include "detail/test_hooks.hpp"
 #include "sys/endian.hpp"
 #include "sys/error.hpp"
 #include "sys/io.hpp"
@@ -82,7 +82,8 @@ struct prepared_entry {
     bool opened = false;            // the open succeeded: `name` exists on disk from then on
     int unlink_error = -1;          // after a failure: -1 not yet removed, 0 removed, else unlink's errno
 
-    void prepare(queued_entry* e, npy_header_cache& headers) {
+    /// `fail` (tests only; empty otherwise) redirects the entry's file into a missing directory when it says so.
+    void prepare(queued_entry* e, npy_header_cache& headers, const entry_fault_fn& fail) {
         entry = e;
         error = 0;
         failed_step = nullptr;
@@ -100,7 +101,7 @@ struct prepared_entry {
         // writev never writes through the iovec base; the cast only satisfies the C signature.
         iov[1] = {const_cast<std::uint8_t*>(p.payload.data()), p.payload.size()};  // NOLINT
         expected = at + p.payload.size();
-        const bool inject = test_hooks::fail_log_entry && test_hooks::fail_log_entry(p.file_name());
+        const bool inject = fail && fail(p.file_name());
         const auto result =
             fmt::format_to_n(name.data(), name.size() - 1, "{}{:03d}_{:020d}.npy",
                              inject ? injected_fault_directory : std::string_view{}, p.source_id, p.acquisition_time);
@@ -197,12 +198,13 @@ void write_plain(int directory_fd, prepared_entry& p) {
 /// Plain syscalls on the CPU pool: a batch of entries split over `concurrency` tasks.
 class plain_entry_writer final : public entry_writer {
 public:
-    plain_entry_writer(int directory_fd, std::size_t concurrency)
+    plain_entry_writer(int directory_fd, std::size_t concurrency, entry_fault_fn fail_entry)
         // At most one writer per core: creates in one directory scale across cores (tmpfs, 2 cores: 1.85x one
         // thread), while more threads than cores only add hand-offs. A producer's try_log takes tens of nanoseconds,
         // so sharing the cores with the writers costs it nothing measurable (see ads_bench_data_logger's latency run).
-        : directory_fd_(directory_fd),
-          concurrency_(std::min<std::size_t>(concurrency, std::max(1U, std::thread::hardware_concurrency()))),
+        : fail_entry_(std::move(fail_entry)),
+          directory_fd_(directory_fd),
+          concurrency_(std::min<std::size_t>(concurrency, static_cast<std::size_t>(std::max(1, logical_cpu_count())))),
           limit_(std::max<std::size_t>(concurrency * 16, 512)) {
         batch_.reserve(limit_);
     }
@@ -213,7 +215,7 @@ public:
 
     void add(queued_entry* entry) override {
         batch_.emplace_back();
-        batch_.back().prepare(entry, headers_);
+        batch_.back().prepare(entry, headers_, fail_entry_);
     }
 
     bool uses_io_uring() const noexcept override { return false; }
@@ -250,6 +252,7 @@ public:
 private:
     static constexpr std::size_t min_entries_per_task = 32;
 
+    entry_fault_fn fail_entry_;
     int directory_fd_;
     std::size_t concurrency_;
     std::size_t limit_;
@@ -263,8 +266,10 @@ private:
 class uring_entry_writer final : public entry_writer {
 public:
     static std::unique_ptr<uring_entry_writer> create(const asio::strand<asio::any_io_executor>& executor,
-                                                      int directory_fd, std::size_t concurrency) {
+                                                      int directory_fd, std::size_t concurrency,
+                                                      entry_fault_fn fail_entry) {
         auto writer = std::unique_ptr<uring_entry_writer>(new uring_entry_writer(executor, directory_fd));
+        writer->fail_entry_ = std::move(fail_entry);
         if (!writer->init(concurrency)) {
             return nullptr;
         }
@@ -284,7 +289,7 @@ public:
         const unsigned index = free_.back();
         free_.pop_back();
         slot& s = slots_[index];
-        s.entry.prepare(entry, headers_);
+        s.entry.prepare(entry, headers_, fail_entry_);
         s.pending = 3;
         ++in_flight_;
         io_uring_sqe* open_sqe = next_sqe();
@@ -381,7 +386,7 @@ private:
         }
         // Each open with O_CREAT is punted to an io-wq worker; by default the kernel starts one per request in
         // flight, and they then fight over the directory's lock. One worker per core measured ~25% faster.
-        const unsigned cores = std::max(2U, std::thread::hardware_concurrency());
+        const auto cores = static_cast<unsigned>(std::max(2, logical_cpu_count()));
         std::array<unsigned, 2> workers{cores, cores};                     // bounded, unbounded
         (void)io_uring_register_iowq_max_workers(&ring_, workers.data());  // older kernels: keep their default
         if (!direct_open_works()) {
@@ -518,6 +523,7 @@ private:
     std::vector<unsigned> free_;
     std::size_t in_flight_ = 0;
     npy_header_cache headers_;
+    entry_fault_fn fail_entry_;
 };
 
 }  // namespace
@@ -554,13 +560,13 @@ queued_entry* entry_list::pop_front() noexcept {
 }
 
 std::unique_ptr<entry_writer> make_entry_writer(const asio::strand<asio::any_io_executor>& executor, int directory_fd,
-                                                std::size_t concurrency, bool use_io_uring) {
+                                                std::size_t concurrency, bool use_io_uring, entry_fault_fn fail_entry) {
     if (use_io_uring && io_uring_available() && std::getenv("AXDS_NO_IO_URING") == nullptr) {  // NOLINT
-        if (auto writer = uring_entry_writer::create(executor, directory_fd, concurrency)) {
+        if (auto writer = uring_entry_writer::create(executor, directory_fd, concurrency, fail_entry)) {
             return writer;
         }
     }
-    return std::make_unique<plain_entry_writer>(directory_fd, concurrency);
+    return std::make_unique<plain_entry_writer>(directory_fd, concurrency, std::move(fail_entry));
 }
 
 }  // namespace axds::detail

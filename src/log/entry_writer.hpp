@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace axds::detail {
 
@@ -75,10 +76,13 @@ public:
     virtual std::uint64_t abandon() noexcept = 0;
 };
 
+/// Tests only: asked for each entry's file name; true makes that entry's open fail (see detail/fault_hooks.hpp).
+using entry_fault_fn = std::function<bool(std::string_view file_name)>;
+
 /// An io_uring writer when `use_io_uring` and the kernel supports direct-descriptor chains, else the plain one.
-/// `directory_fd` stays owned by the caller and must outlive the writer.
+/// `directory_fd` stays owned by the caller and must outlive the writer. `fail_entry` is usually empty.
 [[nodiscard]] std::unique_ptr<entry_writer> make_entry_writer(const asio::strand<asio::any_io_executor>& executor,
                                                               int directory_fd, std::size_t concurrency,
-                                                              bool use_io_uring);
+                                                              bool use_io_uring, entry_fault_fn fail_entry = {});
 
 }  // namespace axds::detail

@@ -9,9 +9,9 @@
 #include <axds/npy/npz_archive.hpp>
 
 #include "detail/cpu_work.hpp"
+#include "detail/fault_hooks.hpp"
 #include "detail/parallel.hpp"
 #include "detail/printable.hpp"
-#include "detail/test_hooks.hpp"
 #include "detail/uring_reader.hpp"
 #include "log/archive_stream.hpp"
 #include "sys/aligned_buffer.hpp"
@@ -274,7 +274,7 @@ void for_each_entry_bytes(const std::vector<entry>& entries, std::size_t first, 
         reads[i].buffer = std::span(storage + i * prefix_buffer, prefix_buffer);
     }
     // Opening files is kernel path-walk work that scales with cores: a large window is read by two threads.
-    if (count >= 256 && std::thread::hardware_concurrency() > 1) {
+    if (count >= 256 && logical_cpu_count() > 1) {
         const std::span<detail::prefix_read> all(reads);
         std::thread helper([second = all.subspan(count / 2), mode] { detail::read_file_prefixes(second, mode.uring); });
         detail::read_file_prefixes(all.first(count / 2), mode.uring);
@@ -595,7 +595,12 @@ std::size_t remove_stale_temporaries(const fs::path& directory) {
 }  // namespace
 
 asio::awaitable<assemble_report> async_assemble_log_archives(fs::path log_directory, assemble_options options) {
-    const int workers = resolve_worker_count(std::max(0, options.max_workers));
+    return detail::async_assemble_log_archives(std::move(log_directory), std::move(options), {});
+}
+
+asio::awaitable<assemble_report> detail::async_assemble_log_archives(fs::path log_directory, assemble_options options,
+                                                                     assembly_hooks hooks) {
+    const int workers = resolve_workers_option(options.workers, "assemble_options::workers");
     const auto lock = std::make_shared<directory_lock>(log_directory);
     assemble_report report;
     auto discover = [directory = log_directory, &report] {
@@ -639,8 +644,8 @@ asio::awaitable<assemble_report> async_assemble_log_archives(fs::path log_direct
         for (std::size_t k = cursor++; k < order.size(); k = cursor++) {
             const source_group& group = groups[order[k]];
             assemble_source(group, mode, *progress, *stop, outcomes[order[k]]);
-            if (detail::test_hooks::after_archive_written && outcomes[order[k]].written) {
-                detail::test_hooks::after_archive_written(group.archive);
+            if (hooks.after_archive_written && outcomes[order[k]].written) {
+                hooks.after_archive_written(group.archive);
             }
         }
     };

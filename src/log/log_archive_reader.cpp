@@ -221,6 +221,7 @@ std::size_t log_archive_reader::message_count() const {
 }
 
 std::vector<std::vector<std::string>> log_archive_reader::get_batches(int workers, int batch_multiplier) const {
+    const auto w = static_cast<std::size_t>(resolve_workers_option(workers, "workers"));
     if (batch_multiplier < 1) {
         throw value_error(
             fmt::format("Unable to batch the messages of the log archive {}. The 'batch_multiplier' "
@@ -234,7 +235,6 @@ std::vector<std::vector<std::string>> log_archive_reader::get_batches(int worker
     if (keys.size() < 2000) {  // PARALLEL_PROCESSING_THRESHOLD
         return {keys};
     }
-    const auto w = static_cast<std::size_t>(resolve_worker_count(std::max(0, workers)));
     const std::size_t divisor = w * static_cast<std::size_t>(batch_multiplier);
     const std::size_t size = std::max<std::size_t>(1, (keys.size() + divisor - 1) / divisor);
     std::vector<std::vector<std::string>> batches;
@@ -307,12 +307,12 @@ asio::awaitable<std::vector<log_message_view>> log_archive_reader::async_read_me
 asio::awaitable<void> async_for_each_batch(const log_archive_reader& reader,
                                            std::function<void(std::size_t, std::span<const log_message_view>)> fn,
                                            int workers, int batch_multiplier) {
+    const auto resolved = static_cast<std::size_t>(resolve_workers_option(workers, "workers"));
     auto plan = [&reader, workers, batch_multiplier] {
         return reader.get_batches(workers, batch_multiplier);
     };
     const auto batches = co_await detail::async_run_cpu(plan);
-    const auto tasks =
-        std::min<std::size_t>(batches.size(), static_cast<std::size_t>(resolve_worker_count(std::max(0, workers))));
+    const auto tasks = std::min(batches.size(), resolved);
     std::atomic<std::size_t> cursor{0};
     std::function<void(std::size_t)> task0 = [&](std::size_t) {
         for (std::size_t b = cursor++; b < batches.size(); b = cursor++) {

@@ -133,12 +133,6 @@ std::string yaml_excerpt(std::string_view text, std::size_t limit = 64);
 void check_yaml_suffix(const std::filesystem::path& file, bool writing);
 /// spec §3.3 steps 2-5: mkdir -p, temp file (0600) + fsync + rename; the previous file survives any failure.
 void write_yaml_file(const std::filesystem::path& file, const yaml_value& document);
-/// emit_yaml for a document written to `file`: errors name the file and the field (value_error).
-std::string emit_yaml_for_file(const yaml_value& document, const std::filesystem::path& file);
-/// write_yaml_file for an already emitted document.
-void write_yaml_text(const std::filesystem::path& file, const std::string& text);
-/// The file's bytes (os_error family naming the file on failure).
-std::string read_yaml_text(const std::filesystem::path& file);
 /// spec §3.6 steps 2-3: read, parse (yaml_error), require a top-level mapping (value_error).
 yaml_value read_yaml_file(const std::filesystem::path& file);
 

@@ -14,13 +14,23 @@ inline constexpr std::array<std::string_view, 8> worker_thread_variables = {
     "OMP_NUM_THREADS",        "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",       "NUMEXPR_NUM_THREADS",
     "VECLIB_MAXIMUM_THREADS", "POLARS_MAX_THREADS",   "OPENCV_FFMPEG_THREADS", "TIFFFILE_NUM_THREADS"};
 
-/// The number of logical CPUs, or 0 when it cannot be determined.
+/// The number of logical CPUs (online), or 0 when it cannot be determined. The library's only source of the core
+/// count: the CPU pool, the worker-count rule and the data logger's writers all ask it.
 [[nodiscard]] int logical_cpu_count() noexcept;
 
 /// Resolves how many workers to use (spec §1.2): a positive request is honoured up to the logical core count; 0 or a
 /// negative request means "all cores but `reserved_cores`", at least 1. Returns 1 when the core count is unknown.
 /// @throws value_error if reserved_cores < 0.
 [[nodiscard]] int resolve_worker_count(int requested_workers = 0, int reserved_cores = 2);
+
+/// The worker-count rule of every `workers` option and argument of this library (checksum_options,
+/// transfer_options, assemble_options, data_logger_options, job_runner_options, log_archive_reader::get_batches and
+/// async_for_each_batch): 0 = automatic, i.e. resolve_worker_count() (all logical cores but two, at least 1); a
+/// positive value asks for that many (capped at the logical core count where they are threads); a negative value is
+/// refused. Each operation applies it before it touches any file, so a bad count never fails a long walk at its end.
+/// Returns resolve_worker_count(workers).
+/// @throws value_error naming `option` (e.g. "checksum_options::workers") if workers < 0.
+[[nodiscard]] int resolve_workers_option(int workers, std::string_view option);
 
 /// Scope guard that caps the thread pools of worker processes started while it lives (spec §9.5): sets each of
 /// worker_thread_variables to `thread_count` in this process's environment (inherited by children) and, on

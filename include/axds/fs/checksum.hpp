@@ -25,7 +25,9 @@ struct checksum_progress {
 
 /// Settings for async_calculate_directory_checksum (spec §9.1). An aggregate: set only what you need.
 struct checksum_options {
-    int max_workers = 0;        ///< files hashed at once; 0 = all cores but two (resolve_worker_count); < 0 rejected
+    /// Files hashed at once (the Python `num_processes`; None there is 0 here): 0 = automatic (all cores but two),
+    /// a positive count is capped at the cores, negative is refused before the walk (resolve_workers_option).
+    int workers = 0;
     bool save_checksum = true;  ///< write the digest to `{directory}/ax_checksum.txt` (32 bytes, no newline)
     /// File basenames left out at any depth; nullopt = {"ax_checksum.txt"}; an explicit set (even empty) replaces it.
     std::optional<std::set<std::string>> excluded_files;
@@ -36,7 +38,7 @@ struct checksum_options {
 /// `relative path ‖ content`, combined in byte order of the relative paths; 32 lowercase hex characters.
 /// Files are hashed in parallel on the CPU pool in 8 MiB chunks (bounded memory for any file size).
 /// @throws file_not_found_error / not_a_directory_error for the root, permission_error for unreadable parts,
-/// value_error when no file is left to cover (§9.1 step 4 message) or max_workers < 0.
+/// value_error when no file is left to cover (§9.1 step 4 message) or workers < 0 (before anything is read).
 asio::awaitable<std::string> async_calculate_directory_checksum(std::filesystem::path directory,
                                                                 checksum_options options = {});
 

@@ -2,6 +2,7 @@
 
 #include <asio/awaitable.hpp>
 
+#include <chrono>
 #include <filesystem>
 
 namespace axds {
@@ -10,13 +11,15 @@ namespace axds {
 struct delete_options {
     /// Unlink each directory's entries as io_uring unlinkat batches (64 in flight) instead of plain unlink() calls
     /// split over the CPU pool. Off by default: on local filesystems the kernel hands every io_uring unlinkat to a
-    /// worker thread, which measured 1.5-1.8x slower on tmpfs; many requests in flight can pay off where each unlink
-    /// is a network round trip (NFS, SMB).
+    /// worker thread, which is slower (figures: bench/README.md); many requests in flight can pay off where each
+    /// unlink is a network round trip (NFS, SMB).
     bool use_io_uring = false;
     /// Allow deleting a directory that is protected by default: the filesystem root, the current working directory
     /// or one of its ancestors, the home directory ($HOME) or the root of a mounted filesystem. Off by default: these
     /// are almost always a typing mistake, and deleting them destroys far more than the caller meant to.
     bool force_root = false;
+    /// Pause after each failed rmdir of a directory (spec §9.2: 5 attempts, 500 ms apart). Must be >= 0.
+    std::chrono::milliseconds rmdir_retry_delay{500};
 };
 
 /// Removes a directory tree (spec §9.2): a symlink target is never followed (the link itself is removed, also when
@@ -24,10 +27,10 @@ struct delete_options {
 /// in `.` or `..`, and the protected directories listed at delete_options::force_root are refused before anything is
 /// removed (value_error naming the path and the reason), the latter unless force_root is set; the entries of each
 /// directory are unlinked in parallel on the CPU pool and directories are removed bottom-up. A directory that cannot be
-/// removed after 5 attempts 500 ms apart is left in place with the §9.2 warning ("Unable to remove the {path} directory
-/// after 5 attempts"); the call then returns normally.
-/// @throws value_error for a refused path; not_a_directory_error when the path is a regular file; os_error family when
-/// an entry cannot be unlinked.
+/// removed after 5 attempts rmdir_retry_delay (500 ms) apart is left in place with the §9.2 warning ("Unable to remove
+/// the {path} directory after 5 attempts"); the call then returns normally.
+/// @throws value_error for a refused path or a negative rmdir_retry_delay; not_a_directory_error when the path is a
+/// regular file; os_error family when an entry cannot be unlinked.
 asio::awaitable<void> async_delete_directory(std::filesystem::path directory, delete_options options = {});
 
 }  // namespace axds

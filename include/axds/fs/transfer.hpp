@@ -20,7 +20,10 @@ struct transfer_progress {
 
 /// Settings for async_transfer_directory (spec §9.3). An aggregate: set only what you need.
 struct transfer_options {
-    int num_threads = 1;                   ///< parallel copies; < 1 = all cores but two (resolve_worker_count)
+    /// Parallel copies (the Python `num_threads`, whose values < 1 mean automatic): 0 = automatic (all cores but
+    /// two), a positive count is capped at the cores, negative is refused before anything is read
+    /// (resolve_workers_option).
+    int workers = 1;
     bool verify_integrity = false;         ///< compare the destination's checksum with the source's (§9.1)
     bool remove_source = false;            ///< delete the source after a successful transfer (and verification)
     bool reset_dirty_destination = false;  ///< remove destination files the source does not account for

@@ -43,8 +43,9 @@ struct job_outcome {
 };
 
 struct job_runner_options {
-    /// Jobs run at once in this process (coroutines on the caller's executor); at least 1.
-    std::size_t workers = 1;
+    /// Jobs run at once in this process (coroutines on the caller's executor): 0 = automatic (all cores but two), a
+    /// positive count is capped at the cores, negative is refused before the tracker is read (resolve_workers_option).
+    int workers = 1;
     /// The executor ID claims are recorded with; default runner_executor_id().
     std::optional<std::string> executor_id;
     /// How long one tracker operation waits for the lock (many workers on one tracker contend for it).

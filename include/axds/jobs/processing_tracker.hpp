@@ -241,6 +241,10 @@ private:
     /// Acquires the lock with an awaitable wait, then runs `call` (a synchronous method) on the CPU pool while the
     /// lock is held; locked() inside it sees lock_held_ and does not lock again.
     asio::awaitable<void> async_with_lock(std::function<void()> call);
+    /// Every async_ method: async_with_lock for `call` (a synchronous method of this object bound to its arguments),
+    /// returning what it returns. Defined (and only used) in processing_tracker.cpp.
+    template <typename Call>
+    asio::awaitable<std::invoke_result_t<Call&>> async_locked(Call& call);
     /// Load + op + save, with the lock already held.
     void transact(load_mode mode, bool save, const operation& op);
 

@@ -16,6 +16,10 @@
 
 namespace axds {
 
+namespace detail {
+struct data_logger_test_access;  // fault injection for tests (src/detail/fault_hooks.hpp); not API
+}  // namespace detail
+
 /// Where a data_logger puts what it is given (see data_logger_options::layout and README "Data logger").
 enum class log_layout {
     /// One `.npy` entry file per package (the Python DataLogger's files); async_assemble_log_archives packs them.
@@ -29,17 +33,19 @@ enum class log_layout {
 
 /// Tuning of a data_logger (spec §6.3).
 struct data_logger_options {
-    /// Entry writes in flight at once (the Python `thread_count`); clamped to at least 1 and at most 256. The plain
-    /// writer runs min(thread_count, cores) threads on a large batch; the io_uring writer keeps this many chains.
-    std::size_t thread_count = 5;
+    /// Entry writes in flight at once (the Python `thread_count`, which clamps 0 and negatives to 1): 0 = automatic
+    /// (all cores but two, resolve_workers_option), at most 256, negative refused (value_error) before the directory
+    /// is created. The plain writer runs min(workers, cores) threads on a large batch; the io_uring writer keeps this
+    /// many chains.
+    int workers = 5;
     /// Upper bound of the bytes held by queued and in-flight entries (payload + 201 bytes of bookkeeping each).
     /// try_log() refuses and async_log()/log() wait while a package would exceed it; a single package larger than
     /// the bound is still accepted when the queue is empty. Clamped to at least 4 KiB.
     std::size_t queue_capacity_bytes = std::size_t{256} << 20;
-    /// Write through io_uring (linked openat/writev/close chains, `thread_count` in flight; the executor thread only
+    /// Write through io_uring (linked openat/writev/close chains, `workers` in flight; the executor thread only
     /// submits and reaps). Off by default: creating a file is work the kernel hands to io_uring's worker threads,
-    /// and that hand-off measured 1.5-2x slower than plain open/write/close (batches split over the CPU pool, the
-    /// default) on tmpfs and ext4. Where this kernel refuses io_uring the plain writer is used either way.
+    /// and that hand-off is slower than plain open/write/close (batches split over the CPU pool, the default); the
+    /// figures are in bench/README.md. Where this kernel refuses io_uring the plain writer is used either way.
     bool use_io_uring = false;
     /// entry_files (the default) or archives (streaming into `{source}_log.npz`; no assembly needed).
     log_layout layout = log_layout::entry_files;
@@ -85,7 +91,7 @@ struct data_logger_report {
 ///
 /// Producers (threads or coroutines) hand packages to an in-memory queue bounded in bytes; a writer coroutine on the
 /// logger's executor takes them in batches and writes them with plain open/write/close on the CPU pool (one thread
-/// per core, up to `thread_count`) or, with `use_io_uring`, as io_uring chains with `thread_count` in flight. The
+/// per core, up to `workers`) or, with `use_io_uring`, as io_uring chains with `workers` in flight. The
 /// executor thread never blocks: it only hands batches out, submits and reaps. Nothing is dropped silently: a full
 /// queue makes try_log() return false (the package stays with the caller) and async_log()/log() wait for space; a
 /// failed write is counted, named in the stop report and announced by the §6.5 warning, and the partial file it left
@@ -161,15 +167,17 @@ public:
     [[nodiscard]] const std::filesystem::path& output_directory() const noexcept;
     /// Bytes currently held by queued and in-flight entries.
     [[nodiscard]] std::size_t queued_bytes() const noexcept;
-    /// The options in effect, after clamping.
+    /// The options in effect, after clamping (workers resolved: 0 became the automatic count).
     [[nodiscard]] const data_logger_options& options() const noexcept;
 
-    /// `DataLogger(name=…, output_directory=…, thread_count=…, queue_capacity=… bytes, started=…)` (cf. §6.3 repr).
+    /// `DataLogger(name=…, output_directory=…, thread_count=…, queue_capacity=… bytes, started=…)` (cf. §6.3 repr;
+    /// thread_count is options().workers).
     [[nodiscard]] std::string describe() const;
 
     struct impl;
 
 private:
+    friend struct detail::data_logger_test_access;
     std::shared_ptr<impl> impl_;
 };
 

@@ -26,15 +26,18 @@ struct assemble_progress {
 
 /// Settings for async_assemble_log_archives (spec §7.1). An aggregate: set only what you need.
 struct assemble_options {
-    int max_workers = 0;  ///< sources processed at once; ≤ 0 = all cores but two (resolve_worker_count)
+    /// Sources processed at once (the Python `max_workers`, whose None and values <= 0 mean automatic): 0 =
+    /// automatic (all cores but two), a positive count is capped at the cores, negative is refused before the
+    /// directory is read (resolve_workers_option).
+    int workers = 0;
     /// delete the `.npy` entries once every archive is written (and verified); archives are fsynced first, so a crash
     /// never loses an entry (without removal, the entries stay the durable copy and archives are not fsynced)
     bool remove_sources = true;
     bool memory_mapping = true;     ///< map entries over 16 KiB instead of reading them into a buffer
     bool verify_integrity = false;  ///< re-read every archive and compare each member with its source entry
     /// Read entries through batched io_uring chains (openat → read → close, 64 in flight per reader) instead of
-    /// open/pread/close. Off by default: for log-entry-sized files it measured 1.7× slower on tmpfs (the kernel hands
-    /// such opens and reads to its worker threads) and no faster on ext4 than two threads of plain syscalls.
+    /// open/pread/close. Off by default: for log-entry-sized files it is slower on tmpfs (the kernel hands such opens
+    /// and reads to its worker threads) and no faster on ext4 than plain syscalls (figures: bench/README.md).
     bool use_io_uring = false;
     std::function<void(const assemble_progress&)> progress;  ///< called on the caller's executor; may be empty
 };

@@ -78,9 +78,10 @@ public:
 
     /// The message keys split for parallel processing (spec §8.5): one batch when there are fewer than 2000
     /// messages (none when there are no messages), else consecutive slices of
-    /// max(1, ceil(count / (resolve_worker_count(max(0, workers)) × batch_multiplier))) keys.
-    /// @throws value_error if batch_multiplier < 1.
-    [[nodiscard]] std::vector<std::vector<std::string>> get_batches(int workers = -1, int batch_multiplier = 4) const;
+    /// max(1, ceil(count / (resolve_worker_count(workers) × batch_multiplier))) keys. `workers` follows the library's
+    /// rule (resolve_workers_option): 0 = automatic (all cores but two; the Python default -1 means the same there).
+    /// @throws value_error if workers < 0 or batch_multiplier < 1.
+    [[nodiscard]] std::vector<std::vector<std::string>> get_batches(int workers = 0, int batch_multiplier = 4) const;
 
     /// The message stored under `key`. @throws key_error for an unknown key; value_error for a damaged member (a bad
     /// CRC-32 included, unless the options turn the check off).
@@ -164,10 +165,11 @@ private:
 
 /// Processes an archive's batches in parallel on the CPU pool (the C++ counterpart of the Python README's
 /// ProcessPoolExecutor example): fn(batch_index, messages) runs once per batch of get_batches(workers,
-/// batch_multiplier), at most resolve_worker_count(workers) at a time; completes on the caller's executor when all
-/// batches are done and rethrows the first exception. fn may be called concurrently from several threads.
+/// batch_multiplier), at most resolve_worker_count(workers) at a time (0 = automatic; negative refused with
+/// value_error before anything is read); completes on the caller's executor when all batches are done and rethrows
+/// the first exception. fn may be called concurrently from several threads.
 asio::awaitable<void> async_for_each_batch(const log_archive_reader& reader,
                                            std::function<void(std::size_t, std::span<const log_message_view>)> fn,
-                                           int workers = -1, int batch_multiplier = 4);
+                                           int workers = 0, int batch_multiplier = 4);
 
 }  // namespace axds

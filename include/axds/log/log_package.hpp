@@ -1,5 +1,7 @@
 #pragma once
 
+#include <axds/core/clock.hpp>  // utc_now_us, utc_iso8601 (declared here before they moved)
+
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -79,11 +81,5 @@ struct log_package {
 
 /// The onset message of spec §7.3 for `source_id`: time 0, payload = `utc_epoch_us` as 8 bytes LE.
 [[nodiscard]] log_package make_onset_package(std::uint8_t source_id, std::uint64_t utc_epoch_us);
-
-/// Current UTC time in µs since the Unix epoch (spec §1.5).
-[[nodiscard]] std::uint64_t utc_now_us() noexcept;
-
-/// `YYYY-MM-DDTHH:MM:SS.ffffffZ` for µs since the Unix epoch (e.g. an archive's onset).
-[[nodiscard]] std::string utc_iso8601(std::uint64_t epoch_us);
 
 }  // namespace axds

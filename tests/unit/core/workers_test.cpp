@@ -1,16 +1,24 @@
 #include <axds/core/workers.hpp>
 
+#include "support/log_entries.hpp"
 #include "support/matchers.hpp"
 #include "support/temp_dir.hpp"
 
+#include <axds/core/runtime.hpp>
 #include <axds/error.hpp>
+#include <axds/fs/checksum.hpp>
+#include <axds/fs/transfer.hpp>
+#include <axds/jobs/job_runner.hpp>
+#include <axds/log/log_archive.hpp>
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
+#include <filesystem>
 #include <optional>
 #include <string>
 
 using axds::test::message_contains;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -151,4 +159,59 @@ TEST_CASE("processes started inside a limit_worker_threads scope inherit the lim
     CHECK(inside == "3,3,3,-");
     const auto after = axds::test::run_python("import os\nprint(os.environ.get('OMP_NUM_THREADS', '-'), end='')");
     CHECK(after.output == "-");
+}
+
+// issue 16: one worker-count rule, applied before any file is touched.
+TEST_CASE("resolve_workers_option: 0 is automatic and a negative count names the option", "[core]") {
+    CHECK(axds::resolve_workers_option(0, "x::workers") == axds::resolve_worker_count());
+    CHECK(axds::resolve_workers_option(1, "x::workers") == 1);
+    CHECK(axds::resolve_workers_option(100000, "x::workers") == axds::logical_cpu_count());
+    CHECK_THROWS_MATCHES(
+        axds::resolve_workers_option(-1, "x::workers"), axds::value_error,
+        message_contains("The 'x::workers' option must be 0 (automatic") && message_contains("but got -1"));
+}
+
+TEST_CASE("a negative worker count is refused before any file is read or written", "[core][fs][log]") {
+    const axds::test::temp_dir tmp;
+    const fs::path tree = tmp.path() / "tree";
+    axds::test::write_file(tree / "a.txt", "a");
+    // A missing directory would fail the walk: the worker count is reported first (it used to fail after the walk).
+    CHECK_THROWS_MATCHES(
+        axds::block_on(axds::async_calculate_directory_checksum(tmp.path() / "missing", {.workers = -2})),
+        axds::value_error, message_contains("'checksum_options::workers'"));
+    CHECK_THROWS_AS(axds::block_on(axds::async_calculate_directory_checksum(tree, {.workers = -1})), axds::value_error);
+    CHECK_FALSE(fs::exists(tree / axds::checksum_file_name));  // nothing saved
+    // Transfer: the Python library read num_threads < 1 as automatic; here nothing is created.
+    CHECK_THROWS_MATCHES(axds::block_on(axds::async_transfer_directory(tree, tmp.path() / "copy", {.workers = -1})),
+                         axds::value_error, message_contains("'transfer_options::workers'"));
+    CHECK_FALSE(fs::exists(tmp.path() / "copy"));
+    // Assembly: no lock file, no archive, every entry in place.
+    const fs::path logs = tmp.path() / "logs";
+    axds::test::write_entry(logs, 1, 10, {1, 2});
+    const auto before = axds::test::snapshot(logs);
+    CHECK_THROWS_MATCHES(axds::block_on(axds::async_assemble_log_archives(logs, {.workers = -1})), axds::value_error,
+                         message_contains("'assemble_options::workers'"));
+    CHECK(axds::test::snapshot(logs) == before);
+    // The job runner: the tracker file is not created.
+    const fs::path tracker = tmp.path() / "tracker.yaml";
+    auto handler = [](axds::job_context) -> asio::awaitable<void> {
+        co_return;
+    };
+    CHECK_THROWS_MATCHES(axds::block_on(axds::async_run_tracker_jobs(tracker, handler, {.workers = -1})),
+                         axds::value_error, message_contains("'job_runner_options::workers'"));
+    CHECK_FALSE(fs::exists(tracker));
+}
+
+TEST_CASE("workers = 0 runs with the automatic count", "[core][fs]") {
+    const axds::test::temp_dir tmp;
+    axds::test::write_file(tmp.path() / "tree" / "a.txt", "a");
+    axds::test::write_file(tmp.path() / "tree" / "sub" / "b.txt", "b");
+    const std::string digest = axds::block_on(
+        axds::async_calculate_directory_checksum(tmp.path() / "tree", {.workers = 0, .save_checksum = false}));
+    CHECK(digest == axds::block_on(axds::async_calculate_directory_checksum(tmp.path() / "tree",
+                                                                            {.workers = 1, .save_checksum = false})));
+    const auto report = axds::block_on(axds::async_transfer_directory(tmp.path() / "tree", tmp.path() / "copy",
+                                                                      {.workers = 0, .verify_integrity = true}));
+    CHECK(report.verified);
+    CHECK(report.files_copied == 2);
 }

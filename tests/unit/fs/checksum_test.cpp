@@ -84,7 +84,7 @@ TEST_CASE("directory checksum saving, exclusions, worker counts and errors", "[f
     CHECK(digest.find_first_not_of("0123456789abcdef") == std::string::npos);
     CHECK(axds::test::read_file(root / "ax_checksum.txt") == digest);  // 32 bytes, no newline
     for (const int workers : {1, 2, 4, 0}) {
-        CHECK(checksum(root, {.max_workers = workers}) == digest);  // its own ax_checksum.txt is excluded
+        CHECK(checksum(root, {.workers = workers}) == digest);  // its own ax_checksum.txt is excluded
     }
     write_file(root / "ax_checksum.txt", "stale");
     CHECK(checksum(root) == digest);
@@ -105,7 +105,7 @@ TEST_CASE("directory checksum saving, exclusions, worker counts and errors", "[f
     CHECK_THROWS_AS(checksum(tmp.path() / "only"), axds::value_error);
     CHECK_THROWS_AS(checksum(tmp.path() / "missing"), axds::file_not_found_error);
     CHECK_THROWS_AS(checksum(root / "a.bin"), axds::not_a_directory_error);
-    CHECK_THROWS_AS(checksum(root, {.max_workers = -1}), axds::value_error);
+    CHECK_THROWS_AS(checksum(root, {.workers = -1}), axds::value_error);
 }
 
 TEST_CASE("directory checksum equals an independent python3-xxhash computation on 50 random trees", "[fs][python]") {
@@ -170,7 +170,7 @@ TEST_CASE("a cancelled checksum stops between files and saves nothing", "[fs]") 
     asio::io_context io;
     asio::cancellation_signal cancel;
     std::size_t updates = 0;
-    checksum_options options{.max_workers = 1};
+    checksum_options options{.workers = 1};
     options.progress = [&](const axds::checksum_progress&) {
         ++updates;
         cancel.emit(asio::cancellation_type::terminal);

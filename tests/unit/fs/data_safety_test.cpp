@@ -3,7 +3,7 @@
 #include <axds/fs/delete.hpp>
 #include <axds/fs/transfer.hpp>
 
-#include "detail/test_hooks.hpp"
+#include "detail/fault_hooks.hpp"
 #include "support/matchers.hpp"
 #include "support/temp_dir.hpp"
 
@@ -31,8 +31,9 @@ using axds::test::write_file;
 
 namespace {
 
-axds::transfer_report transfer(const fs::path& from, const fs::path& to, axds::transfer_options options = {}) {
-    return axds::block_on(axds::async_transfer_directory(from, to, std::move(options)));
+axds::transfer_report transfer(const fs::path& from, const fs::path& to, axds::transfer_options options = {},
+                               axds::detail::transfer_hooks hooks = {}) {
+    return axds::block_on(axds::detail::async_transfer_directory(from, to, std::move(options), std::move(hooks)));
 }
 
 void delete_tree(const fs::path& path, axds::delete_options options = {}) {
@@ -45,10 +46,6 @@ fs::path make_tree(const fs::path& root) {
     write_file(root / "sub" / "deep" / "c.txt", "charlie");
     return root;
 }
-
-struct hook_guard {
-    ~hook_guard() { axds::detail::test_hooks::after_transfer_copy = nullptr; }
-};
 
 /// Changes the working directory for the scope.
 struct scoped_cwd {
@@ -136,15 +133,14 @@ TEST_CASE("remove_source deletes exactly the files it copied, and what appeared 
     for (int i = 0; i < 50; ++i) {
         write_file(source / "many" / fmt::format("f{}.bin", i), std::string(static_cast<std::size_t>(100 + i), 'x'));
     }
-    const hook_guard guard;
     // While the transfer runs (after its copies, before verification): a new file arrives, one file is rewritten.
-    axds::detail::test_hooks::after_transfer_copy = [&](const fs::path&) {
+    axds::detail::transfer_hooks hooks{.after_copy = [&](const fs::path&) {
         write_file(source / "sub" / "new_recording.bin", "arrived late");
         write_file(source / "many" / "f7.bin", "rewritten after it was copied");
-    };
+    }};
     const axds::scoped_warning_capture warnings;
-    const auto report =
-        transfer(source, tmp.path() / "dst", {.num_threads = 2, .verify_integrity = true, .remove_source = true});
+    const auto report = transfer(source, tmp.path() / "dst",
+                                 {.workers = 2, .verify_integrity = true, .remove_source = true}, std::move(hooks));
     CHECK(report.verified);
     CHECK(report.files_copied == 53);
     CHECK(report.source_files_kept == std::vector<std::string>{"many/f7.bin", "sub/new_recording.bin"});

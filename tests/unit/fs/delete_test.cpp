@@ -1,6 +1,6 @@
 #include <axds/fs/delete.hpp>
 
-#include "detail/test_hooks.hpp"
+#include "detail/fault_hooks.hpp"
 #include "support/matchers.hpp"
 #include "support/temp_dir.hpp"
 
@@ -24,13 +24,6 @@ namespace {
 void delete_tree(const fs::path& path, axds::delete_options options = {}) {
     axds::block_on(axds::async_delete_directory(path, options));
 }
-
-struct hook_guard {
-    ~hook_guard() {
-        axds::detail::test_hooks::before_rmdir = nullptr;
-        axds::detail::test_hooks::rmdir_retry_delay = std::chrono::milliseconds(500);
-    }
-};
 
 }  // namespace
 
@@ -69,16 +62,15 @@ TEST_CASE("delete_directory removes a symlink to a directory, never its target",
 
 TEST_CASE("delete_directory retries rmdir and then leaves the directory with the §9.2 warning", "[fs]") {
     const temp_dir tmp;
-    const hook_guard restore;
     const fs::path root = tmp.path() / "busy";
     write_file(root / "a.txt", "a");
     // Another writer keeps adding a file just before the rmdir: every attempt fails with ENOTEMPTY.
-    axds::detail::test_hooks::rmdir_retry_delay = std::chrono::milliseconds(5);
-    axds::detail::test_hooks::before_rmdir = [](const fs::path& directory) {
+    const axds::delete_options options{.rmdir_retry_delay = std::chrono::milliseconds(5)};
+    axds::detail::delete_hooks hooks{.before_rmdir = [](const fs::path& directory) {
         write_file(directory / "late", "x");
-    };
+    }};
     const axds::scoped_warning_capture warnings;
-    delete_tree(root);
+    axds::block_on(axds::detail::async_delete_directory(root, options, std::move(hooks)));
     REQUIRE(warnings.messages().size() == 1);
     CHECK_THAT(warnings.messages()[0], Catch::Matchers::Contains(fmt::format(
                                            "Unable to remove the {} directory after 5 attempts", root.string())));

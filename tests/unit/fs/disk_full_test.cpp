@@ -71,14 +71,14 @@ TEST_CASE("a transfer onto a full disk fails and leaves the source whole, even w
     AXDS_SKIP_IF(!disk.mounted(), "mounting a tmpfs is not permitted here (needs root): full-disk transfer untested");
     const fs::path destination = disk.path() / "copy";
     CHECK_THROWS_MATCHES(axds::block_on(axds::async_transfer_directory(
-                             source, destination, {.num_threads = 2, .verify_integrity = true, .remove_source = true})),
+                             source, destination, {.workers = 2, .verify_integrity = true, .remove_source = true})),
                          axds::os_error, message_contains("No space left on device"));
     auto after = snapshot(source);
     after.erase("ax_checksum.txt");  // a verified transfer may save the source checksum before it copies
     CHECK(after == before);
     REQUIRE(disk.resize("8m"));
     const auto report = axds::block_on(axds::async_transfer_directory(
-        source, destination, {.num_threads = 2, .verify_integrity = true, .remove_source = true}));
+        source, destination, {.workers = 2, .verify_integrity = true, .remove_source = true}));
     CHECK(report.verified);
     CHECK_FALSE(fs::exists(source));
     auto copied = snapshot(destination);

@@ -1,7 +1,7 @@
 // A verified transfer of a large file copies it in-kernel (copy_file_range) while another thread hashes the source.
 #include <axds/fs/transfer.hpp>
 
-#include "detail/test_hooks.hpp"
+#include "detail/fault_hooks.hpp"
 #include "support/temp_dir.hpp"
 
 #include <axds/core/runtime.hpp>
@@ -17,17 +17,10 @@ using axds::test::read_file;
 using axds::test::temp_dir;
 using axds::test::write_file;
 
-namespace {
-
-struct copy_hook_guard {
-    ~copy_hook_guard() { axds::detail::test_hooks::after_transfer_copy = nullptr; }
-};
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("A verified transfer of a large file hashes the source beside the in-kernel copy", "[fs]") {
     const temp_dir tmp;
-    const copy_hook_guard restore;
     const fs::path source = tmp.path() / "source";
     std::string large((std::size_t{8} << 20) + 4097, '\0');  // at the in-kernel threshold, not a chunk multiple
     for (std::size_t i = 0; i < large.size(); ++i) {
@@ -37,7 +30,7 @@ TEST_CASE("A verified transfer of a large file hashes the source beside the in-k
     write_file(source / "sub" / "small.txt", "small");
 
     const auto report = axds::block_on(
-        axds::async_transfer_directory(source, tmp.path() / "dest", {.num_threads = 2, .verify_integrity = true}));
+        axds::async_transfer_directory(source, tmp.path() / "dest", {.workers = 2, .verify_integrity = true}));
     CHECK(report.verified);
     CHECK(read_file(tmp.path() / "dest" / "big.bin") == large);
     // The digest computed beside the copy is the directory checksum of the source, computed on its own.
@@ -47,12 +40,12 @@ TEST_CASE("A verified transfer of a large file hashes the source beside the in-k
 
     // A flipped byte in the large copy is caught.
     fs::remove(source / axds::checksum_file_name);
-    axds::detail::test_hooks::after_transfer_copy = [](const fs::path& destination) {
+    axds::detail::transfer_hooks corrupt{.after_copy = [](const fs::path& destination) {
         std::string content = read_file(destination / "big.bin");
         content[content.size() - 100] ^= 1;
         write_file(destination / "big.bin", content);
-    };
-    CHECK_THROWS_AS(axds::block_on(axds::async_transfer_directory(source, tmp.path() / "dest2",
-                                                                  {.num_threads = 2, .verify_integrity = true})),
+    }};
+    CHECK_THROWS_AS(axds::block_on(axds::detail::async_transfer_directory(
+                        source, tmp.path() / "dest2", {.workers = 2, .verify_integrity = true}, std::move(corrupt))),
                     axds::runtime_error);
 }

@@ -1,6 +1,6 @@
 #include <axds/log/data_logger.hpp>
 
-#include "detail/test_hooks.hpp"
+#include "detail/fault_hooks.hpp"
 #include "support/io_thread.hpp"
 #include "support/log_entries.hpp"
 #include "support/matchers.hpp"
@@ -9,6 +9,7 @@
 
 #include <axds/core/console.hpp>
 #include <axds/core/runtime.hpp>
+#include <axds/core/workers.hpp>
 #include <axds/error.hpp>
 #include <axds/log/log_archive.hpp>
 #include <axds/log/log_archive_reader.hpp>
@@ -43,11 +44,6 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-/// Restores the fault hook whatever the test does.
-struct hook_guard {
-    ~hook_guard() { axds::detail::test_hooks::fail_log_entry = nullptr; }
-};
-
 std::size_t count_entries(const fs::path& directory) {
     std::size_t n = 0;
     for (const auto& item : fs::directory_iterator(directory)) {
@@ -67,9 +63,9 @@ bool entry_on_disk_matches(const fs::path& directory, const log_package& package
     return content.size() == expected.size() && std::memcmp(content.data(), expected.data(), expected.size()) == 0;
 }
 
-data_logger_options with_backend(bool use_io_uring, std::size_t thread_count = 5) {
+data_logger_options with_backend(bool use_io_uring, int workers = 5) {
     data_logger_options options;
-    options.thread_count = thread_count;
+    options.workers = workers;
     options.use_io_uring = use_io_uring;
     return options;
 }
@@ -98,7 +94,7 @@ TEST_CASE("data logger construction creates the output directory and keeps clamp
     CHECK(logger.name() == "test_logger");
     CHECK(logger.output_directory() == tmp.path() / "test_logger_data_log");
     CHECK(fs::is_directory(logger.output_directory()));
-    CHECK(logger.options().thread_count == 5);
+    CHECK(logger.options().workers == 5);
     CHECK_FALSE(logger.alive());
     CHECK(logger.queued_bytes() == 0);
     CHECK_THAT(logger.describe(),
@@ -108,19 +104,25 @@ TEST_CASE("data logger construction creates the output directory and keeps clamp
     CHECK(fs::is_directory(tmp.path() / "camera.1_data_log"));
 }
 
-// upstream: test_data_logger_thread_count_clamping
-TEST_CASE("data logger clamps thread_count to 1..256 and the queue capacity to at least 4 KiB", "[log]") {
+// upstream: test_data_logger_thread_count_clamping (the Python thread_count clamps 0 and negatives to 1; here 0 is the
+// library's automatic worker count and a negative count is refused)
+TEST_CASE("data logger resolves workers (0 = automatic) up to 256 and the queue capacity to at least 4 KiB", "[log]") {
     const temp_dir tmp;
     asio::io_context io;
     for (const auto& [requested, expected] :
-         std::vector<std::pair<std::size_t, std::size_t>>{{0, 1}, {1, 1}, {5, 5}, {10, 10}, {1000, 256}}) {
+         std::vector<std::pair<int, int>>{{0, axds::resolve_worker_count()}, {1, 1}, {5, 5}, {10, 10}, {1000, 256}}) {
         data_logger_options options;
-        options.thread_count = requested;
+        options.workers = requested;
         options.queue_capacity_bytes = 1;
         const data_logger logger(io.get_executor(), tmp.path(), "clamp", options);
-        CHECK(logger.options().thread_count == expected);
+        CHECK(logger.options().workers == expected);
         CHECK(logger.options().queue_capacity_bytes == 4096);
     }
+    data_logger_options negative;
+    negative.workers = -3;
+    CHECK_THROWS_MATCHES(data_logger(io.get_executor(), tmp.path(), "refused", negative), axds::value_error,
+                         message_contains("'data_logger_options::workers'") && message_contains("got -3"));
+    CHECK_FALSE(fs::exists(tmp.path() / "refused_data_log"));  // refused before the directory is created
 }
 
 TEST_CASE("data logger rejects unusable names and output paths with clear errors", "[log]") {
@@ -163,10 +165,10 @@ TEST_CASE("data logger start and stop toggle alive, and repeated calls are no-op
 // upstream: test_data_logger_data_integrity / test_data_logger_multithreaded_saving
 TEST_CASE("data logger writes byte-exact np.save files for every package", "[log][io_uring]") {
     const bool use_io_uring = GENERATE(true, false);
-    const std::size_t thread_count = GENERATE(std::size_t{3}, std::size_t{5}, std::size_t{10});
+    const int workers = GENERATE(3, 5, 10);
     const temp_dir tmp;
     asio::io_context io;
-    data_logger logger(io.get_executor(), tmp.path(), "test_logger", with_backend(use_io_uring, thread_count));
+    data_logger logger(io.get_executor(), tmp.path(), "test_logger", with_backend(use_io_uring, workers));
     std::vector<log_package> sent;
     for (std::uint64_t t = 1; t <= 25; ++t) {
         sent.push_back(make_package(static_cast<std::uint8_t>(t % 3), t * 1000, t == 7 ? 0 : 40 + t));
@@ -359,17 +361,16 @@ TEST_CASE(
 }
 
 TEST_CASE("data logger backpressure: a tiny queue and a slow writer neither drop nor deadlock", "[log]") {
-    const hook_guard restore;
-    axds::detail::test_hooks::fail_log_entry = [](std::string_view) {
-        std::this_thread::sleep_for(std::chrono::microseconds(200));  // slow disk
-        return false;
-    };
     const temp_dir tmp;
     io_thread loop;
     data_logger_options options;
-    options.thread_count = 1;
+    options.workers = 1;
     options.queue_capacity_bytes = 4096;  // ~10 entries of 200 bytes
     data_logger logger(loop.executor(), tmp.path(), "slow", options);
+    axds::detail::data_logger_test_access::fail_entries(logger, [](std::string_view) {
+        std::this_thread::sleep_for(std::chrono::microseconds(200));  // slow disk
+        return false;
+    });
     logger.start();
     std::size_t refused = 0;
     constexpr std::size_t count = 300;
@@ -511,14 +512,13 @@ TEST_CASE("data logger names the entries lost when its output directory is remov
 TEST_CASE("data logger write faults are counted and named, and entries accepted before them stay intact",
           "[log][io_uring]") {
     const bool use_io_uring = GENERATE(true, false);
-    const hook_guard restore;
-    axds::detail::test_hooks::fail_log_entry = [](std::string_view name) {
-        return name >= "004_00000000000000000011.npy";  // times 11 and later fail
-    };
     const temp_dir tmp;
     io_thread loop;
     const axds::scoped_warning_capture warnings;
     data_logger logger(loop.executor(), tmp.path(), "faulty", with_backend(use_io_uring));
+    axds::detail::data_logger_test_access::fail_entries(logger, [](std::string_view name) {
+        return name >= "004_00000000000000000011.npy";  // times 11 and later fail
+    });
     logger.start();
     for (std::uint64_t t = 1; t <= 15; ++t) {
         logger.log(make_package(4, t, 100));

@@ -151,6 +151,9 @@ TEST_CASE("get_batches follows the spec's batching rule", "[log]") {
     }
     CHECK(default_covered == 2500);
     CHECK_THROWS_MATCHES(large.get_batches(4, 0), axds::value_error, message_contains("'batch_multiplier'"));
+    // The library's worker rule: 0 = automatic (the Python default -1 meant the same), negative refused.
+    CHECK(large.get_batches(0, 1).size() == large.get_batches(axds::resolve_worker_count(), 1).size());
+    CHECK_THROWS_MATCHES(large.get_batches(-1), axds::value_error, message_contains("'workers'"));
 }
 
 // upstream: log_archive_reader_test.py::test_iter_messages_all

@@ -1,6 +1,6 @@
 #include <axds/log/log_archive.hpp>
 
-#include "detail/test_hooks.hpp"
+#include "detail/fault_hooks.hpp"
 #include "support/log_entries.hpp"
 #include "support/matchers.hpp"
 #include "support/run_async.hpp"
@@ -39,11 +39,6 @@ axds::assemble_report assemble(const fs::path& directory, axds::assemble_options
     return axds::block_on(axds::async_assemble_log_archives(directory, std::move(options)));
 }
 
-/// Restores the fault hook whatever the test does.
-struct hook_guard {
-    ~hook_guard() { axds::detail::test_hooks::after_archive_written = nullptr; }
-};
-
 }  // namespace
 
 // upstream: assemble_log_archives_test.py::test_assemble_log_archives_basic
@@ -77,7 +72,7 @@ TEST_CASE("a cancelled assembly removes no entry and leaves only complete archiv
     asio::io_context io;
     asio::cancellation_signal cancel;
     std::size_t updates = 0;
-    axds::assemble_options options{.max_workers = 1, .verify_integrity = true};
+    axds::assemble_options options{.workers = 1, .verify_integrity = true};
     options.progress = [&](const axds::assemble_progress&) {
         if (++updates == 2) {
             cancel.emit(asio::cancellation_type::terminal);  // after the first window of entries
@@ -141,17 +136,18 @@ TEST_CASE("a failed verification names the source and entry and removes nothing"
     write_entry(tmp.path(), 1, 0, {9, 9, 9, 9, 9, 9, 9, 9});
     write_entry(tmp.path(), 1, 1000, {1, 2, 3});
     write_entry(tmp.path(), 1, 2000, {4});
-    const hook_guard guard;
-    axds::detail::test_hooks::after_archive_written = [](const fs::path& archive) {
+    axds::detail::assembly_hooks damage{.after_archive_written = [](const fs::path& archive) {
         // Damage the member of entry 001_…1000 after it is written, before verification reads it back.
         const axds::npz_reader reader(archive);
         const auto offset = reader.find("001_00000000000000001000.npy")->data_offset + 130;
         std::string bytes = axds::test::read_file(archive);
         bytes[offset] ^= 0x01;
         axds::test::write_file(archive, bytes);
-    };
+    }};
     CHECK_THROWS_MATCHES(
-        assemble(tmp.path(), {.verify_integrity = true}), axds::value_error,
+        axds::block_on(
+            axds::detail::async_assemble_log_archives(tmp.path(), {.verify_integrity = true}, std::move(damage))),
+        axds::value_error,
         Catch::Matchers::Message("Unable to verify the integrity of the assembled log archive for source 1. The "
                                  "archived data for entry 001_00000000000000001000 must exactly match the data of the "
                                  "original .npy log entry, but the two differ."));
@@ -225,7 +221,7 @@ TEST_CASE("assembly orders members by integer timestamp and merges differently p
     write_entry(tmp.path(), 1, 200, {9});
     write_entry(tmp.path(), 12, 5, {7, 7});
     write_entry(tmp.path(), 1, 100000000000ULL, {});
-    assemble(tmp.path(), {.max_workers = 4});
+    assemble(tmp.path(), {.workers = 4});
     const axds::npz_reader one(tmp.path() / "1_log.npz");
     REQUIRE(one.members().size() == 4);
     const std::vector<std::pair<std::string, std::uint64_t>> expected = {{"001_00000000000000000000.npy", 145},
@@ -250,7 +246,7 @@ TEST_CASE("numpy opens assembled archives and every member equals its original e
         axds::test::write_fixture_entries(logs, source, 300, source);
     }
     fs::copy(logs, originals);
-    assemble(logs, {.max_workers = 3});
+    assemble(logs, {.workers = 3});
     const auto result = axds::test::run_python(
         "import sys, os, numpy as np\n"
         "logs, originals = sys.argv[1], sys.argv[2]\n"

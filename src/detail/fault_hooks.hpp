@@ -1,0 +1,59 @@
+#pragma once
+// Fault injection for tests, per call or per instance: no global state. Each hook struct below is empty in normal
+// operation; the public functions run with empty hooks, and tests call the overloads declared here (private to src/
+// and tests/) to corrupt a copy before verification, fail entry opens, race an rmdir or damage an archive before it
+// is verified. An empty hook costs one test of an empty std::function where it would fire.
+
+#include <axds/fs/delete.hpp>
+#include <axds/fs/transfer.hpp>
+#include <axds/log/data_logger.hpp>
+#include <axds/log/log_archive.hpp>
+
+#include <asio/awaitable.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <string_view>
+
+namespace axds::detail {
+
+/// async_transfer_directory's seams.
+struct transfer_hooks {
+    /// Called after every file is copied, before verification (corruption tests).
+    std::function<void(const std::filesystem::path& destination)> after_copy;
+};
+
+/// async_transfer_directory with hooks; the public function calls this with none.
+asio::awaitable<transfer_report> async_transfer_directory(std::filesystem::path source,
+                                                          std::filesystem::path destination, transfer_options options,
+                                                          transfer_hooks hooks);
+
+/// async_delete_directory's seams.
+struct delete_hooks {
+    /// Called just before each (by then empty) directory is removed (rmdir race tests).
+    std::function<void(const std::filesystem::path& directory)> before_rmdir;
+};
+
+/// async_delete_directory with hooks; the public function calls this with none.
+asio::awaitable<void> async_delete_directory(std::filesystem::path directory, delete_options options,
+                                             delete_hooks hooks);
+
+/// async_assemble_log_archives's seams.
+struct assembly_hooks {
+    /// Called (on a CPU pool thread) after an archive is written, before it is verified.
+    std::function<void(const std::filesystem::path& archive)> after_archive_written;
+};
+
+/// async_assemble_log_archives with hooks; the public function calls this with none.
+asio::awaitable<assemble_report> async_assemble_log_archives(std::filesystem::path log_directory,
+                                                             assemble_options options, assembly_hooks hooks);
+
+/// The data logger's seam, set per instance.
+struct data_logger_test_access {
+    /// Asked by the logger's entry writers for each entry file name; true makes that entry's open really fail
+    /// (ENOENT: the file is redirected into a directory that does not exist). Call before the logger starts (each
+    /// start hands it to the writer it creates).
+    static void fail_entries(data_logger& logger, std::function<bool(std::string_view file_name)> fail);
+};
+
+}  // namespace axds::detail
