@@ -95,9 +95,35 @@ void hash_file(file_entry& file, std::span<std::byte> buffer, detail::file_hashe
     file.size = total;
 }
 
+/// Takes the file's digest from `known` when it lists the file and the file is still what it was then.
+bool take_known_digest(file_entry& file, const detail::known_digests* known) {
+    if (known == nullptr) {
+        return false;
+    }
+    const auto it = known->find(file.relative);
+
+    struct stat st {};
+
+    if (it == known->end() || ::lstat(file.path.c_str(), &st) != 0 || !it->second.matches(st)) {
+        return false;
+    }
+    file.digest = it->second.digest;
+    file.size = static_cast<std::uint64_t>(st.st_size);
+    return true;
+}
+
 }  // namespace
 
 asio::awaitable<std::string> async_calculate_directory_checksum(fs::path directory, checksum_options options) {
+    co_return co_await detail::async_directory_checksum(std::move(directory), std::move(options), nullptr);
+}
+
+}  // namespace axds
+
+namespace axds::detail {
+
+asio::awaitable<std::string> async_directory_checksum(fs::path directory, checksum_options options,
+                                                      std::shared_ptr<const known_digests> known) {
     // Before the walk (the Python library refuses a bad count only after it): a bad count never costs a long walk.
     const auto workers = static_cast<std::size_t>(resolve_workers_option(options.workers, "checksum_options::workers"));
     const std::set<std::string> excluded =
@@ -141,12 +167,14 @@ asio::awaitable<std::string> async_calculate_directory_checksum(fs::path directo
         }
         const std::size_t last = std::min(files.size(), first + batch);
         auto next = std::make_shared<std::atomic<std::size_t>>(first);
-        std::function<void(std::size_t)> work = [&files, next, stop, hashed, last](std::size_t) {
+        std::function<void(std::size_t)> work = [&files, next, stop, hashed, last, known](std::size_t) {
             const std::span<std::byte> buffer = detail::thread_read_buffer();
             thread_local detail::file_hasher hasher;
             for (std::size_t i = next->fetch_add(1); i < last && !stop->load(std::memory_order_relaxed);
                  i = next->fetch_add(1)) {
-                hash_file(files[i], buffer, hasher);
+                if (!take_known_digest(files[i], known.get())) {
+                    hash_file(files[i], buffer, hasher);
+                }
                 hashed->fetch_add(1, std::memory_order_relaxed);
             }
         };
@@ -181,10 +209,6 @@ asio::awaitable<std::string> async_calculate_directory_checksum(fs::path directo
     }
     co_return digest;
 }
-
-}  // namespace axds
-
-namespace axds::detail {
 
 std::span<std::byte> thread_read_buffer() {
     // Uninitialized and reused for the thread's life (zeroing a fresh one per batch cost more than hashing 16 KiB

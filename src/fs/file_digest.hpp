@@ -2,13 +2,18 @@
 // The per-file and combined digests of the directory checksum (spec §9.1), shared by the checksum and by the
 // transfer, which hashes files while it copies them. Private to src/.
 
+#include <axds/fs/checksum.hpp>
+
 #include <array>
 #include <filesystem>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
+
+#include <sys/stat.h>
 
 namespace axds::detail {
 
@@ -50,6 +55,33 @@ struct file_digest {
 /// The directory digest (32 lowercase hex characters): XXH3-128 over every file's relative path and digest, in byte
 /// order of the relative paths. Sorts `files`.
 [[nodiscard]] std::string combine_file_digests(std::vector<file_digest>& files);
+
+/// A destination file's digest computed from its bytes read back right after they were written (the transfer's
+/// pipelined verification), and what the file was when its copy was finished. The verification's checksum uses it
+/// only while the file is still exactly that (device, inode, size, mtime and ctime: any later write changes the
+/// mtime, which the copy had set to the source's, and the ctime); otherwise it reads the file again.
+struct known_digest {
+    digest128 digest{};
+    dev_t device = 0;
+    ino_t inode = 0;
+    off_t size = -1;  ///< -1: no digest (the file was not hashed during its copy)
+    timespec mtime{};
+    timespec ctime{};
+
+    [[nodiscard]] bool matches(const struct stat& st) const noexcept {
+        return size >= 0 && st.st_dev == device && st.st_ino == inode && st.st_size == size &&
+               st.st_mtim.tv_sec == mtime.tv_sec && st.st_mtim.tv_nsec == mtime.tv_nsec &&
+               st.st_ctim.tv_sec == ctime.tv_sec && st.st_ctim.tv_nsec == ctime.tv_nsec;
+    }
+};
+
+/// Known digests by '/'-separated relative path.
+using known_digests = std::unordered_map<std::string, known_digest>;
+
+/// async_calculate_directory_checksum, taking the digest of a file listed in `known` from there when the file still
+/// matches it (see known_digest) instead of reading it. `known` may be null.
+asio::awaitable<std::string> async_directory_checksum(std::filesystem::path directory, checksum_options options,
+                                                      std::shared_ptr<const known_digests> known);
 
 /// Writes `digest` to `{directory}/ax_checksum.txt` (no newline). @throws os_error family naming the file.
 void save_checksum_file(const std::filesystem::path& directory, const std::string& digest);

@@ -139,8 +139,8 @@ std::vector<std::string> mount_points_below(const fs::path& directory) {
     return out;
 }
 
-int open_for_replacement(const fs::path& path, unsigned mode) {
-    constexpr int create = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+int open_for_replacement(const fs::path& path, unsigned mode, int access) {
+    const int create = access | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
     for (int attempt = 0; attempt < 3; ++attempt) {
         const int fd = ::open(path.c_str(), create, static_cast<mode_t>(mode));
         if (fd >= 0 || errno != EEXIST) {
@@ -153,7 +153,7 @@ int open_for_replacement(const fs::path& path, unsigned mode) {
             continue;  // vanished meanwhile: create it
         }
         if (S_ISREG(st.st_mode) && st.st_nlink == 1) {
-            return ::open(path.c_str(), O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
+            return ::open(path.c_str(), access | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
         }
         if (S_ISDIR(st.st_mode)) {
             errno = EISDIR;

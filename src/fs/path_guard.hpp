@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include <fcntl.h>
 #include <sys/types.h>
 
 namespace axds::detail {
@@ -50,7 +51,8 @@ enum class tree_relation { separate, same, first_inside_second, second_inside_fi
 /// Opens `path` to write new content without ever writing through it into another file: a symlink at that path
 /// (which could point anywhere) or a hard link (a `cp -al` copy shares its inodes with the original) is unlinked and
 /// a new file (mode 0600 before the caller's chmod; `mode` for new files) created in its place. A plain file with one
-/// link is truncated in place. Returns the descriptor, or -1 with errno set (EISDIR for a directory).
-[[nodiscard]] int open_for_replacement(const std::filesystem::path& path, unsigned mode = 0600);
+/// link is truncated in place. `access`: O_WRONLY, or O_RDWR to read the new content back. Returns the descriptor,
+/// or -1 with errno set (EISDIR for a directory).
+[[nodiscard]] int open_for_replacement(const std::filesystem::path& path, unsigned mode = 0600, int access = O_WRONLY);
 
 }  // namespace axds::detail

@@ -11,6 +11,7 @@
 #include "detail/fault_hooks.hpp"
 #include "detail/parallel.hpp"
 #include "detail/uring_copy.hpp"
+#include "fs/copy_pipeline.hpp"
 #include "fs/file_digest.hpp"
 #include "fs/path_guard.hpp"
 #include "sys/error.hpp"
@@ -95,86 +96,68 @@ struct file_state {
                 fmt::format("Unable to copy {} to {}: {}.", from.string(), to.string(), sys::errno_message(error)));
 }
 
-/// Hashed copies of files this large copy in-kernel while another thread hashes the source (see copy_with_metadata).
-constexpr off_t hashed_in_kernel_min = off_t{8} << 20;
+/// Verified copies of files this large are pipelined (see detail::copy_and_hash): copied in-kernel chunk by chunk
+/// while a helper thread hashes the source and reads each copied chunk back from the destination.
+constexpr off_t pipelined_min = off_t{8} << 20;
 
-/// Feeds the whole of `fd` (from offset 0 to its end) to `hasher`. Returns 0 or an errno.
-int hash_source(int fd, detail::file_hasher& hasher) {
-    const std::span<std::byte> buffer = detail::thread_read_buffer();
-    off_t offset = 0;
-    for (;;) {
-        const ssize_t n = sys::retry_eintr([&] { return ::pread(fd, buffer.data(), buffer.size(), offset); });
-        if (n <= 0) {
-            return n < 0 ? errno : 0;
-        }
-        hasher.update(buffer.data(), static_cast<std::size_t>(n));
-        offset += n;
-    }
-}
+/// What to compute while copying one file (all optional).
+struct copy_hashing {
+    std::string_view relative;                   ///< the §9.1 prefix of both digests
+    detail::file_hasher* source = nullptr;       ///< the source checksum, computed in the same pass as the copy
+    detail::digest128* source_digest = nullptr;  ///< receives it
+    detail::file_hasher* destination = nullptr;  ///< verification: a large file's copy read back during the copy
+    detail::known_digest* destination_digest = nullptr;  ///< receives it (size stays -1 when it was not computed)
+};
 
-/// Step 1 of copy_with_metadata: copy_file_range from `in` to `out` until the end, adding to `copied`. With `hasher`
-/// (started), a helper thread hashes the source while the kernel copies it: two cores at work instead of one thread
-/// reading, hashing and writing every byte (a verified 1 GiB transfer took 2x `cp -r` that way). Clears `in_kernel`
-/// when the kernel refuses the copy before any byte moved (another filesystem: the caller copies through buffers
-/// then). Returns 0 or an errno.
-int copy_in_kernel(int in, int out, detail::file_hasher* hasher, std::uint64_t& copied, bool& in_kernel) {
-    std::thread source_hashing;
-    bool hash_here = false;
-    int hash_error = 0;
-    int error = 0;
+/// Step 1 of copy_with_metadata, unhashed: copy_file_range from `in` to `out` until the end, adding to `copied`.
+/// Clears `in_kernel` when the kernel refuses the copy before any byte moved (another filesystem: the caller copies
+/// through buffers then). Returns 0 or an errno.
+int copy_in_kernel(int in, int out, std::uint64_t& copied, bool& in_kernel) {
     for (;;) {
         const ssize_t n =
             sys::retry_eintr([&] { return ::copy_file_range(in, nullptr, out, nullptr, std::size_t{1} << 30, 0); });
-        if (n < 0 && (copied == 0 || hasher == nullptr) &&
-            (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
+        if (n < 0 && copied == 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
             in_kernel = false;  // e.g. another filesystem: the content moves through buffers
-            break;
-        }
-        if (n < 0) {
-            error = errno;
-        }
-        if (n > 0 && hasher != nullptr && !source_hashing.joinable() && !hash_here) {  // hash alongside the copy
-            try {
-                source_hashing = std::thread([in, hasher, &hash_error] {
-                    try {
-                        hash_error = hash_source(in, *hasher);
-                    } catch (const std::bad_alloc&) {  // its read buffer
-                        hash_error = ENOMEM;
-                    }
-                });
-            } catch (const std::system_error&) {
-                hash_here = true;  // no thread to be had: hash after the copy, on this one
-            }
+            return 0;
         }
         if (n <= 0) {
-            break;
+            return n < 0 ? errno : 0;
         }
         copied += static_cast<std::uint64_t>(n);
     }
-    if (source_hashing.joinable()) {
-        source_hashing.join();
-    } else if (hash_here && error == 0) {
-        hash_error = hash_source(in, *hasher);
-    }
-    return error != 0 ? error : hash_error;
 }
 
-/// Content in-kernel (copy_file_range, read/write fallback), then permission bits and atime/mtime (shutil.copy2).
-/// With `hasher`, the content goes through a buffer instead and `*digest` receives the §9.1 digest of
-/// `relative ‖ content` — the source checksum computed in the same pass as the copy.
-std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, file_state* copied_state,
-                                 detail::file_hasher* hasher = nullptr, std::string_view relative = {},
-                                 detail::digest128* digest = nullptr) {
+/// Step 3 of copy_with_metadata: plain pread/pwrite from `copied` to the end of file, feeding `hasher` (if any).
+/// Returns 0 or an errno.
+int copy_through_buffer(int in, int out, detail::file_hasher* hasher, std::uint64_t& copied) {
+    // The pool thread's page-aligned read buffer, shared with the checksum (uninitialized, reused).
+    const std::span<std::byte> buffer = detail::thread_read_buffer();
+    for (;;) {
+        const ssize_t n =
+            sys::retry_eintr([&] { return ::pread(in, buffer.data(), buffer.size(), static_cast<off_t>(copied)); });
+        if (n <= 0) {
+            return n < 0 ? errno : 0;
+        }
+        if (hasher != nullptr) {
+            hasher->update(buffer.data(), static_cast<std::size_t>(n));
+        }
+        const sys::io_result written =
+            sys::pwrite_full(out, buffer.data(), static_cast<std::size_t>(n), static_cast<off_t>(copied));
+        if (written.error) {
+            return written.error.value();
+        }
+        copied += static_cast<std::uint64_t>(n);
+    }
+}
+
+/// Opens `from` for reading and checks that it is a regular file (as shutil.copy2's SpecialFileError).
+sys::unique_fd open_source(const fs::path& from, const fs::path& to, struct stat& st) {
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
-    const sys::unique_fd in_fd(::open(from.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
-    const int in = in_fd.get();
-    if (in < 0) {
+    sys::unique_fd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+    if (!in) {
         throw_copy_error(errno, from, to);
     }
-
-    struct stat st {};
-
-    if (::fstat(in, &st) != 0) {
+    if (::fstat(in.get(), &st) != 0) {
         throw_copy_error(errno, from, to);
     }
     if (!S_ISREG(st.st_mode)) {  // as shutil.copy2's SpecialFileError
@@ -182,62 +165,71 @@ std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, file_
                        fmt::format("Unable to copy {}: it is a {}, not a regular file, and cannot be transferred.",
                                    from.string(), S_ISFIFO(st.st_mode) ? "named pipe" : "special file"));
     }
-    ::fcntl(in, F_SETFL, ::fcntl(in, F_GETFL) & ~O_NONBLOCK);
-    if (copied_state != nullptr) {
-        *copied_state = file_state::of(st);
-    }
-    sys::unique_fd out_fd(detail::open_for_replacement(to));
-    const int out = out_fd.get();
-    if (out < 0) {
-        throw_copy_error(errno, from, to);
-    }
-    std::uint64_t copied = 0;
+    ::fcntl(in.get(), F_SETFL, ::fcntl(in.get(), F_GETFL) & ~O_NONBLOCK);
+    return in;
+}
+
+/// The content of `in` into `out`, hashed as `hashing` asks. Returns 0 or an errno; sets `pipelined` when the
+/// destination was read back and hashed during the copy.
+int copy_content(int in, int out, const struct stat& st, const copy_hashing& hashing, std::uint64_t& copied,
+                 bool& pipelined) {
+    // 1. In-kernel: copy_file_range; a verified copy of a large file pipelined with its hashing (copy_and_hash).
+    bool in_kernel = hashing.source == nullptr || st.st_size >= pipelined_min;
     int error = 0;
-    if (hasher != nullptr) {
-        hasher->start(relative);
+    if (in_kernel && hashing.destination != nullptr && st.st_size >= pipelined_min) {
+        const auto result = detail::copy_and_hash(in, out, {hashing.source, hashing.destination});
+        error = result.error;
+        copied = result.copied;
+        in_kernel = result.in_kernel;
+        pipelined = in_kernel;  // refused: nothing was copied or hashed, the buffers below do both
+    } else if (in_kernel) {
+        error = copy_in_kernel(in, out, copied, in_kernel);
     }
-    // 1. In-kernel: copy_file_range (a hashed copy of a large file too, see copy_in_kernel).
-    bool in_kernel = hasher == nullptr || st.st_size >= hashed_in_kernel_min;
-    if (in_kernel) {
-        error = copy_in_kernel(in, out, hasher, copied, in_kernel);
+    if (error != 0 || in_kernel) {
+        return error;
     }
-    const bool through_buffers = error == 0 && !in_kernel;
     // 2. Across filesystems, large files: pipelined io_uring reads and writes (1 MiB chunks, 4 in flight). Small
     //    files, and hashed copies, go straight to 3: there io_uring measured slower (tmpfs hands its reads to kernel
     //    worker threads; 2-3x for 16 KiB files, ~10% for a hashed 1 GiB file).
-    constexpr off_t pipelined_min = off_t{8} << 20;
-    if (through_buffers && hasher == nullptr && copied == 0 && st.st_size >= pipelined_min) {
+    if (hashing.source == nullptr && copied == 0 && st.st_size >= pipelined_min) {
         // On any failure the plain path below starts over from offset 0 and reports a real I/O error itself.
         const std::int64_t n = detail::uring_copy(in, out, static_cast<std::uint64_t>(st.st_size));
         copied = n > 0 ? static_cast<std::uint64_t>(n) : 0;
     }
     // 3. Plain pread/pwrite from where the others stopped, to end of file (no io_uring; a file that changed size).
-    if (through_buffers && error == 0) {
-        // The pool thread's page-aligned read buffer, shared with the checksum (uninitialized, reused).
-        const std::span<std::byte> buffer = detail::thread_read_buffer();
-        for (;;) {
-            const ssize_t n =
-                sys::retry_eintr([&] { return ::pread(in, buffer.data(), buffer.size(), static_cast<off_t>(copied)); });
-            if (n < 0) {
-                error = errno;
-            }
-            if (n <= 0) {
-                break;
-            }
-            if (hasher != nullptr) {
-                hasher->update(buffer.data(), static_cast<std::size_t>(n));
-            }
-            const sys::io_result written =
-                sys::pwrite_full(out, buffer.data(), static_cast<std::size_t>(n), static_cast<off_t>(copied));
-            if (written.error) {
-                error = written.error.value();
-                break;
-            }
-            copied += static_cast<std::uint64_t>(n);
+    return copy_through_buffer(in, out, hashing.source, copied);
+}
+
+/// Content (copy_content), then permission bits and atime/mtime (shutil.copy2). With `hashing.source`,
+/// `*hashing.source_digest` receives the §9.1 digest of `relative ‖ content` — the source checksum computed in the
+/// same pass as the copy; with `hashing.destination`, a large file's copy is read back and hashed during the copy
+/// into `*hashing.destination_digest`, with the destination's identity when it was finished.
+std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, file_state* copied_state,
+                                 const copy_hashing& hashing = {}) {
+    struct stat st {};
+
+    const sys::unique_fd in_fd = open_source(from, to, st);
+    const int in = in_fd.get();
+    if (copied_state != nullptr) {
+        *copied_state = file_state::of(st);
+    }
+    // Read back during the copy: the destination is opened for reading too.
+    const bool read_back = hashing.destination != nullptr && st.st_size >= pipelined_min;
+    sys::unique_fd out_fd(detail::open_for_replacement(to, 0600, read_back ? O_RDWR : O_WRONLY));
+    const int out = out_fd.get();
+    if (out < 0) {
+        throw_copy_error(errno, from, to);
+    }
+    for (auto* hasher : {hashing.source, read_back ? hashing.destination : nullptr}) {
+        if (hasher != nullptr) {
+            hasher->start(hashing.relative);
         }
     }
-    if (error == 0 && hasher != nullptr) {
-        *digest = hasher->finish();
+    std::uint64_t copied = 0;
+    bool pipelined = false;
+    int error = copy_content(in, out, st, hashing, copied, pipelined);
+    if (error == 0 && hashing.source != nullptr) {
+        *hashing.source_digest = hashing.source->finish();
     }
     if (error == 0 && ::fchmod(out, st.st_mode & 07777) != 0) {
         error = errno;
@@ -245,6 +237,13 @@ std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, file_
     const std::array<timespec, 2> times{st.st_atim, st.st_mtim};
     if (error == 0 && ::futimens(out, times.data()) != 0) {
         error = errno;
+    }
+
+    struct stat done {};
+
+    if (error == 0 && pipelined && ::fstat(out, &done) == 0) {  // what the file is now that it is finished
+        *hashing.destination_digest = {
+            hashing.destination->finish(), done.st_dev, done.st_ino, done.st_size, done.st_mtim, done.st_ctim};
     }
     if (const std::error_code closed = out_fd.close_checked(); closed && error == 0) {
         error = closed.value();
@@ -397,6 +396,18 @@ void remove_copied_source(const fs::path& source, const fs::path& destination, c
     }
 }
 
+/// The destination digests computed during the copies (read_back[i] for copies[i]), by relative path.
+std::shared_ptr<const detail::known_digests> known_digests_of(
+    const std::vector<std::pair<fs::path, std::string>>& copies, const std::vector<detail::known_digest>& read_back) {
+    auto known = std::make_shared<detail::known_digests>();
+    for (std::size_t i = 0; i < read_back.size(); ++i) {
+        if (read_back[i].size >= 0) {
+            known->emplace(copies[i].second, read_back[i]);
+        }
+    }
+    return known;
+}
+
 }  // namespace
 
 asio::awaitable<transfer_report> async_transfer_directory(fs::path source, fs::path destination,
@@ -530,6 +541,8 @@ asio::awaitable<transfer_report> detail::async_transfer_directory(fs::path sourc
         fused = !reused;
     }
     std::vector<detail::digest128> digests(fused ? copies.size() : 0);
+    // Verification: large files are read back and hashed while they are copied (see detail::copy_and_hash).
+    std::vector<detail::known_digest> read_back(options.verify_integrity ? copies.size() : 0);
     std::vector<file_state> copied_states(copies.size());
     // 10: every source directory, empty ones included.
     for (const auto& entry : entries) {
@@ -559,16 +572,23 @@ asio::awaitable<transfer_report> detail::async_transfer_directory(fs::path sourc
         auto next = std::make_shared<std::atomic<std::size_t>>(first);
         auto bytes = std::make_shared<std::atomic<std::uint64_t>>(0);
         auto copied = std::make_shared<std::atomic<std::size_t>>(0);
-        std::function<void(std::size_t)> work = [&copies, &destination, &digests, &copied_states, fused, next, bytes,
-                                                 copied, stop, last](std::size_t) {
-            thread_local detail::file_hasher hasher;
+        std::function<void(std::size_t)> work = [&copies, &destination, &digests, &read_back, &copied_states, fused,
+                                                 next, bytes, copied, stop, last](std::size_t) {
+            thread_local detail::file_hasher source_hasher;
+            thread_local detail::file_hasher destination_hasher;
             for (std::size_t i = next->fetch_add(1); i < last && !stop->load(std::memory_order_relaxed);
                  i = next->fetch_add(1)) {
                 const auto& [from, relative] = copies[i];
-                file_state* state = &copied_states[i];
-                bytes->fetch_add(
-                    fused ? copy_with_metadata(from, destination / relative, state, &hasher, relative, &digests[i])
-                          : copy_with_metadata(from, destination / relative, state));
+                copy_hashing hashing{.relative = relative};
+                if (fused) {
+                    hashing.source = &source_hasher;
+                    hashing.source_digest = &digests[i];
+                }
+                if (!read_back.empty()) {
+                    hashing.destination = &destination_hasher;
+                    hashing.destination_digest = &read_back[i];
+                }
+                bytes->fetch_add(copy_with_metadata(from, destination / relative, &copied_states[i], hashing));
                 copied->fetch_add(1);
             }
         };
@@ -611,7 +631,9 @@ asio::awaitable<transfer_report> detail::async_transfer_directory(fs::path sourc
     if (options.verify_integrity) {
         // With as many workers as the copies had (the default, cores - 2, left a 2-core machine hashing on one).
         const checksum_options verify{.workers = static_cast<int>(threads), .save_checksum = false};
-        const std::string actual = co_await async_calculate_directory_checksum(destination, verify);
+        // Files read back during their copy are not read again unless they changed since (known_digest).
+        const std::string actual =
+            co_await detail::async_directory_checksum(destination, verify, known_digests_of(copies, read_back));
         if (actual != expected) {
             const std::string cause =
                 reused ? "Either the data was corrupted in transmission, or the reused ax_checksum.txt file of the "

@@ -355,19 +355,27 @@ fs::path publish_working_file(const fs::path& directory, int directory_fd, std::
     return final_path;
 }
 
-std::vector<recovered_archive> recover_working_files(const fs::path& directory) {
+std::vector<recovered_archive> recover_working_files(const fs::path& directory,
+                                                     const std::vector<std::string>* listed) {
     const sys::unique_fd directory_handle(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!directory_handle) {
         return {};  // a missing directory holds nothing to recover
     }
     const int directory_fd = directory_handle.get();
     std::vector<std::pair<std::uint64_t, std::string>> found;
-    if (DIR* dir = ::fdopendir(::dup(directory_fd))) {
+    const auto consider = [&found](std::string_view name) {
+        std::uint64_t source = 0;
+        if (parse_working_file_name(name, source)) {
+            found.emplace_back(source, name);
+        }
+    };
+    if (listed != nullptr) {
+        for (const auto& name : *listed) {
+            consider(name);
+        }
+    } else if (DIR* dir = ::fdopendir(::dup(directory_fd))) {
         while (const dirent* d = ::readdir(dir)) {
-            std::uint64_t source = 0;
-            if (parse_working_file_name(d->d_name, source)) {
-                found.emplace_back(source, d->d_name);
-            }
+            consider(d->d_name);
         }
         ::closedir(dir);
     }

@@ -65,8 +65,10 @@ std::filesystem::path publish_working_file(const std::filesystem::path& director
                                            std::uint64_t source, int fd, std::vector<stream_member> members,
                                            std::uint64_t valid_end);
 
-/// Recovers every working file directly in `directory` (the caller holds the directory lock).
-[[nodiscard]] std::vector<recovered_archive> recover_working_files(const std::filesystem::path& directory);
+/// Recovers every working file directly in `directory` (the caller holds the directory lock). `listed`: the names of
+/// the directory's working files when the caller has just listed it (nullptr: the directory is listed here).
+[[nodiscard]] std::vector<recovered_archive> recover_working_files(const std::filesystem::path& directory,
+                                                                   const std::vector<std::string>* listed = nullptr);
 
 /// The logger's writer for log_layout::archives (see data_logger_options::layout). Batches run on the CPU pool: each
 /// package is encoded as a member (small payloads copied next to their headers, large ones written from the package)

@@ -9,8 +9,10 @@
 #include <axds/fs/checksum.hpp>
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <string>
+#include <thread>
 
 namespace fs = std::filesystem;
 using axds::test::read_file;
@@ -48,4 +50,32 @@ TEST_CASE("A verified transfer of a large file hashes the source beside the in-k
     CHECK_THROWS_AS(axds::block_on(axds::detail::async_transfer_directory(
                         source, tmp.path() / "dest2", {.workers = 2, .verify_integrity = true}, std::move(corrupt))),
                     axds::runtime_error);
+}
+
+TEST_CASE("A large file read back during its copy is read again when it changed before the verification", "[fs]") {
+    const temp_dir tmp;
+    const fs::path source = tmp.path() / "source";
+    const std::string large((std::size_t{8} << 20) + 1, 'a');
+    write_file(source / "big.bin", large);
+    // Rewritten after the copy, same size, its mtime put back: only the ctime tells (the pause outlasts a coarse
+    // timestamp tick on kernels without fine-grained ctimes).
+    const axds::detail::transfer_hooks rewrite{.after_copy = [](const fs::path& destination) {
+        const fs::path big = destination / "big.bin";
+        const auto mtime = fs::last_write_time(big);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        std::string content = read_file(big);
+        content[12345] = 'b';
+        write_file(big, content);
+        fs::last_write_time(big, mtime);
+    }};
+    CHECK_THROWS_AS(axds::block_on(axds::detail::async_transfer_directory(
+                        source, tmp.path() / "dest", {.workers = 2, .verify_integrity = true}, rewrite)),
+                    axds::runtime_error);
+    // With the checksum reused from the source (no source hashing during the copy) too.
+    CHECK_THROWS_AS(axds::block_on(axds::detail::async_transfer_directory(
+                        source, tmp.path() / "dest2", {.workers = 2, .verify_integrity = true}, rewrite)),
+                    axds::runtime_error);
+    const auto report = axds::block_on(
+        axds::async_transfer_directory(source, tmp.path() / "dest3", {.workers = 2, .verify_integrity = true}));
+    CHECK(report.verified);
 }

@@ -1,0 +1,204 @@
+#include "fs/copy_pipeline.hpp"
+
+#include "sys/aligned_buffer.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <mutex>
+#include <new>
+#include <system_error>
+#include <thread>
+
+#include <unistd.h>
+
+namespace axds::detail {
+
+namespace {
+
+/// Reads `size` bytes at `offset` of `fd` into `buffer`, fewer only where the file ends. Returns the count or -errno.
+std::int64_t read_range(int fd, std::byte* buffer, std::size_t size, std::uint64_t offset) {
+    std::size_t done = 0;
+    while (done < size) {
+        const ssize_t n = ::pread(fd, buffer + done, size - done, static_cast<off_t>(offset + done));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return -errno;
+        }
+        if (n == 0) {
+            break;
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    return static_cast<std::int64_t>(done);
+}
+
+/// The hashing side of the pipeline: hashes the ranges the copying thread publishes, in order, until it finishes.
+class chunk_follower {
+public:
+    chunk_follower(int in, int out, pipeline_hashers hashers) : in_(in), out_(out), hashers_(hashers) {}
+
+    /// Copier: the first `copied` bytes of the destination are written.
+    void publish(std::uint64_t copied) {
+        {
+            const std::lock_guard lock(mutex_);
+            copied_ = copied;
+        }
+        ready_.notify_one();
+    }
+
+    /// Copier: no more chunks. `failed`: the copy failed, so hashing stops where it is.
+    void finish(bool failed) {
+        {
+            const std::lock_guard lock(mutex_);
+            done_ = true;
+            failed_ = failed;
+        }
+        ready_.notify_one();
+    }
+
+    /// The hashing thread's body (or the copier's, after the copy, when no thread could be started).
+    void run() noexcept {
+        try {
+            sys::aligned_buffer buffer(read_chunk_size);
+            std::uint64_t hashed = 0;
+            for (;;) {
+                std::unique_lock lock(mutex_);
+                ready_.wait(lock, [&] { return copied_ > hashed || done_; });
+                const std::uint64_t target = copied_;
+                const bool done = done_;
+                const bool failed = failed_;
+                lock.unlock();
+                if (failed) {
+                    return;
+                }
+                if (target == hashed && done) {
+                    break;
+                }
+                if (!hash_range(buffer, hashed, target)) {
+                    return;
+                }
+                hashed = target;
+            }
+            hash_source_tail(buffer, hashed);
+        } catch (const std::bad_alloc&) {
+            error_ = ENOMEM;
+        }
+    }
+
+    /// 0 or the errno of a read. Read after run() returned.
+    [[nodiscard]] int error() const noexcept { return error_; }
+
+private:
+    /// Source bytes [from, to), then the same bytes read back from the destination, piece by piece.
+    bool hash_range(const sys::aligned_buffer& buffer, std::uint64_t from, std::uint64_t to) {
+        while (from < to) {
+            const auto piece = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), to - from));
+            if (hashers_.source != nullptr && !feed(in_, buffer, piece, from, *hashers_.source)) {
+                return false;
+            }
+            if (!feed(out_, buffer, piece, from, *hashers_.destination)) {
+                return false;
+            }
+            from += piece;
+        }
+        return true;
+    }
+
+    /// The source past the copied bytes (it grew after the copy reached its end): hashed too, so it mismatches.
+    void hash_source_tail(const sys::aligned_buffer& buffer, std::uint64_t from) {
+        if (hashers_.source == nullptr) {
+            return;
+        }
+        for (;;) {
+            const std::int64_t n = read_range(in_, buffer.data(), buffer.size(), from);
+            if (n < 0) {
+                error_ = static_cast<int>(-n);
+                return;
+            }
+            if (n == 0) {
+                return;
+            }
+            hashers_.source->update(buffer.data(), static_cast<std::size_t>(n));
+            from += static_cast<std::uint64_t>(n);
+        }
+    }
+
+    /// Reads `size` bytes at `offset` of `fd` and hashes what was read (fewer where the file ends: its digest then
+    /// differs from the other side's). False on a read error.
+    bool feed(int fd, const sys::aligned_buffer& buffer, std::size_t size, std::uint64_t offset, file_hasher& hasher) {
+        const std::int64_t n = read_range(fd, buffer.data(), size, offset);
+        if (n < 0) {
+            error_ = static_cast<int>(-n);
+            return false;
+        }
+        hasher.update(buffer.data(), static_cast<std::size_t>(n));
+        return true;
+    }
+
+    int in_;
+    int out_;
+    pipeline_hashers hashers_;
+    std::mutex mutex_;
+    std::condition_variable ready_;
+    std::uint64_t copied_ = 0;
+    bool done_ = false;
+    bool failed_ = false;
+    int error_ = 0;
+};
+
+bool kernel_refuses(int error) {
+    return error == EXDEV || error == ENOSYS || error == EINVAL || error == EOPNOTSUPP;
+}
+
+}  // namespace
+
+pipelined_copy copy_and_hash(int in, int out, pipeline_hashers hashers, std::size_t chunk,
+                             const std::function<void(std::uint64_t)>& after_chunk) {
+    pipelined_copy result;
+    chunk_follower follower(in, out, hashers);
+    std::thread helper;
+    bool hash_here = false;
+    for (;;) {
+        const ssize_t n = ::copy_file_range(in, nullptr, out, nullptr, chunk, 0);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && result.copied == 0 && kernel_refuses(errno)) {
+            result.in_kernel = false;  // e.g. another filesystem: the caller copies through buffers
+            break;
+        }
+        if (n < 0) {
+            result.error = errno;
+        }
+        if (n <= 0) {
+            break;
+        }
+        result.copied += static_cast<std::uint64_t>(n);
+        if (after_chunk) {
+            after_chunk(result.copied);
+        }
+        follower.publish(result.copied);
+        if (!helper.joinable() && !hash_here) {
+            try {
+                helper = std::thread([&follower] { follower.run(); });
+            } catch (const std::system_error&) {
+                hash_here = true;  // no thread to be had: hash after the copy, on this one
+            }
+        }
+    }
+    follower.finish(result.error != 0 || !result.in_kernel);
+    if (helper.joinable()) {
+        helper.join();
+    } else if (hash_here || result.copied == 0) {
+        follower.run();  // an empty source: nothing to copy, but its tail (if it grew) is still hashed
+    }
+    if (result.error == 0 && result.in_kernel) {
+        result.error = follower.error();
+    }
+    return result;
+}
+
+}  // namespace axds::detail

@@ -1,0 +1,141 @@
+// The pipelined verified copy (detail::copy_and_hash): the destination digest comes from the bytes read back from the
+// destination after they were written, over the whole file, so a chunk damaged after its copy is caught.
+#include "fs/copy_pipeline.hpp"
+
+#include "support/temp_dir.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <random>
+#include <string>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+using axds::test::read_file;
+using axds::test::temp_dir;
+using axds::test::write_file;
+
+namespace {
+
+constexpr std::size_t mib = std::size_t{1} << 20;
+
+std::string random_bytes(std::size_t size, std::uint64_t seed) {
+    std::string content(size, '\0');
+    std::mt19937_64 random(seed);
+    for (auto& c : content) {
+        c = static_cast<char>(random());
+    }
+    return content;
+}
+
+axds::detail::digest128 digest_of(std::string_view relative, std::string_view content) {
+    axds::detail::file_hasher hasher;
+    hasher.start(relative);
+    hasher.update(content.data(), content.size());
+    return hasher.finish();
+}
+
+/// The two descriptors of one copy, closed at the end.
+struct copy_files {
+    int in = -1;
+    int out = -1;
+
+    copy_files(const fs::path& from, const fs::path& to)
+        : in(::open(from.c_str(), O_RDONLY | O_CLOEXEC)),
+          out(::open(to.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) {}
+
+    copy_files(const copy_files&) = delete;
+    copy_files& operator=(const copy_files&) = delete;
+
+    ~copy_files() {
+        ::close(in);
+        ::close(out);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("copy_and_hash copies in chunks and digests the source and the copy read back", "[fs]") {
+    const temp_dir tmp;
+    const std::size_t size = GENERATE(std::size_t{1}, mib, (std::size_t{5} * mib) + 123);
+    const std::string content = random_bytes(size, size);
+    write_file(tmp.path() / "in.bin", content);
+    const copy_files files(tmp.path() / "in.bin", tmp.path() / "out.bin");
+    REQUIRE((files.in >= 0 && files.out >= 0));
+    axds::detail::file_hasher source;
+    axds::detail::file_hasher destination;
+    source.start("big.bin");
+    destination.start("big.bin");
+    std::size_t chunks = 0;
+    const auto result = axds::detail::copy_and_hash(files.in, files.out, {&source, &destination}, mib,
+                                                    [&](std::uint64_t) { ++chunks; });
+    REQUIRE(result.error == 0);
+    REQUIRE(result.in_kernel);
+    CHECK(result.copied == size);
+    CHECK(chunks == (size + mib - 1) / mib);
+    CHECK(read_file(tmp.path() / "out.bin") == content);
+    const auto expected = digest_of("big.bin", content);
+    CHECK(source.finish() == expected);
+    CHECK(destination.finish() == expected);
+}
+
+TEST_CASE("copy_and_hash digests what the destination holds: a chunk damaged after its copy mismatches", "[fs]") {
+    const temp_dir tmp;
+    const std::string content = random_bytes((std::size_t{4} * mib) + 7, 42);
+    write_file(tmp.path() / "in.bin", content);
+    const copy_files files(tmp.path() / "in.bin", tmp.path() / "out.bin");
+    REQUIRE((files.in >= 0 && files.out >= 0));
+    const bool with_source = GENERATE(true, false);  // false: a reused source checksum, only the copy is hashed
+    axds::detail::file_hasher source;
+    axds::detail::file_hasher destination;
+    source.start("x");
+    destination.start("x");
+    // After the second chunk is copied and before the hashing thread may read it, one byte of it flips on disk.
+    const off_t flipped = static_cast<off_t>(mib + 4096);
+    const auto damage = [&](std::uint64_t copied) {
+        if (copied == 2 * mib) {
+            const char byte = static_cast<char>(content[static_cast<std::size_t>(flipped)] ^ 1);
+            REQUIRE(::pwrite(files.out, &byte, 1, flipped) == 1);
+        }
+    };
+    const auto result =
+        axds::detail::copy_and_hash(files.in, files.out, {with_source ? &source : nullptr, &destination}, mib, damage);
+    REQUIRE(result.error == 0);
+    std::string damaged = content;
+    damaged[static_cast<std::size_t>(flipped)] ^= 1;
+    REQUIRE(read_file(tmp.path() / "out.bin") == damaged);
+    CHECK(destination.finish() == digest_of("x", damaged));  // read back from the destination, not the source
+    if (with_source) {
+        CHECK(source.finish() == digest_of("x", content));
+    }
+}
+
+TEST_CASE("copy_and_hash digests a source that grows during the copy as each file holds it", "[fs]") {
+    const temp_dir tmp;
+    const std::string content = random_bytes((std::size_t{2} * mib) + 5, 7);
+    write_file(tmp.path() / "in.bin", content);
+    const copy_files files(tmp.path() / "in.bin", tmp.path() / "out.bin");
+    REQUIRE((files.in >= 0 && files.out >= 0));
+    axds::detail::file_hasher source;
+    axds::detail::file_hasher destination;
+    source.start("g");
+    destination.start("g");
+    // Appended after the last chunk of the original size is copied: the source digest covers the new end.
+    const int append = ::open((tmp.path() / "in.bin").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    REQUIRE(append >= 0);
+    const auto grow = [&](std::uint64_t copied) {
+        if (copied == content.size()) {
+            REQUIRE(::write(append, "tail", 4) == 4);
+        }
+    };
+    const auto result = axds::detail::copy_and_hash(files.in, files.out, {&source, &destination}, mib, grow);
+    ::close(append);
+    REQUIRE(result.error == 0);
+    const std::string grown = content + "tail";
+    CHECK(source.finish() == digest_of("g", grown));
+    // Whatever the copy caught of the growth, the destination digest is that of the destination's bytes.
+    CHECK(destination.finish() == digest_of("g", read_file(tmp.path() / "out.bin")));
+}
