@@ -71,6 +71,7 @@ struct settings {
     std::size_t stream_seconds = 5;  // 0: a 0.2 s smoke run (ctest)
     std::size_t only_stream = 0;
     std::size_t attribute_faults = 0;  // 1: getrusage around each try_log call to tell which calls faulted
+    std::size_t latency_only = 0;      // 1: only the try_log latency runs
 };
 
 axds::log_package make_package(std::uint64_t time) {
@@ -739,7 +740,8 @@ int main(int argc, char** argv) {
                                                   {"--throughput", &s.throughput},
                                                   {"--stream-seconds", &s.stream_seconds},
                                                   {"--only-stream", &s.only_stream},
-                                                  {"--attribute-faults", &s.attribute_faults}});
+                                                  {"--attribute-faults", &s.attribute_faults},
+                                                  {"--latency-only", &s.latency_only}});
     if (!parsed) {
         return 2;
     }
@@ -752,6 +754,10 @@ int main(int argc, char** argv) {
     if (s.only_stream == 0) {
         bench_latency(s, 1);
         bench_latency(s, 4);
+        if (s.latency_only != 0) {
+            fs::remove_all(s.dir);
+            return 0;
+        }
         if (s.throughput != 0) {  // --throughput 0: the latency runs only
             bench_throughput(s);
         }
