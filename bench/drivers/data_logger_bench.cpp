@@ -7,7 +7,9 @@
 //      and the same entries from a producer behind log_socket_server (producers in other processes), and from a
 //      Python producer through it (examples/python/axds_log_socket.py) vs the Python DataLogger pipeline
 //   2. producer latency of try_log() with 256 B payloads while the writer drains: p50/p99/p99.9 over C calls,
-//      with 1 and 4 producer threads (entry names repeat modulo 1,000 so the disk holds 1,000 files, not C).
+//      with 1 and 4 producer threads (unique entry names: the logger refuses to overwrite an entry file), each call
+//      followed by an empty timed interval as the same-run control; --attribute-faults 1 brackets each call with
+//      getrusage (outside the timed interval) and reports how many of the calls over 2 us took a page fault.
 //   3. the streaming layout (log_layout::archives, issue 19; --only-stream 1 runs only this part):
 //      a. 4 producers log 256 B messages for --stream-seconds (default 5) through log() vs a plain C loop appending
 //         the same member bytes (zip local header + .npy) to one file with one write() per message; messages/s
@@ -68,6 +70,8 @@ struct settings {
     std::size_t throughput = 1;
     std::size_t stream_seconds = 5;  // 0: a 0.2 s smoke run (ctest)
     std::size_t only_stream = 0;
+    std::size_t attribute_faults = 0;  // 1: getrusage around each try_log call to tell which calls faulted
+    std::size_t latency_only = 0;      // 1: only the try_log latency runs
 };
 
 axds::log_package make_package(std::uint64_t time) {
@@ -384,76 +388,117 @@ double percentile(std::vector<std::uint32_t>& ns, double q) {
     return ns[index];
 }
 
+/// What one producer thread of the latency run measured.
+struct producer_samples {
+    std::vector<std::uint32_t> calls;    // ns per try_log call (refused calls included)
+    std::vector<std::uint32_t> control;  // ns of an empty timed interval right after each call: the machine's noise
+    std::vector<char> faulted;           // per call (--attribute-faults 1): a page fault happened inside the call
+    std::size_t refused = 0;
+    long faults = 0;  // minor page faults of the thread over the whole loop
+};
+
+long minor_faults() {
+    rusage usage{};
+    ::getrusage(RUSAGE_THREAD, &usage);
+    return usage.ru_minflt;
+}
+
+std::uint32_t nanoseconds(clock_type::time_point a, clock_type::time_point b) {
+    return static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count());
+}
+
+/// One producer: `count` calls of try_log with unique names (source `p`, times 1..count), each timed, followed by an
+/// empty timed interval (the control). With `attribute`, getrusage brackets each call (outside the timed interval)
+/// to tell which calls took a page fault.
+void produce(axds::data_logger& logger, std::size_t p, std::size_t count, bool attribute, producer_samples& out) {
+    out.calls.reserve(count + count / 4);
+    out.control.reserve(count + count / 4);
+    out.faulted.reserve(attribute ? count + count / 4 : 0);
+    const long faults_before = minor_faults();
+    for (std::size_t i = 0; i < count; ++i) {
+        axds::log_package package = make_package(i + 1);
+        package.source_id = static_cast<std::uint8_t>(p);
+        for (;;) {
+            const long before_call = attribute ? minor_faults() : 0;
+            const auto before = clock_type::now();
+            const bool accepted = logger.try_log(std::move(package));
+            const auto after = clock_type::now();
+            const auto control_end = clock_type::now();
+            out.calls.push_back(nanoseconds(before, after));
+            out.control.push_back(nanoseconds(after, control_end));
+            if (attribute) {
+                out.faulted.push_back(static_cast<char>(minor_faults() != before_call));
+            }
+            if (accepted) {
+                break;
+            }
+            ++out.refused;
+            std::this_thread::yield();
+        }
+    }
+    out.faults = minor_faults() - faults_before;
+}
+
+void print_fault_attribution(const std::vector<producer_samples>& samples) {
+    std::size_t faulted = 0;
+    std::size_t slow = 0;
+    std::size_t slow_faulted = 0;
+    for (const auto& p : samples) {
+        for (std::size_t i = 0; i < p.faulted.size(); ++i) {
+            faulted += p.faulted[i] != 0 ? 1U : 0U;
+            slow += p.calls[i] > 2000 ? 1U : 0U;
+            slow_faulted += p.calls[i] > 2000 && p.faulted[i] != 0 ? 1U : 0U;
+        }
+    }
+    fmt::print(
+        "  fault attribution: {} calls took a page fault inside the call; of the {} calls over 2 us, {} ({:.1f}%) "
+        "took one\n",
+        faulted, slow, slow_faulted,
+        slow == 0 ? 0.0 : 100.0 * static_cast<double>(slow_faulted) / static_cast<double>(slow));
+}
+
 void bench_latency(const settings& s, std::size_t producers) {
     io_thread loop;
     axds::data_logger_options options;
     options.workers = static_cast<int>(s.writes);
     axds::data_logger logger(loop.executor(), s.dir, "latency", options);
     logger.start();
-    const std::size_t per_thread = s.calls / producers;
-    std::vector<std::vector<std::uint32_t>> samples(producers);
-    std::vector<std::size_t> refused(producers, 0);
-    std::vector<long> faults(producers, 0);  // minor page faults taken by each producer thread during its calls
+    std::vector<producer_samples> samples(producers);
     std::vector<std::thread> threads;
     for (std::size_t p = 0; p < producers; ++p) {
-        threads.emplace_back([&, p] {
-            auto& mine = samples[p];
-            mine.reserve(per_thread);
-            rusage usage_before{};
-            ::getrusage(RUSAGE_THREAD, &usage_before);
-            for (std::size_t i = 0; i < per_thread; ++i) {
-                axds::log_package package = make_package(1 + (i % 1000));
-                package.source_id = static_cast<std::uint8_t>(p);
-                for (;;) {
-                    const auto before = clock_type::now();
-                    const bool accepted = logger.try_log(std::move(package));
-                    const auto after = clock_type::now();
-                    mine.push_back(static_cast<std::uint32_t>(
-                        std::chrono::duration_cast<std::chrono::nanoseconds>(after - before).count()));
-                    if (accepted) {
-                        break;
-                    }
-                    ++refused[p];
-                    std::this_thread::yield();
-                }
-            }
-            rusage usage_after{};
-            ::getrusage(RUSAGE_THREAD, &usage_after);
-            faults[p] = usage_after.ru_minflt - usage_before.ru_minflt;
-        });
+        threads.emplace_back([&, p] { produce(logger, p, s.calls / producers, s.attribute_faults != 0, samples[p]); });
     }
     for (auto& t : threads) {
         t.join();
     }
     const axds::data_logger_report report = logger.stop();
     std::vector<std::uint32_t> all;
+    std::vector<std::uint32_t> control;
     std::size_t refusals = 0;
-    for (std::size_t p = 0; p < producers; ++p) {
-        all.insert(all.end(), samples[p].begin(), samples[p].end());
-        refusals += refused[p];
-    }
-    // The clock itself: two back-to-back now() calls, the floor under every sample.
-    std::vector<std::uint32_t> floor_samples;
-    for (int i = 0; i < 100000; ++i) {
-        const auto a = clock_type::now();
-        const auto b = clock_type::now();
-        floor_samples.push_back(
-            static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count()));
-    }
     long fault_count = 0;
-    for (const long f : faults) {
-        fault_count += f;
+    for (const auto& p : samples) {
+        all.insert(all.end(), p.calls.begin(), p.calls.end());
+        control.insert(control.end(), p.control.begin(), p.control.end());
+        refusals += p.refused;
+        fault_count += p.faults;
     }
     const double over_2us =
         static_cast<double>(std::count_if(all.begin(), all.end(), [](std::uint32_t ns) { return ns > 2000; }));
+    const double control_over_2us =
+        static_cast<double>(std::count_if(control.begin(), control.end(), [](std::uint32_t ns) { return ns > 2000; }));
     fmt::print(
         "try_log latency, {} producer thread(s), {} calls ({} refused: queue full): p50 {:.0f} ns, p99 {:.0f} ns, "
-        "p99.9 {:.0f} ns, max {:.0f} ns  [clock floor p50 {:.0f} ns]; writer wrote {} entries; calls over 2 us: "
+        "p99.9 {:.0f} ns, max {:.0f} ns; control (empty timed interval after each call, same threads): p50 {:.0f} ns, "
+        "p99 {:.0f} ns, p99.9 {:.0f} ns, over 2 us {:.3f}%; writer wrote {} entries (failed {}); calls over 2 us: "
         "{:.0f} ({:.3f}%); minor page faults in the producer threads: {} ({:.3f} per call)\n",
         producers, all.size(), refusals, percentile(all, 0.5), percentile(all, 0.99), percentile(all, 0.999),
-        percentile(all, 1.0), percentile(floor_samples, 0.5), report.entries_written, over_2us,
-        100.0 * over_2us / static_cast<double>(all.size()), fault_count,
+        percentile(all, 1.0), percentile(control, 0.5), percentile(control, 0.99), percentile(control, 0.999),
+        100.0 * control_over_2us / static_cast<double>(control.size()), report.entries_written, report.entries_failed,
+        over_2us, 100.0 * over_2us / static_cast<double>(all.size()), fault_count,
         static_cast<double>(fault_count) / static_cast<double>(all.size()));
+    if (s.attribute_faults != 0) {
+        print_fault_attribution(samples);
+    }
     end_step(logger.output_directory());
 }
 
@@ -694,7 +739,9 @@ int main(int argc, char** argv) {
                                                   {"--writes", &s.writes},
                                                   {"--throughput", &s.throughput},
                                                   {"--stream-seconds", &s.stream_seconds},
-                                                  {"--only-stream", &s.only_stream}});
+                                                  {"--only-stream", &s.only_stream},
+                                                  {"--attribute-faults", &s.attribute_faults},
+                                                  {"--latency-only", &s.latency_only}});
     if (!parsed) {
         return 2;
     }
@@ -707,6 +754,10 @@ int main(int argc, char** argv) {
     if (s.only_stream == 0) {
         bench_latency(s, 1);
         bench_latency(s, 4);
+        if (s.latency_only != 0) {
+            fs::remove_all(s.dir);
+            return 0;
+        }
         if (s.throughput != 0) {  // --throughput 0: the latency runs only
             bench_throughput(s);
         }

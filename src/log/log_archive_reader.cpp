@@ -7,7 +7,6 @@
 #include <axds/npy/npz_archive.hpp>
 
 #include "detail/cpu_work.hpp"
-#include "detail/huge_pages.hpp"
 #include "detail/parallel.hpp"
 #include "detail/printable.hpp"
 #include "sys/endian.hpp"
@@ -66,8 +65,8 @@ struct log_archive_reader::impl {
     std::uint64_t onset = 0;
     std::vector<std::string> keys;  // message_keys(), made on first use
     bool keys_made = false;
-    std::atomic<bool> by_key_made{false};  // by_key, made on the first look-up by key
-    std::vector<const npz_member*> key_members;
+    std::atomic<bool> by_key_made{false};     // by_key, made on the first look-up by key
+    std::span<const npz_member> key_members;  // the members after the onset message (no list is made)
 
     const npz_reader& open() {
         if (const npz_reader* ready = opened.load(std::memory_order_acquire)) {
@@ -87,8 +86,8 @@ struct log_archive_reader::impl {
         const std::lock_guard lock(mutex);
         if (!keys_made) {
             keys.reserve(key_members.size());
-            for (const npz_member* member : key_members) {
-                keys.emplace_back(key_of(*member));
+            for (const npz_member& member : key_members) {
+                keys.emplace_back(key_of(member));
             }
             keys_made = true;
         }
@@ -169,11 +168,7 @@ struct log_archive_reader::impl {
                         path.string()));
                 }
             }
-            key_members.reserve(members.size() - std::min(first_message, members.size()));
-            detail::advise_huge_pages(key_members.data(), key_members.capacity() * sizeof(const npz_member*));
-            for (std::size_t i = first_message; i < members.size(); ++i) {
-                key_members.push_back(&members[i]);
-            }
+            key_members = std::span(members).subspan(std::min(first_message, members.size()));
             discovered = true;
         }
     }

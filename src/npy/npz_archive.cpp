@@ -374,11 +374,17 @@ std::uint64_t npz_writer::finish(bool durable) {
 // ---------------------------------------------------------------------------------------------------------- reader
 
 struct npz_reader::impl {
+    static constexpr std::size_t no_member = ~std::size_t{0};
+
     fs::path path;
     npz_reader_options options;
     const std::uint8_t* base = nullptr;
     std::size_t size = 0;
+    std::uint64_t cd_offset = 0;  // where the central directory starts: no member's data may reach it
     std::vector<npz_member> members;
+    // Only when the local headers do not follow directory order: per member, the member whose local header comes
+    // next in the file (no_member for the last). Empty otherwise: that is the next record.
+    std::vector<std::size_t> next_in_file;
     bool names_ascend = false;                                  // strictly, in directory order: find() bisects
     std::unordered_map<std::string_view, std::size_t> by_name;  // else this indexes them
     std::unique_ptr<std::atomic<bool>[]> crc_checked;           // per member: its CRC-32 matched (checked once)
@@ -404,7 +410,14 @@ struct npz_reader::impl {
                                       detail::printable(member), path.string(), problem));
     }
 
-    void parse() {
+    /// Where the central directory lies, as the end records (ZIP64 ones included) say.
+    struct directory_location {
+        std::uint64_t count = 0;
+        std::uint64_t offset = 0;
+        std::uint64_t size = 0;
+    };
+
+    [[nodiscard]] directory_location locate_directory() const {
         if (size < end_size) {
             corrupt("the file is too short to hold a zip end record");
         }
@@ -425,9 +438,7 @@ struct npz_reader::impl {
         if (sys::load_le16(end + 4) != 0 || sys::load_le16(end + 6) != 0) {
             corrupt("multi-disk archives are not supported");
         }
-        std::uint64_t count = sys::load_le16(end + 10);
-        std::uint64_t cd_size = sys::load_le32(end + 12);
-        std::uint64_t cd_offset = sys::load_le32(end + 16);
+        directory_location cd{sys::load_le16(end + 10), sys::load_le32(end + 16), sys::load_le32(end + 12)};
         std::uint64_t cd_limit = end_pos;
         if (end_pos >= zip64_locator_size && sys::load_le32(end - zip64_locator_size) == zip64_locator_signature) {
             const std::uint8_t* locator = end - zip64_locator_size;
@@ -447,32 +458,111 @@ struct npz_reader::impl {
             if (sys::load_le32(z) != zip64_end_signature) {
                 corrupt("the ZIP64 locator points at something that is not a ZIP64 end record");
             }
-            count = sys::load_le64(z + 32);
-            cd_size = sys::load_le64(z + 40);
-            cd_offset = sys::load_le64(z + 48);
+            cd = {sys::load_le64(z + 32), sys::load_le64(z + 48), sys::load_le64(z + 40)};
             cd_limit = zip64_offset;
         }
-        if (cd_offset > cd_limit || cd_size > cd_limit - cd_offset) {
+        if (cd.offset > cd_limit || cd.size > cd_limit - cd.offset) {
             corrupt(
                 fmt::format("the central directory (offset {}, {} bytes) overlaps the end records at offset {} or "
                             "lies outside the file",
-                            cd_offset, cd_size, cd_limit));
+                            cd.offset, cd.size, cd_limit));
         }
-        if (count > cd_size / central_header_size) {
-            corrupt(fmt::format("the end record claims {} members, more than the central directory can hold", count));
+        if (cd.count > cd.size / central_header_size) {
+            corrupt(
+                fmt::format("the end record claims {} members, more than the central directory can hold", cd.count));
         }
-        members.reserve(static_cast<std::size_t>(count));
+        return cd;
+    }
+
+    /// Reads the ZIP64 extra field of a directory record: only the fields whose 32-bit value is saturated are
+    /// present, in this order.
+    void read_zip64_extra(npz_member& m, const std::uint8_t* extra, std::size_t extra_length) const {
+        std::size_t e = 0;
+        while (e + 4 <= extra_length) {
+            const std::uint16_t id = sys::load_le16(extra + e);
+            const std::size_t length = sys::load_le16(extra + e + 2);
+            if (e + 4 + length > extra_length) {
+                corrupt_member(m.name, "an extra field runs past the record");
+            }
+            if (id == 0x0001) {
+                const std::uint8_t* field = extra + e + 4;
+                std::size_t used = 0;
+                const auto take = [&](std::uint64_t& value) {
+                    if (value == u32_max) {
+                        if (used + 8 > length) {
+                            corrupt_member(m.name, "the ZIP64 extra field is too short");
+                        }
+                        value = sys::load_le64(field + used);
+                        used += 8;
+                    }
+                };
+                take(m.uncompressed_size);
+                take(m.compressed_size);
+                take(m.local_header_offset);
+            }
+            e += 4 + length;
+        }
+    }
+
+    /// The checks of a member that need only its directory record: method, sizes, and that its local header's fixed
+    /// part and data (at the least, with an empty name and extra) lie before the central directory.
+    void check_record(const npz_member& m, std::uint16_t flags) const {
+        if ((flags & 0x1U) != 0) {
+            corrupt_member(m.name, "encrypted members are not supported");
+        }
+        if (m.method != 0 && m.method != 8) {
+            corrupt_member(m.name,
+                           fmt::format("compression method {} is not supported (only stored and deflate)", m.method));
+        }
+        if (m.method == 0 && m.compressed_size != m.uncompressed_size) {
+            corrupt_member(m.name, "a stored member's compressed and uncompressed sizes differ");
+        }
+        if (m.local_header_offset > cd_offset || local_header_size > cd_offset - m.local_header_offset) {
+            corrupt_member(m.name,
+                           fmt::format("the local header at offset {} does not lie before the central directory "
+                                       "at offset {}",
+                                       m.local_header_offset, cd_offset));
+        }
+        const std::uint64_t least_data = m.local_header_offset + local_header_size;
+        if (m.compressed_size > cd_offset - least_data) {
+            corrupt_member(m.name, fmt::format("its data (from offset {} at the earliest, {} bytes) runs into the "
+                                               "central directory at offset {}",
+                                               least_data, m.compressed_size, cd_offset));
+        }
+    }
+
+    /// Maps the pages of [offset, offset + bytes) of the file in one call instead of a page fault every few pages
+    /// (faults are expensive in a VM). Only advice: older kernels refuse MADV_POPULATE_READ and the faults happen.
+    void populate(std::uint64_t offset, std::uint64_t bytes) const noexcept {
+#ifndef MADV_POPULATE_READ
+        constexpr int MADV_POPULATE_READ = 22;  // Linux 5.14
+#endif
+        const std::uint64_t page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+        const std::uint64_t first = offset & ~(page - 1);
+        if (bytes != 0) {
+            ::madvise(const_cast<std::uint8_t*>(base) + first, offset + bytes - first, MADV_POPULATE_READ);
+        }
+    }
+
+    /// Parses the central directory, in one pass over the mapped records. Local headers are not read here: each is
+    /// checked when its member is first read (local_data_offset()), so opening touches the directory's pages only.
+    void parse() {
+        const directory_location cd = locate_directory();
+        cd_offset = cd.offset;
+        const std::uint64_t cd_end = cd.offset + cd.size;
+        populate(cd.offset, cd.size);
+        members.reserve(static_cast<std::size_t>(cd.count));
         detail::advise_huge_pages(members.data(), members.capacity() * sizeof(npz_member));
-        std::uint64_t pos = cd_offset;
-        for (std::uint64_t i = 0; i < count; ++i) {
-            if (pos + central_header_size > cd_offset + cd_size) {
+        std::uint64_t pos = cd.offset;
+        for (std::uint64_t i = 0; i < cd.count; ++i) {
+            if (pos + central_header_size > cd_end) {
                 corrupt(fmt::format("central directory record {} runs past the directory's end", i));
             }
             const std::uint8_t* r = base + pos;
             if (sys::load_le32(r) != central_signature) {
                 corrupt(fmt::format("central directory record {} has a bad signature", i));
             }
-            npz_member m;
+            npz_member& m = members.emplace_back();
             const std::uint16_t flags = sys::load_le16(r + 8);
             m.method = sys::load_le16(r + 10);
             m.crc32 = sys::load_le32(r + 16);
@@ -483,76 +573,21 @@ struct npz_reader::impl {
             const std::size_t comment_length = sys::load_le16(r + 32);
             m.local_header_offset = sys::load_le32(r + 42);
             const std::uint64_t record_size = central_header_size + name_length + extra_length + comment_length;
-            if (pos + record_size > cd_offset + cd_size) {
+            if (pos + record_size > cd_end) {
                 corrupt(fmt::format("central directory record {} runs past the directory's end", i));
             }
-            m.name.assign(reinterpret_cast<const char*>(r + central_header_size), name_length);
-            // ZIP64 extra: only the fields whose 32-bit value is saturated are present, in this order.
-            const std::uint8_t* extra = r + central_header_size + name_length;
-            std::size_t e = 0;
-            while (e + 4 <= extra_length) {
-                const std::uint16_t id = sys::load_le16(extra + e);
-                const std::size_t length = sys::load_le16(extra + e + 2);
-                if (e + 4 + length > extra_length) {
-                    corrupt_member(m.name, "an extra field runs past the record");
-                }
-                if (id == 0x0001) {
-                    const std::uint8_t* field = extra + e + 4;
-                    std::size_t used = 0;
-                    const auto take = [&](std::uint64_t& value) {
-                        if (value == u32_max) {
-                            if (used + 8 > length) {
-                                corrupt_member(m.name, "the ZIP64 extra field is too short");
-                            }
-                            value = sys::load_le64(field + used);
-                            used += 8;
-                        }
-                    };
-                    take(m.uncompressed_size);
-                    take(m.compressed_size);
-                    take(m.local_header_offset);
-                }
-                e += 4 + length;
-            }
-            if ((flags & 0x1U) != 0) {
-                corrupt_member(m.name, "encrypted members are not supported");
-            }
-            if (m.method != 0 && m.method != 8) {
-                corrupt_member(
-                    m.name, fmt::format("compression method {} is not supported (only stored and deflate)", m.method));
-            }
-            if (m.method == 0 && m.compressed_size != m.uncompressed_size) {
-                corrupt_member(m.name, "a stored member's compressed and uncompressed sizes differ");
-            }
-            // Local header: its name and extra lengths locate the data.
-            if (m.local_header_offset > cd_offset || local_header_size > cd_offset - m.local_header_offset) {
-                corrupt_member(m.name,
-                               fmt::format("the local header at offset {} does not lie before the central directory "
-                                           "at offset {}",
-                                           m.local_header_offset, cd_offset));
-            }
-            const std::uint8_t* local = base + m.local_header_offset;
-            if (sys::load_le32(local) != local_signature) {
-                corrupt_member(m.name, "the local header has a bad signature");
-            }
-            m.data_offset =
-                m.local_header_offset + local_header_size + sys::load_le16(local + 26) + sys::load_le16(local + 28);
-            if (m.data_offset > cd_offset || m.compressed_size > cd_offset - m.data_offset) {
-                corrupt_member(m.name, fmt::format("its data (offset {}, {} bytes, to offset {}) runs into the central "
-                                                   "directory at offset {}",
-                                                   m.data_offset, m.compressed_size,
-                                                   m.data_offset + std::min(m.compressed_size, size), cd_offset));
-            }
-            members.push_back(std::move(m));
+            m.name = std::string_view(reinterpret_cast<const char*>(r + central_header_size), name_length);
+            read_zip64_extra(m, r + central_header_size + name_length, extra_length);
+            check_record(m, flags);
             pos += record_size;
         }
         // The directory's records fill exactly its declared size: a damaged member count would otherwise hide the
         // records after it (numpy and zipfile read records until the size is used up, and would list them).
-        if (pos != cd_offset + cd_size) {
+        if (pos != cd_end) {
             corrupt(
                 fmt::format("the end record claims {} members, but the central directory's {} bytes hold more "
                             "records than that ({} bytes left over); the member count is damaged",
-                            count, cd_size, cd_offset + cd_size - pos));
+                            cd.count, cd.size, cd_end - pos));
         }
         reject_overlaps();
         index_names();
@@ -591,46 +626,92 @@ struct npz_reader::impl {
         return it == by_name.end() ? nullptr : &members[it->second];
     }
 
+    /// The least extent of a member from its directory record alone: its local header's fixed part and its data
+    /// (the name and extra fields between them, read from the local header, can only make it longer).
+    [[nodiscard]] static std::uint64_t least_end(const npz_member& m) noexcept {
+        return m.local_header_offset + local_header_size + m.compressed_size;
+    }
+
     /// Each member occupies [local header, end of data): no two may share a byte. Records pointing many members at
     /// one deflated stream (a zip bomb: 16 records × one 256 MiB member) or a forged header inside another member's
-    /// data are refused here, at open, for the price of one pass (and a sort when the records are out of order).
-    void reject_overlaps() const {
+    /// data are refused here, at open, as far as the directory shows it (each member's least extent, for the price of
+    /// one pass, and a sort when the records are out of order); local_data_offset() completes the check when a
+    /// member is read, against the local header of the member that follows it in the file. Members that are read
+    /// are therefore never served overlapping bytes.
+    void reject_overlaps() {
         // Usually (every archive npz_writer, numpy or zipfile writes) each member starts where the one before it ended
-        // or later: one pass, no allocation.
+        // or later: one pass, no allocation, and the member after each one in the file is the next record.
         bool ascending = true;
         for (std::size_t i = 1; i < members.size() && ascending; ++i) {
-            ascending = members[i].local_header_offset >= members[i - 1].data_offset + members[i - 1].compressed_size;
+            ascending = members[i].local_header_offset >= least_end(members[i - 1]);
         }
         if (ascending) {
             return;
         }
-
-        struct extent {
-            std::uint64_t start;
-            std::uint64_t end;
-            std::size_t index;
-        };
-
-        std::vector<extent> extents;
-        extents.reserve(members.size());
+        std::vector<std::size_t> order(members.size());
         for (std::size_t i = 0; i < members.size(); ++i) {
-            extents.push_back({members[i].local_header_offset, members[i].data_offset + members[i].compressed_size, i});
+            order[i] = i;
         }
-        const auto before = [](const extent& a, const extent& b) {
-            return a.start < b.start || (a.start == b.start && a.index < b.index);
-        };
-        std::sort(extents.begin(), extents.end(), before);
+        std::sort(order.begin(), order.end(), [this](std::size_t a, std::size_t b) {
+            const std::uint64_t sa = members[a].local_header_offset;
+            const std::uint64_t sb = members[b].local_header_offset;
+            return sa < sb || (sa == sb && a < b);
+        });
         // Sorted by start, any overlap shows between neighbours.
-        for (std::size_t k = 1; k < extents.size(); ++k) {
-            const extent& a = extents[k - 1];
-            const extent& b = extents[k];
-            if (b.start < a.end) {
-                corrupt_member(members[b.index].name,
-                               fmt::format("its local header and data (offsets {} to {}) overlap those of the member "
-                                           "'{}' (offsets {} to {}); records that share or overlap data are refused",
-                                           b.start, b.end, detail::printable(members[a.index].name), a.start, a.end));
+        next_in_file.assign(members.size(), no_member);
+        for (std::size_t k = 1; k < order.size(); ++k) {
+            const npz_member& a = members[order[k - 1]];
+            const npz_member& b = members[order[k]];
+            if (b.local_header_offset < least_end(a)) {
+                corrupt_member(b.name,
+                               fmt::format("its local header and data (offsets {} to at least {}) overlap those of the "
+                                           "member '{}' (offsets {} to at least {}); records that share or overlap "
+                                           "data are refused",
+                                           b.local_header_offset, least_end(b), detail::printable(a.name),
+                                           a.local_header_offset, least_end(a)));
             }
+            next_in_file[order[k - 1]] = order[k];
         }
+    }
+
+    /// The member whose local header follows member `index`'s in the file, or no_member for the last one.
+    [[nodiscard]] std::size_t next_member(std::size_t index) const noexcept {
+        if (!next_in_file.empty()) {
+            return next_in_file[index];
+        }
+        return index + 1 < members.size() ? index + 1 : no_member;
+    }
+
+    /// Reads and checks member `index`'s local header (signature; its name and extra lengths put the data after the
+    /// header and before the next member's local header, or the central directory) and returns where its data
+    /// starts. Runs on every read: it costs a few loads from the line the data starts on, and keeps no state.
+    [[nodiscard]] std::uint64_t local_data_offset(std::size_t index) const {
+        const npz_member& m = members[index];
+        const std::uint8_t* local = base + m.local_header_offset;  // the fixed part lies before the directory (parse)
+        if (sys::load_le32(local) != local_signature) {
+            corrupt_member(m.name,
+                           fmt::format("the local header at offset {} has a bad signature", m.local_header_offset));
+        }
+        const std::uint64_t data_offset =
+            m.local_header_offset + local_header_size + sys::load_le16(local + 26) + sys::load_le16(local + 28);
+        const std::size_t next = next_member(index);
+        const std::uint64_t limit = next == no_member ? cd_offset : members[next].local_header_offset;
+        if (data_offset <= limit && m.compressed_size <= limit - data_offset) {
+            return data_offset;
+        }
+        if (next == no_member) {
+            corrupt_member(m.name,
+                           fmt::format("its data (offset {}, {} bytes, to offset {}) runs into the central "
+                                       "directory at offset {}",
+                                       data_offset, m.compressed_size,
+                                       data_offset + std::min<std::uint64_t>(m.compressed_size, size), cd_offset));
+        }
+        corrupt_member(
+            m.name, fmt::format("its local header and data (offsets {} to {}) overlap the local header of "
+                                "the member '{}' at offset {}; records that share or overlap data are "
+                                "refused",
+                                m.local_header_offset, data_offset + std::min<std::uint64_t>(m.compressed_size, size),
+                                detail::printable(members[next].name), limit));
     }
 
     [[nodiscard]] std::size_t index_of(const npz_member& member) const {
@@ -643,15 +724,16 @@ struct npz_reader::impl {
         return static_cast<std::size_t>(&member - members.data());
     }
 
-    [[nodiscard]] std::span<const std::uint8_t> raw(const npz_member& member) const {
-        return {base + member.data_offset, static_cast<std::size_t>(member.compressed_size)};
+    /// The member's bytes as stored in the file, after its local header was checked.
+    [[nodiscard]] std::span<const std::uint8_t> raw(std::size_t index) const {
+        return {base + local_data_offset(index), static_cast<std::size_t>(members[index].compressed_size)};
     }
 
     /// The member's bytes, inflated once (deflate) or viewed in the map (stored).
     std::span<const std::uint8_t> bytes(std::size_t index) const {
         const npz_member& member = members[index];
         if (member.method == 0) {
-            return raw(member);
+            return raw(index);
         }
         const std::lock_guard lock(inflate_mutex);
         if (const auto it = inflated.find(index); it != inflated.end()) {
@@ -667,7 +749,7 @@ struct npz_reader::impl {
                                        member.uncompressed_size, inflated_total + member.uncompressed_size,
                                        options.max_inflated_size));
         }
-        auto out = inflate_member(member);
+        auto out = inflate_member(index);
         const std::span<const std::uint8_t> view(out.get(), static_cast<std::size_t>(member.uncompressed_size));
         inflated.emplace(index, std::move(out));
         inflated_total += member.uncompressed_size;
@@ -676,7 +758,8 @@ struct npz_reader::impl {
 
     /// Inflates `member` into exactly its declared size: refused before allocating when the size is impossible for
     /// the compressed size or over the limit; an error when the stream yields more or fewer bytes.
-    [[nodiscard]] std::unique_ptr<std::uint8_t[]> inflate_member(const npz_member& member) const {
+    [[nodiscard]] std::unique_ptr<std::uint8_t[]> inflate_member(std::size_t index) const {
+        const npz_member& member = members[index];
         const std::uint64_t declared = member.uncompressed_size;
         // Deflate cannot expand data more than 1032:1 (258-byte matches coded in 2 bits); a larger claim is corruption.
         const std::uint64_t ratio_bound = member.compressed_size > (~std::uint64_t{0} - 1024) / 1032
@@ -710,7 +793,7 @@ struct npz_reader::impl {
 
         // zlib counts in uInt: feed input and output in slices of at most 1 GiB.
         constexpr std::uint64_t slice = 1U << 30U;
-        const std::span<const std::uint8_t> in = raw(member);
+        const std::span<const std::uint8_t> in = raw(index);
         std::uint64_t in_used = 0;
         std::uint64_t out_given = 0;
         std::uint8_t probe[64];  // after the declared size: any byte landing here is one too many
@@ -833,6 +916,10 @@ std::span<const std::uint8_t> npz_reader::data(const npz_member& member) const {
         impl_->check_crc(index, bytes);
     }
     return bytes;
+}
+
+std::uint64_t npz_reader::data_offset(const npz_member& member) const {
+    return impl_->local_data_offset(impl_->index_of(member));
 }
 
 void npz_reader::verify_crc(const npz_member& member) const {

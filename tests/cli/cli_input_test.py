@@ -1,5 +1,6 @@
 """Hostile and odd input through the `axds` binary (ctest: cli_input): --json output always parses, whatever the
-paths; human lines never reach stdout with --json; clear usage errors; archive info on members out of time order.
+paths; human lines never reach stdout with --json; clear usage errors; archive info on members out of time order
+and on a damaged local header.
 Usage: cli_input_test.py /path/to/axds"""
 import json
 import os
@@ -159,6 +160,22 @@ with tempfile.TemporaryDirectory() as tmp:
           and result.get("last_us") == onset + 3_000_000, f"archive info --json out of order: {out!r} {err!r}")
     code, out, err = run("archive", "info", archive)
     check(code == 0 and b"spanning 2.000000 s" in out, f"archive info span out of order: {out!r}")
+
+    # 6b. archive info on an archive with one damaged local header: local headers are read when their member is read
+    # (not at open), and info reads every message, so it still refuses the archive naming it and the member.
+    with open(archive, "rb") as f:
+        damaged_bytes = bytearray(f.read())
+    victim = b"001_%020d.npy" % 2_000_000
+    at = damaged_bytes.find(victim) - 30  # the first copy of the name follows its local header
+    check(damaged_bytes[at:at + 4] == b"PK\x03\x04", "case 6b: found the local header")
+    damaged_bytes[at + 3] ^= 0x01
+    damaged = os.path.join(tmp, "damaged_log.npz")
+    with open(damaged, "wb") as f:
+        f.write(damaged_bytes)
+    for extra in ([], ["--json"]):
+        code, out, err = run("archive", "info", damaged, *extra)
+        check(code == 1 and damaged.encode() in err and victim in err and b"local header" in err,
+              f"archive info {extra} on a damaged local header: {code} {out!r} {err!r}")
 
     # 3. Out of memory says what ran out (it printed only "axds: std::bad_alloc"): a small archive of highly
     # compressed members, read under an address-space limit. Plain builds only (sanitizers reserve terabytes).

@@ -113,7 +113,8 @@ private:
     std::unique_ptr<impl> impl_;
 };
 
-/// A forward range of log_message_view over resolved members; decodes each message when dereferenced.
+/// A forward range of log_message_view over members (all messages: the archive's own member list; chosen keys: the
+/// resolved members); decodes each message when dereferenced.
 class log_archive_reader::message_range {
 public:
     class iterator {
@@ -126,41 +127,63 @@ public:
 
         iterator() = default;
 
-        iterator(const log_archive_reader* reader, const npz_member* const* position)
-            : reader_(reader), position_(position) {}
+        /// Over consecutive members.
+        iterator(const log_archive_reader* reader, const npz_member* position) : reader_(reader), direct_(position) {}
 
-        log_message_view operator*() const { return reader_->decode(**position_); }
+        /// Over a list of members.
+        iterator(const log_archive_reader* reader, const npz_member* const* position)
+            : reader_(reader), listed_(position) {}
+
+        log_message_view operator*() const { return reader_->decode(listed_ != nullptr ? **listed_ : *direct_); }
 
         iterator& operator++() {
-            ++position_;
+            if (listed_ != nullptr) {
+                ++listed_;
+            } else {
+                ++direct_;
+            }
             return *this;
         }
 
         iterator operator++(int) {
             iterator old = *this;
-            ++position_;
+            ++*this;
             return old;
         }
 
-        friend bool operator==(const iterator& a, const iterator& b) { return a.position_ == b.position_; }
+        friend bool operator==(const iterator& a, const iterator& b) {
+            return a.direct_ == b.direct_ && a.listed_ == b.listed_;
+        }
 
     private:
         const log_archive_reader* reader_ = nullptr;
-        const npz_member* const* position_ = nullptr;
+        const npz_member* direct_ = nullptr;
+        const npz_member* const* listed_ = nullptr;
     };
 
+    /// Every member of `members`, in order (no list is made).
+    message_range(const log_archive_reader* reader, std::span<const npz_member> members)
+        : reader_(reader), consecutive_(members) {}
+
     message_range(const log_archive_reader* reader, std::vector<const npz_member*> members)
-        : reader_(reader), members_(std::move(members)) {}
+        : reader_(reader), listed_(std::move(members)), is_listed_(true) {}
 
-    [[nodiscard]] iterator begin() const { return {reader_, members_.data()}; }
+    [[nodiscard]] iterator begin() const {
+        return is_listed_ ? iterator{reader_, listed_.data()} : iterator{reader_, consecutive_.data()};
+    }
 
-    [[nodiscard]] iterator end() const { return {reader_, members_.data() + members_.size()}; }
+    [[nodiscard]] iterator end() const {
+        return is_listed_ ? iterator{reader_, listed_.data() + listed_.size()}
+                          : iterator{reader_, consecutive_.data() + consecutive_.size()};
+    }
 
-    [[nodiscard]] std::size_t size() const noexcept { return members_.size(); }
+    [[nodiscard]] std::size_t size() const noexcept { return is_listed_ ? listed_.size() : consecutive_.size(); }
 
 private:
     const log_archive_reader* reader_;
-    std::vector<const npz_member*> members_;
+    std::span<const npz_member> consecutive_;
+    std::vector<const npz_member*> listed_;
+    bool is_listed_ = false;
 };
 
 /// Processes an archive's batches in parallel on the CPU pool (the C++ counterpart of the Python README's

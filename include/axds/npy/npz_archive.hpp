@@ -48,13 +48,14 @@ private:
 
 /// One member of a zip archive, as its central directory describes it.
 struct npz_member {
-    std::string name;
+    /// The member's name: a view of the reader's map of the central directory, valid while the npz_reader that
+    /// listed it lives (as data() views are). Copy it into a std::string to keep it longer.
+    std::string_view name;
     std::uint16_t method = 0;  ///< 0 stored, 8 deflated
     std::uint32_t crc32 = 0;
     std::uint64_t compressed_size = 0;
     std::uint64_t uncompressed_size = 0;
     std::uint64_t local_header_offset = 0;
-    std::uint64_t data_offset = 0;  ///< first byte of the (possibly compressed) data in the file
 };
 
 /// Default of npz_reader_options::max_inflated_size: 4 GiB.
@@ -80,18 +81,24 @@ struct npz_reader_options {
 /// once and cached. Every offset and size is checked against the file before use: corrupt input raises value_error
 /// naming the archive, the member and the problem, and never reads out of bounds.
 ///
-/// Hostile input: the constructor refuses members whose local header + data overlap each other (zip bombs that point
-/// many records at one deflated member), run into the central directory or past it; data() inflates a member only up
-/// to its declared size (more output, or less, is an error), bounded by options().max_inflated_size and by deflate's
-/// 1032:1 ratio, and checks the member's CRC-32 on first use unless the options turn that off. Listing members or
-/// finding one reads no member data.
+/// Hostile input: the constructor checks every directory record (methods, sizes, ZIP64 fields, each member's local
+/// header and data lying before the central directory) and refuses records whose local headers + data overlap as
+/// far as the directory shows (zip bombs that point many records at one deflated member). Each member's local
+/// header is read when the member is read (data(), verify_crc(), data_offset()), so that opening touches only the
+/// directory: its signature is checked, and its name and extra lengths must put the data before the next member's
+/// local header (or the central directory); a damaged one raises value_error there, naming the archive and the
+/// member. Members that are read never share a byte. data() inflates a member only up to its declared size (more
+/// output, or less, is an error), bounded by options().max_inflated_size and by deflate's 1032:1 ratio, and checks
+/// the member's CRC-32 on first use unless the options turn that off. Listing members or finding one reads no
+/// member data and no local header.
 ///
 /// Thread safety: const members may be called from any thread.
 class npz_reader {
 public:
     /// Maps `path` and parses its central directory (ZIP64 included).
     /// @throws file_not_found_error if it does not exist; value_error if it is not a readable zip archive, or if its
-    /// members overlap each other or the central directory (naming the archive, the members and the offsets).
+    /// directory records overlap each other or the central directory (naming the archive, the members and the
+    /// offsets).
     explicit npz_reader(std::filesystem::path path, npz_reader_options options = {});
     npz_reader(npz_reader&&) noexcept;
     npz_reader& operator=(npz_reader&&) noexcept;
@@ -107,8 +114,11 @@ public:
     /// member checks its CRC-32 (unless options().verify_crc is false).
     /// @throws value_error naming the archive and member for an unsupported method, corrupt compressed data, a
     /// declared size that is impossible or over the limit, a stream that inflates to another size, or a CRC-32
-    /// mismatch.
+    /// mismatch; value_error naming both for a damaged local header (see above).
     [[nodiscard]] std::span<const std::uint8_t> data(const npz_member& member) const;
+    /// Where the member's (possibly compressed) data starts in the file, from its local header, checked as data()
+    /// checks it. @throws value_error naming the archive and member for a damaged local header.
+    [[nodiscard]] std::uint64_t data_offset(const npz_member& member) const;
     /// Checks the member's CRC-32 whatever the options say (a member already verified is not hashed again).
     /// @throws value_error naming the archive and member on a mismatch.
     void verify_crc(const npz_member& member) const;

@@ -9,8 +9,12 @@
 #include <fmt/format.h>
 #include <zlib.h>
 
+#include <algorithm>
+#include <exception>
 #include <filesystem>
 #include <fstream>
+#include <utility>
+#include <vector>
 
 namespace axds::fuzz {
 namespace {
@@ -21,22 +25,51 @@ void set_up(const std::string& scratch) {
     archive = std::filesystem::path(scratch) / "fuzz_archive.npz";
 }
 
+/// One member's checks; returns the bytes of the file it occupies (local header to end of data).
+std::pair<std::uint64_t, std::uint64_t> check_member(const npz_reader& reader, const npz_member& member,
+                                                     std::uint64_t file_size, const std::string& name) {
+    const std::uint64_t data_offset = reader.data_offset(member);  // checks the local header
+    if (data_offset > file_size || member.compressed_size > file_size - data_offset) {
+        throw fuzz_failure(fmt::format("member '{}' was served with data past the end of the file", member.name));
+    }
+    const auto data = reader.data(member);
+    if (data.size() != member.uncompressed_size) {
+        throw fuzz_failure(fmt::format("member '{}' served {} bytes, its record says {}", member.name, data.size(),
+                                       member.uncompressed_size));
+    }
+    // The reader checked the CRC-32 on this first read; check that it did.
+    const auto crc = ::crc32(::crc32(0, nullptr, 0), data.data(), static_cast<uInt>(data.size()));
+    if (data.size() <= 0xFFFFFFFFU && crc != member.crc32) {
+        throw fuzz_failure(fmt::format("member '{}' was served with a CRC-32 that does not match", member.name));
+    }
+    (void)npy_u1_payload(data, fmt::format("{}: {}", name, member.name));
+    return {member.local_header_offset, data_offset + member.compressed_size};
+}
+
+/// Reads every member, going on past refused ones (local headers are checked per member, on read), then checks
+/// that no two members that were served share a byte of the file; rethrows the first refusal.
 void check_members(const npz_reader& reader, std::uint64_t file_size, const std::string& name) {
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> served;
+    std::exception_ptr first_refusal;
     for (const npz_member& member : reader.members()) {
-        if (member.data_offset > file_size || member.compressed_size > file_size - member.data_offset) {
-            throw fuzz_failure(fmt::format("member '{}' was listed with data past the end of the file", member.name));
+        try {
+            served.push_back(check_member(reader, member, file_size, name));
+        } catch (const value_error&) {
+            if (!first_refusal) {
+                first_refusal = std::current_exception();
+            }
         }
-        const auto data = reader.data(member);
-        if (data.size() != member.uncompressed_size) {
-            throw fuzz_failure(fmt::format("member '{}' served {} bytes, its record says {}", member.name, data.size(),
-                                           member.uncompressed_size));
+    }
+    std::sort(served.begin(), served.end());
+    for (std::size_t i = 1; i < served.size(); ++i) {
+        if (served[i].first < served[i - 1].second) {
+            throw fuzz_failure(fmt::format("two members were served overlapping bytes (offsets {} to {} and {} to {})",
+                                           served[i - 1].first, served[i - 1].second, served[i].first,
+                                           served[i].second));
         }
-        // The reader checked the CRC-32 on this first read; check that it did.
-        const auto crc = ::crc32(::crc32(0, nullptr, 0), data.data(), static_cast<uInt>(data.size()));
-        if (data.size() <= 0xFFFFFFFFU && crc != member.crc32) {
-            throw fuzz_failure(fmt::format("member '{}' was served with a CRC-32 that does not match", member.name));
-        }
-        (void)npy_u1_payload(data, fmt::format("{}: {}", name, member.name));
+    }
+    if (first_refusal) {
+        std::rethrow_exception(first_refusal);
     }
 }
 

@@ -84,9 +84,9 @@ TEST_CASE("a streaming logger on a full disk counts what it lost and keeps what 
         std::uint64_t previous_time = 0;
         for (const auto& m : reader.members()) {
             INFO(m.name);
-            const auto it = sent.find(m.name);
+            const auto it = sent.find(std::string(m.name));
             REQUIRE(it != sent.end());                           // nothing invented
-            CHECK(failed.count(m.name) == 0);                    // nothing reported lost is there
+            CHECK(failed.count(std::string(m.name)) == 0);       // nothing reported lost is there
             CHECK(it->second.acquisition_time > previous_time);  // in order
             previous_time = it->second.acquisition_time;
             const auto expected = it->second.npy_file_bytes();

@@ -234,7 +234,7 @@ TEST_CASE("recovery of a working file torn at every offset of its last two membe
     REQUIRE(members.size() == 5);
     std::vector<std::uint64_t> ends;  // where each member ends
     for (const auto& m : members) {
-        ends.push_back(m.data_offset + m.compressed_size);
+        ends.push_back(reader.data_offset(m) + m.compressed_size);
     }
     const std::string full = read_file(finished).substr(0, ends.back());
     // ~600 recoveries, each with its fsyncs: on tmpfs where there is one (fsync is free there), else under TMPDIR.
@@ -284,9 +284,9 @@ TEST_CASE("recovery cuts a damaged member and everything after it", "[log][strea
     REQUIRE(log_all(tmp.path(), packages, streaming()).clean());
     const fs::path dir = tmp.path() / "run_data_log";
     const axds::npz_reader reader(dir / "2_log.npz");
-    const std::uint64_t cd = reader.members().back().data_offset + reader.members().back().compressed_size;
+    const std::uint64_t cd = reader.data_offset(reader.members().back()) + reader.members().back().compressed_size;
     std::string bytes = read_file(dir / "2_log.npz").substr(0, cd);
-    bytes[reader.members()[4].data_offset + 140] ^= 0x01;  // one payload bit of the 5th member
+    bytes[reader.data_offset(reader.members()[4]) + 140] ^= 0x01;  // one payload bit of the 5th member
     fs::remove(dir / "2_log.npz");
     write_file(dir / ".2_log.npz.working", bytes);
     const axds::assemble_report report = assemble(dir);
@@ -307,7 +307,7 @@ TEST_CASE("a streaming logger resumes the working file a killed run left", "[log
     const auto& last = reader.members().back();
     // The killed run: every member but the last, and half of the last.
     const std::string torn = read_file(tmp.path() / "src" / "run_data_log" / "1_log.npz")
-                                 .substr(0, last.data_offset + last.compressed_size / 2);
+                                 .substr(0, reader.data_offset(last) + last.compressed_size / 2);
     fs::create_directories(tmp.path() / "run_data_log");
     write_file(tmp.path() / "run_data_log" / ".1_log.npz.working", torn);
     const std::vector<log_package> more{packages.back(), make_package(1, 9, 30)};
@@ -335,7 +335,7 @@ TEST_CASE("streaming with sync_every_bytes reports what it synced", "[log][strea
     const std::uint64_t size = fs::file_size(tmp.path() / "run_data_log" / "4_log.npz");
     const axds::npz_reader reader(tmp.path() / "run_data_log" / "4_log.npz");
     const auto& last = reader.members().back();
-    CHECK(report.bytes_synced == last.data_offset + last.compressed_size);  // every member, before the stop
+    CHECK(report.bytes_synced == reader.data_offset(last) + last.compressed_size);  // every member, before the stop
     CHECK(report.bytes_synced < size);
 }
 

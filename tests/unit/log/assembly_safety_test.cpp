@@ -54,9 +54,9 @@ std::map<std::string, std::string> members(const fs::path& archive, std::vector<
     for (const auto& member : reader.members()) {
         reader.verify_crc(member);
         const auto data = reader.data(member);
-        out[member.name] = std::string(data.begin(), data.end());
+        out[std::string(member.name)] = std::string(data.begin(), data.end());
         if (order != nullptr) {
-            order->push_back(member.name);
+            order->emplace_back(member.name);
         }
     }
     return out;
@@ -174,7 +174,17 @@ TEST_CASE("an existing archive that cannot be read is never replaced", "[log][sa
         assemble(other.path());
         std::string bytes = read_file(other.path() / "7_log.npz");
         const axds::npz_reader reader(other.path() / "7_log.npz");
-        bytes[reader.members().front().data_offset + 130] ^= 0x20;
+        bytes[reader.data_offset(reader.members().front()) + 130] ^= 0x20;
+        axds::test::write_file(tmp.path() / "7_log.npz", bytes);
+    }
+    SECTION("a damaged local header (read only when the member is read, and checked before anything is written)") {
+        const temp_dir other;
+        write_entry(other.path(), 7, 50, {5, 5, 5, 5});
+        write_entry(other.path(), 7, 60, {6});
+        assemble(other.path());
+        std::string bytes = read_file(other.path() / "7_log.npz");
+        const axds::npz_reader reader(other.path() / "7_log.npz");
+        bytes[reader.members()[1].local_header_offset + 2] ^= 0x01;
         axds::test::write_file(tmp.path() / "7_log.npz", bytes);
     }
     SECTION("an archive of another source") {

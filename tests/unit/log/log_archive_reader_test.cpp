@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <string>
@@ -348,7 +349,7 @@ TEST_CASE("a flipped payload byte in a stored log message fails its read with a 
         const axds::npz_reader archive(path);
         const auto& member = archive.members()[3];
         victim = member.name;
-        bytes[member.data_offset + member.compressed_size - 1] ^= 0x01;  // the last payload byte
+        bytes[archive.data_offset(member) + member.compressed_size - 1] ^= 0x01;  // the last payload byte
     }
     axds::test::write_file(path, bytes);
     const axds::log_archive_reader reader(path);
@@ -363,6 +364,36 @@ TEST_CASE("a flipped payload byte in a stored log message fails its read with a 
     };
     CHECK_THROWS_MATCHES(iterate(), axds::value_error, message_contains(victim) && message_contains("CRC-32"));
     check_rejected(info_in_child(path), {path.string(), victim, "CRC-32"});
+}
+
+TEST_CASE("a damaged local header of one message is refused when that message is read", "[log][hostile]") {
+    temp_dir tmp;
+    const fs::path path = make_archive(tmp.path(), 5, 16);
+    std::string bytes = axds::test::read_file(path);
+    std::string victim;
+    {
+        const axds::npz_reader archive(path);
+        const auto& member = archive.members()[3];
+        victim = member.name;
+        bytes[member.local_header_offset] ^= 0x01;  // its signature
+    }
+    axds::test::write_file(path, bytes);
+    const axds::log_archive_reader reader(path);
+    CHECK(reader.message_count() == 5);  // opening and counting read the central directory only
+    CHECK_NOTHROW(reader.read_message(reader.message_keys()[0]));
+    const auto refused = [&](const std::function<void()>& read) {
+        CHECK_THROWS_MATCHES(read(), axds::value_error,
+                             message_contains(path.string()) && message_contains(victim) &&
+                                 message_contains("local header") && message_contains("bad signature"));
+    };
+    refused([&] { (void)reader.read_message(std::string(axds::log_member_key(victim))); });
+    refused([&] {
+        for (const auto message : reader.messages()) {
+            (void)message;
+        }
+    });
+    refused([&] { (void)reader.read_all_messages(); });
+    check_rejected(info_in_child(path), {path.string(), victim, "bad signature"});
 }
 
 TEST_CASE("a flipped payload byte in a deflated log message fails its read with a CRC-32 error", "[log][hostile]") {
@@ -418,7 +449,7 @@ TEST_CASE("a log reader can skip the CRC-32 check for trusted archives", "[log][
     {
         const axds::npz_reader archive(path);
         const auto& member = archive.members()[2];
-        bytes[member.data_offset + member.compressed_size - 1] ^= 0x01;
+        bytes[archive.data_offset(member) + member.compressed_size - 1] ^= 0x01;
     }
     axds::test::write_file(path, bytes);
     const axds::log_archive_reader checking(path);

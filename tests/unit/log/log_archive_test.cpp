@@ -139,7 +139,7 @@ TEST_CASE("a failed verification names the source and entry and removes nothing"
     axds::detail::assembly_hooks damage{.after_archive_written = [](const fs::path& archive) {
         // Damage the member of entry 001_…1000 after it is written, before verification reads it back.
         const axds::npz_reader reader(archive);
-        const auto offset = reader.find("001_00000000000000001000.npy")->data_offset + 130;
+        const auto offset = reader.data_offset(*reader.find("001_00000000000000001000.npy")) + 130;
         std::string bytes = axds::test::read_file(archive);
         bytes[offset] ^= 0x01;
         axds::test::write_file(archive, bytes);

@@ -15,7 +15,10 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <functional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace fs = std::filesystem;
@@ -379,4 +382,100 @@ TEST_CASE("a ZIP64 locator that names several disks is refused as multi-disk", "
     const fs::path seven = tmp.path() / "seven_disks.npz";
     axds::test::write_file(seven, with_locator(7));
     check_rejected(open_and_read(seven), {"seven_disks.npz", "multi-disk"});
+}
+
+namespace {
+
+/// Sets the 16-bit little-endian field at `at` of `bytes`.
+void patch16(std::string& bytes, std::uint64_t at, std::uint16_t value) {
+    bytes[at] = static_cast<char>(value & 0xFFU);
+    bytes[at + 1] = static_cast<char>(value >> 8U);
+}
+
+/// The checks on a member whose local header is damaged: the archive opens (only the central directory is read),
+/// the damaged member is refused on every read path naming the archive and the member, the others read cleanly,
+/// and a reader of every member (as `axds archive info`) reports it.
+void check_refused_on_read(const fs::path& path, std::string_view damaged, const std::string& fragment) {
+    const std::string quoted = "'" + std::string(damaged) + "'";
+    const axds::npz_reader reader(path);
+    REQUIRE(reader.members().size() == 3);
+    for (const auto& member : reader.members()) {
+        if (member.name != damaged) {
+            CHECK_NOTHROW(reader.data(member));
+            continue;
+        }
+        CHECK(reader.find(damaged) == &member);  // finding reads no local header
+        const auto refused = [&](const std::function<void()>& read) {
+            CHECK_THROWS_MATCHES(
+                read(), axds::value_error,
+                message_contains(path.string()) && message_contains(quoted) && message_contains(fragment));
+        };
+        refused([&] { (void)reader.data(member); });
+        refused([&] { (void)reader.data(member); });  // every time, not only the first
+        refused([&] { reader.verify_crc(member); });
+        refused([&] { (void)reader.data_offset(member); });
+    }
+    check_rejected(open_and_read(path), {path.string(), quoted, fragment});
+}
+
+}  // namespace
+
+TEST_CASE("a damaged local header is refused when its member is read, naming the archive and the member",
+          "[npy][hostile]") {
+    temp_dir tmp;
+    const fs::path path = tmp.path() / "local.npz";
+    {
+        axds::npz_writer writer(path);
+        for (const std::string name : {"a.npy", "b.npy", "c.npy"}) {
+            const std::string entry = npy_entry(static_cast<unsigned char>(name[0]), 40);
+            writer.add(name, std::span(reinterpret_cast<const std::uint8_t*>(entry.data()), entry.size()));
+        }
+        writer.finish(false);
+    }
+    std::string bytes = axds::test::read_file(path);
+    const axds::npz_reader honest(path);
+    const std::uint64_t b = honest.members()[1].local_header_offset;
+    const std::uint64_t c = honest.members()[2].local_header_offset;
+    SECTION("a bad signature") {
+        bytes[b + 1] ^= 0x10;
+        axds::test::write_file(path, bytes);
+        check_refused_on_read(path, "b.npy",
+                              "the local header at offset " + std::to_string(b) + " has a bad signature");
+    }
+    SECTION("an extra length that puts the data over the next member's local header") {
+        patch16(bytes, b + 28, 0x4000);
+        axds::test::write_file(path, bytes);
+        check_refused_on_read(path, "b.npy",
+                              "overlap the local header of the member 'c.npy' at offset " + std::to_string(c));
+    }
+    SECTION("a name length that puts the last member's data into the central directory") {
+        patch16(bytes, c + 26, 0xFFFF);
+        axds::test::write_file(path, bytes);
+        check_refused_on_read(path, "c.npy", "runs into the central directory");
+    }
+}
+
+TEST_CASE("local headers out of directory order are checked against the next member in the file", "[npy][hostile]") {
+    temp_dir tmp;
+    const fs::path path = tmp.path() / "shuffled.npz";
+    hostile::zip_builder zip;
+    const auto a = zip.add_stored("a.npy", npy_entry(1, 30));
+    const auto b = zip.add_stored("b.npy", npy_entry(2, 30));
+    const auto c = zip.add_stored("c.npy", npy_entry(3, 30));
+    zip.finish({c, a, b});  // the directory lists the last member in the file first
+    zip.write(path);
+    CHECK(open_and_read(path).kind == "no error");
+    std::string bytes = axds::test::read_file(path);
+    SECTION("the first in the file runs over the second") {
+        patch16(bytes, a.local_header_offset + 28, 40);
+        axds::test::write_file(path, bytes);
+        check_refused_on_read(
+            path, "a.npy",
+            "overlap the local header of the member 'b.npy' at offset " + std::to_string(b.local_header_offset));
+    }
+    SECTION("the last in the file (first in the directory) runs into the central directory") {
+        patch16(bytes, c.local_header_offset + 28, 40);
+        axds::test::write_file(path, bytes);
+        check_refused_on_read(path, "c.npy", "runs into the central directory");
+    }
 }
