@@ -169,6 +169,12 @@ void futex_ring::reap_locked() {
         if (it != waits_.end()) {
             it->second.done = true;
             it->second.result = cqe->res;
+            if (it->second.abandoned) {
+                if (cqe->res == 0 && !stopped_) {
+                    futex_wake_one(word_);  // nobody will retry: pass the wake on
+                }
+                waits_.erase(it);
+            }
         }
         if (!expected_result(cqe->res)) {
             broken_ = true;
@@ -202,14 +208,9 @@ futex_ring::outcome futex_ring::take(std::uint64_t id) {
     return {true, record.cancelled};
 }
 
-void futex_ring::cancel(std::uint64_t id) {
-    const std::lock_guard lock(mutex_);
-    const auto it = waits_.find(id);
-    if (it == waits_.end()) {
-        return;  // already taken: the operation completed
-    }
-    it->second.cancelled = true;
-    if (it->second.done || stopped_) {
+void futex_ring::cancel_locked(std::uint64_t id, wait_record& record) noexcept {
+    record.cancelled = true;
+    if (record.done || stopped_) {
         return;
     }
     io_uring_sqe* sqe = sqe_locked(1);
@@ -219,10 +220,34 @@ void futex_ring::cancel(std::uint64_t id) {
     }
     if (sqe == nullptr || io_uring_submit(&ring_) < 0) {
         // Cannot happen with a healthy ring; if it does, end the operation now and pass on any wake it gets.
-        it->second.done = true;
-        it->second.result = 0;
+        record.done = true;
+        record.result = 0;
     }
     // The eventfd gets the cancelled wait's completion and wakes the operation, which then ends.
+}
+
+void futex_ring::cancel(std::uint64_t id) {
+    const std::lock_guard lock(mutex_);
+    const auto it = waits_.find(id);
+    if (it != waits_.end()) {  // else already taken: the operation completed
+        cancel_locked(id, it->second);
+    }
+}
+
+void futex_ring::abandon(std::uint64_t id) noexcept {
+    const std::lock_guard lock(mutex_);
+    const auto it = waits_.find(id);
+    if (it == waits_.end()) {
+        return;
+    }
+    cancel_locked(id, it->second);
+    it->second.abandoned = true;
+    if (it->second.done || stopped_) {
+        if (it->second.done && it->second.result == 0 && !stopped_) {
+            futex_wake_one(word_);
+        }
+        waits_.erase(it);
+    }
 }
 
 void futex_ring::shutdown() noexcept {

@@ -57,6 +57,9 @@ public:
     [[nodiscard]] outcome take(std::uint64_t id);
     /// Cancels wait `id` (from any thread): its completion still arrives, then take() reports it cancelled.
     void cancel(std::uint64_t id);
+    /// Cancels wait `id` whose operation is gone without completing (its io_context destroyed): its record goes
+    /// when its completion arrives, and a wake it consumed is passed on.
+    void abandon(std::uint64_t id) noexcept;
     /// Before the mapping goes: cancels every queued wait (none stays in the kernel), passes on a wake they may have
     /// consumed, and wakes the watching operations (they complete and their retry sees the disconnect).
     void shutdown() noexcept;
@@ -66,9 +69,11 @@ private:
         bool done = false;
         int result = 0;
         bool cancelled = false;
+        bool abandoned = false;
     };
 
     bool initialize_locked() noexcept;
+    void cancel_locked(std::uint64_t id, wait_record& record) noexcept;
     void reap_locked();
     io_uring_sqe* sqe_locked(unsigned needed);
 
@@ -89,6 +94,15 @@ class futex_wait_op : public std::enable_shared_from_this<futex_wait_op<Handler>
 public:
     futex_wait_op(Handler handler, std::shared_ptr<futex_ring> ring)
         : handler_(std::move(handler)), ring_(std::move(ring)), descriptor_(asio::get_associated_executor(handler_)) {}
+
+    futex_wait_op(const futex_wait_op&) = delete;
+    futex_wait_op& operator=(const futex_wait_op&) = delete;
+
+    ~futex_wait_op() {
+        if (id_ != 0 && !finished_) {
+            ring_->abandon(id_);  // destroyed unfinished (its io_context went): no waiter may stay in the kernel
+        }
+    }
 
     /// Watches the ring, then queues the wait; completes at once (posted, never inline) if either is refused: the
     /// retry then sees the ring unusable and takes the helper thread.
@@ -139,6 +153,7 @@ private:
     }
 
     void finish(std::error_code error) {
+        finished_ = true;
         asio::get_associated_cancellation_slot(handler_).clear();
         std::error_code ignored;
         descriptor_.close(ignored);
@@ -150,6 +165,7 @@ private:
     std::shared_ptr<futex_ring> ring_;
     asio::posix::stream_descriptor descriptor_;
     std::uint64_t id_ = 0;
+    bool finished_ = false;
 };
 
 /// co_await-able: completes when the word no longer holds `expected` (the holder unlocked or died, or it had changed
