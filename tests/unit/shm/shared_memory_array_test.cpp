@@ -727,6 +727,12 @@ bool threads_back_to(std::size_t expected) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     while (thread_count() > expected) {
         if (std::chrono::steady_clock::now() > deadline) {
+            for (const auto& entry : fs::directory_iterator("/proc/self/task")) {  // which thread stayed
+                std::ifstream comm(entry.path() / "comm");
+                std::string thread_name;
+                std::getline(comm, thread_name);
+                UNSCOPED_INFO("thread " << entry.path().filename().string() << ": " << thread_name);
+            }
             return false;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -740,6 +746,7 @@ TEST_CASE("async_lock on the robust mutex can be cancelled and leaves no waiter 
     const shm_name name("cancelrobust");
     auto a = shared_memory_array<std::int64_t>::create(name, {1}, std::int64_t{0});
     auto waiter = shared_memory_array<std::int64_t>::attach(name, {1});
+    std::thread([] {}).join();  // TSan starts its background thread with the process's first thread: not ours
     const std::size_t threads_before = thread_count();
     std::optional<axds::shm_lock_guard> held = a.lock();
     asio::io_context io;
@@ -888,6 +895,7 @@ TEST_CASE("async_lock waits through io_uring unless AXDS_NO_IO_URING is set and 
     }
     const shm_name name("uringpath");
     auto a = shared_memory_array<std::int64_t>::create(name, {1}, std::int64_t{0});
+    std::thread([] {}).join();  // TSan starts its background thread with the process's first thread: not ours
     const std::size_t threads_before = thread_count();
     std::optional<axds::shm_lock_guard> held = a.lock();
     asio::io_context io;
