@@ -1,5 +1,6 @@
 #include <axds/shm/shared_memory_array.hpp>
 
+#include "shm/futex_ring.hpp"
 #include "sys/error.hpp"
 #include "sys/io.hpp"
 #include "sys/unique_fd.hpp"
@@ -350,9 +351,10 @@ struct shm_lock_guard::state {
     std::atomic<int> held_locks{0};
     bool foreign = false;  ///< attach_python: no control block, the buffer is exactly nbytes
     shm_lock_kind lock_kind = shm_lock_kind::robust_mutex;
-    std::string semaphore_name;            ///< POSIX name ("/mp-…") of a named_semaphore lock
-    sem_t* semaphore = nullptr;            ///< open while connected
-    std::shared_ptr<mutex_waiter> waiter;  ///< async_lock's wait on the robust mutex, while mapped
+    std::string semaphore_name;                ///< POSIX name ("/mp-…") of a named_semaphore lock
+    sem_t* semaphore = nullptr;                ///< open while connected
+    std::shared_ptr<mutex_waiter> waiter;      ///< async_lock's wait on the robust mutex, while mapped (fallback)
+    std::shared_ptr<detail::futex_ring> ring;  ///< async_lock's io_uring futex wait, while mapped (when usable)
     shm_byte_order byte_order = shm_byte_order::native;
     bool swap = false;
 
@@ -370,6 +372,10 @@ struct shm_lock_guard::state {
         if (waiter) {
             waiter->shutdown();  // its thread sleeps on the mapped mutex word
             waiter.reset();
+        }
+        if (ring) {
+            ring->shutdown();  // so do its queued futex waits
+            ring.reset();
         }
         if (semaphore != nullptr) {
             ::sem_close(semaphore);
@@ -409,6 +415,9 @@ void map_buffer(segment_state& s) {
     }
     if (!s.foreign) {
         s.waiter = std::make_shared<mutex_waiter>(&s.control()->mutex.__data.__lock);
+        if (detail::futex_ring_usable()) {
+            s.ring = std::make_shared<detail::futex_ring>(&s.control()->mutex.__data.__lock);
+        }
     }
 }
 
@@ -982,6 +991,26 @@ std::optional<shm_lock_guard> shared_memory_segment::lock_for(std::chrono::nanos
 
 namespace {
 
+/// Sets FUTEX_WAITERS on a held robust mutex word, as a blocked pthread_mutex_lock does, so that its holder's
+/// unlock (or the kernel, if the holder dies) wakes a futex waiter: the value a futex wait must expect, or nullopt
+/// when the word is free or its holder died (the caller tries the lock again at once).
+std::optional<std::uint32_t> announce_waiter(int* word) noexcept {
+    std::atomic_ref<int> lock_word(*word);
+    int value = lock_word.load(std::memory_order_acquire);
+    for (;;) {
+        const auto bits = static_cast<unsigned>(value);
+        if (value == 0 || (bits & FUTEX_OWNER_DIED) != 0) {
+            return std::nullopt;
+        }
+        if ((bits & FUTEX_WAITERS) != 0) {
+            return bits;
+        }
+        if (lock_word.compare_exchange_weak(value, with_waiters_bit(value), std::memory_order_acq_rel)) {
+            return static_cast<std::uint32_t>(with_waiters_bit(value));
+        }
+    }
+}
+
 [[noreturn]] void throw_lock_timeout(const segment_state& s, std::chrono::nanoseconds timeout) {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count();
     if (s.lock_kind == shm_lock_kind::named_semaphore) {
@@ -1017,8 +1046,17 @@ asio::awaitable<shm_lock_guard> shared_memory_segment::async_lock(std::optional<
         if (std::chrono::steady_clock::now() >= deadline) {
             throw_lock_timeout(*state_, *timeout);
         }
-        const std::shared_ptr<mutex_waiter> waiter = state_->waiter;
-        co_await async_wait_for_mutex(waiter, deadline, asio::use_awaitable);
+        const std::shared_ptr<detail::futex_ring> ring = state_->ring;
+        if (ring && ring->usable()) {
+            const std::optional<std::uint32_t> expected = announce_waiter(&state_->control()->mutex.__data.__lock);
+            if (!expected) {
+                continue;  // free, or its holder died: try again at once
+            }
+            co_await detail::async_futex_wait(ring, *expected, deadline, asio::use_awaitable);
+        } else {
+            const std::shared_ptr<mutex_waiter> waiter = state_->waiter;
+            co_await async_wait_for_mutex(waiter, deadline, asio::use_awaitable);
+        }
         waited = true;
     }
 }

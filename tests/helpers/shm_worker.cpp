@@ -3,6 +3,9 @@
 //   ads_test_shm_worker increment NAME N COUNT    COUNT times: lock, add 1 to every element, unlock
 //   ads_test_shm_worker write NAME N INDEX VALUE  set one element
 //   ads_test_shm_worker hold NAME N               lock, print "locked", sleep until killed
+//   ads_test_shm_worker async-increment NAME N COUNT COROUTINES
+//        COROUTINES coroutines on one io_context, each COUNT times: co_await async_lock(), read every element, let
+//        the executor run the others (the lock held across the suspension), write each back plus 1, unlock
 //   ads_test_shm_worker attach-wrong NAME         attach as float64 of shape {1}: prints the error
 //   ads_test_shm_worker recreate-as UID NAME      as user UID (root only): create(exists_ok) over NAME, prints the
 //   error
@@ -17,6 +20,12 @@
 #include <axds/shm/shared_memory_array.hpp>
 
 #include <asio/awaitable.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -49,6 +58,39 @@ asio::awaitable<void> increment_async(python_array& array, int count) {
         const axds::shm_lock_guard guard = co_await array.async_lock();
         increment_all(array);
     }
+}
+
+/// One coroutine of async-increment: the lock is held across a suspension, so the others wait on it meanwhile.
+asio::awaitable<void> increment_holding(python_array& array, int count) {
+    const auto executor = co_await asio::this_coro::executor;
+    for (int k = 0; k < count; ++k) {
+        const axds::shm_lock_guard guard = co_await array.async_lock(std::chrono::seconds(30));
+        auto view = array.array(false);
+        std::vector<std::int64_t> values(view.data().begin(), view.data().end());
+        co_await asio::post(executor, asio::use_awaitable);
+        for (std::size_t i = 0; i < values.size(); ++i) {
+            view[i] = values[i] + 1;
+        }
+    }
+}
+
+int async_increment(python_array& array, int count, int coroutines) {
+    asio::io_context io;
+    int failures = 0;
+    for (int c = 0; c < coroutines; ++c) {
+        asio::co_spawn(io, increment_holding(array, count), [&failures](std::exception_ptr error) {
+            if (error) {
+                ++failures;
+                try {
+                    std::rethrow_exception(error);
+                } catch (const std::exception& e) {
+                    std::fprintf(stderr, "shm worker: async-increment failed: %s\n", e.what());
+                }
+            }
+        });
+    }
+    io.run();
+    return failures == 0 ? 0 : 1;
 }
 
 int python_mode(const std::string& mode, int argc, char** argv) {
@@ -130,6 +172,9 @@ int main(int argc, char** argv) {
                 }
             }
             return 0;
+        }
+        if (mode == "async-increment" && argc == 6) {
+            return async_increment(array, std::atoi(argv[4]), std::atoi(argv[5]));
         }
         if (mode == "write" && argc == 6) {
             array.set(std::stol(argv[4]), std::stoll(argv[5]));

@@ -192,9 +192,12 @@ public:
     std::optional<shm_lock_guard> try_lock();
     std::optional<shm_lock_guard> lock_for(std::chrono::nanoseconds timeout);
     /// Waits for the lock without blocking the executor thread. On the robust mutex of axds buffers the wait is
-    /// event-driven: a helper thread of this object (started on the first wait, gone after 50 ms idle) sleeps on the
-    /// mutex's futex word and posts the retry to the executor when the holder releases it (or dies: the guard then
-    /// reports previous_owner_died()); the lock itself is always taken and released on the executor's thread. On a
+    /// event-driven: an io_uring futex wait on the mutex's futex word (Linux 6.7+; this object's ring, made on its
+    /// first wait, whose eventfd the executor's reactor watches) wakes the executor's thread once when the holder
+    /// releases it (or dies: the guard then reports previous_owner_died()). Where io_uring cannot (older kernel,
+    /// seccomp, AXDS_NO_IO_URING=1 set before connecting) a helper thread of this object (started on the first wait,
+    /// gone after 50 ms idle) sleeps on the word and posts the retry to the executor. Either way the lock itself is
+    /// always taken and released on the executor's thread. On a
     /// named semaphore (attach_python) it tries with a timer backoff from 20 µs to 1 ms. Cancellable: a
     /// cancellation (terminal, e.g. through asio::bind_cancellation_slot) ends the wait with
     /// system_error(operation_aborted), without the lock and without a waiter left behind.

@@ -1,0 +1,277 @@
+#include "shm/futex_ring.hpp"
+
+#include <cerrno>
+#include <cstdlib>
+
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace axds::detail {
+
+namespace {
+
+// Linux 6.7 uapi, absent from liburing 2.3's headers (io_uring/futex.c: io_futex_prep reads the futex2 flags from
+// sqe->fd, the expected value from sqe->addr2 and the bitset from sqe->addr3; sqe->futex_flags must be 0).
+constexpr std::uint8_t op_futex_wait = 51;               // IORING_OP_FUTEX_WAIT
+constexpr int futex2_size_u32 = 0x02;                    // FUTEX2_SIZE_U32; not FUTEX2_PRIVATE: the word is shared
+constexpr std::uint64_t futex_bitset_any = 0xffffffffU;  // FUTEX_BITSET_MATCH_ANY
+constexpr unsigned ring_entries = 32;                    // waits in flight are not bounded by it (CQ overflow is kept)
+
+/// user_data: a wait's id shifted left; odd values are its linked timeout and the cancel requests (ignored).
+constexpr std::uint64_t wait_tag(std::uint64_t id) noexcept {
+    return id << 1U;
+}
+
+constexpr std::uint64_t aux_tag(std::uint64_t id) noexcept {
+    return (id << 1U) | 1U;
+}
+
+bool kernel_has_futex_wait() noexcept {
+    static const bool supported = [] {
+        io_uring_probe* probe = io_uring_get_probe();
+        if (probe == nullptr) {
+            return false;  // io_uring refused (old kernel, seccomp)
+        }
+        const bool found = io_uring_opcode_supported(probe, op_futex_wait) != 0;
+        io_uring_free_probe(probe);
+        return found;
+    }();
+    return supported;
+}
+
+/// A wait ended by the word (0: woken; -EAGAIN: it had changed), a timeout or a cancel; anything else (-EINVAL from
+/// a kernel that parses the SQE differently, -EFAULT) means this ring must not be used for waiting.
+bool expected_result(int result) noexcept {
+    return result == 0 || result == -EAGAIN || result == -ECANCELED || result == -ETIME || result == -EINTR;
+}
+
+void futex_wake_one(int* word) noexcept {
+    (void)::syscall(SYS_futex, word, FUTEX_WAKE, 1, nullptr, nullptr, 0);
+}
+
+}  // namespace
+
+bool futex_ring_usable() noexcept {
+    return kernel_has_futex_wait() && std::getenv("AXDS_NO_IO_URING") == nullptr;  // NOLINT(concurrency-mt-unsafe)
+}
+
+futex_ring::~futex_ring() {
+    if (initialized_) {
+        io_uring_queue_exit(&ring_);  // the kernel cancels anything still queued
+    }
+    if (event_fd_ >= 0) {
+        ::close(event_fd_);
+    }
+}
+
+bool futex_ring::initialize_locked() noexcept {
+    if (initialized_ || broken_) {
+        return initialized_;
+    }
+    if (io_uring_queue_init(ring_entries, &ring_, 0) != 0) {
+        broken_ = true;
+        return false;
+    }
+    initialized_ = true;
+    event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (event_fd_ < 0 || io_uring_register_eventfd(&ring_, event_fd_) != 0) {
+        broken_ = true;
+        return false;
+    }
+    return true;
+}
+
+bool futex_ring::usable() {
+    const std::lock_guard lock(mutex_);
+    return !broken_ && !stopped_;
+}
+
+int futex_ring::watch_descriptor() {
+    const std::lock_guard lock(mutex_);
+    if (stopped_ || !initialize_locked()) {
+        return -1;
+    }
+    const int fd = ::fcntl(event_fd_, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) {
+        broken_ = true;
+    }
+    return fd;
+}
+
+io_uring_sqe* futex_ring::sqe_locked(unsigned needed) {
+    if (io_uring_sq_space_left(&ring_) < needed) {
+        (void)io_uring_submit(&ring_);
+    }
+    return io_uring_get_sqe(&ring_);
+}
+
+std::uint64_t futex_ring::submit(std::uint32_t expected, std::chrono::steady_clock::time_point deadline) {
+    const std::lock_guard lock(mutex_);
+    if (stopped_ || broken_ || !initialize_locked()) {
+        return 0;
+    }
+    const bool bounded = deadline != std::chrono::steady_clock::time_point::max();
+    io_uring_sqe* sqe = sqe_locked(bounded ? 2 : 1);
+    if (sqe == nullptr) {
+        return 0;
+    }
+    const std::uint64_t id = next_id_++;
+    io_uring_prep_rw(op_futex_wait, sqe, futex2_size_u32, word_, 0, expected);
+    sqe->rw_flags = 0;  // sqe->futex_flags in newer headers: must be 0
+    sqe->addr3 = futex_bitset_any;
+    sqe->user_data = wait_tag(id);
+    __kernel_timespec until{};  // read while submitting, below
+    if (bounded) {
+        // steady_clock is CLOCK_MONOTONIC, the clock of an IORING_TIMEOUT_ABS timeout.
+        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
+        until.tv_sec = ns / 1'000'000'000;
+        until.tv_nsec = ns % 1'000'000'000;
+        io_uring_sqe* timeout = io_uring_get_sqe(&ring_);  // there is room: sqe_locked(2)
+        if (timeout == nullptr) {
+            io_uring_prep_nop(sqe);  // cannot happen; a wait without its deadline must not be queued
+            sqe->user_data = aux_tag(id);
+            (void)io_uring_submit(&ring_);
+            broken_ = true;
+            return 0;
+        }
+        sqe->flags |= IOSQE_IO_LINK;
+        io_uring_prep_link_timeout(timeout, &until, IORING_TIMEOUT_ABS);
+        timeout->user_data = aux_tag(id);
+    }
+    waits_.emplace(id, wait_record{});
+    if (io_uring_submit(&ring_) < 0) {
+        broken_ = true;  // what stays queued is never submitted; the ring is closed with the object
+        waits_.erase(id);
+        return 0;
+    }
+    return id;
+}
+
+void futex_ring::reap_locked() {
+    if (!initialized_) {
+        return;
+    }
+    if ((IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_CQ_OVERFLOW) != 0) {
+        (void)io_uring_get_events(&ring_);  // flushes completions the kernel kept while the CQ was full
+    }
+    unsigned head = 0;
+    unsigned seen = 0;
+    io_uring_cqe* cqe = nullptr;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+        ++seen;
+        if ((cqe->user_data & 1U) != 0) {
+            continue;  // a linked timeout or a cancel request
+        }
+        const auto it = waits_.find(cqe->user_data >> 1U);
+        if (it != waits_.end()) {
+            it->second.done = true;
+            it->second.result = cqe->res;
+            if (it->second.abandoned) {
+                if (cqe->res == 0 && !stopped_) {
+                    futex_wake_one(word_);  // nobody will retry: pass the wake on
+                }
+                waits_.erase(it);
+            }
+        }
+        if (!expected_result(cqe->res)) {
+            broken_ = true;
+        }
+    }
+    io_uring_cq_advance(&ring_, seen);
+}
+
+bool futex_ring::ready(std::uint64_t id) {
+    const std::lock_guard lock(mutex_);
+    reap_locked();
+    const auto it = waits_.find(id);
+    return stopped_ || it == waits_.end() || it->second.done;
+}
+
+futex_ring::outcome futex_ring::take(std::uint64_t id) {
+    const std::lock_guard lock(mutex_);
+    reap_locked();
+    const auto it = waits_.find(id);
+    if (it == waits_.end()) {
+        return {true, false};
+    }
+    const wait_record record = it->second;
+    if (!record.done && !stopped_) {
+        return {false, record.cancelled};
+    }
+    waits_.erase(it);
+    if (record.cancelled && record.done && record.result == 0 && !stopped_) {
+        futex_wake_one(word_);  // it consumed a wake meant for a waiter that is still there (under mutex_: mapped)
+    }
+    return {true, record.cancelled};
+}
+
+void futex_ring::cancel_locked(std::uint64_t id, wait_record& record) noexcept {
+    record.cancelled = true;
+    if (record.done || stopped_) {
+        return;
+    }
+    io_uring_sqe* sqe = sqe_locked(1);
+    if (sqe != nullptr) {
+        io_uring_prep_cancel64(sqe, wait_tag(id), 0);
+        sqe->user_data = aux_tag(id);
+    }
+    if (sqe == nullptr || io_uring_submit(&ring_) < 0) {
+        // Cannot happen with a healthy ring; if it does, end the operation now and pass on any wake it gets.
+        record.done = true;
+        record.result = 0;
+    }
+    // The eventfd gets the cancelled wait's completion and wakes the operation, which then ends.
+}
+
+void futex_ring::cancel(std::uint64_t id) {
+    const std::lock_guard lock(mutex_);
+    const auto it = waits_.find(id);
+    if (it != waits_.end()) {  // else already taken: the operation completed
+        cancel_locked(id, it->second);
+    }
+}
+
+void futex_ring::abandon(std::uint64_t id) noexcept {
+    const std::lock_guard lock(mutex_);
+    const auto it = waits_.find(id);
+    if (it == waits_.end()) {
+        return;
+    }
+    cancel_locked(id, it->second);
+    it->second.abandoned = true;
+    if (it->second.done || stopped_) {
+        if (it->second.done && it->second.result == 0 && !stopped_) {
+            futex_wake_one(word_);
+        }
+        waits_.erase(it);
+    }
+}
+
+void futex_ring::shutdown() noexcept {
+    const std::lock_guard lock(mutex_);
+    if (stopped_) {
+        return;
+    }
+    stopped_ = true;
+    if (!initialized_) {
+        return;
+    }
+    if (!waits_.empty()) {
+        io_uring_sqe* sqe = sqe_locked(1);
+        if (sqe != nullptr) {
+            // Processed while submitting: every futex wait of the ring is off the word's queue when this returns.
+            io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+            sqe->user_data = aux_tag(0);
+            (void)io_uring_submit(&ring_);
+        }
+        futex_wake_one(word_);  // a wake one of them consumed goes to a waiter still queued (if none: harmless)
+    }
+    if (event_fd_ >= 0) {
+        (void)::eventfd_write(event_fd_, 1);  // the watching operations complete; their retry sees the disconnect
+    }
+}
+
+}  // namespace axds::detail
