@@ -408,17 +408,23 @@ std::shared_ptr<const detail::known_digests> known_digests_of(
     return known;
 }
 
-}  // namespace
+/// What the steps of one transfer share: the roots, the classified source tree and the copy bookkeeping.
+struct transfer_plan {
+    fs::path source;
+    fs::path destination;
+    std::size_t threads = 1;
+    std::vector<source_entry> entries;                     ///< shallow entries first
+    std::vector<const source_entry*> files;                ///< the regular files (and other non-directories) of entries
+    std::vector<std::pair<fs::path, std::string>> copies;  // (source path, relative)
+    bool reused = false;  ///< verification compares with the source's existing ax_checksum.txt
+    bool fused = false;   ///< the source checksum is computed while copying
+    std::vector<detail::digest128> digests;
+    std::vector<file_state> copied_states;
+    std::vector<detail::known_digest> read_back;  ///< verification: digests of large files read back during their copy
+};
 
-asio::awaitable<transfer_report> async_transfer_directory(fs::path source, fs::path destination,
-                                                          transfer_options options) {
-    return detail::async_transfer_directory(std::move(source), std::move(destination), std::move(options), {});
-}
-
-asio::awaitable<transfer_report> detail::async_transfer_directory(fs::path source, fs::path destination,
-                                                                  transfer_options options, transfer_hooks hooks) {
-    // 3 (first: a bad count is refused before anything is looked at)
-    const auto threads = static_cast<std::size_t>(resolve_workers_option(options.workers, "transfer_options::workers"));
+/// Steps 1-2: the source must exist and be a real directory; the two roots must be separate trees.
+void check_roots(fs::path& source, fs::path& destination) {
     std::error_code ec;
     if (source.empty() || destination.empty()) {
         throw value_error(fmt::format("Unable to transfer '{}' to '{}': an empty path names no directory.",
@@ -440,7 +446,10 @@ asio::awaitable<transfer_report> detail::async_transfer_directory(fs::path sourc
             source.string()));
     }
     check_separate_trees(source, destination);
-    // 4: discover and classify, shallow entries first.
+}
+
+/// Step 4: discover and classify the source tree, shallow entries first.
+std::vector<source_entry> discover_source(const fs::path& source) {
     std::vector<source_entry> entries;
     for (auto& path : walk_directory(source)) {
         source_entry entry;
@@ -462,14 +471,18 @@ asio::awaitable<transfer_report> detail::async_transfer_directory(fs::path sourc
     }
     std::stable_sort(entries.begin(), entries.end(),
                      [](const source_entry& a, const source_entry& b) { return a.depth < b.depth; });
-    // 5: no symlinks inside.
+    return entries;
+}
+
+/// Steps 5-6: no symlinks inside; with verification, at least one file the checksum can cover. Fills plan.files.
+void check_source_files(transfer_plan& plan, const transfer_options& options) {
+    const fs::path& source = plan.source;
     std::vector<std::string> links;
-    std::vector<const source_entry*> files;
-    for (const auto& entry : entries) {
+    for (const auto& entry : plan.entries) {
         if (entry.type == source_entry::kind::symlink) {
             links.push_back(entry.relative);
         } else if (entry.type == source_entry::kind::file) {
-            files.push_back(&entry);
+            plan.files.push_back(&entry);
         }
     }
     if (!links.empty()) {
@@ -479,7 +492,7 @@ asio::awaitable<transfer_report> detail::async_transfer_directory(fs::path sourc
             source.string(), links.size(), fmt::join(links, ", ")));
     }
     // 6
-    const bool coverable = std::any_of(files.begin(), files.end(),
+    const bool coverable = std::any_of(plan.files.begin(), plan.files.end(),
                                        [](const source_entry* f) { return f->path.filename() != checksum_file_name; });
     if (options.verify_integrity && !coverable) {
         throw runtime_error(fmt::format(
@@ -487,17 +500,14 @@ asio::awaitable<transfer_report> detail::async_transfer_directory(fs::path sourc
             "checksum can cover.",
             source.string()));
     }
-    check_destination_tree(source, destination, entries);
-    // 7
-    fs::create_directories(destination, ec);
-    if (ec || !fs::is_directory(destination)) {
-        throw_os_error(ec ? ec : std::make_error_code(std::errc::file_exists),
-                       fmt::format("Unable to create the destination directory {}.", destination.string()));
-    }
-    transfer_report report;
-    // 8: files in the destination the source does not account for.
+}
+
+/// Step 8: files in the destination the source does not account for are refused, or removed when asked.
+void handle_strays(const transfer_plan& plan, const transfer_options& options, transfer_report& report) {
+    const fs::path& source = plan.source;
+    const fs::path& destination = plan.destination;
     std::set<std::string> source_files;
-    for (const auto* file : files) {
+    for (const auto* file : plan.files) {
         source_files.insert(file->relative);
     }
     std::vector<std::string> strays;
@@ -508,65 +518,80 @@ asio::awaitable<transfer_report> detail::async_transfer_directory(fs::path sourc
         }
     }
     std::sort(strays.begin(), strays.end());
-    if (!strays.empty()) {
-        if (!options.reset_dirty_destination) {
-            throw runtime_error(fmt::format(
-                "Unable to transfer the source directory {} into {}, as the destination holds {} file(s) the source "
-                "does not account for: {}. Nothing was copied and nothing was deleted. These files may be the only "
-                "copy of their data (for example, files that an earlier transfer of this source moved there before "
-                "it was interrupted), so they are left in place: check them, move them out of the destination, then "
-                "transfer again.",
-                source.string(), destination.string(), strays.size(), fmt::join(strays, ", ")));
-        }
-        for (const auto& stray : strays) {
-            if (::unlink((destination / stray).c_str()) != 0 && errno != ENOENT) {
-                const int error = errno;
-                throw_errno(error, fmt::format("Unable to remove {} from the destination: {}.",
-                                               (destination / stray).string(), sys::errno_message(error)));
-            }
-            report.strays_removed.push_back(stray);
-        }
+    if (strays.empty()) {
+        return;
     }
+    if (!options.reset_dirty_destination) {
+        throw runtime_error(fmt::format(
+            "Unable to transfer the source directory {} into {}, as the destination holds {} file(s) the source "
+            "does not account for: {}. Nothing was copied and nothing was deleted. These files may be the only "
+            "copy of their data (for example, files that an earlier transfer of this source moved there before "
+            "it was interrupted), so they are left in place: check them, move them out of the destination, then "
+            "transfer again.",
+            source.string(), destination.string(), strays.size(), fmt::join(strays, ", ")));
+    }
+    for (const auto& stray : strays) {
+        if (::unlink((destination / stray).c_str()) != 0 && errno != ENOENT) {
+            const int error = errno;
+            throw_errno(error, fmt::format("Unable to remove {} from the destination: {}.",
+                                           (destination / stray).string(), std::system_category().message(error)));
+        }
+        report.strays_removed.push_back(stray);
+    }
+}
+
+/// Steps 9-10: the copy list, whether the source checksum is reused or computed while copying, and every source
+/// directory (empty ones included) made in the destination.
+void prepare_copies(transfer_plan& plan, const transfer_options& options) {
+    std::error_code ec;
     // 9: the source checksum, reused or computed (and then copied too).
-    bool reused = false;
-    std::vector<std::pair<fs::path, std::string>> copies;  // (source path, relative)
-    for (const auto* file : files) {
-        copies.emplace_back(file->path, file->relative);
+    for (const auto* file : plan.files) {
+        plan.copies.emplace_back(file->path, file->relative);
     }
     // Without a checksum to reuse, the source checksum is computed while copying (one read of the source, not two);
     // it is then saved to the source and copied along, as calculate_directory_checksum(save) would have done first.
-    bool fused = false;
     if (options.verify_integrity) {
-        reused = fs::exists(source / checksum_file_name, ec);
-        fused = !reused;
+        plan.reused = fs::exists(plan.source / checksum_file_name, ec);
+        plan.fused = !plan.reused;
     }
-    std::vector<detail::digest128> digests(fused ? copies.size() : 0);
+    plan.digests.resize(plan.fused ? plan.copies.size() : 0);
+    plan.copied_states.resize(plan.copies.size());
     // Verification: large files are read back and hashed while they are copied (see detail::copy_and_hash).
-    std::vector<detail::known_digest> read_back(options.verify_integrity ? copies.size() : 0);
-    std::vector<file_state> copied_states(copies.size());
+    plan.read_back.resize(options.verify_integrity ? plan.copies.size() : 0);
     // 10: every source directory, empty ones included.
-    for (const auto& entry : entries) {
+    for (const auto& entry : plan.entries) {
         if (entry.type == source_entry::kind::directory) {
-            fs::create_directories(destination / entry.relative, ec);
+            fs::create_directories(plan.destination / entry.relative, ec);
             if (ec) {
-                throw_os_error(ec, fmt::format("Unable to create {}.", (destination / entry.relative).string()));
+                throw_os_error(ec, fmt::format("Unable to create {}.", (plan.destination / entry.relative).string()));
             }
         }
     }
-    // 11: copies, `threads` at a time, progress between batches.
+}
+
+/// The cancellation error of a transfer stopped after `done` files.
+[[noreturn]] void throw_cancelled(const transfer_plan& plan, std::size_t done) {
+    throw_os_error(asio::error::operation_aborted,
+                   fmt::format("The transfer of {} to {} was cancelled after {} of {} files; the source is intact.",
+                               plan.source.string(), plan.destination.string(), done, plan.copies.size()));
+}
+
+/// Step 11: copies, `threads` at a time, progress between batches. Cancellation is honoured between files; the
+/// source is untouched until the very end (its removal, once begun, is finished).
+asio::awaitable<transfer_progress> copy_files(transfer_plan& plan, const transfer_options& options) {
+    auto& copies = plan.copies;
+    auto& digests = plan.digests;
+    auto& copied_states = plan.copied_states;
+    auto& read_back = plan.read_back;
+    const fs::path& destination = plan.destination;
+    const bool fused = plan.fused;
+    const std::size_t threads = plan.threads;
     transfer_progress progress{.files_total = copies.size()};
     const std::size_t batch = std::max<std::size_t>(32, threads * 8);
-    // Cancellation is honoured between files and before verification; the source is untouched until
-    // the very end (its removal, once begun, is finished).
     auto stop = std::make_shared<std::atomic<bool>>(false);
-    const auto cancelled = [&](std::size_t done) {
-        throw_os_error(asio::error::operation_aborted,
-                       fmt::format("The transfer of {} to {} was cancelled after {} of {} files; the source is intact.",
-                                   source.string(), destination.string(), done, copies.size()));
-    };
     for (std::size_t first = 0; first < copies.size(); first += batch) {
         if (stop->load() || detail::cancelled(co_await asio::this_coro::cancellation_state)) {
-            cancelled(first);
+            throw_cancelled(plan, first);
         }
         const std::size_t last = std::min(copies.size(), first + batch);
         auto next = std::make_shared<std::atomic<std::size_t>>(first);
@@ -594,7 +619,7 @@ asio::awaitable<transfer_report> detail::async_transfer_directory(fs::path sourc
         };
         co_await detail::async_parallel_for(std::min(threads, last - first), std::move(work), stop);
         if (stop->load()) {
-            cancelled(first + copied->load());
+            throw_cancelled(plan, first + copied->load());
         }
         progress.files_done = last;
         progress.bytes_done += bytes->load();
@@ -602,60 +627,108 @@ asio::awaitable<transfer_report> detail::async_transfer_directory(fs::path sourc
             options.progress(progress);
         }
     }
-    if (hooks.after_copy) {
-        hooks.after_copy(destination);
-    }
-    if (detail::cancelled(co_await asio::this_coro::cancellation_state)) {
-        cancelled(copies.size());
-    }
+    co_return progress;
+}
+
+/// The checksum the destination must have: the one computed while copying (then saved to the source and copied
+/// along), the source's existing ax_checksum.txt, or none without verification.
+std::string expected_checksum(transfer_plan& plan, const transfer_options& options) {
+    const fs::path& source = plan.source;
+    auto& copies = plan.copies;
     std::string expected;
-    if (fused) {
+    if (plan.fused) {
         std::vector<detail::file_digest> covered;
         for (std::size_t i = 0; i < copies.size(); ++i) {
             const std::string& relative = copies[i].second;
             const auto slash = relative.rfind('/');
             if (relative.compare(slash == std::string::npos ? 0 : slash + 1, std::string::npos, checksum_file_name) !=
                 0) {
-                covered.push_back({relative, digests[i]});
+                covered.push_back({relative, plan.digests[i]});
             }
         }
         expected = detail::combine_file_digests(covered);
         detail::save_checksum_file(source, expected);
         copies.emplace_back(source / checksum_file_name, std::string(checksum_file_name));
-        copied_states.emplace_back();
-        (void)copy_with_metadata(source / checksum_file_name, destination / checksum_file_name, &copied_states.back());
+        plan.copied_states.emplace_back();
+        (void)copy_with_metadata(source / checksum_file_name, plan.destination / checksum_file_name,
+                                 &plan.copied_states.back());
     } else if (options.verify_integrity) {
         expected = first_line(source / checksum_file_name);
     }
-    // 12
-    if (options.verify_integrity) {
-        // With as many workers as the copies had (the default, cores - 2, left a 2-core machine hashing on one).
-        const checksum_options verify{.workers = static_cast<int>(threads), .save_checksum = false};
-        // Files read back during their copy are not read again unless they changed since (known_digest).
-        const std::string actual =
-            co_await detail::async_directory_checksum(destination, verify, known_digests_of(copies, read_back));
-        if (actual != expected) {
-            const std::string cause =
-                reused ? "Either the data was corrupted in transmission, or the reused ax_checksum.txt file of the "
-                         "source predates the current contents of the source. Remove that file to have the checksum "
-                         "regenerated from the current data, then transfer again."
-                       : "This indicates that the data was corrupted in transmission.";
-            throw runtime_error(fmt::format(
-                "Unable to verify the integrity of the directory transferred from {} to {}. The destination checksum "
-                "must match the source checksum, but the two differ. {}",
-                tail6(source), tail6(destination), cause));
-        }
+    return expected;
+}
+
+/// Step 12: the destination's checksum must equal `expected`.
+asio::awaitable<void> verify_destination(const transfer_plan& plan, const std::string& expected) {
+    const fs::path& source = plan.source;
+    const fs::path& destination = plan.destination;
+    // With as many workers as the copies had (the default, cores - 2, left a 2-core machine hashing on one).
+    const checksum_options verify{.workers = static_cast<int>(plan.threads), .save_checksum = false};
+    // Files read back during their copy are not read again unless they changed since (known_digest).
+    const std::string actual =
+        co_await detail::async_directory_checksum(destination, verify, known_digests_of(plan.copies, plan.read_back));
+    if (actual != expected) {
+        const std::string cause =
+            plan.reused ? "Either the data was corrupted in transmission, or the reused ax_checksum.txt file of the "
+                          "source predates the current contents of the source. Remove that file to have the checksum "
+                          "regenerated from the current data, then transfer again."
+                        : "This indicates that the data was corrupted in transmission.";
+        throw runtime_error(fmt::format(
+            "Unable to verify the integrity of the directory transferred from {} to {}. The destination checksum "
+            "must match the source checksum, but the two differ. {}",
+            tail6(source), tail6(destination), cause));
+    }
+}
+
+}  // namespace
+
+asio::awaitable<transfer_report> async_transfer_directory(fs::path source, fs::path destination,
+                                                          transfer_options options) {
+    return detail::async_transfer_directory(std::move(source), std::move(destination), std::move(options), {});
+}
+
+asio::awaitable<transfer_report> detail::async_transfer_directory(fs::path source, fs::path destination,
+                                                                  transfer_options options, transfer_hooks hooks) {
+    transfer_plan plan;
+    // 3 (first: a bad count is refused before anything is looked at)
+    plan.threads = static_cast<std::size_t>(resolve_workers_option(options.workers, "transfer_options::workers"));
+    check_roots(source, destination);  // 1-2
+    plan.source = std::move(source);
+    plan.destination = std::move(destination);
+    plan.entries = discover_source(plan.source);  // 4
+    check_source_files(plan, options);            // 5-6
+    check_destination_tree(plan.source, plan.destination, plan.entries);
+    // 7
+    std::error_code ec;
+    fs::create_directories(plan.destination, ec);
+    if (ec || !fs::is_directory(plan.destination)) {
+        throw_os_error(ec ? ec : std::make_error_code(std::errc::file_exists),
+                       fmt::format("Unable to create the destination directory {}.", plan.destination.string()));
+    }
+    transfer_report report;
+    handle_strays(plan, options, report);                                   // 8
+    prepare_copies(plan, options);                                          // 9-10
+    const transfer_progress progress = co_await copy_files(plan, options);  // 11
+    if (hooks.after_copy) {
+        hooks.after_copy(plan.destination);
+    }
+    if (detail::cancelled(co_await asio::this_coro::cancellation_state)) {
+        throw_cancelled(plan, plan.copies.size());
+    }
+    const std::string expected = expected_checksum(plan, options);
+    if (options.verify_integrity) {  // 12
+        co_await verify_destination(plan, expected);
     }
     // 13
     if (detail::cancelled(co_await asio::this_coro::cancellation_state)) {
-        cancelled(copies.size());
+        throw_cancelled(plan, plan.copies.size());
     }
     report.files_copied = progress.files_done;
     report.bytes_copied = progress.bytes_done;
     report.verified = options.verify_integrity;
     if (options.remove_source) {
         auto remove = [&] {
-            remove_copied_source(source, destination, entries, copies, copied_states, report);
+            remove_copied_source(plan.source, plan.destination, plan.entries, plan.copies, plan.copied_states, report);
         };
         co_await detail::async_run_cpu(remove);
     }

@@ -622,6 +622,52 @@ std::size_t remove_stale_temporaries(const fs::path& directory, const std::vecto
     return removed;
 }
 
+/// The per-source outcomes added up into the report (skipped entries are warned about here, in source order).
+void collect_outcomes(const std::vector<source_group>& groups, std::vector<source_outcome>& outcomes,
+                      assemble_report& report) {
+    for (std::size_t i = 0; i < groups.size(); ++i) {
+        auto& outcome = outcomes[i];
+        if (outcome.has_archive) {
+            report.archives.push_back(groups[i].archive);
+        }
+        report.entries += static_cast<std::size_t>(std::count(outcome.archived.begin(), outcome.archived.end(), 1));
+        report.bytes += outcome.bytes;
+        report.merged += outcome.merged;
+        report.duplicates += outcome.duplicates;
+        for (auto& issue : outcome.skipped) {
+            warn_skipped(issue);
+            report.skipped.push_back(std::move(issue));
+        }
+    }
+}
+
+/// The removal phase: the entries every archive now holds, onsets last; returns how many were removed.
+std::size_t remove_archived_entries(const std::vector<source_group>& groups,
+                                    const std::vector<source_outcome>& outcomes, const directory_lock& lock,
+                                    const fs::path& log_directory) {
+    lock.sync(log_directory);  // the renames of this run's archives are on disk before any entry goes
+    std::size_t removed = 0;
+    // Onset entries (time 0) last: while any entry of a source is left, its onset is too.
+    for (const bool onset_pass : {false, true}) {
+        for (std::size_t g = 0; g < groups.size(); ++g) {
+            const auto& entries = groups[g].entries;
+            for (std::size_t i = 0; i < entries.size(); ++i) {
+                const entry& e = entries[i];
+                if (outcomes[g].archived[i] == 0 || (e.timestamp == 0) != onset_pass) {
+                    continue;
+                }
+                if (::unlink(e.path.c_str()) != 0 && errno != ENOENT) {
+                    const int error = errno;
+                    throw_errno(error, fmt::format("Unable to remove the archived log entry {}: {}.", e.path,
+                                                   sys::errno_message(error)));
+                }
+                ++removed;
+            }
+        }
+    }
+    return removed;
+}
+
 }  // namespace
 
 asio::awaitable<assemble_report> async_assemble_log_archives(fs::path log_directory, assemble_options options) {
@@ -703,43 +749,10 @@ asio::awaitable<assemble_report> detail::async_assemble_log_archives(fs::path lo
         co_await detail::async_parallel_for(tasks, std::move(task1));
     }
 
-    for (std::size_t i = 0; i < groups.size(); ++i) {
-        auto& outcome = outcomes[i];
-        if (outcome.has_archive) {
-            report.archives.push_back(groups[i].archive);
-        }
-        report.entries += static_cast<std::size_t>(std::count(outcome.archived.begin(), outcome.archived.end(), 1));
-        report.bytes += outcome.bytes;
-        report.merged += outcome.merged;
-        report.duplicates += outcome.duplicates;
-        for (auto& issue : outcome.skipped) {
-            warn_skipped(issue);
-            report.skipped.push_back(std::move(issue));
-        }
-    }
+    collect_outcomes(groups, outcomes, report);
     if (options.remove_sources) {
         auto remove = [&groups, &outcomes, &lock, &log_directory] {
-            lock->sync(log_directory);  // the renames of this run's archives are on disk before any entry goes
-            std::size_t removed = 0;
-            // Onset entries (time 0) last: while any entry of a source is left, its onset is too.
-            for (const bool onset_pass : {false, true}) {
-                for (std::size_t g = 0; g < groups.size(); ++g) {
-                    const auto& entries = groups[g].entries;
-                    for (std::size_t i = 0; i < entries.size(); ++i) {
-                        const entry& e = entries[i];
-                        if (outcomes[g].archived[i] == 0 || (e.timestamp == 0) != onset_pass) {
-                            continue;
-                        }
-                        if (::unlink(e.path.c_str()) != 0 && errno != ENOENT) {
-                            const int error = errno;
-                            throw_errno(error, fmt::format("Unable to remove the archived log entry {}: {}.", e.path,
-                                                           sys::errno_message(error)));
-                        }
-                        ++removed;
-                    }
-                }
-            }
-            return removed;
+            return remove_archived_entries(groups, outcomes, *lock, log_directory);
         };
         report.removed = co_await detail::async_run_cpu(remove);
     }
