@@ -534,7 +534,7 @@ void handle_strays(const transfer_plan& plan, const transfer_options& options, t
         if (::unlink((destination / stray).c_str()) != 0 && errno != ENOENT) {
             const int error = errno;
             throw_errno(error, fmt::format("Unable to remove {} from the destination: {}.",
-                                           (destination / stray).string(), std::system_category().message(error)));
+                                           (destination / stray).string(), sys::errno_message(error)));
         }
         report.strays_removed.push_back(stray);
     }
