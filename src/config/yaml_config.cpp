@@ -3,11 +3,11 @@
 #include <axds/error.hpp>
 
 #include "config/yaml_diagnostics.hpp"
+#include "config/yaml_files.hpp"
 #include "sys/atomic_file.hpp"
 #include "sys/error.hpp"
 #include "sys/io.hpp"
 #include "sys/unique_fd.hpp"
-#include "config/yaml_files.hpp"
 
 #include <fmt/format.h>
 

@@ -1,8 +1,8 @@
 // sys::atomic_file and its users (the YAML writer, npz_writer): a failed replacement leaves the old file as it was
 // and no temporary file behind. Writes fail for real: ENOSPC on a tiny tmpfs (root only) and EFBIG under a file size
 // limit (RLIMIT_FSIZE, any user).
-#include "config/yaml_files.hpp"
 #include "sys/atomic_file.hpp"
+#include "config/yaml_files.hpp"
 
 #include "support/temp_dir.hpp"
 #include "support/tmpfs_mount.hpp"
