@@ -1,6 +1,7 @@
 #include "fs/copy_pipeline.hpp"
 
 #include "sys/aligned_buffer.hpp"
+#include "sys/io.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -15,25 +16,6 @@
 namespace axds::detail {
 
 namespace {
-
-/// Reads `size` bytes at `offset` of `fd` into `buffer`, fewer only where the file ends. Returns the count or -errno.
-std::int64_t read_range(int fd, std::byte* buffer, std::size_t size, std::uint64_t offset) {
-    std::size_t done = 0;
-    while (done < size) {
-        const ssize_t n = ::pread(fd, buffer + done, size - done, static_cast<off_t>(offset + done));
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            return -errno;
-        }
-        if (n == 0) {
-            break;
-        }
-        done += static_cast<std::size_t>(n);
-    }
-    return static_cast<std::int64_t>(done);
-}
 
 /// The hashing side of the pipeline: hashes the ranges the copying thread publishes, in order, until it finishes.
 class chunk_follower {
@@ -113,28 +95,28 @@ private:
             return;
         }
         for (;;) {
-            const std::int64_t n = read_range(in_, buffer.data(), buffer.size(), from);
-            if (n < 0) {
-                error_ = static_cast<int>(-n);
+            const sys::io_result n = sys::pread_full(in_, buffer.data(), buffer.size(), static_cast<off_t>(from));
+            if (n.error) {
+                error_ = n.error.value();
                 return;
             }
-            if (n == 0) {
+            if (n.bytes == 0) {
                 return;
             }
-            hashers_.source->update(buffer.data(), static_cast<std::size_t>(n));
-            from += static_cast<std::uint64_t>(n);
+            hashers_.source->update(buffer.data(), n.bytes);
+            from += n.bytes;
         }
     }
 
     /// Reads `size` bytes at `offset` of `fd` and hashes what was read (fewer where the file ends: its digest then
     /// differs from the other side's). False on a read error.
     bool feed(int fd, const sys::aligned_buffer& buffer, std::size_t size, std::uint64_t offset, file_hasher& hasher) {
-        const std::int64_t n = read_range(fd, buffer.data(), size, offset);
-        if (n < 0) {
-            error_ = static_cast<int>(-n);
+        const sys::io_result n = sys::pread_full(fd, buffer.data(), size, static_cast<off_t>(offset));
+        if (n.error) {
+            error_ = n.error.value();
             return false;
         }
-        hasher.update(buffer.data(), static_cast<std::size_t>(n));
+        hasher.update(buffer.data(), n.bytes);
         return true;
     }
 
@@ -149,11 +131,11 @@ private:
     int error_ = 0;
 };
 
-bool kernel_refuses(int error) {
+}  // namespace
+
+bool kernel_refuses_copy(int error) noexcept {
     return error == EXDEV || error == ENOSYS || error == EINVAL || error == EOPNOTSUPP;
 }
-
-}  // namespace
 
 pipelined_copy copy_and_hash(int in, int out, pipeline_hashers hashers, std::size_t chunk,
                              const std::function<void(std::uint64_t)>& after_chunk) {
@@ -162,11 +144,8 @@ pipelined_copy copy_and_hash(int in, int out, pipeline_hashers hashers, std::siz
     std::thread helper;
     bool hash_here = false;
     for (;;) {
-        const ssize_t n = ::copy_file_range(in, nullptr, out, nullptr, chunk, 0);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0 && result.copied == 0 && kernel_refuses(errno)) {
+        const ssize_t n = sys::retry_eintr([&] { return ::copy_file_range(in, nullptr, out, nullptr, chunk, 0); });
+        if (n < 0 && result.copied == 0 && kernel_refuses_copy(errno)) {
             result.in_kernel = false;  // e.g. another filesystem: the caller copies through buffers
             break;
         }

@@ -11,6 +11,9 @@
 
 namespace axds::detail {
 
+/// copy_file_range refused the copy itself (another filesystem, no support): the content must move through buffers.
+[[nodiscard]] bool kernel_refuses_copy(int error) noexcept;
+
 /// Bytes per copy_file_range call of a pipelined copy (see bench/README.md for the sizes measured).
 inline constexpr std::size_t pipeline_chunk_size = std::size_t{16} << 20;
 

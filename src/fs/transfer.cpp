@@ -116,7 +116,7 @@ int copy_in_kernel(int in, int out, std::uint64_t& copied, bool& in_kernel) {
     for (;;) {
         const ssize_t n =
             sys::retry_eintr([&] { return ::copy_file_range(in, nullptr, out, nullptr, std::size_t{1} << 30, 0); });
-        if (n < 0 && copied == 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
+        if (n < 0 && copied == 0 && detail::kernel_refuses_copy(errno)) {
             in_kernel = false;  // e.g. another filesystem: the content moves through buffers
             return 0;
         }

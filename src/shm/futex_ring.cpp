@@ -62,10 +62,7 @@ futex_ring::~futex_ring() {
     if (initialized_) {
         io_uring_queue_exit(&ring_);  // the kernel cancels anything still queued
     }
-    if (event_fd_ >= 0) {
-        ::close(event_fd_);
-    }
-}
+}  // event_fd_ closes after the ring is gone
 
 bool futex_ring::initialize_locked() noexcept {
     if (initialized_ || broken_) {
@@ -76,8 +73,8 @@ bool futex_ring::initialize_locked() noexcept {
         return false;
     }
     initialized_ = true;
-    event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (event_fd_ < 0 || io_uring_register_eventfd(&ring_, event_fd_) != 0) {
+    event_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!event_fd_ || io_uring_register_eventfd(&ring_, event_fd_.get()) != 0) {
         broken_ = true;
         return false;
     }
@@ -94,7 +91,7 @@ int futex_ring::watch_descriptor() {
     if (stopped_ || !initialize_locked()) {
         return -1;
     }
-    const int fd = ::fcntl(event_fd_, F_DUPFD_CLOEXEC, 0);
+    const int fd = ::fcntl(event_fd_.get(), F_DUPFD_CLOEXEC, 0);
     if (fd < 0) {
         broken_ = true;
     }
@@ -269,8 +266,8 @@ void futex_ring::shutdown() noexcept {
         }
         futex_wake_one(word_);  // a wake one of them consumed goes to a waiter still queued (if none: harmless)
     }
-    if (event_fd_ >= 0) {
-        (void)::eventfd_write(event_fd_, 1);  // the watching operations complete; their retry sees the disconnect
+    if (event_fd_) {
+        (void)::eventfd_write(event_fd_.get(), 1);  // the watching operations complete; their retry sees the disconnect
     }
 }
 

@@ -15,6 +15,8 @@
 #include <system_error>
 #include <unordered_map>
 
+#include "sys/unique_fd.hpp"
+
 #include <liburing.h>
 #include <unistd.h>
 
@@ -80,7 +82,7 @@ private:
     int* word_;
     std::mutex mutex_;
     io_uring ring_{};
-    int event_fd_ = -1;
+    sys::unique_fd event_fd_;
     bool initialized_ = false;
     bool broken_ = false;
     bool stopped_ = false;
@@ -107,12 +109,12 @@ public:
     /// Watches the ring, then queues the wait; completes at once (posted, never inline) if either is refused: the
     /// retry then sees the ring unusable and takes the helper thread.
     void start(std::uint32_t expected, std::chrono::steady_clock::time_point deadline) {
-        const int fd = ring_->watch_descriptor();
-        if (fd >= 0) {
+        sys::unique_fd fd(ring_->watch_descriptor());
+        if (fd) {
             std::error_code error;
-            descriptor_.assign(fd, error);
-            if (error) {
-                ::close(fd);
+            descriptor_.assign(fd.get(), error);
+            if (!error) {
+                (void)fd.release();  // the descriptor object owns it now
             }
         }
         if (descriptor_.is_open()) {
