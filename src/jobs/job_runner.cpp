@@ -28,6 +28,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -180,6 +181,16 @@ struct child_process {
         }
     }
 
+    /// The wait status if the command has already exited (reaped then), else nothing.
+    std::optional<int> reap_if_exited() {
+        int status = 0;
+        if (pid > 0 && sys::retry_eintr([&] { return ::waitpid(pid, &status, WNOHANG); }) == pid) {
+            pid = -1;
+            return status;
+        }
+        return std::nullopt;
+    }
+
     /// SIGTERM, up to 2 s to exit, then SIGKILL; reaps it.
     void terminate() {
         ::kill(pid, SIGTERM);
@@ -273,6 +284,19 @@ std::string tail_of(const std::string& text, std::size_t limit) {
     return out;
 }
 
+/// The wait was cancelled (or failed with `ec`): a command that had already exited successfully finished its work and
+/// its status is returned (putting the job back would run it twice); otherwise it is terminated and `ec` thrown.
+int stop_child(child_process& child, std::error_code ec) {
+    const auto status = child.reap_if_exited();
+    if (status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0) {
+        return *status;
+    }
+    if (!status) {
+        child.terminate();
+    }
+    throw std::system_error(ec, "Waiting for a job's command");
+}
+
 /// Reads the child's stderr to EOF (forwarding it and keeping the tail), then waits for its exit; returns the wait
 /// status. On cancellation the child is terminated and operation_aborted propagates.
 asio::awaitable<int> await_child(child_process& child, std::string& tail, const command_options& options) {
@@ -295,15 +319,13 @@ asio::awaitable<int> await_child(child_process& child, std::string& tail, const 
         }
     }
     if (ec != asio::error::eof) {
-        child.terminate();
-        throw std::system_error(ec, "Waiting for a job's command");
+        co_return stop_child(child, ec);
     }
     asio::posix::stream_descriptor exited(executor, child.pidfd.release());
     co_await exited.async_wait(asio::posix::stream_descriptor::wait_read,
                                asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
-        child.terminate();
-        throw std::system_error(ec, "Waiting for a job's command");
+        co_return stop_child(child, ec);
     }
     int status = 0;
     (void)sys::retry_eintr([&] { return ::waitpid(child.pid, &status, 0); });
@@ -408,9 +430,19 @@ asio::awaitable<void> run_worker(std::shared_ptr<runner_state> state) {
             outcome.error = "The job's handler threw an exception that is not a std::exception.";
         }
         const auto cancel = co_await asio::this_coro::cancellation_state;
-        if (!outcome.succeeded && cancel.cancelled() != asio::cancellation_type::none) {
+        if (cancel.cancelled() != asio::cancellation_type::none) {
+            // Stopped: a job that finished anyway is recorded (a rerun would repeat finished work), any other is
+            // put back. The state is reset first, else every co_await below would throw operation_aborted.
             co_await asio::this_coro::reset_cancellation_state();
-            co_await release_job(tracker, job_id, claim);
+            if (outcome.succeeded) {
+                co_await record_outcome(tracker, outcome);
+                ++state->report.succeeded;
+                if (state->options.on_job_done) {
+                    state->options.on_job_done(outcome);
+                }
+            } else {
+                co_await release_job(tracker, job_id, claim);
+            }
             throw std::system_error(asio::error::operation_aborted, "The job runner was cancelled");
         }
         co_await record_outcome(tracker, outcome);

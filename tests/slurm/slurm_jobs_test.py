@@ -7,6 +7,11 @@ killer or a node failure does): its job stays RUNNING, `jobs status` shows its e
 claimable. `axds tracker retry` and a second submit complete everything. The final tracker is read with PyYAML by
 the original format's rules, and every job ran to success exactly once (marker files).
 
+The interrupted runs `exec sleep`: a stopped command must not go on to write its marker. (A shell that survives the
+kill of its `sleep` and writes the marker while its runner is being stopped has done the job's work; the runner
+records it SUCCEEDED if it exited 0 before the stop reached it, but one still writing when the stop arrives is put
+back and run again: interrupted jobs are run at least once, see docs/SAFETY.md. That race made this test flaky.)
+
 Exits 77 (ctest: skipped) with the reason when no cluster answers."""
 import json
 import os
@@ -23,7 +28,7 @@ AXDS = sys.argv[1]
 
 SCRIPT = r"""
 case "$AXDS_JOB_SPECIFIER" in
-  victim|crash) if [ ! -e "$1/$AXDS_JOB_SPECIFIER.started" ]; then touch "$1/$AXDS_JOB_SPECIFIER.started"; sleep 120; fi;;
+  victim|crash) if [ ! -e "$1/$AXDS_JOB_SPECIFIER.started" ]; then touch "$1/$AXDS_JOB_SPECIFIER.started"; exec sleep 120; fi;;
   bad) if [ ! -e "$1/bad.failed" ]; then touch "$1/bad.failed"; echo "bad input on purpose" >&2; exit 5; fi;;
 esac
 echo "$AXDS_EXECUTOR_ID" >> "$1/markers/$AXDS_JOB_ID"
@@ -152,7 +157,9 @@ def main():
         check(all(job["status"] == 2 for job in final.values()), f"every job SUCCEEDED: {final}")
         check(all(job["executor_id"].startswith("slurm:") for job in final.values()), "slurm executor ids")
         counts = markers(os.path.join(tmp, "markers"))
-        check(len(counts) == 40 and set(counts.values()) == {1}, f"exactly once: {counts}")
+        twice = {jid: open(os.path.join(tmp, "markers", jid)).read().split() for jid, n in counts.items() if n != 1}
+        check(len(counts) == 40 and not twice, f"exactly once: {len(counts)} jobs ran, more than once: {twice}, "
+              f"tracker: {[final.get(jid) for jid in twice]}")
         done = json.loads(axds(AXDS, "jobs", "status", tracker, "--json").stdout)
         check(done["status"] == "completed" and done["running"] == [], f"final status {done}")
         print(f"SLURM end-to-end: 40 jobs, 2 arrays, 1 task cancelled, 1 task killed: {time.monotonic() - start:.1f} s")

@@ -8,6 +8,7 @@
 #include <axds/log/log_package.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
+#include <asio/redirect_error.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
@@ -434,4 +435,64 @@ TEST_CASE("job placeholders are replaced anywhere inside arguments", "[jobs]") {
         {"{job_id}", "--in={specifier}/x", "{tracker}:{job_name}:{executor_id}", "{other}", "{job_id"}, job);
     CHECK(out == std::vector<std::string>{"abc", "--in=spec/x", "/t/tracker.yaml:name:pid:1@h", "{other}", "{job_id"});
     CHECK_THAT(axds::runner_executor_id(), Contains("@") || Contains("slurm:") || Contains("pbs:"));
+}
+
+TEST_CASE("a command that exited successfully before the runner was cancelled is recorded SUCCEEDED not rerun",
+          "[jobs]") {
+    // The command finishes its work and exits 0, but a background process it left keeps its stderr open, so the
+    // runner is still reading when the stop arrives (as when scancel's SIGTERM reaches a task just as its command
+    // ends). Putting the job back would run finished work a second time.
+    const temp_dir tmp;
+    const fs::path file = tmp.path() / "tracker.yaml";
+    processing_tracker(file).initialize_jobs({{"done", ""}});
+    const fs::path runs = tmp.path() / "runs";
+    const fs::path finished = tmp.path() / "finished";
+    auto handler = axds::command_job_handler(
+        {"sh", "-c", fmt::format("echo run >> {}; sleep 2 & touch {}; exit 0", runs.string(), finished.string())},
+        {.forward_stderr = false});
+    asio::io_context io;
+    asio::cancellation_signal cancel;
+    asio::steady_timer poll(io);
+    std::function<void(std::error_code)> check = [&](std::error_code) {
+        if (fs::exists(finished)) {
+            // The shell exits right after the touch; give it time to be a zombie before the stop.
+            std::this_thread::sleep_for(std::chrono::milliseconds(300));
+            cancel.emit(asio::cancellation_type::terminal);
+            return;
+        }
+        poll.expires_after(std::chrono::milliseconds(10));
+        poll.async_wait(check);
+    };
+    check({});
+    const auto error = axds::test::run_cancellable(
+        io, axds::async_run_tracker_jobs(file, handler, {.executor_id = "test:late-stop"}), cancel);
+    REQUIRE(error);  // the runner itself was stopped
+    const auto job = processing_tracker(file).get_job_info(processing_tracker::generate_job_id("done"));
+    CHECK(job.status == processing_status::succeeded);
+    std::ifstream lines(runs);
+    std::string line;
+    int count = 0;
+    while (std::getline(lines, line)) {
+        ++count;
+    }
+    CHECK(count == 1);
+}
+
+TEST_CASE("a handler that succeeds as the runner is cancelled is recorded SUCCEEDED and not left RUNNING", "[jobs]") {
+    const temp_dir tmp;
+    const fs::path file = tmp.path() / "tracker.yaml";
+    processing_tracker(file).initialize_jobs({{"quick", ""}});
+    asio::io_context io;
+    asio::cancellation_signal cancel;
+    axds::job_handler handler = [&](axds::job_context) -> asio::awaitable<void> {
+        cancel.emit(asio::cancellation_type::terminal);  // the stop arrives while the job is finishing
+        asio::steady_timer last_step(co_await asio::this_coro::executor, std::chrono::seconds(5));
+        std::error_code ignored;  // cut short by the stop; the job's work is done anyway
+        co_await last_step.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    };
+    const auto error = axds::test::run_cancellable(
+        io, axds::async_run_tracker_jobs(file, handler, {.executor_id = "test:stop-at-end"}), cancel);
+    REQUIRE(error);
+    const auto job = processing_tracker(file).get_job_info(processing_tracker::generate_job_id("quick"));
+    CHECK(job.status == processing_status::succeeded);
 }
