@@ -111,18 +111,32 @@ struct log_archive_reader::impl {
         return it == by_key.end() ? nullptr : it->second;
     }
 
-    /// The entry array [source][elapsed LE][payload] of a member.
+    /// The entry array [source][elapsed LE][payload] of a member. Runs once per message read: nothing is formatted
+    /// or allocated unless the member is refused (the error's context is made on the error path only).
     std::span<const std::uint8_t> entry(const npz_member& member) {
         const auto bytes = open().data(member);
-        const auto array = npy_u1_payload(
-            bytes, fmt::format("member '{}' of the archive {}", detail::printable(member.name), path.string()));
-        if (array.size() < 9) {
+        std::span<const std::uint8_t> array;
+        try {
+            array = npy_u1_payload(bytes, {});
+        } catch (const value_error&) {
+            refuse_entry(member, bytes);
+        }
+        if (array.size() < 9) [[unlikely]] {
             throw value_error(fmt::format(
                 "Unable to read the member '{}' of the archive {}: a log entry holds at least 9 bytes (source id and "
                 "timestamp), but it holds {}.",
                 detail::printable(member.name), path.string(), array.size()));
         }
         return array;
+    }
+
+    /// Raises npy_u1_payload's error for a refused member again, now naming the member and the archive (the parse is
+    /// deterministic: the same bytes fail the same way).
+    [[noreturn]] void refuse_entry(const npz_member& member, std::span<const std::uint8_t> bytes) const {
+        (void)npy_u1_payload(
+            bytes, fmt::format("member '{}' of the archive {}", detail::printable(member.name), path.string()));
+        throw value_error(fmt::format("Unable to read the member '{}' of the archive {}: its .npy header is refused.",
+                                      detail::printable(member.name), path.string()));
     }
 
     void discover() {

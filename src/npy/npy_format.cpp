@@ -3,6 +3,7 @@
 #include <axds/error.hpp>
 
 #include "detail/printable.hpp"
+#include "npy/npy_fast.hpp"
 #include "sys/endian.hpp"
 
 #include <fmt/format.h>
@@ -290,13 +291,13 @@ npy_header parse_npy_header(std::span<const std::uint8_t> bytes, std::string_vie
     return parsed;
 }
 
-namespace {
+namespace detail {
 
-/// The header np.save writes for a 1-D uint8 array, checked without building a dictionary: this is every log entry,
-/// so reading archives stays at memcmp speed. Returns the data offset, or 0 when the header is not in that form.
-std::size_t canonical_u1_offset(std::span<const std::uint8_t> bytes) {
-    static constexpr std::string_view prefix =
+std::size_t npy_canonical_u1_offset(std::span<const std::uint8_t> bytes) noexcept {
+    // The explicit length matters: the prefix holds NUL bytes, where a plain literal's string_view would end.
+    static constexpr char prefix_bytes[] =
         "\x93NUMPY\x01\x00\x76\x00{'descr': '|u1', 'fortran_order': False, 'shape': (";
+    static constexpr std::string_view prefix(prefix_bytes, sizeof prefix_bytes - 1);
     constexpr std::size_t data_offset = 128;
     if (bytes.size() < data_offset || std::memcmp(bytes.data(), prefix.data(), prefix.size()) != 0 ||
         bytes[data_offset - 1] != '\n') {
@@ -309,8 +310,9 @@ std::size_t canonical_u1_offset(std::span<const std::uint8_t> bytes) {
         length = length * 10 + (bytes[pos] - '0');
         ++pos;
     }
-    if (pos == digits_start || pos - digits_start > 19 || pos + 5 > data_offset ||
-        std::memcmp(bytes.data() + pos, ",), }", 5) != 0) {
+    // No digits, more than fit 64 bits, or a leading zero (Python refuses "(03,)"; the generic parser says so).
+    if (pos == digits_start || pos - digits_start > 19 || (bytes[digits_start] == '0' && pos - digits_start > 1) ||
+        pos + 5 > data_offset || std::memcmp(bytes.data() + pos, ",), }", 5) != 0) {
         return 0;
     }
     for (pos += 5; pos < data_offset - 1; ++pos) {
@@ -321,10 +323,10 @@ std::size_t canonical_u1_offset(std::span<const std::uint8_t> bytes) {
     return length == bytes.size() - data_offset ? data_offset : 0;
 }
 
-}  // namespace
+}  // namespace detail
 
 std::span<const std::uint8_t> npy_u1_payload(std::span<const std::uint8_t> bytes, std::string_view source) {
-    if (const std::size_t offset = canonical_u1_offset(bytes); offset != 0) {
+    if (const std::size_t offset = detail::npy_canonical_u1_offset(bytes); offset != 0) {
         return bytes.subspan(offset);
     }
     const npy_header header = parse_npy_header(bytes, source);

@@ -84,13 +84,14 @@ struct npz_reader_options {
 /// Hostile input: the constructor checks every directory record (methods, sizes, ZIP64 fields, each member's local
 /// header and data lying before the central directory) and refuses records whose local headers + data overlap as
 /// far as the directory shows (zip bombs that point many records at one deflated member). Each member's local
-/// header is read when the member is read (data(), verify_crc(), data_offset()), so that opening touches only the
-/// directory: its signature is checked, and its name and extra lengths must put the data before the next member's
-/// local header (or the central directory); a damaged one raises value_error there, naming the archive and the
-/// member. Members that are read never share a byte. data() inflates a member only up to its declared size (more
-/// output, or less, is an error), bounded by options().max_inflated_size and by deflate's 1032:1 ratio, and checks
-/// the member's CRC-32 on first use unless the options turn that off. Listing members or finding one reads no
-/// member data and no local header.
+/// header is read when the member is first read (data(), verify_crc(), data_offset()), so that opening touches only
+/// the directory: its signature is checked, and its name and extra lengths must put the data before the next
+/// member's local header (or the central directory); a damaged one raises value_error there, naming the archive and
+/// the member, on that read and every later one. Passed checks (local header, CRC-32) are recorded per member (4
+/// bytes each, atomics), so later reads of a stored member cost one load and no re-check. Members that are read never
+/// share a byte. data() inflates a member only up to its declared size (more output, or less, is an error), bounded by
+/// options().max_inflated_size and by deflate's 1032:1 ratio, and checks the member's CRC-32 on first use unless the
+/// options turn that off. Listing members or finding one reads no member data and no local header.
 ///
 /// Thread safety: const members may be called from any thread.
 class npz_reader {

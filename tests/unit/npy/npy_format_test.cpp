@@ -1,5 +1,6 @@
 #include <axds/npy/npy_format.hpp>
 
+#include "npy/npy_fast.hpp"
 #include "support/matchers.hpp"
 #include "support/temp_dir.hpp"
 
@@ -108,6 +109,25 @@ TEST_CASE("npy_u1_payload returns the data of a 1-D uint8 array, fast path and g
     const std::string reordered = std::string("\x93NUMPY\x01\x00\x76\x00", 10) + dict + "xyz";
     const auto payload = axds::npy_u1_payload(bytes_of(reordered), "x");
     CHECK(std::string(payload.begin(), payload.end()) == "xyz");
+}
+
+TEST_CASE("every log entry's header takes the fast path, and a leading zero in its shape falls to the parser",
+          "[npy]") {
+    for (const std::uint64_t length : {0ULL, 3ULL, 73ULL, 1234567ULL}) {
+        INFO(length);
+        const std::string entry = axds::encode_npy_u1_header(length) + std::string(length, 'x');
+        CHECK(axds::detail::npy_canonical_u1_offset(bytes_of(entry)) == 128);
+        CHECK(axds::detail::npy_canonical_u1_offset(bytes_of(entry + "y")) == 0);  // the length disagrees
+    }
+    // The layout of the fast path with the length written "03": Python refuses the leading zero, and so do we.
+    std::string dict = "{'descr': '|u1', 'fortran_order': False, 'shape': (03,), }";
+    dict.append(118 - dict.size() - 1, ' ');
+    dict.push_back('\n');
+    const std::string padded = std::string("\x93NUMPY\x01\x00\x76\x00", 10) + dict + "abc";
+    REQUIRE(padded.size() == 131);
+    CHECK(axds::detail::npy_canonical_u1_offset(bytes_of(padded)) == 0);
+    CHECK_THROWS_MATCHES(axds::npy_u1_payload(bytes_of(padded), "zero.npy"), axds::value_error,
+                         message_contains("zero.npy") && message_contains("leading zero"));
 }
 
 TEST_CASE("malformed .npy headers are rejected naming the source and the byte offset", "[npy]") {

@@ -14,6 +14,7 @@
 #include <random>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace fs = std::filesystem;
@@ -61,6 +62,50 @@ TEST_CASE("npz_writer output is read back by npz_reader with aligned, zero-copy 
     }
     CHECK(reader.find("001_00000000000000002000.npy") == &reader.members()[2]);
     CHECK(reader.find("missing.npy") == nullptr);
+}
+
+TEST_CASE("npz_reader serves repeated reads from its per-member record of the checks, with or without CRC-32",
+          "[npy]") {
+    temp_dir tmp;
+    const fs::path path = tmp.path() / "1_log.npz";
+    const auto members = write_archive(path, 40);
+    for (const bool crc : {true, false}) {
+        const axds::npz_reader reader(path, {.verify_crc = crc});
+        for (int pass = 0; pass < 3; ++pass) {  // the first pass checks, the later ones are served from the record
+            for (std::size_t i = 0; i < members.size(); ++i) {
+                const auto& member = reader.members()[i];
+                const auto data = reader.data(member);
+                CHECK(std::vector<std::uint8_t>(data.begin(), data.end()) == members[i]);
+                CHECK(reader.data_offset(member) % axds::npz_member_alignment == 0);
+                CHECK(reader.data(member).data() == data.data());  // the same bytes of the map every time
+            }
+        }
+    }
+}
+
+TEST_CASE("npz_reader checks each member once when several threads read them at once", "[npy]") {
+    temp_dir tmp;
+    const fs::path path = tmp.path() / "1_log.npz";
+    const auto members = write_archive(path, 300);
+    const axds::npz_reader reader(path);
+    std::vector<int> mismatches(4, 0);
+    std::vector<std::thread> threads;
+    for (std::size_t t = 0; t < mismatches.size(); ++t) {
+        threads.emplace_back([&, t] {
+            for (int pass = 0; pass < 2; ++pass) {
+                for (std::size_t k = 0; k < members.size(); ++k) {
+                    const std::size_t i = (k * (t + 1) + t) % members.size();  // a different order per thread
+                    const auto data = reader.data(reader.members()[i]);
+                    const bool same = std::equal(data.begin(), data.end(), members[i].begin(), members[i].end());
+                    mismatches[t] += same && reader.data_offset(reader.members()[i]) % 64 == 0 ? 0 : 1;
+                }
+            }
+        });
+    }
+    for (auto& thread : threads) {
+        thread.join();
+    }
+    CHECK(mismatches == std::vector<int>(4, 0));
 }
 
 TEST_CASE("npz_writer output is byte-reproducible", "[npy]") {
