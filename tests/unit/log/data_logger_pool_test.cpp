@@ -43,7 +43,7 @@ TEST_CASE("data logger try_log takes its nodes from the pool and no page fault",
     const temp_dir tmp;
     io_thread loop;
     data_logger logger(loop.executor(), tmp.path(), "faults");
-    constexpr std::size_t count = 12'000;
+    constexpr std::size_t count = 4000;
     std::vector<log_package> packages;
     packages.reserve(count);
     for (std::uint64_t t = 1; t <= count; ++t) {
@@ -80,7 +80,7 @@ TEST_CASE("data logger with a pool far smaller than its traffic keeps every entr
     data_logger logger(loop.executor(), tmp.path(), "small_pool", options);
     logger.start();
     constexpr std::size_t producers = 4;
-    constexpr std::size_t per_producer = 1500;
+    constexpr std::size_t per_producer = 400;
     std::vector<std::thread> threads;
     for (std::size_t p = 0; p < producers; ++p) {
         threads.emplace_back([&logger, p] {
