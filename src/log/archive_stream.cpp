@@ -506,11 +506,12 @@ asio::awaitable<std::size_t> archive_stream_writer::async_complete_some(const co
     };
     co_await async_run_cpu(work);
     std::size_t released = 0;
+    entry_pool::release_batch recycled(pool());
     for (std::size_t i = 0; i < batch_.size(); ++i) {
         queued_entry* entry = batch_[i];
         done(*entry, errors_[i]);
         released += entry->charge;
-        release(entry);
+        recycled.add(entry);
     }
     batch_.clear();
     batch_bytes_ = 0;

@@ -111,7 +111,12 @@ queued_entry* entry_pool::acquire() {
 }
 
 void entry_pool::release(queued_entry* entry) noexcept {
-    if (!owns(entry)) {
+    release_batch one(*this);
+    one.add(entry);
+}
+
+void entry_pool::release_batch::add(queued_entry* entry) noexcept {
+    if (!pool_->owns(entry)) {
         delete entry;  // NOLINT(cppcoreguidelines-owning-memory)
         return;
     }
@@ -119,9 +124,23 @@ void entry_pool::release(queued_entry* entry) noexcept {
     entry->next = nullptr;
     entry->charge = 0;
     poison_free_node(entry);
-    const auto offset = static_cast<std::size_t>(reinterpret_cast<std::byte*>(entry) - base_);  // NOLINT
+    const auto offset = static_cast<std::size_t>(reinterpret_cast<std::byte*>(entry) - pool_->base_);  // NOLINT
     const auto index = static_cast<std::uint32_t>(offset / node_size);
-    push_chain(index, entry, 1);
+    entry->free_next.store(first_, std::memory_order_relaxed);  // linked in front of the batch's chain
+    first_ = index;
+    if (last_ == nullptr) {
+        last_ = entry;
+    }
+    ++count_;
+}
+
+void entry_pool::release_batch::flush() noexcept {
+    if (count_ != 0) {
+        pool_->push_chain(first_, last_, count_);
+    }
+    first_ = no_node;
+    last_ = nullptr;
+    count_ = 0;
 }
 
 void entry_pool::push_chain(std::uint32_t first, queued_entry* last, std::size_t count) noexcept {

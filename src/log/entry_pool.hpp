@@ -68,6 +68,26 @@ public:
     /// True when `entry` is one of this pool's nodes.
     [[nodiscard]] bool owns(const queued_entry* entry) const noexcept;
 
+    /// Entries released together (a writer's finished batch): their nodes go back with one compare-exchange on
+    /// flush() or destruction instead of one each, so the writer contends less with the producers' pops.
+    class release_batch {
+    public:
+        explicit release_batch(entry_pool& pool) noexcept : pool_(&pool) {}
+        ~release_batch() { flush(); }
+        release_batch(const release_batch&) = delete;
+        release_batch& operator=(const release_batch&) = delete;
+
+        /// release() of `entry`, its node pushed at the next flush().
+        void add(queued_entry* entry) noexcept;
+        void flush() noexcept;
+
+    private:
+        entry_pool* pool_;
+        std::uint32_t first_ = no_node;
+        queued_entry* last_ = nullptr;
+        std::size_t count_ = 0;
+    };
+
 private:
     static constexpr std::uint32_t no_node = ~std::uint32_t{0};
 

@@ -147,11 +147,11 @@ struct prepared_entry {
         return text;
     }
 
-    /// Reports the outcome, returns the entry to `pool` and returns its charge.
-    std::size_t finish(const entry_writer::completion_fn& done, entry_pool& pool) {
+    /// Reports the outcome, hands the entry to `recycled` (back to the pool) and returns its charge.
+    std::size_t finish(const entry_writer::completion_fn& done, entry_pool::release_batch& recycled) {
         done(*entry, error_text());
         const std::size_t charge = entry->charge;
-        pool.release(entry);
+        recycled.add(entry);
         entry = nullptr;
         return charge;
     }
@@ -234,8 +234,9 @@ public:
         };
         co_await async_parallel_for(tasks, std::move(work));
         std::size_t released = 0;
+        entry_pool::release_batch recycled(pool());
         for (auto& p : batch_) {
-            released += p.finish(done, pool());
+            released += p.finish(done, recycled);
         }
         batch_.clear();
         co_return released;
@@ -479,6 +480,7 @@ private:
     }
 
     std::size_t reap(const completion_fn& done, std::size_t& released) {
+        entry_pool::release_batch recycled(pool());
         std::size_t finished = 0;
         io_uring_cqe* cqe = nullptr;
         unsigned head = 0;
@@ -503,7 +505,7 @@ private:
                     }
                     remove_partial(directory_fd_, p);  // no free submission entry: synchronously
                 }
-                released += p.finish(done, pool());
+                released += p.finish(done, recycled);
                 free_.push_back(index);
                 --in_flight_;
                 ++finished;
