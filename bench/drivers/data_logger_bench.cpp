@@ -35,8 +35,8 @@
 
 #include "bench_support.hpp"
 #include "detail/fault_hooks.hpp"  // src/: the logger's node pool counts
-#include "npy/zip_records.hpp"    // src/: the member encoder the baseline appends with
-#include "support/io_thread.hpp"  // tests/support: the same helper the logger tests use
+#include "npy/zip_records.hpp"     // src/: the member encoder the baseline appends with
+#include "support/io_thread.hpp"   // tests/support: the same helper the logger tests use
 
 #include <algorithm>
 #include <atomic>

@@ -63,6 +63,7 @@ struct data_logger_test_access {
         std::size_t max_nodes = 0;
         std::uint64_t heap_nodes = 0;
     };
+
     static pool_counts pool_stats(data_logger& logger);
 };
 

@@ -64,8 +64,8 @@ entry_pool::entry_pool(std::size_t max_nodes, std::size_t initial_nodes) : head_
     nodes_per_page_ = std::max<std::size_t>(1, static_cast<std::size_t>(page > 0 ? page : 4096) / node_size);
     max_nodes = round_up(std::clamp<std::size_t>(max_nodes, 1, max_pool_nodes), nodes_per_page_);
     // PROT_NONE: address space only, not counted against the commit limit until a part is populated.
-    void* reserved = ::mmap(nullptr, max_nodes * node_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                            -1, 0);
+    void* reserved =
+        ::mmap(nullptr, max_nodes * node_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (reserved == MAP_FAILED) {
         return;  // no pool: every node comes from the heap
     }

@@ -37,7 +37,7 @@ struct queued_entry {
 /// by max_nodes() * node_size.
 class entry_pool {
 public:
-    static constexpr std::size_t node_size = 64;  ///< bytes per node: one cache line
+    static constexpr std::size_t node_size = 64;                         ///< bytes per node: one cache line
     static constexpr std::size_t max_pool_nodes = std::size_t{1} << 26;  ///< cap of the reserved range (4 GiB)
 
     /// Reserves address space for `max_nodes` nodes (rounded up to whole pages, at most max_pool_nodes) and
@@ -58,10 +58,13 @@ public:
 
     /// Nodes populated so far.
     [[nodiscard]] std::size_t populated() const noexcept { return populated_.load(std::memory_order_relaxed); }
+
     /// The bound of populated().
     [[nodiscard]] std::size_t max_nodes() const noexcept { return max_nodes_; }
+
     /// acquire() calls that found the pool empty and used the heap.
     [[nodiscard]] std::uint64_t heap_nodes() const noexcept { return heap_nodes_.load(std::memory_order_relaxed); }
+
     /// Free pooled nodes (exact when no acquire() or release() runs at the same time). One thread at a time, like
     /// replenish().
     [[nodiscard]] std::size_t free_nodes() noexcept;
@@ -73,7 +76,9 @@ public:
     class release_batch {
     public:
         explicit release_batch(entry_pool& pool) noexcept : pool_(&pool) {}
+
         ~release_batch() { flush(); }
+
         release_batch(const release_batch&) = delete;
         release_batch& operator=(const release_batch&) = delete;
 
@@ -101,7 +106,7 @@ private:
     std::size_t max_nodes_ = 0;
     std::size_t initial_nodes_ = 0;
     std::size_t nodes_per_page_ = 1;
-    alignas(64) std::atomic<std::uint64_t> head_;  ///< low 32 bits: first free node (no_node = empty); high: pops
+    alignas(64) std::atomic<std::uint64_t> head_;       ///< low 32 bits: first free node (no_node = empty); high: pops
     alignas(64) std::atomic<std::uint64_t> pushed_{0};  ///< nodes ever pushed (populated + recycled)
     std::atomic<std::size_t> populated_{0};
     std::atomic<std::uint64_t> heap_nodes_{0};

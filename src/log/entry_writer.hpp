@@ -27,6 +27,7 @@ inline constexpr std::size_t entry_bookkeeping_bytes = 201;
 class entry_list {
 public:
     explicit entry_list(entry_pool& pool) noexcept : pool_(&pool) {}
+
     entry_list(const entry_list&) = delete;
     entry_list& operator=(const entry_list&) = delete;
     ~entry_list();
@@ -54,6 +55,7 @@ public:
     using completion_fn = std::function<void(queued_entry& entry, const std::string& error)>;
 
     explicit entry_writer(entry_pool& pool) noexcept : pool_(&pool) {}
+
     entry_writer(const entry_writer&) = delete;
     entry_writer& operator=(const entry_writer&) = delete;
     virtual ~entry_writer() = default;
@@ -75,6 +77,7 @@ public:
 protected:
     /// Frees a finished entry: its payload, and its node back to the pool.
     void release(queued_entry* entry) const noexcept { pool_->release(entry); }
+
     [[nodiscard]] entry_pool& pool() const noexcept { return *pool_; }
 
 private:

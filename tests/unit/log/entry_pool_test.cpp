@@ -167,4 +167,3 @@ TEST_CASE("entry pool under 4 producer threads and a recycling consumer hands no
     CHECK(pool.populated() <= pool.max_nodes());
     INFO("heap fallbacks: " << pool.heap_nodes());
 }
-
