@@ -520,8 +520,10 @@ void bench_latency(const settings& s, std::size_t producers) {
         print_fault_attribution(samples);
     }
     const auto pool = axds::detail::data_logger_test_access::pool_stats(logger);
-    fmt::print("  node pool: {} of at most {} nodes populated, {} nodes taken from the heap (pool empty)\n",
-               pool.populated, pool.max_nodes, pool.heap_nodes);
+    fmt::print(
+        "  node pool: {} of at most {} nodes populated, {} nodes taken from the heap (pool empty), {} free after the "
+        "stop\n",
+        pool.populated, pool.max_nodes, pool.heap_nodes, pool.free_nodes);
     end_step(logger.output_directory());
 }
 

@@ -401,8 +401,11 @@ void detail::data_logger_test_access::fail_entries(data_logger& logger,
 }
 
 detail::data_logger_test_access::pool_counts detail::data_logger_test_access::pool_stats(data_logger& logger) {
-    const detail::entry_pool& pool = logger.impl_->pool;
-    return {.populated = pool.populated(), .max_nodes = pool.max_nodes(), .heap_nodes = pool.heap_nodes()};
+    detail::entry_pool& pool = logger.impl_->pool;
+    return {.populated = pool.populated(),
+            .max_nodes = pool.max_nodes(),
+            .heap_nodes = pool.heap_nodes(),
+            .free_nodes = pool.free_nodes()};
 }
 
 data_logger::~data_logger() {

@@ -101,6 +101,7 @@ TEST_CASE("data logger with a pool far smaller than its traffic keeps every entr
     CHECK(report.entries_written == producers * per_producer);
     CHECK(stats.populated <= stats.max_nodes);
     CHECK(stats.max_nodes < 1024);
+    CHECK(stats.free_nodes == stats.populated);  // every node came back
     std::size_t intact = 0;
     for (std::size_t p = 0; p < producers; ++p) {
         for (std::uint64_t t = 1; t <= per_producer; ++t) {
