@@ -2,8 +2,10 @@
 //   1. uncontended locked element read and write: ns/op   vs  a bare robust process-shared pthread mutex lock+unlock
 //   2. two processes handing the lock back and forth (a turn flag in the array): round-trip p50/p99, once with
 //      lock() on both sides and once with the child waiting through co_await async_lock() on an io_context.
+//   3. wake-up latency (issue 21): the parent holds the lock for 100 us, longer than async_lock's spin, so the
+//      child is asleep in lock() or co_await async_lock() when the parent unlocks; p50/p99 of unlock → child holds it.
 //
-//   ads_bench_shm [--ops N] [--round-trips R]
+//   ads_bench_shm [--ops N] [--round-trips R] [--wake-ups W]
 
 #include <axds/core/runtime.hpp>
 #include <axds/shm/shared_memory_array.hpp>
@@ -14,9 +16,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <pthread.h>
@@ -100,17 +105,100 @@ void round_trips(const std::string& name, std::size_t count, bool child_uses_asy
                samples[samples.size() * 99 / 100], count);
 }
 
+std::int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now().time_since_epoch()).count();
+}
+
+/// Wake-up: [0] = phase (1: the parent holds the lock and will release it, 2: the child took it, -1: stop), [1] = the
+/// parent's release time, [2] = the child's acquisition time (steady_clock ns, one clock for both processes).
+void take_turn(std::span<std::int64_t> view) {
+    std::atomic_ref<std::int64_t> phase(view[0]);  // the parent polls it without the lock
+    if (phase.load(std::memory_order_relaxed) == 1) {
+        view[2] = now_ns();
+        phase.store(2, std::memory_order_release);
+    }
+}
+
+asio::awaitable<void> child_wake_async(axds::shared_memory_array<std::int64_t>& array) {
+    for (;;) {
+        const axds::shm_lock_guard guard = co_await array.async_lock();
+        auto view = array.array(false);
+        if (view[0] == -1) {
+            co_return;
+        }
+        take_turn(view.data());
+    }
+}
+
+void wake_ups(const std::string& name, std::size_t count, bool child_uses_async) {
+    using array_type = axds::shared_memory_array<std::int64_t>;
+    auto array = array_type::create(name, {3}, std::int64_t{0}, true);
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        auto mine = array_type::attach(name, {3});
+        if (child_uses_async) {
+            asio::io_context io;
+            asio::co_spawn(io, child_wake_async(mine), asio::detached);
+            io.run();
+        } else {
+            for (;;) {
+                const axds::shm_lock_guard guard = mine.lock();
+                auto view = mine.array(false);
+                if (view[0] == -1) {
+                    break;
+                }
+                take_turn(view.data());
+            }
+        }
+        ::_exit(0);
+    }
+    std::vector<double> samples;
+    samples.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) {
+        {
+            const axds::shm_lock_guard guard = array.lock();
+            auto view = array.array(false);
+            view[0] = 1;
+            std::this_thread::sleep_for(std::chrono::microseconds(100));  // the child tries, spins, and sleeps
+            view[1] = now_ns();
+        }
+        // Waits without the lock: taking it here would race the child woken for it (a robust mutex hands nothing
+        // over), and this measures the wake-up, not that race.
+        auto view = array.array(false);
+        const std::atomic_ref<std::int64_t> phase(view[0]);
+        while (phase.load(std::memory_order_acquire) != 2) {
+        }
+        const axds::shm_lock_guard guard = array.lock();
+        samples.push_back(static_cast<double>(view[2] - view[1]) / 1e3);
+        view[0] = 0;
+    }
+    {
+        auto view = array.array();
+        view[0] = -1;
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    std::sort(samples.begin(), samples.end());
+    fmt::print(
+        "wake-up, unlock to the sleeping child holding the lock, child {}: p50 {:.2f} us, p99 {:.2f} us over {}\n",
+        child_uses_async ? "co_await async_lock()" : "lock()", samples[samples.size() / 2],
+        samples[samples.size() * 99 / 100], count);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     std::size_t ops = 10'000'000;
     std::size_t trips = 20'000;
+    std::size_t wakes = 5'000;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string flag = argv[i];
         if (flag == "--ops") {
             ops = std::stoul(argv[i + 1]);
         } else if (flag == "--round-trips") {
             trips = std::stoul(argv[i + 1]);
+        } else if (flag == "--wake-ups") {
+            wakes = std::stoul(argv[i + 1]);
         } else {
             std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
             return 2;
@@ -154,5 +242,7 @@ int main(int argc, char** argv) {
     }
     round_trips(name, trips, false);
     round_trips(name, trips, true);
+    wake_ups(name, wakes, false);
+    wake_ups(name, wakes, true);
     return 0;
 }

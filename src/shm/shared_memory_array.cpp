@@ -1,6 +1,7 @@
 #include <axds/shm/shared_memory_array.hpp>
 
 #include "shm/futex_ring.hpp"
+#include "shm/lock_spin.hpp"
 #include "sys/error.hpp"
 #include "sys/io.hpp"
 #include "sys/unique_fd.hpp"
@@ -1033,8 +1034,17 @@ asio::awaitable<shm_lock_guard> shared_memory_segment::async_lock(std::optional<
         co_return co_await async_lock_semaphore(deadline, timeout.value_or(std::chrono::nanoseconds(0)));
     }
     bool waited = false;
+    bool spun = false;
     for (;;) {
         std::optional<shm_lock_guard> guard = try_lock();
+        if (!guard && !spun) {
+            // Once before each sleep: a waiter resumed a few microseconds after the holder's unlock would otherwise
+            // keep losing the lock to a holder that takes it again at once, and sleep again (issue 21).
+            spun = true;
+            const auto until = std::min(deadline, std::chrono::steady_clock::now() + detail::lock_spin_budget);
+            guard =
+                detail::spin_for_lock(&state_->control()->mutex.__data.__lock, until, [this] { return try_lock(); });
+        }
         if (guard) {
             if (waited) {
                 // Keep glibc's waiters chain: the wake this wait consumed may have been the only one.
@@ -1050,7 +1060,7 @@ asio::awaitable<shm_lock_guard> shared_memory_segment::async_lock(std::optional<
         if (ring && ring->usable()) {
             const std::optional<std::uint32_t> expected = announce_waiter(&state_->control()->mutex.__data.__lock);
             if (!expected) {
-                continue;  // free, or its holder died: try again at once
+                continue;  // free, or its holder died: try again at once (no new spin)
             }
             co_await detail::async_futex_wait(ring, *expected, deadline, asio::use_awaitable);
         } else {
@@ -1058,6 +1068,7 @@ asio::awaitable<shm_lock_guard> shared_memory_segment::async_lock(std::optional<
             co_await async_wait_for_mutex(waiter, deadline, asio::use_awaitable);
         }
         waited = true;
+        spun = false;
     }
 }
 

@@ -196,8 +196,10 @@ public:
     /// first wait, whose eventfd the executor's reactor watches) wakes the executor's thread once when the holder
     /// releases it (or dies: the guard then reports previous_owner_died()). Where io_uring cannot (older kernel,
     /// seccomp, AXDS_NO_IO_URING=1 set before connecting) a helper thread of this object (started on the first wait,
-    /// gone after 50 ms idle) sleeps on the word and posts the retry to the executor. Either way the lock itself is
-    /// always taken and released on the executor's thread. On a
+    /// gone after 50 ms idle) sleeps on the word and posts the retry to the executor. Before each sleep it spins for
+    /// up to 3 µs on the executor's thread, trying the lock whenever the word shows it free (or its holder dead), so
+    /// that a holder who takes the lock again right after each unlock cannot keep a sleeping waiter out. Either way
+    /// the lock itself is always taken and released on the executor's thread. On a
     /// named semaphore (attach_python) it tries with a timer backoff from 20 µs to 1 ms. Cancellable: a
     /// cancellation (terminal, e.g. through asio::bind_cancellation_slot) ends the wait with
     /// system_error(operation_aborted), without the lock and without a waiter left behind.

@@ -6,6 +6,7 @@
 #include "support/temp_dir.hpp"
 
 #include "shm/futex_ring.hpp"
+#include "shm/lock_spin.hpp"
 #include <axds/error.hpp>
 
 #include <asio/bind_cancellation_slot.hpp>
@@ -19,23 +20,29 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include <array>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <thread>
 #include <vector>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <semaphore.h>
 #include <sys/mman.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -1027,4 +1034,119 @@ TEST_CASE("async_lock waiters in three processes make exact locked increments", 
         CHECK(w.wait() == 0);
     }
     CHECK(a.read() == std::vector<std::int64_t>(4, 3 * 4 * 100));
+}
+
+// Issue 21, third step: before each sleep async_lock spins for a few microseconds on the mutex word
+// (detail::spin_for_lock, src/shm/lock_spin.hpp), trying the lock whenever the word shows it free or its holder dead.
+namespace {
+
+/// A robust process-shared mutex in anonymous shared memory, inherited by forked children.
+class shared_robust_mutex {
+public:
+    shared_robust_mutex() {
+        void* memory =
+            ::mmap(nullptr, sizeof(pthread_mutex_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        REQUIRE(memory != MAP_FAILED);
+        mutex_ = static_cast<pthread_mutex_t*>(memory);
+        pthread_mutexattr_t attributes;
+        pthread_mutexattr_init(&attributes);
+        pthread_mutexattr_setpshared(&attributes, PTHREAD_PROCESS_SHARED);
+        pthread_mutexattr_setrobust(&attributes, PTHREAD_MUTEX_ROBUST);
+        pthread_mutex_init(mutex_, &attributes);
+        pthread_mutexattr_destroy(&attributes);
+    }
+
+    shared_robust_mutex(const shared_robust_mutex&) = delete;
+    shared_robust_mutex& operator=(const shared_robust_mutex&) = delete;
+
+    ~shared_robust_mutex() {
+        pthread_mutex_destroy(mutex_);
+        ::munmap(mutex_, sizeof(pthread_mutex_t));
+    }
+
+    [[nodiscard]] pthread_mutex_t* get() const noexcept { return mutex_; }
+
+    [[nodiscard]] int* word() const noexcept { return &mutex_->__data.__lock; }
+
+    /// The trylock's result when it took the mutex (0, or EOWNERDEAD), std::nullopt while someone else holds it.
+    [[nodiscard]] std::optional<int> try_take() const {
+        const int rc = pthread_mutex_trylock(mutex_);
+        return rc == EBUSY ? std::nullopt : std::optional<int>(rc);
+    }
+
+private:
+    pthread_mutex_t* mutex_ = nullptr;
+};
+
+}  // namespace
+
+TEST_CASE("the lock spin takes a mutex whose holder is killed with -9 while it spins and reports the death",
+          "[shm][async_lock]") {
+    const shared_robust_mutex shared;
+    std::array<int, 2> ready{};
+    REQUIRE(::pipe(ready.data()) == 0);
+    const pid_t holder = ::fork();
+    if (holder == 0) {
+        pthread_mutex_lock(shared.get());
+        (void)!::write(ready[1], "x", 1);
+        ::pause();
+        ::_exit(0);
+    }
+    char byte = 0;
+    REQUIRE(::read(ready[0], &byte, 1) == 1);
+    ::close(ready[0]);
+    ::close(ready[1]);
+    std::thread killer([holder] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(30));  // the spin below is under way
+        ::kill(holder, SIGKILL);
+    });
+    const auto start = std::chrono::steady_clock::now();
+    const std::optional<int> taken = axds::detail::spin_for_lock(shared.word(), start + std::chrono::seconds(10),
+                                                                 [&shared] { return shared.try_take(); });
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    killer.join();
+    int status = 0;
+    ::waitpid(holder, &status, 0);
+    CHECK(WIFSIGNALED(status));
+    REQUIRE(taken.has_value());
+    CHECK(*taken == EOWNERDEAD);  // not a plain 0: the death is reported
+    CHECK(elapsed >= std::chrono::milliseconds(25));
+    CHECK(elapsed < std::chrono::seconds(5));  // taken on the death, not at the deadline
+    pthread_mutex_consistent(shared.get());
+    pthread_mutex_unlock(shared.get());
+}
+
+TEST_CASE("the lock spin takes a mutex released while it spins and gives up at its deadline", "[shm][async_lock]") {
+    const shared_robust_mutex shared;
+    std::atomic<bool> holding{false};
+    std::atomic<bool> release{false};
+    std::thread holder([&] {  // a robust mutex is released by the thread that took it
+        pthread_mutex_lock(shared.get());
+        holding.store(true);
+        while (!release.load()) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        pthread_mutex_unlock(shared.get());
+    });
+    while (!holding.load()) {
+        std::this_thread::yield();
+    }
+    auto start = std::chrono::steady_clock::now();
+    const std::optional<int> expired = axds::detail::spin_for_lock(shared.word(), start + std::chrono::milliseconds(5),
+                                                                   [&shared] { return shared.try_take(); });
+    const auto spun = std::chrono::steady_clock::now() - start;
+    CHECK_FALSE(expired.has_value());  // the holder kept it all the while
+    CHECK(spun >= std::chrono::milliseconds(5));
+    CHECK(spun < std::chrono::seconds(2));
+    release.store(true);
+    start = std::chrono::steady_clock::now();
+    const std::optional<int> taken = axds::detail::spin_for_lock(shared.word(), start + std::chrono::seconds(10),
+                                                                 [&shared] { return shared.try_take(); });
+    const auto waited = std::chrono::steady_clock::now() - start;
+    holder.join();
+    REQUIRE(taken.has_value());
+    CHECK(*taken == 0);
+    CHECK(waited < std::chrono::seconds(5));  // on the release, not at the deadline
+    pthread_mutex_unlock(shared.get());
 }
