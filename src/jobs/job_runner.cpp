@@ -298,7 +298,8 @@ int stop_child(child_process& child, std::error_code ec) {
 }
 
 /// Reads the child's stderr to EOF (forwarding it and keeping the tail), then waits for its exit; returns the wait
-/// status. On cancellation the child is terminated and operation_aborted propagates.
+/// status. On cancellation a command that already exited 0 counts as finished (its status is returned); any other is
+/// terminated and operation_aborted propagates.
 asio::awaitable<int> await_child(child_process& child, std::string& tail, const command_options& options) {
     const auto executor = co_await asio::this_coro::executor;
     asio::posix::stream_descriptor errors(executor, child.stderr_fd.release());
@@ -430,20 +431,15 @@ asio::awaitable<void> run_worker(std::shared_ptr<runner_state> state) {
             outcome.error = "The job's handler threw an exception that is not a std::exception.";
         }
         const auto cancel = co_await asio::this_coro::cancellation_state;
-        if (cancel.cancelled() != asio::cancellation_type::none) {
-            // Stopped: a job that finished anyway is recorded (a rerun would repeat finished work), any other is
-            // put back. The state is reset first, else every co_await below would throw operation_aborted.
+        const bool stopped = cancel.cancelled() != asio::cancellation_type::none;
+        if (stopped) {
+            // A job that finished anyway is recorded below (a rerun would repeat finished work), any other is put
+            // back. The state is reset first, else every co_await below would throw operation_aborted.
             co_await asio::this_coro::reset_cancellation_state();
-            if (outcome.succeeded) {
-                co_await record_outcome(tracker, outcome);
-                ++state->report.succeeded;
-                if (state->options.on_job_done) {
-                    state->options.on_job_done(outcome);
-                }
-            } else {
+            if (!outcome.succeeded) {
                 co_await release_job(tracker, job_id, claim);
+                throw std::system_error(asio::error::operation_aborted, "The job runner was cancelled");
             }
-            throw std::system_error(asio::error::operation_aborted, "The job runner was cancelled");
         }
         co_await record_outcome(tracker, outcome);
         if (outcome.succeeded) {
@@ -454,6 +450,9 @@ asio::awaitable<void> run_worker(std::shared_ptr<runner_state> state) {
         }
         if (state->options.on_job_done) {
             state->options.on_job_done(outcome);
+        }
+        if (stopped) {
+            throw std::system_error(asio::error::operation_aborted, "The job runner was cancelled");
         }
     }
 }
