@@ -106,8 +106,25 @@ queued_entry* entry_pool::acquire() {
             return node;
         }
     }
+    if (queued_entry* node = take_fresh(); node != nullptr) {
+        return node;
+    }
     heap_nodes_.fetch_add(1, std::memory_order_relaxed);
     return new queued_entry{};  // NOLINT(cppcoreguidelines-owning-memory)
+}
+
+queued_entry* entry_pool::take_fresh() noexcept {
+    // populated_ is stored (release) after the pages are mapped and populated, so a node below it may be written.
+    const std::size_t limit = populated_.load(std::memory_order_acquire);
+    std::size_t index = fresh_.load(std::memory_order_relaxed);
+    while (index < limit) {
+        if (fresh_.compare_exchange_weak(index, index + 1, std::memory_order_relaxed, std::memory_order_relaxed)) {
+            std::byte* at = base_ + index * node_size;  // NOLINT
+            AXDS_POOL_UNPOISON(at, node_size);          // poisoned by populate()
+            return new (at) queued_entry{};  // first use: the page is populated, this is the node's only construction
+        }
+    }
+    return nullptr;
 }
 
 void entry_pool::release(queued_entry* entry) noexcept {
@@ -157,7 +174,10 @@ std::size_t entry_pool::free_nodes() noexcept {
     pops_ += static_cast<std::uint32_t>(pops - last_pops_);  // fewer than 2^32 pops between two calls
     last_pops_ = pops;
     const std::uint64_t pushed = pushed_.load(std::memory_order_relaxed);
-    return pushed > pops_ ? static_cast<std::size_t>(pushed - pops_) : 0;
+    const std::size_t recycled = pushed > pops_ ? static_cast<std::size_t>(pushed - pops_) : 0;
+    const std::size_t fresh = fresh_.load(std::memory_order_relaxed);
+    const std::size_t have = populated();
+    return recycled + (have > fresh ? have - fresh : 0);
 }
 
 std::size_t entry_pool::replenish() noexcept {
@@ -168,7 +188,9 @@ std::size_t entry_pool::replenish() noexcept {
     if (free_nodes() >= std::max(initial_nodes_, have / 2)) {
         return 0;
     }
-    return populate(std::min(std::max(have, initial_nodes_), max_nodes_ - have));
+    // Four times as large: the producers can take thousands of nodes between two of the writer's calls (one per
+    // finished batch), and a node they find missing comes from the heap with its page faults (issue 21).
+    return populate(std::min(std::max(3 * have, initial_nodes_), max_nodes_ - have));
 }
 
 std::size_t entry_pool::populate(std::size_t count) noexcept {
@@ -183,15 +205,12 @@ std::size_t entry_pool::populate(std::size_t count) noexcept {
         max_nodes_ = first;  // the system refuses more memory: stay at this size, the heap takes the rest
         return 0;
     }
-    // One system call instead of a fault per page; only advice (older kernels refuse it and the loop below faults).
+    // One system call instead of a fault per page; only advice (older kernels refuse it, and the producers' first
+    // touch faults then). The nodes are not constructed nor linked here: a producer constructs a fresh node when it
+    // takes it (take_fresh), so the writer does not write 64 bytes per node into memory it has never cached.
     ::madvise(begin, bytes, MADV_POPULATE_WRITE);
-    for (std::size_t i = 0; i < count; ++i) {
-        auto* node = new (begin + i * node_size) queued_entry{};
-        node->free_next.store(static_cast<std::uint32_t>(first + i + 1), std::memory_order_relaxed);
-        poison_free_node(node);
-    }
-    populated_.store(first + count, std::memory_order_relaxed);
-    push_chain(static_cast<std::uint32_t>(first), node_at(static_cast<std::uint32_t>(first + count - 1)), count);
+    AXDS_POOL_POISON(begin, bytes);
+    populated_.store(first + count, std::memory_order_release);
     return count;
 }
 

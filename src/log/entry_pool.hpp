@@ -24,11 +24,14 @@ struct queued_entry {
 /// A bounded pool of queued_entry nodes in one reserved address range (PROT_NONE until populated).
 ///
 /// - acquire() (any thread, lock-free, no system call): pops a node from the free list; when the list is empty it
-///   returns a node from the heap instead (counted in heap_nodes()), so the caller's call keeps its semantics.
+///   takes the next never-used populated node (constructed then, by the caller: populating writes nothing into the
+///   nodes); when there is none it returns a node from the heap instead (counted in heap_nodes()), so the caller's
+///   call keeps its semantics.
 /// - release() (any thread): clears the node's package (freeing its payload) and pushes a pooled node back on the free
 ///   list; a heap node is deleted.
 /// - replenish() (one thread at a time: the logger's writer): when fewer than half of the populated nodes are free,
-///   makes the pool about twice as large, up to max_nodes(): mprotect + MADV_POPULATE_WRITE, construct, push.
+///   makes the pool about four times as large, up to max_nodes(): mprotect + MADV_POPULATE_WRITE (the new nodes are
+///   "fresh": handed out in address order by acquire() once the free list is empty).
 ///
 /// The free list is a stack whose head holds a 32-bit node index and a 32-bit count of the pops (not of the pushes).
 /// A pop's compare-exchange succeeds only if no other pop happened since it read the head, and the head can only
@@ -52,8 +55,8 @@ public:
     [[nodiscard]] queued_entry* acquire();
     /// Frees the entry's payload and recycles the node (pool) or deletes it (heap).
     void release(queued_entry* entry) noexcept;
-    /// Writer side: grows the pool when fewer than half its populated nodes (or fewer than the initial count) are
-    /// free. Returns the number of nodes added (0 when none were needed or the bound is reached).
+    /// Writer side: grows the pool (four times as large) when fewer than half its populated nodes (or fewer than the
+    /// initial count) are free. Returns the number of nodes added (0 when none were needed or the bound is reached).
     std::size_t replenish() noexcept;
 
     /// Nodes populated so far.
@@ -97,6 +100,8 @@ private:
     static constexpr std::uint32_t no_node = ~std::uint32_t{0};
 
     [[nodiscard]] queued_entry* node_at(std::uint32_t index) const noexcept;
+    /// The next never-used populated node, constructed, or nullptr when all populated nodes were used once.
+    [[nodiscard]] queued_entry* take_fresh() noexcept;
     /// Pushes the chain first..last (linked through free_next) of `count` nodes.
     void push_chain(std::uint32_t first, queued_entry* last, std::size_t count) noexcept;
     std::size_t populate(std::size_t count) noexcept;
@@ -106,9 +111,10 @@ private:
     std::size_t max_nodes_ = 0;
     std::size_t initial_nodes_ = 0;
     std::size_t nodes_per_page_ = 1;
-    alignas(64) std::atomic<std::uint64_t> head_;       ///< low 32 bits: first free node (no_node = empty); high: pops
-    alignas(64) std::atomic<std::uint64_t> pushed_{0};  ///< nodes ever pushed (populated + recycled)
+    alignas(64) std::atomic<std::uint64_t> head_;    ///< low 32 bits: first free node (no_node = empty); high: pops
+    alignas(64) std::atomic<std::size_t> fresh_{0};  ///< nodes [fresh_, populated_) were never handed out
     std::atomic<std::size_t> populated_{0};
+    alignas(64) std::atomic<std::uint64_t> pushed_{0};  ///< nodes ever pushed (recycled)
     std::atomic<std::uint64_t> heap_nodes_{0};
     std::uint32_t last_pops_ = 0;  ///< replenish side: the pop count seen last, to unwrap its 32 bits
     std::uint64_t pops_ = 0;       ///< replenish side: pops seen so far

@@ -80,7 +80,7 @@ TEST_CASE("entry pool falls back to the heap when empty and deletes heap nodes o
     CHECK(pool.free_nodes() == populated);
 }
 
-TEST_CASE("entry pool replenish doubles the pool while half of it is in use and stops at its bound", "[log]") {
+TEST_CASE("entry pool replenish quadruples the pool while half of it is in use and stops at its bound", "[log]") {
     entry_pool pool(1024, 64);
     const std::size_t start = pool.populated();
     const std::size_t bound = pool.max_nodes();
@@ -91,7 +91,7 @@ TEST_CASE("entry pool replenish doubles the pool while half of it is in use and 
     while (held.size() < bound) {
         held.push_back(pool.acquire());
         if (pool.replenish() > 0) {
-            CHECK(pool.populated() <= std::max<std::size_t>(2 * last, start + last));
+            CHECK(pool.populated() <= std::max<std::size_t>(4 * last, start + last));
             CHECK(pool.populated() <= bound);
             last = pool.populated();
         }
@@ -166,4 +166,73 @@ TEST_CASE("entry pool under 4 producer threads and a recycling consumer hands no
     CHECK(pool.free_nodes() == pool.populated());
     CHECK(pool.populated() <= pool.max_nodes());
     INFO("heap fallbacks: " << pool.heap_nodes());
+}
+
+TEST_CASE("entry pool hands out never-used nodes once each before the heap and counts them as free", "[log]") {
+    // Populating writes nothing into the nodes: a node is constructed when first taken. Every populated node must be
+    // handed out exactly once before the heap is used, recycled ones first, and counted as free until then.
+    entry_pool pool(4096, 256);
+    const std::size_t populated = pool.populated();
+    REQUIRE(populated >= 256);
+    CHECK(pool.free_nodes() == populated);
+    queued_entry* first = pool.acquire();
+    first->package.payload = payload_of(1, 40);
+    pool.release(first);
+    CHECK(pool.acquire() == first);  // the recycled node before a fresh one (warm in the cache)
+    std::set<queued_entry*> seen{first};
+    for (std::size_t i = 1; i < populated; ++i) {
+        queued_entry* node = pool.acquire();
+        REQUIRE(pool.owns(node));
+        CHECK(node->package.payload.empty());
+        CHECK(node->next == nullptr);
+        CHECK(node->charge == 0);
+        seen.insert(node);
+        CHECK(pool.free_nodes() == populated - 1 - i);
+    }
+    CHECK(seen.size() == populated);
+    CHECK(pool.heap_nodes() == 0);
+    queued_entry* extra = pool.acquire();
+    CHECK_FALSE(pool.owns(extra));
+    CHECK(pool.heap_nodes() == 1);
+    pool.release(extra);
+    CHECK(pool.replenish() > 0);  // none free: grows
+    CHECK(pool.free_nodes() == pool.populated() - populated);
+    for (queued_entry* node : seen) {
+        pool.release(node);
+    }
+    CHECK(pool.free_nodes() == pool.populated());
+}
+
+TEST_CASE("entry pool with enough nodes for all threads never falls back to the heap under contention", "[log]") {
+    // Issue 21 saw heap fallbacks in a loaded run of a fully grown pool. With every node populated and each of 4
+    // threads holding at most 64 at once, the pool always has free nodes: a heap node would mean a lost node or a
+    // pop that saw an empty list while nodes were free.
+    constexpr std::size_t threads = 4;
+    constexpr std::size_t held_at_most = 64;
+    constexpr std::size_t rounds = 2000;
+    entry_pool pool(512, 512);
+    REQUIRE(pool.populated() == pool.max_nodes());
+    REQUIRE(pool.populated() > threads * held_at_most);
+    std::vector<std::thread> workers;
+    for (std::size_t t = 0; t < threads; ++t) {
+        workers.emplace_back([&pool] {
+            std::vector<queued_entry*> held;
+            for (std::size_t r = 0; r < rounds; ++r) {
+                for (std::size_t i = 0; i < held_at_most; ++i) {
+                    held.push_back(pool.acquire());
+                    held.back()->package.payload = payload_of(i, 8);
+                }
+                entry_pool::release_batch batch(pool);  // the writer's way: one compare-exchange per chain
+                for (queued_entry* node : held) {
+                    batch.add(node);
+                }
+                held.clear();
+            }
+        });
+    }
+    for (auto& worker : workers) {
+        worker.join();
+    }
+    CHECK(pool.heap_nodes() == 0);
+    CHECK(pool.free_nodes() == pool.populated());
 }
