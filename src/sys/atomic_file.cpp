@@ -96,6 +96,7 @@ replace_error atomic_file::commit(bool durable, bool sync_directory) {
 
 bool directory_needs_sync(const fs::path& destination) {
     struct statfs info {};
+
     const fs::path directory = directory_of(destination);
     if (::statfs(directory.c_str(), &info) != 0) {
         return true;

@@ -801,8 +801,8 @@ TEST_CASE("a transition whose write fails leaves the file and the next transitio
     const temp_dir tmp;
     const fs::path mount_point = tmp.path() / "small_disk";
     const axds::test::tmpfs_mount disk(mount_point, "64k");  // declared after tmp: unmounted before tmp is removed
-    AXDS_SKIP_IF(!disk.mounted(), "SKIPPED: the full-disk test needs to mount a tmpfs (root / CAP_SYS_ADMIN): "
-                                      << disk.why_not());
+    AXDS_SKIP_IF(!disk.mounted(),
+                 "SKIPPED: the full-disk test needs to mount a tmpfs (root / CAP_SYS_ADMIN): " << disk.why_not());
     const fs::path file = mount_point / "tracker.yaml";
     processing_tracker tracker(file);
     const auto ids = tracker.initialize_jobs({{"job", "a"}, {"job", "b"}});
