@@ -4,6 +4,7 @@
 #include <axds/error.hpp>
 #include <axds/fs/walk.hpp>
 
+#include "detail/cpu_work.hpp"
 #include "detail/parallel.hpp"
 #include "detail/uring_copy.hpp"
 #include "fs/file_digest.hpp"
@@ -155,10 +156,18 @@ asio::awaitable<std::string> async_calculate_directory_checksum(fs::path directo
 namespace axds::detail {
 
 asio::awaitable<std::string> async_directory_checksum(fs::path directory, checksum_options options,
-                                                      std::shared_ptr<const known_digests> known) {
+                                                      std::shared_ptr<const known_digests> known,
+                                                      std::function<void()> after_walk) {
     // Before the walk (the Python library refuses a bad count only after it): a bad count never costs a long walk.
     const auto workers = static_cast<std::size_t>(resolve_workers_option(options.workers, "checksum_options::workers"));
-    std::vector<file_entry> files = collect_files(directory, options);
+    auto walk = [&directory, &options, &after_walk] {  // a large tree's walk must not stall the caller's executor
+        std::vector<file_entry> found = collect_files(directory, options);
+        if (after_walk) {
+            after_walk();
+        }
+        return found;
+    };
+    std::vector<file_entry> files = co_await detail::async_run_cpu(walk);
 
     // Batches of files go to the CPU pool; within a batch, workers take files from a shared cursor (large and small
     // files balance themselves). Progress is reported between batches, on the caller's executor.

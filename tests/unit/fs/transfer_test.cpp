@@ -1,6 +1,7 @@
 #include <axds/fs/transfer.hpp>
 
 #include "detail/fault_hooks.hpp"
+#include "fs/file_digest.hpp"
 #include "support/matchers.hpp"
 #include "support/temp_dir.hpp"
 
@@ -17,6 +18,7 @@
 #include <chrono>
 #include <filesystem>
 #include <string>
+#include <thread>
 
 #include <sys/stat.h>
 
@@ -248,4 +250,25 @@ TEST_CASE("transfer refuses a named pipe in the source instead of waiting on it 
     CHECK_THROWS_MATCHES(transfer(source, tmp.path() / "dest"), axds::os_error,
                          message_contains("it is a named pipe, not a regular file"));
     CHECK(fs::exists(source / "sub" / "pipe"));
+}
+
+TEST_CASE("the checksum and the transfer walk their trees off the caller's executor thread", "[fs]") {
+    // A library embedded in a server must not stall the server's event loop while it lists a large tree.
+    const temp_dir tmp;
+    const fs::path source = make_source(tmp.path() / "source");
+    const std::thread::id caller = std::this_thread::get_id();  // block_on runs the executor on this thread
+    std::thread::id walked_on;
+    const auto checksum = axds::block_on(axds::detail::async_directory_checksum(
+        source, {.save_checksum = false}, nullptr, [&] { walked_on = std::this_thread::get_id(); }));
+    CHECK(checksum == digest(source));
+    CHECK(walked_on != std::thread::id());
+    CHECK(walked_on != caller);
+
+    std::thread::id planned_on;
+    transfer(source, tmp.path() / "destination", {}, {.after_plan = [&] {
+                 planned_on = std::this_thread::get_id();
+             }});
+    CHECK(digest(tmp.path() / "destination") == checksum);
+    CHECK(planned_on != std::thread::id());
+    CHECK(planned_on != caller);
 }
