@@ -43,11 +43,11 @@ def main():
         # --workers is bounded (it forked up to 100000 processes), and a misspelled placeholder is refused up front
         # (it was passed to every job as it was): both before the tracker is touched.
         before = read_tracker(tracker)
-        for bad, named in ((["--workers", "100000", "--", "true"], "from 1 to 1024"),
+        for bad, named in ((["--", "echo", "ROOT/{specfier}"], "unknown placeholder '{specfier}'"),
+                           (["--", "awk", "{print $1}"], "'{{' for '{'"),
                            (["--workers", "1025", "--", "true"], "from 1 to 1024"),
-                           (["--", "echo", "ROOT/{specfier}"], "unknown placeholder '{specfier}'"),
-                           (["--", "awk", "{print $1}"], "'{{' for '{'")):
-            result = axds(AXDS, "jobs", "run", tracker, *bad)
+                           (["--workers", "100000", "--", "true"], "from 1 to 1024")):
+            result = axds(AXDS, "jobs", "run", tracker, "-q", *bad, timeout=60)
             check(result.returncode == 2 and named in result.stderr, f"refused {bad}: {result}")
         result = axds(AXDS, "jobs", "submit", tracker, "--array-size", "2", "--workers-per-task", "5000", "--", "true")
         check(result.returncode == 2 and "from 1 to 1024" in result.stderr, f"--workers-per-task bound: {result}")
