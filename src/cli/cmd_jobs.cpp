@@ -324,6 +324,90 @@ run_round run_workers(const jobs_args& args, std::size_t workers, axds::processi
     return round;
 }
 
+/// What the rounds of one `jobs run` did.
+struct run_totals {
+    std::vector<std::string> killed;
+    std::vector<axds::stale_job> reclaimed;
+    std::size_t workers_failed = 0;
+    std::size_t jobs_failed = 0;
+    std::size_t started_workers = 0;
+    bool interrupted = false;
+};
+
+/// Rounds of workers: a worker killed mid-job leaves its job RUNNING under its pid; the pid rule reclaims it (the
+/// process is gone) and another round runs it. At most 3 rounds: a job that kills its worker every time stays for the
+/// user.
+run_totals run_rounds(jobs_args& args, axds::processing_tracker& tracker, bool progress) {
+    run_totals totals;
+    for (int attempt = 0; attempt < 3 && !totals.interrupted; ++attempt) {
+        // Never more workers than jobs to claim: a worker beyond them would only fork, read the tracker and exit.
+        const std::size_t workers = std::min(args.workers, tracker.summarize().summary.scheduled);
+        totals.started_workers = std::max(totals.started_workers, workers);
+        const run_round round = run_workers(args, workers, tracker, progress);
+        totals.killed.insert(totals.killed.end(), round.killed.begin(), round.killed.end());
+        totals.workers_failed += round.workers_failed;
+        totals.jobs_failed += round.jobs_failed;
+        totals.interrupted = round.interrupted;
+        if (round.killed.empty() || totals.interrupted) {
+            break;
+        }
+        const auto report = axds::reclaim_stale_jobs(tracker);
+        totals.reclaimed.insert(totals.reclaimed.end(), report.reclaimed.begin(), report.reclaimed.end());
+        if (report.reclaimed.empty()) {
+            break;
+        }
+    }
+    return totals;
+}
+
+/// The run's summary line, or its JSON object with --json.
+void print_run_summary(const jobs_args& args, axds::processing_tracker& tracker, const run_totals& totals,
+                       double seconds) {
+    const auto summary = tracker.summarize();
+    const auto& c = summary.summary;
+    if (args.json) {
+        axds::cli::json_writer json;
+        json.begin_object()
+            .field("tracker", tracker.file_path())
+            .field("workers", totals.started_workers)
+            .field("total", c.total)
+            .field("succeeded", c.succeeded)
+            .field("failed", c.failed)
+            .field("running", c.running)
+            .field("scheduled", c.scheduled)
+            .field("workers_killed", totals.killed.size())
+            .key("reclaimed")
+            .begin_array();
+        for (const auto& job : totals.reclaimed) {
+            json.value(job.job_id);
+        }
+        json.end_array().field("interrupted", totals.interrupted).key("seconds").fixed(seconds, 3).end_object();
+        fmt::print("{}\n", json.str());
+    } else if (!args.quiet) {
+        fmt::print("{} jobs: {} succeeded, {} failed, {} running, {} scheduled ({} workers, {:.1f} s){}\n", c.total,
+                   c.succeeded, c.failed, c.running, c.scheduled, totals.started_workers, seconds,
+                   c.failed > 0 ? "; see `axds tracker show` for the errors, `axds tracker retry` to rerun" : "");
+    }
+}
+
+/// True (and says which on stderr) when a reclaimed job is still unfinished: it killed its worker in every round.
+bool reclaimed_unfinished(axds::processing_tracker& tracker, const std::vector<axds::stale_job>& reclaimed) {
+    bool unfinished = false;
+    std::set<std::string> checked;
+    for (const auto& job : reclaimed) {
+        if (!checked.insert(job.job_id).second) {
+            continue;
+        }
+        const auto status = tracker.get_job_info(job.job_id).status;
+        if (status == axds::processing_status::scheduled || status == axds::processing_status::running) {
+            std::fprintf(stderr, "axds: job %s is unfinished: its worker died in every round (see above)\n",
+                         job.job_id.c_str());
+            unfinished = true;
+        }
+    }
+    return unfinished;
+}
+
 int jobs_run(jobs_args& args) {
     auto tracker = open_tracker(args.tracker);
     if (args.workers == 0) {
@@ -338,86 +422,28 @@ int jobs_run(jobs_args& args) {
     ::sigaddset(&mask, SIGTERM);
     ::sigaddset(&mask, SIGHUP);
     ::sigprocmask(SIG_BLOCK, &mask, nullptr);
-    std::vector<std::string> killed;
-    std::vector<axds::stale_job> reclaimed;
-    std::size_t workers_failed = 0;
-    std::size_t jobs_failed = 0;
-    bool interrupted = false;
-    std::size_t started_workers = 0;
-    // A worker killed mid-job leaves its job RUNNING under its pid; the pid rule reclaims it (the process is gone)
-    // and another round runs it. At most 3 rounds: a job that kills its worker every time stays for the user.
-    for (int attempt = 0; attempt < 3 && !interrupted; ++attempt) {
-        // Never more workers than jobs to claim: a worker beyond them would only fork, read the tracker and exit.
-        const std::size_t workers = std::min(args.workers, tracker.summarize().summary.scheduled);
-        started_workers = std::max(started_workers, workers);
-        const run_round round = run_workers(args, workers, tracker, progress);
-        killed.insert(killed.end(), round.killed.begin(), round.killed.end());
-        workers_failed += round.workers_failed;
-        jobs_failed += round.jobs_failed;
-        interrupted = round.interrupted;
-        if (round.killed.empty() || interrupted) {
-            break;
-        }
-        const auto report = axds::reclaim_stale_jobs(tracker);
-        reclaimed.insert(reclaimed.end(), report.reclaimed.begin(), report.reclaimed.end());
-        if (report.reclaimed.empty()) {
-            break;
-        }
-    }
+    const run_totals totals = run_rounds(args, tracker, progress);
     if (progress) {
         draw_progress(true, tracker);
         std::fputc('\n', stderr);
     }
-    for (const auto& line : killed) {
+    for (const auto& line : totals.killed) {
         std::fprintf(stderr, "axds: %s\n", line.c_str());
     }
-    for (const auto& job : reclaimed) {
+    for (const auto& job : totals.reclaimed) {
         std::fprintf(stderr, "axds: reclaimed job %s (%s)\n", job.job_id.c_str(), job.verdict.reason.c_str());
     }
-    const auto summary = tracker.summarize();
-    const auto& c = summary.summary;
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    if (args.json) {
-        axds::cli::json_writer json;
-        json.begin_object()
-            .field("tracker", tracker.file_path())
-            .field("workers", started_workers)
-            .field("total", c.total)
-            .field("succeeded", c.succeeded)
-            .field("failed", c.failed)
-            .field("running", c.running)
-            .field("scheduled", c.scheduled)
-            .field("workers_killed", killed.size())
-            .key("reclaimed")
-            .begin_array();
-        for (const auto& job : reclaimed) {
-            json.value(job.job_id);
-        }
-        json.end_array().field("interrupted", interrupted).key("seconds").fixed(seconds, 3).end_object();
-        fmt::print("{}\n", json.str());
-    } else if (!args.quiet) {
-        fmt::print("{} jobs: {} succeeded, {} failed, {} running, {} scheduled ({} workers, {:.1f} s){}\n", c.total,
-                   c.succeeded, c.failed, c.running, c.scheduled, started_workers, seconds,
-                   c.failed > 0 ? "; see `axds tracker show` for the errors, `axds tracker retry` to rerun" : "");
-    }
+    print_run_summary(args, tracker, totals, seconds);
     // 1 when a job of this run failed, a worker failed, a killed worker's job could not be reclaimed, or a reclaimed
     // job is still unfinished (it killed its worker in every round); jobs that other runners (other hosts, other array
     // tasks) hold or failed do not count.
-    const bool unreclaimed = killed.size() > reclaimed.size();
-    bool unfinished = false;
-    std::set<std::string> checked;
-    for (const auto& job : reclaimed) {
-        if (!checked.insert(job.job_id).second) {
-            continue;
-        }
-        const auto status = tracker.get_job_info(job.job_id).status;
-        if (status == axds::processing_status::scheduled || status == axds::processing_status::running) {
-            std::fprintf(stderr, "axds: job %s is unfinished: its worker died in every round (see above)\n",
-                         job.job_id.c_str());
-            unfinished = true;
-        }
+    const bool unreclaimed = totals.killed.size() > totals.reclaimed.size();
+    const bool unfinished = reclaimed_unfinished(tracker, totals.reclaimed);
+    if (totals.interrupted) {
+        return 130;
     }
-    return interrupted ? 130 : (workers_failed > 0 || jobs_failed > 0 || unreclaimed || unfinished) ? 1 : 0;
+    return (totals.workers_failed > 0 || totals.jobs_failed > 0 || unreclaimed || unfinished) ? 1 : 0;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
