@@ -167,7 +167,16 @@ asio::awaitable<std::string> async_directory_checksum(fs::path directory, checks
         }
         return found;
     };
-    std::vector<file_entry> files = co_await detail::async_run_cpu(walk);
+    std::vector<file_entry> files;
+    auto walk_into = [&files, &walk] {
+        files = walk();
+    };
+    const bool interrupted = co_await detail::async_run_cpu_cancellable(walk_into);
+    if (interrupted) {
+        throw_os_error(asio::error::operation_aborted,
+                       fmt::format("The checksum of {} was cancelled after 0 of {} files; nothing was saved.",
+                                   directory.string(), files.size()));
+    }
 
     // Batches of files go to the CPU pool; within a batch, workers take files from a shared cursor (large and small
     // files balance themselves). Progress is reported between batches, on the caller's executor.

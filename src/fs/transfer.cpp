@@ -724,7 +724,10 @@ asio::awaitable<transfer_report> detail::async_transfer_directory(fs::path sourc
             hooks.after_plan();
         }
     };
-    co_await detail::async_run_cpu(make_plan);
+    const bool interrupted = co_await detail::async_run_cpu_cancellable(make_plan);
+    if (interrupted) {  // nothing copied yet
+        throw_cancelled(plan, 0);
+    }
     const transfer_progress progress = co_await copy_files(plan, options);  // 11
     if (hooks.after_copy) {
         hooks.after_copy(plan.destination);

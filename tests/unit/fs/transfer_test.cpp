@@ -12,6 +12,7 @@
 #include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
@@ -271,4 +272,52 @@ TEST_CASE("the checksum and the transfer walk their trees off the caller's execu
     CHECK(digest(tmp.path() / "destination") == checksum);
     CHECK(planned_on != std::thread::id());
     CHECK(planned_on != caller);
+}
+
+TEST_CASE("a Ctrl-C while the tree is walked stops the checksum and the transfer with their own message", "[fs]") {
+    // The walks run on the CPU pool; a cancellation that arrives meanwhile must end the operation as a cancellation
+    // between files does (a clear message, nothing written), not as a bare "co_await: Operation aborted".
+    const temp_dir tmp;
+    const fs::path source = make_source(tmp.path() / "source");
+    const auto cancelled_with = [](asio::io_context& io, asio::cancellation_signal& cancel, auto operation) {
+        std::exception_ptr outcome;
+        asio::co_spawn(
+            io, std::move(operation),
+            asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e, const auto&) { outcome = e; }));
+        io.run();
+        REQUIRE(outcome);
+        try {
+            std::rethrow_exception(outcome);
+        } catch (const axds::os_error& e) {
+            CHECK(e.code() == asio::error::operation_aborted);
+            return std::string(e.what());
+        }
+        return std::string();
+    };
+    {
+        asio::io_context io;
+        asio::cancellation_signal cancel;
+        const auto during_walk = [&] {  // runs on the pool: the emit goes to the (idle) executor thread
+            asio::post(io, [&] { cancel.emit(asio::cancellation_type::terminal); });
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        };
+        const std::string what =
+            cancelled_with(io, cancel, axds::detail::async_directory_checksum(source, {}, nullptr, during_walk));
+        CHECK_THAT(what, Catch::Matchers::Contains("was cancelled after 0 of") &&
+                             Catch::Matchers::Contains("nothing was saved"));
+        CHECK_FALSE(fs::exists(source / "ax_checksum.txt"));
+    }
+    {
+        asio::io_context io;
+        asio::cancellation_signal cancel;
+        axds::detail::transfer_hooks hooks{.after_plan = [&] {
+            asio::post(io, [&] { cancel.emit(asio::cancellation_type::terminal); });
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        }};
+        const std::string what = cancelled_with(
+            io, cancel, axds::detail::async_transfer_directory(source, tmp.path() / "dest", {}, std::move(hooks)));
+        CHECK_THAT(what, Catch::Matchers::Contains("cancelled after 0 of") &&
+                             Catch::Matchers::Contains("the source is intact"));
+        CHECK(digest(source) == digest(make_source(tmp.path() / "reference")));
+    }
 }
