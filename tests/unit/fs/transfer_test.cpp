@@ -52,6 +52,25 @@ fs::path make_source(const fs::path& root) {
     return root;
 }
 
+/// Runs `operation` on `io` with `cancel`'s slot bound; it must end with an os_error of operation_aborted, whose
+/// message is returned.
+template <typename Operation>
+std::string cancelled_with(asio::io_context& io, asio::cancellation_signal& cancel, Operation operation) {
+    std::exception_ptr outcome;
+    asio::co_spawn(
+        io, std::move(operation),
+        asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e, const auto&) { outcome = e; }));
+    io.run();
+    REQUIRE(outcome);
+    try {
+        std::rethrow_exception(outcome);
+    } catch (const axds::os_error& e) {
+        CHECK(e.code() == asio::error::operation_aborted);
+        return std::string(e.what());
+    }
+    return std::string();
+}
+
 }  // namespace
 
 TEST_CASE("transfer across filesystems (no in-kernel copy) moves large and small files intact", "[fs][io_uring]") {
@@ -217,24 +236,15 @@ TEST_CASE("a cancelled transfer stops between batches and leaves the source inta
     const fs::path source = make_source(tmp.path() / "source");
     asio::io_context io;
     asio::cancellation_signal cancel;
-    std::exception_ptr outcome;
     std::size_t batches = 0;
     transfer_options options{.workers = 1, .remove_source = true};
     options.progress = [&](const axds::transfer_progress&) {
         ++batches;
         cancel.emit(asio::cancellation_type::terminal);  // after the first batch
     };
-    asio::co_spawn(io, axds::async_transfer_directory(source, tmp.path() / "dest", std::move(options)),
-                   asio::bind_cancellation_slot(
-                       cancel.slot(), [&](std::exception_ptr e, const axds::transfer_report&) { outcome = e; }));
-    io.run();
-    REQUIRE(outcome);
-    try {
-        std::rethrow_exception(outcome);
-    } catch (const axds::os_error& e) {
-        CHECK(e.code() == asio::error::operation_aborted);
-        CHECK_THAT(std::string(e.what()), Catch::Matchers::Contains("the source is intact"));
-    }
+    const std::string what =
+        cancelled_with(io, cancel, axds::async_transfer_directory(source, tmp.path() / "dest", std::move(options)));
+    CHECK_THAT(what, Catch::Matchers::Contains("the source is intact"));
     CHECK(batches == 1);
     CHECK(digest(source) == digest(make_source(tmp.path() / "reference")));  // nothing removed or changed
     std::size_t copied = 0;
@@ -279,21 +289,6 @@ TEST_CASE("a Ctrl-C while the tree is walked stops the checksum and the transfer
     // between files does (a clear message, nothing written), not as a bare "co_await: Operation aborted".
     const temp_dir tmp;
     const fs::path source = make_source(tmp.path() / "source");
-    const auto cancelled_with = [](asio::io_context& io, asio::cancellation_signal& cancel, auto operation) {
-        std::exception_ptr outcome;
-        asio::co_spawn(
-            io, std::move(operation),
-            asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e, const auto&) { outcome = e; }));
-        io.run();
-        REQUIRE(outcome);
-        try {
-            std::rethrow_exception(outcome);
-        } catch (const axds::os_error& e) {
-            CHECK(e.code() == asio::error::operation_aborted);
-            return std::string(e.what());
-        }
-        return std::string();
-    };
     {
         asio::io_context io;
         asio::cancellation_signal cancel;
