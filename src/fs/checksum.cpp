@@ -160,18 +160,14 @@ asio::awaitable<std::string> async_directory_checksum(fs::path directory, checks
                                                       std::function<void()> after_walk) {
     // Before the walk (the Python library refuses a bad count only after it): a bad count never costs a long walk.
     const auto workers = static_cast<std::size_t>(resolve_workers_option(options.workers, "checksum_options::workers"));
-    auto walk = [&directory, &options, &after_walk] {  // a large tree's walk must not stall the caller's executor
-        std::vector<file_entry> found = collect_files(directory, options);
+    std::vector<file_entry> files;
+    auto walk = [&files, &directory, &options, &after_walk] {  // a large tree's walk must not stall the executor
+        files = collect_files(directory, options);
         if (after_walk) {
             after_walk();
         }
-        return found;
     };
-    std::vector<file_entry> files;
-    auto walk_into = [&files, &walk] {
-        files = walk();
-    };
-    const bool interrupted = co_await detail::async_run_cpu_cancellable(walk_into);
+    const bool interrupted = co_await detail::async_run_cpu_cancellable(walk);
     if (interrupted) {
         throw_os_error(asio::error::operation_aborted,
                        fmt::format("The checksum of {} was cancelled after 0 of {} files; nothing was saved.",
