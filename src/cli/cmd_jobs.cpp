@@ -45,10 +45,11 @@ namespace {
 
 constexpr std::string_view usage_text = R"(usage:
   axds jobs run TRACKER [--workers N] [--json] [-q] -- CMD [ARGS...]
-      Run every SCHEDULED job of TRACKER on this machine: N worker processes (default: the number of cores) each
-      claim a job, run CMD for it and record SUCCEEDED or FAILED, until no job is left. CMD gets AXDS_JOB_ID,
-      AXDS_JOB_NAME, AXDS_JOB_SPECIFIER, AXDS_TRACKER and AXDS_EXECUTOR_ID in its environment, and {job_id},
-      {job_name}, {specifier}, {tracker} and {executor_id} in ARGS are replaced by the job's values.
+      Run every SCHEDULED job of TRACKER on this machine: N worker processes (default: the number of cores; at
+      most 1024, and never more than the SCHEDULED jobs) each claim a job, run CMD for it and record SUCCEEDED or
+      FAILED, until no job is left. CMD gets AXDS_JOB_ID, AXDS_JOB_NAME, AXDS_JOB_SPECIFIER, AXDS_TRACKER and
+      AXDS_EXECUTOR_ID in its environment, and {job_id}, {job_name}, {specifier}, {tracker} and {executor_id} in CMD
+      and ARGS are replaced by the job's values; any other brace must be doubled ({{ for {, }} for }).
   axds jobs submit TRACKER --array-size K [--workers-per-task N] [--json] [SBATCH OPTIONS...] -- CMD [ARGS...]
       Submit one SLURM job array of K tasks (sbatch --array=0-K-1), each running `axds jobs run TRACKER --workers N
       -- CMD ARGS...`; prints the array's job ID. Options this command does not know go to sbatch (use the
@@ -83,11 +84,17 @@ struct jobs_args {
     std::vector<std::string> cmd;
 };
 
-std::size_t parse_count(const std::string& text, std::string_view option, std::size_t minimum) {
+/// The most worker processes one `jobs run` starts (--workers, --workers-per-task): each is a process with its own
+/// tracker reads, and far more than the cores only contend for the tracker lock.
+constexpr std::size_t max_workers = 1024;
+
+std::size_t parse_count(const std::string& text, std::string_view option, std::size_t minimum,
+                        std::size_t maximum = 100'000) {
     std::size_t value = 0;
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc() || end != text.data() + text.size() || value < minimum || value > 100'000) {
-        throw usage_error(fmt::format("{} expects a whole number from {} to 100000, not '{}'", option, minimum, text));
+    if (ec != std::errc() || end != text.data() + text.size() || value < minimum || value > maximum) {
+        throw usage_error(
+            fmt::format("{} expects a whole number from {} to {}, not '{}'", option, minimum, maximum, text));
     }
     return value;
 }
@@ -117,11 +124,11 @@ bool parse_option(jobs_args& args, const std::vector<std::string>& words, std::s
     } else if (is("--gone") && args.command == "reclaim") {
         args.reclaim.gone_executors.push_back(value("--gone"));
     } else if (is("--workers") && args.command == "run") {
-        args.workers = parse_count(value("--workers"), "--workers", 1);
+        args.workers = parse_count(value("--workers"), "--workers", 1, max_workers);
     } else if (is("--array-size") && args.command == "submit") {
         args.array_size = parse_count(value("--array-size"), "--array-size", 1);
     } else if (is("--workers-per-task") && args.command == "submit") {
-        args.workers_per_task = parse_count(value("--workers-per-task"), "--workers-per-task", 1);
+        args.workers_per_task = parse_count(value("--workers-per-task"), "--workers-per-task", 1, max_workers);
     } else {
         return false;
     }
@@ -167,6 +174,13 @@ jobs_args parse_jobs(const std::vector<std::string>& words) {
     const bool needs_cmd = args.command == "run" || args.command == "submit";
     if (needs_cmd && (!separator || args.cmd.empty())) {
         throw usage_error(fmt::format("axds jobs {} needs -- CMD [ARGS...] after its options", args.command));
+    }
+    if (needs_cmd) {
+        try {
+            axds::check_job_template(args.cmd);  // a misspelled placeholder is refused before anything starts
+        } catch (const axds::value_error& e) {
+            throw usage_error(e.what());
+        }
     }
     if (!needs_cmd && separator) {
         throw usage_error(fmt::format("axds jobs {} takes no command", args.command));
@@ -257,11 +271,11 @@ void draw_progress(bool enabled, axds::processing_tracker& tracker) {
 }
 
 /// Forks `workers` worker processes and waits for them (SIGINT/SIGTERM/SIGHUP: each worker gets SIGTERM).
-run_round run_workers(const jobs_args& args, axds::processing_tracker& tracker, bool progress) {
+run_round run_workers(const jobs_args& args, std::size_t workers, axds::processing_tracker& tracker, bool progress) {
     std::fflush(stdout);
     std::fflush(stderr);
     std::vector<pid_t> children;
-    for (std::size_t i = 0; i < args.workers; ++i) {
+    for (std::size_t i = 0; i < workers; ++i) {
         const pid_t pid = ::fork();
         if (pid == 0) {
             if (args.json) {  // stdout holds only the run's JSON result: the commands' output goes to stderr
@@ -310,82 +324,74 @@ run_round run_workers(const jobs_args& args, axds::processing_tracker& tracker, 
     return round;
 }
 
-int jobs_run(jobs_args& args) {
-    auto tracker = open_tracker(args.tracker);
-    if (args.workers == 0) {
-        args.workers = static_cast<std::size_t>(std::max(1, axds::logical_cpu_count()));
-    }
-    (void)axds::command_job_handler(args.cmd);  // validates the command before anything starts
-    const bool progress = !args.quiet && !args.json && ::isatty(STDERR_FILENO) != 0;
-    const auto started = std::chrono::steady_clock::now();
-    sigset_t mask;
-    ::sigemptyset(&mask);
-    ::sigaddset(&mask, SIGINT);
-    ::sigaddset(&mask, SIGTERM);
-    ::sigaddset(&mask, SIGHUP);
-    ::sigprocmask(SIG_BLOCK, &mask, nullptr);
+/// What the rounds of one `jobs run` did.
+struct run_totals {
     std::vector<std::string> killed;
     std::vector<axds::stale_job> reclaimed;
     std::size_t workers_failed = 0;
     std::size_t jobs_failed = 0;
+    std::size_t started_workers = 0;
     bool interrupted = false;
-    // A worker killed mid-job leaves its job RUNNING under its pid; the pid rule reclaims it (the process is gone)
-    // and another round runs it. At most 3 rounds: a job that kills its worker every time stays for the user.
-    for (int attempt = 0; attempt < 3 && !interrupted; ++attempt) {
-        const run_round round = run_workers(args, tracker, progress);
-        killed.insert(killed.end(), round.killed.begin(), round.killed.end());
-        workers_failed += round.workers_failed;
-        jobs_failed += round.jobs_failed;
-        interrupted = round.interrupted;
-        if (round.killed.empty() || interrupted) {
+};
+
+/// Rounds of workers: a worker killed mid-job leaves its job RUNNING under its pid; the pid rule reclaims it (the
+/// process is gone) and another round runs it. At most 3 rounds: a job that kills its worker every time stays for the
+/// user.
+run_totals run_rounds(jobs_args& args, axds::processing_tracker& tracker, bool progress) {
+    run_totals totals;
+    for (int attempt = 0; attempt < 3 && !totals.interrupted; ++attempt) {
+        // Never more workers than jobs to claim: a worker beyond them would only fork, read the tracker and exit.
+        const std::size_t workers = std::min(args.workers, tracker.summarize().summary.scheduled);
+        totals.started_workers = std::max(totals.started_workers, workers);
+        const run_round round = run_workers(args, workers, tracker, progress);
+        totals.killed.insert(totals.killed.end(), round.killed.begin(), round.killed.end());
+        totals.workers_failed += round.workers_failed;
+        totals.jobs_failed += round.jobs_failed;
+        totals.interrupted = round.interrupted;
+        if (round.killed.empty() || totals.interrupted) {
             break;
         }
         const auto report = axds::reclaim_stale_jobs(tracker);
-        reclaimed.insert(reclaimed.end(), report.reclaimed.begin(), report.reclaimed.end());
+        totals.reclaimed.insert(totals.reclaimed.end(), report.reclaimed.begin(), report.reclaimed.end());
         if (report.reclaimed.empty()) {
             break;
         }
     }
-    if (progress) {
-        draw_progress(true, tracker);
-        std::fputc('\n', stderr);
-    }
-    for (const auto& line : killed) {
-        std::fprintf(stderr, "axds: %s\n", line.c_str());
-    }
-    for (const auto& job : reclaimed) {
-        std::fprintf(stderr, "axds: reclaimed job %s (%s)\n", job.job_id.c_str(), job.verdict.reason.c_str());
-    }
+    return totals;
+}
+
+/// The run's summary line, or its JSON object with --json.
+void print_run_summary(const jobs_args& args, axds::processing_tracker& tracker, const run_totals& totals,
+                       double seconds) {
     const auto summary = tracker.summarize();
     const auto& c = summary.summary;
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (args.json) {
         axds::cli::json_writer json;
         json.begin_object()
             .field("tracker", tracker.file_path())
-            .field("workers", args.workers)
+            .field("workers", totals.started_workers)
             .field("total", c.total)
             .field("succeeded", c.succeeded)
             .field("failed", c.failed)
             .field("running", c.running)
             .field("scheduled", c.scheduled)
-            .field("workers_killed", killed.size())
+            .field("workers_killed", totals.killed.size())
             .key("reclaimed")
             .begin_array();
-        for (const auto& job : reclaimed) {
+        for (const auto& job : totals.reclaimed) {
             json.value(job.job_id);
         }
-        json.end_array().field("interrupted", interrupted).key("seconds").fixed(seconds, 3).end_object();
+        json.end_array().field("interrupted", totals.interrupted).key("seconds").fixed(seconds, 3).end_object();
         fmt::print("{}\n", json.str());
     } else if (!args.quiet) {
         fmt::print("{} jobs: {} succeeded, {} failed, {} running, {} scheduled ({} workers, {:.1f} s){}\n", c.total,
-                   c.succeeded, c.failed, c.running, c.scheduled, args.workers, seconds,
+                   c.succeeded, c.failed, c.running, c.scheduled, totals.started_workers, seconds,
                    c.failed > 0 ? "; see `axds tracker show` for the errors, `axds tracker retry` to rerun" : "");
     }
-    // 1 when a job of this run failed, a worker failed, a killed worker's job could not be reclaimed, or a reclaimed
-    // job is still unfinished (it killed its worker in every round); jobs that other runners (other hosts, other array
-    // tasks) hold or failed do not count.
-    const bool unreclaimed = killed.size() > reclaimed.size();
+}
+
+/// True (and says which on stderr) when a reclaimed job is still unfinished: it killed its worker in every round.
+bool reclaimed_unfinished(axds::processing_tracker& tracker, const std::vector<axds::stale_job>& reclaimed) {
     bool unfinished = false;
     std::set<std::string> checked;
     for (const auto& job : reclaimed) {
@@ -399,7 +405,45 @@ int jobs_run(jobs_args& args) {
             unfinished = true;
         }
     }
-    return interrupted ? 130 : (workers_failed > 0 || jobs_failed > 0 || unreclaimed || unfinished) ? 1 : 0;
+    return unfinished;
+}
+
+int jobs_run(jobs_args& args) {
+    auto tracker = open_tracker(args.tracker);
+    if (args.workers == 0) {
+        args.workers = std::min(max_workers, static_cast<std::size_t>(std::max(1, axds::logical_cpu_count())));
+    }
+    (void)axds::command_job_handler(args.cmd);  // validates the command before anything starts
+    const bool progress = !args.quiet && !args.json && ::isatty(STDERR_FILENO) != 0;
+    const auto started = std::chrono::steady_clock::now();
+    sigset_t mask;
+    ::sigemptyset(&mask);
+    ::sigaddset(&mask, SIGINT);
+    ::sigaddset(&mask, SIGTERM);
+    ::sigaddset(&mask, SIGHUP);
+    ::sigprocmask(SIG_BLOCK, &mask, nullptr);
+    const run_totals totals = run_rounds(args, tracker, progress);
+    if (progress) {
+        draw_progress(true, tracker);
+        std::fputc('\n', stderr);
+    }
+    for (const auto& line : totals.killed) {
+        std::fprintf(stderr, "axds: %s\n", line.c_str());
+    }
+    for (const auto& job : totals.reclaimed) {
+        std::fprintf(stderr, "axds: reclaimed job %s (%s)\n", job.job_id.c_str(), job.verdict.reason.c_str());
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    print_run_summary(args, tracker, totals, seconds);
+    // 1 when a job of this run failed, a worker failed, a killed worker's job could not be reclaimed, or a reclaimed
+    // job is still unfinished (it killed its worker in every round); jobs that other runners (other hosts, other array
+    // tasks) hold or failed do not count.
+    const bool unreclaimed = totals.killed.size() > totals.reclaimed.size();
+    const bool unfinished = reclaimed_unfinished(tracker, totals.reclaimed);
+    if (totals.interrupted) {
+        return 130;
+    }
+    return (totals.workers_failed > 0 || totals.jobs_failed > 0 || unreclaimed || unfinished) ? 1 : 0;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

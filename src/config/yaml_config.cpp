@@ -127,7 +127,7 @@ void write_yaml_file(const fs::path& file, const yaml_value& document) {
     write_yaml_text(file, emit_yaml_for_file(document, file));  // emit fails before anything touches the disk
 }
 
-void write_yaml_text(const fs::path& file, const std::string& text) {
+void write_yaml_text(const fs::path& file, const std::string& text, bool sync_directory) {
     sys::atomic_file temp;
     sys::replace_error failure = temp.create(file, {.name = yaml_temp_name, .mode = 0600, .create_parents = true});
     if (!failure) {
@@ -139,7 +139,7 @@ void write_yaml_text(const fs::path& file, const std::string& text) {
         failure = {sys::replace_step::flush, sys::last_error()};
     }
     if (!failure) {
-        failure = temp.commit(true);
+        failure = temp.commit(true, sync_directory);
     }
     if (failure) {
         throw_replace_error(failure, temp, file);

@@ -435,128 +435,141 @@ private:
         const yaml_event_t& event = holder.event;
         const std::uint64_t built_before = built_;
         switch (event.type) {
-            case YAML_ALIAS_EVENT: {
-                const auto* name = reinterpret_cast<const char*>(event.data.alias.anchor);
-                const auto it = anchors_.find(name);
-                if (it == anchors_.end()) {
-                    fail_at(event, "found an undefined alias");
-                }
-                // The copy nests its anchor's levels inside the ones around the alias: the depth limit holds for
-                // the value built, not only for the text (an anchor 500 deep used 500 deep would be 1000 levels).
-                if (depth_ + it->second.height > yaml_max_nesting_depth) {
-                    fail_at(event,
-                            fmt::format("the alias '*{}' puts its anchor's {} levels of collections inside {}: they "
-                                        "nest more than {} levels deep (the limit for any document)",
-                                        detail::yaml_excerpt(name), it->second.height, depth_, yaml_max_nesting_depth),
-                            false);
-                }
-                charge(event, it->second.weight, fmt::format("expanding the alias '*{}'", detail::yaml_excerpt(name)));
-                built_ += it->second.weight;
-                height_ = it->second.height;
-                return it->second.value;
-            }
-            case YAML_SCALAR_EVENT: {
-                const auto& scalar = event.data.scalar;
-                std::string text(reinterpret_cast<const char*>(scalar.value), scalar.length);
-                built_ += 1 + scalar.length / yaml_scalar_bytes_per_node;
-                yaml_value value;
-                const std::string tag = scalar.tag != nullptr ? reinterpret_cast<const char*>(scalar.tag) : "";
-                try {
-                    if (tag.empty() || tag == "!") {
-                        value = scalar.plain_implicit != 0 && scalar.style == YAML_PLAIN_SCALAR_STYLE
-                                    ? resolve_plain(std::move(text))
-                                    : yaml_value(std::move(text));
-                    } else {
-                        value = tagged_scalar(event, tag, std::move(text));
-                    }
-                } catch (const overflow_error& e) {
-                    throw overflow_error(located(event, e.what()));
-                }
-                height_ = 0;
-                remember(event, scalar.anchor, value, built_ - built_before);
-                return value;
-            }
-            case YAML_SEQUENCE_START_EVENT: {
-                enter(event);
-                ++built_;
-                yaml_value::sequence items;
-                std::size_t inner = 0;
-                path_.push_back({});
-                while (true) {
-                    event_holder child;
-                    next(child);
-                    if (child.event.type == YAML_SEQUENCE_END_EVENT) {
-                        break;
-                    }
-                    path_.back().index = items.size();
-                    items.push_back(node(child));
-                    inner = std::max(inner, height_);
-                }
-                path_.pop_back();
-                --depth_;
-                height_ = inner + 1;
-                yaml_value value(std::move(items));
-                remember(event, event.data.sequence_start.anchor, value, built_ - built_before);
-                return value;
-            }
-            case YAML_MAPPING_START_EVENT: {
-                enter(event);
-                ++built_;
-                // PyYAML's flatten_mapping: the entries of `<<` merge keys come first (for a list of mappings, the
-                // last mapping's entries first, so earlier mappings win), then the mapping's own entries.
-                std::vector<yaml_mapping_entry> merged;
-                std::vector<yaml_mapping_entry> own;
-                std::size_t inner = 0;
-                while (true) {
-                    event_holder key_event;
-                    next(key_event);
-                    if (key_event.event.type == YAML_MAPPING_END_EVENT) {
-                        break;
-                    }
-                    yaml_value key = node(key_event);
-                    if (key.type() == yaml_value::kind::sequence || key.type() == yaml_value::kind::mapping) {
-                        fail_at(key_event.event, "found an unhashable key");
-                    }
-                    event_holder value_event;
-                    next(value_event);
-                    path_.push_back({&key, 0});
-                    yaml_value item = node(value_event);
-                    path_.pop_back();
-                    inner = std::max(inner, height_);
-                    if (is_merge_key(key_event.event)) {
-                        merge_into(merged, item, value_event.event);
-                    } else {
-                        own.push_back({std::move(key), std::move(item)});
-                    }
-                }
-                --depth_;
-                height_ = inner + 1;
-                // Later duplicates replace earlier ones in place, as a Python dict does. Keys are looked up in a hash
-                // index (a linear search made large documents quadratic): strings by their text, other scalars by
-                // kind and value, with the same equality as yaml_value's operator==.
-                yaml_value::mapping entries;
-                entries.reserve(merged.size() + own.size());
-                std::unordered_map<std::string, std::size_t> string_keys;
-                std::unordered_map<std::string, std::size_t> other_keys;
-                for (auto* list : {&merged, &own}) {
-                    for (auto& [key, item] : *list) {
-                        auto& index = key.type() == yaml_value::kind::string ? string_keys : other_keys;
-                        const auto [at, inserted] = index.try_emplace(
-                            key.type() == yaml_value::kind::string ? key.as_string() : scalar_identity(key),
-                            entries.size());
-                        if (!inserted) {
-                            entries[at->second].value = std::move(item);
-                        } else {
-                            entries.push_back({std::move(key), std::move(item)});
-                        }
-                    }
-                }
-                yaml_value value(std::move(entries));
-                remember(event, event.data.mapping_start.anchor, value, built_ - built_before);
-                return value;
-            }
+            case YAML_ALIAS_EVENT: return alias_node(event);
+            case YAML_SCALAR_EVENT: return scalar_node(event, built_before);
+            case YAML_SEQUENCE_START_EVENT: return sequence_node(event, built_before);
+            case YAML_MAPPING_START_EVENT: return mapping_node(event, built_before);
             default: fail_at(event, "unexpected content");
         }
+    }
+
+    /// A copy of the anchor's node, charged against the copy budget.
+    yaml_value alias_node(const yaml_event_t& event) {
+        const auto* name = reinterpret_cast<const char*>(event.data.alias.anchor);
+        const auto it = anchors_.find(name);
+        if (it == anchors_.end()) {
+            fail_at(event, "found an undefined alias");
+        }
+        // The copy nests its anchor's levels inside the ones around the alias: the depth limit holds for the value
+        // built, not only for the text (an anchor 500 deep used 500 deep would be 1000 levels).
+        if (depth_ + it->second.height > yaml_max_nesting_depth) {
+            fail_at(event,
+                    fmt::format("the alias '*{}' puts its anchor's {} levels of collections inside {}: they nest more "
+                                "than {} levels deep (the limit for any document)",
+                                detail::yaml_excerpt(name), it->second.height, depth_, yaml_max_nesting_depth),
+                    false);
+        }
+        charge(event, it->second.weight, fmt::format("expanding the alias '*{}'", detail::yaml_excerpt(name)));
+        built_ += it->second.weight;
+        height_ = it->second.height;
+        return it->second.value;
+    }
+
+    yaml_value scalar_node(const yaml_event_t& event, std::uint64_t built_before) {
+        const auto& scalar = event.data.scalar;
+        std::string text(reinterpret_cast<const char*>(scalar.value), scalar.length);
+        built_ += 1 + scalar.length / yaml_scalar_bytes_per_node;
+        yaml_value value;
+        const std::string tag = scalar.tag != nullptr ? reinterpret_cast<const char*>(scalar.tag) : "";
+        try {
+            if (tag.empty() || tag == "!") {
+                value = scalar.plain_implicit != 0 && scalar.style == YAML_PLAIN_SCALAR_STYLE
+                            ? resolve_plain(std::move(text))
+                            : yaml_value(std::move(text));
+            } else {
+                value = tagged_scalar(event, tag, std::move(text));
+            }
+        } catch (const overflow_error& e) {
+            throw overflow_error(located(event, e.what()));
+        }
+        height_ = 0;
+        remember(event, scalar.anchor, value, built_ - built_before);
+        return value;
+    }
+
+    yaml_value sequence_node(const yaml_event_t& event, std::uint64_t built_before) {
+        enter(event);
+        ++built_;
+        yaml_value::sequence items;
+        std::size_t inner = 0;
+        path_.push_back({});
+        while (true) {
+            event_holder child;
+            next(child);
+            if (child.event.type == YAML_SEQUENCE_END_EVENT) {
+                break;
+            }
+            path_.back().index = items.size();
+            items.push_back(node(child));
+            inner = std::max(inner, height_);
+        }
+        path_.pop_back();
+        --depth_;
+        height_ = inner + 1;
+        yaml_value value(std::move(items));
+        remember(event, event.data.sequence_start.anchor, value, built_ - built_before);
+        return value;
+    }
+
+    yaml_value mapping_node(const yaml_event_t& event, std::uint64_t built_before) {
+        enter(event);
+        ++built_;
+        // PyYAML's flatten_mapping: the entries of `<<` merge keys come first (for a list of mappings, the last
+        // mapping's entries first, so earlier mappings win), then the mapping's own entries.
+        std::vector<yaml_mapping_entry> merged;
+        std::vector<yaml_mapping_entry> own;
+        std::size_t inner = 0;
+        while (true) {
+            event_holder key_event;
+            next(key_event);
+            if (key_event.event.type == YAML_MAPPING_END_EVENT) {
+                break;
+            }
+            yaml_value key = node(key_event);
+            if (key.type() == yaml_value::kind::sequence || key.type() == yaml_value::kind::mapping) {
+                fail_at(key_event.event, "found an unhashable key");
+            }
+            event_holder value_event;
+            next(value_event);
+            path_.push_back({&key, 0});
+            yaml_value item = node(value_event);
+            path_.pop_back();
+            inner = std::max(inner, height_);
+            if (is_merge_key(key_event.event)) {
+                merge_into(merged, item, value_event.event);
+            } else {
+                own.push_back({std::move(key), std::move(item)});
+            }
+        }
+        --depth_;
+        height_ = inner + 1;
+        yaml_value value(without_duplicates(merged, own));
+        remember(event, event.data.mapping_start.anchor, value, built_ - built_before);
+        return value;
+    }
+
+    /// The merged entries, then the own ones; a later duplicate key replaces the earlier entry's value in place, as
+    /// a Python dict does. Keys are looked up in a hash index (a linear search made large documents quadratic):
+    /// strings by their text, other scalars by kind and value, with the same equality as yaml_value's operator==.
+    static yaml_value::mapping without_duplicates(std::vector<yaml_mapping_entry>& merged,
+                                                  std::vector<yaml_mapping_entry>& own) {
+        yaml_value::mapping entries;
+        entries.reserve(merged.size() + own.size());
+        std::unordered_map<std::string, std::size_t> string_keys;
+        std::unordered_map<std::string, std::size_t> other_keys;
+        for (auto* list : {&merged, &own}) {
+            for (auto& [key, item] : *list) {
+                auto& index = key.type() == yaml_value::kind::string ? string_keys : other_keys;
+                const auto [at, inserted] = index.try_emplace(
+                    key.type() == yaml_value::kind::string ? key.as_string() : scalar_identity(key), entries.size());
+                if (!inserted) {
+                    entries[at->second].value = std::move(item);
+                } else {
+                    entries.push_back({std::move(key), std::move(item)});
+                }
+            }
+        }
+        return entries;
     }
 
     /// A `<<` key as PyYAML's resolver reads it: plain and untagged, or tagged !!merge.

@@ -4,9 +4,13 @@
 
 #include "detail/parallel.hpp"
 
+#include <asio/error.hpp>
+#include <asio/this_coro.hpp>
+
 #include <functional>
 #include <memory>
 #include <optional>
+#include <system_error>
 #include <type_traits>
 #include <utility>
 
@@ -32,6 +36,24 @@ asio::awaitable<std::invoke_result_t<F&>> async_run_cpu(F f) {
         co_await async_parallel_for(1, std::move(task));
         co_return std::move(**out);
     }
+}
+
+/// async_run_cpu for void work that is not interrupted once started (a walk, a plan): true when the caller was
+/// cancelled meanwhile, so that it ends with its own message ("cancelled after 0 of N files; ...") instead of the bare
+/// operation_aborted ("co_await: Operation aborted") a cancelled coroutine's next co_await throws.
+template <typename F>
+asio::awaitable<bool> async_run_cpu_cancellable(F f) {
+    bool aborted = false;
+    try {
+        co_await async_run_cpu(std::move(f));
+    } catch (const std::system_error& e) {
+        if (e.code() != asio::error::operation_aborted) {
+            throw;
+        }
+        aborted = true;
+    }
+    const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+    co_return aborted || cancelled(state);
 }
 
 }  // namespace axds::detail

@@ -23,6 +23,8 @@ namespace axds::detail {
 struct transfer_hooks {
     /// Called after every file is copied, before verification (corruption tests).
     std::function<void(const std::filesystem::path& destination)> after_copy;
+    /// Called when the plan is made (steps 1-10: walks, checks, strays), on the thread that made it.
+    std::function<void()> after_plan;
 };
 
 /// async_transfer_directory with hooks; the public function calls this with none.

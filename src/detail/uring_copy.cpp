@@ -57,6 +57,8 @@ private:
         std::size_t length = 0;   ///< bytes expected (read) or held (written)
     };
 
+    struct transfer;
+
     // Each chunk starts on a page: the buffers start on one and chunk is a multiple of the page size.
     char* buffer(unsigned s) { return buffers_.as<char>().data() + static_cast<std::size_t>(s) * chunk; }
 
@@ -65,28 +67,35 @@ private:
     sys::aligned_buffer buffers_;
 };
 
-std::int64_t copy_ring::copy(int in, int out, std::uint64_t offset, std::uint64_t size, const chunk_observer& observe) {
-    const std::uint64_t chunks = (size + chunk - 1) / chunk;
+/// One copy's state: reads go out for the first `depth` chunks; each slot then cycles read → (observe, in file order)
+/// → write → read.
+struct copy_ring::transfer {
+    copy_ring& ring;
+    int in;
+    int out;
+    std::uint64_t offset;
+    std::uint64_t size;
+    const chunk_observer& observe;
     std::array<slot, depth> slots{};
-    std::uint64_t next_read = 0;   // next chunk to read
-    std::uint64_t next_write = 0;  // next chunk to observe and write (file order)
-    std::uint64_t end = chunks;    // lowered when the file turns out shorter
+    std::uint64_t next_read = 0;   ///< next chunk to read
+    std::uint64_t next_write = 0;  ///< next chunk to observe and write (file order)
+    std::uint64_t end = 0;         ///< chunks in the file; lowered when the file turns out shorter
     std::uint64_t copied = 0;
     int error = 0;
     unsigned in_flight = 0;
 
-    // Reads go out for the first `depth` chunks; each slot then cycles read → (observe, in order) → write → read.
-    const auto queue_read = [&](unsigned s) {
+    void queue_read(unsigned s) {
         slot& sl = slots[s];
         sl.state = stage::reading;
         sl.index = next_read++;
         sl.length = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, size - sl.index * chunk));
-        io_uring_sqe* e = next_sqe(ring_);
-        io_uring_prep_read(e, in, buffer(s), static_cast<unsigned>(sl.length), offset + sl.index * chunk);
+        io_uring_sqe* e = next_sqe(ring.ring_);
+        io_uring_prep_read(e, in, ring.buffer(s), static_cast<unsigned>(sl.length), offset + sl.index * chunk);
         io_uring_sqe_set_data64(e, s);
         ++in_flight;
-    };
-    const auto queue_write = [&](unsigned s) {
+    }
+
+    void queue_write(unsigned s) {
         slot& sl = slots[s];
         if (out < 0) {  // read-only stream: the slot is free again at once
             copied += sl.length;
@@ -97,15 +106,72 @@ std::int64_t copy_ring::copy(int in, int out, std::uint64_t offset, std::uint64_
             return;
         }
         sl.state = stage::writing;
-        io_uring_sqe* e = next_sqe(ring_);
-        io_uring_prep_write(e, out, buffer(s), static_cast<unsigned>(sl.length), offset + sl.index * chunk);
+        io_uring_sqe* e = next_sqe(ring.ring_);
+        io_uring_prep_write(e, out, ring.buffer(s), static_cast<unsigned>(sl.length), offset + sl.index * chunk);
         io_uring_sqe_set_data64(e, s);
         ++in_flight;
-    };
-    for (unsigned s = 0; s < depth && next_read < end; ++s) {
-        queue_read(s);
     }
-    while (in_flight > 0) {
+
+    /// Slot `s`'s operation finished with `res`.
+    void complete(unsigned s, int res) {
+        --in_flight;
+        slot& sl = slots[s];
+        if (sl.state == stage::reading) {
+            if (res < 0) {
+                error = error == 0 ? -res : error;
+                sl.state = stage::idle;
+                return;
+            }
+            if (static_cast<std::size_t>(res) < sl.length) {
+                // Short read: the file ends here (it shrank) — or a rare partial read, finished by the caller.
+                sl.length = static_cast<std::size_t>(res);
+                end = std::min(end, sl.index + 1);
+            }
+            sl.state = stage::read;
+        } else if (sl.state == stage::writing) {
+            if (res < 0 || static_cast<std::size_t>(res) != sl.length) {
+                error = error == 0 ? (res < 0 ? -res : EIO) : error;
+            } else {
+                copied += sl.length;
+            }
+            sl.state = stage::idle;
+            if (error == 0 && next_read < end) {
+                queue_read(s);
+            }
+        }
+    }
+
+    /// Observes and writes the chunks that are next in file order; drops chunks read past a shortened end.
+    void pass_on_in_order() {
+        bool progressed = true;
+        while (error == 0 && progressed) {
+            progressed = false;
+            for (unsigned s = 0; s < depth; ++s) {
+                if (slots[s].state == stage::read && slots[s].index == next_write) {
+                    if (observe) {
+                        observe(std::span<const char>(ring.buffer(s), slots[s].length));
+                    }
+                    queue_write(s);
+                    ++next_write;
+                    progressed = true;
+                }
+            }
+        }
+        for (auto& sl : slots) {
+            if (sl.state == stage::read && sl.index >= end) {
+                sl.state = stage::idle;
+            }
+        }
+    }
+};
+
+std::int64_t copy_ring::copy(int in, int out, std::uint64_t offset, std::uint64_t size, const chunk_observer& observe) {
+    transfer t{.ring = *this, .in = in, .out = out, .offset = offset, .size = size, .observe = observe};
+    t.end = (size + chunk - 1) / chunk;
+    for (unsigned s = 0; s < depth && t.next_read < t.end; ++s) {
+        t.queue_read(s);
+    }
+    while (t.in_flight > 0) {
         const int rc = io_uring_submit_and_wait(&ring_, 1);
         if (rc < 0 && rc != -EINTR) {
             // The ring itself failed: retire it for good (tearing it down cancels what is in flight; the buffers are
@@ -119,61 +185,12 @@ std::int64_t copy_ring::copy(int in, int out, std::uint64_t offset, std::uint64_
         unsigned seen = 0;
         io_uring_for_each_cqe(&ring_, head, cqe) {
             ++seen;
-            --in_flight;
-            const auto s = static_cast<unsigned>(io_uring_cqe_get_data64(cqe));
-            slot& sl = slots[s];
-            const int res = cqe->res;
-            if (sl.state == stage::reading) {
-                if (res < 0) {
-                    error = error == 0 ? -res : error;
-                    sl.state = stage::idle;
-                } else {
-                    if (static_cast<std::size_t>(res) < sl.length) {
-                        // Short read: the file ends here (it shrank) — or a rare partial read, finished below.
-                        sl.length = static_cast<std::size_t>(res);
-                        end = std::min(end, sl.index + 1);
-                    }
-                    sl.state = stage::read;
-                }
-            } else if (sl.state == stage::writing) {
-                if (res < 0 || static_cast<std::size_t>(res) != sl.length) {
-                    error = error == 0 ? (res < 0 ? -res : EIO) : error;
-                } else {
-                    copied += sl.length;
-                }
-                sl.state = stage::idle;
-                if (error == 0 && next_read < end) {
-                    queue_read(s);
-                }
-            }
+            t.complete(static_cast<unsigned>(io_uring_cqe_get_data64(cqe)), cqe->res);
         }
         io_uring_cq_advance(&ring_, seen);
-        // Observe and write the chunks that are next in file order.
-        bool progressed = true;
-        while (error == 0 && progressed) {
-            progressed = false;
-            for (unsigned s = 0; s < depth; ++s) {
-                if (slots[s].state == stage::read && slots[s].index == next_write) {
-                    if (observe) {
-                        observe(std::span<const char>(buffer(s), slots[s].length));
-                    }
-                    queue_write(s);
-                    ++next_write;
-                    progressed = true;
-                }
-            }
-        }
-        // Chunks read past a shortened end are dropped.
-        for (auto& sl : slots) {
-            if (sl.state == stage::read && sl.index >= end) {
-                sl.state = stage::idle;
-            }
-        }
+        t.pass_on_in_order();
     }
-    if (error != 0) {
-        return -error;
-    }
-    return static_cast<std::int64_t>(copied);
+    return t.error != 0 ? -t.error : static_cast<std::int64_t>(t.copied);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <axds/error.hpp>
 #include <axds/fs/walk.hpp>
 
+#include "detail/cpu_work.hpp"
 #include "detail/parallel.hpp"
 #include "detail/uring_copy.hpp"
 #include "fs/file_digest.hpp"
@@ -112,20 +113,9 @@ bool take_known_digest(file_entry& file, const detail::known_digests* known) {
     return true;
 }
 
-}  // namespace
-
-asio::awaitable<std::string> async_calculate_directory_checksum(fs::path directory, checksum_options options) {
-    co_return co_await detail::async_directory_checksum(std::move(directory), std::move(options), nullptr);
-}
-
-}  // namespace axds
-
-namespace axds::detail {
-
-asio::awaitable<std::string> async_directory_checksum(fs::path directory, checksum_options options,
-                                                      std::shared_ptr<const known_digests> known) {
-    // Before the walk (the Python library refuses a bad count only after it): a bad count never costs a long walk.
-    const auto workers = static_cast<std::size_t>(resolve_workers_option(options.workers, "checksum_options::workers"));
+/// The files the checksum covers (§9.1 step 3: the walk's root and permission errors come from here), with their
+/// '/'-separated relative paths, in byte order of those paths; none is an error naming the directory.
+std::vector<file_entry> collect_files(const fs::path& directory, const checksum_options& options) {
     const std::set<std::string> excluded =
         options.excluded_files ? *options.excluded_files : std::set<std::string>{checksum_file_name};
     std::vector<file_entry> files;
@@ -152,6 +142,37 @@ asio::awaitable<std::string> async_directory_checksum(fs::path directory, checks
     }
     std::sort(files.begin(), files.end(),
               [](const file_entry& a, const file_entry& b) { return a.relative < b.relative; });  // bytewise
+    return files;
+}
+
+}  // namespace
+
+asio::awaitable<std::string> async_calculate_directory_checksum(fs::path directory, checksum_options options) {
+    co_return co_await detail::async_directory_checksum(std::move(directory), std::move(options), nullptr);
+}
+
+}  // namespace axds
+
+namespace axds::detail {
+
+asio::awaitable<std::string> async_directory_checksum(fs::path directory, checksum_options options,
+                                                      std::shared_ptr<const known_digests> known,
+                                                      std::function<void()> after_walk) {
+    // Before the walk (the Python library refuses a bad count only after it): a bad count never costs a long walk.
+    const auto workers = static_cast<std::size_t>(resolve_workers_option(options.workers, "checksum_options::workers"));
+    std::vector<file_entry> files;
+    auto walk = [&files, &directory, &options, &after_walk] {  // a large tree's walk must not stall the executor
+        files = collect_files(directory, options);
+        if (after_walk) {
+            after_walk();
+        }
+    };
+    const bool interrupted = co_await detail::async_run_cpu_cancellable(walk);
+    if (interrupted) {
+        throw_os_error(asio::error::operation_aborted,
+                       fmt::format("The checksum of {} was cancelled after 0 of {} files; nothing was saved.",
+                                   directory.string(), files.size()));
+    }
 
     // Batches of files go to the CPU pool; within a batch, workers take files from a shared cursor (large and small
     // files balance themselves). Progress is reported between batches, on the caller's executor.

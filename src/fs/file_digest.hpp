@@ -6,6 +6,7 @@
 
 #include <array>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -79,9 +80,11 @@ struct known_digest {
 using known_digests = std::unordered_map<std::string, known_digest>;
 
 /// async_calculate_directory_checksum, taking the digest of a file listed in `known` from there when the file still
-/// matches it (see known_digest) instead of reading it. `known` may be null.
+/// matches it (see known_digest) instead of reading it. `known` may be null. The walk runs on the CPU pool, never on
+/// the caller's executor; `after_walk` (tests) is called right after it, on the thread that walked.
 asio::awaitable<std::string> async_directory_checksum(std::filesystem::path directory, checksum_options options,
-                                                      std::shared_ptr<const known_digests> known);
+                                                      std::shared_ptr<const known_digests> known,
+                                                      std::function<void()> after_walk = {});
 
 /// Writes `digest` to `{directory}/ax_checksum.txt` (no newline). @throws os_error family naming the file.
 void save_checksum_file(const std::filesystem::path& directory, const std::string& digest);

@@ -682,19 +682,12 @@ asio::awaitable<void> verify_destination(const transfer_plan& plan, const std::s
 
 }  // namespace
 
-asio::awaitable<transfer_report> async_transfer_directory(fs::path source, fs::path destination,
-                                                          transfer_options options) {
-    return detail::async_transfer_directory(std::move(source), std::move(destination), std::move(options), {});
-}
+namespace {
 
-asio::awaitable<transfer_report> detail::async_transfer_directory(fs::path source, fs::path destination,
-                                                                  transfer_options options, transfer_hooks hooks) {
-    transfer_plan plan;
-    // 3 (first: a bad count is refused before anything is looked at)
-    plan.threads = static_cast<std::size_t>(resolve_workers_option(options.workers, "transfer_options::workers"));
-    check_roots(source, destination);  // 1-2
-    plan.source = std::move(source);
-    plan.destination = std::move(destination);
+/// Steps 1-2 and 4-10: checks of both roots, the source's walk and checks, the destination directory, strays, and
+/// the copies to make.
+void plan_transfer(transfer_plan& plan, const transfer_options& options, transfer_report& report) {
+    check_roots(plan.source, plan.destination);   // 1-2
     plan.entries = discover_source(plan.source);  // 4
     check_source_files(plan, options);            // 5-6
     check_destination_tree(plan.source, plan.destination, plan.entries);
@@ -705,9 +698,36 @@ asio::awaitable<transfer_report> detail::async_transfer_directory(fs::path sourc
         throw_os_error(ec ? ec : std::make_error_code(std::errc::file_exists),
                        fmt::format("Unable to create the destination directory {}.", plan.destination.string()));
     }
+    handle_strays(plan, options, report);  // 8
+    prepare_copies(plan, options);         // 9-10
+}
+
+}  // namespace
+
+asio::awaitable<transfer_report> async_transfer_directory(fs::path source, fs::path destination,
+                                                          transfer_options options) {
+    return detail::async_transfer_directory(std::move(source), std::move(destination), std::move(options), {});
+}
+
+asio::awaitable<transfer_report> detail::async_transfer_directory(fs::path source, fs::path destination,
+                                                                  transfer_options options, transfer_hooks hooks) {
+    transfer_plan plan;
+    // 3 (first: a bad count is refused before anything is looked at)
+    plan.threads = static_cast<std::size_t>(resolve_workers_option(options.workers, "transfer_options::workers"));
+    plan.source = std::move(source);
+    plan.destination = std::move(destination);
     transfer_report report;
-    handle_strays(plan, options, report);                                   // 8
-    prepare_copies(plan, options);                                          // 9-10
+    // Steps 1-10 walk both trees and stat every file: on the CPU pool, never on the caller's executor.
+    auto make_plan = [&plan, &options, &report, &hooks] {
+        plan_transfer(plan, options, report);
+        if (hooks.after_plan) {
+            hooks.after_plan();
+        }
+    };
+    const bool interrupted = co_await detail::async_run_cpu_cancellable(make_plan);
+    if (interrupted) {  // nothing copied yet
+        throw_cancelled(plan, 0);
+    }
     const transfer_progress progress = co_await copy_files(plan, options);  // 11
     if (hooks.after_copy) {
         hooks.after_copy(plan.destination);

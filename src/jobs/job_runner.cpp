@@ -5,6 +5,7 @@
 
 #include "detail/utf8.hpp"
 #include "jobs/subprocess.hpp"
+#include "sys/error.hpp"
 #include "sys/io.hpp"
 #include "sys/unique_fd.hpp"
 
@@ -36,6 +37,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -145,6 +147,15 @@ std::string find_program(const std::string& name) {
     throw child_process_error(fmt::format("The command '{}' was not found on PATH.", name));
 }
 
+/// A program named by a path must be there and executable (find_program's PATH search only returns such).
+void check_program(const std::string& path) {
+    if (::access(path.c_str(), X_OK) != 0) {
+        const int error = errno;
+        throw child_process_error(
+            fmt::format("Unable to execute the command '{}': {}.", path, sys::errno_message(error)));
+    }
+}
+
 c_strings job_environment(const job_context& job) {
     c_strings env;
     for (char** entry = environ; *entry != nullptr; ++entry) {
@@ -204,15 +215,58 @@ struct child_process {
     }
 };
 
-/// fork + execve with stdin /dev/null, stderr into a pipe, SIGKILL when the starting thread dies. Only
-/// async-signal-safe calls between fork and exec (the process may have other threads).
+/// In the forked child: stdin /dev/null, stderr into the pipe, SIGKILL when the starting thread dies, then execve. Only
+/// async-signal-safe calls (the process may have other threads). When execve fails its errno goes down `exec_error`
+/// (close-on-exec: a successful exec closes it with nothing written) and the child exits 127.
+[[noreturn]] void exec_in_child(const std::string& program, char** argv, char** envp, int stderr_fd, int exec_error,
+                                pid_t parent) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) {
+        ::_exit(127);
+    }
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    const int null_fd = ::open("/dev/null", O_RDONLY);
+    if (null_fd >= 0) {
+        ::dup2(null_fd, STDIN_FILENO);
+    }
+    ::dup2(stderr_fd, STDERR_FILENO);
+    ::execve(program.c_str(), argv, envp);
+    const int error = errno;
+    [[maybe_unused]] const auto written = ::write(exec_error, &error, sizeof(error));
+    ::_exit(127);
+}
+
+/// Waits until the child has exec'd (its end of `exec_error` closed on exec) or failed to (it sends errno); on
+/// failure reaps it and throws child_process_error naming the program and the reason.
+void check_exec(child_process& child, const sys::unique_fd& exec_error, const std::string& program) {
+    int error = 0;
+    const auto got = sys::retry_eintr([&] { return ::read(exec_error.get(), &error, sizeof(error)); });
+    if (got != static_cast<ssize_t>(sizeof(error))) {
+        return;  // end of file: the exec succeeded
+    }
+    (void)sys::retry_eintr([&] { return ::waitpid(child.pid, nullptr, 0); });
+    child.pid = -1;
+    throw child_process_error(
+        fmt::format("Unable to execute the command '{}': {}.", program, sys::errno_message(error)));
+}
+
+/// fork + execve (exec_in_child); the read end of the command's stderr pipe (non-blocking) and a pidfd go to
+/// `child`. Throws child_process_error with errno's text when the program cannot be executed.
 void start_child(child_process& child, const std::string& program, c_strings& args, c_strings& env) {
     std::array<int, 2> pipe_fds{};
+    std::array<int, 2> exec_fds{};
     if (::pipe2(pipe_fds.data(), O_CLOEXEC) != 0) {
         throw_errno(errno, "Unable to create a pipe for a job's command.");
     }
     child.stderr_fd.reset(pipe_fds[0]);
     sys::unique_fd write_end(pipe_fds[1]);
+    if (::pipe2(exec_fds.data(), O_CLOEXEC) != 0) {
+        throw_errno(errno, "Unable to create a pipe for a job's command.");
+    }
+    const sys::unique_fd exec_read(exec_fds[0]);
+    sys::unique_fd exec_write(exec_fds[1]);
     char** argv = args.get();
     char** envp = env.get();
     const pid_t parent = ::getpid();
@@ -222,25 +276,13 @@ void start_child(child_process& child, const std::string& program, c_strings& ar
         throw_errno(error, fmt::format("Unable to start the command '{}'.", program));
     }
     if (pid == 0) {
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (::getppid() != parent) {
-            ::_exit(127);
-        }
-        sigset_t none;
-        ::sigemptyset(&none);
-        ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        const int null_fd = ::open("/dev/null", O_RDONLY);
-        if (null_fd >= 0) {
-            ::dup2(null_fd, STDIN_FILENO);
-        }
-        ::dup2(pipe_fds[1], STDERR_FILENO);
-        ::execve(program.c_str(), argv, envp);
-        constexpr std::string_view message = "axds: exec failed\n";
-        [[maybe_unused]] const auto written = ::write(STDERR_FILENO, message.data(), message.size());
-        ::_exit(127);
+        exec_in_child(program, argv, envp, pipe_fds[1], exec_fds[1], parent);
     }
     child.pid = pid;
     write_end.reset();
+    exec_write.reset();
+    check_exec(child, exec_read, program);
+    ::fcntl(child.stderr_fd.get(), F_SETFL, ::fcntl(child.stderr_fd.get(), F_GETFL) | O_NONBLOCK);
     child.pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
     if (!child.pidfd) {
         throw_errno(errno,
@@ -297,41 +339,75 @@ int stop_child(child_process& child, std::error_code ec) {
     throw std::system_error(ec, "Waiting for a job's command");
 }
 
-/// Reads the child's stderr to EOF (forwarding it and keeping the tail), then waits for its exit; returns the wait
-/// status. On cancellation a command that already exited 0 counts as finished (its status is returned); any other is
-/// terminated and operation_aborted propagates.
-asio::awaitable<int> await_child(child_process& child, std::string& tail, const command_options& options) {
-    const auto executor = co_await asio::this_coro::executor;
-    asio::posix::stream_descriptor errors(executor, child.stderr_fd.release());
+/// Reads what the command's stderr holds now, at most about `limit` bytes: copied to this process's stderr
+/// (options.forward_stderr) and appended to `tail` (trimmed to about the last stderr_tail_bytes). False once the pipe
+/// is at end of file (every writer closed it) or broken; true when it is empty for now (the fd is non-blocking).
+bool read_stderr(int fd, std::string& tail, const command_options& options, std::size_t limit) {
     std::array<char, 4096> buffer{};
-    std::error_code ec;
-    for (;;) {
-        const std::size_t n =
-            co_await errors.async_read_some(asio::buffer(buffer), asio::redirect_error(asio::use_awaitable, ec));
-        if (ec) {
-            break;
+    for (std::size_t total = 0; total < limit;) {
+        const auto n = sys::retry_eintr([&] { return ::read(fd, buffer.data(), buffer.size()); });
+        if (n <= 0) {
+            return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
         }
+        const auto bytes = static_cast<std::size_t>(n);
         if (options.forward_stderr) {
-            [[maybe_unused]] const auto written = ::write(STDERR_FILENO, buffer.data(), n);
+            [[maybe_unused]] const auto written = ::write(STDERR_FILENO, buffer.data(), bytes);
         }
-        tail.append(buffer.data(), n);
+        tail.append(buffer.data(), bytes);
         if (tail.size() > 2 * options.stderr_tail_bytes + 4096) {
             tail.erase(0, tail.size() - options.stderr_tail_bytes);
         }
+        total += bytes;
     }
-    if (ec != asio::error::eof) {
-        co_return stop_child(child, ec);
+    return true;
+}
+
+/// An epoll descriptor (level-triggered) that is readable when the command has exited or its stderr has data or
+/// reached end of file: one descriptor, so one wait at a time covers both.
+sys::unique_fd child_poller(const child_process& child) {
+    sys::unique_fd poller(::epoll_create1(EPOLL_CLOEXEC));
+    if (!poller) {
+        throw_errno(errno, "Unable to create an epoll descriptor for a job's command.");
     }
-    asio::posix::stream_descriptor exited(executor, child.pidfd.release());
-    co_await exited.async_wait(asio::posix::stream_descriptor::wait_read,
-                               asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) {
-        co_return stop_child(child, ec);
+    for (const int fd : {child.pidfd.get(), child.stderr_fd.get()}) {
+        epoll_event event{};
+        event.events = EPOLLIN;
+        event.data.fd = fd;
+        if (::epoll_ctl(poller.get(), EPOLL_CTL_ADD, fd, &event) != 0) {
+            throw_errno(errno, "Unable to watch a job's command.");
+        }
     }
-    int status = 0;
-    (void)sys::retry_eintr([&] { return ::waitpid(child.pid, &status, 0); });
-    child.pid = -1;
-    co_return status;
+    return poller;
+}
+
+/// Waits for the command's exit while reading its stderr (forwarding it and keeping the tail), so that a command
+/// writing a lot to stderr never blocks on a full pipe. Once the command has exited, what its stderr pipe holds is
+/// read without waiting for end of file (at most 1 MiB): a background process it left holding the pipe does not keep
+/// the job. Returns the wait status. On cancellation a command that already exited 0 counts as finished (its status
+/// is returned); any other is terminated and operation_aborted propagates.
+asio::awaitable<int> await_child(child_process& child, std::string& tail, const command_options& options) {
+    constexpr std::size_t per_wake = 256 * 1024;     // then the exit is looked at again
+    constexpr std::size_t after_exit = 1024 * 1024;  // bounded: a background writer may never stop
+    asio::posix::stream_descriptor ready(co_await asio::this_coro::executor, child_poller(child).release());
+    bool stderr_open = true;
+    std::error_code ec;
+    for (;;) {
+        co_await ready.async_wait(asio::posix::stream_descriptor::wait_read,
+                                  asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) {
+            co_return stop_child(child, ec);
+        }
+        if (stderr_open && !read_stderr(child.stderr_fd.get(), tail, options, per_wake)) {
+            stderr_open = false;  // end of file: stop watching it, else it stays readable
+            ::epoll_ctl(ready.native_handle(), EPOLL_CTL_DEL, child.stderr_fd.get(), nullptr);
+        }
+        if (const auto status = child.reap_if_exited()) {
+            if (stderr_open) {
+                (void)read_stderr(child.stderr_fd.get(), tail, options, after_exit);
+            }
+            co_return *status;
+        }
+    }
 }
 
 asio::awaitable<void> run_command(std::shared_ptr<const std::vector<std::string>> argv,
@@ -654,28 +730,71 @@ std::string runner_executor_id() {
     return id;
 }
 
+namespace {
+
+constexpr std::array<std::string_view, 5> placeholder_names{"job_id", "job_name", "specifier", "tracker",
+                                                            "executor_id"};
+
+[[noreturn]] void throw_template_error(std::string_view arg, std::string_view what) {
+    constexpr std::size_t shown = 200;
+    const std::string quoted = arg.size() > shown ? std::string(arg.substr(0, shown)) + "..." : std::string(arg);
+    throw value_error(
+        fmt::format("The command argument '{}' holds {}; the placeholders are {{job_id}}, {{job_name}}, "
+                    "{{specifier}}, {{tracker}} and {{executor_id}}, and a literal brace is written "
+                    "twice ('{{{{' for '{{', '}}}}' for '}}').",
+                    quoted, what));
+}
+
+/// One template argument expanded: `{name}` becomes values[name's index] (or is only checked when `values` is
+/// null), `{{` becomes `{` and `}}` becomes `}`; any other brace is an error. `placeholders` counts the `{name}`s.
+std::string expand_argument(std::string_view arg, const std::array<std::string, 5>* values, std::size_t& placeholders) {
+    std::string out;
+    for (std::size_t i = 0; i < arg.size(); ++i) {
+        const char c = arg[i];
+        if ((c == '{' || c == '}') && i + 1 < arg.size() && arg[i + 1] == c) {
+            out += c;  // a doubled brace is a literal one
+            ++i;
+        } else if (c == '}') {
+            throw_template_error(arg, "a single '}' (no '{' opened it)");
+        } else if (c == '{') {
+            const auto close = arg.find('}', i);
+            if (close == std::string_view::npos) {
+                throw_template_error(arg, fmt::format("a '{{' with no closing '}}' ('{}')", arg.substr(i, 40)));
+            }
+            const std::string_view name = arg.substr(i + 1, close - i - 1);
+            const auto known = std::find(placeholder_names.begin(), placeholder_names.end(), name);
+            if (known == placeholder_names.end()) {
+                throw_template_error(arg, fmt::format("the unknown placeholder '{{{}}}'", name));
+            }
+            if (values != nullptr) {
+                out += (*values)[static_cast<std::size_t>(known - placeholder_names.begin())];
+            }
+            ++placeholders;
+            i = close;
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+void check_job_template(const std::vector<std::string>& args) {
+    std::size_t placeholders = 0;
+    for (const auto& arg : args) {
+        (void)expand_argument(arg, nullptr, placeholders);
+    }
+}
+
 std::vector<std::string> expand_job_placeholders(const std::vector<std::string>& args, const job_context& job) {
-    const std::array<std::pair<std::string_view, std::string>, 5> values{{{"{job_id}", job.job_id},
-                                                                          {"{job_name}", job.job_name},
-                                                                          {"{specifier}", job.specifier},
-                                                                          {"{tracker}", job.tracker_path.string()},
-                                                                          {"{executor_id}", job.executor_id}}};
+    const std::array<std::string, 5> values{job.job_id, job.job_name, job.specifier, job.tracker_path.string(),
+                                            job.executor_id};
     std::vector<std::string> out;
     out.reserve(args.size());
+    std::size_t placeholders = 0;
     for (const auto& arg : args) {
-        std::string text;
-        for (std::size_t i = 0; i < arg.size();) {
-            const auto match = std::find_if(values.begin(), values.end(), [&](const auto& entry) {
-                return std::string_view(arg).substr(i).starts_with(entry.first);
-            });
-            if (match != values.end()) {
-                text += match->second;
-                i += match->first.size();
-            } else {
-                text += arg[i++];
-            }
-        }
-        out.push_back(std::move(text));
+        out.push_back(expand_argument(arg, &values, placeholders));
     }
     return out;
 }
@@ -684,8 +803,12 @@ job_handler command_job_handler(std::vector<std::string> argv, command_options o
     if (argv.empty() || argv.front().empty()) {
         throw value_error("A job command needs at least the program to run, but an empty command was given.");
     }
-    if (argv.front().find('{') == std::string::npos) {
-        (void)find_program(argv.front());  // a command that cannot run fails here, before any job is claimed
+    check_job_template(argv);  // a misspelled placeholder fails here, before any job is claimed
+    std::size_t placeholders = 0;
+    const std::string program = expand_argument(argv.front(), nullptr, placeholders);
+    if (placeholders == 0) {
+        // A command that cannot run fails here, before any job is claimed.
+        check_program(find_program(program));
     }
     auto shared_argv = std::make_shared<const std::vector<std::string>>(std::move(argv));
     auto shared_options = std::make_shared<const command_options>(options);

@@ -10,6 +10,7 @@
 #include "config/yaml_files.hpp"
 #include "detail/cpu_work.hpp"
 #include "jobs/tracker_yaml.hpp"
+#include "sys/atomic_file.hpp"
 #include "sys/error.hpp"
 #include "sys/io.hpp"
 #include "sys/unique_fd.hpp"
@@ -312,37 +313,40 @@ job_key processing_tracker::resolve_job(std::string_view job_id, const std::vect
 
 namespace {
 
-/// The tracker file's text, or nullopt when it does not exist: one open (no separate existence check) and one read
-/// into a string sized from fstat.
-std::optional<std::string> read_tracker_text(const fs::path& file) {
+/// Reads the tracker file into `text` (a buffer kept by the tracker, so a transition neither allocates nor zeroes a
+/// fresh one); false when the file does not exist. One open, one fstat and one read when the read returns exactly
+/// the size fstat gave (the file is replaced whole, never grown in place; anything else takes the general reader).
+bool read_tracker_text(const fs::path& file, std::string& text) {
     sys::unique_fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) {
         if (errno == ENOENT) {
-            return std::nullopt;
+            return false;
         }
-        return detail::read_yaml_text(file);  // the shared reader names the file and the error
+        text = detail::read_yaml_text(file);  // the shared reader names the file and the error
+        return true;
     }
 
     struct stat st {};
 
-    std::string text;
     if (::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode)) {
-        text.resize(static_cast<std::size_t>(st.st_size) + 1);  // one byte more shows a file that grew meanwhile
-        const sys::io_result read = sys::read_full(fd.get(), text.data(), text.size());
-        fd.reset();
-        if (read.eof_before(text.size())) {  // the whole file; an error or a file that grew: the general reader
-            text.resize(read.bytes);
-            return text;
+        const auto size = static_cast<std::size_t>(st.st_size);
+        text.resize(size + 1);  // one byte more shows a file that grew meanwhile; only growth is zero-filled
+        const ssize_t got = sys::retry_eintr([&] { return ::read(fd.get(), text.data(), size + 1); });
+        if (got >= 0 && static_cast<std::size_t>(got) == size) {
+            text.resize(size);
+            return true;
         }
     }
     fd.reset();
-    return detail::read_yaml_text(file);
+    text = detail::read_yaml_text(file);
+    return true;
 }
 
 }  // namespace
 
 void processing_tracker::transact(load_mode mode, bool save, const operation& op) {
-    std::optional<std::string> text = read_tracker_text(file_path_);
+    const bool exists = read_tracker_text(file_path_, read_buffer_);
+    const std::string* text = exists ? &read_buffer_ : nullptr;
     const bool unchanged = text && written_text_current_ && *text == written_text_;
     written_text_current_ = false;  // until the next save: the operation edits jobs_
     touched_.reset();
@@ -350,7 +354,7 @@ void processing_tracker::transact(load_mode mode, bool save, const operation& op
         jobs_ = detail::read_tracker_document(*text, file_path_);
     } else if (!text && mode == load_mode::create) {
         detail::check_yaml_suffix(file_path_, true);
-        detail::write_yaml_text(file_path_, detail::emit_tracker_document(jobs_, file_path_));
+        write_text(detail::emit_tracker_document(jobs_, file_path_));
     }
     // The operation edits jobs_ in place (no copy of the registry per transition); if it or the save fails, jobs_
     // goes back to what the file holds (or, without a file, to what it was).
@@ -362,26 +366,36 @@ void processing_tracker::transact(load_mode mode, bool save, const operation& op
         op(jobs_);
         if (save) {
             detail::check_yaml_suffix(file_path_, true);
-            // The fast layout parses back to exactly these jobs: only then may the next transition trust the text.
-            std::optional<std::string> fast;
-            if (unchanged && touched_) {
-                fast = detail::patch_tracker_job(written_text_, written_starts_, jobs_, *touched_);
-            }
-            if (!fast) {
-                fast = detail::emit_tracker_fast(jobs_, &written_starts_);
-            }
-            const bool exact = fast.has_value();
-            std::string out = exact ? std::move(*fast) : detail::emit_tracker_document(jobs_, file_path_);
-            detail::write_yaml_text(file_path_, out);
-            if (exact) {
-                written_text_ = std::move(out);
-                written_text_current_ = true;
-            }
+            save_jobs(unchanged);
         }
     } catch (...) {
         jobs_ = text ? detail::read_tracker_document(*text, file_path_) : std::move(*before);
         throw;
     }
+}
+
+void processing_tracker::save_jobs(bool unchanged) {
+    // Only a text the fast layout wrote parses back to exactly these jobs: only then may the next transition trust it.
+    if (unchanged && touched_ && detail::patch_tracker_job(written_text_, written_starts_, jobs_, *touched_)) {
+        write_text(written_text_);
+        written_text_current_ = true;
+        return;
+    }
+    std::optional<std::string> fast = detail::emit_tracker_fast(jobs_, &written_starts_);
+    if (!fast) {
+        write_text(detail::emit_tracker_document(jobs_, file_path_));
+        return;
+    }
+    write_text(*fast);
+    written_text_ = std::move(*fast);
+    written_text_current_ = true;
+}
+
+void processing_tracker::write_text(const std::string& text) {
+    if (!sync_directory_) {
+        sync_directory_ = sys::directory_needs_sync(file_path_);  // once: the directory's file system stays put
+    }
+    detail::write_yaml_text(file_path_, text, *sync_directory_);
 }
 
 void processing_tracker::locked(load_mode mode, bool save, const operation& op) {

@@ -378,24 +378,23 @@ std::optional<std::string> emit_tracker_fast(const job_registry& jobs, std::vect
     return out;
 }
 
-std::optional<std::string> patch_tracker_job(std::string_view text, std::vector<std::size_t>& starts,
-                                             const job_registry& jobs, std::size_t index) {
+bool patch_tracker_job(std::string& text, std::vector<std::size_t>& starts, const job_registry& jobs,
+                       std::size_t index) {
     if (index >= jobs.size() || starts.size() != jobs.size() + 1 || starts.back() > text.size()) {
-        return std::nullopt;
+        return false;
     }
-    std::string out;
-    out.reserve(text.size() + 64);
-    out.append(text.substr(0, starts[index]));
-    if (!append_tracker_job(out, jobs[index].first, jobs[index].second)) {
-        return std::nullopt;
+    std::string block;
+    block.reserve(starts[index + 1] - starts[index] + 64);
+    if (!append_tracker_job(block, jobs[index].first, jobs[index].second)) {
+        return false;
     }
     const std::size_t old_end = starts[index + 1];
-    const std::size_t new_end = out.size();
-    out.append(text.substr(old_end));
+    const std::size_t new_end = starts[index] + block.size();
+    text.replace(starts[index], old_end - starts[index], block);  // moves only the text after the block
     for (std::size_t k = index + 1; k < starts.size(); ++k) {
         starts[k] = starts[k] - old_end + new_end;
     }
-    return out;
+    return true;
 }
 
 std::optional<job_registry> parse_tracker_fast(std::string_view text) {

@@ -27,10 +27,11 @@ namespace axds::detail {
 /// Appends one job's block as emit_tracker_fast writes it; false (with `out` partly appended) when the fast layout
 /// does not apply.
 [[nodiscard]] bool append_tracker_job(std::string& out, const std::string& id, const job_state& job);
-/// `text` (emit_tracker_fast's output for a registry that differed from `jobs` at most in job `index`, block offsets
-/// `starts`) with that job's block re-emitted; `starts` is updated. nullopt when the fast layout does not apply.
-[[nodiscard]] std::optional<std::string> patch_tracker_job(std::string_view text, std::vector<std::size_t>& starts,
-                                                           const job_registry& jobs, std::size_t index);
+/// Re-emits job `index`'s block in place in `text` (emit_tracker_fast's output for a registry that differed from
+/// `jobs` at most in that job, block offsets `starts`) and updates `starts`: only the text after the block moves, no
+/// copy of the document. False, with `text` and `starts` untouched, when the fast layout does not apply.
+[[nodiscard]] bool patch_tracker_job(std::string& text, std::vector<std::size_t>& starts, const job_registry& jobs,
+                                     std::size_t index);
 /// Parses a document laid out exactly as emit_tracker_fast (and PyYAML) writes it; nullopt for anything else.
 [[nodiscard]] std::optional<job_registry> parse_tracker_fast(std::string_view text);
 

@@ -704,12 +704,43 @@ void archive_stream_writer::maybe_sync(source_file& f) {
         for (const auto& pm : f.pending) {
             errors_[pm.index] = text;
         }
+        if (f.pending.empty() && idle_sync_error_.empty()) {  // an idle sync: its entries were already reported
+            idle_sync_error_ = fmt::format("{}: {}", working_file_name(f.source), text);
+            warn(fmt::format("The data logger's sync of {} failed: {}. The stop reports it; the next sync retries.",
+                             (directory_ / working_file_name(f.source)).string(), text));
+        }
+        f.last_sync = now;  // unsynced stays: the next sync (by size, by time, or the stop) tries again, not at once
         return;
     }
     ++syncs_;
     bytes_synced_ += f.unsynced;
     f.unsynced = 0;
     f.last_sync = now;
+}
+
+std::optional<std::chrono::steady_clock::time_point> archive_stream_writer::idle_deadline() const {
+    if (options_.sync_every.count() <= 0) {
+        return std::nullopt;
+    }
+    std::optional<std::chrono::steady_clock::time_point> due;
+    for (const auto& slot : files_) {
+        if (slot && slot->fd && slot->unsynced > 0) {
+            const auto at = slot->last_sync + options_.sync_every;
+            due = due ? std::min(*due, at) : at;
+        }
+    }
+    return due;
+}
+
+asio::awaitable<void> archive_stream_writer::async_on_idle_deadline() {
+    auto work = [this] {
+        for (auto& slot : files_) {
+            if (slot && slot->fd && slot->unsynced > 0) {
+                maybe_sync(*slot);  // syncs only the files whose time has come
+            }
+        }
+    };
+    co_await async_run_cpu(work);
 }
 
 asio::awaitable<void> archive_stream_writer::async_finish(data_logger_report& report) {
@@ -747,6 +778,9 @@ void archive_stream_writer::finish_all(data_logger_report& report) {
     report.bytes_cut = bytes_cut_;
     report.syncs = syncs_;
     report.bytes_synced = bytes_synced_;
+    if (!idle_sync_error_.empty() && report.first_error.empty()) {
+        report.first_error = idle_sync_error_;
+    }
 }
 
 }  // namespace axds::detail

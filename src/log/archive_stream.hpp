@@ -90,6 +90,12 @@ public:
     asio::awaitable<std::size_t> async_complete_some(const completion_fn& done) override;
     std::uint64_t abandon() noexcept override;
 
+    /// With `sync_every` set: the time the oldest unsynced working file is due for its sync.
+    [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> idle_deadline() const override;
+    /// fdatasyncs (on the CPU pool) every working file whose time-based sync is due: what was written just before
+    /// the logger fell idle does not wait for the next batch or the stop.
+    asio::awaitable<void> async_on_idle_deadline() override;
+
     /// At stop, after the last batch: publishes every working file and fills the archives layout's report fields.
     asio::awaitable<void> async_finish(data_logger_report& report);
 
@@ -119,6 +125,7 @@ private:
     std::uint64_t bytes_cut_ = 0;
     std::uint64_t syncs_ = 0;
     std::uint64_t bytes_synced_ = 0;
+    std::string idle_sync_error_;  ///< the first failed fdatasync made while idle (no entry left to fail)
 };
 
 }  // namespace axds::detail

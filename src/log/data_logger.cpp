@@ -16,6 +16,7 @@
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_future.hpp>
@@ -71,7 +72,8 @@ struct data_logger::impl : std::enable_shared_from_this<impl> {
           name(std::move(instance_name)),
           options(opts),
           pool(max_queued_entries(opts.queue_capacity_bytes), initial_pool_nodes),
-          wake(strand, 1) {}
+          wake(strand, 1),
+          idle_timer(strand) {}
 
     ~impl() {
         // Whatever is still queued can no longer be written: say so, loudly, then free it.
@@ -105,6 +107,7 @@ struct data_logger::impl : std::enable_shared_from_this<impl> {
     std::atomic<std::size_t> bytes{0};
     std::atomic<bool> writer_sleeping{false};
     detail::channel<bool> wake;
+    asio::steady_timer idle_timer;  ///< wakes the idle writer when a time-based sync is due
 
     // Producers waiting for space.
     std::atomic<std::uint32_t> space_generation{0};
@@ -348,10 +351,25 @@ asio::awaitable<void> data_logger::impl::write_until_stopped(detail::entry_write
             writer_sleeping.store(false);
             continue;
         }
+        const std::optional<std::chrono::steady_clock::time_point> deadline = writer.idle_deadline();
+        if (deadline) {  // a time-based sync is due while idle: the timer wakes the writer like a new entry does
+            idle_timer.expires_at(*deadline);
+            idle_timer.async_wait([weak = weak_from_this()](const asio::error_code& error) {
+                if (auto self = weak.lock(); self && !error) {
+                    self->wake_writer();
+                }
+            });
+        }
         auto [ec, ignored] = co_await wake.async_receive(detail::nothrow);
         (void)ec;
         (void)ignored;
         writer_sleeping.store(false);
+        if (deadline) {
+            idle_timer.cancel();
+            if (std::chrono::steady_clock::now() >= *deadline) {
+                co_await writer.async_on_idle_deadline();
+            }
+        }
     }
 }
 

@@ -10,10 +10,12 @@
 #include <asio/awaitable.hpp>
 #include <asio/strand.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -73,6 +75,14 @@ public:
     virtual asio::awaitable<std::size_t> async_complete_some(const completion_fn& done) = 0;
     /// Cancels and frees whatever is still in flight (after a failure of the writer itself); returns how many.
     virtual std::uint64_t abandon() noexcept = 0;
+
+    /// When the writer wants to be called while idle (a time-based sync of data already written), or none.
+    [[nodiscard]] virtual std::optional<std::chrono::steady_clock::time_point> idle_deadline() const {
+        return std::nullopt;
+    }
+
+    /// Called by the logger's loop, with nothing in flight, once idle_deadline() has passed.
+    virtual asio::awaitable<void> async_on_idle_deadline() { co_return; }
 
 protected:
     /// Frees a finished entry: its payload, and its node back to the pool.

@@ -674,6 +674,45 @@ asio::awaitable<assemble_report> async_assemble_log_archives(fs::path log_direct
     return detail::async_assemble_log_archives(std::move(log_directory), std::move(options), {});
 }
 
+namespace {
+
+/// The progress shared by the assembly's tasks, totals set and the first report made.
+std::shared_ptr<progress_state> start_progress(const std::vector<source_group>& groups, asio::any_io_executor executor,
+                                               std::function<void(const assemble_progress&)> callback) {
+    auto progress = std::make_shared<progress_state>();
+    progress->executor = std::move(executor);
+    progress->callback = std::move(callback);
+    for (const auto& g : groups) {
+        progress->current.entries_total += g.entries.size();
+    }
+    progress->current.archives_total = groups.size();
+    progress->add(0, 0, 0);
+    return progress;
+}
+
+/// Source indices, most entries first (stable for equal sizes).
+std::vector<std::size_t> largest_first(const std::vector<source_group>& groups) {
+    std::vector<std::size_t> order(groups.size());
+    for (std::size_t i = 0; i < order.size(); ++i) {
+        order[i] = i;
+    }
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::size_t a, std::size_t b) { return groups[a].entries.size() > groups[b].entries.size(); });
+    return order;
+}
+
+[[noreturn]] void throw_assembly_cancelled(const fs::path& log_directory, const std::vector<source_outcome>& outcomes) {
+    const auto written = static_cast<std::size_t>(
+        std::count_if(outcomes.begin(), outcomes.end(), [](const source_outcome& o) { return o.written; }));
+    throw_os_error(asio::error::operation_aborted,
+                   fmt::format("The assembly of the log archives in {} was cancelled; no entry was removed. The {} "
+                               "archives finished before the cancellation hold copies of their entries; the next "
+                               "assembly merges the rest.",
+                               log_directory.string(), written));
+}
+
+}  // namespace
+
 asio::awaitable<assemble_report> detail::async_assemble_log_archives(fs::path log_directory, assemble_options options,
                                                                      assembly_hooks hooks) {
     const int workers = resolve_workers_option(options.workers, "assemble_options::workers");
@@ -695,22 +734,11 @@ asio::awaitable<assemble_report> detail::async_assemble_log_archives(fs::path lo
     if (groups.empty()) {
         co_return report;
     }
-    auto progress = std::make_shared<progress_state>();
-    progress->executor = co_await asio::this_coro::executor;
-    progress->callback = options.progress;
-    for (const auto& g : groups) {
-        progress->current.entries_total += g.entries.size();
-    }
-    progress->current.archives_total = groups.size();
-    progress->add(0, 0, 0);
+    asio::any_io_executor executor = co_await asio::this_coro::executor;
+    const auto progress = start_progress(groups, std::move(executor), options.progress);
 
     // Archive phase: `workers` tasks pull sources from a shared cursor (largest first keeps the tail short).
-    std::vector<std::size_t> order(groups.size());
-    for (std::size_t i = 0; i < order.size(); ++i) {
-        order[i] = i;
-    }
-    std::stable_sort(order.begin(), order.end(),
-                     [&](std::size_t a, std::size_t b) { return groups[a].entries.size() > groups[b].entries.size(); });
+    const std::vector<std::size_t> order = largest_first(groups);
     const read_mode mode{
         .map = options.memory_mapping, .uring = options.use_io_uring, .durable = options.remove_sources};
     std::atomic<std::size_t> cursor{0};
@@ -731,13 +759,7 @@ asio::awaitable<assemble_report> detail::async_assemble_log_archives(fs::path lo
     // holds the union of what was archived before and its entries, every entry is still on disk too, and the next
     // run merges them again (deleting them would lose what earlier runs archived).
     if (stop->load() || detail::cancelled(co_await asio::this_coro::cancellation_state)) {
-        const auto written = static_cast<std::size_t>(
-            std::count_if(outcomes.begin(), outcomes.end(), [](const source_outcome& o) { return o.written; }));
-        throw_os_error(asio::error::operation_aborted,
-                       fmt::format("The assembly of the log archives in {} was cancelled; no entry was removed. The {} "
-                                   "archives finished before the cancellation hold copies of their entries; the next "
-                                   "assembly merges the rest.",
-                                   log_directory.string(), written));
+        throw_assembly_cancelled(log_directory, outcomes);
     }
     if (options.verify_integrity) {
         std::atomic<std::size_t> verify_cursor{0};

@@ -264,6 +264,36 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
     }
 
     /// One producer connection: frames in, async_log each, the count out at the producer's end of stream.
+    /// Receives the rest of a payload of `payload_size` bytes (of a `length`-byte message) into `payload`, in 1 MiB
+    /// steps: memory grows only as bytes arrive. Empty on success, else what went wrong.
+    static asio::awaitable<std::string> read_payload_rest(stream::socket& socket, std::vector<std::uint8_t>& payload,
+                                                          std::size_t payload_size, std::uint64_t length) {
+        while (payload.size() < payload_size) {
+            const std::size_t at = payload.size();
+            const std::size_t step = std::min<std::size_t>(payload_size - at, std::size_t{1} << 20);
+            payload.resize(at + step);
+            auto [ec, got] =
+                co_await asio::async_read(socket, asio::buffer(payload.data() + at, step), detail::nothrow);
+            if (ec) {
+                co_return fmt::format("the connection ended inside a message ({} of {} bytes).",
+                                      entry_prefix + at + got, length);
+            }
+        }
+        co_return std::string();
+    }
+
+    /// Confirms the session: the number of messages accepted, 8 bytes little-endian. Empty on success.
+    static asio::awaitable<std::string> send_count(stream::socket& socket, std::uint64_t accepted) {
+        std::array<std::uint8_t, 8> count{};
+        sys::store_le64(count.data(), accepted);
+        auto [ec, n] = co_await asio::async_write(socket, asio::buffer(count), detail::nothrow);
+        (void)n;
+        if (ec) {
+            co_return fmt::format("sending the count failed ({}).", ec.message());
+        }
+        co_return std::string();
+    }
+
     static asio::awaitable<void> serve_one(std::shared_ptr<impl> self, std::uint64_t id,
                                            std::shared_ptr<stream::socket> socket) {
         std::uint64_t accepted = 0;
@@ -315,18 +345,7 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
                     std::memcpy(package.payload.data(), in.data(), have);
                     in.consume(have);
                 }
-                while (package.payload.size() < payload_size) {  // a large payload: the rest in 1 MiB steps
-                    const std::size_t at = package.payload.size();
-                    const std::size_t step = std::min<std::size_t>(payload_size - at, std::size_t{1} << 20);
-                    package.payload.resize(at + step);
-                    auto [ec, got] = co_await asio::async_read(*socket, asio::buffer(package.payload.data() + at, step),
-                                                               detail::nothrow);
-                    if (ec) {
-                        error = fmt::format("the connection ended inside a message ({} of {} bytes).",
-                                            entry_prefix + at + got, length);
-                        break;
-                    }
-                }
+                error = co_await read_payload_rest(*socket, package.payload, payload_size, length);
                 if (!error.empty()) {
                     break;
                 }
@@ -335,13 +354,7 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
                 ++accepted;
             }
             if (error.empty()) {
-                std::array<std::uint8_t, 8> count{};
-                sys::store_le64(count.data(), accepted);
-                auto [ec, n] = co_await asio::async_write(*socket, asio::buffer(count), detail::nothrow);
-                (void)n;
-                if (ec) {
-                    error = fmt::format("sending the count failed ({}).", ec.message());
-                }
+                error = co_await send_count(*socket, accepted);
             }
         } catch (const std::exception& e) {
             error = e.what();

@@ -806,10 +806,9 @@ struct npz_reader::impl {
         return view;
     }
 
-    /// Inflates `member` into exactly its declared size: refused before allocating when the size is impossible for
-    /// the compressed size or over the limit; an error when the stream yields more or fewer bytes.
-    [[nodiscard]] std::unique_ptr<std::uint8_t[]> inflate_member(std::size_t index) const {
-        const npz_member& member = members[index];
+    /// Refuses, before anything is allocated, a declared uncompressed size that deflate cannot produce from the
+    /// member's compressed size or that is over npz_reader_options::max_inflated_size.
+    void check_inflated_size(const npz_member& member) const {
         const std::uint64_t declared = member.uncompressed_size;
         // Deflate cannot expand data more than 1032:1 (258-byte matches coded in 2 bits); a larger claim is corruption.
         const std::uint64_t ratio_bound = member.compressed_size > (~std::uint64_t{0} - 1024) / 1032
@@ -828,6 +827,14 @@ struct npz_reader::impl {
                                        "bytes (npz_reader_options::max_inflated_size)",
                                        declared, options.max_inflated_size));
         }
+    }
+
+    /// Inflates `member` into exactly its declared size: refused before allocating when the size is impossible for
+    /// the compressed size or over the limit; an error when the stream yields more or fewer bytes.
+    [[nodiscard]] std::unique_ptr<std::uint8_t[]> inflate_member(std::size_t index) const {
+        const npz_member& member = members[index];
+        const std::uint64_t declared = member.uncompressed_size;
+        check_inflated_size(member);
         // Not zero-filled: a page is touched only when inflate writes it, so a stream that ends early costs no more.
         auto out = std::make_unique_for_overwrite<std::uint8_t[]>(static_cast<std::size_t>(declared));
         z_stream stream{};

@@ -5,6 +5,8 @@
 #include <random>
 
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 namespace axds::sys {
@@ -68,7 +70,7 @@ replace_error atomic_file::create(const fs::path& destination, const atomic_file
     return {replace_step::create, errno_code(EEXIST)};
 }
 
-replace_error atomic_file::commit(bool durable) {
+replace_error atomic_file::commit(bool durable, bool sync_directory) {
     const auto fail = [this](replace_step step, std::error_code error) {
         discard();
         return replace_error{step, error};
@@ -83,13 +85,23 @@ replace_error atomic_file::commit(bool durable) {
         return fail(replace_step::rename, last_error());
     }
     pending_ = false;
-    if (durable) {
+    if (durable && sync_directory) {
         const unique_fd directory(::open(directory_of(destination_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         if (!directory || (::fsync(directory.get()) != 0 && errno != EINVAL)) {  // EINVAL: cannot sync directories
             return {replace_step::sync_directory, last_error()};
         }
     }
     return {};
+}
+
+bool directory_needs_sync(const fs::path& destination) {
+    struct statfs info {};
+
+    const fs::path directory = directory_of(destination);
+    if (::statfs(directory.c_str(), &info) != 0) {
+        return true;
+    }
+    return info.f_type != TMPFS_MAGIC && info.f_type != RAMFS_MAGIC;
 }
 
 }  // namespace axds::sys

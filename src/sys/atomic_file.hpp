@@ -56,10 +56,11 @@ public:
     /// The temporary file's path (kept after a failure, for messages).
     [[nodiscard]] const std::filesystem::path& temp_path() const noexcept { return temp_; }
 
-    /// fsync (when `durable`), close, rename over the destination, fsync of the directory (when `durable`). After
-    /// a failure the temporary file is removed and the destination is what it was (unless the directory fsync
-    /// failed: then the rename happened but may not survive a crash).
-    [[nodiscard]] replace_error commit(bool durable);
+    /// fsync (when `durable`), close, rename over the destination, fsync of the directory (when `durable` and
+    /// `sync_directory`: pass directory_needs_sync()'s answer to skip it where it does nothing). After a failure the
+    /// temporary file is removed and the destination is what it was (unless the directory fsync failed: then the
+    /// rename happened but may not survive a crash).
+    [[nodiscard]] replace_error commit(bool durable, bool sync_directory = true);
 
 private:
     void discard() noexcept;
@@ -69,5 +70,10 @@ private:
     unique_fd fd_;
     bool pending_ = false;  ///< the temporary file exists and is ours to remove
 };
+
+/// False when the directory `destination` would be renamed into lives on a memory file system (tmpfs, ramfs):
+/// nothing there survives a power loss, so its fsync is a no-op worth skipping. True for any other file system and
+/// when the answer is unknown (a failed statfs). One statfs: callers that replace the same file often ask once.
+[[nodiscard]] bool directory_needs_sync(const std::filesystem::path& destination);
 
 }  // namespace axds::sys

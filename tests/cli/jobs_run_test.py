@@ -40,6 +40,20 @@ def main():
                     ["jobs", "status"]):
             result = axds(AXDS, *bad)
             check(result.returncode == 2 and "usage" in result.stderr, f"usage error for {bad}: {result}")
+        # --workers is bounded (it forked up to 100000 processes), and a misspelled placeholder is refused up front
+        # (it was passed to every job as it was): both before the tracker is touched.
+        before = read_tracker(tracker)
+        for bad, named in ((["--", "echo", "ROOT/{specfier}"], "unknown placeholder '{specfier}'"),
+                           (["--", "awk", "{print $1}"], "'{{' for '{'"),
+                           (["--workers", "1025", "--", "true"], "from 1 to 1024"),
+                           (["--workers", "100000", "--", "true"], "from 1 to 1024")):
+            result = axds(AXDS, "jobs", "run", tracker, "-q", *bad, timeout=60)
+            check(result.returncode == 2 and named in result.stderr, f"refused {bad}: {result}")
+        result = axds(AXDS, "jobs", "submit", tracker, "--array-size", "2", "--workers-per-task", "5000", "--", "true")
+        check(result.returncode == 2 and "from 1 to 1024" in result.stderr, f"--workers-per-task bound: {result}")
+        result = axds(AXDS, "jobs", "submit", tracker, "--array-size", "2", "--", "x", "{job}")
+        check(result.returncode == 2 and "unknown placeholder '{job}'" in result.stderr, f"submit template: {result}")
+        check(read_tracker(tracker) == before, "nothing claimed by a refused run")
         check(axds(AXDS, "jobs", "status", os.path.join(tmp, "none.yaml")).returncode == 1, "missing tracker")
         check(axds(AXDS, "jobs", "--help").returncode == 0, "jobs --help")
 
@@ -85,9 +99,12 @@ def main():
         check(reclaim == {"reclaimed": [], "kept": []}, f"reclaim {reclaim}")
 
         # --json: stdout is the result alone, the commands' own output goes to stderr (it was mixed into stdout).
+        # Never more workers than SCHEDULED jobs (8 asked, 1 job: 1 worker; it forked all 8).
         write_tracker(tracker, [("talks", "x")])
-        result = axds(AXDS, "jobs", "run", tracker, "--json", "--", "sh", "-c", "echo hello from {job_name}")
+        result = axds(AXDS, "jobs", "run", tracker, "--json", "--workers", "8", "--", "sh", "-c",
+                      "echo hello from {job_name}")
         check(result.returncode == 0 and json.loads(result.stdout)["succeeded"] == 1, f"--json result: {result}")
+        check(json.loads(result.stdout)["workers"] == 1, f"one worker for one job: {result.stdout}")
         check("hello from talks" in result.stderr, f"the command's output on stderr: {result}")
 
         # A job that kills its worker in every round stays SCHEDULED: the run must say so and exit 1 (it exited 0).

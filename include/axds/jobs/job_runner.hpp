@@ -74,9 +74,16 @@ asio::awaitable<job_runner_report> async_run_tracker_jobs(std::filesystem::path 
                                                           job_runner_options options = {});
 
 /// `args` with `{job_id}`, `{job_name}`, `{specifier}`, `{tracker}` and `{executor_id}` replaced by the job's values
-/// (anywhere inside an argument; other braces are left alone).
+/// (anywhere inside an argument). A literal brace is written twice: `{{` stands for `{` and `}}` for `}` (as in
+/// Python's str.format), so `awk '{{print $1}}'` passes `awk '{print $1}'`.
+/// @throws value_error for any other brace: an unknown placeholder (`{specfier}`), a `{` never closed, a single `}`
+/// (the message names it and lists the placeholders).
 [[nodiscard]] std::vector<std::string> expand_job_placeholders(const std::vector<std::string>& args,
                                                                const job_context& job);
+
+/// Checks a command template as expand_job_placeholders would, without a job.
+/// @throws value_error as expand_job_placeholders does.
+void check_job_template(const std::vector<std::string>& args);
 
 struct command_options {
     /// The FAILED message keeps at most this many trailing bytes of the command's stderr.
@@ -92,8 +99,13 @@ struct command_options {
 /// command gets SIGKILL if the thread that started it dies (PR_SET_PDEATHSIG), so a killed worker leaves no command
 /// running behind it (the command's own children are its business). Cancellation kills it (SIGTERM, then SIGKILL).
 /// The stderr tail kept in the tracker is made valid UTF-8 (bytes that are not, and NUL, become U+FFFD).
-/// @throws value_error for an empty command; child_process_error when argv[0] holds no placeholder and is not found
-/// (so a typo fails before any job is claimed; a program named by a placeholder is looked up per job).
+/// The command's status is recorded as soon as it exits: what its stderr pipe holds then is read without waiting for
+/// end of file, so a background process it left holding its stderr does not keep the job (that process later gets
+/// EPIPE/SIGPIPE if it writes to stderr). A program that cannot be executed fails its job with "Unable to execute the
+/// command 'PROGRAM': REASON." (errno's text: "No such file or directory", "Permission denied", ...).
+/// @throws value_error for an empty command or a bad template (check_job_template); child_process_error when argv[0]
+/// holds no placeholder and is not found on PATH, or names a path that is missing or not executable (so a typo fails
+/// before any job is claimed; a program named by a placeholder is looked up per job).
 [[nodiscard]] job_handler command_job_handler(std::vector<std::string> argv, command_options options = {});
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -247,6 +247,11 @@ private:
     asio::awaitable<std::invoke_result_t<Call&>> async_locked(Call& call);
     /// Load + op + save, with the lock already held.
     void transact(load_mode mode, bool save, const operation& op);
+    /// Writes jobs_: the touched job's block patched into the text last written when the file still holds it
+    /// (`unchanged`), else the whole document.
+    void save_jobs(bool unchanged);
+    /// Replaces the file with `text` (atomic, fsynced; the directory fsynced unless it lives on tmpfs/ramfs).
+    void write_text(const std::string& text);
 
     std::filesystem::path file_path_;
     std::filesystem::path lock_path_;
@@ -260,6 +265,8 @@ private:
     /// Set by an operation that changed only this job (a transition): its save re-emits that job's block alone.
     std::optional<std::size_t> touched_;
     bool lock_held_ = false;
+    std::string read_buffer_;             ///< the file's text as the last transition read it (reused, not reallocated)
+    std::optional<bool> sync_directory_;  ///< sys::directory_needs_sync for the file, asked at the first write
 };
 
 }  // namespace axds

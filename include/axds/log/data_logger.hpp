@@ -55,8 +55,8 @@ struct data_logger_options {
     /// (0 = never by size). See docs/SAFETY.md for what each setting promises after a power loss.
     std::uint64_t sync_every_bytes = 0;
     /// archives layout only: fdatasync a working file holding unsynced bytes once its last sync is this old (0 = never
-    /// by time). Checked after each batch write: data written just before the logger falls idle is synced by the next
-    /// batch or by the stop, not by a timer.
+    /// by time). Checked after each batch write and, while the logger is idle, by a timer of the writer: data written
+    /// just before the logger falls silent is synced about this long after, not only at the next batch or the stop.
     std::chrono::milliseconds sync_every{0};
 };
 

@@ -1,6 +1,7 @@
 #include <axds/fs/transfer.hpp>
 
 #include "detail/fault_hooks.hpp"
+#include "fs/file_digest.hpp"
 #include "support/matchers.hpp"
 #include "support/temp_dir.hpp"
 
@@ -11,12 +12,14 @@
 #include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
 #include <chrono>
 #include <filesystem>
 #include <string>
+#include <thread>
 
 #include <sys/stat.h>
 
@@ -47,6 +50,25 @@ fs::path make_source(const fs::path& root) {
     }
     fs::create_directories(root / "empty" / "emptier");
     return root;
+}
+
+/// Runs `operation` on `io` with `cancel`'s slot bound; it must end with an os_error of operation_aborted, whose
+/// message is returned.
+template <typename Operation>
+std::string cancelled_with(asio::io_context& io, asio::cancellation_signal& cancel, Operation operation) {
+    std::exception_ptr outcome;
+    asio::co_spawn(
+        io, std::move(operation),
+        asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e, const auto&) { outcome = e; }));
+    io.run();
+    REQUIRE(outcome);
+    try {
+        std::rethrow_exception(outcome);
+    } catch (const axds::os_error& e) {
+        CHECK(e.code() == asio::error::operation_aborted);
+        return std::string(e.what());
+    }
+    return std::string();
 }
 
 }  // namespace
@@ -214,24 +236,15 @@ TEST_CASE("a cancelled transfer stops between batches and leaves the source inta
     const fs::path source = make_source(tmp.path() / "source");
     asio::io_context io;
     asio::cancellation_signal cancel;
-    std::exception_ptr outcome;
     std::size_t batches = 0;
     transfer_options options{.workers = 1, .remove_source = true};
     options.progress = [&](const axds::transfer_progress&) {
         ++batches;
         cancel.emit(asio::cancellation_type::terminal);  // after the first batch
     };
-    asio::co_spawn(io, axds::async_transfer_directory(source, tmp.path() / "dest", std::move(options)),
-                   asio::bind_cancellation_slot(
-                       cancel.slot(), [&](std::exception_ptr e, const axds::transfer_report&) { outcome = e; }));
-    io.run();
-    REQUIRE(outcome);
-    try {
-        std::rethrow_exception(outcome);
-    } catch (const axds::os_error& e) {
-        CHECK(e.code() == asio::error::operation_aborted);
-        CHECK_THAT(std::string(e.what()), Catch::Matchers::Contains("the source is intact"));
-    }
+    const std::string what =
+        cancelled_with(io, cancel, axds::async_transfer_directory(source, tmp.path() / "dest", std::move(options)));
+    CHECK_THAT(what, Catch::Matchers::Contains("the source is intact"));
     CHECK(batches == 1);
     CHECK(digest(source) == digest(make_source(tmp.path() / "reference")));  // nothing removed or changed
     std::size_t copied = 0;
@@ -248,4 +261,58 @@ TEST_CASE("transfer refuses a named pipe in the source instead of waiting on it 
     CHECK_THROWS_MATCHES(transfer(source, tmp.path() / "dest"), axds::os_error,
                          message_contains("it is a named pipe, not a regular file"));
     CHECK(fs::exists(source / "sub" / "pipe"));
+}
+
+TEST_CASE("the checksum and the transfer walk their trees off the caller's executor thread", "[fs]") {
+    // A library embedded in a server must not stall the server's event loop while it lists a large tree.
+    const temp_dir tmp;
+    const fs::path source = make_source(tmp.path() / "source");
+    const std::thread::id caller = std::this_thread::get_id();  // block_on runs the executor on this thread
+    std::thread::id walked_on;
+    const auto checksum = axds::block_on(axds::detail::async_directory_checksum(
+        source, {.save_checksum = false}, nullptr, [&] { walked_on = std::this_thread::get_id(); }));
+    CHECK(checksum == digest(source));
+    CHECK(walked_on != std::thread::id());
+    CHECK(walked_on != caller);
+
+    std::thread::id planned_on;
+    transfer(source, tmp.path() / "destination", {}, {.after_plan = [&] {
+                 planned_on = std::this_thread::get_id();
+             }});
+    CHECK(digest(tmp.path() / "destination") == checksum);
+    CHECK(planned_on != std::thread::id());
+    CHECK(planned_on != caller);
+}
+
+TEST_CASE("a Ctrl-C while the tree is walked stops the checksum and the transfer with their own message", "[fs]") {
+    // The walks run on the CPU pool; a cancellation that arrives meanwhile must end the operation as a cancellation
+    // between files does (a clear message, nothing written), not as a bare "co_await: Operation aborted".
+    const temp_dir tmp;
+    const fs::path source = make_source(tmp.path() / "source");
+    {
+        asio::io_context io;
+        asio::cancellation_signal cancel;
+        const auto during_walk = [&] {  // runs on the pool: the emit goes to the (idle) executor thread
+            asio::post(io, [&] { cancel.emit(asio::cancellation_type::terminal); });
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        };
+        const std::string what =
+            cancelled_with(io, cancel, axds::detail::async_directory_checksum(source, {}, nullptr, during_walk));
+        CHECK_THAT(what, Catch::Matchers::Contains("was cancelled after 0 of") &&
+                             Catch::Matchers::Contains("nothing was saved"));
+        CHECK_FALSE(fs::exists(source / "ax_checksum.txt"));
+    }
+    {
+        asio::io_context io;
+        asio::cancellation_signal cancel;
+        axds::detail::transfer_hooks hooks{.after_plan = [&] {
+            asio::post(io, [&] { cancel.emit(asio::cancellation_type::terminal); });
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        }};
+        const std::string what = cancelled_with(
+            io, cancel, axds::detail::async_transfer_directory(source, tmp.path() / "dest", {}, std::move(hooks)));
+        CHECK_THAT(what, Catch::Matchers::Contains("cancelled after 0 of") &&
+                             Catch::Matchers::Contains("the source is intact"));
+        CHECK(digest(source) == digest(make_source(tmp.path() / "reference")));
+    }
 }

@@ -6,6 +6,8 @@
 
 #include <axds/error.hpp>
 #include <axds/log/log_package.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
 #include <asio/redirect_error.hpp>
@@ -17,6 +19,7 @@
 
 #include <array>
 #include <chrono>
+#include <csignal>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -253,6 +256,105 @@ TEST_CASE("a command whose stderr is not UTF-8 fails its job with a readable mes
     CHECK(tracker.get_job_info(processing_tracker::generate_job_id("fine")).status == processing_status::succeeded);
 }
 
+TEST_CASE("a program that cannot be executed fails its job with the program and the reason", "[jobs]") {
+    // Before: every such job failed with "exited with status 127; stderr: axds: exec failed", no program, no reason.
+    const temp_dir tmp;
+    const fs::path file = tmp.path() / "tracker.yaml";
+    const fs::path missing = tmp.path() / "no-such-program";
+    const fs::path plain = tmp.path() / "not-executable";
+    const fs::path garbage = tmp.path() / "garbage";
+    std::ofstream(plain) << "#!/bin/sh\nexit 0\n";
+    fs::permissions(plain, fs::perms::owner_read | fs::perms::owner_write);
+    std::ofstream(garbage) << "\x01\x02 not a program\n";
+    fs::permissions(garbage, fs::perms::owner_all);
+    fs::create_directory(tmp.path() / "dir");
+    const std::map<fs::path, std::string> reasons{{missing, "No such file or directory"},
+                                                  {plain, "Permission denied"},
+                                                  {tmp.path() / "dir", "Permission denied"},
+                                                  {garbage, "Exec format error"}};
+    std::vector<axds::job_key> jobs;
+    for (const auto& [path, reason] : reasons) {
+        jobs.emplace_back("exec", path.string());
+    }
+    processing_tracker(file).initialize_jobs(jobs);
+    // Named directly, a missing or non-executable path is refused before any job is claimed...
+    CHECK_THROWS_MATCHES(axds::command_job_handler({missing.string()}), axds::child_process_error,
+                         message_contains(missing.string()) && message_contains("No such file or directory"));
+    CHECK_THROWS_MATCHES(axds::command_job_handler({plain.string()}), axds::child_process_error,
+                         message_contains(plain.string()) && message_contains("Permission denied"));
+    // ...and named by a placeholder, each job fails with its program and errno's text.
+    auto handler = axds::command_job_handler({"{specifier}", "arg"}, {.forward_stderr = false});
+    asio::io_context io;
+    const auto report = axds::test::run_async(
+        io, [&] { return axds::async_run_tracker_jobs(file, handler, {.executor_id = "test:exec"}); });
+    CHECK(report.failed == reasons.size());
+    for (const auto& [path, reason] : reasons) {
+        const auto job =
+            processing_tracker(file).get_job_info(processing_tracker::generate_job_id("exec", path.string()));
+        CHECK(job.status == processing_status::failed);
+        CHECK_THAT(job.error_message.value_or(""),
+                   Contains(fmt::format("Unable to execute the command '{}': {}", path.string(), reason)));
+    }
+}
+
+TEST_CASE("a command that leaves a background process holding its stderr is recorded when it exits", "[jobs]") {
+    // Before: the runner read the command's stderr to end of file before waiting for its exit, so the job stayed
+    // RUNNING (and its worker busy) until the background process ended, here 30 s.
+    const temp_dir tmp;
+    const fs::path file = tmp.path() / "tracker.yaml";
+    processing_tracker(file).initialize_jobs({{"bg", "0"}, {"bg", "1"}});
+    const fs::path pids = tmp.path() / "pids";
+    auto handler = axds::command_job_handler(
+        {"sh", "-c", fmt::format("sleep 30 & echo $! >> {}; echo last words >&2; exit $1", pids.string()), "sh",
+         "{specifier}"},
+        {.forward_stderr = false});
+    asio::io_context io;
+    asio::cancellation_signal cancel;
+    asio::steady_timer watchdog(io, std::chrono::seconds(4));
+    watchdog.async_wait([&](std::error_code ec) {
+        if (!ec) {
+            cancel.emit(asio::cancellation_type::terminal);  // still waiting: stop the runner to end the test
+        }
+    });
+    std::exception_ptr error;
+    const auto begin = std::chrono::steady_clock::now();
+    asio::co_spawn(io, axds::async_run_tracker_jobs(file, handler, {.workers = 1, .executor_id = "test:bg"}),
+                   asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e, axds::job_runner_report) {
+                       error = std::move(e);
+                       watchdog.cancel();
+                   }));
+    io.run();
+    const auto elapsed = std::chrono::steady_clock::now() - begin;
+    std::ifstream lines(pids);
+    for (long pid = 0; lines >> pid;) {
+        ::kill(static_cast<pid_t>(pid), SIGKILL);
+    }
+    CHECK_FALSE(error);
+    CHECK(elapsed < std::chrono::seconds(4));
+    processing_tracker tracker(file);
+    CHECK(tracker.get_job_info(processing_tracker::generate_job_id("bg", "1")).status == processing_status::failed);
+    CHECK_THAT(tracker.get_job_info(processing_tracker::generate_job_id("bg", "1")).error_message.value_or(""),
+               Contains("exited with status 1; stderr: last words"));
+    CHECK(tracker.get_job_info(processing_tracker::generate_job_id("bg", "0")).status == processing_status::succeeded);
+}
+
+TEST_CASE("a command that writes a lot to stderr and exits non-zero keeps the end of its stderr", "[jobs]") {
+    // The runner reads stderr while it waits for the exit (a full pipe would block the command forever) and reads
+    // what is left once the command has exited: the last words are in the job's error message.
+    const temp_dir tmp;
+    const fs::path file = tmp.path() / "tracker.yaml";
+    processing_tracker(file).initialize_jobs({{"loud", ""}});
+    auto handler = axds::command_job_handler(
+        {"sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' x >&2; echo >&2; echo the-last-words >&2; exit 5"},
+        {.stderr_tail_bytes = 100, .forward_stderr = false});
+    asio::io_context io;
+    const auto report =
+        axds::test::run_async(io, [&] { return axds::async_run_tracker_jobs(file, handler, {.executor_id = "t"}); });
+    CHECK(report.failed == 1);
+    const auto job = processing_tracker(file).get_job_info(processing_tracker::generate_job_id("loud"));
+    CHECK_THAT(job.error_message.value_or(""), Contains("exited with status 5") && Contains("xxx\nthe-last-words"));
+}
+
 TEST_CASE("a tracker reached through a symbolic link is its target: one file and one lock for both names", "[jobs]") {
     // Before: the link was replaced by a regular file on the first write and each name had its own .lock, so two
     // runners given the two names ran every job twice.
@@ -431,32 +533,82 @@ TEST_CASE("reclaim asks squeue and sacct about slurm executors and keeps jobs it
 
 TEST_CASE("job placeholders are replaced anywhere inside arguments", "[jobs]") {
     const job_context job{"abc", "name", "spec", "/t/tracker.yaml", "pid:1@h"};
-    const auto out = axds::expand_job_placeholders(
-        {"{job_id}", "--in={specifier}/x", "{tracker}:{job_name}:{executor_id}", "{other}", "{job_id"}, job);
-    CHECK(out == std::vector<std::string>{"abc", "--in=spec/x", "/t/tracker.yaml:name:pid:1@h", "{other}", "{job_id"});
+    const auto out =
+        axds::expand_job_placeholders({"{job_id}", "--in={specifier}/x", "{tracker}:{job_name}:{executor_id}",
+                                       "{{other}}", "awk '{{print $1}}'", "{{{job_id}}}", "}}{{"},
+                                      job);
+    CHECK(out == std::vector<std::string>{"abc", "--in=spec/x", "/t/tracker.yaml:name:pid:1@h", "{other}",
+                                          "awk '{print $1}'", "{abc}", "}{"});
     CHECK_THAT(axds::runner_executor_id(), Contains("@") || Contains("slurm:") || Contains("pbs:"));
+}
+
+TEST_CASE("a misspelled placeholder or a single brace in a command is refused before any job is claimed", "[jobs]") {
+    // Before: `{specfier}` (and any other unknown `{...}`) was passed to the command as it was, for every job.
+    const temp_dir tmp;
+    const fs::path file = tmp.path() / "tracker.yaml";
+    processing_tracker(file).initialize_jobs({{"a", "s"}});
+    CHECK_THROWS_MATCHES(axds::command_job_handler({"echo", "--in=ROOT/{specfier}"}), axds::value_error,
+                         message_contains("unknown placeholder '{specfier}'") &&
+                             message_contains("'--in=ROOT/{specfier}'") &&
+                             message_contains("{job_id}, {job_name}, {specifier}, {tracker} and {executor_id}") &&
+                             message_contains("'{{' for '{'"));
+    CHECK_THROWS_MATCHES(axds::command_job_handler({"awk", "{print $1}"}), axds::value_error,
+                         message_contains("unknown placeholder '{print $1}'"));
+    CHECK_THROWS_MATCHES(axds::command_job_handler({"echo", "x}"}), axds::value_error,
+                         message_contains("a single '}'"));
+    CHECK_THROWS_MATCHES(axds::command_job_handler({"echo", "{job_id"}), axds::value_error,
+                         message_contains("no closing '}' ('{job_id')"));
+    CHECK_THROWS_MATCHES(axds::command_job_handler({"{progam}"}), axds::value_error, message_contains("'{progam}'"));
+    CHECK_THROWS_AS(axds::expand_job_placeholders({"{}"}, job_context{}), axds::value_error);
+    CHECK_NOTHROW(axds::command_job_handler({"sh", "-c", "echo {{ok}}", "{specifier}"}));
+    CHECK(processing_tracker(file).get_job_info(processing_tracker::generate_job_id("a", "s")).status ==
+          processing_status::scheduled);
+    // Doubled braces reach the command as single ones.
+    const fs::path out = tmp.path() / "out";
+    auto handler = axds::command_job_handler(
+        {"sh", "-c", fmt::format("printf %s \"$1\" > {}", out.string()), "sh", "{{{job_name}}}-}}{{"},
+        {.forward_stderr = false});
+    asio::io_context io;
+    const auto report = axds::test::run_async(
+        io, [&] { return axds::async_run_tracker_jobs(file, handler, {.executor_id = "test:braces"}); });
+    CHECK(report.succeeded == 1);
+    std::ifstream in(out);
+    std::string text;
+    std::getline(in, text);
+    CHECK(text == "{a}-}{");
 }
 
 TEST_CASE("a command that exited successfully before the runner was cancelled is recorded SUCCEEDED not rerun",
           "[jobs]") {
-    // The command finishes its work and exits 0, but a background process it left keeps its stderr open, so the
-    // runner is still reading when the stop arrives (as when scancel's SIGTERM reaches a task just as its command
-    // ends). Putting the job back would run finished work a second time.
+    // The command finishes its work and exits 0 (leaving a background process that holds its stderr), and the stop
+    // arrives before the runner has seen the exit (as when scancel's SIGTERM reaches a task just as its command ends).
+    // The test holds the runner's thread from before the exit until the command is a zombie, then stops the runner.
+    // Putting the job back would run finished work a second time.
     const temp_dir tmp;
     const fs::path file = tmp.path() / "tracker.yaml";
     processing_tracker(file).initialize_jobs({{"done", ""}});
     const fs::path runs = tmp.path() / "runs";
     const fs::path finished = tmp.path() / "finished";
+    const fs::path go = tmp.path() / "go";
     auto handler = axds::command_job_handler(
-        {"sh", "-c", fmt::format("echo run >> {}; sleep 2 & touch {}; exit 0", runs.string(), finished.string())},
+        {"sh", "-c",
+         fmt::format("echo run >> {}; echo $$ > {}; while [ ! -e {} ]; do sleep 0.01; done; sleep 2 & exit 0",
+                     runs.string(), finished.string(), go.string())},
         {.forward_stderr = false});
     asio::io_context io;
     asio::cancellation_signal cancel;
     asio::steady_timer poll(io);
     std::function<void(std::error_code)> check = [&](std::error_code) {
-        if (fs::exists(finished)) {
-            // The shell exits right after the touch; give it time to be a zombie before the stop.
-            std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        long pid = 0;
+        if (std::ifstream(finished) >> pid) {
+            std::ofstream(go).flush();
+            std::string state;
+            const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+            while (state.find(") Z") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(5));
+                std::ifstream stat(fmt::format("/proc/{}/stat", pid));
+                std::getline(stat, state);
+            }
             cancel.emit(asio::cancellation_type::terminal);
             return;
         }

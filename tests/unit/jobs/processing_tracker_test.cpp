@@ -4,6 +4,7 @@
 #include "support/matchers.hpp"
 #include "support/run_async.hpp"
 #include "support/temp_dir.hpp"
+#include "support/tmpfs_mount.hpp"
 
 #include <axds/config/yaml_value.hpp>
 #include <axds/core/console.hpp>
@@ -792,4 +793,36 @@ TEST_CASE("a tracker that wrote the file last still sees every change made after
     first.complete_job(ids[0]);
     CHECK(first.get_job_info(ids[0]).executor_id == "w9");
     CHECK(second.get_job_info(ids[0]).executor_id == "w9");
+}
+
+TEST_CASE("a transition whose write fails leaves the file and the next transition right", "[jobs][disk_full]") {
+    // The tracker patches the text it wrote last in place; a failed write must not let that unwritten text be
+    // trusted by the next transition.
+    const temp_dir tmp;
+    const fs::path mount_point = tmp.path() / "small_disk";
+    const axds::test::tmpfs_mount disk(mount_point, "64k");  // declared after tmp: unmounted before tmp is removed
+    AXDS_SKIP_IF(!disk.mounted(),
+                 "SKIPPED: the full-disk test needs to mount a tmpfs (root / CAP_SYS_ADMIN): " << disk.why_not());
+    const fs::path file = mount_point / "tracker.yaml";
+    processing_tracker tracker(file);
+    const auto ids = tracker.initialize_jobs({{"job", "a"}, {"job", "b"}});
+    tracker.start_job(ids[0], "w1");
+    const std::string before = axds::test::read_file(file);
+    {
+        std::ofstream filler(mount_point / "filler", std::ios::binary);  // fill the disk
+        const std::string block(4096, 'x');
+        while (filler.write(block.data(), static_cast<std::streamsize>(block.size()))) {
+            filler.flush();
+        }
+    }
+    CHECK_THROWS(tracker.complete_job(ids[0]));
+    CHECK(axds::test::read_file(file) == before);  // the old file, whole
+    CHECK(tracker.get_job_status(ids[0]) == processing_status::running);
+    fs::remove(mount_point / "filler");
+    tracker.start_job(ids[1], "w2");  // must be written from the file's jobs, not from the failed text
+    processing_tracker fresh(file);
+    CHECK(fresh.get_job_status(ids[0]) == processing_status::running);
+    CHECK(fresh.get_job_status(ids[1]) == processing_status::running);
+    tracker.complete_job(ids[0]);
+    CHECK(fresh.get_job_status(ids[0]) == processing_status::succeeded);
 }

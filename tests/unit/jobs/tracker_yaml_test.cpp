@@ -237,12 +237,13 @@ TEST_CASE("patching one job's block of the tracker text gives exactly the full e
         job.error_message = rng() % 2 == 0 ? std::optional<std::string>() : random_text(rng, true);
         job.started_at = rng() % 2 == 0 ? std::optional<std::uint64_t>() : std::uint64_t{rng()} * 1000003U;
         job.completed_at = rng() % 3 == 0 ? std::optional<std::uint64_t>() : std::uint64_t{rng()};
-        const auto patch = axds::detail::patch_tracker_job(*text, starts, jobs, index);
+        std::string patch = *text;
+        const bool patched_in_place = axds::detail::patch_tracker_job(patch, starts, jobs, index);
         std::vector<std::size_t> expected_starts;
         const auto full = axds::detail::emit_tracker_fast(jobs, &expected_starts);
         REQUIRE(full.has_value());
-        REQUIRE(patch.has_value());
-        CHECK(*patch == *full);
+        REQUIRE(patched_in_place);
+        CHECK(patch == *full);
         CHECK(starts == expected_starts);
         ++patched;
     }
@@ -253,6 +254,10 @@ TEST_CASE("patching one job's block of the tracker text gives exactly the full e
     const auto text = axds::detail::emit_tracker_fast(jobs, &starts);
     REQUIRE(text.has_value());
     jobs[0].second.error_message = "needs: quoting";
-    CHECK_FALSE(axds::detail::patch_tracker_job(*text, starts, jobs, 0).has_value());
-    CHECK_FALSE(axds::detail::patch_tracker_job(*text, starts, jobs, 1).has_value());  // no such job
+    std::string unpatched = *text;
+    const std::vector<std::size_t> before = starts;
+    CHECK_FALSE(axds::detail::patch_tracker_job(unpatched, starts, jobs, 0));
+    CHECK_FALSE(axds::detail::patch_tracker_job(unpatched, starts, jobs, 1));  // no such job
+    CHECK(unpatched == *text);  // a refused patch leaves the text and the offsets as they were
+    CHECK(starts == before);
 }

@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <unistd.h>
@@ -337,6 +338,30 @@ TEST_CASE("streaming with sync_every_bytes reports what it synced", "[log][strea
     const auto& last = reader.members().back();
     CHECK(report.bytes_synced == reader.data_offset(last) + last.compressed_size);  // every member, before the stop
     CHECK(report.bytes_synced < size);
+}
+
+TEST_CASE("streaming with sync_every syncs what was written before the logger fell idle", "[log][stream]") {
+    // The time-based sync used to run only after a batch: a logger that fell silent kept its last messages unsynced
+    // until the stop. Now a timer wakes the idle writer when the oldest unsynced working file is due.
+    const temp_dir tmp;
+    data_logger_options options = streaming();
+    options.sync_every = std::chrono::milliseconds(300);
+    data_logger_report report;
+    {
+        io_thread loop;
+        data_logger logger(loop.executor(), tmp.path(), "run", options);
+        logger.start();
+        for (std::uint64_t t = 1; t <= 20; ++t) {
+            logger.log(make_package(4, t, 100));  // written within the first 300 ms: no batch sync is due yet
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // idle: only the timer can sync now
+        report = logger.stop();
+    }
+    REQUIRE(report.clean());
+    CHECK(report.syncs == 1);  // once: nothing is left unsynced after it, so the timer is not armed again
+    const axds::npz_reader reader(tmp.path() / "run_data_log" / "4_log.npz");
+    const auto& last = reader.members().back();
+    CHECK(report.bytes_synced == reader.data_offset(last) + last.compressed_size);  // every member, before the stop
 }
 
 TEST_CASE("numpy and the Python reader's procedure read streamed archives as assembled ones", "[log][stream][python]") {

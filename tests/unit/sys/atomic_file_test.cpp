@@ -192,3 +192,24 @@ TEST_CASE("a YAML write that cannot rename names both files and leaves no temp",
     }
     CHECK(names_in(tmp.path()) == std::vector<std::string>{"config.yaml"});
 }
+
+TEST_CASE("directory_needs_sync skips only memory file systems", "[sys][atomic_file]") {
+    // A directory on tmpfs: nothing there survives a power loss, its fsync does nothing.
+    const axds::test::temp_dir tmp;
+    const axds::test::tmpfs_mount memory(tmp.path() / "memory", "64k");
+    if (memory.mounted()) {
+        CHECK_FALSE(axds::sys::directory_needs_sync(tmp.path() / "memory" / "tracker.yaml"));
+    }
+    CHECK(axds::sys::directory_needs_sync("/proc/self/anything"));  // procfs: not a memory file system we know
+    CHECK(axds::sys::directory_needs_sync(tmp.path() / "missing" / "x.yaml"));  // unknown: sync
+    // A file replaced on tmpfs without the directory fsync is still replaced whole.
+    if (memory.mounted()) {
+        const fs::path destination = tmp.path() / "memory" / "data.bin";
+        atomic_file file;
+        REQUIRE_FALSE(file.create(destination, {.name = test_name, .mode = 0600}));
+        REQUIRE(::write(file.fd(), "new", 3) == 3);
+        REQUIRE_FALSE(file.commit(true, false));
+        CHECK(axds::test::read_file(destination) == "new");
+        CHECK(names_in(tmp.path() / "memory") == std::vector<std::string>{"data.bin"});
+    }
+}
