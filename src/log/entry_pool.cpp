@@ -193,6 +193,23 @@ std::size_t entry_pool::replenish() noexcept {
     return populate(std::min(std::max(3 * have, initial_nodes_), max_nodes_ - have));
 }
 
+namespace {
+
+/// One store per page, from user mode. Under a hypervisor that shadows the guest's page tables (this project's CI VMs:
+/// bench/README.md, "try_log tail"), a page that MADV_POPULATE_WRITE mapped still costs ~8 us on its first user-mode
+/// access, a fault the guest never sees; a touch from any thread pays it here, on the writer, instead of in a
+/// producer's try_log(). Elsewhere it is one store to a mapped page. The value is irrelevant: a node is constructed
+/// when it is first taken.
+void touch_pages(std::byte* begin, std::size_t bytes) noexcept {
+    const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    for (std::size_t at = 0; at < bytes; at += page) {
+        *static_cast<volatile std::byte*>(begin + at) =
+            std::byte{0};  // NOLINT(cppcoreguidelines-pro-bounds-pointer-arithmetic)
+    }
+}
+
+}  // namespace
+
 std::size_t entry_pool::populate(std::size_t count) noexcept {
     const std::size_t first = populated();
     count = std::min(round_up(count, nodes_per_page_), max_nodes_ - first);
@@ -200,17 +217,23 @@ std::size_t entry_pool::populate(std::size_t count) noexcept {
         return 0;
     }
     std::byte* begin = base_ + first * node_size;
-    const std::size_t bytes = count * node_size;
-    if (::mprotect(begin, bytes, PROT_READ | PROT_WRITE) != 0) {
+    if (::mprotect(begin, count * node_size, PROT_READ | PROT_WRITE) != 0) {
         max_nodes_ = first;  // the system refuses more memory: stay at this size, the heap takes the rest
         return 0;
     }
     // One system call instead of a fault per page; only advice (older kernels refuse it, and the producers' first
     // touch faults then). The nodes are not constructed nor linked here: a producer constructs a fresh node when it
     // takes it (take_fresh), so the writer does not write 64 bytes per node into memory it has never cached.
-    ::madvise(begin, bytes, MADV_POPULATE_WRITE);
-    AXDS_POOL_POISON(begin, bytes);
-    populated_.store(first + count, std::memory_order_release);
+    // In steps of populate_step nodes, each published at once: growing by a million nodes takes tens of milliseconds
+    // (a VM's faults), and the producers take the first new nodes meanwhile instead of falling back to the heap.
+    for (std::size_t done = 0; done < count; done += populate_step) {
+        const std::size_t step = std::min(populate_step, count - done);
+        std::byte* at = begin + done * node_size;  // NOLINT(cppcoreguidelines-pro-bounds-pointer-arithmetic)
+        ::madvise(at, step * node_size, MADV_POPULATE_WRITE);
+        touch_pages(at, step * node_size);
+        AXDS_POOL_POISON(at, step * node_size);
+        populated_.store(first + done + step, std::memory_order_release);
+    }
     return count;
 }
 

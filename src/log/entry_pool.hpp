@@ -42,6 +42,7 @@ class entry_pool {
 public:
     static constexpr std::size_t node_size = 64;                         ///< bytes per node: one cache line
     static constexpr std::size_t max_pool_nodes = std::size_t{1} << 26;  ///< cap of the reserved range (4 GiB)
+    static constexpr std::size_t populate_step = 4096;  ///< nodes (256 KiB) populated and published at a time
 
     /// Reserves address space for `max_nodes` nodes (rounded up to whole pages, at most max_pool_nodes) and
     /// populates `initial_nodes` of them. When the system refuses the reservation the pool stays empty and every
