@@ -34,8 +34,9 @@
 #include <fmt/format.h>
 
 #include "bench_support.hpp"
-#include "npy/zip_records.hpp"    // src/: the member encoder the baseline appends with
-#include "support/io_thread.hpp"  // tests/support: the same helper the logger tests use
+#include "detail/fault_hooks.hpp"  // src/: the logger's node pool counts
+#include "npy/zip_records.hpp"     // src/: the member encoder the baseline appends with
+#include "support/io_thread.hpp"   // tests/support: the same helper the logger tests use
 
 #include <algorithm>
 #include <atomic>
@@ -45,6 +46,7 @@
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <fcntl.h>
@@ -393,6 +395,7 @@ struct producer_samples {
     std::vector<std::uint32_t> calls;    // ns per try_log call (refused calls included)
     std::vector<std::uint32_t> control;  // ns of an empty timed interval right after each call: the machine's noise
     std::vector<char> faulted;           // per call (--attribute-faults 1): a page fault happened inside the call
+    std::vector<char> switched;          // per call (--attribute-faults 1): the thread was switched out inside it
     std::size_t refused = 0;
     long faults = 0;  // minor page faults of the thread over the whole loop
 };
@@ -401,6 +404,13 @@ long minor_faults() {
     rusage usage{};
     ::getrusage(RUSAGE_THREAD, &usage);
     return usage.ru_minflt;
+}
+
+/// Minor page faults and context switches (voluntary + involuntary) of this thread so far.
+std::pair<long, long> faults_and_switches() {
+    rusage usage{};
+    ::getrusage(RUSAGE_THREAD, &usage);
+    return {usage.ru_minflt, usage.ru_nvcsw + usage.ru_nivcsw};
 }
 
 std::uint32_t nanoseconds(clock_type::time_point a, clock_type::time_point b) {
@@ -414,20 +424,24 @@ void produce(axds::data_logger& logger, std::size_t p, std::size_t count, bool a
     out.calls.reserve(count + count / 4);
     out.control.reserve(count + count / 4);
     out.faulted.reserve(attribute ? count + count / 4 : 0);
+    out.switched.reserve(attribute ? count + count / 4 : 0);
     const long faults_before = minor_faults();
     for (std::size_t i = 0; i < count; ++i) {
         axds::log_package package = make_package(i + 1);
         package.source_id = static_cast<std::uint8_t>(p);
         for (;;) {
-            const long before_call = attribute ? minor_faults() : 0;
+            // The brackets end before the samples are stored: a fault on the sample vectors is not the call's.
+            const auto before_call = attribute ? faults_and_switches() : std::pair<long, long>{};
             const auto before = clock_type::now();
             const bool accepted = logger.try_log(std::move(package));
             const auto after = clock_type::now();
             const auto control_end = clock_type::now();
+            const auto after_call = attribute ? faults_and_switches() : std::pair<long, long>{};
             out.calls.push_back(nanoseconds(before, after));
             out.control.push_back(nanoseconds(after, control_end));
             if (attribute) {
-                out.faulted.push_back(static_cast<char>(minor_faults() != before_call));
+                out.faulted.push_back(static_cast<char>(after_call.first != before_call.first));
+                out.switched.push_back(static_cast<char>(after_call.second != before_call.second));
             }
             if (accepted) {
                 break;
@@ -443,18 +457,24 @@ void print_fault_attribution(const std::vector<producer_samples>& samples) {
     std::size_t faulted = 0;
     std::size_t slow = 0;
     std::size_t slow_faulted = 0;
+    std::size_t slow_switched = 0;  // not faulted, but the thread was switched out (preempted or blocked)
     for (const auto& p : samples) {
         for (std::size_t i = 0; i < p.faulted.size(); ++i) {
+            const bool is_slow = p.calls[i] > 2000;
             faulted += p.faulted[i] != 0 ? 1U : 0U;
-            slow += p.calls[i] > 2000 ? 1U : 0U;
-            slow_faulted += p.calls[i] > 2000 && p.faulted[i] != 0 ? 1U : 0U;
+            slow += is_slow ? 1U : 0U;
+            slow_faulted += is_slow && p.faulted[i] != 0 ? 1U : 0U;
+            slow_switched += is_slow && p.faulted[i] == 0 && p.switched[i] != 0 ? 1U : 0U;
         }
     }
+    const auto share = [slow](std::size_t n) {
+        return slow == 0 ? 0.0 : 100.0 * static_cast<double>(n) / static_cast<double>(slow);
+    };
     fmt::print(
         "  fault attribution: {} calls took a page fault inside the call; of the {} calls over 2 us, {} ({:.1f}%) "
-        "took one\n",
-        faulted, slow, slow_faulted,
-        slow == 0 ? 0.0 : 100.0 * static_cast<double>(slow_faulted) / static_cast<double>(slow));
+        "took one, {} ({:.1f}%) took none but the thread was switched out inside the call, {} ({:.1f}%) neither\n",
+        faulted, slow, slow_faulted, share(slow_faulted), slow_switched, share(slow_switched),
+        slow - slow_faulted - slow_switched, share(slow - slow_faulted - slow_switched));
 }
 
 void bench_latency(const settings& s, std::size_t producers) {
@@ -499,6 +519,11 @@ void bench_latency(const settings& s, std::size_t producers) {
     if (s.attribute_faults != 0) {
         print_fault_attribution(samples);
     }
+    const auto pool = axds::detail::data_logger_test_access::pool_stats(logger);
+    fmt::print(
+        "  node pool: {} of at most {} nodes populated, {} nodes taken from the heap (pool empty), {} free after the "
+        "stop\n",
+        pool.populated, pool.max_nodes, pool.heap_nodes, pool.free_nodes);
     end_step(logger.output_directory());
 }
 

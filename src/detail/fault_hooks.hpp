@@ -11,6 +11,8 @@
 
 #include <asio/awaitable.hpp>
 
+#include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <string_view>
@@ -56,6 +58,17 @@ struct data_logger_test_access {
     /// (ENOENT: the file is redirected into a directory that does not exist). Call before the logger starts (each
     /// start hands it to the writer it creates).
     static void fail_entries(data_logger& logger, std::function<bool(std::string_view file_name)> fail);
+
+    /// The logger's node pool (issue 21): nodes populated, its bound, acquisitions that found it empty, and free
+    /// nodes (exact only while no producer and no writer runs, e.g. after a stop).
+    struct pool_counts {
+        std::size_t populated = 0;
+        std::size_t max_nodes = 0;
+        std::uint64_t heap_nodes = 0;
+        std::size_t free_nodes = 0;
+    };
+
+    static pool_counts pool_stats(data_logger& logger);
 };
 
 }  // namespace axds::detail

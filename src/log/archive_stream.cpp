@@ -476,8 +476,9 @@ struct archive_stream_writer::source_file {
     }
 };
 
-archive_stream_writer::archive_stream_writer(fs::path directory, int directory_fd, const data_logger_options& options)
-    : directory_(std::move(directory)), directory_fd_(directory_fd), options_(options) {
+archive_stream_writer::archive_stream_writer(fs::path directory, int directory_fd, const data_logger_options& options,
+                                             entry_pool& pool)
+    : entry_writer(pool), directory_(std::move(directory)), directory_fd_(directory_fd), options_(options) {
     batch_.reserve(1024);
 }
 
@@ -505,11 +506,12 @@ asio::awaitable<std::size_t> archive_stream_writer::async_complete_some(const co
     };
     co_await async_run_cpu(work);
     std::size_t released = 0;
+    entry_pool::release_batch recycled(pool());
     for (std::size_t i = 0; i < batch_.size(); ++i) {
         queued_entry* entry = batch_[i];
         done(*entry, errors_[i]);
         released += entry->charge;
-        delete entry;  // NOLINT(cppcoreguidelines-owning-memory)
+        recycled.add(entry);
     }
     batch_.clear();
     batch_bytes_ = 0;
@@ -519,7 +521,7 @@ asio::awaitable<std::size_t> archive_stream_writer::async_complete_some(const co
 std::uint64_t archive_stream_writer::abandon() noexcept {
     const std::uint64_t n = batch_.size();
     for (queued_entry* entry : batch_) {
-        delete entry;  // NOLINT(cppcoreguidelines-owning-memory)
+        release(entry);
     }
     batch_.clear();
     batch_bytes_ = 0;

@@ -76,7 +76,8 @@ std::filesystem::path publish_working_file(const std::filesystem::path& director
 /// members it did not complete (ftruncate) and fails exactly those entries.
 class archive_stream_writer final : public entry_writer {
 public:
-    archive_stream_writer(std::filesystem::path directory, int directory_fd, const data_logger_options& options);
+    archive_stream_writer(std::filesystem::path directory, int directory_fd, const data_logger_options& options,
+                          entry_pool& pool);
     ~archive_stream_writer() override;
 
     [[nodiscard]] std::size_t capacity_left() const noexcept override;

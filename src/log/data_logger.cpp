@@ -9,6 +9,7 @@
 #include "detail/asio_compat.hpp"
 #include "detail/fault_hooks.hpp"
 #include "log/archive_stream.hpp"
+#include "log/entry_pool.hpp"
 #include "log/entry_writer.hpp"
 #include "sys/unique_fd.hpp"
 
@@ -40,6 +41,14 @@ using detail::queued_entry;
 
 constexpr int max_workers = 256;  ///< entry writes in flight at most
 constexpr std::size_t min_queue_capacity = 4096;
+/// Queue nodes populated when a logger is made (1 MiB; fewer when its queue cannot hold that many entries).
+constexpr std::size_t initial_pool_nodes = 16384;
+
+/// The most entries a queue of `capacity` bytes can hold at once: each is charged at least entry_bookkeeping_bytes,
+/// plus the one package larger than the bound that an empty queue still takes.
+std::size_t max_queued_entries(std::size_t capacity) noexcept {
+    return capacity / detail::entry_bookkeeping_bytes + 1;
+}
 
 enum class run_state { stopped, running, stopping };
 
@@ -62,6 +71,7 @@ struct data_logger::impl : std::enable_shared_from_this<impl> {
           output_directory(std::move(directory)),
           name(std::move(instance_name)),
           options(opts),
+          pool(max_queued_entries(opts.queue_capacity_bytes), initial_pool_nodes),
           wake(strand, 1),
           idle_timer(strand) {}
 
@@ -71,7 +81,7 @@ struct data_logger::impl : std::enable_shared_from_this<impl> {
         queued_entry* entry = head.exchange(nullptr);
         while (entry != nullptr) {
             queued_entry* next = entry->next;
-            delete entry;  // NOLINT(cppcoreguidelines-owning-memory)
+            pool.release(entry);
             entry = next;
             ++lost;
         }
@@ -89,7 +99,10 @@ struct data_logger::impl : std::enable_shared_from_this<impl> {
     data_logger_options options;
     detail::entry_fault_fn fail_entry;  ///< tests only (detail::data_logger_test_access); empty otherwise
 
-    // The queue: a lock-free stack producers push onto; the writer takes all of it at once and reverses it.
+    // The queue: a lock-free stack producers push onto; the writer takes all of it at once and reverses it. Its
+    // nodes come from `pool` (pre-faulted, grown and recycled by the writer), so that pushing neither allocates nor
+    // faults on fresh memory.
+    detail::entry_pool pool;
     std::atomic<queued_entry*> head{nullptr};
     std::atomic<std::size_t> bytes{0};
     std::atomic<bool> writer_sleeping{false};
@@ -155,11 +168,20 @@ struct data_logger::impl : std::enable_shared_from_this<impl> {
         }
     }
 
-    static std::unique_ptr<queued_entry> make_entry(log_package&& package) {
-        auto entry = std::make_unique<queued_entry>();
-        entry->charge = package.payload.size() + detail::entry_bookkeeping_bytes;
+    /// Queues `package`, whose `charge` was reserved. Only a heap allocation (the pool momentarily empty) can throw;
+    /// the reservation is then given back and the package is not moved from.
+    void enqueue(log_package&& package, std::size_t charge) {
+        queued_entry* entry = nullptr;
+        try {
+            entry = pool.acquire();
+        } catch (...) {
+            bytes.fetch_sub(charge);
+            notify_space();
+            throw;
+        }
+        entry->charge = charge;
         entry->package = std::move(package);
-        return entry;
+        push(entry);
     }
 
     /// Moves the whole queue, oldest first, to the end of `backlog`.
@@ -252,13 +274,13 @@ asio::awaitable<void> data_logger::impl::run_writer(std::shared_ptr<impl> self, 
         try {
             if (self->options.layout == log_layout::archives) {
                 auto streaming = std::make_unique<detail::archive_stream_writer>(self->output_directory, directory_fd,
-                                                                                 self->options);
+                                                                                 self->options, self->pool);
                 stream = streaming.get();
                 writer = std::move(streaming);
             } else {
                 writer = detail::make_entry_writer(self->strand, directory_fd,
                                                    static_cast<std::size_t>(self->options.workers),
-                                                   self->options.use_io_uring, self->fail_entry);
+                                                   self->options.use_io_uring, self->pool, self->fail_entry);
             }
             report.used_io_uring = writer->uses_io_uring();
             co_await self->write_until_stopped(*writer, report);
@@ -283,7 +305,7 @@ asio::awaitable<void> data_logger::impl::run_writer(std::shared_ptr<impl> self, 
 }
 
 asio::awaitable<void> data_logger::impl::write_until_stopped(detail::entry_writer& writer, data_logger_report& report) {
-    detail::entry_list backlog;
+    detail::entry_list backlog(pool);
     bool final_take_done = false;
     auto on_done = [&](queued_entry& entry, const std::string& error) {
         if (error.empty()) {
@@ -300,6 +322,7 @@ asio::awaitable<void> data_logger::impl::write_until_stopped(detail::entry_write
     };
     const detail::entry_writer::completion_fn completion = on_done;
     for (;;) {
+        pool.replenish();  // pre-faults more nodes here, off the producers' path, while many are in use
         if (backlog.empty() && !final_take_done) {
             const bool stopping = stop_requested.load();
             take_all(backlog);
@@ -395,6 +418,14 @@ void detail::data_logger_test_access::fail_entries(data_logger& logger,
     logger.impl_->fail_entry = std::move(fail);
 }
 
+detail::data_logger_test_access::pool_counts detail::data_logger_test_access::pool_stats(data_logger& logger) {
+    detail::entry_pool& pool = logger.impl_->pool;
+    return {.populated = pool.populated(),
+            .max_nodes = pool.max_nodes(),
+            .heap_nodes = pool.heap_nodes(),
+            .free_nodes = pool.free_nodes()};
+}
+
 data_logger::~data_logger() {
     if (impl_) {
         impl_->request_stop(nullptr);  // the writer holds impl_ until it has drained
@@ -439,8 +470,7 @@ bool data_logger::try_log(log_package&& package) {
     if (!impl_->try_reserve(charge)) {
         return false;
     }
-    auto entry = impl::make_entry(std::move(package));
-    impl_->push(entry.release());
+    impl_->enqueue(std::move(package), charge);
     return true;
 }
 
@@ -457,8 +487,7 @@ void data_logger::log(log_package package) {
         self.space_generation.wait(generation);
         self.thread_waiters.fetch_sub(1);
     }
-    auto entry = impl::make_entry(std::move(package));
-    self.push(entry.release());
+    self.enqueue(std::move(package), charge);
 }
 
 asio::awaitable<void> data_logger::async_log(log_package package) {
@@ -479,8 +508,7 @@ asio::awaitable<void> data_logger::async_log(log_package package) {
         (void)ec;
         (void)ignored;
     }
-    auto entry = impl::make_entry(std::move(package));
-    self->push(entry.release());
+    self->enqueue(std::move(package), charge);
 }
 
 asio::awaitable<void> data_logger::async_log(std::uint8_t source_id, std::uint64_t acquisition_time,

@@ -147,11 +147,11 @@ struct prepared_entry {
         return text;
     }
 
-    /// Reports the outcome, frees the entry and returns its charge.
-    std::size_t finish(const entry_writer::completion_fn& done) {
+    /// Reports the outcome, hands the entry to `recycled` (back to the pool) and returns its charge.
+    std::size_t finish(const entry_writer::completion_fn& done, entry_pool::release_batch& recycled) {
         done(*entry, error_text());
         const std::size_t charge = entry->charge;
-        delete entry;  // NOLINT(cppcoreguidelines-owning-memory)
+        recycled.add(entry);
         entry = nullptr;
         return charge;
     }
@@ -198,11 +198,12 @@ void write_plain(int directory_fd, prepared_entry& p) {
 /// Plain syscalls on the CPU pool: a batch of entries split over `concurrency` tasks.
 class plain_entry_writer final : public entry_writer {
 public:
-    plain_entry_writer(int directory_fd, std::size_t concurrency, entry_fault_fn fail_entry)
+    plain_entry_writer(int directory_fd, std::size_t concurrency, entry_pool& pool, entry_fault_fn fail_entry)
         // At most one writer per core: creates in one directory scale across cores (tmpfs, 2 cores: 1.85x one
         // thread), while more threads than cores only add hand-offs. A producer's try_log takes tens of nanoseconds,
         // so sharing the cores with the writers costs it nothing measurable (see ads_bench_data_logger's latency run).
-        : fail_entry_(std::move(fail_entry)),
+        : entry_writer(pool),
+          fail_entry_(std::move(fail_entry)),
           directory_fd_(directory_fd),
           concurrency_(std::min<std::size_t>(concurrency, static_cast<std::size_t>(std::max(1, logical_cpu_count())))),
           limit_(std::max<std::size_t>(concurrency * 16, 512)) {
@@ -233,8 +234,9 @@ public:
         };
         co_await async_parallel_for(tasks, std::move(work));
         std::size_t released = 0;
+        entry_pool::release_batch recycled(pool());
         for (auto& p : batch_) {
-            released += p.finish(done);
+            released += p.finish(done, recycled);
         }
         batch_.clear();
         co_return released;
@@ -243,7 +245,7 @@ public:
     std::uint64_t abandon() noexcept override {
         const std::uint64_t n = batch_.size();
         for (auto& p : batch_) {
-            delete p.entry;  // NOLINT(cppcoreguidelines-owning-memory)
+            release(p.entry);
         }
         batch_.clear();
         return n;
@@ -266,9 +268,9 @@ private:
 class uring_entry_writer final : public entry_writer {
 public:
     static std::unique_ptr<uring_entry_writer> create(const asio::strand<asio::any_io_executor>& executor,
-                                                      int directory_fd, std::size_t concurrency,
+                                                      int directory_fd, std::size_t concurrency, entry_pool& pool,
                                                       entry_fault_fn fail_entry) {
-        auto writer = std::unique_ptr<uring_entry_writer>(new uring_entry_writer(executor, directory_fd));
+        auto writer = std::unique_ptr<uring_entry_writer>(new uring_entry_writer(executor, directory_fd, pool));
         writer->fail_entry_ = std::move(fail_entry);
         if (!writer->init(concurrency)) {
             return nullptr;
@@ -355,7 +357,7 @@ public:
                 if (--s.pending == 0) {
                     // Whatever was cancelled after its open leaves a partial file: remove it here, synchronously.
                     remove_partial(directory_fd_, s.entry);
-                    delete s.entry.entry;  // NOLINT(cppcoreguidelines-owning-memory)
+                    release(s.entry.entry);
                     s.entry.entry = nullptr;
                     free_.push_back(static_cast<unsigned>(data / 4));
                     --in_flight_;
@@ -372,8 +374,8 @@ private:
         unsigned pending = 0;
     };
 
-    uring_entry_writer(const asio::strand<asio::any_io_executor>& executor, int directory_fd)
-        : events_(executor), directory_fd_(directory_fd) {}
+    uring_entry_writer(const asio::strand<asio::any_io_executor>& executor, int directory_fd, entry_pool& pool)
+        : entry_writer(pool), events_(executor), directory_fd_(directory_fd) {}
 
     bool init(std::size_t concurrency) {
         const auto slots = static_cast<unsigned>(concurrency);
@@ -478,6 +480,7 @@ private:
     }
 
     std::size_t reap(const completion_fn& done, std::size_t& released) {
+        entry_pool::release_batch recycled(pool());
         std::size_t finished = 0;
         io_uring_cqe* cqe = nullptr;
         unsigned head = 0;
@@ -502,7 +505,7 @@ private:
                     }
                     remove_partial(directory_fd_, p);  // no free submission entry: synchronously
                 }
-                released += p.finish(done);
+                released += p.finish(done, recycled);
                 free_.push_back(index);
                 --in_flight_;
                 ++finished;
@@ -531,7 +534,7 @@ private:
 entry_list::~entry_list() {
     std::uint64_t lost = 0;
     while (!empty()) {
-        delete pop_front();  // NOLINT(cppcoreguidelines-owning-memory)
+        pool_->release(pop_front());
         ++lost;
     }
     warn_lost(lost);
@@ -560,13 +563,14 @@ queued_entry* entry_list::pop_front() noexcept {
 }
 
 std::unique_ptr<entry_writer> make_entry_writer(const asio::strand<asio::any_io_executor>& executor, int directory_fd,
-                                                std::size_t concurrency, bool use_io_uring, entry_fault_fn fail_entry) {
+                                                std::size_t concurrency, bool use_io_uring, entry_pool& pool,
+                                                entry_fault_fn fail_entry) {
     if (use_io_uring && io_uring_available() && std::getenv("AXDS_NO_IO_URING") == nullptr) {  // NOLINT
-        if (auto writer = uring_entry_writer::create(executor, directory_fd, concurrency, fail_entry)) {
+        if (auto writer = uring_entry_writer::create(executor, directory_fd, concurrency, pool, fail_entry)) {
             return writer;
         }
     }
-    return std::make_unique<plain_entry_writer>(directory_fd, concurrency, std::move(fail_entry));
+    return std::make_unique<plain_entry_writer>(directory_fd, concurrency, pool, std::move(fail_entry));
 }
 
 }  // namespace axds::detail

@@ -4,6 +4,8 @@
 
 #include <axds/log/log_package.hpp>
 
+#include "log/entry_pool.hpp"
+
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
 #include <asio/strand.hpp>
@@ -19,21 +21,15 @@
 
 namespace axds::detail {
 
-/// One queued package, linked into the logger's lock-free stack and then into the writer's backlog.
-struct queued_entry {
-    queued_entry* next = nullptr;
-    log_package package;
-    std::size_t charge = 0;  ///< bytes counted against the queue capacity
-};
-
 /// Bytes charged per entry on top of its payload: 128-byte npy header + 9-byte prefix + the node itself.
 inline constexpr std::size_t entry_bookkeeping_bytes = 201;
 
-/// Owning FIFO of queued entries. Destroying a non-empty list (the executor was torn down under the writer) warns
-/// how many entries were lost.
+/// Owning FIFO of queued entries (from `pool`, which outlives the list). Destroying a non-empty list (the executor was
+/// torn down under the writer) warns how many entries were lost.
 class entry_list {
 public:
-    entry_list() = default;
+    explicit entry_list(entry_pool& pool) noexcept : pool_(&pool) {}
+
     entry_list(const entry_list&) = delete;
     entry_list& operator=(const entry_list&) = delete;
     ~entry_list();
@@ -46,11 +42,13 @@ public:
     [[nodiscard]] queued_entry* pop_front() noexcept;
 
 private:
+    entry_pool* pool_;
     queued_entry* front_ = nullptr;
     queued_entry* back_ = nullptr;
 };
 
-/// Writes entries as `.npy` files relative to a directory descriptor.
+/// Writes entries as `.npy` files relative to a directory descriptor. Entries come from, and go back to, the pool
+/// given at construction (the logger's, which outlives the writer).
 class entry_writer {
 public:
     /// Called once per finished entry; `error` is empty on success, else "<step> failed: <reason>". A file that a
@@ -58,7 +56,8 @@ public:
     /// removed" (or says that the unlink failed too).
     using completion_fn = std::function<void(queued_entry& entry, const std::string& error)>;
 
-    entry_writer() = default;
+    explicit entry_writer(entry_pool& pool) noexcept : pool_(&pool) {}
+
     entry_writer(const entry_writer&) = delete;
     entry_writer& operator=(const entry_writer&) = delete;
     virtual ~entry_writer() = default;
@@ -84,15 +83,25 @@ public:
 
     /// Called by the logger's loop, with nothing in flight, once idle_deadline() has passed.
     virtual asio::awaitable<void> async_on_idle_deadline() { co_return; }
+
+protected:
+    /// Frees a finished entry: its payload, and its node back to the pool.
+    void release(queued_entry* entry) const noexcept { pool_->release(entry); }
+
+    [[nodiscard]] entry_pool& pool() const noexcept { return *pool_; }
+
+private:
+    entry_pool* pool_;
 };
 
 /// Tests only: asked for each entry's file name; true makes that entry's open fail (see detail/fault_hooks.hpp).
 using entry_fault_fn = std::function<bool(std::string_view file_name)>;
 
 /// An io_uring writer when `use_io_uring` and the kernel supports direct-descriptor chains, else the plain one.
-/// `directory_fd` stays owned by the caller and must outlive the writer. `fail_entry` is usually empty.
+/// `directory_fd` and `pool` stay owned by the caller and must outlive the writer. `fail_entry` is usually empty.
 [[nodiscard]] std::unique_ptr<entry_writer> make_entry_writer(const asio::strand<asio::any_io_executor>& executor,
                                                               int directory_fd, std::size_t concurrency,
-                                                              bool use_io_uring, entry_fault_fn fail_entry = {});
+                                                              bool use_io_uring, entry_pool& pool,
+                                                              entry_fault_fn fail_entry = {});
 
 }  // namespace axds::detail
