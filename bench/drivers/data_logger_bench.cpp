@@ -477,11 +477,13 @@ void print_fault_attribution(const std::vector<producer_samples>& samples) {
         slow - slow_faulted - slow_switched, share(slow - slow_faulted - slow_switched));
 }
 
-void bench_latency(const settings& s, std::size_t producers) {
+void bench_latency(const settings& s, std::size_t producers, axds::log_layout layout = axds::log_layout::entry_files) {
     io_thread loop;
     axds::data_logger_options options;
     options.workers = static_cast<int>(s.writes);
-    axds::data_logger logger(loop.executor(), s.dir, "latency", options);
+    options.layout = layout;
+    const bool streaming = layout == axds::log_layout::archives;
+    axds::data_logger logger(loop.executor(), s.dir, streaming ? "stream_latency" : "latency", options);
     logger.start();
     std::vector<producer_samples> samples(producers);
     std::vector<std::thread> threads;
@@ -507,12 +509,13 @@ void bench_latency(const settings& s, std::size_t producers) {
     const double control_over_2us =
         static_cast<double>(std::count_if(control.begin(), control.end(), [](std::uint32_t ns) { return ns > 2000; }));
     fmt::print(
-        "try_log latency, {} producer thread(s), {} calls ({} refused: queue full): p50 {:.0f} ns, p99 {:.0f} ns, "
+        "{}try_log latency, {} producer thread(s), {} calls ({} refused: queue full): p50 {:.0f} ns, p99 {:.0f} ns, "
         "p99.9 {:.0f} ns, max {:.0f} ns; control (empty timed interval after each call, same threads): p50 {:.0f} ns, "
         "p99 {:.0f} ns, p99.9 {:.0f} ns, over 2 us {:.3f}%; writer wrote {} entries (failed {}); calls over 2 us: "
         "{:.0f} ({:.3f}%); minor page faults in the producer threads: {} ({:.3f} per call)\n",
-        producers, all.size(), refusals, percentile(all, 0.5), percentile(all, 0.99), percentile(all, 0.999),
-        percentile(all, 1.0), percentile(control, 0.5), percentile(control, 0.99), percentile(control, 0.999),
+        streaming ? "  streaming writer draining: " : "", producers, all.size(), refusals, percentile(all, 0.5),
+        percentile(all, 0.99), percentile(all, 0.999), percentile(all, 1.0), percentile(control, 0.5),
+        percentile(control, 0.99), percentile(control, 0.999),
         100.0 * control_over_2us / static_cast<double>(control.size()), report.entries_written, report.entries_failed,
         over_2us, 100.0 * over_2us / static_cast<double>(all.size()), fault_count,
         static_cast<double>(fault_count) / static_cast<double>(all.size()));
@@ -706,52 +709,6 @@ void bench_stream_big(const settings& s) {
                count, median(ours) * mib / 1e6, median(base) * mib / 1e6, median(ours) / median(base));
 }
 
-void bench_stream_latency(const settings& s) {
-    io_thread loop;
-    axds::data_logger_options options;
-    options.layout = axds::log_layout::archives;
-    axds::data_logger logger(loop.executor(), s.dir / "stream_latency", "latency", options);
-    logger.start();
-    constexpr std::size_t producers = 4;
-    const std::size_t per_thread = s.calls / producers;
-    std::vector<std::vector<std::uint32_t>> samples(producers);
-    std::vector<std::thread> threads;
-    for (std::size_t p = 0; p < producers; ++p) {
-        threads.emplace_back([&, p] {
-            auto& mine = samples[p];
-            mine.reserve(per_thread);
-            for (std::size_t i = 0; i < per_thread; ++i) {
-                axds::log_package package = make_package(i + 1);
-                package.source_id = static_cast<std::uint8_t>(p + 1);
-                for (;;) {
-                    const auto before = clock_type::now();
-                    const bool accepted = logger.try_log(std::move(package));
-                    const auto after = clock_type::now();
-                    mine.push_back(static_cast<std::uint32_t>(
-                        std::chrono::duration_cast<std::chrono::nanoseconds>(after - before).count()));
-                    if (accepted) {
-                        break;
-                    }
-                    std::this_thread::yield();
-                }
-            }
-        });
-    }
-    for (auto& t : threads) {
-        t.join();
-    }
-    const axds::data_logger_report report = logger.stop();
-    std::vector<std::uint32_t> all;
-    for (auto& v : samples) {
-        all.insert(all.end(), v.begin(), v.end());
-    }
-    fmt::print(
-        "  try_log latency, 4 producers, streaming writer draining, {} calls: p50 {:.0f} ns, p99 {:.0f} ns, "
-        "p99.9 {:.0f} ns; {} messages written\n",
-        all.size(), percentile(all, 0.5), percentile(all, 0.99), percentile(all, 0.999), report.entries_written);
-    end_step(s.dir / "stream_latency");
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -788,7 +745,7 @@ int main(int argc, char** argv) {
         }
     }
     if (s.only_stream != 2) {  // 2: only the 1 MiB run
-        bench_stream_latency(s);
+        bench_latency(s, 4, axds::log_layout::archives);
         bench_stream_throughput(s);
         bench_stream_end_to_end(s);
     }

@@ -44,6 +44,8 @@ constexpr std::size_t external_payload_bytes = 16 * 1024;
 /// A batch holds at most this many entries, and stops taking more once its payloads reach batch_byte_limit.
 constexpr std::size_t batch_entry_limit = 16384;
 constexpr std::size_t batch_byte_limit = 32U << 20U;
+/// Entries encoded between two checks of the node pool during a batch.
+constexpr std::size_t replenish_interval = 1024;
 constexpr int iov_limit = IOV_MAX;
 
 /// `SSS_TTTTTTTTTTTTTTTTTTTT.npy` into `name` (log_member_name_size bytes + NUL).
@@ -570,6 +572,12 @@ archive_stream_writer::source_file& archive_stream_writer::file_for(std::uint8_t
 void archive_stream_writer::write_batch() {
     errors_.assign(batch_.size(), std::string{});
     for (std::size_t i = 0; i < batch_.size(); ++i) {
+        if (i % replenish_interval == 0) {
+            // A batch takes milliseconds; producers that log faster than that would empty the node pool meanwhile
+            // and take nodes from the heap, with a page fault each (issue 21). The logger's loop is waiting for
+            // this batch, so this is still the pool's one replenishing thread.
+            pool().replenish();
+        }
         encode(i);
     }
     for (source_file* file : touched_) {
