@@ -106,7 +106,10 @@ int run_serve(serve_settings settings, const context& ctx) {
     if (settings.socket.empty()) {
         settings.socket = settings.output / (settings.name + ".sock");
     }
-    const serve_result result = run_interruptible(serve_log(settings));
+    const serve_result result = run_interruptible(
+        serve_log(settings),
+        "\naxds: stopping; everything received is being written (press Ctrl-C again to quit at once and lose what is "
+        "still queued)\n");
     print_served(result, settings.json, ctx);
     const auto& served = result.served;
     const auto& written = result.written;

@@ -61,11 +61,11 @@ void require_existing(const std::filesystem::path& path, std::string_view what, 
 /// Runs a library operation with block_on_interruptible: the first SIGINT/SIGTERM says so on stderr and cancels it
 /// (the operation stops at its next safe point and reports how far it got; a source is never half removed, an
 /// archive never left under its final name unfinished); a second one ends the process at once with status 130.
+/// `notice` replaces the "cancelling" line for a command whose normal end is the interruption (`axds log serve`).
 template <typename T>
-T run_interruptible(asio::awaitable<T> op) {
-    return axds::block_on_interruptible(std::move(op), [] {
-        std::fputs("\naxds: interrupted; cancelling (press Ctrl-C again to quit at once)\n", stderr);
-    });
+T run_interruptible(asio::awaitable<T> op,
+                    const char* notice = "\naxds: interrupted; cancelling (press Ctrl-C again to quit at once)\n") {
+    return axds::block_on_interruptible(std::move(op), [notice] { std::fputs(notice, stderr); });
 }
 
 /// A progress bar on stderr (when enabled: a terminal and not --quiet): percentage, counts, byte rate and ETA,

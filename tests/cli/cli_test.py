@@ -225,6 +225,9 @@ with tempfile.TemporaryDirectory() as tmp:
           and result.get("dropped_connections") == 0 and len(result.get("archives", [])) == 2,
           f"log serve result: {proc.returncode} {out!r} {err!r}")
     check(not os.path.exists(socket_path), "log serve left its socket file")
+    # Ctrl-C is how log serve ends: it says it is writing what it received, not that it is cancelling.
+    check("everything received is being written" in err and "cancelling" not in err,
+          f"log serve Ctrl-C notice: {err!r}")
     for source in (1, 2):
         archive = os.path.join(served_dir, "rig_data_log", f"{source}_log.npz")
         with np.load(archive) as z:
