@@ -116,6 +116,46 @@ python_assembly() {  # the numpy baseline of ads_bench_log_archive, or the origi
     fi
 }
 
+write_log_scripts() {  # $1: folder; the two sides of the streaming-logger row (issue 19), as files bash -c can run
+    cat >"$1/python_log.py" <<'EOF'
+# The Python library's way to a log archive, without its multiprocessing queue: np.save per message, then one
+# np.savez of all of them (what DataLogger + assemble_log_archives write).
+import os, sys
+import numpy as np
+root, n = sys.argv[1], int(sys.argv[2])
+os.makedirs(root, exist_ok=True)
+payload = bytes([0xAB]) * 256
+names = []
+for t in range(1, n + 1):
+    name = f"001_{t:020d}"
+    np.save(os.path.join(root, name + ".npy"), np.frombuffer(bytes([1]) + t.to_bytes(8, "little") + payload, np.uint8))
+    names.append(name)
+np.savez(os.path.join(root, "1_log.npz"), **{k: np.load(os.path.join(root, k + ".npy")) for k in names})
+EOF
+    cat >"$1/producer.py" <<'EOF'
+import sys
+from axds_log_socket import LogSocketProducer
+payload = bytes([0xAB]) * 256
+with LogSocketProducer(sys.argv[1]) as producer:
+    for t in range(1, int(sys.argv[2]) + 1):
+        producer.log(1, t, payload)
+EOF
+    cat >"$1/serve_log.sh" <<'EOF'
+# $1 axds, $2 python, $3 examples/python, $4 output folder, $5 messages, $6 layout [, $7 = assemble]: a Python producer
+# through `axds log serve` until the logger stopped (and, with $7, `axds assemble` ran).
+set -e
+mkdir -p "$4"
+"$1" log serve --layout "$6" --socket "$4/wp.sock" "$4" wp >/dev/null &
+pid=$!
+for _ in $(seq 2000); do [ -S "$4/wp.sock" ] && break; sleep 0.005; done
+PYTHONPATH="$3" "$2" "$4/../producer.py" "$4/wp.sock" "$5"
+kill -INT "$pid"
+wait "$pid"
+if [ -n "${7:-}" ]; then "$1" assemble "$4/wp_data_log" >/dev/null; fi
+[ -f "$4/wp_data_log/1_log.npz" ]
+EOF
+}
+
 echo "# axds whole-process benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores; kernel $(uname -r)"
 echo "axds: $axds_bin; runs: $runs after a warm-up, alternating, medians; ratio = baseline time / axds time"
@@ -164,6 +204,14 @@ for base in "${dirs[@]}"; do
         ours="$ax assemble --keep-sources $w/log" base=$(python_assembly "$w/log")
         compare "assemble $entries × 256 B entries vs Python (numpy)" "≥ 20×" : "$ours" "$base" \
             "rm -f $w/log/*.npz"
+        write_log_scripts "$w"
+        serve="bash $w/serve_log.sh $ax $python $repo/examples/python $w/logged $entries"
+        ours="$serve archives" base="$python $w/python_log.py $w/logged $entries"
+        compare "log $entries × 256 B from Python into an archive: \`axds log serve --layout archives\` vs np.save + np.savez" \
+            "≥ 5×" : "$ours" "$base" "rm -rf $w/logged"
+        base="$serve entries assemble"
+        compare "same: streaming (archives) vs \`log serve\` entry files + \`axds assemble\`" "≥ 1×" : "$ours" "$base" \
+            "rm -rf $w/logged"
     fi
     echo
     echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
