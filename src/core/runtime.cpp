@@ -5,7 +5,7 @@
 #include <asio/io_context.hpp>
 #include <asio/thread_pool.hpp>
 
-#include <liburing.h>
+#include "sys/uring.hpp"
 
 #include <exception>
 #include <thread>
@@ -35,15 +35,7 @@ asio::any_io_executor cpu_executor() {
 }
 
 bool io_uring_available() noexcept {
-    static const bool available = [] {
-        io_uring ring{};
-        if (io_uring_queue_init(4, &ring, 0) != 0) {
-            return false;
-        }
-        io_uring_queue_exit(&ring);
-        return true;
-    }();
-    return available;
+    return sys::uring_supported();
 }
 
 }  // namespace axds

@@ -1,15 +1,10 @@
 #include "detail/uring_reader.hpp"
 
-#include <axds/core/runtime.hpp>
-
-#include "detail/uring_sqe.hpp"
 #include "sys/io.hpp"
 #include "sys/unique_fd.hpp"
-
-#include <liburing.h>
+#include "sys/uring.hpp"
 
 #include <cerrno>
-#include <cstdlib>
 #include <vector>
 
 #include <fcntl.h>
@@ -37,98 +32,72 @@ void read_plain(std::span<prefix_read> reads) {
     }
 }
 
-/// Returns false if direct descriptors turned out to be unsupported (nothing was read then).
-bool read_uring(std::span<prefix_read> reads) {
-    io_uring ring{};
-    if (io_uring_queue_init(in_flight * 4, &ring, 0) != 0) {
-        return false;
-    }
-    if (io_uring_register_files_sparse(&ring, in_flight) != 0) {
-        io_uring_queue_exit(&ring);
-        return false;
-    }
+/// One file's chain on `ring`: OPENAT into direct `slot` -> READ -> CLOSE, the close hard-linked so that it runs
+/// even after a failed read.
+void queue_chain(sys::uring& ring, std::size_t index, const prefix_read& r, unsigned slot) {
+    io_uring_sqe* open_sqe = ring.sqe();
+    // No O_CLOEXEC: the kernel rejects it (EINVAL) for a direct descriptor, which never reaches exec anyway.
+    io_uring_prep_openat_direct(open_sqe, r.dirfd, r.path, O_RDONLY, 0, slot);
+    open_sqe->flags |= IOSQE_IO_LINK;
+    sys::set_tag(open_sqe, index, sys::op::open);
+    io_uring_sqe* read_sqe = ring.sqe();
+    io_uring_prep_read(read_sqe, static_cast<int>(slot), r.buffer.data(), static_cast<unsigned>(r.buffer.size()), 0);
+    read_sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_HARDLINK;
+    sys::set_tag(read_sqe, index, sys::op::read);
+    io_uring_sqe* close_sqe = ring.sqe();
+    io_uring_prep_close_direct(close_sqe, slot);
+    sys::set_tag(close_sqe, index, sys::op::close);
+}
+
+/// Returns false if the ring failed (the caller then reads every file plainly).
+bool read_uring(sys::uring& ring, std::span<prefix_read> reads) {
     std::vector<unsigned> free_slots;
-    for (unsigned slot = in_flight; slot-- > 0;) {
+    for (unsigned slot = sys::thread_ring_files; slot-- > 0;) {
         free_slots.push_back(slot);
     }
     std::vector<unsigned> slot_of(reads.size());
     std::vector<int> pending_ops(reads.size(), 0);
     std::size_t next = 0;
     std::size_t completed = 0;
-    bool unsupported = false;
-    // user_data = index * 4 + op (0 open, 1 read, 2 close)
-    while (completed < reads.size()) {
-        while (next < reads.size() && !free_slots.empty()) {
-            const unsigned slot = free_slots.back();
-            free_slots.pop_back();
-            slot_of[next] = slot;
-            auto& r = reads[next];
-            io_uring_sqe* open_sqe = next_sqe(ring);
-            // No O_CLOEXEC: the kernel rejects it (EINVAL) for a direct descriptor, which never reaches exec anyway.
-            io_uring_prep_openat_direct(open_sqe, r.dirfd, r.path, O_RDONLY, 0, slot);
-            open_sqe->flags |= IOSQE_IO_LINK;
-            io_uring_sqe_set_data64(open_sqe, next * 4);
-            io_uring_sqe* read_sqe = next_sqe(ring);
-            io_uring_prep_read(read_sqe, static_cast<int>(slot), r.buffer.data(),
-                               static_cast<unsigned>(r.buffer.size()), 0);
-            read_sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_HARDLINK;  // close even if the read fails
-            io_uring_sqe_set_data64(read_sqe, next * 4 + 1);
-            io_uring_sqe* close_sqe = next_sqe(ring);
-            io_uring_prep_close_direct(close_sqe, slot);
-            io_uring_sqe_set_data64(close_sqe, next * 4 + 2);
-            pending_ops[next] = 3;
-            ++next;
+    const auto handle = [&](const sys::completion& c) {
+        auto& r = reads[c.index];
+        if (c.kind == sys::op::open && c.error()) {
+            r.result = c.res;
+        } else if (c.kind == sys::op::read && r.result >= 0) {
+            r.result = c.res;  // a partial read (signal, page-cache hole) is normal at end of file
         }
-        const int submitted = io_uring_submit_and_wait(&ring, 1);
-        if (submitted < 0 && submitted != -EINTR) {
-            io_uring_queue_exit(&ring);
+        if (--pending_ops[c.index] == 0) {
+            free_slots.push_back(slot_of[c.index]);
+            ++completed;
+        }
+    };
+    while (completed < reads.size()) {
+        for (; next < reads.size() && !free_slots.empty(); ++next) {
+            slot_of[next] = free_slots.back();
+            free_slots.pop_back();
+            queue_chain(ring, next, reads[next], slot_of[next]);
+            pending_ops[next] = 3;
+        }
+        if (ring.submit_and_reap(handle)) {
             return false;
         }
-        io_uring_cqe* cqe = nullptr;
-        unsigned head = 0;
-        unsigned seen = 0;
-        io_uring_for_each_cqe(&ring, head, cqe) {
-            ++seen;
-            const std::uint64_t data = io_uring_cqe_get_data64(cqe);
-            const std::size_t index = data / 4;
-            const auto op = static_cast<int>(data % 4);
-            auto& r = reads[index];
-            if (op == 0 && cqe->res < 0) {
-                if (cqe->res == -EINVAL || cqe->res == -EBADF) {
-                    unsupported = true;  // kernel without direct descriptors
-                }
-                r.result = cqe->res;
-            } else if (op == 1) {
-                if (r.result >= 0) {
-                    // A partial read (signal, page-cache hole) is completed synchronously below.
-                    r.result = cqe->res;
-                }
-            }
-            if (--pending_ops[index] == 0) {
-                free_slots.push_back(slot_of[index]);
-                ++completed;
-            }
-        }
-        io_uring_cq_advance(&ring, seen);
     }
-    io_uring_queue_exit(&ring);
-    return !unsupported;
+    return true;
 }
 
 }  // namespace
 
 bool read_file_prefixes(std::span<prefix_read> reads, bool prefer_io_uring) {
-    // AXDS_NO_IO_URING=1 forces the plain path (for comparisons and for sandboxes that break io_uring).
-    static const bool uring_allowed = io_uring_available() && std::getenv("AXDS_NO_IO_URING") == nullptr;  // NOLINT
-    const bool use_uring = prefer_io_uring && uring_allowed;
+    sys::uring* ring =
+        prefer_io_uring && sys::uring_enabled(sys::uring_feature::direct_descriptors) ? sys::thread_ring() : nullptr;
     if (reads.empty()) {
-        return use_uring;
+        return ring != nullptr;
     }
-    if (!use_uring || !read_uring(reads)) {
+    if (ring == nullptr || !read_uring(*ring, reads)) {
         read_plain(reads);
         return false;
     }
-    // A read of fewer bytes than requested is normal at end of file; -ECANCELED means its open failed first.
+    // -ECANCELED means the file's open failed first.
     for (auto& r : reads) {
         if (r.result == -ECANCELED) {
             r.result = read_one(r.dirfd, r.path, r.buffer);  // recover the open's own errno

@@ -19,9 +19,9 @@ struct prefix_read {
 };
 
 /// Opens, reads and closes every file, filling `result`. Blocking: call it from a CPU-pool thread, never from an
-/// executor thread. With prefer_io_uring, uses a private io_uring with linked OPENAT(direct) → READ → CLOSE(direct)
-/// chains, 64 files in flight; otherwise, and where io_uring or direct descriptors are unavailable (or
-/// AXDS_NO_IO_URING is set), open/pread/close. Returns true if io_uring did the reads.
+/// executor thread. With prefer_io_uring, uses linked OPENAT(direct) → READ → CLOSE(direct) chains, 64 files in
+/// flight, on this thread's ring (sys::thread_ring); otherwise, and where io_uring or direct descriptors are
+/// unavailable (or AXDS_NO_IO_URING is set), open/pread/close. Returns true if io_uring did the reads.
 bool read_file_prefixes(std::span<prefix_read> reads, bool prefer_io_uring = true);
 
 /// Reads the whole of `path` into the start of `out` with open/fstat/pread (for files larger than a prefix buffer),

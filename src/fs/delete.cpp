@@ -1,15 +1,14 @@
 #include <axds/fs/delete.hpp>
 
 #include <axds/core/console.hpp>
-#include <axds/core/runtime.hpp>
 #include <axds/error.hpp>
 
 #include "detail/fault_hooks.hpp"
 #include "detail/parallel.hpp"
-#include "detail/uring_sqe.hpp"
 #include "fs/path_guard.hpp"
 #include "sys/error.hpp"
 #include "sys/unique_fd.hpp"
+#include "sys/uring.hpp"
 
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
@@ -78,31 +77,18 @@ listing list_children(const fs::path& directory) {
     throw_errno(error, fmt::format("Unable to delete {}: {}.", file.string(), sys::errno_message(error)));
 }
 
-/// io_uring unlinkat of every file (all in one directory), 64 in flight; runs on a CPU-pool thread. False if this
-/// thread cannot have a ring (the caller unlinks plainly then).
+/// io_uring unlinkat of every file (all in one directory), 64 in flight, on this CPU-pool thread's ring. False if
+/// io_uring is not enabled or the ring failed (the caller unlinks plainly then).
 bool unlink_with_io_uring(const fs::path& directory, const std::vector<fs::path>& files) {
-    constexpr unsigned in_flight = 64;
-
-    struct ring_holder {
-        io_uring ring{};
-        bool ready = io_uring_queue_init(in_flight, &ring, 0) == 0;
-
-        ~ring_holder() {
-            if (ready) {
-                io_uring_queue_exit(&ring);
-            }
-        }
-    };
-
-    thread_local ring_holder holder;
-    if (!holder.ready || !io_uring_available()) {
+    constexpr std::size_t in_flight = 64;
+    sys::uring* ring = sys::thread_ring();
+    if (ring == nullptr) {
         return false;
     }
     const sys::unique_fd directory_fd(::open(directory.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!directory_fd) {
         return false;
     }
-    const int dirfd = directory_fd.get();
     std::vector<std::string> names;
     names.reserve(files.size());
     for (const auto& file : files) {
@@ -110,37 +96,27 @@ bool unlink_with_io_uring(const fs::path& directory, const std::vector<fs::path>
     }
     std::size_t next = 0;
     std::size_t done = 0;
-    int first_error = 0;
+    std::error_code first_error;
     std::size_t failed = 0;
+    const auto handle = [&](const sys::completion& c) {
+        ++done;
+        if (c.error() && c.error().value() != ENOENT && !first_error) {
+            first_error = c.error();
+            failed = c.index;
+        }
+    };
     while (done < names.size()) {
-        while (next < names.size() && next - done < in_flight) {
-            io_uring_sqe* sqe = detail::next_sqe(holder.ring);
-            io_uring_prep_unlinkat(sqe, dirfd, names[next].c_str(), 0);
-            io_uring_sqe_set_data64(sqe, next);
-            ++next;
+        for (; next < names.size() && next - done < in_flight; ++next) {
+            io_uring_sqe* sqe = ring->sqe();
+            io_uring_prep_unlinkat(sqe, directory_fd.get(), names[next].c_str(), 0);
+            sys::set_tag(sqe, next, sys::op::unlink);
         }
-        const int rc = io_uring_submit_and_wait(&holder.ring, 1);
-        if (rc < 0 && rc != -EINTR) {
-            // The ring itself failed: retire it (queued requests must never run later) and unlink plainly.
-            io_uring_queue_exit(&holder.ring);
-            holder.ready = false;
-            return false;
+        if (ring->submit_and_reap(handle)) {
+            return false;  // the ring failed and is retired: queued requests never run later
         }
-        io_uring_cqe* cqe = nullptr;
-        unsigned head = 0;
-        unsigned seen = 0;
-        io_uring_for_each_cqe(&holder.ring, head, cqe) {
-            ++seen;
-            if (cqe->res < 0 && cqe->res != -ENOENT && first_error == 0) {
-                first_error = -cqe->res;
-                failed = static_cast<std::size_t>(io_uring_cqe_get_data64(cqe));
-            }
-        }
-        io_uring_cq_advance(&holder.ring, seen);
-        done += seen;
     }
-    if (first_error != 0) {
-        unlink_failure(files[failed], first_error);
+    if (first_error) {
+        unlink_failure(files[failed], first_error.value());
     }
     return true;
 }

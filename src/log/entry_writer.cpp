@@ -13,11 +13,11 @@
 #include "sys/error.hpp"
 #include "sys/io.hpp"
 #include "sys/unique_fd.hpp"
+#include "sys/uring.hpp"
 
 #include <asio/buffer.hpp>
 #include <asio/posix/stream_descriptor.hpp>
 #include <fmt/format.h>
-#include <liburing.h>
 
 #include <algorithm>
 #include <array>
@@ -270,9 +270,10 @@ public:
     static std::unique_ptr<uring_entry_writer> create(const asio::strand<asio::any_io_executor>& executor,
                                                       int directory_fd, std::size_t concurrency, entry_pool& pool,
                                                       entry_fault_fn fail_entry) {
-        auto writer = std::unique_ptr<uring_entry_writer>(new uring_entry_writer(executor, directory_fd, pool));
+        auto writer =
+            std::unique_ptr<uring_entry_writer>(new uring_entry_writer(executor, directory_fd, concurrency, pool));
         writer->fail_entry_ = std::move(fail_entry);
-        if (!writer->init(concurrency)) {
+        if (!writer->init()) {
             return nullptr;
         }
         return writer;
@@ -280,9 +281,7 @@ public:
 
     ~uring_entry_writer() override {
         warn_lost(abandon());
-        if (ring_ready_) {
-            io_uring_queue_exit(&ring_);
-        }
+        ring_.retire();  // before the slots' buffers go
     }
 
     std::size_t capacity_left() const noexcept override { return free_.size(); }
@@ -294,17 +293,17 @@ public:
         s.entry.prepare(entry, headers_, fail_entry_);
         s.pending = 3;
         ++in_flight_;
-        io_uring_sqe* open_sqe = next_sqe();
+        io_uring_sqe* open_sqe = ring_.sqe();
         io_uring_prep_openat_direct(open_sqe, directory_fd_, s.entry.name.data(), direct_open_flags, entry_mode, index);
         open_sqe->flags |= IOSQE_IO_LINK;
-        io_uring_sqe_set_data64(open_sqe, std::uint64_t{index} * 4);
-        io_uring_sqe* write_sqe = next_sqe();
+        sys::set_tag(open_sqe, index, sys::op::open);
+        io_uring_sqe* write_sqe = ring_.sqe();
         io_uring_prep_writev(write_sqe, static_cast<int>(index), s.entry.iov.data(), 2, 0);
         write_sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_HARDLINK;
-        io_uring_sqe_set_data64(write_sqe, std::uint64_t{index} * 4 + 1);
-        io_uring_sqe* close_sqe = next_sqe();
+        sys::set_tag(write_sqe, index, sys::op::write);
+        io_uring_sqe* close_sqe = ring_.sqe();
         io_uring_prep_close_direct(close_sqe, index);
-        io_uring_sqe_set_data64(close_sqe, std::uint64_t{index} * 4 + 2);
+        sys::set_tag(close_sqe, index, sys::op::close);
     }
 
     bool uses_io_uring() const noexcept override { return true; }
@@ -334,35 +333,30 @@ public:
             return 0;
         }
         // The kernel may still touch the buffers: cancel everything and wait for every completion before freeing.
-        io_uring_sqe* cancel = io_uring_get_sqe(&ring_);
-        if (cancel != nullptr) {
+        if (io_uring_sqe* cancel = io_uring_get_sqe(&ring_.get())) {
             io_uring_prep_cancel64(cancel, 0, IORING_ASYNC_CANCEL_ANY);
-            io_uring_sqe_set_data64(cancel, ~std::uint64_t{0});
+            sys::set_tag(cancel, 0, sys::op::aux);
         }
         std::uint64_t lost = 0;
-        while (in_flight_ > 0) {
-            io_uring_cqe* cqe = nullptr;
-            const int rc = io_uring_submit_and_wait(&ring_, 1);
-            if (rc < 0 && rc != -EINTR) {
-                break;  // ring unusable: leak the buffers rather than free memory the kernel may write
+        const auto handle = [this, &lost](const sys::completion& c) {
+            if (c.kind == sys::op::aux) {
+                return;
             }
-            while (io_uring_peek_cqe(&ring_, &cqe) == 0) {
-                const std::uint64_t data = io_uring_cqe_get_data64(cqe);
-                io_uring_cqe_seen(&ring_, cqe);
-                if (data == ~std::uint64_t{0}) {
-                    continue;
-                }
-                slot& s = slots_[data / 4];
-                note(s.entry, static_cast<unsigned>(data % 4), cqe->res);
-                if (--s.pending == 0) {
-                    // Whatever was cancelled after its open leaves a partial file: remove it here, synchronously.
-                    remove_partial(directory_fd_, s.entry);
-                    release(s.entry.entry);
-                    s.entry.entry = nullptr;
-                    free_.push_back(static_cast<unsigned>(data / 4));
-                    --in_flight_;
-                    ++lost;
-                }
+            slot& s = slots_[c.index];
+            note(s.entry, c);
+            if (--s.pending == 0) {
+                // Whatever was cancelled after its open leaves a partial file: remove it here, synchronously.
+                remove_partial(directory_fd_, s.entry);
+                release(s.entry.entry);
+                s.entry.entry = nullptr;
+                free_.push_back(static_cast<unsigned>(c.index));
+                --in_flight_;
+                ++lost;
+            }
+        };
+        while (in_flight_ > 0) {
+            if (ring_.submit_and_reap(handle)) {
+                break;  // ring unusable: leak the buffers rather than free memory the kernel may write
             }
         }
         return lost;
@@ -374,152 +368,97 @@ private:
         unsigned pending = 0;
     };
 
-    uring_entry_writer(const asio::strand<asio::any_io_executor>& executor, int directory_fd, entry_pool& pool)
-        : entry_writer(pool), events_(executor), directory_fd_(directory_fd) {}
+    uring_entry_writer(const asio::strand<asio::any_io_executor>& executor, int directory_fd, std::size_t concurrency,
+                       entry_pool& pool)
+        : entry_writer(pool),
+          ring_(static_cast<unsigned>(concurrency) * 4),
+          events_(executor),
+          directory_fd_(directory_fd),
+          slots_(concurrency) {}
 
-    bool init(std::size_t concurrency) {
-        const auto slots = static_cast<unsigned>(concurrency);
-        if (io_uring_queue_init(slots * 4, &ring_, 0) != 0) {
-            return false;
-        }
-        ring_ready_ = true;
-        if (io_uring_register_files_sparse(&ring_, slots) != 0) {
+    bool init() {
+        const auto slots = static_cast<unsigned>(slots_.size());
+        if (!ring_.ready() || io_uring_register_files_sparse(&ring_.get(), slots) != 0) {
             return false;
         }
         // Each open with O_CREAT is punted to an io-wq worker; by default the kernel starts one per request in
         // flight, and they then fight over the directory's lock. One worker per core measured ~25% faster.
         const auto cores = static_cast<unsigned>(std::max(2, logical_cpu_count()));
-        std::array<unsigned, 2> workers{cores, cores};                     // bounded, unbounded
-        (void)io_uring_register_iowq_max_workers(&ring_, workers.data());  // older kernels: keep their default
-        if (!direct_open_works()) {
-            return false;
-        }
+        std::array<unsigned, 2> workers{cores, cores};                           // bounded, unbounded
+        (void)io_uring_register_iowq_max_workers(&ring_.get(), workers.data());  // older kernels: keep their default
         const int efd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (efd < 0) {
             return false;
         }
         events_.assign(efd);
-        if (io_uring_register_eventfd(&ring_, efd) != 0) {
+        if (io_uring_register_eventfd(&ring_.get(), efd) != 0) {
             return false;
         }
-        slots_.resize(slots);
         for (unsigned index = slots; index-- > 0;) {
             free_.push_back(index);
         }
         return true;
     }
 
-    /// Kernels before 5.15 reject openat into a direct slot (EINVAL): probe once with the directory itself.
-    bool direct_open_works() {
-        io_uring_sqe* open_sqe = io_uring_get_sqe(&ring_);
-        if (open_sqe == nullptr) {
-            return false;
-        }
-        io_uring_prep_openat_direct(open_sqe, directory_fd_, ".", O_RDONLY | O_DIRECTORY, 0, 0);
-        open_sqe->flags |= IOSQE_IO_HARDLINK;
-        io_uring_sqe* close_sqe = io_uring_get_sqe(&ring_);
-        if (close_sqe == nullptr) {
-            return false;
-        }
-        io_uring_prep_close_direct(close_sqe, 0);
-        if (io_uring_submit_and_wait(&ring_, 2) < 0) {
-            return false;
-        }
-        bool ok = true;
-        for (int i = 0; i < 2; ++i) {
-            io_uring_cqe* cqe = nullptr;
-            if (io_uring_wait_cqe(&ring_, &cqe) != 0) {
-                return false;
-            }
-            ok = ok && cqe->res >= 0;
-            io_uring_cqe_seen(&ring_, cqe);
-        }
-        return ok;
-    }
-
-    io_uring_sqe* next_sqe() {
-        io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-        if (sqe == nullptr) {
-            submit();
-            sqe = io_uring_get_sqe(&ring_);
-        }
-        if (sqe == nullptr) {
-            throw std::logic_error("axds: data logger io_uring submission queue exhausted");
-        }
-        return sqe;
-    }
-
     void submit() {
-        for (;;) {
-            const int rc = io_uring_submit(&ring_);
-            if (rc >= 0) {
-                return;
-            }
-            if (rc != -EINTR && rc != -EAGAIN) {
-                throw_errno(-rc, "Unable to submit data logger writes to io_uring.");
-            }
+        if (const std::error_code ec = ring_.submit()) {
+            throw_os_error(ec, "Unable to submit data logger writes to io_uring.");
         }
     }
 
-    /// Records the completion of `step` (0 open, 1 writev, 2 close, 3 unlink of the partial file) of an entry.
-    static void note(prepared_entry& p, unsigned step, int res) noexcept {
-        if (step == 3) {
-            p.removed(res < 0 ? -res : 0);
-        } else if (step == 0 && res >= 0) {
+    /// Records the completion of one step of an entry: open, writev, close, or the unlink of the partial file.
+    static void note(prepared_entry& p, const sys::completion& c) noexcept {
+        const int error = c.error().value();
+        if (c.kind == sys::op::unlink) {
+            p.removed(error);
+        } else if (c.kind == sys::op::open && !c.error()) {
             p.opened = true;
-        } else if (step == 0) {
-            p.record(-res, "open");
-        } else if (step == 1 && res >= 0 && static_cast<std::size_t>(res) != p.expected) {
+        } else if (c.kind == sys::op::open) {
+            p.record(error, "open");
+        } else if (c.kind == sys::op::write && !c.error() && c.bytes() != p.expected) {
             // A short write completes with the byte count (no errno); it also fails the link, but the close is
             // hard-linked and runs anyway.
-            p.short_write = res;
+            p.short_write = c.res;
             p.record(EIO, "write");
-        } else if (res < 0) {
-            p.record(-res, step == 1 ? "write" : "close");  // after a failed open: already recorded
+        } else if (c.error()) {
+            p.record(error, c.kind == sys::op::write ? "write" : "close");  // after a failed open: already recorded
         }
     }
 
     std::size_t reap(const completion_fn& done, std::size_t& released) {
         entry_pool::release_batch recycled(pool());
         std::size_t finished = 0;
-        io_uring_cqe* cqe = nullptr;
-        unsigned head = 0;
-        unsigned seen = 0;
         bool unlinking = false;
-        io_uring_for_each_cqe(&ring_, head, cqe) {
-            ++seen;
-            const std::uint64_t data = io_uring_cqe_get_data64(cqe);
-            const auto index = static_cast<unsigned>(data / 4);
-            slot& s = slots_[index];
+        ring_.reap([&](const sys::completion& c) {
+            slot& s = slots_[c.index];
             prepared_entry& p = s.entry;
-            note(p, static_cast<unsigned>(data % 4), cqe->res);
-            if (--s.pending == 0) {
-                if (p.needs_removal() && p.unlink_error < 0) {
-                    // The whole chain is done (the close too): remove the partial file before reporting the entry.
-                    if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) {
-                        io_uring_prep_unlinkat(sqe, directory_fd_, p.name.data(), 0);
-                        io_uring_sqe_set_data64(sqe, std::uint64_t{index} * 4 + 3);
-                        s.pending = 1;  // the unlink's completion finishes the entry
-                        unlinking = true;
-                        continue;
-                    }
-                    remove_partial(directory_fd_, p);  // no free submission entry: synchronously
-                }
-                released += p.finish(done, recycled);
-                free_.push_back(index);
-                --in_flight_;
-                ++finished;
+            note(p, c);
+            if (--s.pending > 0) {
+                return;
             }
-        }
-        io_uring_cq_advance(&ring_, seen);
+            if (p.needs_removal() && p.unlink_error < 0) {
+                // The whole chain is done (the close too): remove the partial file before reporting the entry.
+                if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_.get())) {
+                    io_uring_prep_unlinkat(sqe, directory_fd_, p.name.data(), 0);
+                    sys::set_tag(sqe, c.index, sys::op::unlink);
+                    s.pending = 1;  // the unlink's completion finishes the entry
+                    unlinking = true;
+                    return;
+                }
+                remove_partial(directory_fd_, p);  // no free submission entry: synchronously
+            }
+            released += p.finish(done, recycled);
+            free_.push_back(static_cast<unsigned>(c.index));
+            --in_flight_;
+            ++finished;
+        });
         if (unlinking) {
             submit();
         }
         return finished;
     }
 
-    io_uring ring_{};
-    bool ring_ready_ = false;
+    sys::uring ring_;
     asio::posix::stream_descriptor events_;
     int directory_fd_;
     std::vector<slot> slots_;
@@ -565,7 +504,7 @@ queued_entry* entry_list::pop_front() noexcept {
 std::unique_ptr<entry_writer> make_entry_writer(const asio::strand<asio::any_io_executor>& executor, int directory_fd,
                                                 std::size_t concurrency, bool use_io_uring, entry_pool& pool,
                                                 entry_fault_fn fail_entry) {
-    if (use_io_uring && io_uring_available() && std::getenv("AXDS_NO_IO_URING") == nullptr) {  // NOLINT
+    if (use_io_uring && sys::uring_enabled(sys::uring_feature::direct_descriptors)) {
         if (auto writer = uring_entry_writer::create(executor, directory_fd, concurrency, pool, fail_entry)) {
             return writer;
         }

@@ -1,7 +1,6 @@
 #include "shm/futex_ring.hpp"
 
 #include <cerrno>
-#include <cstdlib>
 
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -15,32 +14,9 @@ namespace {
 
 // Linux 6.7 uapi, absent from liburing 2.3's headers (io_uring/futex.c: io_futex_prep reads the futex2 flags from
 // sqe->fd, the expected value from sqe->addr2 and the bitset from sqe->addr3; sqe->futex_flags must be 0).
-constexpr std::uint8_t op_futex_wait = 51;               // IORING_OP_FUTEX_WAIT
 constexpr int futex2_size_u32 = 0x02;                    // FUTEX2_SIZE_U32; not FUTEX2_PRIVATE: the word is shared
 constexpr std::uint64_t futex_bitset_any = 0xffffffffU;  // FUTEX_BITSET_MATCH_ANY
 constexpr unsigned ring_entries = 32;                    // waits in flight are not bounded by it (CQ overflow is kept)
-
-/// user_data: a wait's id shifted left; odd values are its linked timeout and the cancel requests (ignored).
-constexpr std::uint64_t wait_tag(std::uint64_t id) noexcept {
-    return id << 1U;
-}
-
-constexpr std::uint64_t aux_tag(std::uint64_t id) noexcept {
-    return (id << 1U) | 1U;
-}
-
-bool kernel_has_futex_wait() noexcept {
-    static const bool supported = [] {
-        io_uring_probe* probe = io_uring_get_probe();
-        if (probe == nullptr) {
-            return false;  // io_uring refused (old kernel, seccomp)
-        }
-        const bool found = io_uring_opcode_supported(probe, op_futex_wait) != 0;
-        io_uring_free_probe(probe);
-        return found;
-    }();
-    return supported;
-}
 
 /// A wait ended by the word (0: woken; -EAGAIN: it had changed), a timeout or a cancel; anything else (-EINVAL from
 /// a kernel that parses the SQE differently, -EFAULT) means this ring must not be used for waiting.
@@ -54,27 +30,20 @@ void futex_wake_one(int* word) noexcept {
 
 }  // namespace
 
-bool futex_ring_usable() noexcept {
-    return kernel_has_futex_wait() && std::getenv("AXDS_NO_IO_URING") == nullptr;  // NOLINT(concurrency-mt-unsafe)
-}
-
-futex_ring::~futex_ring() {
-    if (initialized_) {
-        io_uring_queue_exit(&ring_);  // the kernel cancels anything still queued
-    }
-}  // event_fd_ closes after the ring is gone
+futex_ring::~futex_ring() = default;
 
 bool futex_ring::initialize_locked() noexcept {
-    if (initialized_ || broken_) {
-        return initialized_;
+    if (ring_ || broken_) {
+        return ring_.has_value();
     }
-    if (io_uring_queue_init(ring_entries, &ring_, 0) != 0) {
+    ring_.emplace(ring_entries);
+    if (!ring_->ready()) {
+        ring_.reset();  // ring_ holds only a ring that exists
         broken_ = true;
         return false;
     }
-    initialized_ = true;
     event_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (!event_fd_ || io_uring_register_eventfd(&ring_, event_fd_.get()) != 0) {
+    if (!event_fd_ || io_uring_register_eventfd(&ring_->get(), event_fd_.get()) != 0) {
         broken_ = true;
         return false;
     }
@@ -99,10 +68,10 @@ int futex_ring::watch_descriptor() {
 }
 
 io_uring_sqe* futex_ring::sqe_locked(unsigned needed) {
-    if (io_uring_sq_space_left(&ring_) < needed) {
-        (void)io_uring_submit(&ring_);
+    if (io_uring_sq_space_left(&ring_->get()) < needed) {
+        (void)ring_->submit();
     }
-    return io_uring_get_sqe(&ring_);
+    return io_uring_get_sqe(&ring_->get());
 }
 
 std::uint64_t futex_ring::submit(std::uint32_t expected, std::chrono::steady_clock::time_point deadline) {
@@ -116,30 +85,30 @@ std::uint64_t futex_ring::submit(std::uint32_t expected, std::chrono::steady_clo
         return 0;
     }
     const std::uint64_t id = next_id_++;
-    io_uring_prep_rw(op_futex_wait, sqe, futex2_size_u32, word_, 0, expected);
+    io_uring_prep_rw(sys::opcode_futex_wait, sqe, futex2_size_u32, word_, 0, expected);
     sqe->rw_flags = 0;  // sqe->futex_flags in newer headers: must be 0
     sqe->addr3 = futex_bitset_any;
-    sqe->user_data = wait_tag(id);
+    sys::set_tag(sqe, id, sys::op::futex_wait);
     __kernel_timespec until{};  // read while submitting, below
     if (bounded) {
         // steady_clock is CLOCK_MONOTONIC, the clock of an IORING_TIMEOUT_ABS timeout.
         const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
         until.tv_sec = ns / 1'000'000'000;
         until.tv_nsec = ns % 1'000'000'000;
-        io_uring_sqe* timeout = io_uring_get_sqe(&ring_);  // there is room: sqe_locked(2)
+        io_uring_sqe* timeout = io_uring_get_sqe(&ring_->get());  // there is room: sqe_locked(2)
         if (timeout == nullptr) {
             io_uring_prep_nop(sqe);  // cannot happen; a wait without its deadline must not be queued
-            sqe->user_data = aux_tag(id);
-            (void)io_uring_submit(&ring_);
+            sys::set_tag(sqe, id, sys::op::aux);
+            (void)ring_->submit();
             broken_ = true;
             return 0;
         }
         sqe->flags |= IOSQE_IO_LINK;
         io_uring_prep_link_timeout(timeout, &until, IORING_TIMEOUT_ABS);
-        timeout->user_data = aux_tag(id);
+        sys::set_tag(timeout, id, sys::op::aux);
     }
     waits_.emplace(id, wait_record{});
-    if (io_uring_submit(&ring_) < 0) {
+    if (ring_->submit()) {
         broken_ = true;  // what stays queued is never submitted; the ring is closed with the object
         waits_.erase(id);
         return 0;
@@ -148,36 +117,28 @@ std::uint64_t futex_ring::submit(std::uint32_t expected, std::chrono::steady_clo
 }
 
 void futex_ring::reap_locked() {
-    if (!initialized_) {
+    if (!ring_) {
         return;
     }
-    if ((IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_CQ_OVERFLOW) != 0) {
-        (void)io_uring_get_events(&ring_);  // flushes completions the kernel kept while the CQ was full
-    }
-    unsigned head = 0;
-    unsigned seen = 0;
-    io_uring_cqe* cqe = nullptr;
-    io_uring_for_each_cqe(&ring_, head, cqe) {
-        ++seen;
-        if ((cqe->user_data & 1U) != 0) {
-            continue;  // a linked timeout or a cancel request
+    ring_->reap([this](const sys::completion& c) {
+        if (c.kind != sys::op::futex_wait) {
+            return;  // a linked timeout or a cancel request
         }
-        const auto it = waits_.find(cqe->user_data >> 1U);
+        const auto it = waits_.find(c.index);
         if (it != waits_.end()) {
             it->second.done = true;
-            it->second.result = cqe->res;
+            it->second.result = c.res;
             if (it->second.abandoned) {
-                if (cqe->res == 0 && !stopped_) {
+                if (c.res == 0 && !stopped_) {
                     futex_wake_one(word_);  // nobody will retry: pass the wake on
                 }
                 waits_.erase(it);
             }
         }
-        if (!expected_result(cqe->res)) {
+        if (!expected_result(c.res)) {
             broken_ = true;
         }
-    }
-    io_uring_cq_advance(&ring_, seen);
+    });
 }
 
 bool futex_ring::ready(std::uint64_t id) {
@@ -212,10 +173,10 @@ void futex_ring::cancel_locked(std::uint64_t id, wait_record& record) noexcept {
     }
     io_uring_sqe* sqe = sqe_locked(1);
     if (sqe != nullptr) {
-        io_uring_prep_cancel64(sqe, wait_tag(id), 0);
-        sqe->user_data = aux_tag(id);
+        io_uring_prep_cancel64(sqe, sys::pack_tag(id, sys::op::futex_wait), 0);
+        sys::set_tag(sqe, id, sys::op::aux);
     }
-    if (sqe == nullptr || io_uring_submit(&ring_) < 0) {
+    if (sqe == nullptr || ring_->submit()) {
         // Cannot happen with a healthy ring; if it does, end the operation now and pass on any wake it gets.
         record.done = true;
         record.result = 0;
@@ -253,7 +214,7 @@ void futex_ring::shutdown() noexcept {
         return;
     }
     stopped_ = true;
-    if (!initialized_) {
+    if (!ring_) {
         return;
     }
     if (!waits_.empty()) {
@@ -261,8 +222,8 @@ void futex_ring::shutdown() noexcept {
         if (sqe != nullptr) {
             // Processed while submitting: every futex wait of the ring is off the word's queue when this returns.
             io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
-            sqe->user_data = aux_tag(0);
-            (void)io_uring_submit(&ring_);
+            sys::set_tag(sqe, 0, sys::op::aux);
+            (void)ring_->submit();
         }
         futex_wake_one(word_);  // a wake one of them consumed goes to a waiter still queued (if none: harmless)
     }

@@ -16,16 +16,12 @@
 #include <unordered_map>
 
 #include "sys/unique_fd.hpp"
+#include "sys/uring.hpp"
 
-#include <liburing.h>
+#include <optional>
 #include <unistd.h>
 
 namespace axds::detail {
-
-/// True when async_lock may wait through io_uring: the kernel has IORING_OP_FUTEX_WAIT (Linux 6.7; probed once per
-/// process) and AXDS_NO_IO_URING is not set (read on each call: objects connected after setting it use the helper
-/// thread).
-[[nodiscard]] bool futex_ring_usable() noexcept;
 
 /// The io_uring of one mapped array object, on which its async_lock waits sleep in the kernel on the mutex's futex
 /// word. Lifetime: one ring per mapped object (made on its first wait), shut down before the mapping goes, because
@@ -81,9 +77,8 @@ private:
 
     int* word_;
     std::mutex mutex_;
-    io_uring ring_{};
-    sys::unique_fd event_fd_;
-    bool initialized_ = false;
+    sys::unique_fd event_fd_;         ///< declared first: closes after the ring is gone
+    std::optional<sys::uring> ring_;  ///< made on the first wait; the kernel cancels what is queued when it goes
     bool broken_ = false;
     bool stopped_ = false;
     std::uint64_t next_id_ = 1;

@@ -416,7 +416,7 @@ void map_buffer(segment_state& s) {
     }
     if (!s.foreign) {
         s.waiter = std::make_shared<mutex_waiter>(&s.control()->mutex.__data.__lock);
-        if (detail::futex_ring_usable()) {
+        if (sys::uring_enabled(axds::sys::uring_feature::futex_wait)) {
             s.ring = std::make_shared<detail::futex_ring>(&s.control()->mutex.__data.__lock);
         }
     }

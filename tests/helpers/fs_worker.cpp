@@ -3,7 +3,7 @@
 //
 //   ads_test_fs_worker checksum DIR
 //   ads_test_fs_worker transfer SRC DST [verify]
-//   ads_test_fs_worker delete DIR [io_uring]
+//   ads_test_fs_worker delete DIR [io_uring]      (prints "deleted rings=N": the io_urings it holds open after)
 //   ads_test_fs_worker walk DIR
 //   ads_test_fs_worker chmod MODE PATH...     (octal; run as the unprivileged owner before an operation)
 //
@@ -22,6 +22,7 @@
 #include <string>
 
 #include <grp.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,7 +34,19 @@ bool drop_privileges() {
     if (::geteuid() != 0) {
         return true;
     }
-    return ::setgroups(0, nullptr) == 0 && ::setgid(nobody) == 0 && ::setuid(nobody) == 0 && ::geteuid() == nobody;
+    // Dumpable again after the switch, so that /proc/self/fd stays readable to the process itself.
+    return ::setgroups(0, nullptr) == 0 && ::setgid(nobody) == 0 && ::setuid(nobody) == 0 && ::geteuid() == nobody &&
+           ::prctl(PR_SET_DUMPABLE, 1) == 0;
+}
+
+/// How many io_urings this process holds open (a CPU-pool thread's ring stays open with its thread).
+int io_uring_descriptors() {
+    int rings = 0;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+        std::error_code ec;
+        rings += std::filesystem::read_symlink(entry.path(), ec).string() == "anon_inode:[io_uring]" ? 1 : 0;
+    }
+    return rings;
 }
 
 std::string run(int argc, char** argv) {
@@ -49,7 +62,7 @@ std::string run(int argc, char** argv) {
     if (command == "delete") {
         const bool uring = argc > 3 && std::string(argv[3]) == "io_uring";
         axds::block_on(axds::async_delete_directory(argv[2], {.use_io_uring = uring}));
-        return "deleted";
+        return "deleted rings=" + std::to_string(io_uring_descriptors());
     }
     if (command == "walk") {
         return std::to_string(axds::walk_directory(argv[2]).size());

@@ -898,7 +898,8 @@ TEST_CASE("async_lock waits through io_uring unless AXDS_NO_IO_URING is set and 
           "[shm][async_lock]") {
     const bool forced_off = std::getenv("AXDS_NO_IO_URING") != nullptr;  // NOLINT(concurrency-mt-unsafe)
     if (kernel_has_io_uring_futex()) {
-        CHECK(axds::detail::futex_ring_usable() == !forced_off);  // a probe that fails here means a broken SQE
+        CHECK(axds::sys::uring_enabled(axds::sys::uring_feature::futex_wait) ==
+              !forced_off);  // a probe that fails here means a broken SQE
     }
     const shm_name name("uringpath");
     auto a = shared_memory_array<std::int64_t>::create(name, {1}, std::int64_t{0});
@@ -919,7 +920,7 @@ TEST_CASE("async_lock waits through io_uring unless AXDS_NO_IO_URING is set and 
         auto guard = co_await a.async_lock(std::chrono::seconds(5));
         CHECK_FALSE(guard.previous_owner_died());
     });
-    if (axds::detail::futex_ring_usable()) {
+    if (axds::sys::uring_enabled(axds::sys::uring_feature::futex_wait)) {
         CHECK(threads_while_waiting == threads_before);  // the kernel waits, not a helper thread
     } else {
         CHECK(threads_while_waiting == threads_before + 1);
