@@ -4,6 +4,7 @@
 #include <axds/error.hpp>
 #include <axds/fs/walk.hpp>
 
+#include "detail/batch.hpp"
 #include "detail/cpu_work.hpp"
 #include "detail/parallel.hpp"
 #include "detail/uring_copy.hpp"
@@ -145,6 +146,33 @@ std::vector<file_entry> collect_files(const fs::path& directory, const checksum_
     return files;
 }
 
+/// Every file's digest (reused from `known` where the file did not change), `workers` at a time on the batch runner,
+/// in rounds whose progress goes to `report`.
+asio::awaitable<detail::batch_result> hash_files(std::vector<file_entry>& files, std::size_t workers,
+                                                 std::shared_ptr<const detail::known_digests> known,
+                                                 const std::function<void(const checksum_progress&)>& report) {
+    const std::size_t tasks = std::min(workers, files.size());
+    const detail::batch_plan plan{.workers = tasks, .round = std::max<std::size_t>(64, tasks * 16)};
+    detail::item_work hash = [&files, known](std::size_t i, const std::atomic<bool>&) {
+        thread_local detail::file_hasher hasher;
+        if (!take_known_digest(files[i], known.get())) {
+            hash_file(files[i], detail::thread_read_buffer(), hasher);
+        }
+    };
+    checksum_progress progress{.files_total = files.size()};
+    detail::round_done after_round = [&files, &progress, &report](std::size_t first, std::size_t last) {
+        for (std::size_t i = first; i < last; ++i) {
+            progress.bytes_done += files[i].size;
+        }
+        progress.files_done = last;
+        progress.bytes_total = progress.bytes_done;  // sizes are learned while reading (no extra stat per file)
+        if (report) {
+            report(progress);
+        }
+    };
+    co_return co_await detail::async_for_each_item(files.size(), plan, std::move(hash), std::move(after_round));
+}
+
 }  // namespace
 
 asio::awaitable<std::string> async_calculate_directory_checksum(fs::path directory, checksum_options options) {
@@ -174,49 +202,14 @@ asio::awaitable<std::string> async_directory_checksum(fs::path directory, checks
                                    directory.string(), files.size()));
     }
 
-    // Batches of files go to the CPU pool; within a batch, workers take files from a shared cursor (large and small
-    // files balance themselves). Progress is reported between batches, on the caller's executor.
-    const std::size_t tasks = std::min(workers, files.size());
-    const std::size_t batch = std::max<std::size_t>(64, tasks * 16);
-    // Cancellation is honoured between files; nothing is written then.
-    checksum_progress progress{.files_total = files.size()};
-    auto stop = std::make_shared<std::atomic<bool>>(false);
-    auto hashed = std::make_shared<std::atomic<std::size_t>>(0);
-    for (std::size_t first = 0; first < files.size(); first += batch) {
-        if (stop->load() || detail::cancelled(co_await asio::this_coro::cancellation_state)) {
-            break;
-        }
-        const std::size_t last = std::min(files.size(), first + batch);
-        auto next = std::make_shared<std::atomic<std::size_t>>(first);
-        std::function<void(std::size_t)> work = [&files, next, stop, hashed, last, known](std::size_t) {
-            const std::span<std::byte> buffer = detail::thread_read_buffer();
-            thread_local detail::file_hasher hasher;
-            for (std::size_t i = next->fetch_add(1); i < last && !stop->load(std::memory_order_relaxed);
-                 i = next->fetch_add(1)) {
-                if (!take_known_digest(files[i], known.get())) {
-                    hash_file(files[i], buffer, hasher);
-                }
-                hashed->fetch_add(1, std::memory_order_relaxed);
-            }
-        };
-        co_await detail::async_parallel_for(std::min(tasks, last - first), std::move(work), stop);
-        if (stop->load()) {
-            break;
-        }
-        for (std::size_t i = first; i < last; ++i) {
-            progress.bytes_done += files[i].size;
-        }
-        progress.files_done = last;
-        progress.bytes_total = progress.bytes_done;  // sizes are learned while reading (no extra stat per file)
-        if (options.progress) {
-            options.progress(progress);
-        }
-    }
-
-    if (hashed->load() != files.size() || detail::cancelled(co_await asio::this_coro::cancellation_state)) {
+    // Rounds of files go to the batch runner; progress is reported between rounds, on the caller's executor, and
+    // cancellation is honoured between files (nothing is written then).
+    const detail::batch_result hashed = co_await hash_files(files, workers, known, options.progress);
+    const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+    if (hashed.stopped || detail::cancelled(state)) {
         throw_os_error(asio::error::operation_aborted,
                        fmt::format("The checksum of {} was cancelled after {} of {} files; nothing was saved.",
-                                   directory.string(), hashed->load(), files.size()));
+                                   directory.string(), hashed.done, files.size()));
     }
 
     std::vector<detail::file_digest> digests;

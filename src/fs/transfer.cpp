@@ -7,6 +7,7 @@
 #include <axds/fs/delete.hpp>
 #include <axds/fs/walk.hpp>
 
+#include "detail/batch.hpp"
 #include "detail/cpu_work.hpp"
 #include "detail/fault_hooks.hpp"
 #include "detail/parallel.hpp"
@@ -576,56 +577,43 @@ void prepare_copies(transfer_plan& plan, const transfer_options& options) {
                                plan.source.string(), plan.destination.string(), done, plan.copies.size()));
 }
 
-/// Step 11: copies, `threads` at a time, progress between batches. Cancellation is honoured between files; the
-/// source is untouched until the very end (its removal, once begun, is finished).
+/// One copy of step 11, on a CPU-pool thread: copies[i], hashed as the plan asks; returns the bytes copied.
+std::uint64_t copy_one(transfer_plan& plan, std::size_t i) {
+    thread_local detail::file_hasher source_hasher;
+    thread_local detail::file_hasher destination_hasher;
+    const auto& [from, relative] = plan.copies[i];
+    copy_hashing hashing{.relative = relative};
+    if (plan.fused) {
+        hashing.source = &source_hasher;
+        hashing.source_digest = &plan.digests[i];
+    }
+    if (!plan.read_back.empty()) {
+        hashing.destination = &destination_hasher;
+        hashing.destination_digest = &plan.read_back[i];
+    }
+    return copy_with_metadata(from, plan.destination / relative, &plan.copied_states[i], hashing);
+}
+
+/// Step 11: copies, `threads` at a time on the batch runner, progress between rounds. Cancellation is honoured
+/// between files; the source is untouched until the very end (its removal, once begun, is finished).
 asio::awaitable<transfer_progress> copy_files(transfer_plan& plan, const transfer_options& options) {
-    auto& copies = plan.copies;
-    auto& digests = plan.digests;
-    auto& copied_states = plan.copied_states;
-    auto& read_back = plan.read_back;
-    const fs::path& destination = plan.destination;
-    const bool fused = plan.fused;
-    const std::size_t threads = plan.threads;
-    transfer_progress progress{.files_total = copies.size()};
-    const std::size_t batch = std::max<std::size_t>(32, threads * 8);
-    auto stop = std::make_shared<std::atomic<bool>>(false);
-    for (std::size_t first = 0; first < copies.size(); first += batch) {
-        if (stop->load() || detail::cancelled(co_await asio::this_coro::cancellation_state)) {
-            throw_cancelled(plan, first);
-        }
-        const std::size_t last = std::min(copies.size(), first + batch);
-        auto next = std::make_shared<std::atomic<std::size_t>>(first);
-        auto bytes = std::make_shared<std::atomic<std::uint64_t>>(0);
-        auto copied = std::make_shared<std::atomic<std::size_t>>(0);
-        std::function<void(std::size_t)> work = [&copies, &destination, &digests, &read_back, &copied_states, fused,
-                                                 next, bytes, copied, stop, last](std::size_t) {
-            thread_local detail::file_hasher source_hasher;
-            thread_local detail::file_hasher destination_hasher;
-            for (std::size_t i = next->fetch_add(1); i < last && !stop->load(std::memory_order_relaxed);
-                 i = next->fetch_add(1)) {
-                const auto& [from, relative] = copies[i];
-                copy_hashing hashing{.relative = relative};
-                if (fused) {
-                    hashing.source = &source_hasher;
-                    hashing.source_digest = &digests[i];
-                }
-                if (!read_back.empty()) {
-                    hashing.destination = &destination_hasher;
-                    hashing.destination_digest = &read_back[i];
-                }
-                bytes->fetch_add(copy_with_metadata(from, destination / relative, &copied_states[i], hashing));
-                copied->fetch_add(1);
-            }
-        };
-        co_await detail::async_parallel_for(std::min(threads, last - first), std::move(work), stop);
-        if (stop->load()) {
-            throw_cancelled(plan, first + copied->load());
-        }
+    transfer_progress progress{.files_total = plan.copies.size()};
+    const detail::batch_plan batch{.workers = plan.threads, .round = std::max<std::size_t>(32, plan.threads * 8)};
+    auto bytes = std::make_shared<std::atomic<std::uint64_t>>(0);
+    detail::item_work copy = [&plan, bytes](std::size_t i, const std::atomic<bool>&) {
+        bytes->fetch_add(copy_one(plan, i));
+    };
+    detail::round_done after_round = [&progress, &options, bytes](std::size_t, std::size_t last) {
         progress.files_done = last;
-        progress.bytes_done += bytes->load();
+        progress.bytes_done = bytes->load();
         if (options.progress) {
             options.progress(progress);
         }
+    };
+    const detail::batch_result copied =
+        co_await detail::async_for_each_item(plan.copies.size(), batch, std::move(copy), std::move(after_round));
+    if (copied.stopped) {
+        throw_cancelled(plan, copied.done);
     }
     co_return progress;
 }

@@ -8,6 +8,7 @@
 #include <axds/npy/npy_format.hpp>
 #include <axds/npy/npz_archive.hpp>
 
+#include "detail/batch.hpp"
 #include "detail/cpu_work.hpp"
 #include "detail/fault_hooks.hpp"
 #include "detail/huge_pages.hpp"
@@ -350,28 +351,24 @@ void for_each_entry_bytes(const std::vector<entry>& entries, std::size_t first, 
     }
 }
 
-/// Shared progress state; callbacks are posted to the caller's executor.
-struct progress_state {
-    asio::any_io_executor executor;
-    std::function<void(const assemble_progress&)> callback;
-    std::mutex mutex;
-    assemble_progress current;
+/// The assembly's progress, updated by the tasks per window of entries and per archive (see detail::posted_progress).
+class progress_state {
+public:
+    progress_state(asio::any_io_executor executor, std::function<void(const assemble_progress&)> callback,
+                   const assemble_progress& totals)
+        : posted_(std::move(executor), std::move(callback), totals) {}
 
     void add(std::size_t entries, std::uint64_t bytes, std::size_t archives) {
-        if (!callback) {
-            return;
-        }
-        assemble_progress snapshot;
-        {
-            const std::lock_guard lock(mutex);
+        posted_.update([&](assemble_progress& current) {
             current.entries_done += entries;
             current.bytes_done += bytes;
             current.bytes_total = std::max(current.bytes_total, current.bytes_done);
             current.archives_done += archives;
-            snapshot = current;
-        }
-        asio::post(executor, [cb = callback, snapshot] { cb(snapshot); });
+        });
     }
+
+private:
+    detail::posted_progress<assemble_progress> posted_;
 };
 
 /// One member of the archive that was already in the directory.
@@ -679,13 +676,12 @@ namespace {
 /// The progress shared by the assembly's tasks, totals set and the first report made.
 std::shared_ptr<progress_state> start_progress(const std::vector<source_group>& groups, asio::any_io_executor executor,
                                                std::function<void(const assemble_progress&)> callback) {
-    auto progress = std::make_shared<progress_state>();
-    progress->executor = std::move(executor);
-    progress->callback = std::move(callback);
+    assemble_progress totals;
     for (const auto& g : groups) {
-        progress->current.entries_total += g.entries.size();
+        totals.entries_total += g.entries.size();
     }
-    progress->current.archives_total = groups.size();
+    totals.archives_total = groups.size();
+    auto progress = std::make_shared<progress_state>(std::move(executor), std::move(callback), totals);
     progress->add(0, 0, 0);
     return progress;
 }
@@ -737,38 +733,33 @@ asio::awaitable<assemble_report> detail::async_assemble_log_archives(fs::path lo
     asio::any_io_executor executor = co_await asio::this_coro::executor;
     const auto progress = start_progress(groups, std::move(executor), options.progress);
 
-    // Archive phase: `workers` tasks pull sources from a shared cursor (largest first keeps the tail short).
+    // Archive phase: `workers` tasks of the batch runner take sources largest first (keeps the tail short).
     const std::vector<std::size_t> order = largest_first(groups);
     const read_mode mode{
         .map = options.memory_mapping, .uring = options.use_io_uring, .durable = options.remove_sources};
-    std::atomic<std::size_t> cursor{0};
     std::vector<source_outcome> outcomes(groups.size());
-    const auto tasks = std::min<std::size_t>(static_cast<std::size_t>(workers), groups.size());
-    auto stop = std::make_shared<std::atomic<bool>>(false);
-    std::function<void(std::size_t)> task0 = [&](std::size_t) {
-        for (std::size_t k = cursor++; k < order.size(); k = cursor++) {
-            const source_group& group = groups[order[k]];
-            assemble_source(group, mode, *progress, *stop, outcomes[order[k]]);
-            if (hooks.after_archive_written && outcomes[order[k]].written) {
-                hooks.after_archive_written(group.archive);
-            }
+    const detail::batch_plan plan{.workers = static_cast<std::size_t>(workers)};
+    detail::item_work archive = [&](std::size_t k, const std::atomic<bool>& stop) {
+        const source_group& group = groups[order[k]];
+        assemble_source(group, mode, *progress, stop, outcomes[order[k]]);
+        if (hooks.after_archive_written && outcomes[order[k]].written) {
+            hooks.after_archive_written(group.archive);
         }
     };
-    co_await detail::async_parallel_for(tasks, std::move(task0), stop);
+    const detail::batch_result archived = co_await detail::async_for_each_item(order.size(), plan, std::move(archive));
     // Cancellation is honoured until the first entry is removed. Archives finished before it stay: each
     // holds the union of what was archived before and its entries, every entry is still on disk too, and the next
     // run merges them again (deleting them would lose what earlier runs archived).
-    if (stop->load() || detail::cancelled(co_await asio::this_coro::cancellation_state)) {
+    const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+    if (archived.stopped || detail::cancelled(state)) {
         throw_assembly_cancelled(log_directory, outcomes);
     }
-    if (options.verify_integrity) {
-        std::atomic<std::size_t> verify_cursor{0};
-        std::function<void(std::size_t)> task1 = [&](std::size_t) {
-            for (std::size_t k = verify_cursor++; k < order.size(); k = verify_cursor++) {
-                verify_source(groups[order[k]], outcomes[order[k]], mode);
-            }
+    if (options.verify_integrity) {  // past the archive phase: not stopped by a cancellation
+        detail::item_work verify = [&](std::size_t k, const std::atomic<bool>&) {
+            verify_source(groups[order[k]], outcomes[order[k]], mode);
         };
-        co_await detail::async_parallel_for(tasks, std::move(task1));
+        const detail::batch_plan verify_plan{.workers = plan.workers, .cancellable = false};
+        co_await detail::async_for_each_item(order.size(), verify_plan, std::move(verify));
     }
 
     collect_outcomes(groups, outcomes, report);
