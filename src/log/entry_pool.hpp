@@ -30,8 +30,9 @@ struct queued_entry {
 /// - release() (any thread): clears the node's package (freeing its payload) and pushes a pooled node back on the free
 ///   list; a heap node is deleted.
 /// - replenish() (one thread at a time: the logger's writer): when fewer than half of the populated nodes are free,
-///   makes the pool about four times as large, up to max_nodes(): mprotect + MADV_POPULATE_WRITE (the new nodes are
-///   "fresh": handed out in address order by acquire() once the free list is empty).
+///   makes the pool about four times as large, up to max_nodes(): mprotect + MADV_POPULATE_WRITE + one store per page,
+///   published in steps of populate_step nodes (the new nodes are "fresh": handed out in address order by acquire()
+///   once the free list is empty).
 ///
 /// The free list is a stack whose head holds a 32-bit node index and a 32-bit count of the pops (not of the pushes).
 /// A pop's compare-exchange succeeds only if no other pop happened since it read the head, and the head can only
