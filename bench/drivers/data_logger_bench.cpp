@@ -38,6 +38,7 @@
 #include "detail/fault_hooks.hpp"  // src/: the logger's node pool counts
 #include "npy/zip_records.hpp"     // src/: the member encoder the baseline appends with
 #include "support/io_thread.hpp"   // tests/support: the same helper the logger tests use
+#include "sys/endian.hpp"          // src/: the little-endian codecs of the formats
 
 #include <algorithm>
 #include <array>
@@ -45,7 +46,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <string>
 #include <thread>
@@ -556,7 +556,7 @@ double append_loop(const fs::path& dir, std::size_t count, std::size_t payload) 
         std::uint8_t* prefix = head.data() + local + npy_header.size();
         std::copy(npy_header.begin(), npy_header.end(), head.begin() + static_cast<std::ptrdiff_t>(local));
         prefix[0] = package.source_id;
-        std::memcpy(prefix + 1, &package.acquisition_time, 8);  // little-endian x86-64
+        axds::sys::store_le64(prefix + 1, package.acquisition_time);
         const std::uint32_t crc = axds::crc32(package.payload, axds::crc32({prefix, 9}, header_crc));
         const std::uint64_t data_size = npy_header.size() + 9 + payload;
         axds::detail::encode_zip_local_header(head.data(), offset, package.file_name(), crc, data_size);

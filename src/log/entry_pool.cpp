@@ -200,11 +200,10 @@ namespace {
 /// access, a fault the guest never sees; a touch from any thread pays it here, on the writer, instead of in a
 /// producer's try_log(). Elsewhere it is one store to a mapped page. The value is irrelevant: a node is constructed
 /// when it is first taken.
-void touch_pages(std::byte* begin, std::size_t bytes) noexcept {
-    const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+void touch_pages(std::byte* begin, std::size_t bytes, std::size_t page) noexcept {
     for (std::size_t at = 0; at < bytes; at += page) {
-        *static_cast<volatile std::byte*>(begin + at) =
-            std::byte{0};  // NOLINT(cppcoreguidelines-pro-bounds-pointer-arithmetic)
+        std::byte* const p = begin + at;  // NOLINT(cppcoreguidelines-pro-bounds-pointer-arithmetic)
+        *static_cast<volatile std::byte*>(p) = std::byte{0};
     }
 }
 
@@ -230,7 +229,7 @@ std::size_t entry_pool::populate(std::size_t count) noexcept {
         const std::size_t step = std::min(populate_step, count - done);
         std::byte* at = begin + done * node_size;  // NOLINT(cppcoreguidelines-pro-bounds-pointer-arithmetic)
         ::madvise(at, step * node_size, MADV_POPULATE_WRITE);
-        touch_pages(at, step * node_size);
+        touch_pages(at, step * node_size, nodes_per_page_ * node_size);
         AXDS_POOL_POISON(at, step * node_size);
         populated_.store(first + done + step, std::memory_order_release);
     }
