@@ -147,6 +147,7 @@ set -e
 mkdir -p "$4"
 "$1" log serve --layout "$6" --socket "$4/wp.sock" "$4" wp >/dev/null &
 pid=$!
+trap 'kill -INT "$pid" 2>/dev/null || true' EXIT  # a failed producer must not leave the server running
 for _ in $(seq 2000); do [ -S "$4/wp.sock" ] && break; sleep 0.005; done
 PYTHONPATH="$3" "$2" "$4/../producer.py" "$4/wp.sock" "$5"
 kill -INT "$pid"
