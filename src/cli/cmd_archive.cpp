@@ -68,7 +68,16 @@ int run_working_info(const archive_settings& settings) {
             .field("recoverable_members", w.recoverable_members)
             .field("recoverable_bytes", w.recoverable_bytes)
             .field("file_size", w.file_size)
-            .end_object();
+            .key("damaged")
+            .begin_array();
+        for (const auto& d : w.damaged) {
+            json.begin_object()
+                .field("offset", d.offset)
+                .field("length", d.length)
+                .field("reason", d.reason)
+                .end_object();
+        }
+        json.end_array().end_object();
         fmt::print("{}\n", json.str());
     } else {
         fmt::print(
@@ -76,7 +85,13 @@ int run_working_info(const archive_settings& settings) {
             "  {} members recoverable ({} of {} bytes){}\n  axds assemble on its directory finishes it (once no "
             "logger writes there)\n",
             settings.archive, w.source, w.recoverable_members, w.recoverable_bytes, w.file_size,
-            w.stop_reason.empty() ? "" : "; the scan stopped " + w.stop_reason);
+            w.stop_reason.empty() ? "" : "; the bytes after them are cut: " + w.stop_reason);
+        for (const auto& d : w.damaged) {
+            fmt::print(
+                "  damaged bytes {} to {} ({}): a recovery keeps the intact members around them and saves "
+                "these bytes to a file of their own\n",
+                d.offset, d.offset + d.length, d.reason);
+        }
     }
     return 0;
 }

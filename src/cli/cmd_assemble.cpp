@@ -30,6 +30,10 @@ void print_recovered(const axds::assemble_report& report) {
         fmt::print("recovered {} members of the unfinished streaming archive {} into {} ({} torn bytes cut)\n",
                    r.members, r.working_file.string(), r.archive.empty() ? std::string("nothing") : r.archive.string(),
                    r.bytes_cut);
+        for (const auto& d : r.damaged) {
+            fmt::print("  damaged bytes {} to {} ({}) saved to {}\n", d.offset, d.offset + d.length, d.reason,
+                       d.saved_to.string());
+        }
     }
 }
 
@@ -41,7 +45,17 @@ void recovered_json(json_writer& json, const axds::assemble_report& report) {
             .field("archive", r.archive)
             .field("members", r.members)
             .field("bytes_cut", r.bytes_cut)
-            .end_object();
+            .key("damaged")
+            .begin_array();
+        for (const auto& d : r.damaged) {
+            json.begin_object()
+                .field("offset", d.offset)
+                .field("length", d.length)
+                .field("reason", d.reason)
+                .field("saved_to", d.saved_to)
+                .end_object();
+        }
+        json.end_array().end_object();
     }
     json.end_array();
 }
@@ -86,14 +100,19 @@ int run_assemble(const assemble_settings& settings, const context& ctx) {
     require_existing(settings.directory, "log directory", true);
     const auto report = run_interruptible(axds::async_assemble_log_archives(settings.directory, std::move(options)));
     print_assembled(settings, report, ctx);
-    if (!report.clean()) {
+    if (!report.skipped.empty()) {
         std::fprintf(stderr,
                      "axds: %zu .npy file(s) in %s were not archived and are left on disk (named in the warnings "
                      "above)\n",
                      report.skipped.size(), settings.directory.c_str());
-        return 1;
     }
-    return 0;
+    if (report.found_damage()) {
+        std::fprintf(stderr,
+                     "axds: unfinished streaming archives in %s held damaged bytes: every intact member was archived "
+                     "and the damaged bytes were saved to the *.damaged-at-* files named above; check them\n",
+                     settings.directory.c_str());
+    }
+    return report.clean() ? 0 : 1;
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "detail/iovec.hpp"
 #include "detail/printable.hpp"
 #include "npy/zip_records.hpp"
+#include "sys/atomic_file.hpp"
 #include "sys/endian.hpp"
 #include "sys/error.hpp"
 #include "sys/io.hpp"
@@ -70,11 +71,13 @@ bool parse_member_name(std::string_view name, std::uint64_t& source, std::uint64
     return digits(name.substr(0, 3), source) && digits(name.substr(4, 20), timestamp);
 }
 
-/// Why the member at `pos` is not intact (empty when it is); fills `member`.
+/// Why the member at `pos` is not intact (empty when it is); fills `member`. `torn` is set when the reason is one a
+/// crash leaves at the end of a working file: a member cut short, or the central directory of an unfinished publish.
 std::string check_member(std::span<const std::uint8_t> bytes, std::uint64_t pos, std::uint64_t source,
-                         stream_member& member) {
+                         stream_member& member, bool& torn) {
     const std::uint64_t avail = bytes.size() - pos;
     const std::uint8_t* p = bytes.data() + pos;
+    torn = true;
     if (avail >= 4 && sys::load_le32(p) == zip_central_signature) {
         return "a central directory starts here (the archive was finished up to this point)";
     }
@@ -82,6 +85,7 @@ std::string check_member(std::span<const std::uint8_t> bytes, std::uint64_t pos,
     if (avail < fixed) {
         return fmt::format("only {} bytes of a local header are present (a torn member)", avail);
     }
+    torn = false;
     if (sys::load_le32(p) != zip_local_signature || sys::load_le16(p + 26) != log_member_name_size) {
         return "no local header of a log member starts here";
     }
@@ -95,6 +99,7 @@ std::string check_member(std::span<const std::uint8_t> bytes, std::uint64_t pos,
     member.size = sys::load_le64(p + zip_local_fixed_size + log_member_name_size + 4);
     const std::size_t head = zip_local_header_size(pos, log_member_name_size);
     if (avail < head) {
+        torn = true;
         return fmt::format("only {} of the local header's {} bytes are present (a torn member)", avail, head);
     }
     std::array<std::uint8_t, 256> expected{};
@@ -103,6 +108,7 @@ std::string check_member(std::span<const std::uint8_t> bytes, std::uint64_t pos,
         return fmt::format("the local header of '{}' differs from the one the writer encodes", name);
     }
     if (member.size > avail - head) {
+        torn = true;
         return fmt::format("'{}' declares {} bytes of data, but only {} are present (a torn member)", name, member.size,
                            avail - head);
     }
@@ -259,7 +265,105 @@ private:
     std::size_t capacity_ = 0;
 };
 
+/// The offset of the next intact member of `source` at or after `from` whose time is not in `keys`; bytes.size()
+/// when there is none. Candidates are the local header signatures; check_member rejects all but the writer's own
+/// header for that very offset, so bytes inside a payload are not taken for a member.
+std::uint64_t find_next_member(std::span<const std::uint8_t> bytes, std::uint64_t from, std::uint64_t source,
+                               const std::unordered_set<std::uint64_t>& keys) {
+    std::array<std::uint8_t, 4> signature{};
+    sys::store_le32(signature.data(), zip_local_signature);
+    while (from < bytes.size()) {
+        const void* hit = ::memmem(bytes.data() + from, bytes.size() - from, signature.data(), signature.size());
+        if (hit == nullptr) {
+            break;
+        }
+        const auto pos = static_cast<std::uint64_t>(static_cast<const std::uint8_t*>(hit) - bytes.data());
+        stream_member member;
+        bool torn = false;
+        if (check_member(bytes, pos, source, member, torn).empty() && keys.count(member.timestamp) == 0) {
+            return pos;
+        }
+        from = pos + 1;
+    }
+    return bytes.size();
+}
+
+enum class file_match { missing, same, different };
+
+/// Whether the file at `path` holds exactly `bytes`.
+file_match compare_file(const fs::path& path, std::span<const std::uint8_t> bytes) {
+    const sys::unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (!fd) {
+        if (errno == ENOENT) {
+            return file_match::missing;
+        }
+        return file_match::different;  // something else holds the name: use another
+    }
+
+    struct stat st {};
+
+    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || static_cast<std::uint64_t>(st.st_size) != bytes.size()) {
+        return file_match::different;
+    }
+    std::vector<std::uint8_t> chunk(std::min<std::size_t>(bytes.size(), std::size_t{1} << 20U));
+    for (std::size_t done = 0; done < bytes.size();) {
+        const std::size_t n = std::min(chunk.size(), bytes.size() - done);
+        const sys::io_result got = sys::pread_full(fd.get(), chunk.data(), n, static_cast<off_t>(done));
+        if (got.error || got.bytes != n || std::memcmp(chunk.data(), bytes.data() + done, n) != 0) {
+            return file_match::different;
+        }
+        done += n;
+    }
+    return file_match::same;
+}
+
+std::string damaged_temp_name(std::string_view file_name, std::uint64_t random) {
+    return fmt::format(".{}.{:08x}.partial", file_name, static_cast<std::uint32_t>(random));
+}
+
 }  // namespace
+
+void warn_damage(const fs::path& working, const working_scan& scan) {
+    for (const auto& range : scan.damaged) {
+        warn(fmt::format(
+            "The working file {} holds {} damaged bytes at offset {} ({}); {} intact members of it were "
+            "kept. The damaged bytes were saved unchanged to {}.",
+            working.string(), range.length, range.offset, range.reason, scan.members.size(), range.saved_to.string()));
+    }
+}
+
+fs::path save_damaged_range(const fs::path& working, std::uint64_t source, std::uint64_t offset,
+                            std::span<const std::uint8_t> bytes) {
+    const std::string base = fmt::format("{}{}.damaged-at-{}", source, log_archive_suffix, offset);
+    for (int copy = 1; copy <= 100; ++copy) {
+        const fs::path candidate = working.parent_path() / (copy == 1 ? base : fmt::format("{}.{}", base, copy));
+        const file_match match = compare_file(candidate, bytes);
+        if (match == file_match::same) {
+            return candidate;  // saved by an earlier scan of the same working file
+        }
+        if (match == file_match::different) {
+            continue;
+        }
+        sys::atomic_file file;
+        sys::replace_error failure = file.create(candidate, {.name = damaged_temp_name, .mode = 0444});
+        if (!failure) {
+            const sys::io_result written = sys::write_full(file.fd(), bytes.data(), bytes.size());
+            failure = written.error ? sys::replace_error{sys::replace_step::write, written.error} : file.commit(true);
+        }
+        if (failure) {
+            throw_errno(failure.error.value(),
+                        fmt::format("Unable to save the damaged bytes {} to {} of the working file {} to {}: {}. "
+                                    "Nothing was cut from the working file.",
+                                    offset, offset + bytes.size(), working.string(), candidate.string(),
+                                    sys::errno_message(failure.error.value())));
+        }
+        return candidate;
+    }
+    throw value_error(
+        fmt::format("Unable to save the damaged bytes {} to {} of the working file {}: 100 files named "
+                    "{}* already hold other bytes. Nothing was cut from the working file.",
+                    offset, offset + bytes.size(), working.string(), base));
+}
 
 std::string working_file_name(std::uint64_t source) {
     return fmt::format(".{}{}{}", source, log_archive_suffix, working_suffix);
@@ -282,22 +386,33 @@ working_scan scan_working_bytes(std::span<const std::uint8_t> bytes, std::uint64
     std::uint64_t pos = 0;
     while (pos < bytes.size()) {
         stream_member member;
-        std::string reason = check_member(bytes, pos, source, member);
+        bool torn = false;
+        std::string reason = check_member(bytes, pos, source, member, torn);
         if (reason.empty() && !keys.insert(member.timestamp).second) {
             reason = fmt::format("a second member with the time {} (the first is kept)", member.timestamp);
         }
-        if (!reason.empty()) {
+        if (reason.empty()) {
+            pos = member.offset + zip_local_header_size(member.offset, log_member_name_size) + member.size;
+            out.members.push_back(member);
+            out.valid_end = pos;
+            continue;
+        }
+        // Intact members may follow damaged bytes (a flipped bit, a bad sector): they are kept, and the damaged
+        // bytes are reported. Only an end that a crash leaves (a member cut short) is cut without a report.
+        const std::uint64_t next = find_next_member(bytes, pos + 1, source, keys);
+        if (next < bytes.size() || !torn) {
+            out.damaged.push_back({.offset = pos, .length = next - pos, .reason = reason, .saved_to = {}});
+        }
+        if (next == bytes.size()) {
             out.stop_reason = fmt::format("at offset {}: {}", pos, reason);
             break;
         }
-        pos = member.offset + zip_local_header_size(member.offset, log_member_name_size) + member.size;
-        out.members.push_back(member);
-        out.valid_end = pos;
+        pos = next;
     }
     return out;
 }
 
-working_scan scan_working_fd(int fd, const fs::path& path, std::uint64_t source) {
+working_scan scan_working_fd(int fd, const fs::path& path, std::uint64_t source, bool save_damaged) {
     struct stat st {};
 
     if (::fstat(fd, &st) != 0) {
@@ -313,7 +428,14 @@ working_scan scan_working_fd(int fd, const fs::path& path, std::uint64_t source)
     }
     working_scan out;
     try {
-        out = scan_working_bytes({static_cast<const std::uint8_t*>(map), size}, source);
+        const std::span<const std::uint8_t> bytes(static_cast<const std::uint8_t*>(map), size);
+        out = scan_working_bytes(bytes, source);
+        for (auto& range : out.damaged) {
+            if (save_damaged) {
+                range.saved_to =
+                    save_damaged_range(path, source, range.offset, bytes.subspan(range.offset, range.length));
+            }
+        }
     } catch (...) {
         ::munmap(map, size);
         throw;
@@ -393,6 +515,8 @@ std::vector<recovered_archive> recover_working_files(const fs::path& directory,
         const working_scan scan = scan_working_fd(fd.get(), rec.working_file, source);
         rec.members = scan.members.size();
         rec.bytes_cut = scan.file_size - scan.valid_end;
+        rec.damaged = scan.damaged;
+        warn_damage(rec.working_file, scan);
         if (scan.members.empty()) {
             if (::unlinkat(directory_fd, file.c_str(), 0) != 0) {
                 throw_file_error(errno, "remove the empty working file", rec.working_file);
@@ -555,6 +679,8 @@ archive_stream_writer::source_file& archive_stream_writer::file_for(std::uint8_t
         }
         members_recovered_ += scan.members.size();
         bytes_cut_ += scan.file_size - scan.valid_end;
+        warn_damage(path, scan);
+        damaged_.insert(damaged_.end(), scan.damaged.begin(), scan.damaged.end());
         f.end = scan.valid_end;
         for (const auto& m : scan.members) {
             f.add_member(m);
@@ -784,6 +910,7 @@ void archive_stream_writer::finish_all(data_logger_report& report) {
     }
     report.members_recovered = members_recovered_;
     report.bytes_cut = bytes_cut_;
+    report.damaged = damaged_;
     report.syncs = syncs_;
     report.bytes_synced = bytes_synced_;
     if (!idle_sync_error_.empty() && report.first_error.empty()) {

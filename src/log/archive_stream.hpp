@@ -39,20 +39,36 @@ struct stream_member {
     std::uint32_t crc = 0;
 };
 
-/// What a scan of a working file found: the intact members from offset 0 on, up to the first damaged one.
+/// What a scan of a working file found: every intact member, and the bytes between and after them that are not.
 struct working_scan {
     std::vector<stream_member> members;  ///< in file order
-    std::uint64_t valid_end = 0;         ///< where the last intact member ends
+    std::uint64_t valid_end = 0;         ///< where the last intact member ends: the bytes after it are cut
     std::uint64_t file_size = 0;
-    std::string stop_reason;  ///< why the scan stopped before file_size; empty when it reached it
+    std::string stop_reason;  ///< why the bytes after valid_end are not a member; empty when there are none
+    /// Byte ranges that are not intact members and not a torn end: damage followed by intact members, or an end
+    /// that is whole but wrong (a bad CRC-32, a foreign name). scan_working_fd saves each to a file of its own.
+    std::vector<damaged_bytes> damaged;
 };
 
 /// Scans `bytes` (a working file of `source`): a member is kept when its local header is exactly the one the writer
 /// encodes for its offset, name, CRC and size, its name is a key of `source` not seen before, its data lies inside the
-/// file, hashes to the CRC-32 and is a 1-D uint8 .npy whose 9-byte prefix repeats the source and timestamp.
+/// file, hashes to the CRC-32 and is a 1-D uint8 .npy whose 9-byte prefix repeats the source and timestamp. After
+/// bytes that are not such a member the scan looks for the next one (a header signature the writer's checks accept
+/// for its offset) and goes on from there, so one damaged member never costs the members behind it.
 [[nodiscard]] working_scan scan_working_bytes(std::span<const std::uint8_t> bytes, std::uint64_t source);
-/// scan_working_bytes of an open file (mapped read-only). `path` names it in errors.
-[[nodiscard]] working_scan scan_working_fd(int fd, const std::filesystem::path& path, std::uint64_t source);
+/// scan_working_bytes of an open file (mapped read-only). `path` names it in errors. With `save_damaged`, each damaged
+/// range is copied to `{source}_log.npz.damaged-at-{offset}` beside it (save_damaged_range) before this returns, so a
+/// caller that cuts or removes the working file afterwards loses none of its bytes.
+[[nodiscard]] working_scan scan_working_fd(int fd, const std::filesystem::path& path, std::uint64_t source,
+                                           bool save_damaged = true);
+/// Writes `bytes` (found at `offset` of `working`) durably to `{source}_log.npz.damaged-at-{offset}` in the working
+/// file's directory, or to `...{offset}.2` and on when that name holds other bytes; a file already holding exactly
+/// these bytes (an earlier scan's) is reused. Returns its path. @throws os_error family when it cannot be written.
+std::filesystem::path save_damaged_range(const std::filesystem::path& working, std::uint64_t source,
+                                         std::uint64_t offset, std::span<const std::uint8_t> bytes);
+
+/// Warns about each of `scan`'s damaged ranges (where it was, why, where its bytes were saved).
+void warn_damage(const std::filesystem::path& working, const working_scan& scan);
 
 /// Turns an open (O_RDWR) working file into `{source}_log.npz` in `directory`: truncates it after `valid_end`,
 /// appends the central directory of `members` (stable-sorted by timestamp: onset first), fsyncs, and renames it into
@@ -123,6 +139,7 @@ private:
     std::uint32_t header_crc_ = 0;
     std::uint64_t members_recovered_ = 0;
     std::uint64_t bytes_cut_ = 0;
+    std::vector<damaged_bytes> damaged_;  ///< found in working files resumed by this run
     std::uint64_t syncs_ = 0;
     std::uint64_t bytes_synced_ = 0;
     std::string idle_sync_error_;  ///< the first failed fdatasync made while idle (no entry left to fail)

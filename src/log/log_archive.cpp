@@ -840,12 +840,13 @@ working_archive_info inspect_working_archive(const fs::path& working_file) {
         throw_errno(error, fmt::format("Unable to open the working file {}: {}.", working_file.string(),
                                        sys::errno_message(error)));
     }
-    detail::working_scan scan = detail::scan_working_fd(fd.get(), working_file, source);
+    detail::working_scan scan = detail::scan_working_fd(fd.get(), working_file, source, false);
     return {.source = source,
             .recoverable_members = scan.members.size(),
             .recoverable_bytes = scan.valid_end,
             .file_size = scan.file_size,
-            .stop_reason = std::move(scan.stop_reason)};
+            .stop_reason = std::move(scan.stop_reason),
+            .damaged = std::move(scan.damaged)};
 }
 
 std::size_t read_archive_message_count(const fs::path& archive_path) {

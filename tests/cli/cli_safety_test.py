@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import zipfile
 import time
 
 import numpy as np
@@ -246,6 +247,32 @@ with tempfile.TemporaryDirectory() as tmp:
           f"case 11: FIFO entries (a hang shows as -9): {code} {err!r}")
     fifo_archive = os.path.join(fifo_logs, "3_log.npz")
     check(os.path.exists(fifo_archive) and len(archive_messages(fifo_archive)) == 1, "case 11: the real entry")
+
+    # 12. an unfinished streaming archive damaged in the middle (a flipped byte): every intact member after the
+    #     damage is archived too, the damaged bytes are saved to a file of their own, and the run exits 1 saying so.
+    stream_logs = os.path.join(tmp, "stream_data_log")
+    os.makedirs(stream_logs)
+    for t in range(0, 50):
+        save_entry(stream_logs, 4, t * 10, bytes([t]) * 64)
+    code, out, err = run("assemble", stream_logs, timeout=20)
+    check(code == 0, f"case 12: setup assemble: {code} {err!r}")
+    finished = os.path.join(stream_logs, "4_log.npz")
+    with zipfile.ZipFile(finished) as z:
+        starts = [info.header_offset for info in z.infolist()]
+        cd = z.start_dir
+    raw = bytearray(open(finished, "rb").read()[:cd])  # a streaming archive's working file is this prefix
+    raw[starts[20] + 120] ^= 0x01
+    os.remove(finished)
+    with open(os.path.join(stream_logs, ".4_log.npz.working"), "wb") as f:
+        f.write(raw)
+    code, out, err = run("assemble", stream_logs, timeout=20)
+    saved = os.path.join(stream_logs, "4_log.npz.damaged-at-%d" % starts[20])
+    check(code == 1 and "damaged" in err and saved in out + err, f"case 12: exit and message: {code} {out!r} {err!r}")
+    check(os.path.exists(saved) and open(saved, "rb").read() == bytes(raw[starts[20]:starts[21]]),
+          "case 12: the damaged bytes were saved unchanged")
+    kept = archive_messages(finished)
+    check(len(kept) == 49 and "004_00000000000000000200" not in kept and "004_00000000000000000490" in kept,
+          f"case 12: every intact member kept: {len(kept)}")
 
 print(f"cli data safety: {checks - len(failures)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <axds/log/log_archive.hpp>
 #include <axds/log/log_package.hpp>
 
 #include <asio/any_io_executor.hpp>
@@ -76,7 +77,10 @@ struct data_logger_report {
     /// archives layout: members of working files left by an earlier, killed run that this run found intact on disk
     /// and carried on from (a torn last member is cut off: see bytes_cut).
     std::uint64_t members_recovered = 0;
-    std::uint64_t bytes_cut = 0;     ///< archives layout: bytes of torn members cut from such working files
+    std::uint64_t bytes_cut = 0;  ///< archives layout: bytes of torn members cut from such working files
+    /// archives layout: damaged ranges found in such working files (not a torn end: e.g. a member damaged on disk with
+    /// intact members after it); each was saved to a file of its own before anything was cut, and warned about.
+    std::vector<damaged_bytes> damaged;
     std::uint64_t syncs = 0;         ///< archives layout: fdatasync calls made because of sync_every(_bytes)
     std::uint64_t bytes_synced = 0;  ///< archives layout: appended bytes those syncs made durable
     /// archives layout: working files the stop could not finish (first_error says why); every member they hold is

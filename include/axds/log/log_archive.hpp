@@ -48,12 +48,24 @@ struct assemble_issue {
     std::string reason;
 };
 
+/// Bytes of a streaming logger's working file that are neither an intact member nor the torn end a crash leaves
+/// (e.g. a member damaged on disk, with intact members after it). They are never thrown away: before the working file
+/// is cut, finished or removed, they are copied as they are to a read-only file of their own beside it.
+struct damaged_bytes {
+    std::uint64_t offset = 0;  ///< in the working file
+    std::uint64_t length = 0;
+    std::string reason;              ///< why the bytes at `offset` are not an intact member
+    std::filesystem::path saved_to;  ///< `{source}_log.npz.damaged-at-{offset}` in the log directory
+};
+
 /// A streaming logger's working file (`.{source}_log.npz.working`) that assembly turned into `{source}_log.npz`.
 struct recovered_archive {
     std::filesystem::path working_file;
     std::filesystem::path archive;  ///< empty when the working file held no intact member (it was removed)
     std::size_t members = 0;        ///< intact members kept (header, size, CRC-32 and .npy checked)
     std::uint64_t bytes_cut = 0;    ///< bytes after the last intact member (a torn member, an old central directory)
+    std::vector<damaged_bytes>
+        damaged;  ///< damaged ranges, each saved to a file of its own (bytes_cut counts the last)
 };
 
 /// What async_assemble_log_archives did.
@@ -71,8 +83,18 @@ struct assemble_report {
     /// Working files of streaming loggers (log_layout::archives) that were killed before their stop, recovered first.
     std::vector<recovered_archive> recovered;
 
-    /// True when every `.npy` entry found was archived.
-    [[nodiscard]] bool clean() const noexcept { return skipped.empty(); }
+    /// True when a recovered working file held damaged bytes (each saved to a file of its own and warned about).
+    [[nodiscard]] bool found_damage() const noexcept {
+        for (const auto& r : recovered) {
+            if (!r.damaged.empty()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// True when every `.npy` entry found was archived and no recovered working file held damaged bytes.
+    [[nodiscard]] bool clean() const noexcept { return skipped.empty() && !found_damage(); }
 };
 
 /// Packs the `*.npy` log entries directly inside `log_directory` into one `{source}_log.npz` per source (spec §7):
@@ -106,7 +128,9 @@ struct working_archive_info {
     std::size_t recoverable_members = 0;  ///< intact members a recovery keeps
     std::uint64_t recoverable_bytes = 0;  ///< where the last intact member ends
     std::uint64_t file_size = 0;
-    std::string stop_reason;  ///< why the scan stopped before the end of the file (empty when it reached it)
+    std::string stop_reason;  ///< why the bytes after recoverable_bytes are not a member (empty when there are none)
+    /// Damaged ranges a recovery would save to files of their own (saved_to empty: inspecting writes nothing).
+    std::vector<damaged_bytes> damaged;
 };
 
 /// True for a name of the form `.{source}_log.npz.working` (an unfinished streaming archive).

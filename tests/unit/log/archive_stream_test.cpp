@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <random>
 #include <string>
 #include <thread>
@@ -276,25 +277,141 @@ TEST_CASE("recovery of a working file torn at every offset of its last two membe
     CHECK(checked > 300);
 }
 
-TEST_CASE("recovery cuts a damaged member and everything after it", "[log][stream][recovery]") {
-    const temp_dir tmp;
+namespace {
+
+/// A finished streaming archive of source 2 (onset + 6 messages of 40 B) turned back into its working file: the
+/// bytes before its central directory, with `damage` applied, under run_data_log/.2_log.npz.working.
+struct damaged_working_file {
     std::vector<log_package> packages{axds::make_onset_package(2, 99)};
-    for (std::uint64_t t = 1; t <= 6; ++t) {
-        packages.push_back(make_package(2, t, 40));
+    fs::path dir;
+    std::vector<std::uint64_t> starts;  ///< local header offset of each member
+    std::string bytes;                  ///< of the working file as written
+
+    damaged_working_file(const fs::path& root, const std::function<void(std::string&, damaged_working_file&)>& damage) {
+        for (std::uint64_t t = 1; t <= 6; ++t) {
+            packages.push_back(make_package(2, t, 40));
+        }
+        REQUIRE(log_all(root, packages, streaming()).clean());
+        dir = root / "run_data_log";
+        const axds::npz_reader reader(dir / "2_log.npz");
+        for (const auto& m : reader.members()) {
+            starts.push_back(m.local_header_offset);
+        }
+        const auto& last = reader.members().back();
+        starts.push_back(reader.data_offset(last) + last.compressed_size);  // the end of the last member
+        bytes = read_file(dir / "2_log.npz").substr(0, starts.back());
+        damage(bytes, *this);
+        fs::remove(dir / "2_log.npz");
+        write_file(dir / ".2_log.npz.working", bytes);
     }
-    REQUIRE(log_all(tmp.path(), packages, streaming()).clean());
-    const fs::path dir = tmp.path() / "run_data_log";
-    const axds::npz_reader reader(dir / "2_log.npz");
-    const std::uint64_t cd = reader.data_offset(reader.members().back()) + reader.members().back().compressed_size;
-    std::string bytes = read_file(dir / "2_log.npz").substr(0, cd);
-    bytes[reader.data_offset(reader.members()[4]) + 140] ^= 0x01;  // one payload bit of the 5th member
-    fs::remove(dir / "2_log.npz");
-    write_file(dir / ".2_log.npz.working", bytes);
-    const axds::assemble_report report = assemble(dir);
+
+    /// The archive holds exactly the packages at `kept` (indices), as logged.
+    void check_archive(const std::vector<std::size_t>& kept) const {
+        const auto got = members_of(dir / "2_log.npz");
+        REQUIRE(got.size() == kept.size());
+        for (std::size_t i = 0; i < kept.size(); ++i) {
+            const auto expected = packages[kept[i]].npy_file_bytes();
+            CHECK(got[i].first == packages[kept[i]].file_name());
+            CHECK(got[i].second == std::string(expected.begin(), expected.end()));
+        }
+    }
+
+    /// The damaged range `d` covers bytes [from, to) of the working file and was saved unchanged.
+    void check_saved(const axds::damaged_bytes& d, std::uint64_t from, std::uint64_t to) const {
+        CHECK(d.offset == from);
+        CHECK(d.length == to - from);
+        CHECK(d.saved_to == dir / ("2_log.npz.damaged-at-" + std::to_string(from)));
+        CHECK(read_file(d.saved_to) == bytes.substr(from, to - from));
+    }
+};
+
+}  // namespace
+
+TEST_CASE("recovery keeps the intact members after a damaged one and saves the damaged bytes",
+          "[log][stream][recovery]") {
+    const temp_dir tmp;
+    const damaged_working_file w(tmp.path(), [](std::string& bytes, damaged_working_file& f) {
+        bytes[f.starts[5] - 1] ^= 0x01;  // the last payload bit of the 5th member (the 4th message)
+    });
+    const axds::assemble_report report = assemble(w.dir);
     REQUIRE(report.recovered.size() == 1);
-    CHECK(report.recovered[0].members == 4);
-    CHECK(report.recovered[0].bytes_cut == cd - reader.members()[4].local_header_offset);
-    CHECK(members_of(dir / "2_log.npz").size() == 4);
+    const auto& r = report.recovered[0];
+    CHECK(r.members == 6);
+    CHECK(r.bytes_cut == 0);
+    REQUIRE(r.damaged.size() == 1);
+    CHECK_THAT(r.damaged[0].reason, Contains("CRC-32"));
+    w.check_saved(r.damaged[0], w.starts[4], w.starts[5]);
+    CHECK_FALSE(report.clean());
+    CHECK(report.found_damage());
+    CHECK(!fs::exists(w.dir / ".2_log.npz.working"));
+    w.check_archive({0, 1, 2, 3, 5, 6});
+    // A second assembly finds nothing more to do and leaves the saved bytes alone.
+    CHECK(assemble(w.dir).clean());
+    CHECK(read_file(r.damaged[0].saved_to) == w.bytes.substr(w.starts[4], w.starts[5] - w.starts[4]));
+}
+
+TEST_CASE("recovery of a working file whose first member name is damaged keeps the rest", "[log][stream][recovery]") {
+    const temp_dir tmp;
+    const damaged_working_file w(tmp.path(), [](std::string& bytes, damaged_working_file& f) {
+        bytes[f.starts[0] + 31] ^= 0x01;  // a digit of the onset's name
+    });
+    const axds::assemble_report report = assemble(w.dir);
+    REQUIRE(report.recovered.size() == 1);
+    CHECK(report.recovered[0].members == 6);
+    REQUIRE(report.recovered[0].damaged.size() == 1);
+    w.check_saved(report.recovered[0].damaged[0], 0, w.starts[1]);
+    w.check_archive({1, 2, 3, 4, 5, 6});
+}
+
+TEST_CASE("recovery cuts a torn end silently but saves a whole last member that is damaged",
+          "[log][stream][recovery]") {
+    const temp_dir tmp;
+    SECTION("a whole last member with a bad CRC-32 is saved before it is cut") {
+        const damaged_working_file w(tmp.path(), [](std::string& bytes, damaged_working_file& f) {
+            bytes[f.starts[7] - 1] ^= 0x01;  // the last payload byte
+        });
+        const axds::assemble_report report = assemble(w.dir);
+        REQUIRE(report.recovered.size() == 1);
+        CHECK(report.recovered[0].members == 6);
+        CHECK(report.recovered[0].bytes_cut == w.starts[7] - w.starts[6]);
+        REQUIRE(report.recovered[0].damaged.size() == 1);
+        w.check_saved(report.recovered[0].damaged[0], w.starts[6], w.starts[7]);
+        w.check_archive({0, 1, 2, 3, 4, 5});
+    }
+    SECTION("a last member cut short is a crash's torn end: cut, nothing saved") {
+        const damaged_working_file w(
+            tmp.path(), [](std::string& bytes, damaged_working_file& f) { bytes.resize(f.starts[6] + 50); });
+        const axds::assemble_report report = assemble(w.dir);
+        REQUIRE(report.recovered.size() == 1);
+        CHECK(report.recovered[0].members == 6);
+        CHECK(report.recovered[0].damaged.empty());
+        CHECK(report.clean());
+        w.check_archive({0, 1, 2, 3, 4, 5});
+    }
+}
+
+TEST_CASE("a streaming logger resuming a damaged working file keeps the members after the damage",
+          "[log][stream][recovery]") {
+    const temp_dir tmp;
+    const damaged_working_file w(tmp.path(),
+                                 [](std::string& bytes, damaged_working_file& f) { bytes[f.starts[2] + 100] ^= 0x40; });
+    axds::scoped_warning_capture warnings;
+    const data_logger_report report = log_all(tmp.path(), {make_package(2, 9, 40)}, streaming());
+    INFO(report.first_error);
+    REQUIRE(report.clean());
+    CHECK(report.members_recovered == 6);
+    REQUIRE(report.damaged.size() == 1);
+    w.check_saved(report.damaged[0], w.starts[2], w.starts[3]);
+    const auto messages = warnings.messages();
+    REQUIRE(messages.size() == 1);
+    CHECK_THAT(messages[0], Contains("damaged") && Contains(w.dir.string()));
+    const auto got = members_of(w.dir / "2_log.npz");
+    REQUIRE(got.size() == 7);
+    std::size_t i = 0;
+    for (const std::size_t kept : {0U, 1U, 3U, 4U, 5U, 6U}) {
+        CHECK(got[i++].first == w.packages[kept].file_name());
+    }
+    CHECK(got.back().first == make_package(2, 9, 40).file_name());
 }
 
 TEST_CASE("a streaming logger resumes the working file a killed run left", "[log][stream][recovery]") {
