@@ -136,13 +136,13 @@ struct transfer {
 
 }  // namespace
 
-std::int64_t uring_copy(int in, int out, std::uint64_t size, const chunk_observer& observe, std::uint64_t offset) {
+sys::io_result uring_copy(int in, int out, std::uint64_t size, const chunk_observer& observe, std::uint64_t offset) {
     sys::uring* ring = sys::thread_ring();
     if (ring == nullptr) {
-        return -ENOSYS;
+        return {.bytes = 0, .error = sys::errno_code(ENOSYS)};
     }
     if (size == 0) {
-        return 0;
+        return {};
     }
     transfer t{.ring = *ring,
                .buffers = thread_buffers(),
@@ -159,11 +159,14 @@ std::int64_t uring_copy(int in, int out, std::uint64_t size, const chunk_observe
         // A failure of the ring itself retires it (the buffers are never handed to it again): the caller copies with
         // plain reads.
         if (const std::error_code ec = ring->submit_and_reap([&t](const sys::completion& c) { t.complete(c); })) {
-            return -ec.value();
+            return {.bytes = 0, .error = ec};
         }
         t.pass_on_in_order();
     }
-    return t.error ? -t.error.value() : static_cast<std::int64_t>(t.copied);
+    if (t.error) {
+        return {.bytes = 0, .error = t.error};
+    }
+    return {.bytes = static_cast<std::size_t>(t.copied), .error = {}};
 }
 
 }  // namespace axds::detail

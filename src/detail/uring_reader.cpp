@@ -1,5 +1,6 @@
 #include "detail/uring_reader.hpp"
 
+#include "sys/error.hpp"
 #include "sys/io.hpp"
 #include "sys/unique_fd.hpp"
 #include "sys/uring.hpp"
@@ -17,18 +18,21 @@ namespace {
 
 constexpr unsigned in_flight = 64;  // files at once; 3 SQEs each
 
-std::int64_t read_one(int dirfd, const char* path, std::span<std::uint8_t> buffer) {
-    const sys::unique_fd fd(::openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NONBLOCK));  // a FIFO never blocks
+void read_one(prefix_read& r) {
+    const sys::unique_fd fd(::openat(r.dirfd, r.path, O_RDONLY | O_CLOEXEC | O_NONBLOCK));  // a FIFO never blocks
     if (!fd) {
-        return -errno;
+        r.bytes = 0;
+        r.error = sys::errno_code(errno);
+        return;
     }
-    const sys::io_result read = sys::pread_full(fd.get(), buffer.data(), buffer.size(), 0);
-    return read.error ? -read.error.value() : static_cast<std::int64_t>(read.bytes);
+    const sys::io_result read = sys::pread_full(fd.get(), r.buffer.data(), r.buffer.size(), 0);
+    r.bytes = read.bytes;
+    r.error = read.error;
 }
 
 void read_plain(std::span<prefix_read> reads) {
     for (auto& r : reads) {
-        r.result = read_one(r.dirfd, r.path, r.buffer);
+        read_one(r);
     }
 }
 
@@ -62,9 +66,10 @@ bool read_uring(sys::uring& ring, std::span<prefix_read> reads) {
     const auto handle = [&](const sys::completion& c) {
         auto& r = reads[c.index];
         if (c.kind == sys::op::open && c.error()) {
-            r.result = c.res;
-        } else if (c.kind == sys::op::read && r.result >= 0) {
-            r.result = c.res;  // a partial read (signal, page-cache hole) is normal at end of file
+            r.error = c.error();
+        } else if (c.kind == sys::op::read && !r.error) {
+            r.error = c.error();  // a partial read (signal, page-cache hole) is normal at end of file
+            r.bytes = r.error ? 0 : static_cast<std::size_t>(c.res);
         }
         if (--pending_ops[c.index] == 0) {
             free_slots.push_back(slot_of[c.index]);
@@ -97,36 +102,33 @@ bool read_file_prefixes(std::span<prefix_read> reads, bool prefer_io_uring) {
         read_plain(reads);
         return false;
     }
-    // -ECANCELED means the file's open failed first.
+    // ECANCELED means the file's open failed first.
     for (auto& r : reads) {
-        if (r.result == -ECANCELED) {
-            r.result = read_one(r.dirfd, r.path, r.buffer);  // recover the open's own errno
+        if (r.error == std::errc::operation_canceled) {
+            read_one(r);  // recover the open's own errno
         }
     }
     return true;
 }
 
-std::int64_t read_whole_file(const char* path, sys::aligned_buffer& out) {
+sys::io_result read_whole_file(const char* path, sys::aligned_buffer& out) {
     const sys::unique_fd fd(::open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK));
     if (!fd) {
-        return -errno;
+        return {.bytes = 0, .error = sys::errno_code(errno)};
     }
 
     struct stat st {};
 
     if (::fstat(fd.get(), &st) != 0) {
-        return -errno;
+        return {.bytes = 0, .error = sys::errno_code(errno)};
     }
     const auto size = static_cast<std::size_t>(st.st_size);
     out.reserve_discarding(size);
-    const sys::io_result read = sys::pread_full(fd.get(), out.data(), size, 0);
-    if (read.error) {
-        return -read.error.value();
+    sys::io_result read = sys::pread_full(fd.get(), out.data(), size, 0);
+    if (!read.error && read.bytes < size) {
+        read.error = sys::errno_code(EIO);  // shrank while reading
     }
-    if (read.bytes < size) {
-        return -EIO;  // shrank while reading
-    }
-    return static_cast<std::int64_t>(size);
+    return read;
 }
 
 }  // namespace axds::detail

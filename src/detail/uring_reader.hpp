@@ -3,9 +3,11 @@
 
 #include <cstdint>
 #include <span>
+#include <system_error>
 #include <vector>
 
 #include "sys/aligned_buffer.hpp"
+#include "sys/io.hpp"
 #include <fcntl.h>
 
 namespace axds::detail {
@@ -15,7 +17,8 @@ struct prefix_read {
     const char* path = nullptr;  ///< relative to `dirfd` unless absolute
     int dirfd = AT_FDCWD;        ///< a directory descriptor saves the path walk to it on every open
     std::span<std::uint8_t> buffer;
-    std::int64_t result = 0;  ///< bytes read (≤ buffer.size()), or -errno
+    std::size_t bytes = 0;  ///< bytes read (≤ buffer.size())
+    std::error_code error;  ///< why the file could not be opened or read (then `bytes` means nothing)
 };
 
 /// Opens, reads and closes every file, filling `result`. Blocking: call it from a CPU-pool thread, never from an
@@ -25,7 +28,7 @@ struct prefix_read {
 bool read_file_prefixes(std::span<prefix_read> reads, bool prefer_io_uring = true);
 
 /// Reads the whole of `path` into the start of `out` with open/fstat/pread (for files larger than a prefix buffer),
-/// growing `out` when the file does not fit. Returns the file's size, or -errno.
-std::int64_t read_whole_file(const char* path, sys::aligned_buffer& out);
+/// growing `out` when the file does not fit. Returns the file's size, or the error (EIO: it shrank while read).
+sys::io_result read_whole_file(const char* path, sys::aligned_buffer& out);
 
 }  // namespace axds::detail

@@ -84,11 +84,11 @@ void hash_file(file_entry& file, std::span<std::byte> buffer, detail::file_hashe
 
         if (std::exchange(first, false) && total == buffer.size() && ::fstat(fd, &st) == 0 &&
             static_cast<std::uint64_t>(st.st_size) > total) {
-            const std::int64_t streamed = detail::uring_copy(
+            const sys::io_result streamed = detail::uring_copy(
                 fd, -1, static_cast<std::uint64_t>(st.st_size) - total,
                 [&hasher](std::span<const char> chunk) { hasher.update(chunk.data(), chunk.size()); }, total);
-            if (streamed > 0) {
-                total += static_cast<std::uint64_t>(streamed);
+            if (!streamed.error && streamed.bytes > 0) {
+                total += streamed.bytes;
                 (void)::lseek(fd, static_cast<off_t>(total), SEEK_SET);
             }
         }

@@ -194,8 +194,8 @@ int copy_content(int in, int out, const struct stat& st, const copy_hashing& has
     //    worker threads; 2-3x for 16 KiB files, ~10% for a hashed 1 GiB file).
     if (hashing.source == nullptr && copied == 0 && st.st_size >= pipelined_min) {
         // On any failure the plain path below starts over from offset 0 and reports a real I/O error itself.
-        const std::int64_t n = detail::uring_copy(in, out, static_cast<std::uint64_t>(st.st_size));
-        copied = n > 0 ? static_cast<std::uint64_t>(n) : 0;
+        const sys::io_result pipelined_copy = detail::uring_copy(in, out, static_cast<std::uint64_t>(st.st_size));
+        copied = pipelined_copy.error ? 0 : pipelined_copy.bytes;
     }
     // 3. Plain pread/pwrite from where the others stopped, to end of file (no io_uring; a file that changed size).
     return copy_through_buffer(in, out, hashing.source, copied);

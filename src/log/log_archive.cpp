@@ -331,11 +331,11 @@ void for_each_entry_bytes(const std::vector<entry>& entries, std::size_t first, 
     sys::aligned_buffer large;
     for (std::size_t i = 0; i < count; ++i) {
         const entry& e = entries[first + i];
-        if (reads[i].result < 0) {
-            entry_read_failure(e, static_cast<int>(-reads[i].result));
+        if (reads[i].error) {
+            entry_read_failure(e, reads[i].error.value());
         }
-        if (static_cast<std::size_t>(reads[i].result) < prefix_buffer) {
-            use(e, std::span<const std::uint8_t>(reads[i].buffer.data(), static_cast<std::size_t>(reads[i].result)));
+        if (reads[i].bytes < prefix_buffer) {
+            use(e, std::span<const std::uint8_t>(reads[i].buffer.data(), reads[i].bytes));
             continue;
         }
         if (mode.map) {
@@ -343,11 +343,11 @@ void for_each_entry_bytes(const std::vector<entry>& entries, std::size_t first, 
             use(e, mapped.bytes());
             continue;
         }
-        const std::int64_t size = detail::read_whole_file(e.path.c_str(), large);
-        if (size < 0) {
-            entry_read_failure(e, static_cast<int>(-size));
+        const sys::io_result whole = detail::read_whole_file(e.path.c_str(), large);
+        if (whole.error) {
+            entry_read_failure(e, whole.error.value());
         }
-        use(e, std::span<const std::uint8_t>(large.as<std::uint8_t>().first(static_cast<std::size_t>(size))));
+        use(e, std::span<const std::uint8_t>(large.as<std::uint8_t>().first(whole.bytes)));
     }
 }
 

@@ -79,13 +79,14 @@ TEST_CASE("uring_copy hands out only aligned chunks", "[core][aligned_buffer][io
     REQUIRE(in >= 0);
     std::size_t chunks = 0;
     std::size_t misaligned = 0;
-    const std::int64_t read =
+    const axds::sys::io_result read =
         axds::detail::uring_copy(in, -1, (std::size_t{5} << 20) + 7, [&](std::span<const char> c) {
             ++chunks;
             misaligned += io_aligned(c.data()) ? 0U : 1U;
         });
     ::close(in);
-    CHECK(read == static_cast<std::int64_t>((std::size_t{5} << 20) + 7));
+    CHECK_FALSE(read.error);
+    CHECK(read.bytes == (std::size_t{5} << 20) + 7);
     CHECK(chunks == 6);
     CHECK(misaligned == 0);
 }
@@ -95,10 +96,10 @@ TEST_CASE("read_whole_file reads into an aligned buffer and reuses it", "[core][
     axds::test::write_file(tmp.path() / "a.bin", std::string(70000, 'a'));
     axds::test::write_file(tmp.path() / "b.bin", std::string(30000, 'b'));
     aligned_buffer buffer;
-    REQUIRE(axds::detail::read_whole_file((tmp.path() / "a.bin").c_str(), buffer) == 70000);
+    REQUIRE(axds::detail::read_whole_file((tmp.path() / "a.bin").c_str(), buffer).bytes == 70000);
     CHECK(io_aligned(buffer.data()));
     CHECK(buffer.as<char>()[69999] == 'a');
-    REQUIRE(axds::detail::read_whole_file((tmp.path() / "b.bin").c_str(), buffer) == 30000);
+    REQUIRE(axds::detail::read_whole_file((tmp.path() / "b.bin").c_str(), buffer).bytes == 30000);
     CHECK(buffer.allocations() == 1);  // the smaller file reused the block
     CHECK(buffer.as<char>()[29999] == 'b');
 }

@@ -21,7 +21,7 @@ using axds::test::write_file;
 
 TEST_CASE("uring_copy copies every size exactly and shows the chunks in file order", "[core][io_uring]") {
     if (!axds::io_uring_available()) {
-        WARN("io_uring unavailable: uring_copy falls back (-ENOSYS), tested elsewhere");
+        WARN("io_uring unavailable: uring_copy falls back (ENOSYS), tested elsewhere");
         return;
     }
     const temp_dir tmp;
@@ -39,19 +39,21 @@ TEST_CASE("uring_copy copies every size exactly and shows the chunks in file ord
     REQUIRE((in >= 0 && out >= 0));
     std::string seen;
     std::size_t chunks = 0;
-    const std::int64_t copied = axds::detail::uring_copy(in, out, size, [&](std::span<const char> chunk) {
+    const axds::sys::io_result copied = axds::detail::uring_copy(in, out, size, [&](std::span<const char> chunk) {
         seen.append(chunk.data(), chunk.size());
         ++chunks;
     });
     ::close(in);
     ::close(out);
-    CHECK(copied == static_cast<std::int64_t>(size));
+    CHECK_FALSE(copied.error);
+    CHECK(copied.bytes == size);
     CHECK(chunks == (size + mib - 1) / mib);
     CHECK(seen == content);  // in order
     CHECK(read_file(tmp.path() / "out.bin") == content);
 }
 
-TEST_CASE("uring_copy reports a failing read as -errno and a shrunken file as a short count", "[core][io_uring]") {
+TEST_CASE("uring_copy reports a failing read as an error_code and a shrunken file as a short count",
+          "[core][io_uring]") {
     if (!axds::io_uring_available()) {
         return;
     }
@@ -59,11 +61,13 @@ TEST_CASE("uring_copy reports a failing read as -errno and a shrunken file as a 
     write_file(tmp.path() / "in.bin", std::string(3 << 20, 'x'));
     const int write_only = ::open((tmp.path() / "in.bin").c_str(), O_WRONLY | O_CLOEXEC);
     const int out = ::open((tmp.path() / "out.bin").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    CHECK(axds::detail::uring_copy(write_only, out, 3 << 20) == -EBADF);
+    CHECK(axds::detail::uring_copy(write_only, out, 3 << 20).error == std::errc::bad_file_descriptor);
     ::close(write_only);
     // The caller believes the file is 5 MiB, but it holds 3: the copy stops at the real end.
     const int in = ::open((tmp.path() / "in.bin").c_str(), O_RDONLY | O_CLOEXEC);
-    CHECK(axds::detail::uring_copy(in, out, 5 << 20) == (3 << 20));
+    const axds::sys::io_result shrunk = axds::detail::uring_copy(in, out, 5 << 20);
+    CHECK_FALSE(shrunk.error);
+    CHECK(shrunk.bytes == (3U << 20));
     ::close(in);
     ::close(out);
     CHECK(fs::file_size(tmp.path() / "out.bin") == (3U << 20));

@@ -32,17 +32,20 @@ TEST_CASE("read_file_prefixes reads many files in batches and reports per-file e
     CHECK(used_io_uring == (axds::io_uring_available() && std::getenv("AXDS_NO_IO_URING") == nullptr));
     for (std::size_t i = 0; i < 300; ++i) {
         INFO(i);
-        REQUIRE(reads[i].result == static_cast<std::int64_t>(std::min<std::size_t>(i, 256)));
+        REQUIRE_FALSE(reads[i].error);
+        REQUIRE(reads[i].bytes == std::min<std::size_t>(i, 256));
         if (i > 0) {
             CHECK(buffers[i][0] == static_cast<std::uint8_t>('a' + i % 26));
         }
     }
-    CHECK(reads[300].result == -ENOENT);
-    CHECK(reads[301].result == -EISDIR);
+    CHECK(reads[300].error == std::errc::no_such_file_or_directory);
+    CHECK(reads[301].error == std::errc::is_a_directory);
 
     axds::sys::aligned_buffer whole;
-    CHECK(axds::detail::read_whole_file(paths[299].c_str(), whole) == 299);
+    const axds::sys::io_result read = axds::detail::read_whole_file(paths[299].c_str(), whole);
+    CHECK_FALSE(read.error);
+    CHECK(read.bytes == 299);
     CHECK(whole.size() >= 299);
     CHECK(axds::sys::io_aligned(whole.data()));
-    CHECK(axds::detail::read_whole_file(paths[300].c_str(), whole) == -ENOENT);
+    CHECK(axds::detail::read_whole_file(paths[300].c_str(), whole).error == std::errc::no_such_file_or_directory);
 }
