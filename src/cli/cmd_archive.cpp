@@ -67,17 +67,9 @@ int run_working_info(const archive_settings& settings) {
             .field("source", w.source)
             .field("recoverable_members", w.recoverable_members)
             .field("recoverable_bytes", w.recoverable_bytes)
-            .field("file_size", w.file_size)
-            .key("damaged")
-            .begin_array();
-        for (const auto& d : w.damaged) {
-            json.begin_object()
-                .field("offset", d.offset)
-                .field("length", d.length)
-                .field("reason", d.reason)
-                .end_object();
-        }
-        json.end_array().end_object();
+            .field("file_size", w.file_size);
+        damaged_json(json, w.damaged);
+        json.end_object();
         fmt::print("{}\n", json.str());
     } else {
         fmt::print(

@@ -44,18 +44,9 @@ void recovered_json(json_writer& json, const axds::assemble_report& report) {
             .field("working_file", r.working_file)
             .field("archive", r.archive)
             .field("members", r.members)
-            .field("bytes_cut", r.bytes_cut)
-            .key("damaged")
-            .begin_array();
-        for (const auto& d : r.damaged) {
-            json.begin_object()
-                .field("offset", d.offset)
-                .field("length", d.length)
-                .field("reason", d.reason)
-                .field("saved_to", d.saved_to)
-                .end_object();
-        }
-        json.end_array().end_object();
+            .field("bytes_cut", r.bytes_cut);
+        damaged_json(json, r.damaged);
+        json.end_object();
     }
     json.end_array();
 }
@@ -116,6 +107,18 @@ int run_assemble(const assemble_settings& settings, const context& ctx) {
 }
 
 }  // namespace
+
+void damaged_json(json_writer& json, const std::vector<axds::damaged_bytes>& damaged) {
+    json.key("damaged").begin_array();
+    for (const auto& d : damaged) {
+        json.begin_object().field("offset", d.offset).field("length", d.length).field("reason", d.reason);
+        if (!d.saved_to.empty()) {
+            json.field("saved_to", d.saved_to);
+        }
+        json.end_object();
+    }
+    json.end_array();
+}
 
 void add_assemble(CLI::App& app, command_list& commands) {
     auto settings = std::make_shared<assemble_settings>();

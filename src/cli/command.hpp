@@ -4,6 +4,7 @@
 // (docs/ARCHITECTURE.md, "CLI").
 
 #include <axds/core/runtime.hpp>
+#include <axds/log/log_archive.hpp>
 
 #include <CLI/CLI.hpp>
 
@@ -39,6 +40,12 @@ using command_list = std::vector<command>;
 
 // One registration function per subcommand, each in its cmd_*.cpp: it adds the subcommand and its options to `app`
 // (the order of the calls is the order of `axds --help`) and appends what runs it to `commands`.
+class json_writer;
+
+/// `"damaged": [...]`: the damaged ranges of a streaming working file (`axds assemble`, `axds archive info`); each
+/// with offset, length, reason and, once saved, saved_to. Defined in cmd_assemble.cpp.
+void damaged_json(json_writer& json, const std::vector<axds::damaged_bytes>& damaged);
+
 void add_checksum(CLI::App& app, command_list& commands);
 void add_transfer(CLI::App& app, command_list& commands);
 void add_delete(CLI::App& app, command_list& commands);
