@@ -1,6 +1,7 @@
 """Hostile and odd input through the `axds` binary (ctest: cli_input): --json output always parses, whatever the
-paths; human lines never reach stdout with --json; clear usage errors; archive info on members out of time order
-and on a damaged local header.
+paths; human lines never reach stdout with --json; clear usage errors (naming the option name typed); archive info on
+members out of time order and on a damaged local header; log serve run again under one name, and with a socket path
+that cannot be served.
 Usage: cli_input_test.py /path/to/axds"""
 import json
 import os

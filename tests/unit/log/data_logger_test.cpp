@@ -531,7 +531,7 @@ TEST_CASE("data logger warning names an unfinished streaming archive and no lost
     CHECK(report.entries_failed == 0);
     REQUIRE(report.unfinished_archives.size() == 1);
     REQUIRE(warnings.messages().size() == 1);
-    const std::string& warning = warnings.messages()[0];
+    const std::string warning = warnings.messages()[0];
     CHECK_THAT(warning, Contains("Unable to confirm that the test_logger DataLogger saved all buffered data") &&
                             Contains("1 streaming archive(s) could not be finished") &&
                             Contains(report.unfinished_archives[0].string()) && Contains("hold different data"));
