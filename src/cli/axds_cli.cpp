@@ -15,6 +15,7 @@
 #include <new>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <unistd.h>
@@ -22,6 +23,42 @@
 namespace axds::cli {
 
 namespace {
+
+/// CLI11 names an option by its first long name in its messages ("--workers: 'abc' is not ..."), also when the user
+/// typed another name of it ("--threads abc"). Returns the message of `e` naming what the user typed instead, or
+/// nullopt when it needs no change.
+std::optional<std::string> with_typed_option_name(const CLI::App& app, const CLI::ParseError& e, int argc,
+                                                  char** argv) {
+    const std::string message = e.what();
+    const auto colon = message.find(": ");
+    if (!message.starts_with("--") || colon == std::string::npos) {
+        return std::nullopt;
+    }
+    const std::string named = message.substr(0, colon);
+    const CLI::App* selected = &app;  // the innermost subcommand on the command line: its options
+    while (!selected->get_subcommands().empty()) {
+        selected = selected->get_subcommands().back();
+    }
+    const CLI::Option* option = selected->get_option_no_throw(named);
+    if (option == nullptr) {
+        return std::nullopt;
+    }
+    std::vector<std::string> typed;
+    for (int i = 1; i < argc && std::string_view(argv[i]) != "--"; ++i) {
+        const std::string_view word = argv[i];
+        for (const auto& name : option->get_lnames()) {
+            const std::string flag = "--" + name;
+            if ((word == flag || word.starts_with(flag + "=")) &&
+                std::find(typed.begin(), typed.end(), flag) == typed.end()) {
+                typed.push_back(flag);
+            }
+        }
+    }
+    if (typed.empty() || typed == std::vector<std::string>{named}) {
+        return std::nullopt;
+    }
+    return fmt::format("{}{}", fmt::join(typed, " / "), message.substr(colon));
+}
 
 /// Parses `argv`: nullopt when the arguments are valid, else the exit code (help printed: 0; usage error: 2).
 std::optional<int> parse(CLI::App& app, int argc, char** argv, const run_options& run) {
@@ -42,7 +79,11 @@ std::optional<int> parse(CLI::App& app, int argc, char** argv, const run_options
                                     argv[1], fmt::join(names, ", "));
             return 2;
         }
-        (void)app.exit(e, *run.out, *run.err);
+        if (const auto renamed = with_typed_option_name(app, e, argc, argv)) {
+            (void)app.exit(CLI::ParseError(*renamed, e.get_exit_code()), *run.out, *run.err);
+        } else {
+            (void)app.exit(e, *run.out, *run.err);
+        }
         return 2;
     }
     return std::nullopt;

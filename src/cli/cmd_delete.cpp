@@ -24,7 +24,15 @@ struct delete_settings {
 
 int run_delete(const delete_settings& settings, const context& ctx) {
     require_existing(settings.directory, "directory to delete", true);
-    run_interruptible(axds::async_delete_directory(settings.directory, {.force_root = settings.force_root}));
+    try {
+        run_interruptible(axds::async_delete_directory(settings.directory, {.force_root = settings.force_root}));
+    } catch (const axds::protected_directory_error& e) {
+        // The library's text names its C++ option; a CLI user is told the flag.
+        throw axds::value_error(fmt::format(
+            "Unable to delete {}: {}. Nothing was deleted. Deleting it is refused unless forced: add --force-root to "
+            "the command if you really mean to delete it.",
+            settings.directory, e.reason()));
+    }
     if (struct stat left{}; ::lstat(settings.directory.c_str(), &left) == 0) {
         throw axds::os_error(
             std::make_error_code(std::errc::directory_not_empty),

@@ -4,6 +4,7 @@
 #include "cli/command.hpp"
 #include "cli/json_writer.hpp"
 
+#include <axds/error.hpp>
 #include <axds/log/data_logger.hpp>
 #include <axds/log/log_archive.hpp>
 #include <axds/log/log_socket.hpp>
@@ -11,11 +12,17 @@
 #include <asio/this_coro.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace axds::cli {
 
@@ -29,6 +36,7 @@ struct serve_settings {
     fs::path socket;
     int threads = 5;
     bool assemble = false;
+    bool append = false;  // add to an earlier run's files in NAME_data_log (refused without it)
     bool json = false;
     std::string layout = "entries";  // or "archives": streaming archives (data_logger_options::layout)
     std::uint64_t sync_every_bytes = 0;
@@ -49,11 +57,12 @@ asio::awaitable<serve_result> serve_log(serve_settings settings) {
     logger_options.sync_every_bytes = settings.sync_every_bytes;
     logger_options.sync_every = std::chrono::milliseconds(settings.sync_every_ms);
     axds::data_logger logger(executor, settings.output, settings.name, logger_options);
-    co_await logger.async_start();
     serve_result result;
     result.directory = logger.output_directory();
     {
+        // Bound before the logger starts: a socket path that cannot be served fails before anything is written.
         axds::log_socket_server server(executor, logger, settings.socket);
+        co_await logger.async_start();
         // The ready line; with --json it goes to stderr, so that stdout holds only the JSON result.
         std::FILE* ready = settings.json ? stderr : stdout;
         fmt::print(ready, "serving {} -> {}\n", settings.socket.string(), result.directory.string());
@@ -93,12 +102,72 @@ void print_served(const serve_result& result, bool as_json, const context& ctx) 
         .field("entries_failed", written.entries_failed)
         .key("failed_entries")
         .paths(failed)
+        .key("unfinished_archives")
+        .paths(written.unfinished_archives)
         .key("archives")
-        .paths(result.assembled ? result.assembled->archives : std::vector<fs::path>{})
+        .paths(result.assembled ? result.assembled->archives : written.archives)  // --assemble or --layout archives
         .key("seconds")
         .fixed(ctx.seconds(), 3)
         .end_object();
     fmt::print("{}\n", json.str());
+}
+
+/// The files of an earlier run in the log directory `directory`: entries (`.npy`), finished archives (`_log.npz`)
+/// and the working files of a killed streaming run (`_log.npz.working`), sorted by name.
+std::vector<std::string> earlier_run_files(const fs::path& directory) {
+    std::vector<std::string> found;
+    std::error_code ec;
+    for (const auto& item : fs::directory_iterator(directory, ec)) {
+        const std::string name = item.path().filename().string();
+        if (name.ends_with(".npy") || name.ends_with(axds::log_archive_suffix) ||
+            name.ends_with(std::string(axds::log_archive_suffix) + ".working")) {
+            found.push_back(name);
+        }
+    }
+    std::sort(found.begin(), found.end());
+    return found;
+}
+
+/// A new run's onset entries (time 0 of each source) cannot share a log directory with an earlier run's: they would
+/// clash with the archived onsets (the run's archives could not be finished) or fail as existing entry files, and its
+/// messages would be read against the earlier onsets. So a directory holding an earlier run's files is refused before
+/// anything is created, unless --append says the producers continue that run (and log no new onsets).
+void refuse_earlier_run(const fs::path& directory) {
+    const std::vector<std::string> files = earlier_run_files(directory);
+    if (files.empty()) {
+        return;
+    }
+    const std::size_t shown = std::min<std::size_t>(files.size(), 3);
+    throw axds::file_exists_error(
+        std::make_error_code(std::errc::file_exists),
+        fmt::format("Unable to serve into {}: it already holds the log of an earlier run ({}{}). A new run's onsets "
+                    "cannot share a log directory with an earlier run's, so nothing was started and nothing was "
+                    "changed. Use another NAME or OUTPUT, move the earlier run's files out of that directory (a "
+                    "killed run's .working files: `axds assemble {}` finishes them first), or pass --append if the "
+                    "producers continue the earlier run and log no new onsets.",
+                    directory.string(), fmt::join(files.begin(), files.begin() + static_cast<long>(shown), ", "),
+                    files.size() > shown ? fmt::format(" and {} more", files.size() - shown) : "", directory.string()));
+}
+
+/// serve_log; if it fails, the log directory it created is removed again when it is still empty (a directory that
+/// was there before is never removed).
+serve_result serve_or_clean_up(const serve_settings& settings) {
+    const fs::path directory = settings.output / (settings.name + axds::log_directory_suffix);
+
+    struct stat st {};
+
+    const bool existed = ::lstat(directory.c_str(), &st) == 0;
+    try {
+        return run_interruptible(
+            serve_log(settings),
+            "\naxds: stopping; everything received is being written (press Ctrl-C again to quit at once and lose what "
+            "is still queued)\n");
+    } catch (...) {
+        if (!existed) {
+            (void)::rmdir(directory.c_str());  // only an empty directory goes
+        }
+        throw;
+    }
 }
 
 int run_serve(serve_settings settings, const context& ctx) {
@@ -106,10 +175,10 @@ int run_serve(serve_settings settings, const context& ctx) {
     if (settings.socket.empty()) {
         settings.socket = settings.output / (settings.name + ".sock");
     }
-    const serve_result result = run_interruptible(
-        serve_log(settings),
-        "\naxds: stopping; everything received is being written (press Ctrl-C again to quit at once and lose what is "
-        "still queued)\n");
+    if (!settings.append) {
+        refuse_earlier_run(settings.output / (settings.name + axds::log_directory_suffix));
+    }
+    const serve_result result = serve_or_clean_up(settings);
     print_served(result, settings.json, ctx);
     const auto& served = result.served;
     const auto& written = result.written;
@@ -121,6 +190,12 @@ int run_serve(serve_settings settings, const context& ctx) {
     if (!written.clean() && !settings.json) {  // every entry that did not reach the disk, by name
         for (const auto& name : written.failed_entries) {
             std::fprintf(stderr, "axds: not written: %s\n", name.c_str());
+        }
+        for (const auto& working : written.unfinished_archives) {
+            std::fprintf(stderr,
+                         "axds: archive not finished: %s (every member it holds is on disk; axds assemble %s "
+                         "finishes it once the cause below is removed)\n",
+                         working.c_str(), result.directory.c_str());
         }
     }
     if (!served.clean() || !written.clean()) {
@@ -147,6 +222,9 @@ void add_log(CLI::App& app, command_list& commands) {
                      "Entry writes in flight (the Python thread_count; 0 = cores - 2)")
         ->check(worker_count());
     serve->add_flag("--assemble", settings->assemble, "Assemble verified archives after the drain");
+    serve->add_flag("--append", settings->append,
+                    "Add to the log an earlier run left in NAME_data_log (refused without it); the producers must "
+                    "continue that run's time base and log no new onsets");
     serve
         ->add_option(
             "--layout", settings->layout,

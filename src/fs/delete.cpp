@@ -234,10 +234,11 @@ asio::awaitable<void> detail::async_delete_directory(fs::path directory, delete_
     }
     if (!options.force_root) {
         if (const std::string reason = detail::protected_root_reason(directory); !reason.empty()) {
-            throw value_error(fmt::format(
-                "Unable to delete {}: {}. Nothing was deleted. Deleting it is refused unless explicitly forced "
-                "(delete_options::force_root, axds delete --force-root).",
-                directory.string(), reason));
+            throw protected_directory_error(
+                fmt::format("Unable to delete {}: {}. Nothing was deleted. Deleting it is refused unless explicitly "
+                            "forced (delete_options::force_root).",
+                            directory.string(), reason),
+                reason);
         }
     }
     // Another filesystem (or a bind mount of any directory) inside the tree is not part of it: deleting would empty

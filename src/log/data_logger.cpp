@@ -52,12 +52,28 @@ std::size_t max_queued_entries(std::size_t capacity) noexcept {
 
 enum class run_state { stopped, running, stopping };
 
-/// The §6.5 warning, with what actually went wrong instead of a process exit code.
+/// The §6.5 warning, with what actually went wrong instead of a process exit code: the entries that did not reach
+/// the disk and the streaming archives that could not be finished, each said only when there are some.
 std::string incomplete_data_warning(const std::string& name, const data_logger_report& report) {
+    std::string what;
+    if (report.entries_failed != 0) {
+        what = fmt::format("{} of the submitted log entries did not reach the disk", report.entries_failed);
+    }
+    if (!report.unfinished_archives.empty()) {
+        std::string files;
+        for (const auto& working : report.unfinished_archives) {
+            files += (files.empty() ? "" : ", ") + working.string();
+        }
+        what += fmt::format(
+            "{}{} streaming archive(s) could not be finished ({}); every member they hold is on disk "
+            "in that working file, and async_assemble_log_archives finishes it once the cause is "
+            "removed",
+            what.empty() ? "" : "; ", report.unfinished_archives.size(), files);
+    }
     return fmt::format(
-        "Unable to confirm that the {} DataLogger saved all buffered data. {} of the submitted log entries did not "
-        "reach the disk (first failure: {}). Treat the data this logger recorded as incomplete.",
-        name, report.entries_failed, report.first_error);
+        "Unable to confirm that the {} DataLogger saved all buffered data. {} (first failure: {}). Treat the data this "
+        "logger recorded as incomplete.",
+        name, what, report.first_error);
 }
 
 }  // namespace

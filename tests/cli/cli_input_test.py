@@ -1,6 +1,7 @@
 """Hostile and odd input through the `axds` binary (ctest: cli_input): --json output always parses, whatever the
-paths; human lines never reach stdout with --json; clear usage errors; archive info on members out of time order
-and on a damaged local header.
+paths; human lines never reach stdout with --json; clear usage errors (naming the option name typed); archive info on
+members out of time order and on a damaged local header; log serve run again under one name, and with a socket path
+that cannot be served.
 Usage: cli_input_test.py /path/to/axds"""
 import json
 import os
@@ -197,12 +198,85 @@ with tempfile.TemporaryDirectory() as tmp:
         check(result.returncode == 1 and b"out of memory running 'axds archive info" in result.stderr
               and bomb.encode() in result.stderr, f"archive info out of memory: {result.returncode} {result.stderr!r}")
 
+    # 11. log serve --layout archives run again under the same name. Each new run's producer logs a new onset, which
+    #     cannot share the earlier run's archive: the rerun is refused up front, naming the directory and what to do
+    #     (it used to serve, fail to finish its archive and say "0 of the submitted entries did not reach the disk"
+    #     with exit 1). --append continues the earlier run; a new onset there is reported truthfully, exit 1.
+    rerun = os.path.join(tmp, "rerun")
+    os.makedirs(rerun)
+    rerun_log = os.path.join(rerun, "rig_data_log")
+
+    def serve_archives(*extra, onset=True, t=5):
+        proc = subprocess.Popen([AXDS, "log", "serve", rerun, "rig", "--layout", "archives", *extra],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        ready = read_line(proc.stdout, timeout=10)
+        if ready.startswith("serving "):
+            with LogSocketProducer(os.path.join(rerun, "rig.sock")) as producer:
+                if onset:
+                    producer.log_onset(1)
+                producer.log(1, t, np.arange(4, dtype=np.uint8))
+                producer.close()
+            proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        return proc.returncode, ready, err.decode(errors="replace")
+
+    def archive_state():
+        with open(os.path.join(rerun_log, "1_log.npz"), "rb") as f:
+            return f.read(), sorted(os.listdir(rerun_log))
+
+    code, ready, err = serve_archives()
+    check(code == 0 and ready.startswith("serving "), f"case 11: first archives run: {code} {ready!r} {err!r}")
+    first = archive_state()
+    code, ready, err = serve_archives()
+    check(code == 1 and not ready.startswith("serving ") and rerun_log in err and "earlier run" in err
+          and "1_log.npz" in err and "--append" in err and "0 of the submitted" not in err,
+          f"case 11: rerun under the same name: {code} {ready!r} {err!r}")
+    check(archive_state() == first and not os.path.exists(os.path.join(rerun, "rig.sock")),
+          "case 11: the refused rerun changed the log directory or left its socket")
+    code, ready, err = serve_archives("--append", onset=False, t=7)
+    with np.load(os.path.join(rerun_log, "1_log.npz")) as z:
+        keys = sorted(z.files)
+    check(code == 0 and keys == ["001_%020d" % t for t in (0, 5, 7)], f"case 11: --append: {code} {keys} {err!r}")
+    continued = archive_state()
+    code, ready, err = serve_archives("--append", t=9)  # a new onset: the archive cannot take this run's members
+    check(code == 1 and "archive not finished" in err and "could not be finished" in err
+          and "hold different data" in err and "0 of the submitted" not in err,
+          f"case 11: --append with a new onset: {code} {err!r}")
+    check(archive_state()[0] == continued[0] and ".1_log.npz.working" in os.listdir(rerun_log),
+          "case 11: --append with a new onset changed the archive or lost the working file")
+
+    # 12. a --socket that cannot be served (missing directory, longer than sun_path, a regular file) leaves no empty
+    #     NAME_data_log behind; a log directory that was there before stays.
+    sockets = os.path.join(tmp, "sockets")
+    os.makedirs(sockets)
+    regular = os.path.join(sockets, "regular")
+    with open(regular, "w") as f:
+        f.write("mine")
+    bad_sockets = {"missing": os.path.join(sockets, "no", "such", "s.sock"),
+                   "long": os.path.join(sockets, "x" * 120 + ".sock"), "regular": regular}
+    for name, path in bad_sockets.items():
+        code, out, err = run("log", "serve", sockets, name, "--socket", path, timeout=20)
+        check(code == 1 and err.startswith(b"axds: ") and not os.path.exists(os.path.join(sockets, name + "_data_log")),
+              f"case 12: --socket {name}: {code} {err!r} {sorted(os.listdir(sockets))}")
+    os.makedirs(os.path.join(sockets, "kept_data_log"))
+    code, out, err = run("log", "serve", sockets, "kept", "--socket", regular, timeout=20)
+    check(code == 1 and os.path.isdir(os.path.join(sockets, "kept_data_log")) and open(regular).read() == "mine",
+          f"case 12: a failed --socket removed a log directory that was there before: {code} {err!r}")
+
     # 10. usage errors say what is wrong, briefly.
     code, out, err = run("bogus")
     check(code == 2 and b"'bogus' is not a subcommand" in err and b"checksum" in err, f"axds bogus: {err!r}")
     for args in (["checksum", tmp, "--workers", "-1"], ["assemble", tmp, "--workers", "-2"]):
         code, out, err = run(*args)
         check(code == 2 and b"0 (automatic) or a positive" in err and len(err) < 300, f"{args}: {err!r}")
+    # A worker count given under its other name (--threads) is reported under the name the user typed.
+    for args in (["transfer", tmp, os.path.join(tmp, "t_dst"), "--threads", "abc"],
+                 ["log", "serve", tmp, "rig", "--threads=abc"]):
+        code, out, err = run(*args)
+        check(code == 2 and err.startswith(b"--threads: 'abc' is not a worker count") and b"--workers" not in err
+              and b"0 (automatic) or a positive" in err, f"{args}: {err!r}")
+    code, out, err = run("transfer", tmp, os.path.join(tmp, "t_dst"), "--workers", "abc")
+    check(code == 2 and err.startswith(b"--workers: 'abc' is not a worker count"), f"transfer --workers abc: {err!r}")
 
 print(f"cli input: {checks - len(failures)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)

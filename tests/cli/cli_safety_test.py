@@ -129,15 +129,18 @@ with tempfile.TemporaryDirectory() as tmp:
             check(False, f"case 3: {key} missing or different after the rerun")
             break
 
-    # 3. two `axds log serve --assemble` runs under one name: the first run's messages stay.
+    # 3. two `axds log serve --assemble` runs under one name (the second with --append, which continues the first
+    #    run's time base: no new onset): the first run's messages stay.
     served = os.path.join(tmp, "served")
     os.makedirs(served)
     sent = {}
     for run_index in range(2):
-        proc = subprocess.Popen([AXDS, "log", "serve", served, "rig", "--assemble"],
+        proc = subprocess.Popen([AXDS, "log", "serve", served, "rig", "--assemble"] + ["--append"] * run_index,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         ready = proc.stdout.readline()
-        check(ready.startswith("serving "), f"case 3: log serve ready line: {ready!r}")
+        if not ready.startswith("serving "):
+            check(False, f"case 3: log serve run {run_index} ready line: {ready!r} {proc.communicate(timeout=60)!r}")
+            continue
         with LogSocketProducer(os.path.join(served, "rig.sock")) as producer:
             if run_index == 0:
                 producer.log_onset(1)
@@ -186,6 +189,9 @@ with tempfile.TemporaryDirectory() as tmp:
     for path, cwd in ((".", work), ("", work), (work, work), (tmp, work), ("..", os.path.join(work, "d0"))):
         code, out, err = run("delete", path, cwd=cwd)
         check(code == 1 and err.startswith("axds: "), f"case 7: delete {path!r} in {cwd}: {code} {err!r}")
+        if path in (work, tmp):  # protected: the CLI names its flag, not the library's C++ option
+            check("add --force-root" in err and "delete_options" not in err and path in err,
+                  f"case 7: delete {path!r} names the CLI flag: {err!r}")
     check(snapshot(work) == work_before, "case 7: a refused delete removed files")
     code, out, err = run("delete", os.path.join(work, "d1"), "--force-root", cwd=os.path.join(work, "d1"))
     check(code == 0 and not os.path.exists(os.path.join(work, "d1")), f"case 7: --force-root: {code} {err!r}")

@@ -509,6 +509,35 @@ TEST_CASE("data logger names the entries lost when its output directory is remov
     CHECK_FALSE(logger.alive());
 }
 
+TEST_CASE("data logger warning names an unfinished streaming archive and no lost entries when none were lost",
+          "[log][stream]") {
+    // A second run with its own onset: its archive cannot be merged into the first run's (the two onsets differ),
+    // so the stop leaves the working file. Every entry reached the disk: the warning must not say "0 ... entries".
+    const temp_dir tmp;
+    data_logger_options options;
+    options.layout = axds::log_layout::archives;
+    const auto run = [&](std::uint64_t onset_us) {
+        io_thread loop;
+        data_logger logger(loop.executor(), tmp.path(), "test_logger", options);
+        logger.start();
+        logger.log(axds::make_onset_package(1, onset_us));
+        logger.log(make_package(1, 5, 16));
+        return logger.stop();
+    };
+    REQUIRE(run(1700000000000000ULL).clean());
+    const axds::scoped_warning_capture warnings;
+    const data_logger_report report = run(1700000000000001ULL);
+    CHECK(report.entries_written == 2);
+    CHECK(report.entries_failed == 0);
+    REQUIRE(report.unfinished_archives.size() == 1);
+    REQUIRE(warnings.messages().size() == 1);
+    const std::string warning = warnings.messages()[0];
+    CHECK_THAT(warning, Contains("Unable to confirm that the test_logger DataLogger saved all buffered data") &&
+                            Contains("1 streaming archive(s) could not be finished") &&
+                            Contains(report.unfinished_archives[0].string()) && Contains("hold different data"));
+    CHECK_THAT(warning, !Contains("entries did not reach the disk"));
+}
+
 TEST_CASE("data logger write faults are counted and named, and entries accepted before them stay intact",
           "[log][io_uring]") {
     const bool use_io_uring = GENERATE(true, false);
