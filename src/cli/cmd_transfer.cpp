@@ -27,6 +27,14 @@ struct transfer_settings {
 
 void print_transfer(const transfer_settings& settings, const axds::transfer_report& report,
                     const std::vector<fs::path>& kept, double elapsed) {
+    if (report.resumed_move) {
+        fmt::print(
+            "resumed an interrupted move from {} to {}: {} source files still present were identical to the "
+            "{}destination and were removed{}\n",
+            settings.source, settings.destination, report.source_files_removed, report.verified ? "verified " : "",
+            kept.empty() ? ", source removed" : "");
+        return;
+    }
     fmt::print("copied {} files ({} bytes) from {} to {} in {:.2f} s{}{}\n", report.files_copied, report.bytes_copied,
                settings.source, settings.destination, elapsed, report.verified ? ", checksum verified" : "",
                !settings.remove_source ? ""
@@ -60,6 +68,7 @@ int run_transfer(const transfer_settings& settings, const context& ctx) {
             .field("verified", report.verified)
             .field("source_removed", settings.remove_source && kept.empty())
             .field("source_files_removed", report.source_files_removed)
+            .field("resumed_move", report.resumed_move)
             .key("source_files_kept")
             .paths(kept)
             .key("seconds")

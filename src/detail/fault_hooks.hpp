@@ -25,6 +25,11 @@ struct transfer_hooks {
     std::function<void(const std::filesystem::path& destination)> after_copy;
     /// Called when the plan is made (steps 1-10: walks, checks, strays), on the thread that made it.
     std::function<void()> after_plan;
+    /// Called on a CPU-pool thread when a file's content is copied to its temporary name, before its metadata and its
+    /// rename into place (kill -9 tests).
+    std::function<void(const std::filesystem::path& partial)> content_copied;
+    /// Called after each source file a move removes, with the count so far (interrupted-move tests).
+    std::function<void(std::size_t removed)> source_file_removed;
 };
 
 /// async_transfer_directory with hooks; the public function calls this with none.

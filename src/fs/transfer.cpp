@@ -24,8 +24,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
+#include <cstring>
+#include <functional>
 #include <memory>
 #include <set>
 #include <system_error>
@@ -201,12 +204,34 @@ int copy_content(int in, int out, const struct stat& st, const copy_hashing& has
     return copy_through_buffer(in, out, hashing.source, copied);
 }
 
-/// Content (copy_content), then permission bits and atime/mtime (shutil.copy2). With `hashing.source`,
+/// Hidden files of the form `.NAME.axds-partial` in the destination are copies in progress (see partial_path_of).
+constexpr std::string_view partial_suffix = ".axds-partial";
+
+/// The temporary name a copy to `final` is written under, in the same directory, before it is renamed into place:
+/// `.NAME.axds-partial`, or `.axds-<16 hex digits of NAME's FNV-1a hash>.axds-partial` when that would exceed the
+/// 255-byte name limit. A kill -9 during a copy thus never leaves a short file under a final name.
+fs::path partial_path_of(const fs::path& final) {
+    const std::string name = final.filename().string();
+    std::string partial = "." + name + std::string(partial_suffix);
+    if (partial.size() > 255) {
+        std::uint64_t hash = 14695981039346656037ULL;
+        for (const char c : name) {
+            hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+        }
+        partial = fmt::format(".axds-{:016x}{}", hash, partial_suffix);
+    }
+    return final.parent_path() / partial;
+}
+
+/// Content (copy_content), then permission bits and atime/mtime (shutil.copy2), written to a temporary name in the
+/// destination directory (partial_path_of) and renamed into place once complete. With `hashing.source`,
 /// `*hashing.source_digest` receives the §9.1 digest of `relative ‖ content` — the source checksum computed in the
 /// same pass as the copy; with `hashing.destination`, a large file's copy is read back and hashed during the copy
-/// into `*hashing.destination_digest`, with the destination's identity when it was finished.
+/// into `*hashing.destination_digest`, with the destination's identity when it was finished (after the rename, which
+/// changes its ctime).
 std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, file_state* copied_state,
-                                 const copy_hashing& hashing = {}) {
+                                 const copy_hashing& hashing = {},
+                                 const std::function<void(const fs::path&)>* content_copied = nullptr) {
     struct stat st {};
 
     const sys::unique_fd in_fd = open_source(from, to, st);
@@ -216,7 +241,8 @@ std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, file_
     }
     // Read back during the copy: the destination is opened for reading too.
     const bool read_back = hashing.destination != nullptr && st.st_size >= pipelined_min;
-    sys::unique_fd out_fd(detail::open_for_replacement(to, 0600, read_back ? O_RDWR : O_WRONLY));
+    const fs::path temp = partial_path_of(to);
+    sys::unique_fd out_fd(detail::open_for_replacement(temp, 0600, read_back ? O_RDWR : O_WRONLY));
     const int out = out_fd.get();
     if (out < 0) {
         throw_copy_error(errno, from, to);
@@ -229,6 +255,9 @@ std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, file_
     std::uint64_t copied = 0;
     bool pipelined = false;
     int error = copy_content(in, out, st, hashing, copied, pipelined);
+    if (content_copied != nullptr && *content_copied) {
+        (*content_copied)(temp);
+    }
     if (error == 0 && hashing.source != nullptr) {
         *hashing.source_digest = hashing.source->finish();
     }
@@ -242,14 +271,27 @@ std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, file_
 
     struct stat done {};
 
-    if (error == 0 && pipelined && ::fstat(out, &done) == 0) {  // what the file is now that it is finished
+    if (error == 0 && ::fstat(out, &done) != 0) {
+        error = errno;
+    }
+    if (error == 0 && ::rename(temp.c_str(), to.c_str()) != 0) {
+        error = errno;
+    }
+    if (error == 0 && pipelined && ::fstat(out, &done) == 0) {  // what the file is now that it is in place
         *hashing.destination_digest = {
             hashing.destination->finish(), done.st_dev, done.st_ino, done.st_size, done.st_mtim, done.st_ctim};
     }
     if (const std::error_code closed = out_fd.close_checked(); closed && error == 0) {
+        // The content may not have reached the file (write-back failed): it must not stay under the final name.
+        struct stat now {};
+
+        if (::lstat(to.c_str(), &now) == 0 && now.st_ino == done.st_ino && now.st_dev == done.st_dev) {
+            (void)::unlink(to.c_str());
+        }
         error = closed.value();
     }
     if (error != 0) {
+        (void)::unlink(temp.c_str());  // ENOENT once renamed
         throw_copy_error(error, from, to);
     }
     return copied;
@@ -337,12 +379,53 @@ void check_destination_tree(const fs::path& source, const fs::path& destination,
     }
 }
 
+/// The source of a move carries this file while its files are removed (see write_move_marker).
+constexpr std::string_view move_marker_name = ".axds-move-in-progress";
+
+/// The marker's first line for a move into `destination`: the destination's device and inode.
+std::string move_marker_line(const fs::path& destination) {
+    const auto id = detail::identity_of(destination);
+    return id ? fmt::format("axds move into device {} inode {}", id->device, id->inode) : std::string("axds move");
+}
+
+/// Written (and flushed, with the source directory) to `source/.axds-move-in-progress` before the first source file
+/// of a move is removed, and removed when the removal is over: a rerun after a kill -9 during the removal knows from
+/// it that the files only the destination holds are the ones this move took out of the source (see settle_strays).
+/// The marker lives in the source, which is going away: the destination looks exactly as the Python library leaves
+/// it.
+void write_move_marker(const fs::path& source, const fs::path& destination) {
+    const fs::path marker = source / move_marker_name;
+    const std::string text = move_marker_line(destination) + "\n" + destination.string() + "\n";
+    const sys::unique_fd fd(detail::open_for_replacement(marker, 0600, O_WRONLY));
+    bool written = fd && !sys::pwrite_full(fd.get(), text.data(), text.size(), 0).error && ::fsync(fd.get()) == 0;
+    if (written) {
+        const sys::unique_fd directory(::open(source.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        written = directory && ::fsync(directory.get()) == 0;
+    }
+    if (!written) {
+        const int error = errno;
+        throw_errno(error, fmt::format("Unable to write {}, which marks the source as being moved, so the source was "
+                                       "not removed: {}.",
+                                       marker.string(), sys::errno_message(error)));
+    }
+}
+
+/// Whether `source` carries the marker of a move into `destination` (write_move_marker).
+bool marks_move_into(const fs::path& source, const fs::path& destination) {
+    const sys::unique_fd fd(::open((source / move_marker_name).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    std::array<char, 256> buffer{};
+    const ssize_t n = fd ? ::read(fd.get(), buffer.data(), buffer.size()) : -1;
+    const std::string text(buffer.data(), n > 0 ? static_cast<std::size_t>(n) : 0);
+    return text.substr(0, text.find('\n')) == move_marker_line(destination);
+}
+
 /// remove_source: after the destination is flushed to disk, deletes exactly the source files that were copied (each
 /// only if it is still the file that was copied), then the directories that became empty, deepest first. Whatever
 /// appeared or changed in the meantime stays and is listed in `report` and in a warning. Runs on the CPU pool.
 void remove_copied_source(const fs::path& source, const fs::path& destination, const std::vector<source_entry>& entries,
                           const std::vector<std::pair<fs::path, std::string>>& copies,
-                          const std::vector<file_state>& states, transfer_report& report) {
+                          const std::vector<file_state>& states, transfer_report& report,
+                          const std::function<void(std::size_t)>& removed_hook = {}) {
     // The copies must be on disk before the originals go: a power loss right after must not lose both.
     const sys::unique_fd dest_fd(::open(destination.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!dest_fd || ::syncfs(dest_fd.get()) != 0) {
@@ -351,6 +434,7 @@ void remove_copied_source(const fs::path& source, const fs::path& destination, c
                                        "removed: {}.",
                                        destination.string(), source.string(), sys::errno_message(error)));
     }
+    write_move_marker(source, destination);
     std::set<std::pair<dev_t, ino_t>> unlinked;  // inodes with other links left
     for (std::size_t i = 0; i < copies.size(); ++i) {
         const auto& [path, relative] = copies[i];
@@ -371,10 +455,14 @@ void remove_copied_source(const fs::path& source, const fs::path& destination, c
                                            sys::errno_message(error)));
         }
         ++report.source_files_removed;
+        if (removed_hook) {
+            removed_hook(report.source_files_removed);
+        }
         if (st.st_nlink > 1) {
             unlinked.emplace(st.st_dev, st.st_ino);
         }
     }
+    (void)::unlink((source / move_marker_name).c_str());  // the removal is over: the move is no longer pending
     // Directories deepest first (entries are sorted shallow first); one that still holds something stays.
     for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
         if (it->type == source_entry::kind::directory) {
@@ -422,7 +510,32 @@ struct transfer_plan {
     std::vector<detail::digest128> digests;
     std::vector<file_state> copied_states;
     std::vector<detail::known_digest> read_back;  ///< verification: digests of large files read back during their copy
+    // Step 8, when the destination holds files the source does not account for (settle_strays):
+    std::vector<std::string> strays;  ///< their relative paths, sorted
+    bool marked = false;              ///< the source carries the marker of an interrupted move into the destination
+    /// With remove_source: the source files identical to their copies in the destination, and what each was when
+    /// compared (removal deletes it only if it still is), and the relative paths of those that differ or have none.
+    std::vector<std::pair<fs::path, std::string>> remaining;
+    std::vector<file_state> remaining_states;
+    std::vector<std::string> differing;
+    const detail::transfer_hooks* hooks = nullptr;
+    bool uncoverable = false;  ///< verification, and no source file the checksum can cover (refused, unless resumed)
 };
+
+/// A destination that exists must be a directory (or a symlink to one), and a missing one must be creatable as one.
+void check_destination_is_directory(const fs::path& source, const fs::path& destination) {
+    struct stat st {};
+
+    const bool exists = ::stat(destination.c_str(), &st) == 0;
+    if ((exists && !S_ISDIR(st.st_mode)) || (!exists && errno == ENOTDIR)) {
+        throw_os_error(std::make_error_code(std::errc::not_a_directory),
+                       fmt::format("Unable to transfer the source directory {} to {}, as {} is not a directory: {}. "
+                                   "Nothing was written; name a directory as the destination (a missing one is "
+                                   "created).",
+                                   source.string(), destination.string(), destination.string(),
+                                   exists ? "it is an existing file" : "a component of its path is a file"));
+    }
+}
 
 /// Steps 1-2: the source must exist and be a real directory; the two roots must be separate trees.
 void check_roots(fs::path& source, fs::path& destination) {
@@ -446,6 +559,7 @@ void check_roots(fs::path& source, fs::path& destination) {
             "Transfer the directory the link points to instead.",
             source.string()));
     }
+    check_destination_is_directory(source, destination);
     check_separate_trees(source, destination);
 }
 
@@ -475,6 +589,14 @@ std::vector<source_entry> discover_source(const fs::path& source) {
     return entries;
 }
 
+/// Step 6's refusal: a verified transfer of a source without a file the checksum can cover.
+[[noreturn]] void refuse_uncoverable(const fs::path& source) {
+    throw runtime_error(fmt::format(
+        "Unable to transfer the source directory {} with integrity verification, as it holds no file the checksum "
+        "can cover.",
+        source.string()));
+}
+
 /// Steps 5-6: no symlinks inside; with verification, at least one file the checksum can cover. Fills plan.files.
 void check_source_files(transfer_plan& plan, const transfer_options& options) {
     const fs::path& source = plan.source;
@@ -495,47 +617,105 @@ void check_source_files(transfer_plan& plan, const transfer_options& options) {
     // 6
     const bool coverable = std::any_of(plan.files.begin(), plan.files.end(),
                                        [](const source_entry* f) { return f->path.filename() != checksum_file_name; });
-    if (options.verify_integrity && !coverable) {
-        throw runtime_error(fmt::format(
-            "Unable to transfer the source directory {} with integrity verification, as it holds no file the "
-            "checksum can cover.",
-            source.string()));
+    // A move interrupted after its last file was removed leaves a source with none: settle_strays may finish it.
+    plan.uncoverable = options.verify_integrity && !coverable;
+    std::error_code ec;
+    if (plan.uncoverable && !(options.remove_source && fs::exists(plan.destination, ec))) {
+        refuse_uncoverable(source);
     }
 }
 
-/// Step 8: files in the destination the source does not account for are refused, or removed when asked.
-void handle_strays(const transfer_plan& plan, const transfer_options& options, transfer_report& report) {
-    const fs::path& source = plan.source;
+/// At most `cap` of `names`, then how many more there are.
+std::string capped_list(const std::vector<std::string>& names, std::size_t cap = 20) {
+    if (names.size() <= cap) {
+        return fmt::format("{}", fmt::join(names, ", "));
+    }
+    return fmt::format("{}, and {} more",
+                       fmt::join(names.begin(), names.begin() + static_cast<std::ptrdiff_t>(cap), ", "),
+                       names.size() - cap);
+}
+
+/// Step 8: the destination files the source does not account for (plan.strays). Leftover copies in progress of a
+/// killed run (partial_path_of of a source file, or of ax_checksum.txt) are not strays: they are removed, as they
+/// are incomplete copies of files the source still has.
+void find_strays(transfer_plan& plan) {
     const fs::path& destination = plan.destination;
     std::set<std::string> source_files;
+    std::set<std::string> partials{relative_of(partial_path_of(destination / checksum_file_name), destination)};
     for (const auto* file : plan.files) {
         source_files.insert(file->relative);
+        partials.insert(relative_of(partial_path_of(destination / file->relative), destination));
     }
-    std::vector<std::string> strays;
     for (const auto& path : walk_files(destination)) {
         const std::string relative = relative_of(path, destination);
-        if (path.filename() != checksum_file_name && source_files.count(relative) == 0) {
-            strays.push_back(relative);
+        if (path.filename() == checksum_file_name || source_files.count(relative) != 0) {
+            continue;
+        }
+        if (partials.count(relative) != 0) {
+            (void)::unlink(path.c_str());
+        } else {
+            plan.strays.push_back(relative);
         }
     }
-    std::sort(strays.begin(), strays.end());
-    if (strays.empty()) {
-        return;
+    std::sort(plan.strays.begin(), plan.strays.end());
+}
+
+/// Whether the regular files `a` (the source's) and `b` have the same bytes; `state` receives what `a` was. A source
+/// file that cannot be read throws; a destination file that is missing or not a regular file differs.
+bool identical_files(const fs::path& a, const fs::path& b, file_state& state, std::vector<char>& buffer) {
+    struct stat st {};
+
+    const sys::unique_fd in = open_source(a, b, st);
+    state = file_state::of(st);
+
+    struct stat other_st {};
+
+    const sys::unique_fd other(::open(b.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+    if (!other || ::fstat(other.get(), &other_st) != 0 || !S_ISREG(other_st.st_mode) ||
+        other_st.st_size != st.st_size) {
+        return false;
     }
-    if (!options.reset_dirty_destination) {
-        throw runtime_error(fmt::format(
-            "Unable to transfer the source directory {} into {}, as the destination holds {} file(s) the source "
-            "does not account for: {}. Nothing was copied and nothing was deleted. These files may be the only "
-            "copy of their data (for example, files that an earlier transfer of this source moved there before "
-            "it was interrupted), so they are left in place: check them, move them out of the destination, then "
-            "transfer again.",
-            source.string(), destination.string(), strays.size(), fmt::join(strays, ", ")));
+    const std::size_t half = buffer.size() / 2;
+    for (off_t offset = 0;;) {
+        const sys::io_result x = sys::pread_full(in.get(), buffer.data(), half, offset);
+        const sys::io_result y = sys::pread_full(other.get(), buffer.data() + half, half, offset);
+        if (x.error) {
+            throw_errno(x.error.value(),
+                        fmt::format("Unable to read {}: {}.", a.string(), sys::errno_message(x.error.value())));
+        }
+        if (y.error || x.bytes != y.bytes || std::memcmp(buffer.data(), buffer.data() + half, x.bytes) != 0) {
+            return false;
+        }
+        if (x.bytes < half) {
+            return true;
+        }
+        offset += static_cast<off_t>(x.bytes);
     }
-    for (const auto& stray : strays) {
-        if (::unlink((destination / stray).c_str()) != 0 && errno != ENOENT) {
+}
+
+/// Step 8 for a move: which source files are identical to their copies in the destination (plan.remaining, with
+/// their states) and which are not (plan.differing).
+void compare_remaining(transfer_plan& plan) {
+    std::vector<char> buffer(std::size_t{1} << 20);
+    for (const auto* file : plan.files) {
+        file_state state;
+        if (identical_files(file->path, plan.destination / file->relative, state, buffer)) {
+            plan.remaining.emplace_back(file->path, file->relative);
+            plan.remaining_states.push_back(state);
+        } else {
+            plan.differing.push_back(file->relative);
+        }
+    }
+}
+
+/// reset_dirty_destination: unlinks the strays.
+void remove_strays(const transfer_plan& plan, transfer_report& report) {
+    for (const auto& stray : plan.strays) {
+        const fs::path path = plan.destination / stray;
+        if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
             const int error = errno;
-            throw_errno(error, fmt::format("Unable to remove {} from the destination: {}.",
-                                           (destination / stray).string(), sys::errno_message(error)));
+            throw_errno(error, fmt::format("Unable to remove {} from the destination: {}.", path.string(),
+                                           sys::errno_message(error)));
         }
         report.strays_removed.push_back(stray);
     }
@@ -591,7 +771,8 @@ std::uint64_t copy_one(transfer_plan& plan, std::size_t i) {
         hashing.destination = &destination_hasher;
         hashing.destination_digest = &plan.read_back[i];
     }
-    return copy_with_metadata(from, plan.destination / relative, &plan.copied_states[i], hashing);
+    return copy_with_metadata(from, plan.destination / relative, &plan.copied_states[i], hashing,
+                              &plan.hooks->content_copied);
 }
 
 /// Step 11: copies, `threads` at a time on the batch runner, progress between rounds. Cancellation is honoured
@@ -668,16 +849,125 @@ asio::awaitable<void> verify_destination(const transfer_plan& plan, const std::s
     }
 }
 
+/// The refusal of reset_dirty_destination when the strays may be the only copy of their data (settle_strays).
+[[noreturn]] void refuse_reset(const transfer_plan& plan, const transfer_options& options) {
+    const char* reason =
+        options.remove_source
+            ? "the transfer is a move (remove_source), and a move of this source interrupted while it removed the "
+              "source leaves exactly such files in the destination"
+        : plan.marked ? "the source carries the marker of a move into this destination that was interrupted while it "
+                        "removed the source"
+                      : "the destination matches its ax_checksum.txt, so it is a complete copy of a tree that includes "
+                        "them, not leftovers of an unrelated attempt";
+    throw runtime_error(fmt::format(
+        "Unable to transfer the source directory {} into {} with reset_dirty_destination, as the destination holds "
+        "{} file(s) the source does not account for ({}) and {}. They may be the only copy of their data, so nothing "
+        "was copied and nothing was deleted. Run the transfer again without reset_dirty_destination: as a move "
+        "(remove_source) it finishes an interrupted move of this source safely when the destination is a complete "
+        "copy; otherwise check these files and move them out of the destination by hand.",
+        plan.source.string(), plan.destination.string(), plan.strays.size(), capped_list(plan.strays), reason));
+}
+
+/// The refusal of a destination holding strays, with why an interrupted move could not be finished.
+[[noreturn]] void refuse_strays(const transfer_plan& plan, const transfer_options& options, bool has_checksum) {
+    std::string why;
+    if (options.remove_source && !plan.differing.empty()) {
+        why = fmt::format(
+            " A move of this source interrupted during its source removal cannot be finished either, as {} file(s) "
+            "still in the source differ from their copies in the destination (or have none there): {}.",
+            plan.differing.size(), capped_list(plan.differing));
+    } else if (options.remove_source) {
+        why = has_checksum ? " The destination does not match its ax_checksum.txt, so it cannot be shown to be the "
+                             "complete copy of an interrupted move of this source."
+              : plan.marked
+                  ? " The source carries the marker of an interrupted move into this destination, but the "
+                    "destination holds no ax_checksum.txt to verify it with: run the move again without "
+                    "verify_integrity to finish it."
+                  : " Nothing shows that the destination is the complete copy of an interrupted move of this source "
+                    "(it holds no ax_checksum.txt and the source carries no move marker).";
+    } else if (plan.marked) {
+        why =
+            " The source carries the marker of a move into this destination that was interrupted during its source "
+            "removal: run that move again (remove_source) to finish it.";
+    }
+    throw runtime_error(fmt::format(
+        "Unable to transfer the source directory {} into {}, as the destination holds {} file(s) the source does not "
+        "account for: {}.{} Nothing was copied and nothing was deleted. These files may be the only copy of their "
+        "data (for example, files that an earlier transfer of this source moved there before it was interrupted), so "
+        "they are left in place: check them, move them out of the destination, then transfer again.",
+        plan.source.string(), plan.destination.string(), plan.strays.size(), capped_list(plan.strays), why));
+}
+
+/// Whether the destination's tree (without ax_checksum.txt) hashes to its ax_checksum.txt.
+asio::awaitable<bool> destination_verifies(const transfer_plan& plan) {
+    const std::string expected = first_line(plan.destination / checksum_file_name);
+    const checksum_options verify{.workers = static_cast<int>(plan.threads), .save_checksum = false};
+    const std::shared_ptr<const detail::known_digests> none;
+    const std::string actual = co_await detail::async_directory_checksum(plan.destination, verify, none);
+    co_return actual == expected;
+}
+
+/// Step 8 when the destination holds strays. reset_dirty_destination removes them (then the copies are prepared),
+/// unless they may be the only copy of their data: the transfer is a move, the source carries the marker of an
+/// interrupted move into this destination, or the destination verifies against its ax_checksum.txt (a complete
+/// copy). A move whose destination is a complete copy -- it verifies against its ax_checksum.txt, or (without one,
+/// and without verify_integrity) the source carries the marker -- and whose remaining source files are all identical
+/// to their copies is an interrupted move: its removal is finished (true: nothing is left to do). Otherwise refused.
+asio::awaitable<bool> settle_strays(transfer_plan& plan, const transfer_options& options, transfer_report& report) {
+    std::error_code ec;
+    const bool has_checksum = fs::is_regular_file(fs::symlink_status(plan.destination / checksum_file_name, ec));
+    const bool reset = options.reset_dirty_destination;
+    const bool move = options.remove_source;
+    bool verifies = false;
+    if (has_checksum && ((reset && !move && !plan.marked) || (!reset && move && plan.differing.empty()))) {
+        verifies = co_await destination_verifies(plan);
+    }
+    if (reset) {
+        if (move || plan.marked || verifies) {
+            refuse_reset(plan, options);
+        }
+        auto clean = [&plan, &options, &report] {
+            remove_strays(plan, report);
+            prepare_copies(plan, options);
+        };
+        co_await detail::async_run_cpu(clean);
+        co_return false;
+    }
+    const bool complete = verifies || (plan.marked && !has_checksum && !options.verify_integrity);
+    if (!move || !complete || !plan.differing.empty()) {
+        if (plan.uncoverable) {
+            refuse_uncoverable(plan.source);
+        }
+        refuse_strays(plan, options, has_checksum);
+    }
+    report.resumed_move = true;
+    report.verified = verifies;
+    auto remove = [&plan, &report] {
+        remove_copied_source(plan.source, plan.destination, plan.entries, plan.remaining, plan.remaining_states, report,
+                             plan.hooks->source_file_removed);
+    };
+    co_await detail::async_run_cpu(remove);
+    co_return true;
+}
+
 }  // namespace
 
 namespace {
 
 /// Steps 1-2 and 4-10: checks of both roots, the source's walk and checks, the destination directory, strays, and
 /// the copies to make.
-void plan_transfer(transfer_plan& plan, const transfer_options& options, transfer_report& report) {
+void plan_transfer(transfer_plan& plan, const transfer_options& options) {
     check_roots(plan.source, plan.destination);   // 1-2
     plan.entries = discover_source(plan.source);  // 4
-    check_source_files(plan, options);            // 5-6
+    // The marker of an interrupted move is never copied (nor counted as a source file).
+    const auto marker = std::find_if(plan.entries.begin(), plan.entries.end(), [](const source_entry& e) {
+        return e.relative == move_marker_name && e.type == source_entry::kind::file;
+    });
+    if (marker != plan.entries.end()) {
+        plan.marked = marks_move_into(plan.source, plan.destination);
+        plan.entries.erase(marker);
+    }
+    check_source_files(plan, options);  // 5-6
     check_destination_tree(plan.source, plan.destination, plan.entries);
     // 7
     std::error_code ec;
@@ -686,8 +976,17 @@ void plan_transfer(transfer_plan& plan, const transfer_options& options, transfe
         throw_os_error(ec ? ec : std::make_error_code(std::errc::file_exists),
                        fmt::format("Unable to create the destination directory {}.", plan.destination.string()));
     }
-    handle_strays(plan, options, report);  // 8
-    prepare_copies(plan, options);         // 9-10
+    find_strays(plan);  // 8 (settled by settle_strays when there are any)
+    if (plan.uncoverable && plan.strays.empty()) {
+        refuse_uncoverable(plan.source);
+    }
+    if (!plan.strays.empty()) {
+        if (options.remove_source && !options.reset_dirty_destination) {
+            compare_remaining(plan);
+        }
+        return;
+    }
+    prepare_copies(plan, options);  // 9-10
 }
 
 }  // namespace
@@ -704,10 +1003,11 @@ asio::awaitable<transfer_report> detail::async_transfer_directory(fs::path sourc
     plan.threads = static_cast<std::size_t>(resolve_workers_option(options.workers, "transfer_options::workers"));
     plan.source = std::move(source);
     plan.destination = std::move(destination);
+    plan.hooks = &hooks;
     transfer_report report;
     // Steps 1-10 walk both trees and stat every file: on the CPU pool, never on the caller's executor.
-    auto make_plan = [&plan, &options, &report, &hooks] {
-        plan_transfer(plan, options, report);
+    auto make_plan = [&plan, &options, &hooks] {
+        plan_transfer(plan, options);
         if (hooks.after_plan) {
             hooks.after_plan();
         }
@@ -715,6 +1015,12 @@ asio::awaitable<transfer_report> detail::async_transfer_directory(fs::path sourc
     const bool interrupted = co_await detail::async_run_cpu_cancellable(make_plan);
     if (interrupted) {  // nothing copied yet
         throw_cancelled(plan, 0);
+    }
+    if (!plan.strays.empty()) {  // 8: refused, reset, or an interrupted move finished
+        const bool resumed = co_await settle_strays(plan, options, report);
+        if (resumed) {
+            co_return report;
+        }
     }
     const transfer_progress progress = co_await copy_files(plan, options);  // 11
     if (hooks.after_copy) {
@@ -736,7 +1042,8 @@ asio::awaitable<transfer_report> detail::async_transfer_directory(fs::path sourc
     report.verified = options.verify_integrity;
     if (options.remove_source) {
         auto remove = [&] {
-            remove_copied_source(plan.source, plan.destination, plan.entries, plan.copies, plan.copied_states, report);
+            remove_copied_source(plan.source, plan.destination, plan.entries, plan.copies, plan.copied_states, report,
+                                 hooks.source_file_removed);
         };
         co_await detail::async_run_cpu(remove);
     }

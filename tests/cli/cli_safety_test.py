@@ -157,18 +157,42 @@ with tempfile.TemporaryDirectory() as tmp:
     kept = sum(1 for key, payload in sent.items() if archived.get(key) == payload)
     check(kept == 1000, f"case 3: two log serve runs under one name kept {kept} of 1000 messages")
 
-    # 4. the stray-files message never recommends the option that deletes destination-only files.
+    # 4. a move interrupted during its source removal: --reset-dirty-destination used to delete the only copies;
+    #    now it is refused, and rerunning the move finishes it. The stray-files message never recommends the option
+    #    that deletes destination-only files, and lists at most 20 of them.
     src = os.path.join(tmp, "move_src")
-    make_tree(src)
+    src_before = make_tree(src)
     dst = os.path.join(tmp, "move_dst")
     check(run("transfer", src, dst, "--verify")[0] == 0, "case 4: first transfer")
     for name in os.listdir(os.path.join(src, "d0")):
         os.remove(os.path.join(src, "d0", name))  # as a move interrupted during its source removal leaves it
+    for name in os.listdir(os.path.join(src, "d1")):
+        os.remove(os.path.join(src, "d1", name))
     dst_before = snapshot(dst)
+    left = snapshot(src)
+    for extra in (["--remove-source"], ["--verify"], []):
+        code, out, err = run("transfer", src, dst, "--reset-dirty-destination", *extra)
+        check(code == 1 and "only copy" in err, f"case 4: --reset-dirty-destination {extra}: {code} {err!r}")
+    check(snapshot(dst) == dst_before and snapshot(src) == left, "case 4: a refused reset deleted files")
+    write(os.path.join(dst, "d0", "notes.txt"), "added later")  # the destination no longer verifies
     code, out, err = run("transfer", src, dst, "--verify", "--remove-source")
-    check(code == 1 and "does not account for" in err and "reset" not in err.lower(),
-          f"case 4: the rerun message recommends deleting: {err!r}")
-    check(snapshot(dst) == dst_before, "case 4: the destination changed")
+    check(code == 1 and "does not account for" in err and "reset" not in err.lower()
+          and len(err) < 4000, f"case 4: the rerun message recommends deleting, or is unbounded: {err!r}")
+    check(snapshot(src) == left, "case 4: a refused move deleted source files")
+    os.remove(os.path.join(dst, "d0", "notes.txt"))
+    code, out, err = run("transfer", src, dst, "--remove-source")
+    check(code == 0 and "resumed an interrupted move" in out and "were removed" in out,
+          f"case 4: the rerun did not finish the move: {code} {out!r} {err!r}")
+    after = snapshot(dst)
+    after.pop("ax_checksum.txt", None)
+    check(not os.path.exists(src) and after == src_before, "case 4: the finished move lost or duplicated files")
+
+    # 4b. a destination that is a file is named as not a directory (it said "Unable to list the directory").
+    afile = os.path.join(tmp, "afile")
+    write(afile, "data")
+    code, out, err = run("transfer", os.path.join(tmp, "move_dst"), afile)
+    check(code == 1 and f"{afile} is not a directory" in err and open(afile).read() == "data",
+          f"case 4b: transfer SRC FILE: {code} {err!r}")
 
     # 5. a symlink with a trailing slash: delete removes only the link; transfer refuses it as a source.
     target = os.path.join(tmp, "target")

@@ -6,8 +6,13 @@
 //   ads_test_fs_worker delete DIR [io_uring]      (prints "deleted rings=N": the io_urings it holds open after)
 //   ads_test_fs_worker walk DIR
 //   ads_test_fs_worker chmod MODE PATH...     (octal; run as the unprivileged owner before an operation)
+//   ads_test_fs_worker move-stall SRC DST N   (a verified move that prints "stalled" after removing N source files
+//                                             and then waits to be killed)
+//   ads_test_fs_worker copy-stall SRC DST     (a transfer that prints "stalled" when the first file's content is
+//                                             copied, before it is renamed into place, and waits to be killed)
 //
-// Started as root, it first switches to uid/gid 65534 (nobody); started as another user, it stays that user.
+// Started as root, it first switches to uid/gid 65534 (nobody); started as another user, it stays that user. The
+// *-stall commands (kill -9 tests) keep the user they were started as.
 
 #include <axds/core/runtime.hpp>
 #include <axds/error.hpp>
@@ -16,7 +21,10 @@
 #include <axds/fs/transfer.hpp>
 #include <axds/fs/walk.hpp>
 
+#include "detail/fault_hooks.hpp"
+
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <filesystem>
 #include <string>
@@ -49,8 +57,47 @@ int io_uring_descriptors() {
     return rings;
 }
 
+/// Tells the test where it stands, then waits for its kill -9.
+[[noreturn]] void stall() {
+    std::puts("stalled");
+    std::fflush(stdout);
+    for (;;) {
+        ::pause();
+    }
+}
+
+bool is_stall_command(const std::string& command) {
+    return command == "move-stall" || command == "copy-stall";
+}
+
+std::string run_stalled(int argc, char** argv) {
+    const std::string command = argv[1];
+    axds::detail::transfer_hooks hooks;
+    axds::transfer_options options;
+    if (command == "move-stall" && argc >= 5) {
+        const auto after = static_cast<std::size_t>(std::stoul(argv[4]));
+        options = {.verify_integrity = true, .remove_source = true};
+        hooks.source_file_removed = [after](std::size_t removed) {
+            if (removed >= after) {
+                stall();
+            }
+        };
+    } else if (command == "copy-stall" && argc >= 4) {
+        hooks.content_copied = [](const std::filesystem::path&) {
+            stall();
+        };
+    } else {
+        return "unknown command";
+    }
+    axds::block_on(axds::detail::async_transfer_directory(argv[2], argv[3], options, hooks));
+    return "transferred";
+}
+
 std::string run(int argc, char** argv) {
     const std::string command = argv[1];
+    if (is_stall_command(command)) {
+        return run_stalled(argc, argv);
+    }
     if (command == "checksum") {
         return axds::block_on(axds::async_calculate_directory_checksum(argv[2], {.save_checksum = false}));
     }
@@ -86,7 +133,7 @@ int main(int argc, char** argv) {
         std::puts("usage error");
         return 2;
     }
-    if (!drop_privileges()) {
+    if (!is_stall_command(argv[1]) && !drop_privileges()) {
         std::puts("cannot drop privileges");
         return 3;
     }

@@ -40,13 +40,22 @@ struct transfer_report {
     /// appeared, or changed, while it ran), relative to the source. Empty when the source was removed entirely.
     std::vector<std::string> source_files_kept;
     std::vector<std::string> strays_removed;  ///< with reset_dirty_destination: destination files deleted
+    /// With remove_source: the destination held files the source no longer has, left by an earlier move of this
+    /// source that was interrupted while it removed the source, and the destination is a complete copy (it verifies
+    /// against its ax_checksum.txt, or the source carries the move's marker). Nothing was copied: the source files
+    /// still present, each identical to its copy in the destination, were removed (source_files_removed counts them)
+    /// and the move is finished.
+    bool resumed_move = false;
 };
 
 /// Copies a directory tree (spec §9.3, every rule in order): refuses a missing or symlinked source and symlinks
 /// inside it, refuses (or with reset_dirty_destination removes) destination files the source does not account for,
+/// unless they may be the only copy of their data (see resumed_move and docs/SAFETY.md: a move interrupted during its
+/// source removal is finished by running it again; reset_dirty_destination is refused then),
 /// reproduces empty directories, copies file contents in-kernel (copy_file_range) with permission bits and
-/// atime/mtime, optionally verifies with the §9.1 checksum (reusing `source/ax_checksum.txt` if present) and removes
-/// the source only after everything succeeded.
+/// atime/mtime (each file written as `.NAME.axds-partial` and renamed into place when complete), optionally verifies
+/// with the §9.1 checksum (reusing `source/ax_checksum.txt` if present) and removes the source only after everything
+/// succeeded.
 ///
 /// Safety beyond the Python library: the two roots are compared on disk (device and inode of every directory on the
 /// way, so symlinks, `D/.` and bind mounts count) and a transfer into the same tree, into a directory inside the

@@ -4,6 +4,7 @@
 #include <axds/fs/transfer.hpp>
 
 #include "detail/fault_hooks.hpp"
+#include "support/child_process.hpp"
 #include "support/matchers.hpp"
 #include "support/temp_dir.hpp"
 
@@ -13,10 +14,12 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <string>
+#include <vector>
 
 #include <sys/mount.h>
 #include <sys/wait.h>
@@ -45,6 +48,24 @@ fs::path make_tree(const fs::path& root) {
     write_file(root / "sub" / "b.txt", "bravo");
     write_file(root / "sub" / "deep" / "c.txt", "charlie");
     return root;
+}
+
+/// 40 small files in four directories.
+fs::path make_session(const fs::path& root) {
+    for (std::size_t i = 0; i < 40; ++i) {
+        write_file(root / fmt::format("d{}", i % 4) / fmt::format("f{:03}.bin", i),
+                   std::string(100 + i, static_cast<char>('a' + i % 26)));
+    }
+    return root;
+}
+
+/// What a move's removal leaves when it is interrupted halfway: the files of d0 and d1 are gone from the source.
+void remove_half(const fs::path& source) {
+    for (const char* directory : {"d0", "d1"}) {
+        for (const auto& entry : fs::directory_iterator(source / directory)) {
+            fs::remove(entry.path());
+        }
+    }
 }
 
 /// Changes the working directory for the scope.
@@ -171,10 +192,12 @@ TEST_CASE("remove_source after a clean transfer removes the whole source", "[fs]
 TEST_CASE("the stray-files error never recommends deleting files that exist only in the destination", "[fs][safety]") {
     const temp_dir tmp;
     const fs::path source = make_tree(tmp.path() / "src");
-    // As left by a move interrupted during its source removal: the destination is complete, the source partial.
+    // As left by a move interrupted during its source removal: the destination is complete, the source partial; and
+    // a file added to the destination since, so that it no longer verifies (the move cannot be finished then).
     transfer(source, tmp.path() / "dst", {.verify_integrity = true});
     fs::remove(source / "a.bin");
     fs::remove_all(source / "sub" / "deep");
+    write_file(tmp.path() / "dst" / "notes.txt", "added later");
     const auto destination = snapshot(tmp.path() / "dst");
     try {
         transfer(source, tmp.path() / "dst", {.verify_integrity = true, .remove_source = true});
@@ -188,6 +211,167 @@ TEST_CASE("the stray-files error never recommends deleting files that exist only
     }
     CHECK(snapshot(tmp.path() / "dst") == destination);
     CHECK(fs::exists(source / "sub" / "b.txt"));
+}
+
+TEST_CASE("a move interrupted during its source removal is finished by running it again", "[fs][safety]") {
+    const bool rerun_verified = GENERATE(true, false);
+    const bool source_checksum_kept = GENERATE(true, false);
+    const temp_dir tmp;
+    const fs::path source = make_session(tmp.path() / "src");
+    const fs::path destination = tmp.path() / "dst";
+    transfer(source, destination, {.verify_integrity = true});  // the move's copy, then its removal, interrupted:
+    remove_half(source);
+    if (!source_checksum_kept) {
+        fs::remove(source / "ax_checksum.txt");
+    }
+    const auto complete = snapshot(destination);
+    const auto left = snapshot(source);
+    // reset_dirty_destination would delete the only copies: refused, with remove_source or without.
+    CHECK_THROWS_MATCHES(transfer(source, destination, {.remove_source = true, .reset_dirty_destination = true}),
+                         axds::runtime_error, message_contains("only copy") && message_contains("is a move"));
+    CHECK_THROWS_MATCHES(transfer(source, destination, {.reset_dirty_destination = true}), axds::runtime_error,
+                         message_contains("only copy") && message_contains("matches its ax_checksum.txt"));
+    CHECK(snapshot(destination) == complete);
+    CHECK(snapshot(source) == left);
+    const auto report = transfer(source, destination, {.verify_integrity = rerun_verified, .remove_source = true});
+    CHECK(report.resumed_move);
+    CHECK(report.verified);
+    CHECK(report.files_copied == 0);
+    CHECK(report.source_files_removed == left.size());
+    CHECK_FALSE(fs::exists(source));
+    CHECK(snapshot(destination) == complete);  // every file once, nothing else (no temporary, no marker)
+}
+
+TEST_CASE("an interrupted move is not finished when a file still in the source differs from its copy", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path source = make_session(tmp.path() / "src");
+    const fs::path destination = tmp.path() / "dst";
+    transfer(source, destination, {.verify_integrity = true});
+    remove_half(source);
+    write_file(source / "d2" / "f002.bin", "edited after the copy");
+    const auto complete = snapshot(destination);
+    const auto left = snapshot(source);
+    CHECK_THROWS_MATCHES(transfer(source, destination, {.verify_integrity = true, .remove_source = true}),
+                         axds::runtime_error,
+                         message_contains("1 file(s) still in the source differ") && message_contains("d2/f002.bin") &&
+                             message_contains("Nothing was copied and nothing was deleted"));
+    CHECK(snapshot(destination) == complete);
+    CHECK(snapshot(source) == left);
+}
+
+TEST_CASE("an unverified move interrupted during its removal is finished from the marker it leaves in the source",
+          "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path source = make_session(tmp.path() / "src");
+    const auto original = snapshot(source);
+    const fs::path destination = tmp.path() / "dst";
+    axds::detail::transfer_hooks interrupt;
+    interrupt.source_file_removed = [](std::size_t removed) {
+        if (removed == 15) {
+            throw std::runtime_error("interrupted");
+        }
+    };
+    CHECK_THROWS_WITH(transfer(source, destination, {.remove_source = true}, interrupt), "interrupted");
+    REQUIRE(fs::exists(source / ".axds-move-in-progress"));
+    CHECK(snapshot(destination) == original);  // no ax_checksum.txt: only the marker tells what happened
+    CHECK_THROWS_MATCHES(transfer(source, destination, {.reset_dirty_destination = true}), axds::runtime_error,
+                         message_contains("carries the marker"));
+    fs::rename(source / ".axds-move-in-progress", tmp.path() / "marker");
+    CHECK_THROWS_MATCHES(transfer(source, destination, {.remove_source = true}), axds::runtime_error,
+                         message_contains("Nothing shows that the destination is the complete copy"));
+    fs::rename(tmp.path() / "marker", source / ".axds-move-in-progress");
+    CHECK(snapshot(destination) == original);
+    const auto report = transfer(source, destination, {.remove_source = true});
+    CHECK(report.resumed_move);
+    CHECK_FALSE(report.verified);
+    CHECK(report.source_files_removed == 25);
+    CHECK_FALSE(fs::exists(source));
+    CHECK(snapshot(destination) == original);
+}
+
+TEST_CASE("a move killed with kill -9 during its source removal is finished by running it again", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path source = make_session(tmp.path() / "src");
+    const fs::path destination = tmp.path() / "dst";
+    {
+        axds::test::child_process worker({AXDS_FS_WORKER, "move-stall", source.string(), destination.string(), "12"});
+        REQUIRE(worker.read_line() == "stalled");
+        worker.kill9();
+        CHECK(worker.wait() == 128 + SIGKILL);
+    }
+    const auto complete = snapshot(destination);
+    CHECK(complete.size() == 41);  // the 40 files and ax_checksum.txt
+    // With ax_checksum.txt (copied last, removed last) and the marker of the move in progress.
+    CHECK(snapshot(source).size() == 40 - 12 + 2);
+    CHECK(fs::exists(source / ".axds-move-in-progress"));
+    CHECK_THROWS_MATCHES(transfer(source, destination, {.remove_source = true, .reset_dirty_destination = true}),
+                         axds::runtime_error, message_contains("only copy"));
+    CHECK(snapshot(destination) == complete);
+    const auto report = transfer(source, destination, {.verify_integrity = true, .remove_source = true});
+    CHECK(report.resumed_move);
+    CHECK(report.source_files_removed == 29);
+    CHECK_FALSE(fs::exists(source));
+    CHECK(snapshot(destination) == complete);
+}
+
+TEST_CASE("a transfer killed with kill -9 mid-copy leaves no partial file under a final name", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path source = make_tree(tmp.path() / "src");
+    const fs::path destination = tmp.path() / "dst";
+    {
+        axds::test::child_process worker({AXDS_FS_WORKER, "copy-stall", source.string(), destination.string()});
+        REQUIRE(worker.read_line() == "stalled");
+        worker.kill9();
+        CHECK(worker.wait() == 128 + SIGKILL);
+    }
+    const auto original = snapshot(source);
+    std::size_t partials = 0;
+    for (const auto& [relative, content] : snapshot(destination)) {
+        if (relative.size() > 13 && relative.compare(relative.size() - 13, 13, ".axds-partial") == 0) {
+            ++partials;
+            continue;
+        }
+        CHECK(original.count(relative) == 1);
+        CHECK(content == original.at(relative));
+    }
+    CHECK(partials == 1);
+    transfer(source, destination);  // the rerun cleans the temporary up: it is no stray
+    CHECK(snapshot(destination) == original);
+}
+
+TEST_CASE("the stray-files error lists the first 20 names and counts the rest", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path source = make_tree(tmp.path() / "src");
+    for (int i = 0; i < 30; ++i) {
+        write_file(tmp.path() / "dst" / fmt::format("junk{:02}.bin", i), "x");
+    }
+    CHECK_THROWS_MATCHES(transfer(source, tmp.path() / "dst"), axds::runtime_error,
+                         message_contains("holds 30 file(s)") && message_contains("junk19.bin, and 10 more.") &&
+                             !message_contains("junk20.bin"));
+}
+
+TEST_CASE("reset_dirty_destination still removes what an unrelated earlier attempt left", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path source = make_tree(tmp.path() / "src");
+    const fs::path destination = tmp.path() / "dst";
+    transfer(source, destination, {.verify_integrity = true});
+    write_file(destination / "sub" / "old_attempt.bin", "junk");  // the destination no longer verifies
+    const auto report = transfer(source, destination, {.verify_integrity = true, .reset_dirty_destination = true});
+    CHECK(report.strays_removed == std::vector<std::string>{"sub/old_attempt.bin"});
+    CHECK_FALSE(fs::exists(destination / "sub" / "old_attempt.bin"));
+    CHECK(fs::exists(source / "a.bin"));
+}
+
+TEST_CASE("a destination that is a file is refused as not a directory", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path source = make_tree(tmp.path() / "src");
+    write_file(tmp.path() / "afile", "data");
+    CHECK_THROWS_MATCHES(transfer(source, tmp.path() / "afile"), axds::not_a_directory_error,
+                         message_contains((tmp.path() / "afile").string() + " is not a directory: it is an existing "
+                                                                            "file"));
+    CHECK_THROWS_MATCHES(transfer(source, tmp.path() / "afile" / "sub"), axds::not_a_directory_error,
+                         message_contains("a component of its path is a file"));
+    CHECK(read_file(tmp.path() / "afile") == "data");
 }
 
 TEST_CASE("delete never follows a symlink, with or without a trailing slash", "[fs][safety]") {

@@ -76,6 +76,12 @@ TEST_CASE("a transfer onto a full disk fails and leaves the source whole, even w
     auto after = snapshot(source);
     after.erase("ax_checksum.txt");  // a verified transfer may save the source checksum before it copies
     CHECK(after == before);
+    // The copy that hit the full disk is not left, short, under its final name (nor under its temporary one).
+    for (const auto& [relative, content] : snapshot(destination)) {
+        INFO(relative);
+        CHECK(before.count(relative) == 1);
+        CHECK(content == (before.count(relative) == 1 ? before.at(relative) : std::string()));
+    }
     REQUIRE(disk.resize("8m"));
     const auto report = axds::block_on(axds::async_transfer_directory(
         source, destination, {.workers = 2, .verify_integrity = true, .remove_source = true}));
