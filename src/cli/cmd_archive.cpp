@@ -59,6 +59,9 @@ archive_stats measure(const axds::log_archive_reader& reader) {
 /// `axds archive info` on a streaming logger's working file: unfinished, and how much of it is recoverable.
 int run_working_info(const archive_settings& settings) {
     const axds::working_archive_info w = axds::inspect_working_archive(settings.archive);
+    // The bytes after the last member are either a torn end (cut) or damaged bytes (listed below, saved first).
+    const bool torn_end = !w.stop_reason.empty() &&
+                          (w.damaged.empty() || w.damaged.back().offset + w.damaged.back().length != w.file_size);
     if (settings.json) {
         json_writer json;
         json.begin_object()
@@ -77,7 +80,7 @@ int run_working_info(const archive_settings& settings) {
             "  {} members recoverable ({} of {} bytes){}\n  axds assemble on its directory finishes it (once no "
             "logger writes there)\n",
             settings.archive, w.source, w.recoverable_members, w.recoverable_bytes, w.file_size,
-            w.stop_reason.empty() ? "" : "; the bytes after them are cut: " + w.stop_reason);
+            torn_end ? "; the torn end after them is cut: " + w.stop_reason : "");
         for (const auto& d : w.damaged) {
             fmt::print(
                 "  damaged bytes {} to {} ({}): a recovery keeps the intact members around them and saves "

@@ -99,8 +99,9 @@ int run_assemble(const assemble_settings& settings, const context& ctx) {
     }
     if (report.found_damage()) {
         std::fprintf(stderr,
-                     "axds: unfinished streaming archives in %s held damaged bytes: every intact member was archived "
-                     "and the damaged bytes were saved to the *.damaged-at-* files named above; check them\n",
+                     "axds: unfinished streaming archives in %s held damaged bytes: every member recognised as intact "
+                     "was archived and the damaged bytes were saved to the *.damaged-at-* files named above; check "
+                     "them\n",
                      settings.directory.c_str());
     }
     return report.clean() ? 0 : 1;

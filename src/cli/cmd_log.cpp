@@ -105,10 +105,9 @@ void print_served(const serve_result& result, bool as_json, const context& ctx) 
         .key("unfinished_archives")
         .paths(written.unfinished_archives)
         .key("archives")
-        .paths(result.assembled ? result.assembled->archives : written.archives)  // --assemble or --layout archives
-        .key("seconds")
-        .fixed(ctx.seconds(), 3)
-        .end_object();
+        .paths(result.assembled ? result.assembled->archives : written.archives);  // --assemble or --layout archives
+    damaged_json(json, written.damaged);
+    json.key("seconds").fixed(ctx.seconds(), 3).end_object();
     fmt::print("{}\n", json.str());
 }
 
@@ -203,7 +202,12 @@ int run_serve(serve_settings settings, const context& ctx) {
                      (!written.clean() ? written.first_error : served.first_error).c_str());
         return 1;
     }
-    return 0;
+    for (const auto& d : written.damaged) {  // in working files of an earlier run that this run carried on from
+        std::fprintf(stderr, "axds: damaged bytes %llu to %llu of an earlier run's working file were saved to %s\n",
+                     static_cast<unsigned long long>(d.offset), static_cast<unsigned long long>(d.offset + d.length),
+                     d.saved_to.c_str());
+    }
+    return written.damaged.empty() ? 0 : 1;
 }
 
 }  // namespace

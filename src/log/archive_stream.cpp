@@ -71,6 +71,24 @@ bool parse_member_name(std::string_view name, std::uint64_t& source, std::uint64
     return digits(name.substr(0, 3), source) && digits(name.substr(4, 20), timestamp);
 }
 
+/// The size of the header at `p` when it is the writer's header of `member` for an offset `pos` is not (its padding
+/// depends on the offset modulo 64): a member moved by bytes inserted or lost before it (0 when there is none).
+std::size_t shifted_header_size(const std::uint8_t* p, std::uint64_t avail, std::uint64_t pos, std::string_view name,
+                                const stream_member& member) {
+    std::array<std::uint8_t, 256> expected{};
+    for (std::uint64_t shift = 1; shift < npz_member_alignment; ++shift) {
+        const std::size_t head = zip_local_header_size(pos + shift, name.size());
+        if (head > avail) {
+            continue;
+        }
+        encode_zip_local_header(expected.data(), pos + shift, name, member.crc, member.size);
+        if (std::memcmp(expected.data(), p, head) == 0) {
+            return head;
+        }
+    }
+    return 0;
+}
+
 /// Why the member at `pos` is not intact (empty when it is); fills `member`. `torn` is set when the reason is one a
 /// crash leaves at the end of a working file: a member cut short, or the central directory of an unfinished publish.
 std::string check_member(std::span<const std::uint8_t> bytes, std::uint64_t pos, std::uint64_t source,
@@ -97,7 +115,7 @@ std::string check_member(std::span<const std::uint8_t> bytes, std::uint64_t pos,
     member.offset = pos;
     member.crc = sys::load_le32(p + 14);
     member.size = sys::load_le64(p + zip_local_fixed_size + log_member_name_size + 4);
-    const std::size_t head = zip_local_header_size(pos, log_member_name_size);
+    std::size_t head = zip_local_header_size(pos, log_member_name_size);
     if (avail < head) {
         torn = true;
         return fmt::format("only {} of the local header's {} bytes are present (a torn member)", avail, head);
@@ -105,8 +123,12 @@ std::string check_member(std::span<const std::uint8_t> bytes, std::uint64_t pos,
     std::array<std::uint8_t, 256> expected{};
     encode_zip_local_header(expected.data(), pos, name, member.crc, member.size);
     if (std::memcmp(expected.data(), p, head) != 0) {
-        return fmt::format("the local header of '{}' differs from the one the writer encodes", name);
+        head = shifted_header_size(p, avail, pos, name, member);
+        if (head == 0) {
+            return fmt::format("the local header of '{}' differs from the one the writer encodes", name);
+        }
     }
+    member.header = static_cast<std::uint32_t>(head);
     if (member.size > avail - head) {
         torn = true;
         return fmt::format("'{}' declares {} bytes of data, but only {} are present (a torn member)", name, member.size,
@@ -326,8 +348,8 @@ std::string damaged_temp_name(std::string_view file_name, std::uint64_t random) 
 void warn_damage(const fs::path& working, const working_scan& scan) {
     for (const auto& range : scan.damaged) {
         warn(fmt::format(
-            "The working file {} holds {} damaged bytes at offset {} ({}); {} intact members of it were "
-            "kept. The damaged bytes were saved unchanged to {}.",
+            "The working file {} holds {} damaged bytes at offset {} ({}); the {} intact members found in it "
+            "were kept. The damaged bytes were saved unchanged to {}.",
             working.string(), range.length, range.offset, range.reason, scan.members.size(), range.saved_to.string()));
     }
 }
@@ -392,7 +414,7 @@ working_scan scan_working_bytes(std::span<const std::uint8_t> bytes, std::uint64
             reason = fmt::format("a second member with the time {} (the first is kept)", member.timestamp);
         }
         if (reason.empty()) {
-            pos = member.offset + zip_local_header_size(member.offset, log_member_name_size) + member.size;
+            pos = member.offset + member.header + member.size;
             out.members.push_back(member);
             out.valid_end = pos;
             continue;
@@ -514,7 +536,7 @@ std::vector<recovered_archive> recover_working_files(const fs::path& directory,
         }
         const working_scan scan = scan_working_fd(fd.get(), rec.working_file, source);
         rec.members = scan.members.size();
-        rec.bytes_cut = scan.file_size - scan.valid_end;
+        rec.bytes_cut = scan.torn_bytes();
         rec.damaged = scan.damaged;
         warn_damage(rec.working_file, scan);
         if (scan.members.empty()) {
@@ -678,7 +700,7 @@ archive_stream_writer::source_file& archive_stream_writer::file_for(std::uint8_t
             throw_file_error(errno, "cut the torn end of", path);
         }
         members_recovered_ += scan.members.size();
-        bytes_cut_ += scan.file_size - scan.valid_end;
+        bytes_cut_ += scan.torn_bytes();
         warn_damage(path, scan);
         damaged_.insert(damaged_.end(), scan.damaged.begin(), scan.damaged.end());
         f.end = scan.valid_end;
@@ -764,7 +786,11 @@ void archive_stream_writer::encode(std::size_t index) {
     }
     f.pending_bytes += head + data_size;
     f.pending.push_back({index, offset + head + data_size});
-    f.add_member({p.acquisition_time, offset, data_size, crc});
+    f.add_member({.timestamp = p.acquisition_time,
+                  .offset = offset,
+                  .size = data_size,
+                  .crc = crc,
+                  .header = static_cast<std::uint32_t>(head)});
 }
 
 void archive_stream_writer::flush(source_file& f) {

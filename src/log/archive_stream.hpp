@@ -37,6 +37,9 @@ struct stream_member {
     std::uint64_t offset = 0;  ///< of its local header
     std::uint64_t size = 0;    ///< of its data (the .npy bytes)
     std::uint32_t crc = 0;
+    /// Bytes of its local header: zip_local_header_size(offset) for every member the writer put there; another
+    /// padding for a member that bytes inserted or lost before it moved (its data is then not 64-byte aligned).
+    std::uint32_t header = 0;
 };
 
 /// What a scan of a working file found: every intact member, and the bytes between and after them that are not.
@@ -48,6 +51,13 @@ struct working_scan {
     /// Byte ranges that are not intact members and not a torn end: damage followed by intact members, or an end
     /// that is whole but wrong (a bad CRC-32, a foreign name). scan_working_fd saves each to a file of its own.
     std::vector<damaged_bytes> damaged;
+
+    /// Bytes after valid_end that are cut without being saved first: a torn end (0 when the end was damaged instead).
+    [[nodiscard]] std::uint64_t torn_bytes() const noexcept {
+        const bool saved_end = !damaged.empty() && damaged.back().offset + damaged.back().length == file_size &&
+                               damaged.back().offset >= valid_end;
+        return saved_end ? 0 : file_size - valid_end;
+    }
 };
 
 /// Scans `bytes` (a working file of `source`): a member is kept when its local header is exactly the one the writer

@@ -27,8 +27,8 @@ enum class log_layout {
     entry_files,
     /// Streaming archives: every package is appended as a stored member to one open working file per source,
     /// `.{source}_log.npz.working` in the logger directory; async_stop() writes the central directory and renames it
-    /// to `{source}_log.npz`. After a crash, async_assemble_log_archives (or the next start of a logger in the
-    /// directory) recovers every complete member (docs/SAFETY.md).
+    /// to `{source}_log.npz`. After a crash, async_assemble_log_archives (or a later logger that logs the
+    /// same source into the directory) recovers every complete member (docs/SAFETY.md).
     archives,
 };
 

@@ -63,7 +63,7 @@ struct recovered_archive {
     std::filesystem::path working_file;
     std::filesystem::path archive;  ///< empty when the working file held no intact member (it was removed)
     std::size_t members = 0;        ///< intact members kept (header, size, CRC-32 and .npy checked)
-    std::uint64_t bytes_cut = 0;    ///< bytes after the last intact member (a torn member, an old central directory)
+    std::uint64_t bytes_cut = 0;    ///< torn bytes cut after the last intact member (not saved: see damaged)
     std::vector<damaged_bytes>
         damaged;  ///< damaged ranges, each saved to a file of its own (bytes_cut counts the last)
 };
