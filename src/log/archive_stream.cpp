@@ -240,7 +240,8 @@ void merge_into_existing(const fs::path& final_path, const fs::path& working, st
         if (!std::equal(a.begin(), a.end(), b.begin(), b.end())) {
             throw value_error(fmt::format(
                 "Unable to finish the streaming archive {}: its member '{}' and the member of the same name in the "
-                "existing archive {} hold different data. Nothing was written; the working file keeps every member. "
+                "existing archive {} hold different data. The existing archive was not changed; the working file keeps "
+                "every member. "
                 "Keep the one that is right and move the other out of the directory.",
                 working.string(), member.name, final_path.string()));
         }
