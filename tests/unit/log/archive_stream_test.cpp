@@ -366,6 +366,24 @@ TEST_CASE("recovery finds the members that bytes inserted before them moved off 
     CHECK(assemble(w.dir).clean());  // and a second recovery finds nothing to do
 }
 
+TEST_CASE("saving damaged bytes never overwrites a file that holds other bytes under the name",
+          "[log][stream][recovery]") {
+    const temp_dir tmp;
+    const damaged_working_file w(tmp.path(),
+                                 [](std::string& bytes, damaged_working_file& f) { bytes[f.starts[5] - 1] ^= 0x01; });
+    const fs::path taken = w.dir / ("2_log.npz.damaged-at-" + std::to_string(w.starts[4]));
+    write_file(taken, "a file of the user's");
+    fs::create_directory(w.dir / (taken.filename().string() + ".2"));
+    const axds::assemble_report report = assemble(w.dir);
+    REQUIRE(report.recovered.size() == 1);
+    REQUIRE(report.recovered[0].damaged.size() == 1);
+    CHECK(report.recovered[0].damaged[0].saved_to == w.dir / (taken.filename().string() + ".3"));
+    CHECK(read_file(report.recovered[0].damaged[0].saved_to) == w.bytes.substr(w.starts[4], w.starts[5] - w.starts[4]));
+    CHECK(read_file(taken) == "a file of the user's");
+    CHECK(fs::is_directory(w.dir / (taken.filename().string() + ".2")));
+    w.check_archive({0, 1, 2, 3, 5, 6});
+}
+
 TEST_CASE("recovery of a working file whose first member name is damaged keeps the rest", "[log][stream][recovery]") {
     const temp_dir tmp;
     const damaged_working_file w(tmp.path(), [](std::string& bytes, damaged_working_file& f) {
