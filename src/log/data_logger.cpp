@@ -43,6 +43,9 @@ constexpr int max_workers = 256;  ///< entry writes in flight at most
 constexpr std::size_t min_queue_capacity = 4096;
 /// Queue nodes populated when a logger is made (1 MiB; fewer when its queue cannot hold that many entries).
 constexpr std::size_t initial_pool_nodes = 16384;
+/// Payload buffers kept for reuse by free queue nodes, at most (bytes; also at most the queue's capacity): the memory
+/// a logger holds beyond its queue bound so that producers refilling their package do not allocate.
+constexpr std::size_t max_retained_payload_bytes = std::size_t{64} << 20U;
 
 /// The most entries a queue of `capacity` bytes can hold at once: each is charged at least entry_bookkeeping_bytes,
 /// plus the one package larger than the bound that an empty queue still takes.
@@ -87,7 +90,8 @@ struct data_logger::impl : std::enable_shared_from_this<impl> {
           output_directory(std::move(directory)),
           name(std::move(instance_name)),
           options(opts),
-          pool(max_queued_entries(opts.queue_capacity_bytes), initial_pool_nodes),
+          pool(max_queued_entries(opts.queue_capacity_bytes), initial_pool_nodes,
+               std::min(opts.queue_capacity_bytes, max_retained_payload_bytes)),
           wake(strand, 1),
           idle_timer(strand) {}
 
@@ -196,7 +200,11 @@ struct data_logger::impl : std::enable_shared_from_this<impl> {
             throw;
         }
         entry->charge = charge;
-        entry->package = std::move(package);
+        entry->package.source_id = package.source_id;
+        entry->package.acquisition_time = package.acquisition_time;
+        // The producer gets the buffer the node kept from an earlier message (empty, capacity kept; none for a fresh
+        // node): refilling the same package then needs no allocation (entry_pool).
+        entry->package.payload.swap(package.payload);
         push(entry);
     }
 
@@ -490,7 +498,12 @@ bool data_logger::try_log(log_package&& package) {
     return true;
 }
 
-void data_logger::log(log_package package) {
+void data_logger::log(const log_package& package) {
+    log_package copy = package;
+    log(std::move(copy));
+}
+
+void data_logger::log(log_package&& package) {
     const std::size_t charge = package.payload.size() + detail::entry_bookkeeping_bytes;
     impl& self = *impl_;
     while (!self.try_reserve(charge)) {

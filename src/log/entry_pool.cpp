@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <limits>
 #include <new>
 #include <utility>
 
@@ -10,6 +11,7 @@
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
+#include <sanitizer/lsan_interface.h>
 #define AXDS_POOL_POISON(address, size) ASAN_POISON_MEMORY_REGION(address, size)
 #define AXDS_POOL_UNPOISON(address, size) ASAN_UNPOISON_MEMORY_REGION(address, size)
 #else
@@ -59,7 +61,8 @@ std::size_t round_up(std::size_t value, std::size_t multiple) noexcept {
 
 }  // namespace
 
-entry_pool::entry_pool(std::size_t max_nodes, std::size_t initial_nodes) : head_(pack(no_node, 0)) {
+entry_pool::entry_pool(std::size_t max_nodes, std::size_t initial_nodes, std::size_t retain_budget)
+    : retain_budget_(retain_budget), head_(pack(no_node, 0)) {
     const long page = ::sysconf(_SC_PAGESIZE);
     nodes_per_page_ = std::max<std::size_t>(1, static_cast<std::size_t>(page > 0 ? page : 4096) / node_size);
     max_nodes = round_up(std::clamp<std::size_t>(max_nodes, 1, max_pool_nodes), nodes_per_page_);
@@ -72,15 +75,31 @@ entry_pool::entry_pool(std::size_t max_nodes, std::size_t initial_nodes) : head_
     base_ = static_cast<std::byte*>(reserved);
     reserved_bytes_ = max_nodes * node_size;
     max_nodes_ = max_nodes;
+#if defined(__SANITIZE_ADDRESS__)
+    // Free nodes keep payload buffers: LeakSanitizer must scan this mapping (its readable parts) to find them.
+    __lsan_register_root_region(base_, reserved_bytes_);
+#endif
     initial_nodes_ = round_up(std::clamp<std::size_t>(initial_nodes, 1, max_nodes_), nodes_per_page_);
     populate(initial_nodes_);
 }
 
 entry_pool::~entry_pool() {
     // Every node is back here (the logger releases what it still holds before the pool goes): free nodes hold empty
-    // packages, so there is nothing to destroy but the memory.
+    // packages, some with a kept payload buffer, which is freed here.
     if (base_ != nullptr) {
         AXDS_POOL_UNPOISON(base_, populated() * node_size);  // the addresses may be mapped again
+        if (retained_bytes() != 0) {
+            const std::size_t used = std::min(fresh_.load(), populated());
+            for (std::size_t i = 0; i < used; ++i) {
+                queued_entry* node = node_at(static_cast<std::uint32_t>(i));
+                if (node->retained != 0) {
+                    node->package.payload = std::vector<std::uint8_t>{};
+                }
+            }
+        }
+#if defined(__SANITIZE_ADDRESS__)
+        __lsan_unregister_root_region(base_, reserved_bytes_);
+#endif
         ::munmap(base_, reserved_bytes_);
     }
 }
@@ -137,7 +156,22 @@ void entry_pool::release_batch::add(queued_entry* entry) noexcept {
         delete entry;  // NOLINT(cppcoreguidelines-owning-memory)
         return;
     }
-    entry->package = log_package{};  // frees the payload
+    // The buffer this node kept at its last release went to the producer that filled it (data_logger swaps).
+    retained_delta_ -= static_cast<std::ptrdiff_t>(entry->retained);
+    std::vector<std::uint8_t>& payload = entry->package.payload;
+    const std::size_t capacity = payload.capacity();
+    const auto retained_now = static_cast<std::ptrdiff_t>(pool_->retained_bytes()) + retained_delta_;
+    if (capacity != 0 && capacity <= std::numeric_limits<std::uint32_t>::max() &&
+        retained_now + static_cast<std::ptrdiff_t>(capacity) <= static_cast<std::ptrdiff_t>(pool_->retain_budget_)) {
+        payload.clear();  // kept for the next producer: no free here, no malloc there
+        entry->retained = static_cast<std::uint32_t>(capacity);
+        retained_delta_ += static_cast<std::ptrdiff_t>(capacity);
+    } else {
+        payload = std::vector<std::uint8_t>{};  // frees it
+        entry->retained = 0;
+    }
+    entry->package.source_id = 0;
+    entry->package.acquisition_time = 0;
     entry->next = nullptr;
     entry->charge = 0;
     poison_free_node(entry);
@@ -152,6 +186,11 @@ void entry_pool::release_batch::add(queued_entry* entry) noexcept {
 }
 
 void entry_pool::release_batch::flush() noexcept {
+    if (retained_delta_ != 0) {
+        // Signed change applied to an unsigned total: wraps back to the right value (modular arithmetic).
+        pool_->retained_bytes_.fetch_add(static_cast<std::size_t>(retained_delta_), std::memory_order_relaxed);
+        retained_delta_ = 0;
+    }
     if (count_ != 0) {
         pool_->push_chain(first_, last_, count_);
     }

@@ -16,6 +16,9 @@ struct queued_entry {
     /// entry_pool's free-list link (the index of the next free node); used only while the node is free. First: the
     /// rest of a free node is poisoned under AddressSanitizer, so a use after release is reported.
     std::atomic<std::uint32_t> free_next{0};
+    /// Capacity of the payload buffer this node kept when it was last released (0: none). That buffer goes to the
+    /// producer that fills the node next (data_logger swaps payloads), which the next release() accounts for.
+    std::uint32_t retained = 0;
     queued_entry* next = nullptr;
     log_package package;
     std::size_t charge = 0;  ///< bytes counted against the queue capacity
@@ -27,8 +30,11 @@ struct queued_entry {
 ///   takes the next never-used populated node (constructed then, by the caller: populating writes nothing into the
 ///   nodes); when there is none it returns a node from the heap instead (counted in heap_nodes()), so the caller's
 ///   call keeps its semantics.
-/// - release() (any thread): clears the node's package (freeing its payload) and pushes a pooled node back on the free
-///   list; a heap node is deleted.
+/// - release() (any thread): clears the node's package and pushes a pooled node back on the free list; a heap node is
+///   deleted. A pooled node keeps its payload's buffer (empty, capacity kept) while the buffers kept by free nodes
+///   stay within retain_budget() bytes, otherwise the buffer is freed. The logger hands a kept buffer to the producer
+///   whose package fills the node (a swap), so a producer that refills the same package allocates nothing: no
+///   malloc/free pair across threads, and no payload on memory the process has never touched (issue 19).
 /// - replenish() (one thread at a time: the logger's writer): when fewer than half of the populated nodes are free,
 ///   makes the pool about four times as large, up to max_nodes(): mprotect + MADV_POPULATE_WRITE + one store per page,
 ///   published in steps of populate_step nodes (the new nodes are "fresh": handed out in address order by acquire()
@@ -48,7 +54,7 @@ public:
     /// Reserves address space for `max_nodes` nodes (rounded up to whole pages, at most max_pool_nodes) and
     /// populates `initial_nodes` of them. When the system refuses the reservation the pool stays empty and every
     /// acquire() uses the heap (as before the pool existed).
-    entry_pool(std::size_t max_nodes, std::size_t initial_nodes);
+    entry_pool(std::size_t max_nodes, std::size_t initial_nodes, std::size_t retain_budget = 0);
     ~entry_pool();
     entry_pool(const entry_pool&) = delete;
     entry_pool& operator=(const entry_pool&) = delete;
@@ -66,6 +72,14 @@ public:
 
     /// The bound of populated().
     [[nodiscard]] std::size_t max_nodes() const noexcept { return max_nodes_; }
+
+    /// The most payload bytes (capacities) that free nodes keep for reuse.
+    [[nodiscard]] std::size_t retain_budget() const noexcept { return retain_budget_; }
+
+    /// Payload bytes (capacities) kept by pooled nodes that were released and not yet released again.
+    [[nodiscard]] std::size_t retained_bytes() const noexcept {
+        return retained_bytes_.load(std::memory_order_relaxed);
+    }
 
     /// acquire() calls that found the pool empty and used the heap.
     [[nodiscard]] std::uint64_t heap_nodes() const noexcept { return heap_nodes_.load(std::memory_order_relaxed); }
@@ -96,6 +110,7 @@ public:
         std::uint32_t first_ = no_node;
         queued_entry* last_ = nullptr;
         std::size_t count_ = 0;
+        std::ptrdiff_t retained_delta_ = 0;  ///< change of the pool's retained_bytes_, applied by flush()
     };
 
 private:
@@ -112,12 +127,14 @@ private:
     std::size_t reserved_bytes_ = 0;
     std::size_t max_nodes_ = 0;
     std::size_t initial_nodes_ = 0;
+    std::size_t retain_budget_ = 0;
     std::size_t nodes_per_page_ = 1;
     alignas(64) std::atomic<std::uint64_t> head_;    ///< low 32 bits: first free node (no_node = empty); high: pops
     alignas(64) std::atomic<std::size_t> fresh_{0};  ///< nodes [fresh_, populated_) were never handed out
     std::atomic<std::size_t> populated_{0};
     alignas(64) std::atomic<std::uint64_t> pushed_{0};  ///< nodes ever pushed (recycled)
     std::atomic<std::uint64_t> heap_nodes_{0};
+    std::atomic<std::size_t> retained_bytes_{0};
     std::uint32_t last_pops_ = 0;  ///< replenish side: the pop count seen last, to unwrap its 32 bits
     std::uint64_t pops_ = 0;       ///< replenish side: pops seen so far
 };

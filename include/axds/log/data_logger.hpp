@@ -136,7 +136,10 @@ public:
     /// (the writer could never finish): that throws runtime_error when detectable.
     data_logger_report stop();
 
-    /// Queues `package` if it fits; never blocks. On false the package was not moved from. Takes its queue node from
+    /// Queues `package` if it fits; never blocks. On false the package was not moved from. On true its payload is
+    /// left empty, holding (when the logger kept one) the buffer of an earlier, already written message: a producer
+    /// that refills the same package (`package.payload.assign(...)`, `resize`) then allocates nothing (the logger
+    /// keeps such buffers up to min(queue_capacity_bytes, 64 MiB)). Takes its queue node from
     /// the logger's pre-faulted pool (no allocation, no page fault); only when the pool is momentarily empty (the
     /// writer grows it) does the node come from the heap, which changes nothing but the call's time.
     [[nodiscard]] bool try_log(log_package&& package);
@@ -159,8 +162,11 @@ public:
         return async_log(log_package::from_values(source_id, acquisition_time, std::forward<Values>(values)));
     }
 
-    /// Queues `package`, blocking the calling thread while the queue is full. Not for executor threads.
-    void log(log_package package);
+    /// Queues `package`, blocking the calling thread while the queue is full. Not for executor threads. Leaves the
+    /// package as try_log() does on success: payload empty, possibly with a recycled buffer to refill.
+    void log(log_package&& package);
+    /// log() of a copy of `package`.
+    void log(const log_package& package);
 
     /// Queues the onset entry of spec §7.3 for `source_id`: time 0, payload = the current UTC time in µs (8 bytes
     /// LE). Producers should call it once per source before their first message.

@@ -236,3 +236,62 @@ TEST_CASE("entry pool with enough nodes for all threads never falls back to the 
     CHECK(pool.heap_nodes() == 0);
     CHECK(pool.free_nodes() == pool.populated());
 }
+
+TEST_CASE("entry pool keeps released payload buffers up to its retain budget and accounts for the ones handed on",
+          "[log]") {
+    // Issue 19: free nodes keep their payload's buffer (empty, capacity kept) so that the producer filling the node
+    // next gets it back instead of allocating; the buffers kept stay within the budget.
+    constexpr std::size_t budget = 4096;
+    entry_pool pool(64, 64, budget);
+    std::vector<queued_entry*> nodes;
+    for (int i = 0; i < 10; ++i) {
+        nodes.push_back(pool.acquire());
+        nodes.back()->package.payload.reserve(1000);
+        nodes.back()->package.payload.assign(1000, 7);
+    }
+    {
+        entry_pool::release_batch batch(pool);
+        for (queued_entry* node : nodes) {
+            batch.add(node);
+        }
+    }
+    CHECK(pool.retained_bytes() == 4000);  // four buffers of 1000: a fifth would pass 4096
+    nodes.clear();
+    std::size_t with_buffer = 0;
+    for (int i = 0; i < 10; ++i) {
+        queued_entry* node = pool.acquire();
+        CHECK(node->package.payload.empty());
+        CHECK(node->package.source_id == 0);
+        CHECK(node->package.acquisition_time == 0);
+        if (node->package.payload.capacity() >= 1000) {
+            ++with_buffer;
+            CHECK(node->retained == node->package.payload.capacity());
+        } else {
+            CHECK(node->retained == 0);
+        }
+        // What data_logger does: the producer takes the kept buffer and leaves its own (500 bytes) in the node.
+        std::vector<std::uint8_t> producers(500, 9);
+        node->package.payload.swap(producers);
+        nodes.push_back(node);
+    }
+    CHECK(with_buffer == 4);
+    // The pool is a stack: the four nodes with buffers came out last. Released first, each gives back the 1000 its
+    // buffer counted (now the producer's) and keeps the producer's 500; then four of the other six fit the budget.
+    std::reverse(nodes.begin(), nodes.end());
+    for (queued_entry* node : nodes) {
+        pool.release(node);  // one at a time: the total is right after each
+    }
+    CHECK(pool.retained_bytes() == 8 * 500);
+    // The pool frees the buffers its free nodes keep when it goes (ASan/LSan check that nothing leaks).
+}
+
+TEST_CASE("entry pool without a retain budget frees every released payload", "[log]") {
+    entry_pool pool(64, 64);
+    queued_entry* node = pool.acquire();
+    node->package.payload.assign(100, 1);
+    pool.release(node);
+    CHECK(pool.retained_bytes() == 0);
+    queued_entry* again = pool.acquire();
+    CHECK(again->package.payload.capacity() == 0);
+    pool.release(again);
+}
