@@ -10,11 +10,13 @@
 #include "log/entry_writer.hpp"
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -129,29 +131,32 @@ public:
     struct piece;
 
 private:
-    void write_batch();
-    void encode(std::size_t index);
+    /// Encodes the batch's entries of `source` (by_source_) and writes them to its working file; one CPU-pool task
+    /// per source of the batch. `replenishes`: this task keeps the node pool filled (one task per batch does).
+    void write_source(std::uint8_t source, bool replenishes);
+    void encode(source_file& file, std::size_t index);
     void flush(source_file& file);
     void maybe_sync(source_file& file);
     source_file& file_for(std::uint8_t source);
-    void finish_all(data_logger_report& report);
+    /// Publishes (or removes, when empty) one source's working file; its outcome goes to `outcome`.
+    struct finish_outcome;
+    void finish_source(source_file& file, finish_outcome& outcome);
 
     std::filesystem::path directory_;
     int directory_fd_;
     data_logger_options options_;
     std::array<std::unique_ptr<source_file>, 256> files_;
-    std::vector<source_file*> touched_;
     std::vector<queued_entry*> batch_;
+    std::array<std::vector<std::uint32_t>, 256> by_source_;  ///< batch_ indices of each source, in queue order
+    std::vector<std::uint8_t> batch_sources_;                ///< sources with entries in batch_, first seen first
     std::size_t batch_bytes_ = 0;
     std::vector<std::string> errors_;
-    std::uint64_t header_length_ = ~std::uint64_t{0};
-    std::string header_;  // npy header of the last payload length seen
-    std::uint32_t header_crc_ = 0;
     std::uint64_t members_recovered_ = 0;
     std::uint64_t bytes_cut_ = 0;
     std::vector<damaged_bytes> damaged_;  ///< found in working files resumed by this run
-    std::uint64_t syncs_ = 0;
-    std::uint64_t bytes_synced_ = 0;
+    std::mutex shared_mutex_;  ///< guards the counters above and idle_sync_error_ against parallel source tasks
+    std::atomic<std::uint64_t> syncs_{0};
+    std::atomic<std::uint64_t> bytes_synced_{0};
     std::string idle_sync_error_;  ///< the first failed fdatasync made while idle (no entry left to fail)
 };
 
