@@ -7,6 +7,7 @@
 #include <axds/npy/npz_archive.hpp>
 
 #include "detail/cpu_work.hpp"
+#include "detail/huge_pages.hpp"
 #include "detail/iovec.hpp"
 #include "detail/parallel.hpp"
 #include "detail/printable.hpp"
@@ -637,7 +638,20 @@ struct archive_stream_writer::source_file {
         if (keys_built) {
             keys.insert(member.timestamp);
         }
+        if (members.size() == members.capacity()) {
+            grow_members();
+        }
         members.push_back(member);
+    }
+
+    /// Doubles the member table on transparent huge pages: it grows by 32 bytes per message (millions per run), and
+    /// on 4 KiB pages each new page was a fault (~10 us in a VM): a tenth of the writer's time.
+    void grow_members() {
+        std::vector<stream_member> bigger;
+        bigger.reserve(std::max<std::size_t>(std::size_t{1} << 16U, 2 * members.capacity()));
+        advise_huge_pages(bigger.data(), bigger.capacity() * sizeof(stream_member));  // before any page is touched
+        bigger.insert(bigger.end(), members.begin(), members.end());
+        members.swap(bigger);
     }
 
     void drop_last_member() {
