@@ -136,6 +136,7 @@ private:
     void write_source(std::uint8_t source, bool replenishes);
     void encode(source_file& file, std::size_t index);
     void flush(source_file& file);
+    void start_writeback(source_file& file);
     void maybe_sync(source_file& file);
     source_file& file_for(std::uint8_t source);
     /// Publishes (or removes, when empty) one source's working file; its outcome goes to `outcome`.
