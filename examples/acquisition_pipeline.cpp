@@ -32,6 +32,7 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -163,15 +164,29 @@ asio::awaitable<int> run(fs::path work, bool archives) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    try {
-        const bool archives = argc > 1 && std::string_view(argv[1]) == "--archives";
-        if (archives) {
-            --argc;
-            ++argv;
+    // [--archives] [work-directory], in either order; anything else starting with '-' is refused, not taken as a
+    // directory name (`--help` used to create a directory called "--help").
+    bool archives = false;
+    std::optional<fs::path> directory;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        if (arg == "--archives") {
+            archives = true;
+        } else if (arg == "-h" || arg == "--help") {
+            std::printf("usage: %s [--archives] [work-directory]\n", argv[0]);
+            return 0;
+        } else if (arg.starts_with('-') || directory) {
+            std::fprintf(stderr, "usage: %s [--archives] [work-directory] (unexpected argument '%s')\n", argv[0],
+                         argv[i]);
+            return 2;
+        } else {
+            directory = fs::path(arg);
         }
-        if (argc > 1) {
-            fs::create_directories(argv[1]);
-            return axds::block_on(run(argv[1], archives));
+    }
+    try {
+        if (directory) {
+            fs::create_directories(*directory);
+            return axds::block_on(run(*directory, archives));
         }
         const fs::path work = fs::temp_directory_path() / ("axds-pipeline-" + std::to_string(::getpid()));
         fs::remove_all(work);

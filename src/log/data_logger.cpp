@@ -430,9 +430,9 @@ data_logger::data_logger(asio::any_io_executor executor, std::filesystem::path o
     std::error_code ec;
     std::filesystem::create_directories(directory, ec);
     if (ec || !std::filesystem::is_directory(directory)) {
-        throw_os_error(ec ? ec : std::make_error_code(std::errc::not_a_directory),
-                       fmt::format("Unable to create the output directory {} of the {} DataLogger.", directory.string(),
-                                   instance_name));
+        const std::error_code code = ec ? ec : std::make_error_code(std::errc::not_a_directory);
+        throw_os_error(code, fmt::format("Unable to create the output directory {} of the {} DataLogger: {}.",
+                                         directory.string(), instance_name, code.message()));
     }
     impl_ = std::make_shared<impl>(std::move(executor), std::move(directory), std::move(instance_name), options);
 }

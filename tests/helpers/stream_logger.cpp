@@ -32,6 +32,19 @@ int main(int argc, char** argv) {
         asio::io_context io;
         auto guard = asio::make_work_guard(io);
         std::thread loop([&io] { io.run(); });
+
+        struct join_on_exit {  // an exception below (e.g. a read-only OUTPUT) must not destroy a joinable thread
+            asio::io_context& io;
+            std::thread& thread;
+
+            ~join_on_exit() {
+                if (thread.joinable()) {
+                    io.stop();
+                    thread.join();
+                }
+            }
+        } joiner{io, loop};
+
         axds::data_logger_options options;
         options.layout = axds::log_layout::archives;
         axds::data_logger logger(io.get_executor(), argv[1], "crash", options);
