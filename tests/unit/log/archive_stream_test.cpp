@@ -146,6 +146,28 @@ TEST_CASE("streaming archives are byte-identical to assembled ones for in-order 
     CHECK(files == 2);
 }
 
+TEST_CASE("streaming archives of 70,000 members are byte-identical to assembled ones", "[log][stream]") {
+    // Past the sizes the small test reaches: the central directory (~6 MB) is written in several 1 MiB pieces, and
+    // the member table grows past its first huge-page allocation (65,536 members) into a second one.
+    const temp_dir tmp;
+    const scratch_dir scratch(tmp.path());
+    std::vector<log_package> packages{axds::make_onset_package(3, 1700000000000000ULL)};
+    for (std::uint64_t i = 1; i <= 70000; ++i) {
+        packages.push_back(make_package(3, i, i % 5));
+    }
+    REQUIRE(log_all(scratch.path / "a", packages, {}).clean());
+    const axds::assemble_report assembled = assemble(scratch.path / "a" / "run_data_log");
+    REQUIRE(assembled.archives.size() == 1);
+    const data_logger_report streamed = log_all(scratch.path / "b", packages, streaming());
+    INFO(streamed.first_error);
+    REQUIRE(streamed.clean());
+    CHECK(streamed.entries_written == packages.size());
+    const std::string a = read_file(scratch.path / "a" / "run_data_log" / "3_log.npz");
+    const std::string b = read_file(scratch.path / "b" / "run_data_log" / "3_log.npz");
+    CHECK(a.size() == b.size());
+    CHECK(a == b);
+}
+
 TEST_CASE("streaming archives sort out-of-order input as assembly does", "[log][stream]") {
     const temp_dir tmp;
     auto packages = sample_packages(80);
