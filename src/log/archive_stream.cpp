@@ -58,7 +58,7 @@ constexpr std::uint64_t writeback_step = std::uint64_t{8} << 20U;
 void format_member_name(std::array<char, log_member_name_size + 1>& name, std::uint64_t source,
                         std::uint64_t timestamp) {
     // `{:03d}_{:020d}.npy` by hand: fmt's general path was ~5 % of a streaming logger's time (one name per message).
-    // A source id fits 3 digits (it is a uint8 when written; larger values found by a scan keep their last 3).
+    // A source id fits 3 digits: it is a uint8 when written, and working file names above 255 are not recognised.
     char* out = name.data();
     for (int i = 2; i >= 0; --i) {
         out[i] = static_cast<char>('0' + source % 10);
