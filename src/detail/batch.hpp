@@ -28,6 +28,16 @@ struct batch_plan {
     bool cancellable = true;
 };
 
+/// Items per round for a batch of `count` items: at least `minimum` (and 32), and enough that there are at most
+/// ~100 rounds. Each round ends with every task done (a barrier) and a hop to the caller's executor: with rounds of
+/// 32 small files, 20,000 files made 625 barriers, where the threads waited for each other and for the wake-ups
+/// (~7% of a small-file transfer's time). 100 progress reports are plenty; cancellation is noticed inside a round.
+[[nodiscard]] constexpr std::size_t round_size(std::size_t count, std::size_t minimum) noexcept {
+    const std::size_t floor = minimum > 32 ? minimum : 32;
+    const std::size_t hundredth = (count + 99) / 100;
+    return hundredth > floor ? hundredth : floor;
+}
+
 /// What a batch got done.
 struct batch_result {
     std::size_t done = 0;  ///< items whose work returned (all of them unless `stopped`)

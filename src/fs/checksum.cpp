@@ -152,7 +152,8 @@ asio::awaitable<detail::batch_result> hash_files(std::vector<file_entry>& files,
                                                  std::shared_ptr<const detail::known_digests> known,
                                                  const std::function<void(const checksum_progress&)>& report) {
     const std::size_t tasks = std::min(workers, files.size());
-    const detail::batch_plan plan{.workers = tasks, .round = std::max<std::size_t>(64, tasks * 16)};
+    const detail::batch_plan plan{.workers = tasks,
+                                  .round = detail::round_size(files.size(), std::max<std::size_t>(64, tasks * 16))};
     detail::item_work hash = [&files, known](std::size_t i, const std::atomic<bool>&) {
         thread_local detail::file_hasher hasher;
         if (!take_known_digest(files[i], known.get())) {

@@ -139,10 +139,13 @@ std::vector<std::string> mount_points_below(const fs::path& directory) {
     return out;
 }
 
-int open_for_replacement(const fs::path& path, unsigned mode, int access) {
+int open_for_replacement(const fs::path& path, unsigned mode, int access, bool* created) {
     const int create = access | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
     for (int attempt = 0; attempt < 3; ++attempt) {
         const int fd = ::open(path.c_str(), create, static_cast<mode_t>(mode));
+        if (created != nullptr) {
+            *created = fd >= 0;
+        }
         if (fd >= 0 || errno != EEXIST) {
             return fd;
         }

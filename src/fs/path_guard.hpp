@@ -52,7 +52,9 @@ enum class tree_relation { separate, same, first_inside_second, second_inside_fi
 /// (which could point anywhere) or a hard link (a `cp -al` copy shares its inodes with the original) is unlinked and
 /// a new file (mode 0600 before the caller's chmod; `mode` for new files) created in its place. A plain file with one
 /// link is truncated in place. `access`: O_WRONLY, or O_RDWR to read the new content back. Returns the descriptor,
-/// or -1 with errno set (EISDIR for a directory).
-[[nodiscard]] int open_for_replacement(const std::filesystem::path& path, unsigned mode = 0600, int access = O_WRONLY);
+/// or -1 with errno set (EISDIR for a directory). `*created` (if given) says whether the file is new (so it has
+/// `mode` under the umask) or was truncated in place (it kept its permission bits).
+[[nodiscard]] int open_for_replacement(const std::filesystem::path& path, unsigned mode = 0600, int access = O_WRONLY,
+                                       bool* created = nullptr);
 
 }  // namespace axds::detail

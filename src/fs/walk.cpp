@@ -1,5 +1,7 @@
 #include <axds/fs/walk.hpp>
 
+#include "fs/walk_detail.hpp"
+
 #include <axds/error.hpp>
 
 #include <fmt/format.h>
@@ -124,6 +126,12 @@ fs::path python_parent(const fs::path& path) {
 std::vector<fs::path> walk_directory(const fs::path& directory) {
     std::vector<fs::path> out;
     scan_tree(directory, [&](const fs::path& path, unsigned char /*d_type*/) { out.push_back(path); });
+    return out;
+}
+
+std::vector<detail::typed_path> detail::walk_directory_typed(const fs::path& directory) {
+    std::vector<typed_path> out;
+    scan_tree(directory, [&](const fs::path& path, unsigned char d_type) { out.push_back({path, d_type}); });
     return out;
 }
 

@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <sys/stat.h>
 
@@ -129,6 +130,36 @@ TEST_CASE("transfer copies the tree with empty directories, modes and times, at 
     }
     CHECK(fs::exists(source / "a.txt"));  // the source is kept by default
     CHECK_FALSE(fs::exists(source / "ax_checksum.txt"));
+}
+
+// Copies whose bits the umask keeps are created with them (no fchmod); the others are chmodded. The umask is read
+// per transfer: one changed between two transfers of the same process must not leave stale bits.
+TEST_CASE("each copy gets its source's permission bits whatever the umask and after the umask changed", "[fs]") {
+    const temp_dir tmp;
+    const fs::path source = tmp.path() / "source";
+    const std::vector<::mode_t> modes{0644, 0600, 0755, 0640, 0444, 0666, 0777, 0604};
+    for (std::size_t i = 0; i < modes.size(); ++i) {
+        const fs::path file = source / fmt::format("f{}.bin", i);
+        write_file(file, std::string(i * 1000 + 1, 'x'));
+        REQUIRE(::chmod(file.c_str(), modes[i]) == 0);
+    }
+    const ::mode_t before = ::umask(022);
+    for (const ::mode_t mask : {::mode_t{022}, ::mode_t{077}, ::mode_t{0}, ::mode_t{027}}) {
+        ::umask(mask);
+        for (const bool verify : {false, true}) {
+            const fs::path destination = tmp.path() / fmt::format("dest-{:o}-{}", mask, verify);
+            transfer(source, destination, {.workers = 2, .verify_integrity = verify});
+            for (std::size_t i = 0; i < modes.size(); ++i) {
+                struct stat st {};
+
+                REQUIRE(::stat((destination / fmt::format("f{}.bin", i)).c_str(), &st) == 0);
+                INFO("umask " << std::oct << mask << ", source mode " << modes[i] << ", verified " << verify);
+                CHECK((st.st_mode & 07777) == modes[i]);
+            }
+            (void)fs::remove(source / "ax_checksum.txt");
+        }
+    }
+    ::umask(before);
 }
 
 // upstream: transfer_tools_test.py::test_transfer_integrity_* / test_transfer_remove_source

@@ -1,0 +1,20 @@
+#pragma once
+// The directory walk with each entry's kind as readdir reported it (private to src/).
+
+#include <filesystem>
+#include <vector>
+
+namespace axds::detail {
+
+/// An entry below the walked directory and its `d_type` (DT_REG, DT_DIR, DT_LNK, ... or DT_UNKNOWN when the
+/// filesystem does not say: the caller then asks lstat).
+struct typed_path {
+    std::filesystem::path path;
+    unsigned char type = 0;
+};
+
+/// walk_directory (spec §2.1: the same entries in the same order), with each entry's d_type: a caller that only
+/// needs an entry's kind spares an lstat per entry.
+[[nodiscard]] std::vector<typed_path> walk_directory_typed(const std::filesystem::path& directory);
+
+}  // namespace axds::detail
