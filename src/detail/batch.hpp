@@ -31,7 +31,8 @@ struct batch_plan {
 /// Items per round for a batch of `count` items: at least `minimum` (and 32), and enough that there are at most
 /// ~100 rounds. Each round ends with every task done (a barrier) and a hop to the caller's executor: with rounds of
 /// 32 small files, 20,000 files made 625 barriers, where the threads waited for each other and for the wake-ups
-/// (~7% of a small-file transfer's time). 100 progress reports are plenty; cancellation is noticed inside a round.
+/// (~3% of a small-file transfer's time, measured). 100 progress reports are plenty; cancellation is noticed inside a
+/// round.
 [[nodiscard]] constexpr std::size_t round_size(std::size_t count, std::size_t minimum) noexcept {
     const std::size_t floor = minimum > 32 ? minimum : 32;
     const std::size_t hundredth = (count + 99) / 100;

@@ -4,6 +4,7 @@
 #include "sys/io.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <mutex>
@@ -131,6 +132,43 @@ private:
     int error_ = 0;
 };
 
+/// The source side, on its own thread: the source read from offset 0 to its end and hashed, independently of the
+/// copy (reading the source needs nothing the copy does), until `abort` is raised (the copy failed).
+class source_reader {
+public:
+    source_reader(int in, file_hasher* hasher, const std::atomic<bool>& abort)
+        : in_(in), hasher_(hasher), abort_(abort) {}
+
+    void run() noexcept {
+        try {
+            const sys::aligned_buffer buffer(read_chunk_size);
+            for (std::uint64_t offset = 0; !abort_.load(std::memory_order_relaxed);) {
+                const sys::io_result n = sys::pread_full(in_, buffer.data(), buffer.size(), static_cast<off_t>(offset));
+                if (n.error) {
+                    error_ = n.error.value();
+                    return;
+                }
+                if (n.bytes == 0) {
+                    return;
+                }
+                hasher_->update(buffer.data(), n.bytes);
+                offset += n.bytes;
+            }
+        } catch (const std::bad_alloc&) {
+            error_ = ENOMEM;
+        }
+    }
+
+    /// 0 or the errno of a read. Read after run() returned.
+    [[nodiscard]] int error() const noexcept { return error_; }
+
+private:
+    int in_;
+    file_hasher* hasher_;
+    const std::atomic<bool>& abort_;
+    int error_ = 0;
+};
+
 }  // namespace
 
 bool kernel_refuses_copy(int error) noexcept {
@@ -140,7 +178,13 @@ bool kernel_refuses_copy(int error) noexcept {
 pipelined_copy copy_and_hash(int in, int out, pipeline_hashers hashers, std::size_t chunk,
                              const std::function<void(std::uint64_t)>& after_chunk) {
     pipelined_copy result;
-    chunk_follower follower(in, out, hashers);
+    // The destination's follower reads back what was copied; the source is hashed by a thread of its own (three
+    // threads: the copy, the source's hash, the destination's hash, each about as costly: one follower doing both
+    // hashes was the bound of a verified 1 GiB copy, 0.47 s against 0.31 s for the copy alone).
+    chunk_follower follower(in, out, {nullptr, hashers.destination});
+    std::atomic<bool> abort_source{false};
+    source_reader source(in, hashers.source, abort_source);
+    std::thread source_thread;  // started with the first chunk: a refused copy must leave both hashers untouched
     std::thread helper;
     bool hash_here = false;
     for (;;) {
@@ -163,19 +207,29 @@ pipelined_copy copy_and_hash(int in, int out, pipeline_hashers hashers, std::siz
         if (!helper.joinable() && !hash_here) {
             try {
                 helper = std::thread([&follower] { follower.run(); });
+                if (hashers.source != nullptr) {
+                    source_thread = std::thread([&source] { source.run(); });
+                }
             } catch (const std::system_error&) {
                 hash_here = true;  // no thread to be had: hash after the copy, on this one
             }
         }
     }
-    follower.finish(result.error != 0 || !result.in_kernel);
+    const bool failed = result.error != 0 || !result.in_kernel;
+    follower.finish(failed);
+    abort_source.store(failed, std::memory_order_relaxed);
     if (helper.joinable()) {
         helper.join();
     } else if (hash_here || result.copied == 0) {
-        follower.run();  // an empty source: nothing to copy, but its tail (if it grew) is still hashed
+        follower.run();
+    }
+    if (source_thread.joinable()) {
+        source_thread.join();
+    } else if (hashers.source != nullptr && result.in_kernel) {
+        source.run();  // no thread was had (or nothing was copied: an empty source, whose growth is still hashed)
     }
     if (result.error == 0 && result.in_kernel) {
-        result.error = follower.error();
+        result.error = follower.error() != 0 ? follower.error() : source.error();
     }
     return result;
 }

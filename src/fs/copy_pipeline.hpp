@@ -1,7 +1,7 @@
 #pragma once
-// The verified copy of a large file: copied in-kernel chunk by chunk while a second thread hashes each copied chunk
-// of the source and then reads the same chunk back from the destination and hashes it, so the destination's
-// verification overlaps the copy instead of following it. Private to src/.
+// The verified copy of a large file: copied in-kernel chunk by chunk while one thread hashes the source and another
+// reads each copied chunk back from the destination and hashes it, so both hashes overlap the copy instead of
+// following it. Private to src/.
 
 #include "fs/file_digest.hpp"
 
@@ -31,13 +31,14 @@ struct pipeline_hashers {
 };
 
 /// Copies `in` (from its offset 0) to `out` (opened for reading and writing, empty) with copy_file_range calls of
-/// `chunk` bytes until the source's end. A helper thread follows the copy: for each range copied it feeds the
-/// source's bytes to `hashers.source` and then the bytes read back from `out` to `hashers.destination` (1 MiB at a
-/// time, both still in the page cache), so `destination` digests what the destination file holds after the write,
-/// over the whole file. After the copy the source is hashed on to its end, so a source that grew meanwhile digests
-/// differently from its copy (verification then fails). Without a thread to be had, the hashing runs after the
-/// copy on this thread. `after_chunk(copied)` (tests only) runs on this thread after each chunk is copied and before
-/// the helper may hash it.
+/// `chunk` bytes until the source's end. Once the first chunk is copied, two helper threads run along: one reads
+/// the source from its start to its end and feeds `hashers.source` (independent of the copy), the other follows the
+/// copy, reading each copied range back from `out` (1 MiB at a time, still in the page cache) into
+/// `hashers.destination`, so `destination` digests what the destination file holds after the write, over the whole
+/// file. The source is hashed to its end, so a source that grew meanwhile digests differently from its copy
+/// (verification then fails). Without threads to be had, the hashing runs after the copy on this thread.
+/// `after_chunk(copied)` (tests only) runs on this thread after each chunk is copied and before the follower may
+/// hash it.
 pipelined_copy copy_and_hash(int in, int out, pipeline_hashers hashers, std::size_t chunk = pipeline_chunk_size,
                              const std::function<void(std::uint64_t copied)>& after_chunk = {});
 

@@ -717,13 +717,17 @@ std::string capped_list(const std::vector<std::string>& names, std::size_t cap =
 /// are incomplete copies of files the source still has.
 void find_strays(transfer_plan& plan) {
     const fs::path& destination = plan.destination;
+    std::vector<fs::path> found = walk_files(destination);
+    if (found.empty()) {
+        return;  // the usual case, a new destination: no sets of every source file's names to build
+    }
     std::set<std::string> source_files;
     std::set<std::string> partials{relative_of(partial_path_of(destination / checksum_file_name), destination)};
     for (const auto* file : plan.files) {
         source_files.insert(file->relative);
         partials.insert(relative_of(partial_path_of(destination / file->relative), destination));
     }
-    for (const auto& path : walk_files(destination)) {
+    for (const auto& path : found) {
         const std::string relative = relative_of(path, destination);
         if (path.filename() == checksum_file_name || source_files.count(relative) != 0) {
             continue;

@@ -7,10 +7,14 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <exception>
 #include <memory>
 #include <set>
 #include <string>
+#include <system_error>
+#include <thread>
 
 #include <dirent.h>
 #include <sys/stat.h>
@@ -62,32 +66,95 @@ bool resolves_to_file(const fs::path& path, unsigned char d_type) {
     return S_ISREG(st.st_mode);
 }
 
-/// spec §2.1: iterative depth-first scan; calls visit(path, d_type) for every entry below root.
+/// Lists one directory: each entry (but . and ..) to `out` in readdir order, and each real subdirectory (not a link
+/// to one) to `subdirectories`.
+void list_directory(const fs::path& current, std::vector<detail::typed_path>& out,
+                    std::vector<fs::path>& subdirectories) {
+    const std::unique_ptr<DIR, dir_closer> dir(::opendir(current.c_str()));
+    if (!dir) {
+        const int error = errno;
+        throw_errno(error, fmt::format("Unable to list the directory {}: {}.", current.string(),
+                                       std::generic_category().message(error)));
+    }
+    errno = 0;
+    while (const dirent* entry = ::readdir(dir.get())) {
+        const std::string_view name(entry->d_name);
+        if (name == "." || name == "..") {
+            continue;
+        }
+        fs::path path = current / name;
+        const unsigned char d_type = entry->d_type;
+        if (is_real_directory(path, d_type)) {
+            subdirectories.push_back(path);
+        }
+        out.push_back({std::move(path), d_type});
+    }
+}
+
+/// spec §2.1's iterative depth-first scan of `root`: a stack of directories, the last one found listed next.
+void scan_sequential(std::vector<fs::path> pending, std::vector<detail::typed_path>& out) {
+    while (!pending.empty()) {
+        const fs::path current = std::move(pending.back());
+        pending.pop_back();
+        list_directory(current, out, pending);
+    }
+}
+
+/// Every entry below `root` in the order of spec §2.1's scan, the subtrees of the root's subdirectories listed by
+/// up to 4 threads at once. The scan's order is "the root's entries, then the subtree of its last subdirectory, then
+/// that of the one before ...", so each subtree is listed on its own and the lists are joined in that order: the
+/// result is the sequential scan's, entry for entry. A subtree that fails throws the error the sequential scan would
+/// have met first. (Walking a tree of 20,000 files in 100 folders took ~60 ms on one thread: 10% of a transfer.)
+std::vector<detail::typed_path> scan_records(const fs::path& root) {
+    std::vector<detail::typed_path> out;
+    std::vector<fs::path> top;
+    list_directory(root, out, top);
+    const std::size_t threads =
+        std::min<std::size_t>({4, top.size(), std::max(1U, std::thread::hardware_concurrency())});
+    if (threads < 2) {
+        scan_sequential(std::move(top), out);
+        return out;
+    }
+    const std::size_t count = top.size();
+    std::vector<std::vector<detail::typed_path>> parts(count);  // parts[i]: the subtree of top[count - 1 - i]
+    std::vector<std::exception_ptr> errors(count);
+    std::atomic<std::size_t> next{0};
+    const auto work = [&] {
+        for (std::size_t i = next.fetch_add(1); i < count; i = next.fetch_add(1)) {
+            try {
+                scan_sequential({top[count - 1 - i]}, parts[i]);
+            } catch (...) {
+                errors[i] = std::current_exception();
+            }
+        }
+    };
+    std::vector<std::thread> helpers;
+    try {
+        while (helpers.size() + 1 < threads) {
+            helpers.emplace_back(work);
+        }
+    } catch (const std::system_error&) {
+        // No more threads to be had: the ones started and this one share the work.
+    }
+    work();
+    for (auto& helper : helpers) {
+        helper.join();
+    }
+    for (std::size_t i = 0; i < count; ++i) {
+        if (errors[i]) {
+            std::rethrow_exception(errors[i]);
+        }
+        out.insert(out.end(), std::make_move_iterator(parts[i].begin()), std::make_move_iterator(parts[i].end()));
+    }
+    return out;
+}
+
+/// Calls visit(path, d_type) for every entry below root, in the order of spec §2.1 (see scan_records); `path` may
+/// be moved from.
 template <typename Visit>
 void scan_tree(const fs::path& root, Visit&& visit) {
-    std::vector<fs::path> pending{root};
-    while (!pending.empty()) {
-        fs::path current = std::move(pending.back());
-        pending.pop_back();
-        const std::unique_ptr<DIR, dir_closer> dir(::opendir(current.c_str()));
-        if (!dir) {
-            const int error = errno;
-            throw_errno(error, fmt::format("Unable to list the directory {}: {}.", current.string(),
-                                           std::generic_category().message(error)));
-        }
-        errno = 0;
-        while (const dirent* entry = ::readdir(dir.get())) {
-            const std::string_view name(entry->d_name);
-            if (name == "." || name == "..") {
-                continue;
-            }
-            fs::path path = current / name;
-            const unsigned char d_type = entry->d_type;
-            if (is_real_directory(path, d_type)) {
-                pending.push_back(path);
-            }
-            visit(path, d_type);
-        }
+    for (auto& [path, d_type] : scan_records(root)) {
+        visit(path, d_type);
     }
 }
 
@@ -125,21 +192,19 @@ fs::path python_parent(const fs::path& path) {
 
 std::vector<fs::path> walk_directory(const fs::path& directory) {
     std::vector<fs::path> out;
-    scan_tree(directory, [&](const fs::path& path, unsigned char /*d_type*/) { out.push_back(path); });
+    scan_tree(directory, [&](fs::path& path, unsigned char /*d_type*/) { out.push_back(std::move(path)); });
     return out;
 }
 
 std::vector<detail::typed_path> detail::walk_directory_typed(const fs::path& directory) {
-    std::vector<typed_path> out;
-    scan_tree(directory, [&](const fs::path& path, unsigned char d_type) { out.push_back({path, d_type}); });
-    return out;
+    return scan_records(directory);
 }
 
 std::vector<fs::path> walk_files(const fs::path& directory) {
     std::vector<fs::path> out;
-    scan_tree(directory, [&](const fs::path& path, unsigned char d_type) {
+    scan_tree(directory, [&](fs::path& path, unsigned char d_type) {
         if (resolves_to_file(path, d_type)) {
-            out.push_back(path);
+            out.push_back(std::move(path));
         }
     });
     return out;

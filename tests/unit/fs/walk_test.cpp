@@ -5,11 +5,15 @@
 
 #include <axds/error.hpp>
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <filesystem>
+#include <iterator>
+#include <string>
 #include <vector>
 
+#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -62,6 +66,46 @@ TEST_CASE("walk_files keeps regular files and links to files, and drops everythi
     const auto found = sorted(axds::walk_files(root));
     CHECK(found ==
           sorted({root / "a.txt", root / "sub" / "b.txt", root / "sub" / "deeper" / "c.txt", root / "link_file"}));
+}
+
+// The walk lists the root's subtrees on several threads and joins them: the order must stay that of the spec's one
+// stack-based scan (§2.1), which the reference below does on one thread.
+TEST_CASE("walk_directory keeps the order of the sequential depth-first scan on a wide and deep tree", "[fs]") {
+    temp_dir tmp;
+    const fs::path root = tmp.path();
+    for (int i = 0; i < 40; ++i) {
+        write_file(root / fmt::format("top{:02}", i % 13) / fmt::format("mid{}", i % 3) / fmt::format("f{}.bin", i),
+                   "x");
+        write_file(root / fmt::format("top{:02}", i % 13) / fmt::format("g{}.bin", i), "y");
+        write_file(root / fmt::format("r{}.bin", i), "z");
+    }
+    fs::create_directory(root / "top03" / "empty");
+    fs::create_directory_symlink("top01", root / "top_link");
+    std::vector<fs::path> reference;
+    std::vector<fs::path> pending{root};
+    while (!pending.empty()) {
+        const fs::path current = pending.back();
+        pending.pop_back();
+        DIR* dir = ::opendir(current.c_str());
+        REQUIRE(dir != nullptr);
+        while (const dirent* entry = ::readdir(dir)) {
+            const std::string name(entry->d_name);
+            if (name == "." || name == "..") {
+                continue;
+            }
+            reference.push_back(current / name);
+            if (fs::is_directory(fs::symlink_status(current / name))) {
+                pending.push_back(current / name);
+            }
+        }
+        ::closedir(dir);
+    }
+    REQUIRE(reference.size() == 40 + 40 + 40 + 13 + 39 + 1 + 1);
+    CHECK(axds::walk_directory(root) == reference);
+    std::vector<fs::path> files;
+    std::copy_if(reference.begin(), reference.end(), std::back_inserter(files),
+                 [](const fs::path& p) { return fs::is_regular_file(fs::symlink_status(p)); });
+    CHECK(axds::walk_files(root) == files);
 }
 
 TEST_CASE("walk functions follow a root that is a symlink to a directory", "[fs]") {
