@@ -12,7 +12,8 @@
 
 namespace axds::detail {
 
-/// One file to read: up to buffer.size() bytes from offset 0.
+/// One file to read: up to buffer.size() bytes from offset 0, with one read (io_uring's or pread): fewer bytes than
+/// the buffer holds are taken as the whole file, so callers must validate the content (log entries are parsed).
 struct prefix_read {
     const char* path = nullptr;  ///< relative to `dirfd` unless absolute
     int dirfd = AT_FDCWD;        ///< a directory descriptor saves the path walk to it on every open

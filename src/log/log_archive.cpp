@@ -447,6 +447,7 @@ void assemble_source(const source_group& group, read_mode mode, progress_state& 
     const std::vector<previous_member> previous = load_previous(group, out);
     out.archived.assign(group.entries.size(), 0);
     npz_writer writer(group.archive);
+    writer.reserve(previous.size() + group.entries.size());
     const window_scratch scratch;
     std::size_t next_previous = 0;
     const auto write_previous_up_to = [&](std::uint64_t timestamp) {

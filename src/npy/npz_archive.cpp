@@ -328,6 +328,15 @@ std::size_t npz_writer::member_count() const noexcept {
     return impl_->entries.size();
 }
 
+void npz_writer::reserve(std::size_t members) {
+    impl_->entries.reserve(members);
+    if (members >= 4096) {
+        // Enough members to fill the staging buffer: fault it in as huge pages (2 faults, not 1024; each costs ~10 us
+        // in a VM). Not for small archives, where zeroing a 2 MiB page costs more than the few pages they touch.
+        detail::advise_huge_pages(impl_->buffer.data(), impl_->buffer.size());
+    }
+}
+
 void npz_writer::add(std::string_view name, std::span<const std::uint8_t> data) {
     if (name.empty() || name.size() > 0xFFFF) {
         throw value_error(

@@ -35,6 +35,9 @@ public:
     /// @throws value_error for an empty or over-long name; os_error family on a write failure.
     void add(std::string_view name, std::span<const std::uint8_t> data);
 
+    /// Room for `members` members in all (a hint: the table of members then grows once instead of by doubling).
+    void reserve(std::size_t members);
+
     /// Writes the central directory, flushes, fsyncs (when `durable`) and renames the archive into place. Returns its
     /// size in bytes.
     std::uint64_t finish(bool durable = true);
