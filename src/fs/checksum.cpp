@@ -6,6 +6,7 @@
 
 #include "detail/batch.hpp"
 #include "detail/cpu_work.hpp"
+#include "detail/ordered_reader.hpp"
 #include "detail/parallel.hpp"
 #include "detail/uring_copy.hpp"
 #include "fs/file_digest.hpp"
@@ -52,6 +53,10 @@ struct file_entry {
     std::uint64_t size = 0;  ///< bytes actually hashed
 };
 
+/// Files this large are read by two threads while this one hashes (detail::read_in_order): reading 1 GiB from the
+/// page cache into memory took ~0.17 s on one core, hashing it ~0.03 s.
+constexpr std::uint64_t parallel_read_min = std::uint64_t{32} << 20;
+
 /// Reads one file in chunks through `hasher` into its digest.
 void hash_file(file_entry& file, std::span<std::byte> buffer, detail::file_hasher& hasher) {
     hasher.start(file.relative);
@@ -78,15 +83,31 @@ void hash_file(file_entry& file, std::span<std::byte> buffer, detail::file_hashe
         total += static_cast<std::uint64_t>(n);
 
         // A first read that fills the whole buffer marks a large file (small ones never pay for a stat): the rest is
-        // read through io_uring (1 MiB chunks, 4 in flight) and hashed in order as chunks arrive, so the kernel's
-        // copy of the next chunks overlaps hashing. Whatever it leaves (everything, without io_uring) is read here.
+        // read ahead and hashed in order as chunks arrive. From parallel_read_min, two reader threads split the
+        // kernel's copy into memory (the bound: hashing is several times faster); below it, io_uring (1 MiB chunks, 4
+        // in flight) overlaps the copy of the next chunks with hashing. Whatever is left (a file that grew, or
+        // everything when io_uring is unavailable) is read here, to the end.
         struct stat st {};
 
         if (std::exchange(first, false) && total == buffer.size() && ::fstat(fd, &st) == 0 &&
             static_cast<std::uint64_t>(st.st_size) > total) {
+            const auto rest = static_cast<std::uint64_t>(st.st_size) - total;
+            if (static_cast<std::uint64_t>(st.st_size) >= parallel_read_min && logical_cpu_count() > 1) {
+                const sys::io_result streamed = detail::read_in_order(
+                    fd, total, rest, 2,
+                    [&hasher](std::span<const std::byte> chunk) { hasher.update(chunk.data(), chunk.size()); });
+                if (streamed.error) {
+                    const int error = streamed.error.value();
+                    throw_errno(error, fmt::format("Unable to read '{}' for the directory checksum: {}.",
+                                                   file.path.string(), sys::errno_message(error)));
+                }
+                total += streamed.bytes;
+                (void)::lseek(fd, static_cast<off_t>(total), SEEK_SET);
+                continue;
+            }
             const sys::io_result streamed = detail::uring_copy(
-                fd, -1, static_cast<std::uint64_t>(st.st_size) - total,
-                [&hasher](std::span<const char> chunk) { hasher.update(chunk.data(), chunk.size()); }, total);
+                fd, -1, rest, [&hasher](std::span<const char> chunk) { hasher.update(chunk.data(), chunk.size()); },
+                total);
             if (!streamed.error && streamed.bytes > 0) {
                 total += streamed.bytes;
                 (void)::lseek(fd, static_cast<off_t>(total), SEEK_SET);
