@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -147,12 +148,21 @@ asio::awaitable<void> delete_tree(fs::path directory, const delete_options& opti
         };
         co_await detail::async_parallel_for(1, std::move(work));
     } else if (!children.files.empty()) {
-        // Step 4: unlink the non-directories in parallel; the first failure propagates.
+        // Step 4: unlink the non-directories in parallel; the first failure propagates. By name relative to the
+        // directory (opened without following a link): no walk down to it per file (~10% of rm -rf-like work),
+        // and a directory swapped for a link meanwhile is not followed.
         const std::size_t tasks = std::min<std::size_t>(4, (children.files.size() + 63) / 64);
         const auto& files = children.files;
-        std::function<void(std::size_t)> work = [&files, tasks](std::size_t task) {
+        auto parent = std::make_shared<const sys::unique_fd>(
+            ::open(directory.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        std::function<void(std::size_t)> work = [&files, tasks, parent](std::size_t task) {
             for (std::size_t i = task; i < files.size(); i += tasks) {
-                if (::unlink(files[i].c_str()) != 0 && errno != ENOENT) {
+                const std::string& path = files[i].native();  // `directory / name`, as list_children made it
+                const std::size_t slash = path.rfind('/');
+                const char* name = path.c_str() + (slash == std::string::npos ? 0 : slash + 1);
+                const int removed = *parent ? ::unlinkat(parent->get(), name, 0)
+                                            : ::unlink(path.c_str());  // the directory could not be opened
+                if (removed != 0 && errno != ENOENT) {
                     unlink_failure(files[i], errno);
                 }
             }
