@@ -263,6 +263,49 @@ fs::path partial_path_of(const fs::path& final) {
     return final.parent_path() / partial;
 }
 
+/// The last step of copy_with_metadata: the finished copy at `temp` (open as `out_fd`) renamed to `to`, unless
+/// `error` (an errno) says it failed already. Returns 0 or the errno of the step that failed; the caller removes
+/// `temp` then. A copy read back during the copy (`read_back`: its hashing) gets its destination digest with the
+/// file's identity after the rename (which changes its ctime).
+int put_in_place(sys::unique_fd& out_fd, const fs::path& temp, const fs::path& to, int error,
+                 const copy_hashing* read_back) {
+    if (read_back == nullptr) {
+        // Closed before the rename: a failed close (write-back error) then never reaches the final name, and the
+        // identity check of the other order (fstat before the rename) is not needed.
+        if (const std::error_code closed = out_fd.close_checked(); closed && error == 0) {
+            error = closed.value();
+        }
+        if (error == 0 && ::rename(temp.c_str(), to.c_str()) != 0) {
+            error = errno;
+        }
+        return error;
+    }
+
+    struct stat done {};
+
+    const int out = out_fd.get();
+    if (error == 0 && ::fstat(out, &done) != 0) {
+        error = errno;
+    }
+    if (error == 0 && ::rename(temp.c_str(), to.c_str()) != 0) {
+        error = errno;
+    }
+    if (error == 0 && ::fstat(out, &done) == 0) {  // what the file is now that it is in place
+        *read_back->destination_digest = {
+            read_back->destination->finish(), done.st_dev, done.st_ino, done.st_size, done.st_mtim, done.st_ctim};
+    }
+    if (const std::error_code closed = out_fd.close_checked(); closed && error == 0) {
+        // The content may not have reached the file (write-back failed): it must not stay under the final name.
+        struct stat now {};
+
+        if (::lstat(to.c_str(), &now) == 0 && now.st_ino == done.st_ino && now.st_dev == done.st_dev) {
+            (void)::unlink(to.c_str());
+        }
+        error = closed.value();
+    }
+    return error;
+}
+
 /// Content (copy_content), then permission bits and atime/mtime (shutil.copy2), written to a temporary name in the
 /// destination directory (partial_path_of) and renamed into place once complete. With `hashing.source`,
 /// `*hashing.source_digest` receives the §9.1 digest of `relative ‖ content` — the source checksum computed in the
@@ -315,43 +358,7 @@ std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, file_
     if (error == 0 && ::futimens(out, times.data()) != 0) {
         error = errno;
     }
-    if (!pipelined) {
-        // Closed before the rename: a failed close (write-back error) then never reaches the final name, and the
-        // identity check of the other order (fstat before the rename) is not needed.
-        if (const std::error_code closed = out_fd.close_checked(); closed && error == 0) {
-            error = closed.value();
-        }
-        if (error == 0 && ::rename(temp.c_str(), to.c_str()) != 0) {
-            error = errno;
-        }
-        if (error != 0) {
-            (void)::unlink(temp.c_str());
-            throw_copy_error(error, from, to);
-        }
-        return copied;
-    }
-
-    struct stat done {};
-
-    if (error == 0 && ::fstat(out, &done) != 0) {
-        error = errno;
-    }
-    if (error == 0 && ::rename(temp.c_str(), to.c_str()) != 0) {
-        error = errno;
-    }
-    if (error == 0 && pipelined && ::fstat(out, &done) == 0) {  // what the file is now that it is in place
-        *hashing.destination_digest = {
-            hashing.destination->finish(), done.st_dev, done.st_ino, done.st_size, done.st_mtim, done.st_ctim};
-    }
-    if (const std::error_code closed = out_fd.close_checked(); closed && error == 0) {
-        // The content may not have reached the file (write-back failed): it must not stay under the final name.
-        struct stat now {};
-
-        if (::lstat(to.c_str(), &now) == 0 && now.st_ino == done.st_ino && now.st_dev == done.st_dev) {
-            (void)::unlink(to.c_str());
-        }
-        error = closed.value();
-    }
+    error = put_in_place(out_fd, temp, to, error, pipelined ? &hashing : nullptr);
     if (error != 0) {
         (void)::unlink(temp.c_str());  // ENOENT once renamed
         throw_copy_error(error, from, to);
