@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -27,6 +28,9 @@ void write_file(const std::filesystem::path& path, std::string_view content);
 
 /// Reads the whole file, binary. Fails the test if it cannot be read.
 [[nodiscard]] std::string read_file(const std::filesystem::path& path);
+
+/// `size` pseudo-random bytes, the same for the same `seed` (std::mt19937_64, one byte per draw).
+[[nodiscard]] std::string random_bytes(std::size_t size, std::uint64_t seed);
 
 /// Every regular file under `root` (symlinks not followed): relative path → content.
 [[nodiscard]] std::map<std::string, std::string> snapshot(const std::filesystem::path& root);

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 
@@ -99,6 +100,15 @@ void write_file(const std::filesystem::path& path, std::string_view content) {
     if (!out) {
         throw std::runtime_error("write_file failed for " + path.string());
     }
+}
+
+std::string random_bytes(std::size_t size, std::uint64_t seed) {
+    std::string content(size, '\0');
+    std::mt19937_64 random(seed);
+    for (auto& c : content) {
+        c = static_cast<char>(random());
+    }
+    return content;
 }
 
 std::string read_file(const std::filesystem::path& path) {

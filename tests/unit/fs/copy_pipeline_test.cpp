@@ -7,13 +7,13 @@
 #include <catch2/catch.hpp>
 
 #include <cstdint>
-#include <random>
 #include <string>
 
 #include <fcntl.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
+using axds::test::random_bytes;
 using axds::test::read_file;
 using axds::test::temp_dir;
 using axds::test::write_file;
@@ -21,15 +21,6 @@ using axds::test::write_file;
 namespace {
 
 constexpr std::size_t mib = std::size_t{1} << 20;
-
-std::string random_bytes(std::size_t size, std::uint64_t seed) {
-    std::string content(size, '\0');
-    std::mt19937_64 random(seed);
-    for (auto& c : content) {
-        c = static_cast<char>(random());
-    }
-    return content;
-}
 
 axds::detail::digest128 digest_of(std::string_view relative, std::string_view content) {
     axds::detail::file_hasher hasher;

@@ -8,7 +8,6 @@
 
 #include <cerrno>
 #include <cstdint>
-#include <random>
 #include <stdexcept>
 #include <string>
 
@@ -17,19 +16,11 @@
 
 using axds::detail::ordered_chunk_size;
 using axds::detail::read_in_order;
+using axds::test::random_bytes;
 using axds::test::temp_dir;
 using axds::test::write_file;
 
 namespace {
-
-std::string random_bytes(std::size_t size, std::uint64_t seed) {
-    std::string content(size, '\0');
-    std::mt19937_64 random(seed);
-    for (auto& c : content) {
-        c = static_cast<char>(random());
-    }
-    return content;
-}
 
 struct read_only {
     int fd;
