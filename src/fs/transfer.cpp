@@ -306,14 +306,45 @@ int put_in_place(sys::unique_fd& out_fd, const fs::path& temp, const fs::path& t
     return error;
 }
 
+/// The relative paths of the source files whose names look like temporaries (they contain `partial_suffix`): a
+/// copy's temporary must never take one of their names, or two copies would write through each other's files.
+/// Empty (nothing to check) in every tree that has none, so the usual transfer builds no set.
+std::set<std::string> temporary_like_names(const std::vector<const source_entry*>& files) {
+    std::set<std::string> taken;
+    for (const auto* file : files) {
+        if (file->relative.find(partial_suffix) != std::string::npos) {
+            taken.insert(file->relative);
+        }
+    }
+    return taken;
+}
+
+/// The temporary a copy to `final` (`relative` below the destination) is written under: partial_path_of, or, when
+/// a source file has that very name (`taken`: temporary_like_names), the same name with `.1`, `.2`, ... appended
+/// until it names no source file. Deterministic for a given source tree, so a rerun recognises what a killed run left.
+fs::path temporary_for(const fs::path& final, std::string_view relative, const std::set<std::string>& taken) {
+    fs::path temp = partial_path_of(final);
+    if (taken.empty()) {
+        return temp;
+    }
+    const std::size_t slash = relative.rfind('/');
+    const std::string directory(relative.substr(0, slash == std::string_view::npos ? 0 : slash + 1));
+    const std::string base = temp.filename().string();
+    std::string name = base;
+    for (int k = 1; taken.count(directory + name) != 0; ++k) {
+        name = base + "." + std::to_string(k);
+    }
+    return final.parent_path() / name;
+}
+
 /// Content (copy_content), then permission bits and atime/mtime (shutil.copy2), written to a temporary name in the
-/// destination directory (partial_path_of) and renamed into place once complete. With `hashing.source`,
+/// destination directory (`temp`: temporary_for) and renamed into place once complete. With `hashing.source`,
 /// `*hashing.source_digest` receives the §9.1 digest of `relative ‖ content` — the source checksum computed in the
 /// same pass as the copy; with `hashing.destination`, a large file's copy is read back and hashed during the copy
 /// into `*hashing.destination_digest`, with the destination's identity when it was finished (after the rename, which
 /// changes its ctime).
-std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, file_state* copied_state,
-                                 const copy_hashing& hashing = {},
+std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, const fs::path& temp,
+                                 file_state* copied_state, const copy_hashing& hashing = {},
                                  const std::function<void(const fs::path&)>* content_copied = nullptr) {
     struct stat st {};
 
@@ -324,7 +355,6 @@ std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, file_
     }
     // Read back during the copy: the destination is opened for reading too.
     const bool read_back = hashing.destination != nullptr && st.st_size >= pipelined_min;
-    const fs::path temp = partial_path_of(to);
     const auto mode = static_cast<unsigned>(st.st_mode & 07777);
     const bool with_mode = mode_survives_umask(mode);
     bool created = false;
@@ -581,7 +611,11 @@ struct transfer_plan {
     std::vector<detail::known_digest> read_back;  ///< verification: digests of large files read back during their copy
     // Step 8, when the destination holds files the source does not account for (settle_strays):
     std::vector<std::string> strays;  ///< their relative paths, sorted
-    bool marked = false;              ///< the source carries the marker of an interrupted move into the destination
+    /// Copies in progress that a killed run left (temporary_for of a source file or of ax_checksum.txt): removed
+    /// once the transfer goes ahead (prepare_copies, or a move being finished), never by a refused run.
+    std::vector<fs::path> leftovers;
+    std::set<std::string> temporary_like;  ///< temporary_like_names of the source files
+    bool marked = false;  ///< the source carries the marker of an interrupted move into the destination
     /// With remove_source: the source files identical to their copies in the destination, and what each was when
     /// compared (removal deletes it only if it still is), and the relative paths of those that differ or have none.
     std::vector<std::pair<fs::path, std::string>> remaining;
@@ -720,8 +754,8 @@ std::string capped_list(const std::vector<std::string>& names, std::size_t cap =
 }
 
 /// Step 8: the destination files the source does not account for (plan.strays). Leftover copies in progress of a
-/// killed run (partial_path_of of a source file, or of ax_checksum.txt) are not strays: they are removed, as they
-/// are incomplete copies of files the source still has.
+/// killed run (the temporary of a source file, or of ax_checksum.txt) are not strays: they are incomplete copies of
+/// files the source still has, removed once the transfer goes ahead (plan.leftovers, remove_leftovers).
 void find_strays(transfer_plan& plan) {
     const fs::path& destination = plan.destination;
     std::vector<fs::path> found = walk_files(destination);
@@ -729,23 +763,34 @@ void find_strays(transfer_plan& plan) {
         return;  // the usual case, a new destination: no sets of every source file's names to build
     }
     std::set<std::string> source_files;
-    std::set<std::string> partials{relative_of(partial_path_of(destination / checksum_file_name), destination)};
+    const auto temporary_of = [&](const std::string& relative) {
+        return relative_of(temporary_for(destination / relative, relative, plan.temporary_like), destination);
+    };
+    std::set<std::string> partials{temporary_of(std::string(checksum_file_name))};
     for (const auto* file : plan.files) {
         source_files.insert(file->relative);
-        partials.insert(relative_of(partial_path_of(destination / file->relative), destination));
+        partials.insert(temporary_of(file->relative));
     }
-    for (const auto& path : found) {
+    for (auto& path : found) {
         const std::string relative = relative_of(path, destination);
         if (path.filename() == checksum_file_name || source_files.count(relative) != 0) {
             continue;
         }
         if (partials.count(relative) != 0) {
-            (void)::unlink(path.c_str());
+            plan.leftovers.push_back(std::move(path));
         } else {
             plan.strays.push_back(relative);
         }
     }
     std::sort(plan.strays.begin(), plan.strays.end());
+}
+
+/// Removes the copies in progress a killed run left (plan.leftovers), once the transfer goes ahead.
+void remove_leftovers(transfer_plan& plan) {
+    for (const auto& path : plan.leftovers) {
+        (void)::unlink(path.c_str());  // a temporary: never followed if a link, gone already is fine
+    }
+    plan.leftovers.clear();
 }
 
 /// Whether the regular files `a` (the source's) and `b` have the same bytes; `state` receives what `a` was. A source
@@ -812,6 +857,7 @@ void remove_strays(const transfer_plan& plan, transfer_report& report) {
 /// Steps 9-10: the copy list, whether the source checksum is reused or computed while copying, and every source
 /// directory (empty ones included) made in the destination.
 void prepare_copies(transfer_plan& plan, const transfer_options& options) {
+    remove_leftovers(plan);
     std::error_code ec;
     // 9: the source checksum, reused or computed (and then copied too).
     for (const auto* file : plan.files) {
@@ -859,8 +905,9 @@ std::uint64_t copy_one(transfer_plan& plan, std::size_t i) {
         hashing.destination = &destination_hasher;
         hashing.destination_digest = &plan.read_back[i];
     }
-    return copy_with_metadata(from, plan.destination / relative, &plan.copied_states[i], hashing,
-                              &plan.hooks->content_copied);
+    const fs::path to = plan.destination / relative;
+    return copy_with_metadata(from, to, temporary_for(to, relative, plan.temporary_like), &plan.copied_states[i],
+                              hashing, &plan.hooks->content_copied);
 }
 
 /// The order in which `copies` are started: one file of each directory in turn (directories in their order, files
@@ -939,7 +986,9 @@ std::string expected_checksum(transfer_plan& plan, const transfer_options& optio
         detail::save_checksum_file(source, expected);
         copies.emplace_back(source / checksum_file_name, std::string(checksum_file_name));
         plan.copied_states.emplace_back();
-        (void)copy_with_metadata(source / checksum_file_name, plan.destination / checksum_file_name,
+        const fs::path to = plan.destination / checksum_file_name;
+        (void)copy_with_metadata(source / checksum_file_name, to,
+                                 temporary_for(to, checksum_file_name, plan.temporary_like),
                                  &plan.copied_states.back());
     } else if (options.verify_integrity) {
         expected = first_line(source / checksum_file_name);
@@ -1039,6 +1088,10 @@ asio::awaitable<bool> settle_strays(transfer_plan& plan, const transfer_options&
     const bool reset = options.reset_dirty_destination;
     const bool move = options.remove_source;
     bool verifies = false;
+    if (move && !reset) {
+        // A move being finished (or refused): its own leftovers would fail the destination's verification.
+        co_await detail::async_run_cpu([&plan] { remove_leftovers(plan); });
+    }
     if (has_checksum && ((reset && !move && !plan.marked) || (!reset && move && plan.differing.empty()))) {
         verifies = co_await destination_verifies(plan);
     }
@@ -1088,6 +1141,7 @@ void plan_transfer(transfer_plan& plan, const transfer_options& options) {
         plan.entries.erase(marker);
     }
     check_source_files(plan, options);  // 5-6
+    plan.temporary_like = temporary_like_names(plan.files);
     check_destination_tree(plan.source, plan.destination, plan.entries);
     // 7
     std::error_code ec;

@@ -571,3 +571,48 @@ TEST_CASE("delete refuses a tree with a mount point inside, and empties nothing 
     CHECK_FALSE(fs::exists(victim));
     CHECK(read_file(tmp.path() / "precious" / "gold.txt") == "gold");
 }
+
+// Source files named like the temporaries of other source files (`.NAME.axds-partial`, and the `.1` the next one
+// would take): each copy's temporary must avoid every source file's name, or two copies write through each other
+// (a hostile-user run lost 34-40 of 80 such files, and a move then removed their only originals).
+TEST_CASE("source files named like the temporaries of other files are copied and moved intact", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path source = tmp.path() / "src";
+    for (std::size_t i = 0; i < 40; ++i) {
+        const std::string name = fmt::format("f{:02}", i);
+        write_file(source / "d" / name, std::string(30000 + i, static_cast<char>('a' + i % 26)));
+        write_file(source / "d" / fmt::format(".{}.axds-partial", name), std::string(20000 + i, 'P'));
+    }
+    write_file(source / "d" / ".f00.axds-partial.1", "the name the first alternative would take");
+    write_file(source / ".ax_checksum.txt.axds-partial", "named like the checksum file's temporary");
+    const auto original = snapshot(source);
+    for (const bool verify : {false, true}) {
+        const fs::path destination = tmp.path() / fmt::format("copy-{}", verify);
+        transfer(source, destination, {.workers = 4, .verify_integrity = verify});
+        auto copied = snapshot(destination);
+        copied.erase("ax_checksum.txt");
+        CHECK(copied == original);
+        (void)fs::remove(source / "ax_checksum.txt");
+    }
+    const fs::path moved = tmp.path() / "moved";
+    const auto report = transfer(source, moved, {.workers = 4, .verify_integrity = true, .remove_source = true});
+    CHECK(report.source_files_removed == original.size() + 1);  // and ax_checksum.txt
+    auto copied = snapshot(moved);
+    copied.erase("ax_checksum.txt");
+    CHECK(copied == original);
+}
+
+TEST_CASE("a refused transfer leaves a destination file named like a temporary untouched", "[fs][safety]") {
+    const temp_dir tmp;
+    write_file(tmp.path() / "src" / "f", "source");
+    write_file(tmp.path() / "dst" / ".f.axds-partial", "user data");
+    write_file(tmp.path() / "dst" / "unrelated", "x");
+    CHECK_THROWS_MATCHES(transfer(tmp.path() / "src", tmp.path() / "dst"), axds::runtime_error,
+                         message_contains("nothing was deleted"));
+    CHECK(read_file(tmp.path() / "dst" / ".f.axds-partial") == "user data");
+    // Going ahead (the stray removed by the user) then removes the leftover as a killed run's temporary.
+    fs::remove(tmp.path() / "dst" / "unrelated");
+    transfer(tmp.path() / "src", tmp.path() / "dst");
+    CHECK_FALSE(fs::exists(tmp.path() / "dst" / ".f.axds-partial"));
+    CHECK(read_file(tmp.path() / "dst" / "f") == "source");
+}
