@@ -474,7 +474,14 @@ void assemble_source(const source_group& group, read_mode mode, progress_state& 
                 const std::string_view name = e.name();
                 const npz_member* archived = out.previous ? out.previous->find(name) : nullptr;
                 try {
-                    (void)npy_u1_payload(data, e.path);
+                    // As the archive's readers require: an entry shorter than its source id and timestamp would make
+                    // the whole archive unreadable (LogArchiveReader refuses it).
+                    if (const auto payload = npy_u1_payload(data, e.path); payload.size() < 9) {
+                        throw value_error(fmt::format(
+                            "The log entry {} holds {} byte(s); a log entry holds at least 9 (its source id and "
+                            "timestamp), so it cannot be archived.",
+                            e.path, payload.size()));
+                    }
                 } catch (const value_error& damaged) {
                     out.skipped.push_back({e.path, archived == nullptr
                                                        ? std::string(damaged.what())

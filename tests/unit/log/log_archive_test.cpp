@@ -1,4 +1,5 @@
 #include <axds/log/log_archive.hpp>
+#include <axds/log/log_archive_reader.hpp>
 
 #include "detail/fault_hooks.hpp"
 #include "support/log_entries.hpp"
@@ -9,6 +10,7 @@
 #include <axds/core/console.hpp>
 #include <axds/core/runtime.hpp>
 #include <axds/error.hpp>
+#include <axds/npy/npy_format.hpp>
 #include <axds/npy/npz_archive.hpp>
 #include <asio/error.hpp>
 #include <asio/io_context.hpp>
@@ -16,6 +18,7 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <string>
 #include <vector>
 
 namespace fs = std::filesystem;
@@ -204,6 +207,33 @@ TEST_CASE("assembly archives everything else, and leaves a damaged entry on disk
     for (const auto& item : fs::directory_iterator(tmp.path())) {
         CHECK(item.path().extension() != ".partial");
     }
+}
+
+// np.save of an array shorter than a source id and a timestamp is a valid .npy but not a log entry: archived, it made
+// the whole archive unreadable (the reader refuses members under 9 bytes). It stays on disk, named.
+TEST_CASE("assembly leaves an entry shorter than its source id and timestamp on disk and names it", "[log]") {
+    temp_dir tmp;
+    write_entry(tmp.path(), 1, 5, {7, 7});
+    for (const std::size_t size : {std::size_t{0}, std::size_t{3}, std::size_t{8}}) {
+        const std::string header = axds::encode_npy_u1_header(size);
+        axds::test::write_file(tmp.path() / fmt::format("001_0000000000000000000{}.npy", size),
+                               header + std::string(size, '\x01'));
+    }
+    const axds::scoped_warning_capture warnings;
+    const auto report = assemble(tmp.path());
+    REQUIRE(report.skipped.size() == 3);
+    CHECK(report.entries == 1);
+    for (const std::size_t size : {std::size_t{0}, std::size_t{3}, std::size_t{8}}) {
+        CHECK(fs::exists(tmp.path() / fmt::format("001_0000000000000000000{}.npy", size)));
+    }
+    const std::string warned = fmt::format("{}", fmt::join(warnings.messages(), "\n"));
+    CHECK_THAT(warned, Catch::Matchers::Contains("001_00000000000000000003.npy holds 3 byte(s)") &&
+                           Catch::Matchers::Contains("at least 9"));
+    const axds::log_archive_reader reader(tmp.path() / "1_log.npz", 1000);  // readable: every member is an entry
+    REQUIRE(reader.message_keys() == std::vector<std::string>{"001_00000000000000000005"});
+    const auto message = reader.read_message("001_00000000000000000005");
+    CHECK(message.timestamp_us == 1005);
+    CHECK(std::vector<std::uint8_t>(message.payload.begin(), message.payload.end()) == std::vector<std::uint8_t>{7, 7});
 }
 
 TEST_CASE("assembly of an empty or missing directory does nothing", "[log]") {
