@@ -439,6 +439,23 @@ std::vector<previous_member> load_previous(const source_group& group, source_out
     return members;
 }
 
+/// Why the bytes of entry `e` cannot be archived (empty: they can): not a 1-D uint8 `.npy`, or an array shorter
+/// than a source id and a timestamp (9 bytes), which would make the whole archive unreadable (the readers refuse it).
+std::string entry_damage(const entry& e, std::span<const std::uint8_t> data) {
+    try {
+        if (const auto payload = npy_u1_payload(data, e.path); payload.size() < 9) {
+            return fmt::format(
+                "The log entry {} holds {} byte(s); a log entry holds at least 9 (its source id and "
+                "timestamp), so it cannot be archived.",
+                e.path, payload.size());
+        }
+    } catch (const value_error& damaged) {
+        std::string reason = damaged.what();
+        return reason.empty() ? fmt::format("The log entry {} is not a valid .npy file.", e.path) : reason;
+    }
+    return {};
+}
+
 /// Writes one source's archive (runs on a CPU-pool thread): the union of the archive already there (if any) and the
 /// entries, in timestamp order (at equal timestamps the archived members first). Returns with `finished` false when
 /// `stop` was raised first (the unfinished temporary file is removed by the writer).
@@ -473,21 +490,11 @@ void assemble_source(const source_group& group, read_mode mode, progress_state& 
                 ++window_entries;
                 const std::string_view name = e.name();
                 const npz_member* archived = out.previous ? out.previous->find(name) : nullptr;
-                try {
-                    // As the archive's readers require: an entry shorter than its source id and timestamp would make
-                    // the whole archive unreadable (LogArchiveReader refuses it).
-                    if (const auto payload = npy_u1_payload(data, e.path); payload.size() < 9) {
-                        throw value_error(fmt::format(
-                            "The log entry {} holds {} byte(s); a log entry holds at least 9 (its source id and "
-                            "timestamp), so it cannot be archived.",
-                            e.path, payload.size()));
-                    }
-                } catch (const value_error& damaged) {
-                    out.skipped.push_back({e.path, archived == nullptr
-                                                       ? std::string(damaged.what())
-                                                       : fmt::format("{} (a valid member with this key is already in "
-                                                                     "{})",
-                                                                     damaged.what(), group.archive.string())});
+                if (std::string damage = entry_damage(e, data); !damage.empty()) {
+                    out.skipped.push_back(
+                        {e.path, archived == nullptr ? std::move(damage)
+                                                     : fmt::format("{} (a valid member with this key is already in {})",
+                                                                   damage, group.archive.string())});
                     return;
                 }
                 write_previous_up_to(e.timestamp);
