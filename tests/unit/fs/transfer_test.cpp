@@ -143,7 +143,13 @@ TEST_CASE("each copy gets its source's permission bits whatever the umask and af
         write_file(file, std::string(i * 1000 + 1, 'x'));
         REQUIRE(::chmod(file.c_str(), modes[i]) == 0);
     }
-    const ::mode_t before = ::umask(022);
+
+    struct umask_restorer {  // a failed REQUIRE must not leave the other tests with this test's umask
+        ::mode_t saved = ::umask(022);
+
+        ~umask_restorer() { ::umask(saved); }
+    } restore;
+
     for (const ::mode_t mask : {::mode_t{022}, ::mode_t{077}, ::mode_t{0}, ::mode_t{027}}) {
         ::umask(mask);
         for (const bool verify : {false, true}) {
@@ -159,7 +165,6 @@ TEST_CASE("each copy gets its source's permission bits whatever the umask and af
             (void)fs::remove(source / "ax_checksum.txt");
         }
     }
-    ::umask(before);
 }
 
 // upstream: transfer_tools_test.py::test_transfer_integrity_* / test_transfer_remove_source
