@@ -16,7 +16,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <functional>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <system_error>
@@ -122,10 +125,9 @@ bool unlink_with_io_uring(const fs::path& directory, const std::vector<fs::path>
     return true;
 }
 
-asio::awaitable<void> delete_tree(fs::path directory, const delete_options& options, const detail::delete_hooks& hooks,
-                                  dev_t device) {
-    listing children = list_children(directory);
-    for (const auto& child : children.directories) {
+/// The mount check of §9.2's walk: a directory on another device is refused before anything in `directory` goes.
+void refuse_other_devices(const fs::path& directory, const std::vector<fs::path>& directories, dev_t device) {
+    for (const auto& child : directories) {
         struct stat st {};
 
         if (::lstat(child.c_str(), &st) == 0 && st.st_dev != device) {
@@ -135,55 +137,95 @@ asio::awaitable<void> delete_tree(fs::path directory, const delete_options& opti
                             directory.string(), child.string()));
         }
     }
-    if (!children.files.empty() && options.use_io_uring) {
-        const auto& files = children.files;
-        std::function<void(std::size_t)> work = [&files, &directory](std::size_t) {
-            if (!unlink_with_io_uring(directory, files)) {
-                for (const auto& file : files) {
-                    if (::unlink(file.c_str()) != 0 && errno != ENOENT) {
-                        unlink_failure(file, errno);
-                    }
-                }
-            }
-        };
-        co_await detail::async_parallel_for(1, std::move(work));
-    } else if (!children.files.empty()) {
-        // Step 4: unlink the non-directories in parallel; the first failure propagates. By name relative to the
-        // directory (opened without following a link): no walk down to it per file (~10% of rm -rf-like work),
-        // and a directory swapped for a link meanwhile is not followed.
-        const std::size_t tasks = std::min<std::size_t>(4, (children.files.size() + 63) / 64);
-        const auto& files = children.files;
-        auto parent = std::make_shared<const sys::unique_fd>(
-            ::open(directory.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-        std::function<void(std::size_t)> work = [&files, tasks, parent](std::size_t task) {
-            for (std::size_t i = task; i < files.size(); i += tasks) {
-                const std::string& path = files[i].native();  // `directory / name`, as list_children made it
-                const std::size_t slash = path.rfind('/');
-                const char* name = path.c_str() + (slash == std::string::npos ? 0 : slash + 1);
-                const int removed = *parent ? ::unlinkat(parent->get(), name, 0)
-                                            : ::unlink(path.c_str());  // the directory could not be opened
-                if (removed != 0 && errno != ENOENT) {
-                    unlink_failure(files[i], errno);
-                }
-            }
-        };
-        co_await detail::async_parallel_for(tasks, std::move(work));
+}
+
+/// Unlinks `files` (all in `directory`; `directory / name`, as list_children made them) on this thread, by name
+/// relative to the directory opened without following a link: no walk down to it per file (~10% of rm -rf-like
+/// work), and a directory swapped for a link meanwhile is not followed. `stride`/`first` split one list between
+/// tasks.
+void unlink_files(const sys::unique_fd& parent, const std::vector<fs::path>& files, std::size_t first = 0,
+                  std::size_t stride = 1) {
+    for (std::size_t i = first; i < files.size(); i += stride) {
+        const std::string& path = files[i].native();
+        const std::size_t slash = path.rfind('/');
+        const char* name = path.c_str() + (slash == std::string::npos ? 0 : slash + 1);
+        const int removed = parent ? ::unlinkat(parent.get(), name, 0)
+                                   : ::unlink(path.c_str());  // the directory could not be opened
+        if (removed != 0 && errno != ENOENT) {
+            unlink_failure(files[i], errno);
+        }
     }
-    for (auto& child : children.directories) {  // step 5: sequential recursion
-        co_await delete_tree(std::move(child), options, hooks, device);
-    }
+}
+
+sys::unique_fd open_parent(const fs::path& directory) {
+    return sys::unique_fd(::open(directory.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+}
+
+/// One rmdir attempt, after the test hook. False when the directory is still there (the caller retries later).
+bool remove_once(const fs::path& directory, const detail::delete_hooks& hooks) {
     if (hooks.before_rmdir) {
         hooks.before_rmdir(directory);
     }
+    return ::rmdir(directory.c_str()) == 0 || errno == ENOENT;
+}
+
+/// Deletes the tree at `directory` on this thread, depth first; a directory whose first rmdir failed is appended
+/// to `unremoved` (children before their parent) for the retries, which wait on a timer in the coroutine.
+void remove_subtree(const fs::path& directory, const delete_options& options, const detail::delete_hooks& hooks,
+                    dev_t device, std::vector<fs::path>& unremoved) {
+    const listing children = list_children(directory);
+    refuse_other_devices(directory, children.directories, device);
+    if (!children.files.empty() && !(options.use_io_uring && unlink_with_io_uring(directory, children.files))) {
+        unlink_files(open_parent(directory), children.files);
+    }
+    for (const auto& child : children.directories) {
+        remove_subtree(child, options, hooks, device, unremoved);
+    }
+    if (!remove_once(directory, hooks)) {
+        unremoved.push_back(directory);
+    }
+}
+
+/// The sibling subtrees of one directory deleted side by side, one thread per subtree at a time (on tmpfs and ext4
+/// an unlink locks its directory: threads in one directory wait for each other, threads in two do not). Returns
+/// the directories still present after one rmdir each, in the order a sequential walk would have met them.
+asio::awaitable<std::vector<fs::path>> remove_subtrees(const std::vector<fs::path>& directories,
+                                                       const delete_options& options,
+                                                       const detail::delete_hooks& hooks, dev_t device) {
+    const std::size_t tasks = std::min<std::size_t>(4, directories.size());
+    std::vector<std::vector<fs::path>> unremoved(directories.size());
+    std::atomic<std::size_t> next{0};
+    std::atomic<bool> failed{false};
+    std::function<void(std::size_t)> work = [&](std::size_t) {
+        for (std::size_t i = next++; i < directories.size() && !failed.load(); i = next++) {
+            try {
+                remove_subtree(directories[i], options, hooks, device, unremoved[i]);
+            } catch (...) {
+                failed = true;  // the others stop at their next subtree, as a sequential walk stops at once
+                throw;
+            }
+        }
+    };
+    co_await detail::async_parallel_for(tasks, std::move(work));
+    std::vector<fs::path> all;
+    for (auto& list : unremoved) {
+        std::move(list.begin(), list.end(), std::back_inserter(all));
+    }
+    co_return all;
+}
+
+/// §9.2's further rmdir attempts after the first failed one, a delay before each, then the warning: the directory
+/// is left in place.
+asio::awaitable<void> remove_with_retries(const fs::path& directory, const delete_options& options) {
     asio::steady_timer timer(co_await asio::this_coro::executor);
     int error = 0;
-    for (int attempt = 1; attempt <= rmdir_attempts; ++attempt) {
+    for (int attempt = 2; attempt <= rmdir_attempts; ++attempt) {
+        timer.expires_after(options.rmdir_retry_delay);
+        co_await timer.async_wait(asio::use_awaitable);
         if (::rmdir(directory.c_str()) == 0 || errno == ENOENT) {
             co_return;
         }
         error = errno;
-        timer.expires_after(options.rmdir_retry_delay);
-        co_await timer.async_wait(asio::use_awaitable);
     }
     // The §9.2 sentence, then what the last attempt really said: an open handle is only one of the causes.
     const std::string cause =
@@ -195,6 +237,42 @@ asio::awaitable<void> delete_tree(fs::path directory, const delete_options& opti
                                             : "for the reason the system reported";
     warn(fmt::format("Unable to remove the {} directory after 5 attempts ({}). The directory is left in place, {}.",
                      directory.string(), sys::errno_message(error), cause));
+}
+
+asio::awaitable<void> delete_tree(fs::path directory, const delete_options& options, const detail::delete_hooks& hooks,
+                                  dev_t device) {
+    listing children = list_children(directory);
+    refuse_other_devices(directory, children.directories, device);
+    if (!children.files.empty() && options.use_io_uring) {
+        const auto& files = children.files;
+        std::function<void(std::size_t)> work = [&files, &directory](std::size_t) {
+            if (!unlink_with_io_uring(directory, files)) {
+                unlink_files(open_parent(directory), files);
+            }
+        };
+        co_await detail::async_parallel_for(1, std::move(work));
+    } else if (!children.files.empty()) {
+        // Step 4: unlink the non-directories in parallel; the first failure propagates.
+        const std::size_t tasks = std::min<std::size_t>(4, (children.files.size() + 63) / 64);
+        const auto& files = children.files;
+        auto parent = std::make_shared<const sys::unique_fd>(open_parent(directory));
+        std::function<void(std::size_t)> work = [&files, tasks, parent](std::size_t task) {
+            unlink_files(*parent, files, task, tasks);
+        };
+        co_await detail::async_parallel_for(tasks, std::move(work));
+    }
+    if (children.directories.size() == 1) {  // step 5: one child, whose own children may run side by side
+        co_await delete_tree(std::move(children.directories.front()), options, hooks, device);
+    } else if (!children.directories.empty()) {
+        const std::vector<fs::path> unremoved = co_await remove_subtrees(children.directories, options, hooks, device);
+        for (const auto& left : unremoved) {
+            co_await remove_with_retries(left, options);
+        }
+    }
+    const bool removed = remove_once(directory, hooks);
+    if (!removed) {
+        co_await remove_with_retries(directory, options);
+    }
 }
 
 }  // namespace

@@ -10,8 +10,10 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <sys/stat.h>
 
@@ -80,4 +82,39 @@ TEST_CASE("delete_directory retries rmdir and then leaves the directory with the
                                            !Catch::Matchers::Contains("open handle"));
     CHECK(fs::exists(root / "late"));
     CHECK_FALSE(fs::exists(root / "a.txt"));  // the contents were removed
+}
+
+TEST_CASE("delete_directory deletes sibling subtrees side by side and retries each directory that refills",
+          "[fs][io_uring]") {
+    const axds::delete_options options{.use_io_uring = GENERATE(false, true),
+                                       .rmdir_retry_delay = std::chrono::milliseconds(2)};
+    const temp_dir tmp;
+    const fs::path root = tmp.path() / "tree";
+    for (int d = 0; d < 12; ++d) {
+        for (int f = 0; f < 20; ++f) {
+            write_file(root / fmt::format("d{:02}", d) / "inner" / fmt::format("f{}.bin", f), "x");
+        }
+    }
+    write_file(tmp.path() / "outside" / "kept.txt", "keep");
+    fs::create_directory_symlink(tmp.path() / "outside", root / "d03" / "inner" / "link");
+    // Another writer refills d07/inner just before its rmdir: it, d07 and the root stay, with one warning each.
+    const fs::path refilled = root / "d07" / "inner";
+    axds::detail::delete_hooks hooks{.before_rmdir = [refilled](const fs::path& directory) {
+        if (directory == refilled) {
+            write_file(directory / "late", "x");
+        }
+    }};
+    const axds::scoped_warning_capture warnings;
+    axds::block_on(axds::detail::async_delete_directory(root, options, std::move(hooks)));
+    REQUIRE(warnings.messages().size() == 3);
+    CHECK_THAT(warnings.messages()[0], Catch::Matchers::Contains(refilled.string() + " directory"));
+    CHECK_THAT(warnings.messages()[1], Catch::Matchers::Contains((root / "d07").string() + " directory"));
+    CHECK_THAT(warnings.messages()[2], Catch::Matchers::Contains(root.string() + " directory"));
+    std::vector<std::string> left;
+    for (const auto& entry : fs::recursive_directory_iterator(root)) {
+        left.push_back(fs::relative(entry.path(), root).string());
+    }
+    std::sort(left.begin(), left.end());
+    CHECK(left == std::vector<std::string>{"d07", "d07/inner", "d07/inner/late"});
+    CHECK(axds::test::read_file(tmp.path() / "outside" / "kept.txt") == "keep");  // the link was not followed
 }

@@ -114,6 +114,7 @@ TEST_CASE("delete reports entries it cannot inspect as permission_error", "[fs][
     const temp_dir tmp;
     write_file(tmp.path() / "tree" / "a.txt", "a");
     write_file(tmp.path() / "tree" / "sub" / "b.txt", "b");
+    write_file(tmp.path() / "tree" / "sibling" / "c.txt", "c");  // two subtrees: deleted side by side
     hand_over(tmp.path());
     restrict("644", tmp.path() / "tree" / "sub");  // listable, but its entries cannot be lstat'ed
     const std::string outcome = as_unprivileged({"delete", (tmp.path() / "tree").string(), backend});
