@@ -149,8 +149,8 @@ void unlink_files(const sys::unique_fd& parent, const std::vector<fs::path>& fil
         const std::string& path = files[i].native();
         const std::size_t slash = path.rfind('/');
         const char* name = path.c_str() + (slash == std::string::npos ? 0 : slash + 1);
-        const int removed = parent ? ::unlinkat(parent.get(), name, 0)
-                                   : ::unlink(path.c_str());  // the directory could not be opened
+        const int removed =
+            parent ? ::unlinkat(parent.get(), name, 0) : ::unlink(path.c_str());  // the directory could not be opened
         if (removed != 0 && errno != ENOENT) {
             unlink_failure(files[i], errno);
         }
@@ -190,8 +190,8 @@ void remove_subtree(const fs::path& directory, const delete_options& options, co
 /// an unlink locks its directory: threads in one directory wait for each other, threads in two do not). Returns
 /// the directories still present after one rmdir each, in the order a sequential walk would have met them.
 asio::awaitable<std::vector<fs::path>> remove_subtrees(const std::vector<fs::path>& directories,
-                                                       const delete_options& options,
-                                                       const detail::delete_hooks& hooks, dev_t device) {
+                                                       const delete_options& options, const detail::delete_hooks& hooks,
+                                                       dev_t device) {
     const std::size_t tasks = std::min<std::size_t>(4, directories.size());
     std::vector<std::vector<fs::path>> unremoved(directories.size());
     std::atomic<std::size_t> next{0};
