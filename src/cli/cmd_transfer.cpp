@@ -7,7 +7,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <memory>
+#include <vector>
 
 namespace axds::cli {
 
@@ -34,6 +36,17 @@ void print_transfer(const transfer_settings& settings, const axds::transfer_repo
             settings.source, settings.destination, report.source_files_removed, report.verified ? "verified " : "",
             kept.empty() ? ", source removed" : "");
         return;
+    }
+    if (!report.strays_removed.empty()) {  // what --reset-dirty-destination deleted, by name
+        constexpr std::size_t shown = 20;
+        fmt::print("deleted {} destination files the source lacks (--reset-dirty-destination):\n",
+                   report.strays_removed.size());
+        for (std::size_t i = 0; i < std::min(shown, report.strays_removed.size()); ++i) {
+            fmt::print("  {}\n", report.strays_removed[i]);
+        }
+        if (report.strays_removed.size() > shown) {
+            fmt::print("  ... and {} more (--json lists them all)\n", report.strays_removed.size() - shown);
+        }
     }
     fmt::print("copied {} files ({} bytes) from {} to {} in {:.2f} s{}{}\n", report.files_copied, report.bytes_copied,
                settings.source, settings.destination, elapsed, report.verified ? ", checksum verified" : "",
@@ -71,6 +84,8 @@ int run_transfer(const transfer_settings& settings, const context& ctx) {
             .field("resumed_move", report.resumed_move)
             .key("source_files_kept")
             .paths(kept)
+            .key("strays_removed")
+            .paths(std::vector<fs::path>(report.strays_removed.begin(), report.strays_removed.end()))
             .key("seconds")
             .fixed(elapsed, 3)
             .end_object();

@@ -94,7 +94,14 @@ with tempfile.TemporaryDirectory() as tmp:
     write(os.path.join(dest, "stray.txt"), "x")
     code, _, err = run("transfer", flat, dest)
     check(code == 1 and "does not account for" in err, "dirty destination -> 1")
-    check(run("transfer", flat, dest, "--reset-dirty-destination")[0] == 0, "reset dirty destination")
+    code, out, err = run("transfer", flat, dest, "--reset-dirty-destination")
+    check(code == 0 and "deleted 1 destination files the source lacks" in out and "stray.txt" in out,
+          f"reset dirty destination names what it deleted: {code} {out!r} {err!r}")
+    write(os.path.join(dest, "stray2.txt"), "x")
+    code, out, _ = run("transfer", flat, dest, "--reset-dirty-destination", "--json")
+    strays = json.loads(out).get("strays_removed") if code == 0 else None
+    check(strays is not None and len(strays) == 1 and strays[0].endswith("stray2.txt"),
+          f"transfer --json lists strays_removed: {out!r}")
     dest2 = os.path.join(tmp, "copy2")
     code, out, err = run("transfer", flat, dest2, "--json")
     result = json.loads(out) if code == 0 else {}
