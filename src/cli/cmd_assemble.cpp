@@ -53,7 +53,10 @@ void recovered_json(json_writer& json, const axds::assemble_report& report) {
 
 void print_assembled(const assemble_settings& settings, const axds::assemble_report& report, const context& ctx) {
     if (!settings.json) {
-        print_recovered(report);
+        print_recovered(report);  // a crash's recovery is reported even with --quiet
+        if (ctx.quiet) {
+            return;
+        }
         fmt::print(
             "{} entries ({} bytes) into {} archives ({} members kept from existing archives); {} entry files "
             "removed\n",

@@ -132,6 +132,9 @@ with tempfile.TemporaryDirectory() as tmp:
                 dst.write(src.read())
     code, out, err = run("assemble", logs, "--verify")
     check(code == 0 and "4 entries" in out, f"assemble: {out} {err}")
+    code, out, err = run("assemble", logs2, "--keep-sources", "-q")
+    check(code == 0 and out == "" and os.path.exists(os.path.join(logs2, "1_log.npz")),
+          f"assemble -q prints no summary: {out!r} {err!r}")
     code, out, err = run("assemble", logs2, "--keep-sources", "--json")
     result = json.loads(out) if code == 0 else {}
     check(result.get("archives") == [os.path.join(logs2, "1_log.npz")] and result.get("entries") == 4
