@@ -41,6 +41,8 @@ asio::awaitable<transfer_report> async_transfer_directory(std::filesystem::path 
 struct delete_hooks {
     /// Called just before each (by then empty) directory is removed (rmdir race tests).
     std::function<void(const std::filesystem::path& directory)> before_rmdir;
+    /// Called just before each directory below the named one is opened (swap and mount race tests).
+    std::function<void(const std::filesystem::path& directory)> before_open;
 };
 
 /// async_delete_directory with hooks; the public function calls this with none.

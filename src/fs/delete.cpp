@@ -23,6 +23,7 @@
 #include <memory>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include <dirent.h>
@@ -37,19 +38,65 @@ namespace axds {
 namespace {
 
 constexpr int rmdir_attempts = 5;
+/// Directories the coroutine descends through one at a time (a chain of single subdirectories) before a thread takes
+/// the rest: each holds a descriptor open.
+constexpr int max_chain_depth = 8;
 
-struct listing {
-    std::vector<fs::path> files;        ///< everything that is not a real directory (links, FIFOs, sockets too)
-    std::vector<fs::path> directories;  ///< real directories
+/// What a directory is, for the walk: device and inode, and the mount (Linux >= 5.8: a bind mount of a directory of
+/// the same filesystem has the same device but another mount id).
+struct dir_identity {
+    std::uint64_t device = 0;
+    std::uint64_t inode = 0;
+    std::uint64_t mount = 0;
+    bool has_mount = false;
+
+    [[nodiscard]] bool same_directory(const dir_identity& other) const noexcept {
+        return device == other.device && inode == other.inode;
+    }
+
+    [[nodiscard]] bool same_mount(const dir_identity& other) const noexcept {
+        return device == other.device && (!has_mount || !other.has_mount || mount == other.mount);
+    }
 };
 
-/// §9.2 step 3: direct children classified with lstat; an entry that vanished counts as a non-directory.
-listing list_children(const fs::path& directory) {
-    DIR* dir = ::opendir(directory.c_str());
+dir_identity identify(int fd, const std::string& path) {
+    struct statx sx {};
+
+    if (::statx(fd, "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &sx) != 0) {
+        const int error = errno;
+        throw_errno(error, fmt::format("Unable to inspect {} for deletion: {}.", path, sys::errno_message(error)));
+    }
+    dir_identity id;
+    id.device = (std::uint64_t{sx.stx_dev_major} << 32U) | sx.stx_dev_minor;
+    id.inode = sx.stx_ino;
+    id.has_mount = (sx.stx_mask & STATX_MNT_ID) != 0;
+    id.mount = sx.stx_mnt_id;
+    return id;
+}
+
+[[noreturn]] void unlink_failure(const std::string& file, int error) {
+    throw_errno(error, fmt::format("Unable to delete {}: {}.", file, sys::errno_message(error)));
+}
+
+/// The names in one directory, split by kind (every entry that is not a real directory is unlinked as it is: links,
+/// FIFOs and sockets too).
+struct listing {
+    std::vector<std::string> files;
+    std::vector<std::string> directories;
+};
+
+/// §9.2 step 3, relative to the open directory `fd`: its entries, classified by readdir's type or, where the
+/// filesystem gives none, by fstatat without following links (an entry that vanished counts as a non-directory).
+listing list_children(int fd, const std::string& path) {
+    const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    DIR* dir = copy < 0 ? nullptr : ::fdopendir(copy);
     if (dir == nullptr) {
         const int error = errno;
-        throw_errno(error, fmt::format("Unable to list the {} directory for deletion: {}.", directory.string(),
-                                       sys::errno_message(error)));
+        if (copy >= 0) {
+            ::close(copy);
+        }
+        throw_errno(error,
+                    fmt::format("Unable to list the {} directory for deletion: {}.", path, sys::errno_message(error)));
     }
     listing out;
     while (const dirent* entry = ::readdir(dir)) {
@@ -57,46 +104,32 @@ listing list_children(const fs::path& directory) {
         if (name == "." || name == "..") {
             continue;
         }
-        fs::path child = directory / entry->d_name;
         bool is_directory = entry->d_type == DT_DIR;
         if (entry->d_type == DT_UNKNOWN) {
             struct stat st {};
 
-            if (::lstat(child.c_str(), &st) == 0) {
+            if (::fstatat(fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
                 is_directory = S_ISDIR(st.st_mode);
-            } else if (errno != ENOENT && errno != ENOTDIR && errno != EBADF && errno != ELOOP) {
+            } else if (errno != ENOENT) {
                 const int error = errno;
                 ::closedir(dir);
-                throw_errno(error, fmt::format("Unable to inspect {} for deletion: {}.", child.string(),
+                throw_errno(error, fmt::format("Unable to inspect {}/{} for deletion: {}.", path, name,
                                                sys::errno_message(error)));
             }
         }
-        (is_directory ? out.directories : out.files).push_back(std::move(child));
+        (is_directory ? out.directories : out.files).emplace_back(name);
     }
     ::closedir(dir);
     return out;
 }
 
-[[noreturn]] void unlink_failure(const fs::path& file, int error) {
-    throw_errno(error, fmt::format("Unable to delete {}: {}.", file.string(), sys::errno_message(error)));
-}
-
-/// io_uring unlinkat of every file (all in one directory), 64 in flight, on this CPU-pool thread's ring. False if
+/// io_uring unlinkat of every name in the directory `fd`, 64 in flight, on this CPU-pool thread's ring. False if
 /// io_uring is not enabled or the ring failed (the caller unlinks plainly then).
-bool unlink_with_io_uring(const fs::path& directory, const std::vector<fs::path>& files) {
+bool unlink_with_io_uring(int fd, const std::string& path, const std::vector<std::string>& names) {
     constexpr std::size_t in_flight = 64;
     sys::uring* ring = sys::thread_ring();
     if (ring == nullptr) {
         return false;
-    }
-    const sys::unique_fd directory_fd(::open(directory.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!directory_fd) {
-        return false;
-    }
-    std::vector<std::string> names;
-    names.reserve(files.size());
-    for (const auto& file : files) {
-        names.push_back(file.filename().string());
     }
     std::size_t next = 0;
     std::size_t done = 0;
@@ -112,7 +145,7 @@ bool unlink_with_io_uring(const fs::path& directory, const std::vector<fs::path>
     while (done < names.size()) {
         for (; next < names.size() && next - done < in_flight; ++next) {
             io_uring_sqe* sqe = ring->sqe();
-            io_uring_prep_unlinkat(sqe, directory_fd.get(), names[next].c_str(), 0);
+            io_uring_prep_unlinkat(sqe, fd, names[next].c_str(), 0);
             sys::set_tag(sqe, next, sys::op::unlink);
         }
         if (ring->submit_and_reap(handle)) {
@@ -120,86 +153,195 @@ bool unlink_with_io_uring(const fs::path& directory, const std::vector<fs::path>
         }
     }
     if (first_error) {
-        unlink_failure(files[failed], first_error.value());
+        unlink_failure(path + "/" + names[failed], first_error.value());
     }
     return true;
 }
 
-/// The mount check of §9.2's walk: a directory on another device is refused before anything in `directory` goes.
-void refuse_other_devices(const fs::path& directory, const std::vector<fs::path>& directories, dev_t device) {
-    for (const auto& child : directories) {
-        struct stat st {};
+/// Unlinks names[first], names[first + stride], … in the directory `fd` (display path `path`). A name that became a
+/// directory meanwhile (EISDIR) is added to `became_directories` when given, else reported.
+void unlink_names(int fd, const std::string& path, const std::vector<std::string>& names, std::size_t first = 0,
+                  std::size_t stride = 1, std::vector<std::string>* became_directories = nullptr) {
+    for (std::size_t i = first; i < names.size(); i += stride) {
+        if (::unlinkat(fd, names[i].c_str(), 0) == 0 || errno == ENOENT) {
+            continue;
+        }
+        if (errno == EISDIR && became_directories != nullptr) {
+            became_directories->push_back(names[i]);
+            continue;
+        }
+        unlink_failure(path + "/" + names[i], errno);
+    }
+}
 
-        if (::lstat(child.c_str(), &st) == 0 && st.st_dev != device) {
-            throw value_error(
-                fmt::format("Unable to delete {}: {} is another filesystem mounted inside it, which is "
-                            "not deleted. Unmount it, then delete again.",
-                            directory.string(), child.string()));
+/// The §9.2 warning for a directory left in place after its last rmdir attempt failed with `error`.
+void warn_unremovable(const std::string& path, int error) {
+    // The §9.2 sentence, then what the last attempt really said: an open handle is only one of the causes.
+    const std::string cause =
+        error == EBUSY ? "which typically indicates that another process still holds an open handle to it or to one "
+                         "of the entries it stored (or something is mounted on it)"
+        : error == ENOTEMPTY || error == EEXIST
+            ? "because entries kept appearing in it while it was deleted (another process is still writing there)"
+        : error == EACCES || error == EPERM ? "because removing it is not permitted"
+                                            : "for the reason the system reported";
+    warn(fmt::format("Unable to remove the {} directory after 5 attempts ({}). The directory is left in place, {}.",
+                     path, sys::errno_message(error), cause));
+}
+
+/// Deletes directory trees below open directories, never by a path from the root: every step is relative to a
+/// directory descriptor, each child is opened with O_NOFOLLOW and checked to be on the tree's mount, and the way
+/// back up is checked to lead to the directory that was left. A directory swapped for a link while the delete runs
+/// therefore loses the link (an entry of the tree), never its target; a mount that appears inside the tree is
+/// refused; a tree deeper than PATH_MAX allows as a path is deleted like any other (one descriptor per thread).
+class tree_remover {
+public:
+    tree_remover(const delete_options& options, const detail::delete_hooks& hooks, const dir_identity& root)
+        : options_(options), hooks_(hooks), root_(root) {}
+
+    /// Opens the subdirectory `name` of `parent` (display path `path`) for the walk. Empty when there is nothing to
+    /// walk: it vanished, or it is no directory any more (then it is unlinked: a link is an entry of the tree).
+    sys::unique_fd open_child(int parent, const std::string& name, const std::string& path) const {
+        if (hooks_.before_open) {
+            hooks_.before_open(path);
+        }
+        sys::unique_fd fd(::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (fd) {
+            refuse_other_mount(identify(fd.get(), path), path);
+            return fd;
+        }
+        const int error = errno;
+        if (error == ENOTDIR || error == ELOOP) {  // replaced by a link or a file: remove that, never follow it
+            if (::unlinkat(parent, name.c_str(), 0) != 0 && errno != ENOENT) {
+                unlink_failure(path, errno);
+            }
+        } else if (error != ENOENT) {
+            throw_errno(error, fmt::format("Unable to list the {} directory for deletion: {}.", path,
+                                           sys::errno_message(error)));
+        }
+        return {};
+    }
+
+    /// Deletes the subtree `name` of the open directory `parent`, itself included, on this thread, depth first.
+    void remove_subtree(int parent, const std::string& name, const std::string& path) const {
+        struct frame {
+            dir_identity id;
+            std::string name;
+            std::string path;
+            std::vector<std::string> pending;  ///< subdirectories still to delete
+        };
+
+        sys::unique_fd current = open_child(parent, name, path);
+        if (!current) {
+            return;
+        }
+        std::vector<frame> stack;
+        stack.push_back({identify(current.get(), path), name, path, empty_files(current.get(), path)});
+        while (!stack.empty()) {
+            frame& top = stack.back();
+            if (!top.pending.empty()) {
+                const std::string child = std::move(top.pending.back());
+                top.pending.pop_back();
+                std::string child_path = top.path + "/" + child;
+                sys::unique_fd next = open_child(current.get(), child, child_path);
+                if (next) {
+                    const dir_identity id = identify(next.get(), child_path);
+                    std::vector<std::string> subdirectories = empty_files(next.get(), child_path);
+                    current = std::move(next);
+                    stack.push_back({id, child, std::move(child_path), std::move(subdirectories)});
+                }
+                continue;
+            }
+            const frame finished = std::move(stack.back());
+            stack.pop_back();
+            if (stack.empty()) {
+                current.reset();
+                remove_directory_at(parent, finished.name, finished.path);
+                return;
+            }
+            current = climb(current.get(), stack.back().id, stack.back().path);
+            remove_directory_at(current.get(), finished.name, finished.path);
         }
     }
-}
 
-/// Unlinks `files` (all in `directory`; `directory / name`, as list_children made them) on this thread, by name
-/// relative to the directory opened without following a link: no walk down to it per file (~10% of rm -rf-like
-/// work), and a directory swapped for a link meanwhile is not followed. `stride`/`first` split one list between
-/// tasks.
-void unlink_files(const sys::unique_fd& parent, const std::vector<fs::path>& files, std::size_t first = 0,
-                  std::size_t stride = 1) {
-    for (std::size_t i = first; i < files.size(); i += stride) {
-        const std::string& path = files[i].native();
-        const std::size_t slash = path.rfind('/');
-        const char* name = path.c_str() + (slash == std::string::npos ? 0 : slash + 1);
-        const int removed =
-            parent ? ::unlinkat(parent.get(), name, 0) : ::unlink(path.c_str());  // the directory could not be opened
-        if (removed != 0 && errno != ENOENT) {
-            unlink_failure(files[i], errno);
+    /// Lists the open directory `fd`, unlinks every entry that is not a directory and returns the subdirectories.
+    [[nodiscard]] std::vector<std::string> empty_files(int fd, const std::string& path) const {
+        listing children = list_children(fd, path);
+        if (!children.files.empty() && !(options_.use_io_uring && unlink_with_io_uring(fd, path, children.files))) {
+            unlink_names(fd, path, children.files, 0, 1, &children.directories);
+        }
+        return std::move(children.directories);
+    }
+
+    /// rmdir of `name` in `parent` with §9.2's attempts rmdir_retry_delay apart (this thread waits), then the warning.
+    void remove_directory_at(int parent, const std::string& name, const std::string& path) const {
+        before_rmdir(path);
+        int error = try_remove_at(parent, name);
+        for (int attempt = 2; attempt <= rmdir_attempts && error != 0; ++attempt) {
+            std::this_thread::sleep_for(options_.rmdir_retry_delay);
+            error = try_remove_at(parent, name);
+        }
+        if (error != 0) {
+            warn_unremovable(path, error);
         }
     }
-}
 
-sys::unique_fd open_parent(const fs::path& directory) {
-    return sys::unique_fd(::open(directory.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-}
+    /// One rmdir of `name` in `parent`: 0 when it is gone, else the errno.
+    static int try_remove_at(int parent, const std::string& name) {
+        if (::unlinkat(parent, name.c_str(), AT_REMOVEDIR) == 0 || errno == ENOENT) {
+            return 0;
+        }
+        if (errno == ENOTDIR) {  // swapped for a link after it was emptied: the link goes
+            return ::unlinkat(parent, name.c_str(), 0) == 0 || errno == ENOENT ? 0 : errno;
+        }
+        return errno;
+    }
 
-/// One rmdir attempt, after the test hook. False when the directory is still there (the caller retries later).
-bool remove_once(const fs::path& directory, const detail::delete_hooks& hooks) {
-    if (hooks.before_rmdir) {
-        hooks.before_rmdir(directory);
+    void before_rmdir(const std::string& path) const {
+        if (hooks_.before_rmdir) {
+            hooks_.before_rmdir(path);
+        }
     }
-    return ::rmdir(directory.c_str()) == 0 || errno == ENOENT;
-}
 
-/// Deletes the tree at `directory` on this thread, depth first; a directory whose first rmdir failed is appended
-/// to `unremoved` (children before their parent) for the retries, which wait on a timer in the coroutine.
-void remove_subtree(const fs::path& directory, const delete_options& options, const detail::delete_hooks& hooks,
-                    dev_t device, std::vector<fs::path>& unremoved) {
-    const listing children = list_children(directory);
-    refuse_other_devices(directory, children.directories, device);
-    if (!children.files.empty() && !(options.use_io_uring && unlink_with_io_uring(directory, children.files))) {
-        unlink_files(open_parent(directory), children.files);
+    [[nodiscard]] const delete_options& options() const noexcept { return options_; }
+
+    void refuse_other_mount(const dir_identity& id, const std::string& path) const {
+        if (!id.same_mount(root_)) {
+            throw value_error(fmt::format(
+                "Unable to delete {}: it is another filesystem (or a bind mount) mounted inside the tree, which is "
+                "not deleted. Unmount it, then delete again.",
+                path));
+        }
     }
-    for (const auto& child : children.directories) {
-        remove_subtree(child, options, hooks, device, unremoved);
+
+private:
+    /// The parent of the open directory `fd`, checked to be the directory the walk came down from (`expected`).
+    static sys::unique_fd climb(int fd, const dir_identity& expected, const std::string& expected_path) {
+        sys::unique_fd up(::openat(fd, "..", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!up || !identify(up.get(), expected_path).same_directory(expected)) {
+            throw runtime_error(fmt::format(
+                "Unable to delete {}: a directory inside it was moved elsewhere while it was deleted, so the delete "
+                "stopped (nothing outside the directory was touched). Delete again once nothing else changes it.",
+                expected_path));
+        }
+        return up;
     }
-    if (!remove_once(directory, hooks)) {
-        unremoved.push_back(directory);
-    }
-}
+
+    const delete_options& options_;
+    const detail::delete_hooks& hooks_;
+    dir_identity root_;
+};
 
 /// The sibling subtrees of one directory deleted side by side, one thread per subtree at a time (on tmpfs and ext4
-/// an unlink locks its directory: threads in one directory wait for each other, threads in two do not). Returns
-/// the directories still present after one rmdir each, in the order a sequential walk would have met them.
-asio::awaitable<std::vector<fs::path>> remove_subtrees(const std::vector<fs::path>& directories,
-                                                       const delete_options& options, const detail::delete_hooks& hooks,
-                                                       dev_t device) {
-    const std::size_t tasks = std::min<std::size_t>(4, directories.size());
-    std::vector<std::vector<fs::path>> unremoved(directories.size());
+/// an unlink locks its directory: threads in one directory wait for each other, threads in two do not).
+asio::awaitable<void> remove_subtrees(const tree_remover& remover, int parent, const std::string& path,
+                                      const std::vector<std::string>& names) {
+    const std::size_t tasks = std::min<std::size_t>(4, names.size());
     std::atomic<std::size_t> next{0};
     std::atomic<bool> failed{false};
     std::function<void(std::size_t)> work = [&](std::size_t) {
-        for (std::size_t i = next++; i < directories.size() && !failed.load(); i = next++) {
+        for (std::size_t i = next++; i < names.size() && !failed.load(); i = next++) {
             try {
-                remove_subtree(directories[i], options, hooks, device, unremoved[i]);
+                remover.remove_subtree(parent, names[i], path + "/" + names[i]);
             } catch (...) {
                 failed = true;  // the others stop at their next subtree, as a sequential walk stops at once
                 throw;
@@ -207,71 +349,59 @@ asio::awaitable<std::vector<fs::path>> remove_subtrees(const std::vector<fs::pat
         }
     };
     co_await detail::async_parallel_for(tasks, std::move(work));
-    std::vector<fs::path> all;
-    for (auto& list : unremoved) {
-        std::move(list.begin(), list.end(), std::back_inserter(all));
-    }
-    co_return all;
 }
 
-/// §9.2's further rmdir attempts after the first failed one, a delay before each, then the warning: the directory
-/// is left in place.
-asio::awaitable<void> remove_with_retries(const fs::path& directory, const delete_options& options) {
+/// rmdir of `name` in `parent` with §9.2's attempts, a delay before each retry on a timer (no thread waits), then
+/// the warning.
+asio::awaitable<void> remove_with_retries(const tree_remover& remover, int parent, const std::string& name,
+                                          const std::string& path) {
+    remover.before_rmdir(path);
+    int error = tree_remover::try_remove_at(parent, name);
+    if (error == 0) {
+        co_return;
+    }
     asio::steady_timer timer(co_await asio::this_coro::executor);
-    int error = 0;
-    for (int attempt = 2; attempt <= rmdir_attempts; ++attempt) {
-        timer.expires_after(options.rmdir_retry_delay);
+    for (int attempt = 2; attempt <= rmdir_attempts && error != 0; ++attempt) {
+        timer.expires_after(remover.options().rmdir_retry_delay);
         co_await timer.async_wait(asio::use_awaitable);
-        if (::rmdir(directory.c_str()) == 0 || errno == ENOENT) {
-            co_return;
-        }
-        error = errno;
+        error = tree_remover::try_remove_at(parent, name);
     }
-    // The §9.2 sentence, then what the last attempt really said: an open handle is only one of the causes.
-    const std::string cause =
-        error == EBUSY ? "which typically indicates that another process still holds an open handle to it or to one "
-                         "of the entries it stored"
-        : error == ENOTEMPTY || error == EEXIST
-            ? "because entries kept appearing in it while it was deleted (another process is still writing there)"
-        : error == EACCES || error == EPERM ? "because removing it is not permitted"
-                                            : "for the reason the system reported";
-    warn(fmt::format("Unable to remove the {} directory after 5 attempts ({}). The directory is left in place, {}.",
-                     directory.string(), sys::errno_message(error), cause));
+    if (error != 0) {
+        warn_unremovable(path, error);
+    }
 }
 
-asio::awaitable<void> delete_tree(fs::path directory, const delete_options& options, const detail::delete_hooks& hooks,
-                                  dev_t device) {
-    listing children = list_children(directory);
-    refuse_other_devices(directory, children.directories, device);
-    if (!children.files.empty() && options.use_io_uring) {
+/// Empties the open directory `fd` (display path `path`): its files unlinked in parallel (step 4), then its
+/// subdirectories; a lone subdirectory is descended into here (up to max_chain_depth levels), so that its own
+/// subtrees are spread over the threads too.
+asio::awaitable<void> empty_directory(const tree_remover& remover, int fd, std::string path, int depth) {
+    listing children = list_children(fd, path);
+    if (!children.files.empty()) {
         const auto& files = children.files;
-        std::function<void(std::size_t)> work = [&files, &directory](std::size_t) {
-            if (!unlink_with_io_uring(directory, files)) {
-                unlink_files(open_parent(directory), files);
+        const std::size_t tasks =
+            remover.options().use_io_uring ? 1 : std::min<std::size_t>(4, (files.size() + 63) / 64);
+        std::vector<std::vector<std::string>> became(tasks);
+        std::function<void(std::size_t)> work = [&](std::size_t task) {
+            if (remover.options().use_io_uring && unlink_with_io_uring(fd, path, files)) {
+                return;
             }
-        };
-        co_await detail::async_parallel_for(1, std::move(work));
-    } else if (!children.files.empty()) {
-        // Step 4: unlink the non-directories in parallel; the first failure propagates.
-        const std::size_t tasks = std::min<std::size_t>(4, (children.files.size() + 63) / 64);
-        const auto& files = children.files;
-        auto parent = std::make_shared<const sys::unique_fd>(open_parent(directory));
-        std::function<void(std::size_t)> work = [&files, tasks, parent](std::size_t task) {
-            unlink_files(*parent, files, task, tasks);
+            unlink_names(fd, path, files, task, tasks, &became[task]);
         };
         co_await detail::async_parallel_for(tasks, std::move(work));
-    }
-    if (children.directories.size() == 1) {  // step 5: one child, whose own children may run side by side
-        co_await delete_tree(std::move(children.directories.front()), options, hooks, device);
-    } else if (!children.directories.empty()) {
-        const std::vector<fs::path> unremoved = co_await remove_subtrees(children.directories, options, hooks, device);
-        for (const auto& left : unremoved) {
-            co_await remove_with_retries(left, options);
+        for (auto& list : became) {
+            std::move(list.begin(), list.end(), std::back_inserter(children.directories));
         }
     }
-    const bool removed = remove_once(directory, hooks);
-    if (!removed) {
-        co_await remove_with_retries(directory, options);
+    if (children.directories.size() == 1 && depth < max_chain_depth) {
+        const std::string& name = children.directories.front();
+        const std::string child_path = path + "/" + name;
+        const sys::unique_fd child = remover.open_child(fd, name, child_path);
+        if (child) {
+            co_await empty_directory(remover, child.get(), child_path, depth + 1);
+            co_await remove_with_retries(remover, fd, name, child_path);
+        }
+    } else if (!children.directories.empty()) {
+        co_await remove_subtrees(remover, fd, path, children.directories);
     }
 }
 
@@ -337,7 +467,27 @@ asio::awaitable<void> detail::async_delete_directory(fs::path directory, delete_
             "mounted there. Nothing was deleted; unmount them first.",
             directory.string(), mounts.size(), fmt::join(mounts, ", ")));
     }
-    co_await delete_tree(std::move(directory), options, hooks, st.st_dev);
+    // Everything below is relative to descriptors: the root opened without following a link, then each directory
+    // from its parent (tree_remover).
+    const sys::unique_fd root(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!root) {
+        const int error = errno;
+        if (error == ENOENT) {
+            co_return;
+        }
+        throw_errno(error, fmt::format("Unable to delete {}: {}.", directory.string(), sys::errno_message(error)));
+    }
+    const tree_remover remover(options, hooks, identify(root.get(), directory.string()));
+    co_await empty_directory(remover, root.get(), directory.string(), 0);
+    // The named directory itself, by its path (the user's own words; its parent is not part of the tree).
+    const sys::unique_fd parent(::open(directory.parent_path().empty() ? "." : directory.parent_path().c_str(),
+                                       O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!parent) {
+        const int error = errno;
+        throw_errno(error, fmt::format("Unable to delete {}: its parent directory cannot be opened: {}.",
+                                       directory.string(), sys::errno_message(error)));
+    }
+    co_await remove_with_retries(remover, parent.get(), directory.filename().string(), directory.string());
 }
 
 }  // namespace axds

@@ -14,13 +14,16 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -570,6 +573,126 @@ TEST_CASE("delete refuses a tree with a mount point inside, and empties nothing 
     delete_tree(victim);
     CHECK_FALSE(fs::exists(victim));
     CHECK(read_file(tmp.path() / "precious" / "gold.txt") == "gold");
+}
+
+namespace {
+
+void delete_with_hooks(const fs::path& directory, axds::detail::delete_hooks hooks) {
+    axds::block_on(axds::detail::async_delete_directory(directory, {}, std::move(hooks)));
+}
+
+}  // namespace
+
+// A hostile-user run emptied a directory outside the tree in 5 of 11 tries: the walk checked a subdirectory with
+// lstat, then opened it by its path, following the symlink another process had put in its place meanwhile.
+TEST_CASE("delete never follows a directory that is swapped for a symlink while it runs", "[fs][safety]") {
+    const temp_dir tmp;
+    write_file(tmp.path() / "precious" / "gold.txt", "gold");
+    write_file(tmp.path() / "precious" / "vault" / "silver.txt", "silver");
+    const auto precious = snapshot(tmp.path() / "precious");
+    const fs::path victim = tmp.path() / "victim";
+    for (int d = 0; d < 6; ++d) {
+        for (int f = 0; f < 20; ++f) {
+            write_file(victim / fmt::format("d{}", d) / "inner" / fmt::format("f{}.bin", f), "x");
+        }
+    }
+    // Deterministic: right before the walk opens them, a top-level subtree and a nested directory are moved away
+    // and replaced by links to `precious`.
+    const std::string swap_top = (victim / "d2").string();
+    const std::string swap_nested = (victim / "d4" / "inner").string();
+    int moved = 0;
+    delete_with_hooks(victim, {.before_open = [&](const fs::path& directory) {
+                          if (directory == swap_top || directory == swap_nested) {
+                              fs::rename(directory, tmp.path() / fmt::format("moved{}", moved++));
+                              fs::create_directory_symlink(tmp.path() / "precious", directory);
+                          }
+                      }});
+    CHECK(moved == 2);
+    CHECK_FALSE(fs::exists(fs::symlink_status(victim)));
+    CHECK(snapshot(tmp.path() / "precious") == precious);
+    CHECK(fs::exists(tmp.path() / "moved0"));  // moved out of the tree before it was reached: not deleted
+    // And racing for real: another thread keeps swapping subtrees for links while the delete runs.
+    for (int round = 0; round < 8; ++round) {
+        for (int d = 0; d < 8; ++d) {
+            for (int f = 0; f < 30; ++f) {
+                write_file(victim / fmt::format("s{}", d) / "a" / "b" / fmt::format("f{}.bin", f), "x");
+            }
+        }
+        std::atomic<bool> stop{false};
+        std::thread swapper([&] {
+            for (int i = 0; !stop.load(); ++i) {
+                const fs::path target = victim / fmt::format("s{}", 1 + (i % 4) * 2);
+                std::error_code ec;
+                fs::remove_all(target, ec);
+                fs::create_directory_symlink(tmp.path() / "precious", target, ec);
+            }
+        });
+        try {
+            delete_tree(victim);
+        } catch (const std::exception&) {
+            // the tree changing under it may stop the delete with an error; what matters is what it touched
+        }
+        stop = true;
+        swapper.join();
+        INFO("round " << round);
+        REQUIRE(snapshot(tmp.path() / "precious") == precious);
+        std::error_code ec;
+        fs::remove_all(victim, ec);
+    }
+}
+
+TEST_CASE("delete refuses a mount that appears inside the tree while it runs", "[fs][safety]") {
+    const temp_dir tmp;
+    write_file(tmp.path() / "precious" / "gold.txt", "gold");
+    const fs::path victim = make_tree(tmp.path() / "victim");
+    fs::create_directories(victim / "sub" / "later");
+    const fs::path mount_point = victim / "sub" / "later";
+    bool mounted = false;
+    bool refused = false;
+    try {
+        delete_with_hooks(victim, {.before_open = [&](const fs::path& directory) {
+                              if (directory == mount_point) {
+                                  mounted = ::mount((tmp.path() / "precious").c_str(), mount_point.c_str(), nullptr,
+                                                    MS_BIND, nullptr) == 0;
+                              }
+                          }});
+    } catch (const axds::value_error& e) {
+        refused = std::string(e.what()).find("mounted inside the tree") != std::string::npos;
+    }
+    if (mounted) {
+        ::umount2(mount_point.c_str(), MNT_DETACH);
+    }
+    AXDS_SKIP_IF(!mounted, "bind mounts are not permitted here (needs root): not tested");
+    CHECK(refused);
+    CHECK(read_file(tmp.path() / "precious" / "gold.txt") == "gold");
+}
+
+// The walk used paths from the root: past PATH_MAX (4096 bytes) every step failed with "File name too long", where
+// rm -rf succeeds.
+TEST_CASE("delete removes a tree whose paths are longer than PATH_MAX", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path victim = tmp.path() / "deep";
+    fs::create_directories(victim);
+    const std::string name(200, 'n');
+    for (int branch = 0; branch < 2; ++branch) {
+        int fd = ::open(victim.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        REQUIRE(fd >= 0);
+        const std::string top = fmt::format("b{}", branch);
+        for (int level = 0; level < 60; ++level) {  // ~12 KB of path
+            const std::string here = level == 0 ? top : name;
+            REQUIRE(::mkdirat(fd, here.c_str(), 0755) == 0);
+            const int next = ::openat(fd, here.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            REQUIRE(next >= 0);
+            const int file = ::openat(next, "data.bin", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+            REQUIRE(file >= 0);
+            ::close(file);
+            ::close(fd);
+            fd = next;
+        }
+        ::close(fd);
+    }
+    delete_tree(victim);
+    CHECK_FALSE(fs::exists(victim));
 }
 
 // Source files named like the temporaries of other source files (`.NAME.axds-partial`, and the `.1` the next one
