@@ -45,6 +45,8 @@ namespace {
 constexpr std::string_view working_suffix = ".working";
 /// Payloads from this size on are written from the package itself (no copy into the staging buffer).
 constexpr std::size_t external_payload_bytes = 16 * 1024;
+static_assert(detail::payload_crc_bytes >= external_payload_bytes,
+              "a payload with the producer's CRC is written from where it is");
 /// A batch holds at most this many entries, and stops taking more once its payloads reach batch_byte_limit.
 constexpr std::size_t batch_entry_limit = 16384;
 constexpr std::size_t batch_byte_limit = 32U << 20U;
@@ -806,7 +808,8 @@ void archive_stream_writer::write_source(std::uint8_t source, bool replenishes) 
 }
 
 void archive_stream_writer::encode(source_file& f, std::size_t index) {
-    const log_package& p = batch_[index]->package;
+    const queued_entry& node = *batch_[index];
+    const log_package& p = node.package;
     if (!f.fd) {
         errors_[index] = f.open_error;
         return;
@@ -837,7 +840,9 @@ void archive_stream_writer::encode(source_file& f, std::size_t index) {
     prefix[0] = p.source_id;
     sys::store_le64(prefix + 1, p.acquisition_time);
     std::uint32_t crc = 0;
-    if (external) {
+    if (p.payload.size() >= payload_crc_bytes) {  // the producer's CRC of the payload (data_logger enqueue)
+        crc = crc32_combine(crc32({prefix, 9}, header_crc), node.payload_crc(), p.payload.size());
+    } else if (external) {
         crc = crc32(p.payload, crc32({prefix, 9}, header_crc));
     } else {
         if (!p.payload.empty()) {

@@ -5,6 +5,7 @@
 #include <axds/core/workers.hpp>
 #include <axds/error.hpp>
 #include <axds/npy/npy_format.hpp>
+#include <axds/npy/npz_archive.hpp>
 
 #include "detail/asio_compat.hpp"
 #include "detail/fault_hooks.hpp"
@@ -43,9 +44,10 @@ constexpr int max_workers = 256;  ///< entry writes in flight at most
 constexpr std::size_t min_queue_capacity = 4096;
 /// Queue nodes populated when a logger is made (1 MiB; fewer when its queue cannot hold that many entries).
 constexpr std::size_t initial_pool_nodes = 16384;
-/// Payload buffers kept for reuse by free queue nodes, at most (bytes; also at most the queue's capacity): the memory
-/// a logger holds beyond its queue bound so that producers refilling their package do not allocate.
-constexpr std::size_t max_retained_payload_bytes = std::size_t{64} << 20U;
+/// Payload buffers kept for reuse by queue nodes, at most (bytes; also at most the queue's capacity): what the queue
+/// held at its fullest stays with the logger, so producers refilling their package do not allocate (with 64 MiB,
+/// three quarters of the 1 MiB payloads of a full 256 MiB queue were freed and allocated again, faults included).
+constexpr std::size_t max_retained_payload_bytes = std::size_t{1024} << 20U;
 
 /// The most entries a queue of `capacity` bytes can hold at once: each is charged at least entry_bookkeeping_bytes,
 /// plus the one package larger than the bound that an empty queue still takes.
@@ -200,6 +202,11 @@ struct data_logger::impl : std::enable_shared_from_this<impl> {
             throw;
         }
         entry->charge = charge;
+        // A large payload's CRC-32 on the producer's thread, while the bytes it just wrote are in its cache: one
+        // read of the payload less for the streaming writer, which is the bound at large payloads (issue 19).
+        if (options.layout == log_layout::archives && package.payload.size() >= detail::payload_crc_bytes) {
+            entry->set_payload_crc(crc32(package.payload));
+        }
         entry->package.source_id = package.source_id;
         entry->package.acquisition_time = package.acquisition_time;
         // The producer gets the buffer the node kept from an earlier message (empty, capacity kept; none for a fresh

@@ -13,8 +13,9 @@ namespace axds::detail {
 
 /// One queued package, linked into the logger's lock-free stack and then into the writer's backlog.
 struct queued_entry {
-    /// entry_pool's free-list link (the index of the next free node); used only while the node is free. First: the
-    /// rest of a free node is poisoned under AddressSanitizer, so a use after release is reported.
+    /// entry_pool's free-list link (the index of the next free node) while the node is free. First: the rest of a
+    /// free node is poisoned under AddressSanitizer, so a use after release is reported. While the node is queued the
+    /// link is unused and holds the payload's CRC-32 instead (payload_crc(): the node stays one 64-byte line).
     std::atomic<std::uint32_t> free_next{0};
     /// Capacity of the payload buffer this node kept when it was last released (0: none). That buffer goes to the
     /// producer that fills the node next (data_logger swaps payloads), which the next release() accounts for.
@@ -22,7 +23,17 @@ struct queued_entry {
     queued_entry* next = nullptr;
     log_package package;
     std::size_t charge = 0;  ///< bytes counted against the queue capacity
+
+    /// The CRC-32 of the payload alone, set by the producer when the logger streams into archives and the payload
+    /// has at least payload_crc_bytes (its cache holds the bytes it just wrote; the writer would read them from
+    /// memory). Meaningful only while the node is queued and only for such payloads.
+    void set_payload_crc(std::uint32_t crc) noexcept { free_next.store(crc, std::memory_order_relaxed); }
+
+    [[nodiscard]] std::uint32_t payload_crc() const noexcept { return free_next.load(std::memory_order_relaxed); }
 };
+
+/// Payloads of at least this many bytes get their CRC-32 from the producer when the logger streams into archives.
+inline constexpr std::size_t payload_crc_bytes = std::size_t{64} << 10U;
 
 /// A bounded pool of queued_entry nodes in one reserved address range (PROT_NONE until populated).
 ///

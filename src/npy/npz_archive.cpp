@@ -137,6 +137,10 @@ bool have_clmul() noexcept {
 }  // namespace
 #endif
 
+std::uint32_t crc32_combine(std::uint32_t first, std::uint32_t second, std::uint64_t second_length) noexcept {
+    return static_cast<std::uint32_t>(::crc32_combine(first, second, static_cast<z_off_t>(second_length)));
+}
+
 std::uint32_t crc32(std::span<const std::uint8_t> data, std::uint32_t crc) noexcept {
 #ifdef AXDS_CRC32_CLMUL
     // Whole 16-byte blocks by carry-less multiplication (when there are at least 64 bytes), the rest through zlib.

@@ -139,7 +139,8 @@ public:
     /// Queues `package` if it fits; never blocks. On false the package was not moved from. On true its payload is
     /// left empty, holding (when the logger kept one) the buffer of an earlier, already written message: a producer
     /// that refills the same package (`package.payload.assign(...)`, `resize`) then allocates nothing (the logger
-    /// keeps such buffers up to min(queue_capacity_bytes, 64 MiB)). Takes its queue node from
+    /// keeps such buffers up to min(queue_capacity_bytes, 1 GiB), until it stops: memory the queue held at its
+    /// fullest stays with the logger). Takes its queue node from
     /// the logger's pre-faulted pool (no allocation, no page fault); only when the pool is momentarily empty (the
     /// writer grows it) does the node come from the heap, which changes nothing but the call's time.
     [[nodiscard]] bool try_log(log_package&& package);

@@ -135,4 +135,9 @@ private:
 /// CRC-32 (zlib polynomial) of `data`, continuing from `crc`.
 [[nodiscard]] std::uint32_t crc32(std::span<const std::uint8_t> data, std::uint32_t crc = 0) noexcept;
 
+/// The CRC-32 of A followed by B, from crc32(A), crc32(B) and B's length (zlib's crc32_combine): a CRC computed in
+/// pieces, or of a payload before its header is known.
+[[nodiscard]] std::uint32_t crc32_combine(std::uint32_t first, std::uint32_t second,
+                                          std::uint64_t second_length) noexcept;
+
 }  // namespace axds

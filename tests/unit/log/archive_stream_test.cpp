@@ -47,14 +47,18 @@ data_logger_options streaming() {
     return options;
 }
 
-/// Onset + messages of two sources, payload sizes 0..300 plus one 20 KiB payload (written from the package).
+/// Onset + messages of two sources, payload sizes 0..300 plus one 20 KiB payload (written from the package) and two
+/// whose CRC-32 the producer computes (64 KiB exactly, and 1 MiB + 3 bytes; see detail::payload_crc_bytes).
 std::vector<log_package> sample_packages(std::size_t per_source) {
     std::vector<log_package> out;
     for (const int id : {1, 7}) {
         const auto source = static_cast<std::uint8_t>(id);
         out.push_back(axds::make_onset_package(source, 1700000000000000ULL + source));
         for (std::size_t i = 1; i <= per_source; ++i) {
-            const std::size_t size = i == per_source / 2 ? 20000 : (i * 37) % 301;
+            const std::size_t size = i == per_source / 2   ? 20000
+                                     : i == per_source / 3 ? std::size_t{64} << 10U
+                                     : i == per_source / 4 ? (std::size_t{1} << 20U) + 3
+                                                           : (i * 37) % 301;
             out.push_back(make_package(source, i * 1000 + source, size));
         }
     }
