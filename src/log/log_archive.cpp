@@ -314,9 +314,12 @@ static_assert(prefix_buffer % sys::buffer_alignment == 0);
 /// and a helper read chunks of 64 entries ahead into 16 KiB slots of `scratch`, with batched io_uring reads where
 /// enabled; see window_scratch); larger entries are then memory-mapped (`map`) or read whole into a buffer.
 /// `after(consumed)` runs after every 64 entries; false stops the reading (the function then returns false).
+/// An entry that cannot be opened or read goes to `unreadable(entry, errno)` instead of `use` when that is given
+/// (else the error is thrown).
 template <typename Use>
 bool for_each_entry_bytes(const std::vector<entry>& entries, read_mode mode, std::span<std::uint8_t> scratch, Use&& use,
-                          const detail::prefix_ring::after_chunk_fn& after = {}) {
+                          const detail::prefix_ring::after_chunk_fn& after = {},
+                          const std::function<void(const entry&, int)>& unreadable = {}) {
     if (entries.empty()) {
         return true;
     }
@@ -334,6 +337,10 @@ bool for_each_entry_bytes(const std::vector<entry>& entries, read_mode mode, std
     sys::aligned_buffer large;
     const auto consume = [&](std::size_t i, const detail::prefix_read& read) {
         const entry& e = entries[i];
+        if (read.error && unreadable) {
+            unreadable(e, read.error.value());
+            return;
+        }
         if (read.error) {
             entry_read_failure(e, read.error.value());
         }
@@ -347,6 +354,10 @@ bool for_each_entry_bytes(const std::vector<entry>& entries, read_mode mode, std
             return;
         }
         const sys::io_result whole = detail::read_whole_file(e.path.data(), large);
+        if (whole.error && unreadable) {
+            unreadable(e, whole.error.value());
+            return;
+        }
         if (whole.error) {
             entry_read_failure(e, whole.error.value());
         }
@@ -481,9 +492,8 @@ void assemble_source(const source_group& group, read_mode mode, progress_state& 
     std::size_t added = 0;
     std::uint64_t window = 0;
     std::size_t window_entries = 0;
-    std::size_t index = 0;
     const auto use = [&](const entry& e, std::span<const std::uint8_t> data) {
-        const std::size_t i = index++;
+        const auto i = static_cast<std::size_t>(&e - group.entries.data());
         ++window_entries;
         const std::string_view name = e.name();
         const npz_member* archived = out.previous ? out.previous->find(name) : nullptr;
@@ -521,8 +531,14 @@ void assemble_source(const source_group& group, read_mode mode, progress_state& 
         }
         return !stop.load(std::memory_order_relaxed);
     };
+    // An entry that cannot be read (removed meanwhile, not readable by this user) is reported and left on disk, as
+    // a damaged one is: the others are still archived.
+    const auto unreadable = [&](const entry& e, int error) {
+        ++window_entries;
+        out.skipped.push_back({e.path, fmt::format("it could not be read ({})", sys::errno_message(error))});
+    };
     if (stop.load(std::memory_order_relaxed) ||
-        !for_each_entry_bytes(group.entries, mode, scratch.span(), use, after)) {
+        !for_each_entry_bytes(group.entries, mode, scratch.span(), use, after, unreadable)) {
         return;
     }
     write_previous_up_to(~std::uint64_t{0});
@@ -617,8 +633,12 @@ private:
 
 void warn_skipped(const assemble_issue& issue) {
     const std::string_view reason = issue.reason;
-    warn(fmt::format("The log entry {} was not archived and is left on disk: {}{}", issue.path.string(), reason,
-                     reason.ends_with('.') ? "" : "."));
+
+    struct stat st {};
+
+    const bool on_disk = ::lstat(issue.path.c_str(), &st) == 0;  // an entry removed meanwhile is not "left"
+    warn(fmt::format("The log entry {} was not archived and {}: {}{}", issue.path.string(),
+                     on_disk ? "is left on disk" : "is no longer on disk", reason, reason.ends_with('.') ? "" : "."));
 }
 
 /// Deletes `.{source}_log.npz.*.partial` files: unfinished archives of runs that were killed (the directory lock

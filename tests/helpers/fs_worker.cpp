@@ -20,6 +20,7 @@
 #include <axds/fs/delete.hpp>
 #include <axds/fs/transfer.hpp>
 #include <axds/fs/walk.hpp>
+#include <axds/log/log_archive.hpp>
 
 #include "detail/fault_hooks.hpp"
 
@@ -110,6 +111,11 @@ std::string run(int argc, char** argv) {
         const bool uring = argc > 3 && std::string(argv[3]) == "io_uring";
         axds::block_on(axds::async_delete_directory(argv[2], {.use_io_uring = uring}));
         return "deleted rings=" + std::to_string(io_uring_descriptors());
+    }
+    if (command == "assemble") {  // removes what it archived, as by default
+        const axds::assemble_report report = axds::block_on(axds::async_assemble_log_archives(argv[2]));
+        return "assembled entries=" + std::to_string(report.entries) +
+               " skipped=" + std::to_string(report.skipped.size()) + " removed=" + std::to_string(report.removed);
     }
     if (command == "walk") {
         return std::to_string(axds::walk_directory(argv[2]).size());

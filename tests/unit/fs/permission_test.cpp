@@ -3,6 +3,7 @@
 // these tests run everywhere, CI's root containers included.
 
 #include "support/child_process.hpp"
+#include "support/log_entries.hpp"
 #include "support/temp_dir.hpp"
 
 #include <catch2/catch.hpp>
@@ -120,4 +121,20 @@ TEST_CASE("delete reports entries it cannot inspect as permission_error", "[fs][
     const std::string outcome = as_unprivileged({"delete", (tmp.path() / "tree").string(), backend});
     CHECK(starts_with(outcome, "permission_error: "));
     CHECK(fs::exists(tmp.path() / "tree" / "sub" / "b.txt"));  // nothing below it was touched
+}
+
+// A hostile-user run: one entry this user cannot read stopped the whole assembly, no source archived at all.
+TEST_CASE("assembly archives the readable entries and leaves an unreadable one on disk", "[log][permissions]") {
+    const temp_dir tmp;
+    const fs::path logs = tmp.path() / "rig_data_log";
+    axds::test::write_fixture_entries(logs, 1, 20);
+    axds::test::write_fixture_entries(logs, 2, 5);
+    const fs::path locked = axds::test::write_entry(logs, 1, 999'000, {1, 2, 3});
+    hand_over(tmp.path());
+    restrict("000", locked);
+    const std::string outcome = as_unprivileged({"assemble", logs.string()});
+    CHECK(outcome == "ok assembled entries=27 skipped=1 removed=27");
+    CHECK(fs::exists(logs / "1_log.npz"));
+    CHECK(fs::exists(logs / "2_log.npz"));
+    CHECK(fs::exists(locked));  // left on disk for the user to fix, never removed unarchived
 }
