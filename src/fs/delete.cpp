@@ -20,7 +20,6 @@
 #include <cerrno>
 #include <functional>
 #include <iterator>
-#include <memory>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -198,16 +197,25 @@ public:
     tree_remover(const delete_options& options, const detail::delete_hooks& hooks, const dir_identity& root)
         : options_(options), hooks_(hooks), root_(root) {}
 
-    /// Opens the subdirectory `name` of `parent` (display path `path`) for the walk. Empty when there is nothing to
-    /// walk: it vanished, or it is no directory any more (then it is unlinked: a link is an entry of the tree).
-    sys::unique_fd open_child(int parent, const std::string& name, const std::string& path) const {
+    /// An opened subdirectory and what it is.
+    struct opened {
+        sys::unique_fd fd;
+        dir_identity id;
+    };
+
+    /// Opens the subdirectory `name` of `parent` (display path `path`) for the walk, refused when it is on another
+    /// mount. `fd` is empty when there is nothing to walk: it vanished, or it is no directory any more (then it is
+    /// unlinked: a link is an entry of the tree).
+    opened open_child(int parent, const std::string& name, const std::string& path) const {
         if (hooks_.before_open) {
             hooks_.before_open(path);
         }
-        sys::unique_fd fd(::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-        if (fd) {
-            refuse_other_mount(identify(fd.get(), path), path);
-            return fd;
+        opened child{sys::unique_fd(::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)),
+                     {}};
+        if (child.fd) {
+            child.id = identify(child.fd.get(), path);
+            refuse_other_mount(child.id, path);
+            return child;
         }
         const int error = errno;
         if (error == ENOTDIR || error == ELOOP) {  // replaced by a link or a file: remove that, never follow it
@@ -218,7 +226,7 @@ public:
             throw_errno(error, fmt::format("Unable to list the {} directory for deletion: {}.", path,
                                            sys::errno_message(error)));
         }
-        return {};
+        return child;
     }
 
     /// Deletes the subtree `name` of the open directory `parent`, itself included, on this thread, depth first.
@@ -230,24 +238,24 @@ public:
             std::vector<std::string> pending;  ///< subdirectories still to delete
         };
 
-        sys::unique_fd current = open_child(parent, name, path);
-        if (!current) {
+        opened root = open_child(parent, name, path);
+        if (!root.fd) {
             return;
         }
+        sys::unique_fd current = std::move(root.fd);
         std::vector<frame> stack;
-        stack.push_back({identify(current.get(), path), name, path, empty_files(current.get(), path)});
+        stack.push_back({root.id, name, path, empty_files(current.get(), path)});
         while (!stack.empty()) {
             frame& top = stack.back();
             if (!top.pending.empty()) {
                 const std::string child = std::move(top.pending.back());
                 top.pending.pop_back();
                 std::string child_path = top.path + "/" + child;
-                sys::unique_fd next = open_child(current.get(), child, child_path);
-                if (next) {
-                    const dir_identity id = identify(next.get(), child_path);
-                    std::vector<std::string> subdirectories = empty_files(next.get(), child_path);
-                    current = std::move(next);
-                    stack.push_back({id, child, std::move(child_path), std::move(subdirectories)});
+                opened next = open_child(current.get(), child, child_path);
+                if (next.fd) {
+                    std::vector<std::string> subdirectories = empty_files(next.fd.get(), child_path);
+                    current = std::move(next.fd);
+                    stack.push_back({next.id, child, std::move(child_path), std::move(subdirectories)});
                 }
                 continue;
             }
@@ -395,9 +403,9 @@ asio::awaitable<void> empty_directory(const tree_remover& remover, int fd, std::
     if (children.directories.size() == 1 && depth < max_chain_depth) {
         const std::string& name = children.directories.front();
         const std::string child_path = path + "/" + name;
-        const sys::unique_fd child = remover.open_child(fd, name, child_path);
-        if (child) {
-            co_await empty_directory(remover, child.get(), child_path, depth + 1);
+        const tree_remover::opened child = remover.open_child(fd, name, child_path);
+        if (child.fd) {
+            co_await empty_directory(remover, child.fd.get(), child_path, depth + 1);
             co_await remove_with_retries(remover, fd, name, child_path);
         }
     } else if (!children.directories.empty()) {

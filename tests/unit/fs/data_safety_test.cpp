@@ -641,6 +641,26 @@ TEST_CASE("delete never follows a directory that is swapped for a symlink while 
     }
 }
 
+// The walk climbs back up through "..": a directory moved out of the tree while the walk is inside it would lead
+// the walk out of the tree too. The delete stops there, with an error naming the tree, and touches nothing outside.
+TEST_CASE("delete stops when a directory it is inside is moved out of the tree", "[fs][safety]") {
+    const temp_dir tmp;
+    write_file(tmp.path() / "outside" / "gold.txt", "gold");
+    const fs::path victim = tmp.path() / "victim";
+    write_file(victim / "a" / "b" / "c" / "f.bin", "x");
+    write_file(victim / "z" / "g.bin", "x");
+    const fs::path moving = victim / "a" / "b";
+    CHECK_THROWS_MATCHES(delete_with_hooks(victim, {.before_open =
+                                                        [&](const fs::path& directory) {
+                                                            if (directory == moving / "c") {
+                                                                fs::rename(moving, tmp.path() / "outside" / "b");
+                                                            }
+                                                        }}),
+                         axds::runtime_error, message_contains("moved elsewhere while it was deleted"));
+    CHECK(read_file(tmp.path() / "outside" / "gold.txt") == "gold");
+    CHECK(fs::exists(tmp.path() / "outside"));
+}
+
 TEST_CASE("delete refuses a mount that appears inside the tree while it runs", "[fs][safety]") {
     const temp_dir tmp;
     write_file(tmp.path() / "precious" / "gold.txt", "gold");
