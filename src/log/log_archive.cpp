@@ -35,7 +35,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <thread>
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -52,7 +51,6 @@ namespace {
 
 constexpr std::size_t prefix_buffer = 16 * 1024;  // one read covers typical entries
 constexpr std::size_t window_files = 1024;        // entries read per batch
-constexpr std::size_t window_bytes = 64U << 20U;  // bytes per batch (mapped entries)
 
 /// One entry file. Trivially copyable: its path lives in the discovery's one block of paths (40,000 small strings
 /// for a 20,000-entry directory, and the heap growth under them, were half of the discovery's time).
@@ -575,9 +573,8 @@ void verify_source(const source_group& group, const source_outcome& outcome, rea
         return std::equal(archived.begin(), archived.end(), data.begin()) && crc32(archived) == member->crc32;
     };
     const window_scratch scratch;
-    std::size_t index = 0;
     for_each_entry_bytes(group.entries, mode, scratch.span(), [&](const entry& e, std::span<const std::uint8_t> data) {
-        if (outcome.archived[index++] != 0 && !same(e.name(), data)) {
+        if (outcome.archived[static_cast<std::size_t>(&e - group.entries.data())] != 0 && !same(e.name(), data)) {
             mismatch(e.stem());
         }
     });
