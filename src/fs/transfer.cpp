@@ -110,10 +110,10 @@ constexpr off_t pipelined_min = off_t{8} << 20;
 
 /// What to compute while copying one file (all optional).
 struct copy_hashing {
-    std::string_view relative;                   ///< the §9.1 prefix of both digests
-    detail::file_hasher* source = nullptr;       ///< the source checksum, computed in the same pass as the copy
-    detail::digest128* source_digest = nullptr;  ///< receives it
-    detail::file_hasher* destination = nullptr;  ///< verification: a large file's copy read back during the copy
+    std::string_view relative;                           ///< the §9.1 prefix of both digests
+    detail::file_hasher* source = nullptr;               ///< the source checksum, computed in the same pass as the copy
+    detail::digest128* source_digest = nullptr;          ///< receives it
+    detail::file_hasher* destination = nullptr;          ///< verification: the copy read back while it is still open
     detail::known_digest* destination_digest = nullptr;  ///< receives it (size stays -1 when it was not computed)
 };
 
@@ -164,6 +164,27 @@ int copy_through_buffer(int in, int out, std::uint64_t size, detail::file_hasher
         }
         copied += static_cast<std::uint64_t>(n);
     }
+}
+
+/// Verification of a copy that was not pipelined (a small file, or one copied through buffers): the destination's
+/// first `copied` bytes read back through `out` (still open, read-write) and hashed into `hasher`, right after they
+/// were written. (Whether the file holds more is settled by its size when it is put in place: put_in_place.) Returns
+/// 0 or an errno; clears `complete` when the file ended before `copied` (another process truncated it: the
+/// verification reads it again).
+int read_back_copy(int out, std::uint64_t copied, detail::file_hasher& hasher, bool& complete) {
+    const std::span<std::byte> buffer = detail::thread_read_buffer();
+    for (std::uint64_t offset = 0; offset < copied;) {
+        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), copied - offset));
+        const ssize_t n =
+            sys::retry_eintr([&] { return ::pread(out, buffer.data(), want, static_cast<off_t>(offset)); });
+        if (n <= 0) {
+            complete = false;
+            return n < 0 ? errno : 0;
+        }
+        hasher.update(buffer.data(), static_cast<std::size_t>(n));
+        offset += static_cast<std::uint64_t>(n);
+    }
+    return 0;
 }
 
 /// Opens `from` for reading and checks that it is a regular file (as shutil.copy2's SpecialFileError).
@@ -265,10 +286,10 @@ fs::path partial_path_of(const fs::path& final) {
 
 /// The last step of copy_with_metadata: the finished copy at `temp` (open as `out_fd`) renamed to `to`, unless
 /// `error` (an errno) says it failed already. Returns 0 or the errno of the step that failed; the caller removes
-/// `temp` then. A copy read back during the copy (`read_back`: its hashing) gets its destination digest with the
-/// file's identity after the rename (which changes its ctime).
+/// `temp` then. A copy read back while open (`read_back`: its hashing, over its first `hashed` bytes) gets its
+/// destination digest with the file's identity after the rename (which changes its ctime).
 int put_in_place(sys::unique_fd& out_fd, const fs::path& temp, const fs::path& to, int error,
-                 const copy_hashing* read_back) {
+                 const copy_hashing* read_back, std::uint64_t hashed) {
     if (read_back == nullptr) {
         // Closed before the rename: a failed close (write-back error) then never reaches the final name, and the
         // identity check of the other order (fstat before the rename) is not needed.
@@ -290,7 +311,9 @@ int put_in_place(sys::unique_fd& out_fd, const fs::path& temp, const fs::path& t
     if (error == 0 && ::rename(temp.c_str(), to.c_str()) != 0) {
         error = errno;
     }
-    if (error == 0 && ::fstat(out, &done) == 0) {  // what the file is now that it is in place
+    // What the file is now that it is in place; its digest stands for it only when it covered all of it (a file
+    // that another process lengthened meanwhile is read again by the verification).
+    if (error == 0 && ::fstat(out, &done) == 0 && static_cast<std::uint64_t>(done.st_size) == hashed) {
         *read_back->destination_digest = {
             read_back->destination->finish(), done.st_dev, done.st_ino, done.st_size, done.st_mtim, done.st_ctim};
     }
@@ -340,9 +363,9 @@ fs::path temporary_for(const fs::path& final, std::string_view relative, const s
 /// Content (copy_content), then permission bits and atime/mtime (shutil.copy2), written to a temporary name in the
 /// destination directory (`temp`: temporary_for) and renamed into place once complete. With `hashing.source`,
 /// `*hashing.source_digest` receives the §9.1 digest of `relative ‖ content` — the source checksum computed in the
-/// same pass as the copy; with `hashing.destination`, a large file's copy is read back and hashed during the copy
-/// into `*hashing.destination_digest`, with the destination's identity when it was finished (after the rename, which
-/// changes its ctime).
+/// same pass as the copy; with `hashing.destination`, the copy is read back and hashed while it is open (a large
+/// file's during the copy) into `*hashing.destination_digest`, with the destination's identity when it was finished
+/// (after the rename, which changes its ctime).
 std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, const fs::path& temp,
                                  file_state* copied_state, const copy_hashing& hashing = {},
                                  const std::function<void(const fs::path&)>* content_copied = nullptr) {
@@ -353,8 +376,9 @@ std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, const
     if (copied_state != nullptr) {
         *copied_state = file_state::of(st);
     }
-    // Read back during the copy: the destination is opened for reading too.
-    const bool read_back = hashing.destination != nullptr && st.st_size >= pipelined_min;
+    // Verification reads the copy back while it is still open (a large file during its copy, pipelined; any other
+    // right after it): the destination is opened for reading too.
+    const bool read_back = hashing.destination != nullptr;
     const auto mode = static_cast<unsigned>(st.st_mode & 07777);
     const bool with_mode = mode_survives_umask(mode);
     bool created = false;
@@ -371,8 +395,13 @@ std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, const
         }
     }
     std::uint64_t copied = 0;
-    bool pipelined = false;
-    int error = copy_content(in, out, st, hashing, copied, pipelined);
+    bool read_back_done = false;
+    int error = copy_content(in, out, st, hashing, copied, read_back_done);
+    if (error == 0 && read_back && !read_back_done) {
+        bool complete = true;
+        error = read_back_copy(out, copied, *hashing.destination, complete);
+        read_back_done = error == 0 && complete;
+    }
     if (content_copied != nullptr && *content_copied) {
         (*content_copied)(temp);
     }
@@ -388,7 +417,7 @@ std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, const
     if (error == 0 && ::futimens(out, times.data()) != 0) {
         error = errno;
     }
-    error = put_in_place(out_fd, temp, to, error, pipelined ? &hashing : nullptr);
+    error = put_in_place(out_fd, temp, to, error, read_back_done ? &hashing : nullptr, copied);
     if (error != 0) {
         (void)::unlink(temp.c_str());  // ENOENT once renamed
         throw_copy_error(error, from, to);
@@ -608,7 +637,7 @@ struct transfer_plan {
     bool fused = false;   ///< the source checksum is computed while copying
     std::vector<detail::digest128> digests;
     std::vector<file_state> copied_states;
-    std::vector<detail::known_digest> read_back;  ///< verification: digests of large files read back during their copy
+    std::vector<detail::known_digest> read_back;  ///< verification: digests of the copies read back while open
     // Step 8, when the destination holds files the source does not account for (settle_strays):
     std::vector<std::string> strays;  ///< their relative paths, sorted
     /// Copies in progress that a killed run left (temporary_for of a source file or of ax_checksum.txt): removed
@@ -871,7 +900,8 @@ void prepare_copies(transfer_plan& plan, const transfer_options& options) {
     }
     plan.digests.resize(plan.fused ? plan.copies.size() : 0);
     plan.copied_states.resize(plan.copies.size());
-    // Verification: large files are read back and hashed while they are copied (see detail::copy_and_hash).
+    // Verification: every copy is read back and hashed while it is open (large ones during the copy, see
+    // detail::copy_and_hash), so the destination checksum reads none of them again unless it changed since.
     plan.read_back.resize(options.verify_integrity ? plan.copies.size() : 0);
     // 10: every source directory, empty ones included.
     for (const auto& entry : plan.entries) {
