@@ -1,9 +1,9 @@
 // Why the streaming logger's 1 MiB row depends on the payloads' pages (issue 19). Appends 4 GiB to a file with one
 // write() of 1 MiB per message, from a ring of N 1 MiB buffers (1 = the same buffer each time, hot in the cache, as
 // the plain append loop of ads_bench_data_logger; 256 = a full 256 MiB logger queue, where every write reads memory
-// the producer filled 255 messages earlier), each buffer refilled (memset) before its write as a producer would, the
-// ring on ordinary 4 KiB pages or on transparent huge pages (madvise(MADV_HUGEPAGE)). Prints MB/s per setup, median
-// of 3 alternating rounds.
+// the producer filled 255 messages earlier, long out of the caches), the ring on ordinary 4 KiB pages or on
+// transparent huge pages (madvise(MADV_HUGEPAGE)). Only the writer's side is timed (in the logger a producer thread
+// fills the buffers). Prints MB/s per setup, median of 3 alternating rounds.
 //   cc -O2 -o cold_ring bench/tools/cold_ring.c && ./cold_ring /dev/shm/cold_ring.bin
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -42,8 +42,7 @@ static double run(const char* path, int count, int use_huge) {
     }
     const double start = now();
     for (int i = 0; i < messages; ++i) {
-        char* buffer = ring + (size_t)(i % count) * mib;
-        memset(buffer, i, mib);
+        const char* buffer = ring + (size_t)(i % count) * mib;
         if (write(fd, buffer, mib) != mib) {
             perror("write");
             exit(1);
