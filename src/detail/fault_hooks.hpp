@@ -43,6 +43,8 @@ struct delete_hooks {
     std::function<void(const std::filesystem::path& directory)> before_rmdir;
     /// Called just before each directory below the named one is opened (swap and mount race tests).
     std::function<void(const std::filesystem::path& directory)> before_open;
+    /// Called after each directory is listed, before its files are unlinked (an entry changing kind meanwhile).
+    std::function<void(const std::filesystem::path& directory)> after_list;
 };
 
 /// async_delete_directory with hooks; the public function calls this with none.

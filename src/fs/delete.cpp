@@ -122,9 +122,11 @@ listing list_children(int fd, const std::string& path) {
     return out;
 }
 
-/// io_uring unlinkat of every name in the directory `fd`, 64 in flight, on this CPU-pool thread's ring. False if
-/// io_uring is not enabled or the ring failed (the caller unlinks plainly then).
-bool unlink_with_io_uring(int fd, const std::string& path, const std::vector<std::string>& names) {
+/// io_uring unlinkat of every name in the directory `fd`, 64 in flight, on this CPU-pool thread's ring. A name that
+/// became a directory meanwhile (EISDIR) is added to `became_directories`, as unlink_names does. False if io_uring is
+/// not enabled or the ring failed (the caller unlinks plainly then).
+bool unlink_with_io_uring(int fd, const std::string& path, const std::vector<std::string>& names,
+                          std::vector<std::string>& became_directories) {
     constexpr std::size_t in_flight = 64;
     sys::uring* ring = sys::thread_ring();
     if (ring == nullptr) {
@@ -136,7 +138,9 @@ bool unlink_with_io_uring(int fd, const std::string& path, const std::vector<std
     std::size_t failed = 0;
     const auto handle = [&](const sys::completion& c) {
         ++done;
-        if (c.error() && c.error().value() != ENOENT && !first_error) {
+        if (c.error() && c.error().value() == EISDIR) {
+            became_directories.push_back(names[c.index]);
+        } else if (c.error() && c.error().value() != ENOENT && !first_error) {
             first_error = c.error();
             failed = c.index;
         }
@@ -196,6 +200,13 @@ class tree_remover {
 public:
     tree_remover(const delete_options& options, const detail::delete_hooks& hooks, const dir_identity& root)
         : options_(options), hooks_(hooks), root_(root) {}
+
+    /// The test seam after a directory is listed, before its entries are removed.
+    void listed(const std::string& path) const {
+        if (hooks_.after_list) {
+            hooks_.after_list(path);
+        }
+    }
 
     /// An opened subdirectory and what it is.
     struct opened {
@@ -274,7 +285,9 @@ public:
     /// Lists the open directory `fd`, unlinks every entry that is not a directory and returns the subdirectories.
     [[nodiscard]] std::vector<std::string> empty_files(int fd, const std::string& path) const {
         listing children = list_children(fd, path);
-        if (!children.files.empty() && !(options_.use_io_uring && unlink_with_io_uring(fd, path, children.files))) {
+        listed(path);
+        if (!children.files.empty() &&
+            !(options_.use_io_uring && unlink_with_io_uring(fd, path, children.files, children.directories))) {
             unlink_names(fd, path, children.files, 0, 1, &children.directories);
         }
         return std::move(children.directories);
@@ -384,13 +397,14 @@ asio::awaitable<void> remove_with_retries(const tree_remover& remover, int paren
 /// subtrees are spread over the threads too.
 asio::awaitable<void> empty_directory(const tree_remover& remover, int fd, std::string path, int depth) {
     listing children = list_children(fd, path);
+    remover.listed(path);
     if (!children.files.empty()) {
         const auto& files = children.files;
         const std::size_t tasks =
             remover.options().use_io_uring ? 1 : std::min<std::size_t>(4, (files.size() + 63) / 64);
         std::vector<std::vector<std::string>> became(tasks);
         std::function<void(std::size_t)> work = [&](std::size_t task) {
-            if (remover.options().use_io_uring && unlink_with_io_uring(fd, path, files)) {
+            if (remover.options().use_io_uring && unlink_with_io_uring(fd, path, files, became[task])) {
                 return;
             }
             unlink_names(fd, path, files, task, tasks, &became[task]);

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -117,4 +118,35 @@ TEST_CASE("delete_directory deletes sibling subtrees side by side and retries ea
     std::sort(left.begin(), left.end());
     CHECK(left == std::vector<std::string>{"d07", "d07/inner", "d07/inner/late"});
     CHECK(axds::test::read_file(tmp.path() / "outside" / "kept.txt") == "keep");  // the link was not followed
+}
+
+TEST_CASE("delete_directory descends into a file that became a directory after the listing", "[fs][io_uring]") {
+    const axds::delete_options options{.use_io_uring = GENERATE(false, true)};
+    const temp_dir tmp;
+    const fs::path root = tmp.path() / "tree";
+    // top.bin goes by the root's own unlinks; inner.bin by the walk of a subtree (two siblings: one thread each).
+    write_file(root / "top.bin", "x");
+    for (int f = 0; f < 3; ++f) {
+        write_file(root / "a" / "deep" / fmt::format("f{}.bin", f), "x");
+    }
+    write_file(root / "a" / "deep" / "inner.bin", "x");
+    write_file(root / "b" / "other.bin", "x");
+    // Another process replaces a listed file by a directory holding a file, before the unlinks reach it: unlink then
+    // says EISDIR, and the new directory is emptied and removed as part of the tree, with io_uring or without.
+    std::mutex mutex;  // subtrees are walked by threads of their own
+    std::vector<fs::path> swapped;
+    axds::detail::delete_hooks hooks{.after_list = [&](const fs::path& directory) {
+        const std::lock_guard lock(mutex);
+        for (const char* name : {"top.bin", "inner.bin"}) {
+            const fs::path file = directory / name;
+            if (fs::is_regular_file(fs::symlink_status(file))) {
+                fs::remove(file);
+                write_file(file / "arrived.bin", "y");
+                swapped.push_back(file);
+            }
+        }
+    }};
+    axds::block_on(axds::detail::async_delete_directory(root, options, std::move(hooks)));
+    CHECK(swapped.size() == 2);
+    CHECK_FALSE(fs::exists(root));
 }
