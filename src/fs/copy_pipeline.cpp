@@ -18,10 +18,11 @@ namespace axds::detail {
 
 namespace {
 
-/// The hashing side of the pipeline: hashes the ranges the copying thread publishes, in order, until it finishes.
+/// The destination side of the pipeline: reads back and hashes the ranges the copying thread publishes, in order,
+/// until it finishes.
 class chunk_follower {
 public:
-    chunk_follower(int in, int out, pipeline_hashers hashers) : in_(in), out_(out), hashers_(hashers) {}
+    chunk_follower(int out, file_hasher& destination) : out_(out), destination_(destination) {}
 
     /// Copier: the first `copied` bytes of the destination are written.
     void publish(std::uint64_t copied) {
@@ -65,7 +66,6 @@ public:
                 }
                 hashed = target;
             }
-            hash_source_tail(buffer, hashed);
         } catch (const std::bad_alloc&) {
             error_ = ENOMEM;
         }
@@ -75,55 +75,24 @@ public:
     [[nodiscard]] int error() const noexcept { return error_; }
 
 private:
-    /// Source bytes [from, to), then the same bytes read back from the destination, piece by piece.
+    /// Destination bytes [from, to) read back and hashed, piece by piece. False on a read error.
     bool hash_range(const sys::aligned_buffer& buffer, std::uint64_t from, std::uint64_t to) {
         while (from < to) {
             const auto piece = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), to - from));
-            if (hashers_.source != nullptr && !feed(in_, buffer, piece, from, *hashers_.source)) {
+            // Fewer bytes where the file ends early: the digest then differs from the source's.
+            const sys::io_result n = sys::pread_full(out_, buffer.data(), piece, static_cast<off_t>(from));
+            if (n.error) {
+                error_ = n.error.value();
                 return false;
             }
-            if (!feed(out_, buffer, piece, from, *hashers_.destination)) {
-                return false;
-            }
+            destination_.update(buffer.data(), n.bytes);
             from += piece;
         }
         return true;
     }
 
-    /// The source past the copied bytes (it grew after the copy reached its end): hashed too, so it mismatches.
-    void hash_source_tail(const sys::aligned_buffer& buffer, std::uint64_t from) {
-        if (hashers_.source == nullptr) {
-            return;
-        }
-        for (;;) {
-            const sys::io_result n = sys::pread_full(in_, buffer.data(), buffer.size(), static_cast<off_t>(from));
-            if (n.error) {
-                error_ = n.error.value();
-                return;
-            }
-            if (n.bytes == 0) {
-                return;
-            }
-            hashers_.source->update(buffer.data(), n.bytes);
-            from += n.bytes;
-        }
-    }
-
-    /// Reads `size` bytes at `offset` of `fd` and hashes what was read (fewer where the file ends: its digest then
-    /// differs from the other side's). False on a read error.
-    bool feed(int fd, const sys::aligned_buffer& buffer, std::size_t size, std::uint64_t offset, file_hasher& hasher) {
-        const sys::io_result n = sys::pread_full(fd, buffer.data(), size, static_cast<off_t>(offset));
-        if (n.error) {
-            error_ = n.error.value();
-            return false;
-        }
-        hasher.update(buffer.data(), n.bytes);
-        return true;
-    }
-
-    int in_;
     int out_;
-    pipeline_hashers hashers_;
+    file_hasher& destination_;
     std::mutex mutex_;
     std::condition_variable ready_;
     std::uint64_t copied_ = 0;
@@ -181,7 +150,7 @@ pipelined_copy copy_and_hash(int in, int out, pipeline_hashers hashers, std::siz
     // The destination's follower reads back what was copied; the source is hashed by a thread of its own (three
     // threads: the copy, the source's hash, the destination's hash, each about as costly: one follower doing both
     // hashes was the bound of a verified 1 GiB copy, 0.47 s against 0.31 s for the copy alone).
-    chunk_follower follower(in, out, {nullptr, hashers.destination});
+    chunk_follower follower(out, *hashers.destination);
     std::atomic<bool> abort_source{false};
     source_reader source(in, hashers.source, abort_source);
     std::thread source_thread;  // started with the first chunk: a refused copy must leave both hashers untouched

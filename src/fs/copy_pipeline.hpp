@@ -24,7 +24,8 @@ struct pipelined_copy {
     bool in_kernel = true;     ///< false: the kernel refused copy_file_range before any byte moved (nothing hashed)
 };
 
-/// The hashers of a pipelined copy, both started by the caller (`source` may be null: only the copy is verified).
+/// The hashers of a pipelined copy, both started by the caller (`source` may be null: only the copy is verified;
+/// `destination` may not).
 struct pipeline_hashers {
     file_hasher* source = nullptr;
     file_hasher* destination = nullptr;
