@@ -11,6 +11,7 @@
 #include "detail/uring_copy.hpp"
 #include "fs/file_digest.hpp"
 #include "fs/path_guard.hpp"
+#include "fs/walk_detail.hpp"
 #include "sys/aligned_buffer.hpp"
 #include "sys/error.hpp"
 #include "sys/io.hpp"
@@ -146,13 +147,7 @@ std::vector<file_entry> collect_files(const fs::path& directory, const checksum_
             continue;
         }
         file_entry entry;
-        // walk_files yields `directory / relative`: slice the prefix off (lexically_relative is costly per file).
-        const std::string& full = path.native();
-        const std::string& prefix = directory.native();
-        const std::size_t cut = prefix.size() + (prefix.ends_with('/') ? 0 : 1);
-        entry.relative = full.size() > cut && full.compare(0, prefix.size(), prefix) == 0
-                             ? full.substr(cut)
-                             : path.lexically_relative(directory).generic_string();
+        entry.relative = detail::relative_to_root(path, directory);
         entry.path = std::move(path);
         files.push_back(std::move(entry));
     }

@@ -700,14 +700,9 @@ std::vector<source_entry> discover_source(const fs::path& source) {
     std::vector<source_entry> entries;
     // Every path is `source / ...` as the walk built it: its relative part is the rest of the string (computing it
     // with lexically_relative, and an lstat per file for its kind, were ~15% of a small-file transfer).
-    const std::string& root = source.native();
-    const std::size_t prefix = root.size() + (!root.empty() && root.back() == '/' ? 0 : 1);
     for (auto& [path, d_type] : detail::walk_directory_typed(source)) {
         source_entry entry;
-        const std::string& native = path.native();
-        entry.relative = native.size() > prefix && native.compare(0, root.size(), root) == 0
-                             ? fs::path(native.substr(prefix)).generic_string()
-                             : relative_of(path, source);
+        entry.relative = detail::relative_to_root(path, source);
         entry.depth = static_cast<std::size_t>(std::count(entry.relative.begin(), entry.relative.end(), '/')) + 1;
         // Files and links are told apart by readdir's type; directories (whose identity check_destination_tree
         // needs) and entries of other or unknown type by lstat.

@@ -200,6 +200,17 @@ std::vector<detail::typed_path> detail::walk_directory_typed(const fs::path& dir
     return scan_records(directory);
 }
 
+std::string detail::relative_to_root(const fs::path& entry, const fs::path& root) {
+    const std::string& full = entry.native();
+    const std::string& prefix = root.native();
+    const std::size_t cut = prefix.size() + (prefix.ends_with('/') ? 0 : 1);
+    if (full.size() > cut && full.compare(0, prefix.size(), prefix) == 0 &&
+        (prefix.ends_with('/') || full[prefix.size()] == '/')) {
+        return full.substr(cut);  // on POSIX the generic form is the native string
+    }
+    return entry.lexically_relative(root).generic_string();
+}
+
 std::vector<fs::path> walk_files(const fs::path& directory) {
     std::vector<fs::path> out;
     scan_tree(directory, [&](fs::path& path, unsigned char d_type) {

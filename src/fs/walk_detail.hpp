@@ -2,6 +2,7 @@
 // The directory walk with each entry's kind as readdir reported it (private to src/).
 
 #include <filesystem>
+#include <string>
 #include <vector>
 
 namespace axds::detail {
@@ -16,5 +17,10 @@ struct typed_path {
 /// walk_directory (spec §2.1: the same entries in the same order), with each entry's d_type: a caller that only
 /// needs an entry's kind spares an lstat per entry.
 [[nodiscard]] std::vector<typed_path> walk_directory_typed(const std::filesystem::path& directory);
+
+/// The '/'-separated path of `entry` relative to `root`, for an entry the walk of `root` yielded (`root / relative`):
+/// the rest of its string after root's, without the per-entry cost of lexically_relative (which it falls back to
+/// for any other path).
+[[nodiscard]] std::string relative_to_root(const std::filesystem::path& entry, const std::filesystem::path& root);
 
 }  // namespace axds::detail

@@ -1,5 +1,6 @@
 #include <axds/fs/walk.hpp>
 
+#include "fs/walk_detail.hpp"
 #include "support/matchers.hpp"
 #include "support/temp_dir.hpp"
 
@@ -232,4 +233,16 @@ TEST_CASE("python_path and python_parent follow pathlib", "[fs]") {
     CHECK(axds::python_parent("/") == fs::path("/"));
     CHECK(axds::python_parent(".") == fs::path("."));
     CHECK(axds::python_parent("a/b/c") == fs::path("a/b"));
+}
+
+TEST_CASE("relative_to_root slices a walked entry's path and falls back to lexically_relative otherwise", "[fs]") {
+    using axds::detail::relative_to_root;
+    CHECK(relative_to_root("/data/run/a/b.bin", "/data/run") == "a/b.bin");
+    CHECK(relative_to_root("/data/run/a/b.bin", "/data/run/") == "a/b.bin");
+    CHECK(relative_to_root("run/x", "run") == "x");
+    CHECK(relative_to_root("/x", "/") == "x");
+    // Not below the root by its string (a sibling sharing the prefix, a path written differently): lexically.
+    CHECK(relative_to_root("/data/runner/x", "/data/run") == "../runner/x");
+    CHECK(relative_to_root("/data/./run/x", "/data/run") ==
+          fs::path("/data/./run/x").lexically_relative("/data/run").generic_string());
 }
