@@ -132,6 +132,7 @@ bool unlink_with_io_uring(int fd, const std::string& path, const std::vector<std
     if (ring == nullptr) {
         return false;
     }
+    const std::size_t known_directories = became_directories.size();
     std::size_t next = 0;
     std::size_t done = 0;
     std::error_code first_error;
@@ -152,7 +153,10 @@ bool unlink_with_io_uring(int fd, const std::string& path, const std::vector<std
             sys::set_tag(sqe, next, sys::op::unlink);
         }
         if (ring->submit_and_reap(handle)) {
-            return false;  // the ring failed and is retired: queued requests never run later
+            // The ring failed and is retired: queued requests never run later. The caller's plain unlinks go over
+            // every name again and find those directories again: none may be listed twice (two walks of one subtree).
+            became_directories.resize(known_directories);
+            return false;
         }
     }
     if (first_error) {

@@ -139,6 +139,28 @@ std::vector<std::string> mount_points_below(const fs::path& directory) {
     return out;
 }
 
+int create_fresh(const fs::path& path, unsigned mode, int access) {
+    const int create = access | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        const int fd = ::open(path.c_str(), create, static_cast<mode_t>(mode));
+        if (fd >= 0 || errno != EEXIST) {
+            return fd;
+        }
+
+        struct stat st {};
+
+        if (::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+            errno = EISDIR;
+            return -1;
+        }
+        if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+            return -1;
+        }
+    }
+    errno = EEXIST;
+    return -1;
+}
+
 int open_for_replacement(const fs::path& path, unsigned mode, int access, bool* created) {
     const int create = access | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
     for (int attempt = 0; attempt < 3; ++attempt) {

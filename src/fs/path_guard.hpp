@@ -48,6 +48,12 @@ enum class tree_relation { separate, same, first_inside_second, second_inside_fi
 /// Mount points strictly below `directory` (from /proc/self/mountinfo, compared with its realpath).
 [[nodiscard]] std::vector<std::string> mount_points_below(const std::filesystem::path& directory);
 
+/// Creates `path` as a new file (O_EXCL, `mode` under the umask; `access` O_WRONLY or O_RDWR) that nobody else has
+/// open: whatever non-directory holds the name (a partial copy left by a killed run, or one another process is
+/// writing right now) is unlinked first, so two writers never share one inode. Returns the descriptor, or -1 with
+/// errno set (EISDIR for a directory).
+[[nodiscard]] int create_fresh(const std::filesystem::path& path, unsigned mode, int access);
+
 /// Opens `path` to write new content without ever writing through it into another file: a symlink at that path
 /// (which could point anywhere) or a hard link (a `cp -al` copy shares its inodes with the original) is unlinked and
 /// a new file (mode 0600 before the caller's chmod; `mode` for new files) created in its place. A plain file with one

@@ -284,47 +284,32 @@ fs::path partial_path_of(const fs::path& final) {
     return final.parent_path() / partial;
 }
 
-/// The last step of copy_with_metadata: the finished copy at `temp` (open as `out_fd`) renamed to `to`, unless
-/// `error` (an errno) says it failed already. Returns 0 or the errno of the step that failed; the caller removes
-/// `temp` then. A copy read back while open (`read_back`: its hashing, over its first `hashed` bytes) gets its
-/// destination digest with the file's identity after the rename (which changes its ctime).
+/// The last step of copy_with_metadata: the finished copy at `temp` (open as `out_fd`) closed, then renamed to `to`,
+/// unless `error` (an errno) says it failed already. Closed first: a failed close (write-back error) never reaches
+/// the final name. Returns 0 or the errno of the step that failed; the caller removes `temp` then. A copy read back
+/// while open (`read_back`: its hashing, over its first `hashed` bytes, after its times were set to the source's
+/// `mtime`) gets its destination digest with what is at `to` after the rename (which changes its ctime) -- only when
+/// that is the same inode, still `hashed` bytes long and still with that mtime (anyone's write since the read-back
+/// changed it): otherwise the verification reads the file itself.
 int put_in_place(sys::unique_fd& out_fd, const fs::path& temp, const fs::path& to, int error,
-                 const copy_hashing* read_back, std::uint64_t hashed) {
-    if (read_back == nullptr) {
-        // Closed before the rename: a failed close (write-back error) then never reaches the final name, and the
-        // identity check of the other order (fstat before the rename) is not needed.
-        if (const std::error_code closed = out_fd.close_checked(); closed && error == 0) {
-            error = closed.value();
-        }
-        if (error == 0 && ::rename(temp.c_str(), to.c_str()) != 0) {
-            error = errno;
-        }
-        return error;
-    }
+                 const copy_hashing* read_back, std::uint64_t hashed, const timespec& mtime) {
+    struct stat copy {};
 
-    struct stat done {};
-
-    const int out = out_fd.get();
-    if (error == 0 && ::fstat(out, &done) != 0) {
-        error = errno;
+    const bool identified = read_back != nullptr && error == 0 && ::fstat(out_fd.get(), &copy) == 0;
+    if (const std::error_code closed = out_fd.close_checked(); closed && error == 0) {
+        error = closed.value();
     }
     if (error == 0 && ::rename(temp.c_str(), to.c_str()) != 0) {
         error = errno;
     }
-    // What the file is now that it is in place; its digest stands for it only when it covered all of it (a file
-    // that another process lengthened meanwhile is read again by the verification).
-    if (error == 0 && ::fstat(out, &done) == 0 && static_cast<std::uint64_t>(done.st_size) == hashed) {
+
+    struct stat done {};
+
+    if (error == 0 && identified && ::lstat(to.c_str(), &done) == 0 && done.st_dev == copy.st_dev &&
+        done.st_ino == copy.st_ino && static_cast<std::uint64_t>(done.st_size) == hashed &&
+        done.st_mtim.tv_sec == mtime.tv_sec && done.st_mtim.tv_nsec == mtime.tv_nsec) {
         *read_back->destination_digest = {
             read_back->destination->finish(), done.st_dev, done.st_ino, done.st_size, done.st_mtim, done.st_ctim};
-    }
-    if (const std::error_code closed = out_fd.close_checked(); closed && error == 0) {
-        // The content may not have reached the file (write-back failed): it must not stay under the final name.
-        struct stat now {};
-
-        if (::lstat(to.c_str(), &now) == 0 && now.st_ino == done.st_ino && now.st_dev == done.st_dev) {
-            (void)::unlink(to.c_str());
-        }
-        error = closed.value();
     }
     return error;
 }
@@ -377,14 +362,12 @@ std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, const
         *copied_state = file_state::of(st);
     }
     // Verification reads the copy back while it is still open (a large file during its copy, pipelined; any other
-    // right after it): the destination is opened for reading too.
+    // right after it): the destination is opened for reading too. Every copy is a new inode (create_fresh): a
+    // partial copy of a killed run, or of another transfer writing here right now, is unlinked, never shared.
     const bool read_back = hashing.destination != nullptr;
     const auto mode = static_cast<unsigned>(st.st_mode & 07777);
     const bool with_mode = mode_survives_umask(mode);
-    bool created = false;
-    sys::unique_fd out_fd(
-        detail::open_for_replacement(temp, with_mode ? mode : 0600, read_back ? O_RDWR : O_WRONLY, &created));
-    const bool created_with_mode = with_mode && created;
+    sys::unique_fd out_fd(detail::create_fresh(temp, with_mode ? mode : 0600, read_back ? O_RDWR : O_WRONLY));
     const int out = out_fd.get();
     if (out < 0) {
         throw_copy_error(errno, from, to);
@@ -397,27 +380,27 @@ std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, const
     std::uint64_t copied = 0;
     bool read_back_done = false;
     int error = copy_content(in, out, st, hashing, copied, read_back_done);
-    if (error == 0 && read_back && !read_back_done) {
-        bool complete = true;
-        error = read_back_copy(out, copied, *hashing.destination, complete);
-        read_back_done = error == 0 && complete;
-    }
     if (content_copied != nullptr && *content_copied) {
         (*content_copied)(temp);
     }
     if (error == 0 && hashing.source != nullptr) {
         *hashing.source_digest = hashing.source->finish();
     }
-    // No fchmod for a copy created with its mode (mode_survives_umask); one that existed before (a partial copy
-    // left by an earlier run, reopened and truncated) kept its old bits and gets it.
-    if (error == 0 && !created_with_mode && ::fchmod(out, mode) != 0) {
+    // No fchmod for a copy created with its mode (mode_survives_umask).
+    if (error == 0 && !with_mode && ::fchmod(out, mode) != 0) {
         error = errno;
     }
     const std::array<timespec, 2> times{st.st_atim, st.st_mtim};
     if (error == 0 && ::futimens(out, times.data()) != 0) {
         error = errno;
     }
-    error = put_in_place(out_fd, temp, to, error, read_back_done ? &hashing : nullptr, copied);
+    // Read back after its times are set: a write by anyone from here on changes its mtime (see put_in_place).
+    if (error == 0 && read_back && !read_back_done) {
+        bool complete = true;
+        error = read_back_copy(out, copied, *hashing.destination, complete);
+        read_back_done = error == 0 && complete;
+    }
+    error = put_in_place(out_fd, temp, to, error, read_back_done ? &hashing : nullptr, copied, st.st_mtim);
     if (error != 0) {
         (void)::unlink(temp.c_str());  // ENOENT once renamed
         throw_copy_error(error, from, to);

@@ -12,8 +12,12 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <thread>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 using axds::test::read_file;
@@ -81,4 +85,41 @@ TEST_CASE("A file read back during its copy is read again when it changed before
     const auto report = axds::block_on(
         axds::async_transfer_directory(source, tmp.path() / "dest3", {.workers = 2, .verify_integrity = true}));
     CHECK(report.verified);
+}
+
+TEST_CASE("A verified copy never shares its temporary file with another writer", "[fs][safety]") {
+    // Another writer (say, a second transfer into the same destination) has a file's temporary open when this transfer
+    // reaches it, and writes through it after this transfer wrote and read its copy. The copy must be an inode of its
+    // own (the other writer's bytes never reach it), and a verification must never pass over bytes it did not read.
+    const temp_dir tmp;
+    const fs::path source = tmp.path() / "source";
+    const fs::path destination = tmp.path() / "dest";
+    const std::string first(16384, 'a');
+    const std::string second(16384, 'b');
+    write_file(source / "one.bin", first);
+    write_file(source / "two.bin", second);
+    fs::create_directories(destination);
+    std::map<std::string, int> held;  // temporary name -> the other writer's descriptor
+    const axds::detail::transfer_hooks hooks{.content_copied = [&](const fs::path& partial) {
+        if (held.empty()) {  // the first copy: the other writer opens the temporaries of the files still to come
+            for (const char* name : {"one.bin", "two.bin"}) {
+                const fs::path other = destination / (std::string(".") + name + ".axds-partial");
+                if (other != partial) {
+                    held[other.filename().string()] = ::open(other.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+                }
+            }
+        } else if (const auto it = held.find(partial.filename().string()); it != held.end()) {
+            const std::string junk(16384, 'X');
+            REQUIRE(::pwrite(it->second, junk.data(), junk.size(), 0) == static_cast<ssize_t>(junk.size()));
+        }
+    }};
+    const auto report = axds::block_on(
+        axds::detail::async_transfer_directory(source, destination, {.workers = 1, .verify_integrity = true}, hooks));
+    for (const auto& [name, fd] : held) {
+        ::close(fd);
+    }
+    CHECK(held.size() == 1);
+    CHECK(report.verified);
+    CHECK(read_file(destination / "one.bin") == first);
+    CHECK(read_file(destination / "two.bin") == second);
 }
