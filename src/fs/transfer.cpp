@@ -227,8 +227,8 @@ void refresh_umask() {
 }
 
 /// Whether a copy can be created with permission bits `mode` directly (saving an fchmod per file): the umask
-/// keeps all of them, there are no set-id or sticky bits, and the owner can write (a read-only partial copy left
-/// by a killed run could not be reopened by the next one).
+/// keeps all of them, there are no set-id or sticky bits, and the owner can write (a copy without owner write gets
+/// its bits by fchmod once written, so that its temporary stays writable while it is filled).
 bool mode_survives_umask(unsigned mode) {
     const int mask = known_umask.load(std::memory_order_relaxed);
     return mask >= 0 && (mode & ~0777U) == 0 && (mode & S_IWUSR) != 0 && (mode & static_cast<unsigned>(mask)) == 0;
