@@ -49,7 +49,7 @@ namespace {
 
 struct file_entry {
     std::string relative;  ///< UTF-8 bytes, '/'-separated
-    fs::path path;
+    std::string path;      ///< as the walk built it (detail::typed_path)
     detail::digest128 digest{};
     std::uint64_t size = 0;  ///< bytes actually hashed
 };
@@ -65,7 +65,7 @@ void hash_file(file_entry& file, std::span<std::byte> buffer, detail::file_hashe
     const int fd = fd_owner.get();
     if (fd < 0) {
         const int error = errno;
-        throw_errno(error, fmt::format("Unable to read '{}' for the directory checksum: {}.", file.path.string(),
+        throw_errno(error, fmt::format("Unable to read '{}' for the directory checksum: {}.", file.path,
                                        sys::errno_message(error)));
     }
     std::uint64_t total = 0;
@@ -74,7 +74,7 @@ void hash_file(file_entry& file, std::span<std::byte> buffer, detail::file_hashe
         const ssize_t n = sys::retry_eintr([&] { return ::read(fd, buffer.data(), buffer.size()); });
         if (n < 0) {
             const int error = errno;
-            throw_errno(error, fmt::format("Unable to read '{}' for the directory checksum: {}.", file.path.string(),
+            throw_errno(error, fmt::format("Unable to read '{}' for the directory checksum: {}.", file.path,
                                            sys::errno_message(error)));
         }
         if (n == 0) {
@@ -99,8 +99,8 @@ void hash_file(file_entry& file, std::span<std::byte> buffer, detail::file_hashe
                     [&hasher](std::span<const std::byte> chunk) { hasher.update(chunk.data(), chunk.size()); });
                 if (streamed.error) {
                     const int error = streamed.error.value();
-                    throw_errno(error, fmt::format("Unable to read '{}' for the directory checksum: {}.",
-                                                   file.path.string(), sys::errno_message(error)));
+                    throw_errno(error, fmt::format("Unable to read '{}' for the directory checksum: {}.", file.path,
+                                                   sys::errno_message(error)));
                 }
                 total += streamed.bytes;
                 (void)::lseek(fd, static_cast<off_t>(total), SEEK_SET);
@@ -142,8 +142,9 @@ std::vector<file_entry> collect_files(const fs::path& directory, const checksum_
     const std::set<std::string> excluded =
         options.excluded_files ? *options.excluded_files : std::set<std::string>{checksum_file_name};
     std::vector<file_entry> files;
-    for (auto& path : walk_files(directory)) {  // §9.1 step 3: root and permission errors come from here
-        if (excluded.count(path.filename().string()) != 0) {
+    for (auto& path : detail::walk_files_native(directory)) {  // §9.1 step 3: root and permission errors come here
+        const std::size_t slash = path.rfind('/');
+        if (!excluded.empty() && excluded.count(path.substr(slash == std::string::npos ? 0 : slash + 1)) != 0) {
             continue;
         }
         file_entry entry;

@@ -139,21 +139,21 @@ std::vector<std::string> mount_points_below(const fs::path& directory) {
     return out;
 }
 
-int create_fresh(const fs::path& path, unsigned mode, int access) {
+int create_fresh(const char* path, unsigned mode, int access) {
     const int create = access | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
     for (int attempt = 0; attempt < 3; ++attempt) {
-        const int fd = ::open(path.c_str(), create, static_cast<mode_t>(mode));
+        const int fd = ::open(path, create, static_cast<mode_t>(mode));
         if (fd >= 0 || errno != EEXIST) {
             return fd;
         }
 
         struct stat st {};
 
-        if (::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+        if (::lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
             errno = EISDIR;
             return -1;
         }
-        if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+        if (::unlink(path) != 0 && errno != ENOENT) {
             return -1;
         }
     }

@@ -52,7 +52,7 @@ enum class tree_relation { separate, same, first_inside_second, second_inside_fi
 /// open: whatever non-directory holds the name (a partial copy left by a killed run, or one another process is
 /// writing right now) is unlinked first, so two writers never share one inode. Returns the descriptor, or -1 with
 /// errno set (EISDIR for a directory).
-[[nodiscard]] int create_fresh(const std::filesystem::path& path, unsigned mode, int access);
+[[nodiscard]] int create_fresh(const char* path, unsigned mode, int access);
 
 /// Opens `path` to write new content without ever writing through it into another file: a symlink at that path
 /// (which could point anywhere) or a hard link (a `cp -al` copy shares its inodes with the original) is unlinked and

@@ -50,7 +50,7 @@ namespace axds {
 namespace {
 
 struct source_entry {
-    fs::path path;
+    std::string path;  ///< as the walk built it (detail::typed_path: no parsed std::filesystem::path per file)
     std::string relative;
     std::size_t depth = 0;
     enum class kind { file, directory, symlink } type = kind::file;
@@ -99,9 +99,27 @@ struct file_state {
     }
 };
 
-[[noreturn]] void throw_copy_error(int error, const fs::path& from, const fs::path& to) {
-    throw_errno(error,
-                fmt::format("Unable to copy {} to {}: {}.", from.string(), to.string(), sys::errno_message(error)));
+/// The last component of a '/'-separated path.
+std::string_view file_name_of(std::string_view path) {
+    const std::size_t slash = path.rfind('/');
+    return slash == std::string_view::npos ? path : path.substr(slash + 1);
+}
+
+/// `directory / name` as std::filesystem::path joins them (one separator, none added after a trailing one), as a
+/// string: a copy's paths are built per file, and a std::filesystem::path parses its components each time.
+std::string joined(const std::string& directory, std::string_view name) {
+    std::string out;
+    out.reserve(directory.size() + 1 + name.size());
+    out.append(directory);
+    if (!out.empty() && !out.ends_with('/')) {
+        out.push_back('/');
+    }
+    out.append(name);
+    return out;
+}
+
+[[noreturn]] void throw_copy_error(int error, const std::string& from, const std::string& to) {
+    throw_errno(error, fmt::format("Unable to copy {} to {}: {}.", from, to, sys::errno_message(error)));
 }
 
 /// Verified copies of files this large are pipelined (see detail::copy_and_hash): copied in-kernel chunk by chunk
@@ -188,7 +206,7 @@ int read_back_copy(int out, std::uint64_t copied, detail::file_hasher& hasher, b
 }
 
 /// Opens `from` for reading and checks that it is a regular file (as shutil.copy2's SpecialFileError).
-sys::unique_fd open_source(const fs::path& from, const fs::path& to, struct stat& st) {
+sys::unique_fd open_source(const std::string& from, const std::string& to, struct stat& st) {
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
     sys::unique_fd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
     if (!in) {
@@ -200,7 +218,7 @@ sys::unique_fd open_source(const fs::path& from, const fs::path& to, struct stat
     if (!S_ISREG(st.st_mode)) {  // as shutil.copy2's SpecialFileError
         throw os_error(std::make_error_code(std::errc::operation_not_supported),
                        fmt::format("Unable to copy {}: it is a {}, not a regular file, and cannot be transferred.",
-                                   from.string(), S_ISFIFO(st.st_mode) ? "named pipe" : "special file"));
+                                   from, S_ISFIFO(st.st_mode) ? "named pipe" : "special file"));
     }
     // O_NONBLOCK stays: it has no effect on a regular file (clearing it cost two syscalls per file).
     return in;
@@ -271,9 +289,9 @@ constexpr std::string_view partial_suffix = ".axds-partial";
 /// The temporary name a copy to `final` is written under, in the same directory, before it is renamed into place:
 /// `.NAME.axds-partial`, or `.axds-<16 hex digits of NAME's FNV-1a hash>.axds-partial` when that would exceed the
 /// 255-byte name limit. A kill -9 during a copy thus never leaves a short file under a final name.
-fs::path partial_path_of(const fs::path& final) {
-    const std::string name = final.filename().string();
-    std::string partial = "." + name + std::string(partial_suffix);
+std::string partial_path_of(const std::string& final) {
+    const std::string_view name = file_name_of(final);
+    std::string partial = "." + std::string(name) + std::string(partial_suffix);
     if (partial.size() > 255) {
         std::uint64_t hash = 14695981039346656037ULL;
         for (const char c : name) {
@@ -281,7 +299,7 @@ fs::path partial_path_of(const fs::path& final) {
         }
         partial = fmt::format(".axds-{:016x}{}", hash, partial_suffix);
     }
-    return final.parent_path() / partial;
+    return final.substr(0, final.size() - name.size()) + partial;
 }
 
 /// The last step of copy_with_metadata: the finished copy at `temp` (open as `out_fd`) closed, then renamed to `to`,
@@ -291,7 +309,7 @@ fs::path partial_path_of(const fs::path& final) {
 /// `mtime`) gets its destination digest with what is at `to` after the rename (which changes its ctime) -- only when
 /// that is the same inode, still `hashed` bytes long and still with that mtime (anyone's write since the read-back
 /// changed it): otherwise the verification reads the file itself.
-int put_in_place(sys::unique_fd& out_fd, const fs::path& temp, const fs::path& to, int error,
+int put_in_place(sys::unique_fd& out_fd, const std::string& temp, const std::string& to, int error,
                  const copy_hashing* read_back, std::uint64_t hashed, const timespec& mtime) {
     struct stat copy {};
 
@@ -330,19 +348,19 @@ std::set<std::string> temporary_like_names(const std::vector<const source_entry*
 /// The temporary a copy to `final` (`relative` below the destination) is written under: partial_path_of, or, when
 /// a source file has that very name (`taken`: temporary_like_names), the same name with `.1`, `.2`, ... appended
 /// until it names no source file. Deterministic for a given source tree, so a rerun recognises what a killed run left.
-fs::path temporary_for(const fs::path& final, std::string_view relative, const std::set<std::string>& taken) {
-    fs::path temp = partial_path_of(final);
+std::string temporary_for(const std::string& final, std::string_view relative, const std::set<std::string>& taken) {
+    std::string temp = partial_path_of(final);
     if (taken.empty()) {
         return temp;
     }
     const std::size_t slash = relative.rfind('/');
     const std::string directory(relative.substr(0, slash == std::string_view::npos ? 0 : slash + 1));
-    const std::string base = temp.filename().string();
+    const std::string base(file_name_of(temp));
     std::string name = base;
     for (int k = 1; taken.count(directory + name) != 0; ++k) {
         name = base + "." + std::to_string(k);
     }
-    return final.parent_path() / name;
+    return temp.substr(0, temp.size() - base.size()) + name;
 }
 
 /// Content (copy_content), then permission bits and atime/mtime (shutil.copy2), written to a temporary name in the
@@ -351,7 +369,7 @@ fs::path temporary_for(const fs::path& final, std::string_view relative, const s
 /// same pass as the copy; with `hashing.destination`, the copy is read back and hashed while it is open (a large
 /// file's during the copy) into `*hashing.destination_digest`, with the destination's identity when it was finished
 /// (after the rename, which changes its ctime).
-std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, const fs::path& temp,
+std::uint64_t copy_with_metadata(const std::string& from, const std::string& to, const std::string& temp,
                                  file_state* copied_state, const copy_hashing& hashing = {},
                                  const std::function<void(const fs::path&)>* content_copied = nullptr) {
     struct stat st {};
@@ -367,7 +385,7 @@ std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, const
     const bool read_back = hashing.destination != nullptr;
     const auto mode = static_cast<unsigned>(st.st_mode & 07777);
     const bool with_mode = mode_survives_umask(mode);
-    sys::unique_fd out_fd(detail::create_fresh(temp, with_mode ? mode : 0600, read_back ? O_RDWR : O_WRONLY));
+    sys::unique_fd out_fd(detail::create_fresh(temp.c_str(), with_mode ? mode : 0600, read_back ? O_RDWR : O_WRONLY));
     const int out = out_fd.get();
     if (out < 0) {
         throw_copy_error(errno, from, to);
@@ -381,7 +399,7 @@ std::uint64_t copy_with_metadata(const fs::path& from, const fs::path& to, const
     bool read_back_done = false;
     int error = copy_content(in, out, st, hashing, copied, read_back_done);
     if (content_copied != nullptr && *content_copied) {
-        (*content_copied)(temp);
+        (*content_copied)(fs::path(temp));
     }
     if (error == 0 && hashing.source != nullptr) {
         *hashing.source_digest = hashing.source->finish();
@@ -534,7 +552,7 @@ bool marks_move_into(const fs::path& source, const fs::path& destination) {
 /// only if it is still the file that was copied), then the directories that became empty, deepest first. Whatever
 /// appeared or changed in the meantime stays and is listed in `report` and in a warning. Runs on the CPU pool.
 void remove_copied_source(const fs::path& source, const fs::path& destination, const std::vector<source_entry>& entries,
-                          const std::vector<std::pair<fs::path, std::string>>& copies,
+                          const std::vector<std::pair<std::string, std::string>>& copies,
                           const std::vector<file_state>& states, transfer_report& report,
                           const std::function<void(std::size_t)>& removed_hook = {}) {
     // The copies must be on disk before the originals go: a power loss right after must not lose both.
@@ -562,7 +580,7 @@ void remove_copied_source(const fs::path& source, const fs::path& destination, c
         }
         if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
             const int error = errno;
-            throw_errno(error, fmt::format("Unable to remove the transferred source file {}: {}.", path.string(),
+            throw_errno(error, fmt::format("Unable to remove the transferred source file {}: {}.", path,
                                            sys::errno_message(error)));
         }
         ++report.source_files_removed;
@@ -598,7 +616,8 @@ void remove_copied_source(const fs::path& source, const fs::path& destination, c
 
 /// The destination digests computed during the copies (read_back[i] for copies[i]), by relative path.
 std::shared_ptr<const detail::known_digests> known_digests_of(
-    const std::vector<std::pair<fs::path, std::string>>& copies, const std::vector<detail::known_digest>& read_back) {
+    const std::vector<std::pair<std::string, std::string>>& copies,
+    const std::vector<detail::known_digest>& read_back) {
     auto known = std::make_shared<detail::known_digests>();
     for (std::size_t i = 0; i < read_back.size(); ++i) {
         if (read_back[i].size >= 0) {
@@ -613,9 +632,9 @@ struct transfer_plan {
     fs::path source;
     fs::path destination;
     std::size_t threads = 1;
-    std::vector<source_entry> entries;                     ///< shallow entries first
-    std::vector<const source_entry*> files;                ///< the regular files (and other non-directories) of entries
-    std::vector<std::pair<fs::path, std::string>> copies;  // (source path, relative)
+    std::vector<source_entry> entries;       ///< shallow entries first
+    std::vector<const source_entry*> files;  ///< the regular files (and other non-directories) of entries
+    std::vector<std::pair<std::string, std::string>> copies;  // (source path, relative)
     bool reused = false;  ///< verification compares with the source's existing ax_checksum.txt
     bool fused = false;   ///< the source checksum is computed while copying
     std::vector<detail::digest128> digests;
@@ -630,7 +649,7 @@ struct transfer_plan {
     bool marked = false;  ///< the source carries the marker of an interrupted move into the destination
     /// With remove_source: the source files identical to their copies in the destination, and what each was when
     /// compared (removal deletes it only if it still is), and the relative paths of those that differ or have none.
-    std::vector<std::pair<fs::path, std::string>> remaining;
+    std::vector<std::pair<std::string, std::string>> remaining;
     std::vector<file_state> remaining_states;
     std::vector<std::string> differing;
     const detail::transfer_hooks* hooks = nullptr;
@@ -700,7 +719,7 @@ std::vector<source_entry> discover_source(const fs::path& source) {
 
         if (::lstat(path.c_str(), &st) != 0) {
             const int error = errno;
-            throw_errno(error, fmt::format("Unable to inspect {}: {}.", path.string(), sys::errno_message(error)));
+            throw_errno(error, fmt::format("Unable to inspect {}: {}.", path, sys::errno_message(error)));
         }
         entry.type = S_ISLNK(st.st_mode)   ? source_entry::kind::symlink
                      : S_ISDIR(st.st_mode) ? source_entry::kind::directory
@@ -740,8 +759,9 @@ void check_source_files(transfer_plan& plan, const transfer_options& options) {
             source.string(), links.size(), fmt::join(links, ", ")));
     }
     // 6
-    const bool coverable = std::any_of(plan.files.begin(), plan.files.end(),
-                                       [](const source_entry* f) { return f->path.filename() != checksum_file_name; });
+    const bool coverable = std::any_of(plan.files.begin(), plan.files.end(), [](const source_entry* f) {
+        return file_name_of(f->relative) != checksum_file_name;
+    });
     // A move interrupted after its last file was removed leaves a source with none: settle_strays may finish it.
     plan.uncoverable = options.verify_integrity && !coverable;
     std::error_code ec;
@@ -913,7 +933,7 @@ std::uint64_t copy_one(transfer_plan& plan, std::size_t i) {
         hashing.destination = &destination_hasher;
         hashing.destination_digest = &plan.read_back[i];
     }
-    const fs::path to = plan.destination / relative;
+    const std::string to = joined(plan.destination.native(), relative);
     return copy_with_metadata(from, to, temporary_for(to, relative, plan.temporary_like), &plan.copied_states[i],
                               hashing, &plan.hooks->content_copied);
 }
@@ -921,7 +941,7 @@ std::uint64_t copy_one(transfer_plan& plan, std::size_t i) {
 /// The order in which `copies` are started: one file of each directory in turn (directories in their order, files
 /// in theirs), so that the threads copying at the same time create their files in different directories. Creating
 /// and renaming take the directory's lock: two threads in one directory wait for each other.
-std::vector<std::size_t> interleaved_by_directory(const std::vector<std::pair<fs::path, std::string>>& copies) {
+std::vector<std::size_t> interleaved_by_directory(const std::vector<std::pair<std::string, std::string>>& copies) {
     std::vector<std::vector<std::size_t>> groups;
     std::unordered_map<std::string_view, std::size_t> group_of;
     for (std::size_t i = 0; i < copies.size(); ++i) {
@@ -992,7 +1012,7 @@ std::string expected_checksum(transfer_plan& plan, const transfer_options& optio
         }
         expected = detail::combine_file_digests(covered);
         detail::save_checksum_file(source, expected);
-        copies.emplace_back(source / checksum_file_name, std::string(checksum_file_name));
+        copies.emplace_back((source / checksum_file_name).native(), std::string(checksum_file_name));
         plan.copied_states.emplace_back();
         const fs::path to = plan.destination / checksum_file_name;
         (void)copy_with_metadata(source / checksum_file_name, to,

@@ -10,7 +10,8 @@ namespace axds::detail {
 /// An entry below the walked directory and its `d_type` (DT_REG, DT_DIR, DT_LNK, ... or DT_UNKNOWN when the
 /// filesystem does not say: the caller then asks lstat).
 struct typed_path {
-    std::filesystem::path path;
+    std::string path;  ///< the walked root's string, '/', the rest (no std::filesystem::path: its parsed components
+                       ///< cost ~300 bytes and several allocations per entry, for trees of many small files)
     unsigned char type = 0;
 };
 
@@ -18,9 +19,12 @@ struct typed_path {
 /// needs an entry's kind spares an lstat per entry.
 [[nodiscard]] std::vector<typed_path> walk_directory_typed(const std::filesystem::path& directory);
 
+/// walk_files as strings (see typed_path::path).
+[[nodiscard]] std::vector<std::string> walk_files_native(const std::filesystem::path& directory);
+
 /// The '/'-separated path of `entry` relative to `root`, for an entry the walk of `root` yielded (`root / relative`):
 /// the rest of its string after root's, without the per-entry cost of lexically_relative (which it falls back to
 /// for any other path).
-[[nodiscard]] std::string relative_to_root(const std::filesystem::path& entry, const std::filesystem::path& root);
+[[nodiscard]] std::string relative_to_root(const std::string& entry, const std::filesystem::path& root);
 
 }  // namespace axds::detail

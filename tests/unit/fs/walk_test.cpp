@@ -69,6 +69,25 @@ TEST_CASE("walk_files keeps regular files and links to files, and drops everythi
           sorted({root / "a.txt", root / "sub" / "b.txt", root / "sub" / "deeper" / "c.txt", root / "link_file"}));
 }
 
+// The walk joins names to their directory as strings (no std::filesystem::path per entry): the strings must be what
+// `directory / name` gives, for a root with a trailing separator too.
+TEST_CASE("walk paths join the root and each name as std::filesystem::path does", "[fs]") {
+    temp_dir tmp;
+    make_tree(tmp.path());
+    for (const std::string& root : {tmp.path().string(), tmp.path().string() + "/"}) {
+        const fs::path as_given(root);
+        for (const auto& path : axds::walk_files(as_given)) {
+            CHECK(path.native().find("//") == std::string::npos);
+        }
+        const auto found = sorted(axds::walk_files(as_given));
+        CHECK(found == sorted({as_given / "a.txt", as_given / "sub" / "b.txt", as_given / "sub" / "deeper" / "c.txt",
+                               as_given / "link_file"}));
+        for (const auto& entry : axds::detail::walk_directory_typed(as_given)) {
+            CHECK(axds::detail::relative_to_root(entry.path, as_given).find('/') != 0);
+        }
+    }
+}
+
 // The walk lists the root's subtrees on several threads and joins them: the order must stay that of the spec's one
 // stack-based scan (§2.1), which the reference below does on one thread.
 TEST_CASE("walk_directory keeps the order of the sequential depth-first scan on a wide and deep tree", "[fs]") {
