@@ -141,8 +141,11 @@ bool take_known_digest(file_entry& file, const detail::known_digests* known) {
 std::vector<file_entry> collect_files(const fs::path& directory, const checksum_options& options) {
     const std::set<std::string> excluded =
         options.excluded_files ? *options.excluded_files : std::set<std::string>{checksum_file_name};
+    // §9.1 step 3: the walk's root and permission errors come from here.
+    std::vector<std::string> walked = detail::walk_files_native(directory);
     std::vector<file_entry> files;
-    for (auto& path : detail::walk_files_native(directory)) {  // §9.1 step 3: root and permission errors come here
+    files.reserve(walked.size());
+    for (auto& path : walked) {
         const std::size_t slash = path.rfind('/');
         if (!excluded.empty() && excluded.count(path.substr(slash == std::string::npos ? 0 : slash + 1)) != 0) {
             continue;

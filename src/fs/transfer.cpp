@@ -700,9 +700,11 @@ void check_roots(fs::path& source, fs::path& destination) {
 /// Step 4: discover and classify the source tree, shallow entries first.
 std::vector<source_entry> discover_source(const fs::path& source) {
     std::vector<source_entry> entries;
+    std::vector<detail::typed_path> walked = detail::walk_directory_typed(source);
+    entries.reserve(walked.size());
     // Every path is `source / ...` as the walk built it: its relative part is the rest of the string (computing it
     // with lexically_relative, and an lstat per file for its kind, were ~15% of a small-file transfer).
-    for (auto& [path, d_type] : detail::walk_directory_typed(source)) {
+    for (auto& [path, d_type] : walked) {
         source_entry entry;
         entry.relative = detail::relative_to_root(path, source);
         entry.depth = static_cast<std::size_t>(std::count(entry.relative.begin(), entry.relative.end(), '/')) + 1;
@@ -745,6 +747,7 @@ std::vector<source_entry> discover_source(const fs::path& source) {
 void check_source_files(transfer_plan& plan, const transfer_options& options) {
     const fs::path& source = plan.source;
     std::vector<std::string> links;
+    plan.files.reserve(plan.entries.size());
     for (const auto& entry : plan.entries) {
         if (entry.type == source_entry::kind::symlink) {
             links.push_back(entry.relative);
@@ -887,6 +890,7 @@ void prepare_copies(transfer_plan& plan, const transfer_options& options) {
     remove_leftovers(plan);
     std::error_code ec;
     // 9: the source checksum, reused or computed (and then copied too).
+    plan.copies.reserve(plan.files.size() + 1);  // + ax_checksum.txt (expected_checksum)
     for (const auto* file : plan.files) {
         plan.copies.emplace_back(file->path, file->relative);
     }

@@ -148,6 +148,11 @@ std::vector<detail::typed_path> scan_records(const fs::path& root) {
     for (auto& helper : helpers) {
         helper.join();
     }
+    std::size_t total = out.size();
+    for (const auto& part : parts) {
+        total += part.size();
+    }
+    out.reserve(total);  // one allocation, not a doubling (each on memory never touched: a fault per page)
     for (std::size_t i = 0; i < count; ++i) {
         if (errors[i]) {
             std::rethrow_exception(errors[i]);
