@@ -236,7 +236,7 @@ asio::awaitable<std::string> async_directory_checksum(fs::path directory, checks
     std::vector<detail::file_digest> digests;
     digests.reserve(files.size());
     for (auto& file : files) {
-        digests.push_back({std::move(file.relative), file.digest});
+        digests.push_back({file.relative, file.digest});  // `files` outlives the combination
     }
     std::string digest = detail::combine_file_digests(digests);
     if (options.save_checksum) {

@@ -47,9 +47,10 @@ private:
     std::unique_ptr<state> state_;
 };
 
-/// One file's contribution to the directory digest.
+/// One file's contribution to the directory digest. `relative` views a string the caller keeps alive (the checksum's
+/// file list, the transfer's copy list) until the digests are combined: no copy of every path.
 struct file_digest {
-    std::string relative;
+    std::string_view relative;
     digest128 digest{};
 };
 
@@ -76,8 +77,9 @@ struct known_digest {
     }
 };
 
-/// Known digests by '/'-separated relative path.
-using known_digests = std::unordered_map<std::string, known_digest>;
+/// Known digests by '/'-separated relative path (views of the transfer's copy list, which outlives the verification
+/// that looks them up).
+using known_digests = std::unordered_map<std::string_view, known_digest>;
 
 /// async_calculate_directory_checksum, taking the digest of a file listed in `known` from there when the file still
 /// matches it (see known_digest) instead of reading it. `known` may be null. The walk runs on the CPU pool, never on

@@ -614,7 +614,9 @@ void remove_copied_source(const fs::path& source, const fs::path& destination, c
     }
 }
 
-/// The destination digests computed during the copies (read_back[i] for copies[i]), by relative path.
+/// The destination digests computed during the copies (read_back[i] for copies[i]), by relative path: views of
+/// `copies`, which must not change while the result lives (the verification builds it once the copy list is
+/// complete, ax_checksum.txt included).
 std::shared_ptr<const detail::known_digests> known_digests_of(
     const std::vector<std::pair<std::string, std::string>>& copies,
     const std::vector<detail::known_digest>& read_back) {
@@ -1006,6 +1008,7 @@ std::string expected_checksum(transfer_plan& plan, const transfer_options& optio
     std::string expected;
     if (plan.fused) {
         std::vector<detail::file_digest> covered;
+        covered.reserve(copies.size());
         for (std::size_t i = 0; i < copies.size(); ++i) {
             const std::string& relative = copies[i].second;
             const auto slash = relative.rfind('/');
