@@ -286,18 +286,27 @@ int copy_content(int in, int out, const struct stat& st, const copy_hashing& has
 /// Hidden files of the form `.NAME.axds-partial` in the destination are copies in progress (see partial_path_of).
 constexpr std::string_view partial_suffix = ".axds-partial";
 
+/// The longest file name Linux filesystems take (NAME_MAX).
+constexpr std::size_t name_max = 255;
+
+/// `.axds-<16 hex digits of NAME's FNV-1a hash>.axds-partial`: the temporary name of a copy of NAME whose plain form
+/// would be too long (31 bytes).
+std::string hashed_partial_name(std::string_view name) {
+    std::uint64_t hash = 14695981039346656037ULL;
+    for (const char c : name) {
+        hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+    }
+    return fmt::format(".axds-{:016x}{}", hash, partial_suffix);
+}
+
 /// The temporary name a copy to `final` is written under, in the same directory, before it is renamed into place:
-/// `.NAME.axds-partial`, or `.axds-<16 hex digits of NAME's FNV-1a hash>.axds-partial` when that would exceed the
-/// 255-byte name limit. A kill -9 during a copy thus never leaves a short file under a final name.
+/// `.NAME.axds-partial`, or hashed_partial_name(NAME) when that would exceed the 255-byte name limit. A kill -9 during
+/// a copy thus never leaves a short file under a final name.
 std::string partial_path_of(const std::string& final) {
     const std::string_view name = file_name_of(final);
     std::string partial = "." + std::string(name) + std::string(partial_suffix);
-    if (partial.size() > 255) {
-        std::uint64_t hash = 14695981039346656037ULL;
-        for (const char c : name) {
-            hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
-        }
-        partial = fmt::format(".axds-{:016x}{}", hash, partial_suffix);
+    if (partial.size() > name_max) {
+        partial = hashed_partial_name(name);
     }
     return final.substr(0, final.size() - name.size()) + partial;
 }
@@ -332,22 +341,24 @@ int put_in_place(sys::unique_fd& out_fd, const std::string& temp, const std::str
     return error;
 }
 
-/// The relative paths of the source files whose names look like temporaries (they contain `partial_suffix`): a
-/// copy's temporary must never take one of their names, or two copies would write through each other's files.
-/// Empty (nothing to check) in every tree that has none, so the usual transfer builds no set.
-std::set<std::string> temporary_like_names(const std::vector<const source_entry*>& files) {
+/// The relative paths of the source entries whose names look like temporaries (they contain `partial_suffix`): a
+/// copy's temporary must never take one of their names, or two copies would write through each other's files (and
+/// a directory of that name, which the transfer makes in the destination too, would make the copy fail). Empty
+/// (nothing to check) in every tree that has none, so the usual transfer builds no set.
+std::set<std::string> temporary_like_names(const std::vector<source_entry>& entries) {
     std::set<std::string> taken;
-    for (const auto* file : files) {
-        if (file->relative.find(partial_suffix) != std::string::npos) {
-            taken.insert(file->relative);
+    for (const auto& entry : entries) {
+        if (entry.relative.find(partial_suffix) != std::string::npos) {
+            taken.insert(entry.relative);
         }
     }
     return taken;
 }
 
 /// The temporary a copy to `final` (`relative` below the destination) is written under: partial_path_of, or, when
-/// a source file has that very name (`taken`: temporary_like_names), the same name with `.1`, `.2`, ... appended
-/// until it names no source file. Deterministic for a given source tree, so a rerun recognises what a killed run left.
+/// a source entry has that very name (`taken`: temporary_like_names), the same name with `.1`, `.2`, ... appended
+/// until it names no source entry (from the hashed form, hashed_partial_name, when the suffix would make the name
+/// longer than 255 bytes). Deterministic for a given source tree, so a rerun recognises what a killed run left.
 std::string temporary_for(const std::string& final, std::string_view relative, const std::set<std::string>& taken) {
     std::string temp = partial_path_of(final);
     if (taken.empty()) {
@@ -355,12 +366,19 @@ std::string temporary_for(const std::string& final, std::string_view relative, c
     }
     const std::size_t slash = relative.rfind('/');
     const std::string directory(relative.substr(0, slash == std::string_view::npos ? 0 : slash + 1));
-    const std::string base(file_name_of(temp));
+    const std::string_view plain = file_name_of(temp);
+    const std::string prefix = temp.substr(0, temp.size() - plain.size());
+    std::string base(plain);
     std::string name = base;
     for (int k = 1; taken.count(directory + name) != 0; ++k) {
         name = base + "." + std::to_string(k);
+        if (name.size() > name_max) {  // only a plain form of 254-255 bytes gets here: the hashed one is short
+            base = hashed_partial_name(file_name_of(final));
+            name = base;
+            k = 0;
+        }
     }
-    return temp.substr(0, temp.size() - base.size()) + name;
+    return prefix + name;
 }
 
 /// Content (copy_content), then permission bits and atime/mtime (shutil.copy2), written to a temporary name in the
@@ -388,7 +406,9 @@ std::uint64_t copy_with_metadata(const std::string& from, const std::string& to,
     sys::unique_fd out_fd(detail::create_fresh(temp.c_str(), with_mode ? mode : 0600, read_back ? O_RDWR : O_WRONLY));
     const int out = out_fd.get();
     if (out < 0) {
-        throw_copy_error(errno, from, to);
+        const int error = errno;
+        throw_errno(error, fmt::format("Unable to copy {} to {}: its temporary copy {} could not be created: {}.", from,
+                                       to, temp, sys::errno_message(error)));
     }
     for (auto* hasher : {hashing.source, read_back ? hashing.destination : nullptr}) {
         if (hasher != nullptr) {
@@ -645,7 +665,9 @@ struct transfer_plan {
     // Step 8, when the destination holds files the source does not account for (settle_strays):
     std::vector<std::string> strays;  ///< their relative paths, sorted
     /// Copies in progress that a killed run left (temporary_for of a source file or of ax_checksum.txt): removed
-    /// once the transfer goes ahead (prepare_copies, or a move being finished), never by a refused run.
+    /// once the transfer goes ahead (prepare_copies), or before the destination of a move whose source files all have
+    /// identical copies there is verified (settle_strays; they would fail the verification, and if it fails that move
+    /// is refused: they were incomplete copies of files the source still holds). No other refused run removes them.
     std::vector<fs::path> leftovers;
     std::set<std::string> temporary_like;  ///< temporary_like_names of the source files
     bool marked = false;  ///< the source carries the marker of an interrupted move into the destination
@@ -1123,8 +1145,9 @@ asio::awaitable<bool> settle_strays(transfer_plan& plan, const transfer_options&
     const bool reset = options.reset_dirty_destination;
     const bool move = options.remove_source;
     bool verifies = false;
-    if (move && !reset) {
-        // A move being finished (or refused): its own leftovers would fail the destination's verification.
+    if (move && !reset && plan.differing.empty()) {
+        // A move that may be finished: its own leftovers would fail the destination's verification. (One with
+        // differing files is refused whatever the destination holds: its leftovers stay.)
         co_await detail::async_run_cpu([&plan] { remove_leftovers(plan); });
     }
     if (has_checksum && ((reset && !move && !plan.marked) || (!reset && move && plan.differing.empty()))) {
@@ -1176,7 +1199,7 @@ void plan_transfer(transfer_plan& plan, const transfer_options& options) {
         plan.entries.erase(marker);
     }
     check_source_files(plan, options);  // 5-6
-    plan.temporary_like = temporary_like_names(plan.files);
+    plan.temporary_like = temporary_like_names(plan.entries);
     check_destination_tree(plan.source, plan.destination, plan.entries);
     // 7
     std::error_code ec;

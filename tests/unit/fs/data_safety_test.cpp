@@ -745,6 +745,44 @@ TEST_CASE("source files named like the temporaries of other files are copied and
     CHECK(copied == original);
 }
 
+// Found by a hostile-user run: a 240- or 241-byte name N gets the plain temporary `.N.axds-partial` (254-255 bytes);
+// a source file of that very name pushed it to `.N.axds-partial.1` (256-257 bytes: "File name too long") on every
+// run, and a source *directory* named like a temporary was not avoided at all ("Is a directory").
+TEST_CASE("temporaries avoid source entries of their name without exceeding the name limit", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path source = tmp.path() / "src";
+    for (const std::size_t length : {std::size_t{239}, std::size_t{240}, std::size_t{241}}) {  // 242: hashed form
+        const std::string name(length, static_cast<char>('a' + length % 26));
+        write_file(source / name, fmt::format("data of {}", length));
+        write_file(source / fmt::format(".{}.axds-partial", name),
+                   fmt::format("named like the temporary of {}", length));
+    }
+    write_file(source / "b.bin", "b");
+    write_file(source / ".b.bin.axds-partial" / "inside", "a directory named like b.bin's temporary");
+    write_file(source / ".ax_checksum.txt.axds-partial" / "inside", "a directory named like the checksum's");
+    const auto original = snapshot(source);
+    for (const bool verify : {false, true}) {
+        const fs::path destination = tmp.path() / fmt::format("copy-{}", verify);
+        REQUIRE_NOTHROW(transfer(source, destination, {.verify_integrity = verify}));
+        auto copied = snapshot(destination);
+        copied.erase("ax_checksum.txt");
+        CHECK(copied == original);
+        (void)fs::remove(source / "ax_checksum.txt");
+    }
+}
+
+// A move refused because some source files have no identical copy in the destination never deletes anything there,
+// not even what looks like a leftover temporary (it removed them before deciding, though the plan promised not to).
+TEST_CASE("a refused move leaves a destination file named like a temporary untouched", "[fs][safety]") {
+    const temp_dir tmp;
+    write_file(tmp.path() / "src" / "f", "source");
+    write_file(tmp.path() / "dst" / ".f.axds-partial", "user data");
+    write_file(tmp.path() / "dst" / "sub" / "unrelated", "x");
+    CHECK_THROWS_AS(transfer(tmp.path() / "src", tmp.path() / "dst", {.remove_source = true}), axds::runtime_error);
+    CHECK(read_file(tmp.path() / "dst" / ".f.axds-partial") == "user data");
+    CHECK(read_file(tmp.path() / "src" / "f") == "source");
+}
+
 TEST_CASE("a refused transfer leaves a destination file named like a temporary untouched", "[fs][safety]") {
     const temp_dir tmp;
     write_file(tmp.path() / "src" / "f", "source");
