@@ -146,8 +146,7 @@ std::vector<file_entry> collect_files(const fs::path& directory, const checksum_
     std::vector<file_entry> files;
     files.reserve(walked.size());
     for (auto& path : walked) {
-        const std::size_t slash = path.rfind('/');
-        if (!excluded.empty() && excluded.count(path.substr(slash == std::string::npos ? 0 : slash + 1)) != 0) {
+        if (!excluded.empty() && excluded.count(std::string(detail::file_name_of(path))) != 0) {
             continue;
         }
         file_entry entry;

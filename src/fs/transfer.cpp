@@ -99,25 +99,6 @@ struct file_state {
     }
 };
 
-/// The last component of a '/'-separated path.
-std::string_view file_name_of(std::string_view path) {
-    const std::size_t slash = path.rfind('/');
-    return slash == std::string_view::npos ? path : path.substr(slash + 1);
-}
-
-/// `directory / name` as std::filesystem::path joins them (one separator, none added after a trailing one), as a
-/// string: a copy's paths are built per file, and a std::filesystem::path parses its components each time.
-std::string joined(const std::string& directory, std::string_view name) {
-    std::string out;
-    out.reserve(directory.size() + 1 + name.size());
-    out.append(directory);
-    if (!out.empty() && !out.ends_with('/')) {
-        out.push_back('/');
-    }
-    out.append(name);
-    return out;
-}
-
 [[noreturn]] void throw_copy_error(int error, const std::string& from, const std::string& to) {
     throw_errno(error, fmt::format("Unable to copy {} to {}: {}.", from, to, sys::errno_message(error)));
 }
@@ -303,7 +284,7 @@ std::string hashed_partial_name(std::string_view name) {
 /// `.NAME.axds-partial`, or hashed_partial_name(NAME) when that would exceed the 255-byte name limit. A kill -9 during
 /// a copy thus never leaves a short file under a final name.
 std::string partial_path_of(const std::string& final) {
-    const std::string_view name = file_name_of(final);
+    const std::string_view name = detail::file_name_of(final);
     std::string partial = "." + std::string(name) + std::string(partial_suffix);
     if (partial.size() > name_max) {
         partial = hashed_partial_name(name);
@@ -366,14 +347,14 @@ std::string temporary_for(const std::string& final, std::string_view relative, c
     }
     const std::size_t slash = relative.rfind('/');
     const std::string directory(relative.substr(0, slash == std::string_view::npos ? 0 : slash + 1));
-    const std::string_view plain = file_name_of(temp);
+    const std::string_view plain = detail::file_name_of(temp);
     const std::string prefix = temp.substr(0, temp.size() - plain.size());
     std::string base(plain);
     std::string name = base;
     for (int k = 1; taken.count(directory + name) != 0; ++k) {
         name = base + "." + std::to_string(k);
         if (name.size() > name_max) {  // only a plain form of 254-255 bytes gets here: the hashed one is short
-            base = hashed_partial_name(file_name_of(final));
+            base = hashed_partial_name(detail::file_name_of(final));
             name = base;
             k = 0;
         }
@@ -787,7 +768,7 @@ void check_source_files(transfer_plan& plan, const transfer_options& options) {
     }
     // 6
     const bool coverable = std::any_of(plan.files.begin(), plan.files.end(), [](const source_entry* f) {
-        return file_name_of(f->relative) != checksum_file_name;
+        return detail::file_name_of(f->relative) != checksum_file_name;
     });
     // A move interrupted after its last file was removed leaves a source with none: settle_strays may finish it.
     plan.uncoverable = options.verify_integrity && !coverable;
@@ -961,7 +942,7 @@ std::uint64_t copy_one(transfer_plan& plan, std::size_t i) {
         hashing.destination = &destination_hasher;
         hashing.destination_digest = &plan.read_back[i];
     }
-    const std::string to = joined(plan.destination.native(), relative);
+    const std::string to = detail::joined(plan.destination.native(), relative);
     return copy_with_metadata(from, to, temporary_for(to, relative, plan.temporary_like), &plan.copied_states[i],
                               hashing, &plan.hooks->content_copied);
 }
@@ -1033,9 +1014,7 @@ std::string expected_checksum(transfer_plan& plan, const transfer_options& optio
         covered.reserve(copies.size());
         for (std::size_t i = 0; i < copies.size(); ++i) {
             const std::string& relative = copies[i].second;
-            const auto slash = relative.rfind('/');
-            if (relative.compare(slash == std::string::npos ? 0 : slash + 1, std::string::npos, checksum_file_name) !=
-                0) {
+            if (detail::file_name_of(relative) != checksum_file_name) {
                 covered.push_back({relative, plan.digests[i]});
             }
         }

@@ -76,21 +76,13 @@ void list_directory(const std::string& current, std::vector<detail::typed_path>&
         throw_errno(error, fmt::format("Unable to list the directory {}: {}.", current,
                                        std::generic_category().message(error)));
     }
-    // `current / name` as std::filesystem::path joins them: one separator, none added after a trailing one.
-    const bool separated = current.empty() || current.ends_with('/');
     errno = 0;
     while (const dirent* entry = ::readdir(dir.get())) {
         const std::string_view name(entry->d_name);
         if (name == "." || name == "..") {
             continue;
         }
-        std::string path;
-        path.reserve(current.size() + 1 + name.size());
-        path.append(current);
-        if (!separated) {
-            path.push_back('/');
-        }
-        path.append(name);
+        std::string path = detail::joined(current, name);
         const unsigned char d_type = entry->d_type;
         if (is_real_directory(path, d_type)) {
             subdirectories.push_back(path);
@@ -244,9 +236,7 @@ std::vector<fs::path> walk_files(const fs::path& directory) {
 std::vector<fs::path> discover_marker_files(const fs::path& directory, std::string_view marker_name) {
     std::vector<fs::path> out;
     scan_tree(directory, [&](std::string& path, unsigned char d_type) {
-        const std::size_t slash = path.rfind('/');
-        const std::string_view name = std::string_view(path).substr(slash == std::string::npos ? 0 : slash + 1);
-        if (name == marker_name && resolves_to_file(path, d_type)) {
+        if (detail::file_name_of(path) == marker_name && resolves_to_file(path, d_type)) {
             out.emplace_back(std::move(path));
         }
     });

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace axds::detail {
@@ -14,6 +15,25 @@ struct typed_path {
                        ///< cost ~300 bytes and several allocations per entry, for trees of many small files)
     unsigned char type = 0;
 };
+
+/// The last component of a '/'-separated path (the whole of it without a '/').
+[[nodiscard]] inline std::string_view file_name_of(std::string_view path) {
+    const std::size_t slash = path.rfind('/');
+    return slash == std::string_view::npos ? path : path.substr(slash + 1);
+}
+
+/// `directory / name` as std::filesystem::path joins them (one separator, none added after a trailing one or to an
+/// empty directory), as a string: std::filesystem::path parses its components each time it is made.
+[[nodiscard]] inline std::string joined(std::string_view directory, std::string_view name) {
+    std::string out;
+    out.reserve(directory.size() + 1 + name.size());
+    out.append(directory);
+    if (!out.empty() && !out.ends_with('/')) {
+        out.push_back('/');
+    }
+    out.append(name);
+    return out;
+}
 
 /// walk_directory (spec §2.1: the same entries in the same order), with each entry's d_type: a caller that only
 /// needs an entry's kind spares an lstat per entry.
