@@ -197,7 +197,7 @@ jobs_args parse_jobs(const std::vector<std::string>& words) {
 }
 
 /// The tracker must exist and parse (a corrupt file is reported by name before any worker starts).
-axds::processing_tracker open_tracker(const fs::path& path) {
+axds::processing_tracker open_jobs_tracker(const fs::path& path) {
     struct stat st {};
 
     if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -409,7 +409,7 @@ bool reclaimed_unfinished(axds::processing_tracker& tracker, const std::vector<a
 }
 
 int jobs_run(jobs_args& args) {
-    auto tracker = open_tracker(args.tracker);
+    auto tracker = open_jobs_tracker(args.tracker);
     if (args.workers == 0) {
         args.workers = std::min(max_workers, static_cast<std::size_t>(std::max(1, axds::logical_cpu_count())));
     }
@@ -464,7 +464,7 @@ fs::path arrays_file(const axds::processing_tracker& tracker) {
 }
 
 int jobs_submit(const jobs_args& args) {
-    auto tracker = open_tracker(args.tracker);
+    auto tracker = open_jobs_tracker(args.tracker);
     const fs::path self = fs::read_symlink("/proc/self/exe");
     std::string script = fmt::format("exec {} jobs run {} --workers {} --quiet --", shell_quote(self.string()),
                                      shell_quote(tracker.file_path().string()), args.workers_per_task);
@@ -550,7 +550,7 @@ void stale_json(axds::cli::json_writer& json, std::string_view key, const std::v
 }
 
 int jobs_status(const jobs_args& args) {
-    auto tracker = open_tracker(args.tracker);
+    auto tracker = open_jobs_tracker(args.tracker);
     const auto summary = tracker.summarize();
     const auto running = axds::probe_running_jobs(tracker, args.reclaim);
     std::string note;
@@ -595,7 +595,7 @@ int jobs_status(const jobs_args& args) {
 }
 
 int jobs_reclaim(const jobs_args& args) {
-    auto tracker = open_tracker(args.tracker);
+    auto tracker = open_jobs_tracker(args.tracker);
     const auto report = axds::reclaim_stale_jobs(tracker, args.reclaim);
     if (args.json) {
         axds::cli::json_writer json;
