@@ -20,9 +20,11 @@
 #include <cerrno>
 #include <functional>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <dirent.h>
@@ -376,20 +378,66 @@ asio::awaitable<void> remove_subtrees(const tree_remover& remover, int parent, c
     co_await detail::async_parallel_for(tasks, std::move(work));
 }
 
+/// What the entry `name` of `parent` is now, without following a link; nullopt once it is gone.
+std::optional<std::pair<dir_identity, bool>> entry_identity(int parent, const std::string& name) {
+    struct statx sx {};
+
+    if (::statx(parent, name.c_str(), AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_INO, &sx) != 0) {
+        return std::nullopt;
+    }
+    dir_identity id;
+    id.device = (std::uint64_t{sx.stx_dev_major} << 32U) | sx.stx_dev_minor;
+    id.inode = sx.stx_ino;
+    return std::pair{id, S_ISDIR(sx.stx_mode)};
+}
+
+[[noreturn]] void named_directory_replaced(const std::string& path) {
+    throw runtime_error(fmt::format(
+        "Unable to finish deleting {}: while its contents were deleted, another process moved it or put something "
+        "else in its place. What is at {} now was left untouched, and nothing outside the directory that was emptied "
+        "was deleted; that directory, now empty, may remain where it was moved to.",
+        path, path));
+}
+
+/// One rmdir of the named directory itself, only while `name` in `parent` is still the directory the walk emptied
+/// (`expected`): whatever was put in its place meanwhile (a link, a file, another directory) is never removed.
+int try_remove_named(int parent, const std::string& name, const std::string& path, const dir_identity& expected) {
+    const auto now = entry_identity(parent, name);
+    if (!now) {
+        return 0;  // gone (removed or moved away by someone else)
+    }
+    if (!now->second || !now->first.same_directory(expected)) {
+        named_directory_replaced(path);
+    }
+    if (::unlinkat(parent, name.c_str(), AT_REMOVEDIR) == 0 || errno == ENOENT) {
+        return 0;
+    }
+    if (errno == ENOTDIR) {  // swapped for a link or a file between the check and the rmdir
+        named_directory_replaced(path);
+    }
+    return errno;
+}
+
 /// rmdir of `name` in `parent` with §9.2's attempts, a delay before each retry on a timer (no thread waits), then
-/// the warning.
+/// the warning. With `expected` (the named directory itself), each attempt first checks that `name` is still that
+/// directory (try_remove_named); without it, a subdirectory swapped for a link is unlinked (the link is an entry of
+/// the tree).
 asio::awaitable<void> remove_with_retries(const tree_remover& remover, int parent, const std::string& name,
-                                          const std::string& path) {
+                                          const std::string& path, const dir_identity* expected = nullptr) {
+    const auto attempt = [&] {
+        return expected != nullptr ? try_remove_named(parent, name, path, *expected)
+                                   : tree_remover::try_remove_at(parent, name);
+    };
     remover.before_rmdir(path);
-    int error = tree_remover::try_remove_at(parent, name);
+    int error = attempt();
     if (error == 0) {
         co_return;
     }
     asio::steady_timer timer(co_await asio::this_coro::executor);
-    for (int attempt = 2; attempt <= rmdir_attempts && error != 0; ++attempt) {
+    for (int attempt_number = 2; attempt_number <= rmdir_attempts && error != 0; ++attempt_number) {
         timer.expires_after(remover.options().rmdir_retry_delay);
         co_await timer.async_wait(asio::use_awaitable);
-        error = tree_remover::try_remove_at(parent, name);
+        error = attempt();
     }
     if (error != 0) {
         warn_unremovable(path, error);
@@ -493,19 +541,12 @@ asio::awaitable<void> detail::async_delete_directory(fs::path directory, delete_
             "mounted there. Nothing was deleted; unmount them first.",
             directory.string(), mounts.size(), fmt::join(mounts, ", ")));
     }
-    // Everything below is relative to descriptors: the root opened without following a link, then each directory
-    // from its parent (tree_remover).
-    const sys::unique_fd root(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!root) {
-        const int error = errno;
-        if (error == ENOENT) {
-            co_return;
-        }
-        throw_errno(error, fmt::format("Unable to delete {}: {}.", directory.string(), sys::errno_message(error)));
-    }
-    const tree_remover remover(options, hooks, identify(root.get(), directory.string()));
-    co_await empty_directory(remover, root.get(), directory.string(), 0);
-    // The named directory itself, by its path (the user's own words; its parent is not part of the tree).
+    // Everything below is relative to descriptors: the parent opened once, by the user's path, then the named
+    // directory in it without following a link, then each directory from its parent (tree_remover). The final rmdir
+    // goes through the same parent descriptor and only while the name still holds the directory that was emptied:
+    // a path through a link that is re-pointed meanwhile, or a directory moved away and replaced, never makes the
+    // delete remove something it did not walk.
+    const std::string name = directory.filename().string();
     const sys::unique_fd parent(::open(directory.parent_path().empty() ? "." : directory.parent_path().c_str(),
                                        O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!parent) {
@@ -513,7 +554,23 @@ asio::awaitable<void> detail::async_delete_directory(fs::path directory, delete_
         throw_errno(error, fmt::format("Unable to delete {}: its parent directory cannot be opened: {}.",
                                        directory.string(), sys::errno_message(error)));
     }
-    co_await remove_with_retries(remover, parent.get(), directory.filename().string(), directory.string());
+    const sys::unique_fd root(
+        name.empty() ? ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                     : ::openat(parent.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!root) {
+        const int error = errno;
+        if (error == ENOENT) {
+            co_return;
+        }
+        throw_errno(error, fmt::format("Unable to delete {}: {}.", directory.string(), sys::errno_message(error)));
+    }
+    const auto root_id = identify(root.get(), directory.string());  // this file's dir_identity, not detail::'s
+    const tree_remover remover(options, hooks, root_id);
+    co_await empty_directory(remover, root.get(), directory.string(), 0);
+    if (name.empty()) {
+        co_return;  // "/" (force_root): emptied; the root of the filesystem itself is never removed
+    }
+    co_await remove_with_retries(remover, parent.get(), name, directory.string(), &root_id);
 }
 
 }  // namespace axds

@@ -201,16 +201,25 @@ std::string protected_root_reason(const fs::path& directory) {
     if (real == "/" || id == identity_of("/")) {
         return "it is the root of the filesystem";
     }
-    const std::vector<dir_identity> cwd_chain = identities_up_to_root(fs::current_path());
+    // A working directory that was itself deleted has no path (nothing to protect, and no reason to refuse).
+    std::error_code no_cwd;
+    const fs::path cwd = fs::current_path(no_cwd);
+    const std::vector<dir_identity> cwd_chain = no_cwd ? std::vector<dir_identity>{} : identities_up_to_root(cwd);
     if (!cwd_chain.empty() && cwd_chain.front() == *id) {
         return "it is the current working directory";
     }
     if (std::find(cwd_chain.begin(), cwd_chain.end(), *id) != cwd_chain.end()) {
         return "it contains the current working directory";
     }
-    if (const char* home = std::getenv("HOME");
-        home != nullptr && *home != '\0' && identity_of(home) == id) {  // NOLINT
-        return "it is the home directory";
+    if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0' && identity_of(home)) {  // NOLINT
+        if (identity_of(home) == id) {
+            return "it is the home directory";
+        }
+        // `/home`, or wherever the home directories live: every user's home in one command.
+        const std::vector<dir_identity> home_chain = identities_up_to_root(home);
+        if (std::find(home_chain.begin(), home_chain.end(), *id) != home_chain.end()) {
+            return "it contains the home directory";
+        }
     }
     const auto parent = identity_of(fs::path(directory) / "..");
     const auto points = mount_points();

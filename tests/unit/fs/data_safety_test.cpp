@@ -411,6 +411,18 @@ TEST_CASE("delete refuses empty, '.', '..', the working directory and its ancest
     CHECK(fs::exists(work / "a.bin"));
 }
 
+TEST_CASE("delete works from a working directory that was itself deleted", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path target = make_tree(tmp.path() / "target");
+    fs::create_directory(tmp.path() / "gone");
+    {
+        const scoped_cwd cwd(tmp.path() / "gone");
+        fs::remove(tmp.path() / "gone");  // the shell's directory removed under it (it used to fail: "cannot get
+        delete_tree(target);              // current path")
+    }
+    CHECK_FALSE(fs::exists(target));
+}
+
 TEST_CASE("delete refuses the home directory and a mount point unless forced", "[fs][safety]") {
     const temp_dir tmp;
     const fs::path home = make_tree(tmp.path() / "home");
@@ -418,8 +430,14 @@ TEST_CASE("delete refuses the home directory and a mount point unless forced", "
     const std::string previous = saved != nullptr ? saved : "";
     ::setenv("HOME", home.c_str(), 1);
     CHECK_THROWS_MATCHES(delete_tree(home), axds::value_error, message_contains("home directory"));
+    // Nor any directory above it (found by a hostile-user run: `/home` went without force_root).
+    const fs::path user_home = make_tree(tmp.path() / "users" / "alice");
+    ::setenv("HOME", user_home.c_str(), 1);
+    CHECK_THROWS_MATCHES(delete_tree(tmp.path() / "users"), axds::value_error,
+                         message_contains("it contains the home directory"));
     ::setenv("HOME", previous.c_str(), 1);
     CHECK(fs::exists(home / "a.bin"));
+    CHECK(fs::exists(user_home / "a.bin"));
 
     const fs::path mount_point = tmp.path() / "mnt";
     fs::create_directory(mount_point);

@@ -150,3 +150,43 @@ TEST_CASE("delete_directory descends into a file that became a directory after t
     CHECK(swapped.size() == 2);
     CHECK_FALSE(fs::exists(root));
 }
+
+// Found by a hostile-user run: the final rmdir went by path, and on ENOTDIR unlinked whatever was there.
+TEST_CASE("delete_directory never removes what replaced the named directory while it was emptied", "[fs]") {
+    const temp_dir tmp;
+    const fs::path root = tmp.path() / "tree";
+    write_file(root / "d" / "a.bin", "a");
+    const fs::path moved = tmp.path() / "moved";
+    axds::detail::delete_hooks hooks{.before_rmdir = [&](const fs::path& directory) {
+        if (directory == root) {  // another process moves the emptied directory away and puts a file in its place
+            fs::rename(root, moved);
+            write_file(root, "user file");
+        }
+    }};
+    try {
+        axds::block_on(axds::detail::async_delete_directory(root, {}, std::move(hooks)));
+        FAIL("the delete reported success although its directory was replaced");
+    } catch (const axds::runtime_error& error) {
+        CHECK_THAT(error.what(), Catch::Matchers::Contains(root.string()) &&
+                                     Catch::Matchers::Contains("put something else in its place"));
+    }
+    CHECK(axds::test::read_file(root) == "user file");
+    CHECK(fs::is_empty(moved));  // what was walked is empty; it is left where it was moved to
+}
+
+TEST_CASE("delete_directory through a link that is re-pointed meanwhile removes the directory it emptied", "[fs]") {
+    const temp_dir tmp;
+    write_file(tmp.path() / "A" / "tree" / "d" / "a.bin", "a");
+    write_file(tmp.path() / "decoy" / "tree", "precious");  // a file where the re-pointed link leads
+    fs::create_directory_symlink("A", tmp.path() / "L");
+    const fs::path named = tmp.path() / "L" / "tree";
+    axds::detail::delete_hooks hooks{.before_open = [&](const fs::path& directory) {
+        if (directory == named / "d") {  // while the tree is walked
+            fs::remove(tmp.path() / "L");
+            fs::create_directory_symlink("decoy", tmp.path() / "L");
+        }
+    }};
+    axds::block_on(axds::detail::async_delete_directory(named, {}, std::move(hooks)));
+    CHECK_FALSE(fs::exists(tmp.path() / "A" / "tree"));
+    CHECK(axds::test::read_file(tmp.path() / "decoy" / "tree") == "precious");
+}
