@@ -58,16 +58,41 @@ struct file_entry {
 /// page cache into memory took ~0.17 s on one core, hashing it ~0.03 s.
 constexpr std::uint64_t parallel_read_min = std::uint64_t{32} << 20;
 
-/// Reads one file in chunks through `hasher` into its digest.
-void hash_file(file_entry& file, std::span<std::byte> buffer, detail::file_hasher& hasher) {
-    hasher.start(file.relative);
-    const sys::unique_fd fd_owner(::open(file.path.c_str(), O_RDONLY | O_CLOEXEC));
-    const int fd = fd_owner.get();
-    if (fd < 0) {
+/// Opens a listed file for reading. Without blocking (a file replaced by a FIFO since the walk listed it would
+/// wait for a writer forever) and only when it is still a regular file: hashing anything else would give a digest
+/// of something the directory no longer holds as a file.
+sys::unique_fd open_listed_file(const std::string& path) {
+    sys::unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    if (!fd) {
         const int error = errno;
-        throw_errno(error, fmt::format("Unable to read '{}' for the directory checksum: {}.", file.path,
-                                       sys::errno_message(error)));
+        throw_errno(
+            error, fmt::format("Unable to read '{}' for the directory checksum: {}.", path, sys::errno_message(error)));
     }
+
+    struct stat st {};
+
+    if (::fstat(fd.get(), &st) != 0) {
+        const int error = errno;
+        throw_errno(
+            error, fmt::format("Unable to read '{}' for the directory checksum: {}.", path, sys::errno_message(error)));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        throw runtime_error(
+            fmt::format("Unable to read '{}' for the directory checksum: it is no longer a regular "
+                        "file (it was replaced while the checksum ran). Run the checksum again once "
+                        "nothing changes the directory.",
+                        path));
+    }
+    return fd;
+}
+
+/// Reads one file in chunks through `hasher` into its digest; the rest of a large file goes through `streamer`
+/// when set (tests), detail::uring_copy otherwise.
+void hash_file(file_entry& file, std::span<std::byte> buffer, detail::file_hasher& hasher,
+               const detail::rest_streamer& streamer = {}) {
+    hasher.start(file.relative);
+    const sys::unique_fd fd_owner = open_listed_file(file.path);
+    const int fd = fd_owner.get();
     std::uint64_t total = 0;
     bool first = true;
     for (;;) {
@@ -106,11 +131,17 @@ void hash_file(file_entry& file, std::span<std::byte> buffer, detail::file_hashe
                 (void)::lseek(fd, static_cast<off_t>(total), SEEK_SET);
                 continue;
             }
-            const sys::io_result streamed = detail::uring_copy(
-                fd, -1, rest, [&hasher](std::span<const char> chunk) { hasher.update(chunk.data(), chunk.size()); },
-                total);
-            if (!streamed.error && streamed.bytes > 0) {
-                total += streamed.bytes;
+            // Counted as hashed: a stream that fails midway (ring error, transient read error) has already fed
+            // its first chunks to the hasher, and the plain reads below must go on after them, not from where the
+            // stream started (those chunks would be hashed twice: a wrong digest, silently).
+            std::uint64_t hashed = 0;
+            const std::function<void(std::span<const char>)> observe = [&hasher, &hashed](std::span<const char> chunk) {
+                hasher.update(chunk.data(), chunk.size());
+                hashed += chunk.size();
+            };
+            (void)(streamer ? streamer(fd, total, rest, observe) : detail::uring_copy(fd, -1, rest, observe, total));
+            if (hashed > 0) {
+                total += hashed;
                 (void)::lseek(fd, static_cast<off_t>(total), SEEK_SET);
             }
         }
@@ -249,6 +280,14 @@ std::span<std::byte> thread_read_buffer() {
     // files); page-aligned (see sys/aligned_buffer.hpp).
     thread_local const sys::aligned_buffer buffer(read_chunk_size);
     return buffer.as();
+}
+
+std::pair<digest128, std::uint64_t> file_digest_of(const std::string& path, std::string_view relative,
+                                                   const rest_streamer& streamer) {
+    file_entry file{.relative = std::string(relative), .path = path};
+    file_hasher hasher;
+    hash_file(file, thread_read_buffer(), hasher, streamer);
+    return {file.digest, file.size};
 }
 
 struct file_hasher::state {

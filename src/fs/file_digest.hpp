@@ -4,6 +4,8 @@
 
 #include <axds/fs/checksum.hpp>
 
+#include "sys/io.hpp"
+
 #include <array>
 #include <filesystem>
 #include <functional>
@@ -12,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <sys/stat.h>
@@ -87,6 +90,18 @@ using known_digests = std::unordered_map<std::string_view, known_digest>;
 asio::awaitable<std::string> async_directory_checksum(std::filesystem::path directory, checksum_options options,
                                                       std::shared_ptr<const known_digests> known,
                                                       std::function<void()> after_walk = {});
+
+/// Streams `size` bytes of `fd` from `offset`, in file order, to `observe`; returns the bytes streamed or an error
+/// (after which `observe` may already have seen some chunks). The checksum streams the rest of a large file with
+/// detail::uring_copy (no output); tests substitute one that fails midway.
+using rest_streamer = std::function<sys::io_result(int fd, std::uint64_t offset, std::uint64_t size,
+                                                   const std::function<void(std::span<const char>)>& observe)>;
+
+/// One file's digest and size exactly as the directory checksum computes them (`relative` ‖ content), reading
+/// `path` through the thread's buffer and, for the rest of a large file, through `streamer` when it is set (tests;
+/// the checksum's own otherwise). @throws os_error family naming the file.
+std::pair<digest128, std::uint64_t> file_digest_of(const std::string& path, std::string_view relative,
+                                                   const rest_streamer& streamer = {});
 
 /// Writes `digest` to `{directory}/ax_checksum.txt` (no newline). @throws os_error family naming the file.
 void save_checksum_file(const std::filesystem::path& directory, const std::string& digest);

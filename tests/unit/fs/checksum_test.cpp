@@ -1,5 +1,6 @@
 #include <axds/fs/checksum.hpp>
 
+#include "fs/file_digest.hpp"
 #include "support/matchers.hpp"
 #include "support/run_async.hpp"
 #include "support/temp_dir.hpp"
@@ -14,7 +15,12 @@
 #include <filesystem>
 #include <map>
 #include <random>
+#include <span>
 #include <string>
+#include <vector>
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 using axds::checksum_options;
@@ -187,4 +193,44 @@ TEST_CASE("a cancelled checksum stops between files and saves nothing", "[fs]") 
     }
     CHECK(updates == 1);
     CHECK_FALSE(fs::exists(tmp.path() / "ax_checksum.txt"));
+}
+
+// Found by reading the code (a hostile-user review): a stream of the rest of a large file that failed midway had
+// already hashed its first chunks, and the plain reads that took over hashed them again: a wrong digest, silently.
+TEST_CASE("a file's digest is the same when streaming its rest fails midway and plain reads take over", "[fs]") {
+    const temp_dir tmp;
+    std::string content(std::size_t{12} << 20, '\0');
+    std::mt19937_64 random(7);
+    for (auto& c : content) {
+        c = static_cast<char>(random());
+    }
+    const fs::path file = tmp.path() / "big.bin";
+    axds::test::write_file(file, content);
+    const auto expected = axds::detail::file_digest_of(file.string(), "big.bin");
+    const auto fails_after = [](std::size_t chunks) {
+        return [chunks](int fd, std::uint64_t offset, std::uint64_t, const auto& observe) {
+            std::vector<char> chunk(std::size_t{1} << 20);
+            for (std::size_t i = 0; i < chunks; ++i) {
+                const ssize_t n = ::pread(fd, chunk.data(), chunk.size(), static_cast<off_t>(offset));
+                REQUIRE(n == static_cast<ssize_t>(chunk.size()));
+                observe(std::span<const char>(chunk.data(), chunk.size()));
+                offset += chunk.size();
+            }
+            return axds::sys::io_result{.bytes = 0, .error = std::make_error_code(std::errc::io_error)};
+        };
+    };
+    for (const std::size_t chunks : {std::size_t{0}, std::size_t{1}, std::size_t{3}}) {
+        const auto got = axds::detail::file_digest_of(file.string(), "big.bin", fails_after(chunks));
+        CHECK(got.second == content.size());
+        CHECK(got.first == expected.first);
+    }
+}
+
+TEST_CASE("a listed file replaced by a FIFO is an error naming it, never a checksum that waits forever", "[fs]") {
+    const temp_dir tmp;
+    const fs::path fifo = tmp.path() / "was_a_file";
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    CHECK_THROWS_MATCHES(
+        axds::detail::file_digest_of(fifo.string(), "was_a_file"), axds::runtime_error,
+        axds::test::message_contains(fifo.string()) && axds::test::message_contains("no longer a regular file"));
 }
