@@ -564,9 +564,24 @@ std::vector<recovered_archive> recover_working_files(const fs::path& directory,
     for (const auto& [source, file] : found) {
         recovered_archive rec;
         rec.working_file = directory / file;
-        const sys::unique_fd fd(::openat(directory_fd, file.c_str(), O_RDWR | O_CLOEXEC));
+        // Never through a link (recovery truncates the file and appends to it: a link would carry that to a file
+        // outside the log directory) and never blocking (a FIFO of that name would wait for a writer forever).
+        const sys::unique_fd fd(::openat(directory_fd, file.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
         if (!fd) {
+            if (errno == ELOOP) {
+                throw value_error(fmt::format(
+                    "Unable to recover the working file {}: it is a symbolic link, and recovery rewrites the file it "
+                    "is given. Nothing was changed. Replace the link with the file it points to, then run again.",
+                    rec.working_file.string()));
+            }
             throw_file_error(errno, "open the working file", rec.working_file);
+        }
+        if (struct stat st{}; ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+            throw value_error(
+                fmt::format("Unable to recover the working file {}: it is not a regular file (a "
+                            "streaming logger writes one). Nothing was changed; move it out of the log "
+                            "directory, then run again.",
+                            rec.working_file.string()));
         }
         const working_scan scan = scan_working_fd(fd.get(), rec.working_file, source);
         rec.members = scan.members.size();

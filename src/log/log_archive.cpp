@@ -865,11 +865,17 @@ working_archive_info inspect_working_archive(const fs::path& working_file) {
                         ".1_log.npz.working).",
                         working_file.string()));
     }
-    const sys::unique_fd fd(::open(working_file.c_str(), O_RDONLY | O_CLOEXEC));
+    const sys::unique_fd fd(::open(working_file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));  // a FIFO: no wait
     if (!fd) {
         const int error = errno;
         throw_errno(error, fmt::format("Unable to open the working file {}: {}.", working_file.string(),
                                        sys::errno_message(error)));
+    }
+    if (struct stat st{}; ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+        throw value_error(
+            fmt::format("Unable to inspect {}: it is not a regular file (a streaming logger's working "
+                        "file is one).",
+                        working_file.string()));
     }
     detail::working_scan scan = detail::scan_working_fd(fd.get(), working_file, source, false);
     return {.source = source,

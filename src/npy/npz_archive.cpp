@@ -951,7 +951,8 @@ struct npz_reader::impl {
 npz_reader::npz_reader(fs::path path, npz_reader_options options) : impl_(std::make_unique<impl>()) {
     impl_->path = std::move(path);
     impl_->options = options;
-    const sys::unique_fd fd(::open(impl_->path.c_str(), O_RDONLY | O_CLOEXEC));
+    // O_NONBLOCK: a FIFO in the archive's place must not wait for a writer (it is refused just below).
+    const sys::unique_fd fd(::open(impl_->path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
     if (!fd) {
         const int error = errno;
         throw_errno(error,

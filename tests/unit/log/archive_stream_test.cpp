@@ -6,10 +6,12 @@
 #include "log/archive_stream.hpp"
 #include "support/io_thread.hpp"
 #include "support/log_entries.hpp"
+#include "support/matchers.hpp"
 #include "support/run_async.hpp"
 #include "support/temp_dir.hpp"
 
 #include <axds/core/console.hpp>
+#include <axds/error.hpp>
 #include <axds/log/log_archive.hpp>
 #include <axds/npy/npz_archive.hpp>
 #include <asio/io_context.hpp>
@@ -24,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -579,4 +582,37 @@ TEST_CASE("numpy and the Python reader's procedure read streamed archives as ass
         {(tmp.path() / "a" / "run_data_log").string(), (tmp.path() / "b" / "run_data_log").string()});
     INFO(result.output);
     CHECK(result.output == "120");
+}
+
+// Found by a hostile-user run: recovery opened a working file through a symbolic link and truncated and extended the
+// file it pointed to, outside the log directory; a FIFO of a working file's name was removed as an empty one.
+TEST_CASE("recovery never rewrites through a linked working file nor removes a FIFO of that name", "[log][stream]") {
+    const temp_dir tmp;
+    std::vector<log_package> packages;
+    for (std::uint64_t t = 1; t <= 5; ++t) {
+        packages.push_back(make_package(1, t, 30));
+    }
+    REQUIRE(log_all(tmp.path() / "src", packages, streaming()).clean());
+    const std::string outside = read_file(tmp.path() / "src" / "run_data_log" / "1_log.npz") + "TRAILING";
+    write_file(tmp.path() / "elsewhere.bin", outside);
+    const fs::path linked = tmp.path() / "linked";
+    fs::create_directories(linked);
+    fs::create_symlink(tmp.path() / "elsewhere.bin", linked / ".1_log.npz.working");
+    CHECK_THROWS_MATCHES(
+        assemble(linked), axds::value_error,
+        axds::test::message_contains("symbolic link") && axds::test::message_contains(".1_log.npz.working"));
+    CHECK(read_file(tmp.path() / "elsewhere.bin") == outside);
+    CHECK(fs::is_symlink(linked / ".1_log.npz.working"));
+    CHECK_FALSE(fs::exists(linked / "1_log.npz"));
+
+    const fs::path piped = tmp.path() / "piped";
+    fs::create_directories(piped);
+    REQUIRE(::mkfifo((piped / ".7_log.npz.working").c_str(), 0600) == 0);
+    CHECK_THROWS_MATCHES(assemble(piped), axds::value_error, axds::test::message_contains("not a regular file"));
+    CHECK(fs::is_fifo(piped / ".7_log.npz.working"));
+    // Inspecting it, or any archive path that is a FIFO, is an error at once, never a wait for a writer.
+    CHECK_THROWS_MATCHES(axds::inspect_working_archive(piped / ".7_log.npz.working"), axds::value_error,
+                         axds::test::message_contains("not a regular file"));
+    REQUIRE(::mkfifo((piped / "1_log.npz").c_str(), 0600) == 0);
+    CHECK_THROWS(axds::npz_reader(piped / "1_log.npz"));
 }
