@@ -486,3 +486,31 @@ TEST_CASE("log socket producer errors: logging after the server dropped it, a sh
         }
     }
 }
+
+// Found by a hostile-user run: any connect-and-close (a health check, a second `axds log serve` probing the socket)
+// counted as a dropped producer, and `log serve` then called a complete recording incomplete.
+TEST_CASE("log socket: a connection opened and closed, or a producer leaving before its count, drops nothing",
+          "[log][socket]") {
+    temp_dir tmp;
+    io_thread io;
+    data_logger logger(io.executor(), tmp.path(), "probe");
+    logger.start();
+    const fs::path socket_path = tmp.path() / "probe.sock";
+    log_socket_server server(io.executor(), logger, socket_path);
+    const axds::scoped_warning_capture warnings;
+    auto done = run_server(io, server);
+    ::close(raw_connect(socket_path));  // a liveness probe
+    const int hasty = raw_connect(socket_path);
+    send_all(hasty, frame(2, 1, 10));
+    ::close(hasty);  // gone before the count
+    log_socket_producer good(socket_path);
+    good.log(expected_package(1, 1, 10));
+    CHECK(good.close() == 1);
+    server.close();
+    const log_socket_report report = done.get();
+    CHECK(report.clean());
+    CHECK(report.packages == 2);
+    REQUIRE(warnings.messages().size() == 1);
+    CHECK_THAT(warnings.messages()[0], Contains("closed before it read its count") && Contains("stay in the log"));
+    CHECK(logger.stop().entries_written == 2);
+}
