@@ -347,6 +347,13 @@ asio::awaitable<void> data_logger::impl::write_until_stopped(detail::entry_write
         std::string file = entry.package.file_name();
         if (report.first_error.empty()) {
             report.first_error = fmt::format("{}: {}", file, error);
+            // Said at once, not only at stop: a recording that has started to lose data (a full disk) must not look
+            // fine for hours. Once per run; the report at stop counts and names every entry that failed.
+            warn(
+                fmt::format("The {} DataLogger could not write the log entry {} to {} ({}). Producers' packages are "
+                            "still accepted, but this and every later entry that fails is lost; each is named in "
+                            "the report at stop.",
+                            name, file, output_directory.string(), error));
         }
         report.failed_entries.push_back(std::move(file));
         is_alive.store(false);

@@ -502,8 +502,12 @@ TEST_CASE("data logger names the entries lost when its output directory is remov
                                                                 "001_00000000000000000008.npy"});
         CHECK_THAT(report.first_error, Contains("001_00000000000000000006.npy: open failed"));
     });
-    REQUIRE(warnings.messages().size() == 1);
-    CHECK_THAT(warnings.messages()[0],
+    // The first failure is said at once (naming the entry), then the §6.5 warning at stop.
+    REQUIRE(warnings.messages().size() == 2);
+    CHECK_THAT(warnings.messages()[0], Contains("The test_logger DataLogger could not write the log entry "
+                                                "001_00000000000000000006.npy") &&
+                                           Contains("open failed"));
+    CHECK_THAT(warnings.messages()[1],
                Contains("Unable to confirm that the test_logger DataLogger saved all buffered data") &&
                    Contains("did not reach the disk") && Contains("3 of the submitted"));
     CHECK_FALSE(logger.alive());
@@ -562,8 +566,9 @@ TEST_CASE("data logger write faults are counted and named, and entries accepted 
         CHECK(entry_on_disk_matches(logger.output_directory(), make_package(4, t, 100)));
     }
     CHECK(count_entries(logger.output_directory()) == 10);
-    REQUIRE(warnings.messages().size() == 1);
-    CHECK_THAT(warnings.messages()[0], Contains("Unable to confirm that the faulty DataLogger saved all"));
+    REQUIRE(warnings.messages().size() == 2);
+    CHECK_THAT(warnings.messages()[0], Contains("The faulty DataLogger could not write the log entry 004_"));
+    CHECK_THAT(warnings.messages()[1], Contains("Unable to confirm that the faulty DataLogger saved all"));
 }
 
 TEST_CASE("data logger destroyed while running still drains what it accepted", "[log]") {
