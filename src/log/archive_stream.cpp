@@ -1041,14 +1041,65 @@ asio::awaitable<void> archive_stream_writer::async_finish(data_logger_report& re
     }
 }
 
+namespace {
+
+/// A working file that another process removed while the logger wrote it (a cleanup script deleting dot-files) is
+/// gone from the directory but not from the open descriptor `fd`: its `end` bytes of members are copied into a new
+/// working file of the same name, which replaces `fd`, so that they are published rather than lost with the last
+/// descriptor. A removed log directory can hold no new file: that is said, by name.
+void restore_removed_working_file(int directory_fd, const fs::path& directory, const std::string& name,
+                                  sys::unique_fd& fd, std::uint64_t end) {
+    struct stat st {};
+
+    if (::fstat(fd.get(), &st) != 0 || st.st_nlink != 0) {
+        return;
+    }
+    const fs::path path = directory / name;
+    sys::unique_fd fresh(::openat(directory_fd, name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666));
+    if (!fresh) {
+        const int error = errno;
+
+        struct stat dir {};
+
+        if (::fstat(directory_fd, &dir) == 0 && dir.st_nlink == 0) {
+            throw runtime_error(fmt::format(
+                "Unable to finish {}: another process removed the log directory {} while the logger wrote to it, "
+                "so the members of this working file (open until now) cannot be kept.",
+                path.string(), directory.string()));
+        }
+        throw_file_error(error, "restore the working file removed by another process while it was written", path);
+    }
+    std::vector<char> buffer(std::size_t{1} << 20);
+    for (std::uint64_t at = 0; at < end;) {
+        const std::size_t step = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), end - at));
+        const sys::io_result got = sys::pread_full(fd.get(), buffer.data(), step, static_cast<off_t>(at));
+        if (got.error || got.bytes != step) {
+            throw_file_error(got.error ? got.error.value() : EIO, "read back the removed working file", path);
+        }
+        const sys::io_result put = sys::pwrite_full(fresh.get(), buffer.data(), step, static_cast<off_t>(at));
+        if (put.error) {
+            throw_file_error(put.error.value(), "write the restored working file", path);
+        }
+        at += step;
+    }
+    fd = std::move(fresh);
+    warn(
+        fmt::format("The streaming logger's working file {} was removed by another process while it was written; "
+                    "its members ({} bytes) were copied back from the still-open file and are kept.",
+                    path.string(), end));
+}
+
+}  // namespace
+
 void archive_stream_writer::finish_source(source_file& f, finish_outcome& outcome) {
     const std::string name = working_file_name(f.source);
     try {
         if (f.members.empty()) {
-            if (::unlinkat(directory_fd_, name.c_str(), 0) != 0) {
+            if (::unlinkat(directory_fd_, name.c_str(), 0) != 0 && errno != ENOENT) {
                 throw_file_error(errno, "remove the empty working file", directory_ / name);
             }
         } else {
+            restore_removed_working_file(directory_fd_, directory_, name, f.fd, f.end);
             outcome.archive =
                 publish_working_file(directory_, directory_fd_, f.source, f.fd.get(), std::move(f.members), f.end);
         }

@@ -18,6 +18,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -615,4 +616,35 @@ TEST_CASE("recovery never rewrites through a linked working file nor removes a F
                          axds::test::message_contains("not a regular file"));
     REQUIRE(::mkfifo((piped / "1_log.npz").c_str(), 0600) == 0);
     CHECK_THROWS(axds::npz_reader(piped / "1_log.npz"));
+}
+
+// Found by a hostile-user run: the report said "written, 0 failed" and pointed at a working file that no longer
+// existed, and the members it held were lost with the last descriptor.
+TEST_CASE("a working file removed by another process while it is written is restored from the open file",
+          "[log][stream]") {
+    const temp_dir tmp;
+    const axds::scoped_warning_capture warnings;
+    io_thread loop;
+    data_logger logger(loop.executor(), tmp.path(), "run", streaming());
+    logger.start();
+    for (std::uint64_t t = 1; t <= 20; ++t) {
+        logger.log(make_package(1, t, 100));
+    }
+    const fs::path working = tmp.path() / "run_data_log" / ".1_log.npz.working";
+    for (int i = 0; i < 500 && !(fs::exists(working) && fs::file_size(working) > 0); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    REQUIRE(fs::file_size(working) > 0);
+    fs::remove(working);  // a cleanup script deleting dot-files
+    for (std::uint64_t t = 21; t <= 40; ++t) {
+        logger.log(make_package(1, t, 100));
+    }
+    const data_logger_report report = logger.stop();
+    INFO(report.first_error);
+    CHECK(report.clean());
+    CHECK(report.entries_written == 40);
+    const auto got = members_of(tmp.path() / "run_data_log" / "1_log.npz");
+    CHECK(got.size() == 40);
+    REQUIRE(warnings.messages().size() == 1);
+    CHECK_THAT(warnings.messages()[0], Contains("was removed by another process") && Contains(working.string()));
 }
