@@ -275,6 +275,9 @@ asio::awaitable<std::string> async_directory_checksum(fs::path directory, checks
     co_return digest;
 }
 
+/// Distinguishes the temporary names of saves running at once in one process.
+std::atomic<std::uint64_t> save_counter{0};
+
 std::span<std::byte> thread_read_buffer() {
     // Uninitialized and reused for the thread's life (zeroing a fresh one per batch cost more than hashing 16 KiB
     // files); page-aligned (see sys/aligned_buffer.hpp).
@@ -345,12 +348,26 @@ std::string combine_file_digests(std::vector<file_digest>& files) {
 
 void save_checksum_file(const fs::path& directory, const std::string& digest) {
     const fs::path target = directory / checksum_file_name;
-    // Never through a symlink or a hard link named ax_checksum.txt: that would overwrite another file.
-    const sys::unique_fd fd(open_for_replacement(target, 0644));
-    if (!fd || ::write(fd.get(), digest.data(), digest.size()) != static_cast<ssize_t>(digest.size())) {
-        const int error = errno;
-        throw_errno(
-            error, fmt::format("Unable to save the checksum to '{}': {}.", target.string(), sys::errno_message(error)));
+    // Written under a temporary name, then renamed over ax_checksum.txt: a save that fails part way (a full disk, a
+    // file size limit) leaves the previous checksum as it was, never an empty or cut file. The rename replaces a
+    // symlink or a hard link named ax_checksum.txt itself, never the file it leads to.
+    const fs::path temporary =
+        directory / fmt::format(".{}.axds-{}-{}", checksum_file_name, ::getpid(), save_counter.fetch_add(1));
+    const auto fail = [&](int error) {
+        (void)::unlink(temporary.c_str());
+        throw_errno(error, fmt::format("Unable to save the checksum {} to '{}': {}.", digest, target.string(),
+                                       sys::errno_message(error)));
+    };
+    const sys::unique_fd fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+    if (!fd) {
+        fail(errno);
+    }
+    const sys::io_result written = sys::pwrite_full(fd.get(), digest.data(), digest.size(), 0);
+    if (written.error) {
+        fail(written.error.value());
+    }
+    if (::rename(temporary.c_str(), target.c_str()) != 0) {
+        fail(errno);
     }
 }
 

@@ -19,7 +19,11 @@
 #include <string>
 #include <vector>
 
+#include <csignal>
+
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -233,4 +237,37 @@ TEST_CASE("a listed file replaced by a FIFO is an error naming it, never a check
     CHECK_THROWS_MATCHES(
         axds::detail::file_digest_of(fifo.string(), "was_a_file"), axds::runtime_error,
         axds::test::message_contains(fifo.string()) && axds::test::message_contains("no longer a regular file"));
+}
+
+// Found by a hostile-user run: ax_checksum.txt was truncated and rewritten in place, so a save that failed part way
+// (here a file size limit, as `ulimit -f 0` gives) left an empty file and the previous checksum was lost.
+TEST_CASE("a checksum save that fails leaves the previous ax_checksum.txt as it was", "[fs]") {
+    const temp_dir tmp;
+    axds::test::write_file(tmp.path() / "data.bin", "data");
+    axds::test::write_file(tmp.path() / "ax_checksum.txt", "0123456789abcdef0123456789abcdef");
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        ::signal(SIGXFSZ, SIG_IGN);  // the write fails with EFBIG instead of ending the process
+        const rlimit none{0, 0};
+        ::setrlimit(RLIMIT_FSIZE, &none);
+        try {
+            axds::detail::save_checksum_file(tmp.path(), "ffffffffffffffffffffffffffffffff");
+        } catch (const axds::os_error& error) {
+            ::_exit(std::string_view(error.what()).find("ffffffffffffffffffffffffffffffff") != std::string_view::npos
+                        ? 0
+                        : 2);  // the error names the digest that could not be saved
+        }
+        ::_exit(1);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    CHECK(axds::test::read_file(tmp.path() / "ax_checksum.txt") == "0123456789abcdef0123456789abcdef");
+    std::size_t entries = 0;
+    for ([[maybe_unused]] const auto& entry : fs::directory_iterator(tmp.path())) {
+        ++entries;
+    }
+    CHECK(entries == 2);  // no temporary left behind
 }
