@@ -38,6 +38,7 @@
 #include <thread>
 #include <vector>
 
+#include "scratch_directory.hpp"
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -188,11 +189,8 @@ int main(int argc, char** argv) {
             fs::create_directories(*directory);
             return axds::block_on(run(*directory, archives));
         }
-        const fs::path work = fs::temp_directory_path() / ("axds-pipeline-" + std::to_string(::getpid()));
-        fs::remove_all(work);
-        const int status = axds::block_on(run(work, archives));
-        fs::remove_all(work);
-        return status;
+        const axds_examples::scratch_directory scratch("axds-pipeline-");
+        return axds::block_on(run(scratch.path() / "work", archives));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "acquisition_pipeline failed: %s\n", e.what());
         return 1;

@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "scratch_directory.hpp"
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -122,15 +123,11 @@ asio::awaitable<int> run(fs::path work) {
 }  // namespace
 
 int main() {
-    const fs::path work = fs::temp_directory_path() / ("axds-batches-" + std::to_string(::getpid()));
     try {
-        fs::remove_all(work);
-        const int status = axds::block_on(run(work));
-        fs::remove_all(work);
-        return status;
+        const axds_examples::scratch_directory scratch("axds-batches-");
+        return axds::block_on(run(scratch.path() / "work"));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "archive_batch_processing failed: %s\n", e.what());
-        fs::remove_all(work);
         return 1;
     }
 }

@@ -20,6 +20,7 @@
 #include <set>
 #include <string>
 
+#include "scratch_directory.hpp"
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -89,15 +90,11 @@ asio::awaitable<int> run(fs::path work) {
 }  // namespace
 
 int main() {
-    const fs::path work = fs::temp_directory_path() / ("axds-dirs-" + std::to_string(::getpid()));
     try {
-        fs::remove_all(work);
-        const int status = axds::block_on(run(work));
-        fs::remove_all(work);
-        return status;
+        const axds_examples::scratch_directory scratch("axds-dirs-");
+        return axds::block_on(run(scratch.path() / "work"));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "directory_pipeline failed: %s\n", e.what());
-        fs::remove_all(work);
         return 1;
     }
 }

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "scratch_directory.hpp"
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -113,11 +114,8 @@ int main(int argc, char** argv) {
             fs::create_directories(argv[1]);
             return run(argv[1]);
         }
-        const fs::path work = fs::temp_directory_path() / ("axds-tour-" + std::to_string(::getpid()));
-        fs::remove_all(work);
-        const int status = run(work);
-        fs::remove_all(work);
-        return status;
+        const axds_examples::scratch_directory scratch("axds-tour-");
+        return run(scratch.path() / "work");
     } catch (const std::exception& e) {
         std::fprintf(stderr, "foundation_tour failed: %s\n", e.what());
         return 1;

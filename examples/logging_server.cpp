@@ -41,10 +41,12 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "scratch_directory.hpp"
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -323,17 +325,16 @@ int main(int argc, char** argv) {
             return 2;
         }
         const bool demo = port < 0;
-        const bool temporary = directory.empty();
-        if (temporary) {
-            directory = fs::temp_directory_path() / ("axds-server-" + std::to_string(::getpid()));
-            fs::remove_all(directory);
+        std::optional<axds_examples::scratch_directory> scratch;
+        if (directory.empty()) {
+            scratch.emplace("axds-server-");
+            directory = scratch->path();
+            if (!demo) {
+                scratch->keep();  // a real server's logs stay for the user
+            }
         }
         fs::create_directories(directory);
-        const int status = serve(demo ? 0 : port, directory, demo);
-        if (temporary && demo) {
-            fs::remove_all(directory);
-        }
-        return status;
+        return serve(demo ? 0 : port, directory, demo);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "logging_server failed: %s\n", e.what());
         return 1;

@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "scratch_directory.hpp"
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -137,11 +138,8 @@ int main(int argc, char** argv) {
         if (argc == 3 && std::string(argv[1]) == "--dir") {
             return run(argv[2]);
         }
-        const fs::path dir = fs::temp_directory_path() / fmt::format("axds-process-producers-{}", ::getpid());
-        fs::create_directories(dir);
-        const int code = run(dir);
-        fs::remove_all(dir);
-        return code;
+        const axds_examples::scratch_directory scratch("axds-process-producers-");
+        return run(scratch.path());
     } catch (const std::exception& e) {
         std::fprintf(stderr, "error: %s\n", e.what());
         return 1;

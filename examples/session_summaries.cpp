@@ -33,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "scratch_directory.hpp"
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -143,11 +144,8 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "usage: %s [setup ROOT N | process SESSION_DIR]\n", argv[0]);
             return 2;
         }
-        const fs::path root = fs::temp_directory_path() / ("axds-sessions-" + std::to_string(::getpid()));
-        fs::remove_all(root);
-        const int status = axds::block_on(demo(root));
-        fs::remove_all(root);
-        return status;
+        const axds_examples::scratch_directory scratch("axds-sessions-");
+        return axds::block_on(demo(scratch.path() / "sessions"));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "session_summaries failed: %s\n", e.what());
         return 1;

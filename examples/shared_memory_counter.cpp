@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
@@ -53,21 +54,41 @@ int main() {
             children.push_back(pid);
         }
         fmt::print("running the increment demo on {} processes...\n", children.size());
-        for (bool pending = true; pending;) {
-            auto view = counters.array();
-            pending = false;
-            for (auto& value : view.data()) {
-                if (value % 2 != 0 && value < target) {
-                    ++value;  // the parent turns odd values even
+        std::fflush(stdout);
+        int failures = 0;
+        std::size_t ended = 0;
+        // A child that ends (or is killed) before its counter is done would leave the parent waiting forever: each
+        // pass also reaps ended children, and one that failed stops the demo.
+        for (bool pending = true; pending && failures == 0;) {
+            {
+                auto view = counters.array();
+                pending = false;
+                for (auto& value : view.data()) {
+                    if (value % 2 != 0 && value < target) {
+                        ++value;  // the parent turns odd values even
+                    }
+                    pending = pending || value < target;
                 }
-                pending = pending || value < target;
+            }
+            int status = 0;
+            if (const pid_t pid = ::waitpid(-1, &status, WNOHANG); pid > 0) {
+                ++ended;
+                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                    std::fprintf(stderr, "shared_memory_counter: worker process %d ended abnormally\n", pid);
+                    ++failures;
+                }
             }
         }
-        int failures = 0;
-        for (const pid_t pid : children) {
+        for (; ended < children.size(); ++ended) {  // the rest finish once their counters are done (or are stopped)
+            if (failures != 0) {
+                for (const pid_t pid : children) {
+                    ::kill(pid, SIGTERM);
+                }
+            }
             int status = 0;
-            ::waitpid(pid, &status, 0);
-            failures += WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+            if (::waitpid(-1, &status, 0) > 0 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0) && failures == 0) {
+                ++failures;
+            }
         }
         const auto values = counters.read();
         const bool all_done = failures == 0 && values == std::vector<std::int32_t>(5, target);

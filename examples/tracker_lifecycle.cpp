@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "scratch_directory.hpp"
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -116,15 +117,11 @@ asio::awaitable<int> run(fs::path tracker_path) {
 }  // namespace
 
 int main() {
-    const fs::path directory = fs::temp_directory_path() / ("axds-tracker-" + std::to_string(::getpid()));
     try {
-        fs::create_directories(directory);
-        const int status = axds::block_on(run(directory / "tracker.yaml"));
-        fs::remove_all(directory);
-        return status;
+        const axds_examples::scratch_directory scratch("axds-tracker-");
+        return axds::block_on(run(scratch.path() / "tracker.yaml"));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "tracker_lifecycle failed: %s\n", e.what());
-        fs::remove_all(directory);
         return 1;
     }
 }

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <string>
 
+#include "scratch_directory.hpp"
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -76,15 +77,11 @@ int run(const fs::path& directory) {
 }  // namespace
 
 int main() {
-    const fs::path directory = fs::temp_directory_path() / ("axds-yaml-" + std::to_string(::getpid()));
     try {
-        fs::create_directories(directory);
-        const int status = run(directory);
-        fs::remove_all(directory);
-        return status;
+        const axds_examples::scratch_directory scratch("axds-yaml-");
+        return run(scratch.path());
     } catch (const std::exception& e) {
         std::fprintf(stderr, "yaml_config failed: %s\n", e.what());
-        fs::remove_all(directory);
         return 1;
     }
 }
