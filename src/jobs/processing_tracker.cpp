@@ -203,15 +203,23 @@ namespace {
 
 /// A tracker reached through a symbolic link is the link's target: every writer then replaces the same file and
 /// locks the same lock file (a link and its target were two trackers, each job run once per name).
+/// A link whose target does not exist yet (a tracker to be created) leads there too: followed link by link, since
+/// weakly_canonical stops at a dangling link and the first write would replace the link with a file of its own.
 fs::path resolve_tracker_link(fs::path path) {
     std::error_code ec;
-    if (fs::is_symlink(fs::symlink_status(path, ec))) {
-        fs::path target = fs::weakly_canonical(path, ec);
-        if (!ec) {
-            return target;
-        }
+    if (!fs::is_symlink(fs::symlink_status(path, ec))) {
+        return path;
     }
-    return path;
+    fs::path at = path;
+    for (int hops = 0; hops < 40 && fs::is_symlink(fs::symlink_status(at, ec)); ++hops) {  // 40: Linux's own limit
+        const fs::path target = fs::read_symlink(at, ec);
+        if (ec) {
+            return path;
+        }
+        at = target.is_absolute() ? target : at.parent_path() / target;
+    }
+    fs::path resolved = fs::weakly_canonical(at, ec);
+    return ec ? path : resolved;
 }
 
 }  // namespace

@@ -373,6 +373,24 @@ TEST_CASE("a tracker reached through a symbolic link is its target: one file and
     CHECK(!fs::exists(tmp.path() / "link.yaml.lock"));
 }
 
+// Found by a hostile-user run: `axds tracker reset --create LINK` replaced a link to a tracker not yet created with a
+// regular file, so workers given the link and workers given the real path used two different trackers.
+TEST_CASE("a tracker created through a link to a file that does not exist yet is created at the link's target",
+          "[jobs]") {
+    const temp_dir tmp;
+    fs::create_directory(tmp.path() / "shared");
+    const fs::path link = tmp.path() / "t.yaml";
+    fs::create_symlink("shared/tracker.yaml", link);  // relative, dangling until the tracker exists
+    processing_tracker through_link(link);
+    CHECK(through_link.file_path() == fs::weakly_canonical(tmp.path() / "shared" / "tracker.yaml"));
+    through_link.initialize_jobs({{"a", ""}});
+    CHECK(fs::is_symlink(link));
+    CHECK(fs::is_regular_file(tmp.path() / "shared" / "tracker.yaml"));
+    CHECK(processing_tracker(tmp.path() / "shared" / "tracker.yaml")
+              .get_job_info(processing_tracker::generate_job_id("a"))
+              .status == processing_status::scheduled);
+}
+
 TEST_CASE("a finished job waits for a busy tracker lock instead of losing its result", "[jobs]") {
     // Before: when the lock stayed busy past lock_timeout while the runner recorded a finished job, the runner failed
     // and the job stayed RUNNING under a live executor (never reclaimed) although it had run.
