@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <charconv>
 #include <cstdio>
 
@@ -39,6 +40,18 @@ void require_existing(const std::filesystem::path& path, std::string_view what, 
         throw axds::value_error(fmt::format("The {} is an empty path.", what));
     }
     if (::lstat(path.c_str(), &st) != 0) {
+        if (errno == ENOTDIR) {  // `file.txt/` or `file.txt/x`: a component is a file, not a missing path
+            throw axds::not_a_directory_error(
+                std::make_error_code(std::errc::not_a_directory),
+                fmt::format("The {} '{}' cannot be reached: a component of the path is a file, not a directory.", what,
+                            path.string()));
+        }
+        if (errno != ENOENT) {
+            const int error = errno;
+            throw axds::os_error(std::error_code(error, std::generic_category()),
+                                 fmt::format("The {} '{}' cannot be inspected: {}.", what, path.string(),
+                                             std::generic_category().message(error)));
+        }
         throw axds::file_not_found_error(std::make_error_code(std::errc::no_such_file_or_directory),
                                          fmt::format("The {} '{}' does not exist.", what, path.string()));
     }

@@ -278,5 +278,14 @@ with tempfile.TemporaryDirectory() as tmp:
     code, out, err = run("transfer", tmp, os.path.join(tmp, "t_dst"), "--workers", "abc")
     check(code == 2 and err.startswith(b"--workers: 'abc' is not a worker count"), f"transfer --workers abc: {err!r}")
 
+    # 13. a path through a file (`data.bin/`) is said to be one, not "does not exist" (found by a hostile-user run).
+    a_file = os.path.join(tmp, "a_file.bin")
+    with open(a_file, "w") as f:
+        f.write("x")
+    for args in (["delete", a_file + "/"], ["checksum", a_file + "/"], ["checksum", os.path.join(a_file, "x")]):
+        code, out, err = run(*args)
+        check(code == 1 and b"a component of the path is a file, not a directory" in err and os.path.isfile(a_file),
+              f"case 13: {args}: {code} {err!r}")
+
 print(f"cli input: {checks - len(failures)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)
