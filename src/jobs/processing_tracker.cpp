@@ -83,8 +83,13 @@ public:
         throw_errno(error, fmt::format("Unable to lock '{}': {}.", path_.string(), sys::errno_message(error)));
     }
 
-    [[noreturn]] void throw_timeout() const {
-        throw timeout_error(fmt::format("The file lock '{}' could not be acquired.", path_.string()));
+    /// The Python library's message (filelock's Timeout), then what it means.
+    [[noreturn]] void throw_timeout(std::chrono::milliseconds waited) const {
+        throw timeout_error(fmt::format(
+            "The file lock '{}' could not be acquired. Another process held it for the whole {:.1f} s this one "
+            "waited (the tracker's lock_timeout): a worker still writing the tracker, or one stopped while it held "
+            "the lock (a lock of a process that ended is released by the system).",
+            path_.string(), static_cast<double>(waited.count()) / 1000.0));
     }
 
 private:
@@ -419,7 +424,7 @@ void processing_tracker::locked(load_mode mode, bool save, const operation& op) 
     auto delay = std::chrono::milliseconds(1);
     while (!lock.try_lock()) {
         if (std::chrono::steady_clock::now() >= deadline) {
-            lock.throw_timeout();
+            lock.throw_timeout(std::chrono::duration_cast<std::chrono::milliseconds>(options_.lock_timeout));
         }
         std::this_thread::sleep_for(delay);
         delay = next_delay(delay);
@@ -434,7 +439,7 @@ asio::awaitable<void> processing_tracker::async_with_lock(std::function<void()> 
     asio::steady_timer timer(co_await asio::this_coro::executor);
     while (!lock->try_lock()) {
         if (std::chrono::steady_clock::now() >= deadline) {
-            lock->throw_timeout();
+            lock->throw_timeout(std::chrono::duration_cast<std::chrono::milliseconds>(options_.lock_timeout));
         }
         timer.expires_after(delay);
         co_await timer.async_wait(asio::use_awaitable);

@@ -287,5 +287,10 @@ with tempfile.TemporaryDirectory() as tmp:
         check(code == 1 and b"a component of the path is a file, not a directory" in err and os.path.isfile(a_file),
               f"case 13: {args}: {code} {err!r}")
 
+    # 14. a tracker path without .yaml/.yml is refused before anything is created (a stray .lock was left).
+    code, out, err = run("tracker", "reset", "--create", os.path.join(tmp, "jobs.txt"))
+    check(code == 1 and b"must end in .yaml or .yml" in err and not os.path.exists(os.path.join(tmp, "jobs.txt.lock"))
+          and not os.path.exists(os.path.join(tmp, "jobs.txt")), f"case 14: {code} {err!r}")
+
 print(f"cli input: {checks - len(failures)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)
