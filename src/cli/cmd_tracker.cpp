@@ -56,6 +56,10 @@ void require_tracker_file(const fs::path& path) {
 
 /// The tracker of `settings.file`, after the checks every tracker subcommand makes.
 axds::processing_tracker open_tracker(const tracker_settings& settings) {
+    if (!settings.create) {
+        require_existing(settings.file, "processing tracker file", false);
+    }
+    require_tracker_file(settings.file);
     // Checked before anything touches the disk: the tracker's lock file would otherwise be left beside a path that
     // could never be a tracker, and the library's message is the Python dataclass wording.
     if (const std::string suffix = fs::path(settings.file).extension().string();
@@ -63,10 +67,6 @@ axds::processing_tracker open_tracker(const tracker_settings& settings) {
         throw axds::value_error(
             fmt::format("The processing tracker file '{}' must end in .yaml or .yml.", settings.file));
     }
-    if (!settings.create) {
-        require_existing(settings.file, "processing tracker file", false);
-    }
-    require_tracker_file(settings.file);
     return axds::processing_tracker(settings.file);
 }
 
