@@ -479,6 +479,27 @@ asio::awaitable<void> empty_directory(const tree_remover& remover, int fd, std::
     }
 }
 
+/// The refusals made before anything is removed: a protected root (unless forced) and mount points inside the tree.
+void refuse_protected_or_mounted(const fs::path& directory, const delete_options& options) {
+    if (!options.force_root) {
+        if (const std::string reason = detail::protected_root_reason(directory); !reason.empty()) {
+            throw protected_directory_error(
+                fmt::format("Unable to delete {}: {}. Nothing was deleted. Deleting it is refused unless explicitly "
+                            "forced (delete_options::force_root).",
+                            directory.string(), reason),
+                reason);
+        }
+    }
+    // Another filesystem (or a bind mount of any directory) inside the tree is not part of it: deleting would empty
+    // what is mounted there. Refused before anything is removed; the walk below also never crosses a device.
+    if (const auto mounts = detail::mount_points_below(directory); !mounts.empty()) {
+        throw value_error(fmt::format(
+            "Unable to delete {}: it contains {} mount point(s) ({}), and deleting would empty the filesystems "
+            "mounted there. Nothing was deleted; unmount them first.",
+            directory.string(), mounts.size(), fmt::join(mounts, ", ")));
+    }
+}
+
 }  // namespace
 
 asio::awaitable<void> async_delete_directory(fs::path directory, delete_options options) {
@@ -524,23 +545,7 @@ asio::awaitable<void> detail::async_delete_directory(fs::path directory, delete_
     if (!S_ISDIR(st.st_mode)) {
         throw_errno(ENOTDIR, fmt::format("Unable to delete {}: it is not a directory.", directory.string()));
     }
-    if (!options.force_root) {
-        if (const std::string reason = detail::protected_root_reason(directory); !reason.empty()) {
-            throw protected_directory_error(
-                fmt::format("Unable to delete {}: {}. Nothing was deleted. Deleting it is refused unless explicitly "
-                            "forced (delete_options::force_root).",
-                            directory.string(), reason),
-                reason);
-        }
-    }
-    // Another filesystem (or a bind mount of any directory) inside the tree is not part of it: deleting would empty
-    // what is mounted there. Refused before anything is removed; the walk below also never crosses a device.
-    if (const auto mounts = detail::mount_points_below(directory); !mounts.empty()) {
-        throw value_error(fmt::format(
-            "Unable to delete {}: it contains {} mount point(s) ({}), and deleting would empty the filesystems "
-            "mounted there. Nothing was deleted; unmount them first.",
-            directory.string(), mounts.size(), fmt::join(mounts, ", ")));
-    }
+    refuse_protected_or_mounted(directory, options);
     // Everything below is relative to descriptors: the parent opened once, by the user's path, then the named
     // directory in it without following a link, then each directory from its parent (tree_remover). The final rmdir
     // goes through the same parent descriptor and only while the name still holds the directory that was emptied:

@@ -294,6 +294,19 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
         co_return std::string();
     }
 
+    /// Sends the count at the producer's end of stream. A producer that left before reading it is no drop: every
+    /// package it sent was accepted and stays in the log. With none, it was a connection opened and closed (a
+    /// liveness probe, a second server checking whether this one runs): not worth a word either.
+    static asio::awaitable<void> confirm(impl& self, stream::socket& socket, std::uint64_t id, std::uint64_t accepted) {
+        const std::string unsent = co_await send_count(socket, accepted);
+        if (!unsent.empty() && accepted > 0) {
+            warn(
+                fmt::format("The data logger socket at '{}': producer #{} closed before it read its count; the {} "
+                            "packages it sent were accepted and stay in the log.",
+                            self.path.string(), id, accepted));
+        }
+    }
+
     static asio::awaitable<void> serve_one(std::shared_ptr<impl> self, std::uint64_t id,
                                            std::shared_ptr<stream::socket> socket) {
         std::uint64_t accepted = 0;
@@ -354,16 +367,7 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
                 ++accepted;
             }
             if (error.empty()) {
-                const std::string unsent = co_await send_count(*socket, accepted);
-                // The producer left before reading its count. Every package it sent was accepted and stays in the
-                // log, so no data went missing: not a drop. With none, it was a connection opened and closed (a
-                // liveness probe, a second server checking whether this one runs): not worth a word either.
-                if (!unsent.empty() && accepted > 0) {
-                    warn(
-                        fmt::format("The data logger socket at '{}': producer #{} closed before it read its count; "
-                                    "the {} packages it sent were accepted and stay in the log.",
-                                    self->path.string(), id, accepted));
-                }
+                co_await confirm(*self, *socket, id, accepted);
             }
         } catch (const std::exception& e) {
             error = e.what();
