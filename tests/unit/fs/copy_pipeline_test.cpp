@@ -126,7 +126,11 @@ TEST_CASE("copy_and_hash digests a source that grows during the copy as each fil
     ::close(append);
     REQUIRE(result.error == 0);
     const std::string grown = content + "tail";
-    CHECK(source.finish() == digest_of("g", grown));
+    // The source's hasher reads on a thread of its own from the first chunk on: it may reach the original end before
+    // the append (seen once in a loaded run) or read the tail too. Either is what the source held when it was read;
+    // a digest of anything else (a chunk missed or hashed twice) is the failure.
+    const axds::detail::digest128 source_digest = source.finish();
+    CHECK((source_digest == digest_of("g", grown) || source_digest == digest_of("g", content)));
     // Whatever the copy caught of the growth, the destination digest is that of the destination's bytes.
     CHECK(destination.finish() == digest_of("g", read_file(tmp.path() / "out.bin")));
 }
