@@ -52,9 +52,10 @@ void add_delete(CLI::App& app, command_list& commands) {
     auto settings = std::make_shared<delete_settings>();
     auto* sub = app.add_subcommand("delete", "Delete a directory tree");
     sub->add_option("DIR", settings->directory, "Directory")->required();
-    sub->add_flag("--force-root", settings->force_root,
-                  "Also delete a protected directory: /, the current directory or its ancestors, $HOME, a mount "
-                  "point");
+    sub->add_flag(
+        "--force-root", settings->force_root,
+        "Also delete a protected directory: /, the current directory or its ancestors, $HOME or its ancestors, a mount "
+        "point");
     add_json_flag(*sub, settings->json);
     commands.push_back({sub, [settings](const context& ctx) {
                             return run_delete(*settings, ctx);

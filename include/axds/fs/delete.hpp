@@ -19,8 +19,9 @@ struct delete_options {
     /// unlink is a network round trip (NFS, SMB).
     bool use_io_uring = false;
     /// Allow deleting a directory that is protected by default: the filesystem root, the current working directory
-    /// or one of its ancestors, the home directory ($HOME) or the root of a mounted filesystem. Off by default: these
-    /// are almost always a typing mistake, and deleting them destroys far more than the caller meant to.
+    /// or one of its ancestors, the home directory ($HOME) or one of its ancestors, or the root of a mounted
+    /// filesystem. Off by default: these are almost always a typing mistake, and deleting them destroys far more than
+    /// the caller meant to.
     bool force_root = false;
     /// Pause after each failed rmdir of a directory (spec §9.2: 5 attempts, 500 ms apart). Must be >= 0.
     std::chrono::milliseconds rmdir_retry_delay{500};
