@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <exception>
 #include <functional>
 #include <iterator>
 #include <optional>
@@ -75,6 +76,31 @@ dir_identity identify(int fd, const std::string& path) {
     return id;
 }
 
+/// Unlinks between two checks that the directory being emptied is still where the walk found it.
+constexpr std::size_t unlinks_per_check = 256;
+
+/// Stops the delete when the open directory `fd` (display path `path`) is no longer inside the directory the walk
+/// opened it from (`parent`): another process moved it elsewhere, out of the tree, and whatever it still holds is no
+/// longer part of what the user asked to delete. A directory already removed (by a concurrent delete) passes.
+void require_in_place(int fd, const dir_identity& parent, const std::string& path) {
+    const sys::unique_fd up(::openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!up) {
+        return;  // removed meanwhile: nothing left in it to protect
+    }
+
+    struct statx sx {};
+
+    if (::statx(up.get(), "", AT_EMPTY_PATH, STATX_INO, &sx) == 0 &&
+        ((std::uint64_t{sx.stx_dev_major} << 32U) | sx.stx_dev_minor) == parent.device && sx.stx_ino == parent.inode) {
+        return;
+    }
+    throw runtime_error(fmt::format(
+        "Unable to delete {}: another process moved it elsewhere while it was emptied, so the delete stopped; what "
+        "it still holds, where it was moved to, was left (only the few hundred entries being removed when it moved "
+        "went too). Delete again once nothing else changes the tree.",
+        path));
+}
+
 [[noreturn]] void unlink_failure(const std::string& file, int error) {
     throw_errno(error, fmt::format("Unable to delete {}: {}.", file, sys::errno_message(error)));
 }
@@ -128,7 +154,7 @@ listing list_children(int fd, const std::string& path) {
 /// became a directory meanwhile (EISDIR) is added to `became_directories`, as unlink_names does. False if io_uring is
 /// not enabled or the ring failed (the caller unlinks plainly then).
 bool unlink_with_io_uring(int fd, const std::string& path, const std::vector<std::string>& names,
-                          std::vector<std::string>& became_directories) {
+                          std::vector<std::string>& became_directories, const dir_identity& parent) {
     constexpr std::size_t in_flight = 64;
     sys::uring* ring = sys::thread_ring();
     if (ring == nullptr) {
@@ -148,11 +174,26 @@ bool unlink_with_io_uring(int fd, const std::string& path, const std::vector<std
             failed = c.index;
         }
     };
-    while (done < names.size()) {
-        for (; next < names.size() && next - done < in_flight; ++next) {
+    // A failed placement check stops the submissions; the requests in flight are reaped before it is thrown (a
+    // thread's ring must never be left with completions nobody waits for).
+    std::size_t checked = 0;
+    std::exception_ptr moved;
+    while (done < (moved ? next : names.size())) {
+        if (!moved && next - checked >= unlinks_per_check) {
+            try {
+                require_in_place(fd, parent, path);
+            } catch (...) {
+                moved = std::current_exception();
+            }
+            checked = next;
+        }
+        for (; !moved && next < names.size() && next - done < in_flight; ++next) {
             io_uring_sqe* sqe = ring->sqe();
             io_uring_prep_unlinkat(sqe, fd, names[next].c_str(), 0);
             sys::set_tag(sqe, next, sys::op::unlink);
+        }
+        if (done == next) {
+            break;  // stopped with nothing in flight
         }
         if (ring->submit_and_reap(handle)) {
             // The ring failed and is retired: queued requests never run later. The caller's plain unlinks go over
@@ -160,6 +201,9 @@ bool unlink_with_io_uring(int fd, const std::string& path, const std::vector<std
             became_directories.resize(known_directories);
             return false;
         }
+    }
+    if (moved) {
+        std::rethrow_exception(moved);
     }
     if (first_error) {
         unlink_failure(path + "/" + names[failed], first_error.value());
@@ -169,9 +213,13 @@ bool unlink_with_io_uring(int fd, const std::string& path, const std::vector<std
 
 /// Unlinks names[first], names[first + stride], … in the directory `fd` (display path `path`). A name that became a
 /// directory meanwhile (EISDIR) is added to `became_directories` when given, else reported.
-void unlink_names(int fd, const std::string& path, const std::vector<std::string>& names, std::size_t first = 0,
-                  std::size_t stride = 1, std::vector<std::string>* became_directories = nullptr) {
-    for (std::size_t i = first; i < names.size(); i += stride) {
+void unlink_names(int fd, const std::string& path, const std::vector<std::string>& names, const dir_identity& parent,
+                  std::size_t first = 0, std::size_t stride = 1,
+                  std::vector<std::string>* became_directories = nullptr) {
+    for (std::size_t i = first, count = 0; i < names.size(); i += stride, ++count) {
+        if (count % unlinks_per_check == unlinks_per_check - 1) {
+            require_in_place(fd, parent, path);
+        }
         if (::unlinkat(fd, names[i].c_str(), 0) == 0 || errno == ENOENT) {
             continue;
         }
@@ -255,13 +303,14 @@ public:
             std::vector<std::string> pending;  ///< subdirectories still to delete
         };
 
+        const dir_identity parent_id = identify(parent, path);
         opened root = open_child(parent, name, path);
         if (!root.fd) {
             return;
         }
         sys::unique_fd current = std::move(root.fd);
         std::vector<frame> stack;
-        stack.push_back({root.id, name, path, empty_files(current.get(), path)});
+        stack.push_back({root.id, name, path, empty_files(current.get(), path, parent_id)});
         while (!stack.empty()) {
             frame& top = stack.back();
             if (!top.pending.empty()) {
@@ -270,7 +319,7 @@ public:
                 std::string child_path = top.path + "/" + child;
                 opened next = open_child(current.get(), child, child_path);
                 if (next.fd) {
-                    std::vector<std::string> subdirectories = empty_files(next.fd.get(), child_path);
+                    std::vector<std::string> subdirectories = empty_files(next.fd.get(), child_path, top.id);
                     current = std::move(next.fd);
                     stack.push_back({next.id, child, std::move(child_path), std::move(subdirectories)});
                 }
@@ -279,6 +328,7 @@ public:
             const frame finished = std::move(stack.back());
             stack.pop_back();
             if (stack.empty()) {
+                require_in_place(current.get(), parent_id, finished.path);  // a vanished name is no success
                 current.reset();
                 remove_directory_at(parent, finished.name, finished.path);
                 return;
@@ -289,12 +339,14 @@ public:
     }
 
     /// Lists the open directory `fd`, unlinks every entry that is not a directory and returns the subdirectories.
-    [[nodiscard]] std::vector<std::string> empty_files(int fd, const std::string& path) const {
+    /// `parent`: the directory `fd` was opened from, checked every unlinks_per_check unlinks (require_in_place).
+    [[nodiscard]] std::vector<std::string> empty_files(int fd, const std::string& path,
+                                                       const dir_identity& parent) const {
         listing children = list_children(fd, path);
         listed(path);
         if (!children.files.empty() &&
-            !(options_.use_io_uring && unlink_with_io_uring(fd, path, children.files, children.directories))) {
-            unlink_names(fd, path, children.files, 0, 1, &children.directories);
+            !(options_.use_io_uring && unlink_with_io_uring(fd, path, children.files, children.directories, parent))) {
+            unlink_names(fd, path, children.files, parent, 0, 1, &children.directories);
         }
         return std::move(children.directories);
     }
@@ -447,7 +499,8 @@ asio::awaitable<void> remove_with_retries(const tree_remover& remover, int paren
 /// Empties the open directory `fd` (display path `path`): its files unlinked in parallel (step 4), then its
 /// subdirectories; a lone subdirectory is descended into here (up to max_chain_depth levels), so that its own
 /// subtrees are spread over the threads too.
-asio::awaitable<void> empty_directory(const tree_remover& remover, int fd, std::string path, int depth) {
+asio::awaitable<void> empty_directory(const tree_remover& remover, int fd, std::string path, int depth,
+                                      dir_identity parent) {
     listing children = list_children(fd, path);
     remover.listed(path);
     if (!children.files.empty()) {
@@ -456,10 +509,10 @@ asio::awaitable<void> empty_directory(const tree_remover& remover, int fd, std::
             remover.options().use_io_uring ? 1 : std::min<std::size_t>(4, (files.size() + 63) / 64);
         std::vector<std::vector<std::string>> became(tasks);
         std::function<void(std::size_t)> work = [&](std::size_t task) {
-            if (remover.options().use_io_uring && unlink_with_io_uring(fd, path, files, became[task])) {
+            if (remover.options().use_io_uring && unlink_with_io_uring(fd, path, files, became[task], parent)) {
                 return;
             }
-            unlink_names(fd, path, files, task, tasks, &became[task]);
+            unlink_names(fd, path, files, parent, task, tasks, &became[task]);
         };
         co_await detail::async_parallel_for(tasks, std::move(work));
         for (auto& list : became) {
@@ -471,7 +524,9 @@ asio::awaitable<void> empty_directory(const tree_remover& remover, int fd, std::
         const std::string child_path = path + "/" + name;
         const tree_remover::opened child = remover.open_child(fd, name, child_path);
         if (child.fd) {
-            co_await empty_directory(remover, child.fd.get(), child_path, depth + 1);
+            const dir_identity here = identify(fd, path);
+            co_await empty_directory(remover, child.fd.get(), child_path, depth + 1, here);
+            require_in_place(child.fd.get(), here, child_path);  // moved out meanwhile: its rmdir would "succeed"
             co_await remove_with_retries(remover, fd, name, child_path);
         }
     } else if (!children.directories.empty()) {
@@ -571,7 +626,7 @@ asio::awaitable<void> detail::async_delete_directory(fs::path directory, delete_
     }
     const auto root_id = identify(root.get(), directory.string());  // this file's dir_identity, not detail::'s
     const tree_remover remover(options, hooks, root_id);
-    co_await empty_directory(remover, root.get(), directory.string(), 0);
+    co_await empty_directory(remover, root.get(), directory.string(), 0, identify(parent.get(), directory.string()));
     if (name.empty()) {
         co_return;  // "/" (force_root): emptied; the root of the filesystem itself is never removed
     }

@@ -190,3 +190,37 @@ TEST_CASE("delete_directory through a link that is re-pointed meanwhile removes 
     CHECK_FALSE(fs::exists(tmp.path() / "A" / "tree"));
     CHECK(axds::test::read_file(tmp.path() / "decoy" / "tree") == "precious");
 }
+
+// Found by a hostile-user run: a subdirectory moved out of the tree while its files were unlinked was emptied to the
+// end (its rmdir then found nothing and counted as done), and the delete reported success.
+TEST_CASE("delete_directory stops when a directory is moved out of the tree while it is emptied", "[fs][io_uring]") {
+    const axds::delete_options options{.use_io_uring = GENERATE(false, true)};
+    const bool sibling = GENERATE(false, true);  // alone: emptied in place; with a sibling: by a subtree thread
+    const temp_dir tmp;
+    const fs::path root = tmp.path() / "tree";
+    constexpr int files = 2000;
+    for (int f = 0; f < files; ++f) {
+        write_file(root / "big" / fmt::format("f{:04}", f), "x");
+    }
+    write_file(root / "big" / "zz" / "precious", "precious");
+    if (sibling) {
+        write_file(root / "other" / "a.bin", "a");
+    }
+    const fs::path rescued = tmp.path() / "rescued";
+    axds::detail::delete_hooks hooks{.after_list = [&](const fs::path& directory) {
+        if (directory == root / "big") {  // listed, about to be emptied: another process moves it away
+            fs::rename(root / "big", rescued);
+        }
+    }};
+    INFO("io_uring " << options.use_io_uring << ", sibling " << sibling);
+    CHECK_THROWS_MATCHES(
+        axds::block_on(axds::detail::async_delete_directory(root, options, std::move(hooks))), axds::runtime_error,
+        axds::test::message_contains((root / "big").string()) && axds::test::message_contains("moved it elsewhere"));
+    std::size_t left = 0;
+    for ([[maybe_unused]] const auto& entry : fs::directory_iterator(rescued)) {
+        ++left;
+    }
+    // At most one check interval (256 unlinks, plus 64 in flight on io_uring) per unlinking thread (up to 4).
+    CHECK(left >= files - 4 * (256 + 64));
+    CHECK(axds::test::read_file(rescued / "zz" / "precious") == "precious");
+}
