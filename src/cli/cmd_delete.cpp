@@ -24,6 +24,12 @@ struct delete_settings {
 
 int run_delete(const delete_settings& settings, const context& ctx) {
     require_existing(settings.directory, "directory to delete", true);
+
+    // What the path named before the delete: afterwards the same path may name something else (a link re-pointed
+    // meanwhile), which is not a directory this delete left behind.
+    struct stat before {};
+
+    const bool had = ::lstat(settings.directory.c_str(), &before) == 0;
     try {
         run_interruptible(axds::async_delete_directory(settings.directory, {.force_root = settings.force_root}));
     } catch (const axds::protected_directory_error& e) {
@@ -33,7 +39,8 @@ int run_delete(const delete_settings& settings, const context& ctx) {
             "the command if you really mean to delete it.",
             settings.directory, e.reason()));
     }
-    if (struct stat left{}; ::lstat(settings.directory.c_str(), &left) == 0) {
+    if (struct stat left{}; ::lstat(settings.directory.c_str(), &left) == 0 && had && left.st_dev == before.st_dev &&
+                            left.st_ino == before.st_ino) {
         throw axds::os_error(
             std::make_error_code(std::errc::directory_not_empty),
             fmt::format("'{}' was not removed entirely (see the warnings above).", settings.directory));

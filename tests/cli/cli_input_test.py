@@ -292,5 +292,20 @@ with tempfile.TemporaryDirectory() as tmp:
     check(code == 1 and b"must end in .yaml or .yml" in err and not os.path.exists(os.path.join(tmp, "jobs.txt.lock"))
           and not os.path.exists(os.path.join(tmp, "jobs.txt")), f"case 14: {code} {err!r}")
 
+    # 15. a file size limit (`ulimit -f 0`) makes the checksum save fail with a message, not a SIGXFSZ death that
+    # left its temporary file in the directory (which then changed the directory's checksum).
+    limited = os.path.join(tmp, "limited")
+    os.makedirs(limited)
+    with open(os.path.join(limited, "a.bin"), "w") as f:
+        f.write("data")
+    code, out, err = run("checksum", limited)
+    saved = open(os.path.join(limited, "ax_checksum.txt")).read()
+    result = subprocess.run(["sh", "-c", 'ulimit -f 0; exec "$0" checksum "$1"', AXDS, limited], capture_output=True,
+                            timeout=60)
+    check(result.returncode == 1 and b"File too large" in result.stderr and saved.encode() in result.stderr
+          and sorted(os.listdir(limited)) == ["a.bin", "ax_checksum.txt"]
+          and open(os.path.join(limited, "ax_checksum.txt")).read() == saved,
+          f"case 15: {result.returncode} {result.stderr!r} {sorted(os.listdir(limited))}")
+
 print(f"cli input: {checks - len(failures)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)
