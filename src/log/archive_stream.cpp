@@ -486,8 +486,9 @@ working_scan scan_working_fd(int fd, const fs::path& path, std::uint64_t source,
 }
 
 fs::path publish_working_file(const fs::path& directory, int directory_fd, std::uint64_t source, int fd,
-                              std::vector<stream_member> members, std::uint64_t valid_end) {
-    const fs::path working = directory / working_file_name(source);
+                              std::vector<stream_member> members, std::uint64_t valid_end,
+                              const std::string& working_name) {
+    const fs::path working = directory / (working_name.empty() ? working_file_name(source) : working_name);
     const fs::path final_path = directory / fmt::format("{}{}", source, log_archive_suffix);
     const auto by_time = [](const stream_member& a, const stream_member& b) {
         return a.timestamp < b.timestamp;
@@ -1043,19 +1044,67 @@ asio::awaitable<void> archive_stream_writer::async_finish(data_logger_report& re
 
 namespace {
 
-/// A working file that another process removed while the logger wrote it (a cleanup script deleting dot-files) is
-/// gone from the directory but not from the open descriptor `fd`: its `end` bytes of members are copied into a new
-/// working file of the same name, which replaces `fd`, so that they are published rather than lost with the last
-/// descriptor. A removed log directory can hold no new file: that is said, by name.
-void restore_removed_working_file(int directory_fd, const fs::path& directory, const std::string& name,
-                                  sys::unique_fd& fd, std::uint64_t end) {
-    struct stat st {};
-
-    if (::fstat(fd.get(), &st) != 0 || st.st_nlink != 0) {
-        return;
+/// Copies the first `end` bytes of `from` into the new file `to` (`path` names it in errors).
+void copy_prefix(int from, int to, std::uint64_t end, const fs::path& path) {
+    std::vector<char> buffer(std::size_t{1} << 20);
+    for (std::uint64_t at = 0; at < end;) {
+        const std::size_t step = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), end - at));
+        const sys::io_result got = sys::pread_full(from, buffer.data(), step, static_cast<off_t>(at));
+        if (got.error || got.bytes != step) {
+            throw_file_error(got.error ? got.error.value() : EIO, "read back the working file for", path);
+        }
+        const sys::io_result put = sys::pwrite_full(to, buffer.data(), step, static_cast<off_t>(at));
+        if (put.error) {
+            throw_file_error(put.error.value(), "write the restored working file", path);
+        }
+        at += step;
     }
+}
+
+/// Makes sure the working file's name still holds the file the logger wrote through `fd`, before it is published
+/// by that name. Another process may have removed it (a cleanup script deleting dot-files), moved it away, or put a
+/// file of its own in its place; the logger's open file still holds every member. Its `end` bytes are then copied
+/// into a new file, under the usual name when that is free, else under a name of its own (what now holds the usual
+/// name is never touched), which replaces `fd`. Returns the name to publish (empty: the usual one). A file whose
+/// first or last member is no longer where it was written (truncated or overwritten by another process) is not
+/// published: the error leaves it for recovery, which keeps what is intact. A removed log directory is said by name.
+std::string secure_working_file(int directory_fd, const fs::path& directory, const std::string& name,
+                                sys::unique_fd& fd, const std::vector<stream_member>& members, std::uint64_t end) {
     const fs::path path = directory / name;
-    sys::unique_fd fresh(::openat(directory_fd, name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666));
+    for (const auto* m : {&members.front(), &members.back()}) {
+        std::array<char, 4> signature{};
+        const sys::io_result got = sys::pread_full(fd.get(), signature.data(), 4, static_cast<off_t>(m->offset));
+        if (got.error || got.bytes != 4 || std::memcmp(signature.data(), "PK\x03\x04", 4) != 0) {
+            throw runtime_error(fmt::format(
+                "Unable to finish {}: another process changed it while the logger wrote it (the member written at "
+                "byte {} is no longer there), so it was not published. axds assemble recovers the members that are "
+                "still intact.",
+                path.string(), m->offset));
+        }
+    }
+
+    struct stat mine {};
+
+    struct stat named {};
+
+    if (::fstat(fd.get(), &mine) != 0) {
+        throw_file_error(errno, "inspect", path);
+    }
+    const bool named_exists = ::fstatat(directory_fd, name.c_str(), &named, AT_SYMLINK_NOFOLLOW) == 0;
+    if (named_exists && named.st_dev == mine.st_dev && named.st_ino == mine.st_ino) {
+        return {};  // the usual case
+    }
+    std::string restored = name;
+    sys::unique_fd fresh;
+    for (int attempt = 0; attempt < 100 && !fresh; ++attempt) {
+        if (attempt > 0 || named_exists) {
+            restored = fmt::format("{}.restored-{}", name, attempt);
+        }
+        fresh.reset(::openat(directory_fd, restored.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666));
+        if (!fresh && errno != EEXIST) {
+            break;
+        }
+    }
     if (!fresh) {
         const int error = errno;
 
@@ -1067,26 +1116,19 @@ void restore_removed_working_file(int directory_fd, const fs::path& directory, c
                 "so the members of this working file (open until now) cannot be kept.",
                 path.string(), directory.string()));
         }
-        throw_file_error(error, "restore the working file removed by another process while it was written", path);
+        throw_file_error(error, "restore the working file changed by another process while it was written", path);
     }
-    std::vector<char> buffer(std::size_t{1} << 20);
-    for (std::uint64_t at = 0; at < end;) {
-        const std::size_t step = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), end - at));
-        const sys::io_result got = sys::pread_full(fd.get(), buffer.data(), step, static_cast<off_t>(at));
-        if (got.error || got.bytes != step) {
-            throw_file_error(got.error ? got.error.value() : EIO, "read back the removed working file", path);
-        }
-        const sys::io_result put = sys::pwrite_full(fresh.get(), buffer.data(), step, static_cast<off_t>(at));
-        if (put.error) {
-            throw_file_error(put.error.value(), "write the restored working file", path);
-        }
-        at += step;
-    }
+    copy_prefix(fd.get(), fresh.get(), end, directory / restored);
     fd = std::move(fresh);
     warn(
-        fmt::format("The streaming logger's working file {} was removed by another process while it was written; "
-                    "its members ({} bytes) were copied back from the still-open file and are kept.",
-                    path.string(), end));
+        fmt::format("The streaming logger's working file {} was {} by another process while it was written; its "
+                    "members ({} bytes) were copied from the still-open file{} and are kept.",
+                    path.string(),
+                    named_exists    ? "replaced (what is there now was left untouched)"
+                    : mine.st_nlink ? "moved away"
+                                    : "removed",
+                    end, restored == name ? "" : fmt::format(" into {}", (directory / restored).string())));
+    return restored == name ? std::string() : restored;
 }
 
 }  // namespace
@@ -1099,9 +1141,9 @@ void archive_stream_writer::finish_source(source_file& f, finish_outcome& outcom
                 throw_file_error(errno, "remove the empty working file", directory_ / name);
             }
         } else {
-            restore_removed_working_file(directory_fd_, directory_, name, f.fd, f.end);
-            outcome.archive =
-                publish_working_file(directory_, directory_fd_, f.source, f.fd.get(), std::move(f.members), f.end);
+            const std::string publish_as = secure_working_file(directory_fd_, directory_, name, f.fd, f.members, f.end);
+            outcome.archive = publish_working_file(directory_, directory_fd_, f.source, f.fd.get(),
+                                                   std::move(f.members), f.end, publish_as);
         }
     } catch (const std::exception& e) {
         outcome.error = e.what();

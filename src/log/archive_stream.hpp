@@ -88,10 +88,11 @@ void warn_damage(const std::filesystem::path& working, const working_scan& scan)
 /// shrink, identical keys kept once, different bytes under one key an error naming both, nothing written) and
 /// removes the working file. Fsyncs the directory. Returns the archive's path. Does not close `fd`.
 /// @throws value_error for a conflict or an unreadable existing archive; os_error family on I/O failures. The working
-/// file then stays on disk (complete up to valid_end), for a later recovery.
+/// file then stays on disk (complete up to valid_end), for a later recovery. `working_name`: the file's name in
+/// `directory` when it is not the source's usual working name (a copy restored under another name).
 std::filesystem::path publish_working_file(const std::filesystem::path& directory, int directory_fd,
                                            std::uint64_t source, int fd, std::vector<stream_member> members,
-                                           std::uint64_t valid_end);
+                                           std::uint64_t valid_end, const std::string& working_name = {});
 
 /// Recovers every working file directly in `directory` (the caller holds the directory lock). `listed`: the names of
 /// the directory's working files when the caller has just listed it (nullptr: the directory is listed here).

@@ -618,10 +618,11 @@ TEST_CASE("recovery never rewrites through a linked working file nor removes a F
     CHECK_THROWS(axds::npz_reader(piped / "1_log.npz"));
 }
 
-// Found by a hostile-user run: the report said "written, 0 failed" and pointed at a working file that no longer
-// existed, and the members it held were lost with the last descriptor.
-TEST_CASE("a working file removed by another process while it is written is restored from the open file",
+// Found by hostile-user runs: a working file removed, moved away, replaced by another file or truncated while the
+// logger wrote it was reported written and lost, or the foreign file was published as the archive.
+TEST_CASE("a working file removed, moved or replaced by another process is restored from the open file",
           "[log][stream]") {
+    const int action = GENERATE(0, 1, 2, 3);  // removed; moved away; replaced; moved away and replaced
     const temp_dir tmp;
     const axds::scoped_warning_capture warnings;
     io_thread loop;
@@ -635,16 +636,51 @@ TEST_CASE("a working file removed by another process while it is written is rest
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     REQUIRE(fs::file_size(working) > 0);
-    fs::remove(working);  // a cleanup script deleting dot-files
+    if (action == 0 || action == 2) {
+        fs::remove(working);  // a cleanup script deleting dot-files
+    } else {
+        fs::rename(working, tmp.path() / "aside.bin");
+    }
+    if (action >= 2) {
+        write_file(working, "precious");  // another program's file under that name
+    }
     for (std::uint64_t t = 21; t <= 40; ++t) {
         logger.log(make_package(1, t, 100));
     }
     const data_logger_report report = logger.stop();
-    INFO(report.first_error);
+    INFO("action " << action << ": " << report.first_error);
     CHECK(report.clean());
     CHECK(report.entries_written == 40);
     const auto got = members_of(tmp.path() / "run_data_log" / "1_log.npz");
     CHECK(got.size() == 40);
+    if (action >= 2) {
+        CHECK(read_file(working) == "precious");  // never touched
+    }
     REQUIRE(warnings.messages().size() == 1);
-    CHECK_THAT(warnings.messages()[0], Contains("was removed by another process") && Contains(working.string()));
+    CHECK_THAT(warnings.messages()[0], Contains("by another process") && Contains(working.string()));
+}
+
+TEST_CASE("a working file truncated by another process is not published, and recovery keeps what is intact",
+          "[log][stream]") {
+    const temp_dir tmp;
+    io_thread loop;
+    data_logger logger(loop.executor(), tmp.path(), "run", streaming());
+    logger.start();
+    for (std::uint64_t t = 1; t <= 20; ++t) {
+        logger.log(make_package(1, t, 100));
+    }
+    const fs::path working = tmp.path() / "run_data_log" / ".1_log.npz.working";
+    for (int i = 0; i < 500 && !(fs::exists(working) && fs::file_size(working) > 0); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    REQUIRE(fs::file_size(working) > 0);
+    fs::resize_file(working, 0);
+    for (std::uint64_t t = 21; t <= 40; ++t) {
+        logger.log(make_package(1, t, 100));
+    }
+    const data_logger_report report = logger.stop();
+    CHECK_FALSE(report.clean());
+    CHECK_THAT(report.first_error, Contains("changed it while the logger wrote it"));
+    CHECK_FALSE(fs::exists(tmp.path() / "run_data_log" / "1_log.npz"));  // never a zero-filled archive
+    CHECK(fs::exists(working));
 }
