@@ -536,6 +536,19 @@ fs::path publish_working_file(const fs::path& directory, int directory_fd, std::
     return final_path;
 }
 
+namespace {
+
+/// Whether the working file's first bytes (all `size` of them when fewer than 4) are a member's local header
+/// signature: an empty file, or one a logger killed in its first write left, is a working file; text is not.
+bool begins_like_member(int fd, std::uint64_t size) {
+    std::array<char, 4> head{};
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(4, size));
+    const sys::io_result got = sys::pread_full(fd, head.data(), n, 0);
+    return !got.error && got.bytes == n && std::memcmp(head.data(), "PK\x03\x04", n) == 0;
+}
+
+}  // namespace
+
 std::vector<recovered_archive> recover_working_files(const fs::path& directory,
                                                      const std::vector<std::string>* listed) {
     const sys::unique_fd directory_handle(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -589,6 +602,14 @@ std::vector<recovered_archive> recover_working_files(const fs::path& directory,
         rec.bytes_cut = scan.torn_bytes();
         rec.damaged = scan.damaged;
         warn_damage(rec.working_file, scan);
+        if (scan.members.empty() && !begins_like_member(fd.get(), scan.file_size)) {
+            // Not even a torn first member: another program's file under a working file's name. Left as it is.
+            warn(
+                fmt::format("{} holds no log member and does not begin like one, so it is not a streaming logger's "
+                            "working file: it was left untouched.",
+                            rec.working_file.string()));
+            continue;
+        }
         if (scan.members.empty()) {
             if (::unlinkat(directory_fd, file.c_str(), 0) != 0) {
                 throw_file_error(errno, "remove the empty working file", rec.working_file);

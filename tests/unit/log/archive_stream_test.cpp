@@ -684,3 +684,18 @@ TEST_CASE("a working file truncated by another process is not published, and rec
     CHECK_FALSE(fs::exists(tmp.path() / "run_data_log" / "1_log.npz"));  // never a zero-filled archive
     CHECK(fs::exists(working));
 }
+
+// Found by a hostile-user run: recovery removed a small file of another program that carried a working file's name
+// ("9 torn bytes cut"); a torn first member of a killed logger still goes.
+TEST_CASE("recovery leaves a file named like a working file that does not begin like a member", "[log][stream]") {
+    const temp_dir tmp;
+    write_file(tmp.path() / ".5_log.npz.working", "precious\n");
+    write_file(tmp.path() / ".6_log.npz.working", std::string("PK\x03", 3));  // a logger killed in its first write
+    const axds::scoped_warning_capture warnings;
+    const axds::assemble_report report = assemble(tmp.path());
+    CHECK(read_file(tmp.path() / ".5_log.npz.working") == "precious\n");
+    CHECK_FALSE(fs::exists(tmp.path() / ".6_log.npz.working"));
+    REQUIRE(warnings.messages().size() == 1);
+    CHECK_THAT(warnings.messages()[0], Contains(".5_log.npz.working") && Contains("left untouched"));
+    (void)report;
+}
