@@ -618,6 +618,24 @@ TEST_CASE("recovery never rewrites through a linked working file nor removes a F
     CHECK_THROWS(axds::npz_reader(piped / "1_log.npz"));
 }
 
+namespace {
+
+/// Logs times 1 to 20 of source 1 to `logger` (a streaming logger named "run" in `root`) and waits until the writer
+/// has put some of them in its working file, whose path it returns.
+fs::path log_until_working_file(data_logger& logger, const fs::path& root) {
+    for (std::uint64_t t = 1; t <= 20; ++t) {
+        logger.log(make_package(1, t, 100));
+    }
+    const fs::path working = root / "run_data_log" / ".1_log.npz.working";
+    for (int i = 0; i < 500 && !(fs::exists(working) && fs::file_size(working) > 0); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    REQUIRE(fs::file_size(working) > 0);
+    return working;
+}
+
+}  // namespace
+
 // Found by hostile-user runs: a working file removed, moved away, replaced by another file or truncated while the
 // logger wrote it was reported written and lost, or the foreign file was published as the archive.
 TEST_CASE("a working file removed, moved or replaced by another process is restored from the open file",
@@ -628,14 +646,7 @@ TEST_CASE("a working file removed, moved or replaced by another process is resto
     io_thread loop;
     data_logger logger(loop.executor(), tmp.path(), "run", streaming());
     logger.start();
-    for (std::uint64_t t = 1; t <= 20; ++t) {
-        logger.log(make_package(1, t, 100));
-    }
-    const fs::path working = tmp.path() / "run_data_log" / ".1_log.npz.working";
-    for (int i = 0; i < 500 && !(fs::exists(working) && fs::file_size(working) > 0); ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    REQUIRE(fs::file_size(working) > 0);
+    const fs::path working = log_until_working_file(logger, tmp.path());
     if (action == 0 || action == 2) {
         fs::remove(working);  // a cleanup script deleting dot-files
     } else {
@@ -666,14 +677,7 @@ TEST_CASE("a working file truncated by another process is not published, and rec
     io_thread loop;
     data_logger logger(loop.executor(), tmp.path(), "run", streaming());
     logger.start();
-    for (std::uint64_t t = 1; t <= 20; ++t) {
-        logger.log(make_package(1, t, 100));
-    }
-    const fs::path working = tmp.path() / "run_data_log" / ".1_log.npz.working";
-    for (int i = 0; i < 500 && !(fs::exists(working) && fs::file_size(working) > 0); ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    REQUIRE(fs::file_size(working) > 0);
+    const fs::path working = log_until_working_file(logger, tmp.path());
     fs::resize_file(working, 0);
     for (std::uint64_t t = 21; t <= 40; ++t) {
         logger.log(make_package(1, t, 100));
