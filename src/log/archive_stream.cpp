@@ -541,10 +541,12 @@ namespace {
 /// Whether the working file's first bytes (all `size` of them when fewer than 4) are a member's local header
 /// signature: an empty file, or one a logger killed in its first write left, is a working file; text is not.
 bool begins_like_member(int fd, std::uint64_t size) {
-    std::array<char, 4> head{};
+    std::array<std::uint8_t, 4> head{};
+    std::array<std::uint8_t, 4> signature{};
+    sys::store_le32(signature.data(), zip_local_signature);
     const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(4, size));
     const sys::io_result got = sys::pread_full(fd, head.data(), n, 0);
-    return !got.error && got.bytes == n && std::memcmp(head.data(), "PK\x03\x04", n) == 0;
+    return !got.error && got.bytes == n && std::memcmp(head.data(), signature.data(), n) == 0;
 }
 
 }  // namespace
@@ -1093,9 +1095,9 @@ std::string secure_working_file(int directory_fd, const fs::path& directory, con
                                 sys::unique_fd& fd, const std::vector<stream_member>& members, std::uint64_t end) {
     const fs::path path = directory / name;
     for (const auto* m : {&members.front(), &members.back()}) {
-        std::array<char, 4> signature{};
+        std::array<std::uint8_t, 4> signature{};
         const sys::io_result got = sys::pread_full(fd.get(), signature.data(), 4, static_cast<off_t>(m->offset));
-        if (got.error || got.bytes != 4 || std::memcmp(signature.data(), "PK\x03\x04", 4) != 0) {
+        if (got.error || got.bytes != 4 || sys::load_le32(signature.data()) != zip_local_signature) {
             throw runtime_error(fmt::format(
                 "Unable to finish {}: another process changed it while the logger wrote it (the member written at "
                 "byte {} is no longer there), so it was not published. axds assemble recovers the members that are "
