@@ -61,6 +61,16 @@ struct dir_identity {
     }
 };
 
+/// Device and inode (and mount id, when asked for and known) of a statx result.
+dir_identity identity_of(const struct statx& sx) {
+    dir_identity id;
+    id.device = (std::uint64_t{sx.stx_dev_major} << 32U) | sx.stx_dev_minor;
+    id.inode = sx.stx_ino;
+    id.has_mount = (sx.stx_mask & STATX_MNT_ID) != 0;
+    id.mount = sx.stx_mnt_id;
+    return id;
+}
+
 dir_identity identify(int fd, const std::string& path) {
     struct statx sx {};
 
@@ -68,12 +78,7 @@ dir_identity identify(int fd, const std::string& path) {
         const int error = errno;
         throw_errno(error, fmt::format("Unable to inspect {} for deletion: {}.", path, sys::errno_message(error)));
     }
-    dir_identity id;
-    id.device = (std::uint64_t{sx.stx_dev_major} << 32U) | sx.stx_dev_minor;
-    id.inode = sx.stx_ino;
-    id.has_mount = (sx.stx_mask & STATX_MNT_ID) != 0;
-    id.mount = sx.stx_mnt_id;
-    return id;
+    return identity_of(sx);
 }
 
 /// Unlinks between two checks that the directory being emptied is still where the walk found it.
@@ -90,8 +95,7 @@ void require_in_place(int fd, const dir_identity& parent, const std::string& pat
 
     struct statx sx {};
 
-    if (::statx(up.get(), "", AT_EMPTY_PATH, STATX_INO, &sx) == 0 &&
-        ((std::uint64_t{sx.stx_dev_major} << 32U) | sx.stx_dev_minor) == parent.device && sx.stx_ino == parent.inode) {
+    if (::statx(up.get(), "", AT_EMPTY_PATH, STATX_INO, &sx) == 0 && identity_of(sx).same_directory(parent)) {
         return;
     }
     throw runtime_error(fmt::format(
@@ -437,10 +441,7 @@ std::optional<std::pair<dir_identity, bool>> entry_identity(int parent, const st
     if (::statx(parent, name.c_str(), AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_INO, &sx) != 0) {
         return std::nullopt;
     }
-    dir_identity id;
-    id.device = (std::uint64_t{sx.stx_dev_major} << 32U) | sx.stx_dev_minor;
-    id.inode = sx.stx_ino;
-    return std::pair{id, S_ISDIR(sx.stx_mode)};
+    return std::pair{identity_of(sx), S_ISDIR(sx.stx_mode)};
 }
 
 [[noreturn]] void named_directory_replaced(const std::string& path) {
