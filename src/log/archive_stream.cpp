@@ -1154,15 +1154,29 @@ std::string secure_working_file(int directory_fd, const fs::path& directory, con
     return restored == name ? std::string() : restored;
 }
 
+/// Removes the working file of a source none of whose members was written (every write failed), but only while its
+/// name still holds the file the logger opened (`fd`): what another process put under that name meanwhile is left.
+void remove_empty_working_file(int directory_fd, const fs::path& directory, const std::string& name, int fd) {
+    struct stat mine {};
+
+    struct stat named {};
+
+    if (fd < 0 || ::fstat(fd, &mine) != 0 || ::fstatat(directory_fd, name.c_str(), &named, AT_SYMLINK_NOFOLLOW) != 0 ||
+        named.st_dev != mine.st_dev || named.st_ino != mine.st_ino) {
+        return;  // gone already, or no longer ours
+    }
+    if (::unlinkat(directory_fd, name.c_str(), 0) != 0 && errno != ENOENT) {
+        throw_file_error(errno, "remove the empty working file", directory / name);
+    }
+}
+
 }  // namespace
 
 void archive_stream_writer::finish_source(source_file& f, finish_outcome& outcome) {
     const std::string name = working_file_name(f.source);
     try {
         if (f.members.empty()) {
-            if (::unlinkat(directory_fd_, name.c_str(), 0) != 0 && errno != ENOENT) {
-                throw_file_error(errno, "remove the empty working file", directory_ / name);
-            }
+            remove_empty_working_file(directory_fd_, directory_, name, f.fd.get());
         } else {
             const std::string publish_as = secure_working_file(directory_fd_, directory_, name, f.fd, f.members, f.end);
             outcome.archive = publish_working_file(directory_, directory_fd_, f.source, f.fd.get(),

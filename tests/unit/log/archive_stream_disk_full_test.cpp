@@ -18,6 +18,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 
 namespace fs = std::filesystem;
 using axds::data_logger;
@@ -26,8 +27,10 @@ using axds::data_logger_report;
 using axds::log_package;
 using axds::test::io_thread;
 using axds::test::make_package;
+using axds::test::read_file;
 using axds::test::temp_dir;
 using axds::test::tmpfs_mount;
+using axds::test::write_file;
 using Catch::Matchers::Contains;
 
 TEST_CASE("a streaming logger on a full disk counts what it lost and keeps what reached the disk recoverable",
@@ -96,4 +99,43 @@ TEST_CASE("a streaming logger on a full disk counts what it lost and keeps what 
         }
     }
     CHECK(members == report.entries_written);  // everything reported written is in the archives
+}
+
+// Found by review: a source whose every write failed had its working file removed at stop by name, so a file another
+// process had put under that name meanwhile was deleted.
+TEST_CASE("a streaming logger with nothing written removes its own working file but never another one of that name",
+          "[log][stream][disk_full]") {
+    const bool replaced = GENERATE(false, true);
+    const temp_dir tmp;
+    const fs::path mount_point = tmp.path() / "tiny_disk";
+    fs::create_directory(mount_point);
+    tmpfs_mount disk(mount_point, "8k");  // declared after tmp: unmounted before tmp is removed
+    AXDS_SKIP_IF(!disk.mounted(), "SKIPPED: the full-disk test needs to mount a tmpfs (root / CAP_SYS_ADMIN): mount "
+                                      << mount_point << " failed: " << disk.why_not());
+    const axds::scoped_warning_capture warnings;
+    io_thread loop;
+    data_logger_options options;
+    options.layout = axds::log_layout::archives;
+    data_logger logger(loop.executor(), mount_point, "tiny", options);
+    const fs::path working = logger.output_directory() / ".1_log.npz.working";
+    logger.start();
+    logger.log(make_package(1, 1, 64 * 1024));  // larger than the disk: its write fails
+    for (int i = 0; i < 500 && warnings.messages().empty(); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    REQUIRE(fs::exists(working));
+    REQUIRE(fs::file_size(working) == 0);
+    if (replaced) {
+        fs::remove(working);
+        write_file(working, "precious");  // another program's file under that name
+    }
+    const data_logger_report report = logger.stop();
+    CHECK(report.entries_failed == 1);
+    CHECK(report.entries_written == 0);
+    if (replaced) {
+        REQUIRE(fs::exists(working));
+        CHECK(read_file(working) == "precious");
+    } else {
+        CHECK_FALSE(fs::exists(working));
+    }
 }
