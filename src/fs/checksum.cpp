@@ -348,9 +348,11 @@ std::string combine_file_digests(std::vector<file_digest>& files) {
 
 void save_checksum_file(const fs::path& directory, const std::string& digest) {
     const fs::path target = directory / checksum_file_name;
-    // Written under a temporary name, then renamed over ax_checksum.txt: a save that fails part way (a full disk, a
-    // file size limit) leaves the previous checksum as it was, never an empty or cut file. The rename replaces a
-    // symlink or a hard link named ax_checksum.txt itself, never the file it leads to.
+    // Written to a file without a name (O_TMPFILE), given a temporary name only once complete, then renamed over
+    // ax_checksum.txt: a save that fails part way (a full disk, a file size limit) leaves the previous checksum as it
+    // was, never an empty or cut file, and a save killed part way leaves no stray file in the directory that a later
+    // checksum would include. Filesystems without O_TMPFILE get the named temporary file from the start. The rename
+    // replaces a symlink or a hard link named ax_checksum.txt itself, never the file it leads to.
     const fs::path temporary =
         directory / fmt::format(".{}.axds-{}-{}", checksum_file_name, ::getpid(), save_counter.fetch_add(1));
     const auto fail = [&](int error) {
@@ -358,13 +360,23 @@ void save_checksum_file(const fs::path& directory, const std::string& digest) {
         throw_errno(error, fmt::format("Unable to save the checksum {} to '{}': {}.", digest, target.string(),
                                        sys::errno_message(error)));
     };
-    const sys::unique_fd fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+    sys::unique_fd fd(::open(directory.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644));
+    const bool unnamed = static_cast<bool>(fd);
+    if (!unnamed) {
+        fd.reset(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+    }
     if (!fd) {
         fail(errno);
     }
     const sys::io_result written = sys::pwrite_full(fd.get(), digest.data(), digest.size(), 0);
     if (written.error) {
         fail(written.error.value());
+    }
+    if (unnamed) {
+        const std::string proc_path = fmt::format("/proc/self/fd/{}", fd.get());
+        if (::linkat(AT_FDCWD, proc_path.c_str(), AT_FDCWD, temporary.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+            fail(errno);
+        }
     }
     if (::rename(temporary.c_str(), target.c_str()) != 0) {
         fail(errno);

@@ -271,3 +271,31 @@ TEST_CASE("a checksum save that fails leaves the previous ax_checksum.txt as it 
     }
     CHECK(entries == 2);  // no temporary left behind
 }
+
+// Found by review: a save killed part way (kill -9, a power loss, here SIGXFSZ's default action at the write) left
+// its named temporary file in the directory, and every later checksum of the directory included it.
+TEST_CASE("a checksum save killed part way leaves no file behind", "[fs]") {
+    const temp_dir tmp;
+    axds::test::write_file(tmp.path() / "data.bin", "data");
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        ::signal(SIGXFSZ, SIG_DFL);  // the write of the digest ends the process, as a kill at that instant would
+        const rlimit none{0, 0};
+        ::setrlimit(RLIMIT_FSIZE, &none);
+        try {
+            axds::detail::save_checksum_file(tmp.path(), "ffffffffffffffffffffffffffffffff");
+        } catch (...) {
+        }
+        ::_exit(1);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFSIGNALED(status));
+    CHECK(WTERMSIG(status) == SIGXFSZ);
+    std::vector<std::string> names;
+    for (const auto& entry : fs::directory_iterator(tmp.path())) {
+        names.push_back(entry.path().filename().string());
+    }
+    CHECK(names == std::vector<std::string>{"data.bin"});
+}
