@@ -33,13 +33,24 @@ using axds::test::tmpfs_mount;
 using axds::test::write_file;
 using Catch::Matchers::Contains;
 
+namespace {
+
+/// A tmpfs of `size` mounted in a temporary directory (when the test may mount: see `tmpfs_mount::mounted`).
+struct small_disk {
+    explicit small_disk(const std::string& size) : mount_point(tmp.path() / "disk"), disk(mount_point, size) {}
+
+    temp_dir tmp;
+    fs::path mount_point;
+    tmpfs_mount disk;  // declared after tmp: unmounted before tmp is removed
+};
+
+}  // namespace
+
 TEST_CASE("a streaming logger on a full disk counts what it lost and keeps what reached the disk recoverable",
           "[log][stream][disk_full]") {
     constexpr std::uint64_t packages = 300;
-    const temp_dir tmp;
-    const fs::path mount_point = tmp.path() / "small_disk";
-    fs::create_directory(mount_point);
-    tmpfs_mount disk(mount_point, "256k");  // declared after tmp: unmounted before tmp is removed
+    small_disk small("256k");
+    auto& [tmp, mount_point, disk] = small;
     AXDS_SKIP_IF(!disk.mounted(), "SKIPPED: the full-disk test needs to mount a tmpfs (root / CAP_SYS_ADMIN): mount "
                                       << mount_point << " failed: " << disk.why_not());
     std::map<std::string, log_package> sent;
@@ -106,10 +117,8 @@ TEST_CASE("a streaming logger on a full disk counts what it lost and keeps what 
 TEST_CASE("a streaming logger with nothing written removes its own working file but never another one of that name",
           "[log][stream][disk_full]") {
     const bool replaced = GENERATE(false, true);
-    const temp_dir tmp;
-    const fs::path mount_point = tmp.path() / "tiny_disk";
-    fs::create_directory(mount_point);
-    tmpfs_mount disk(mount_point, "8k");  // declared after tmp: unmounted before tmp is removed
+    small_disk small("8k");
+    auto& [tmp, mount_point, disk] = small;
     AXDS_SKIP_IF(!disk.mounted(), "SKIPPED: the full-disk test needs to mount a tmpfs (root / CAP_SYS_ADMIN): mount "
                                       << mount_point << " failed: " << disk.why_not());
     const axds::scoped_warning_capture warnings;

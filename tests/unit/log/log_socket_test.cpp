@@ -131,15 +131,25 @@ while len(answer) < 8:
 print('confirmed', struct.unpack('<Q', answer)[0])
 )";
 
+/// A started data logger named `name` in a temporary directory, and the path for its socket there.
+struct started_logger {
+    explicit started_logger(const std::string& name)
+        : logger(io.executor(), tmp.path(), name), socket_path(tmp.path() / (name + ".sock")) {
+        logger.start();
+    }
+
+    temp_dir tmp;
+    io_thread io;
+    data_logger logger;
+    fs::path socket_path;
+};
+
 }  // namespace
 
 TEST_CASE("log socket takes packages from producer processes and a python3 producer, every entry byte-checked",
           "[log][socket]") {
-    temp_dir tmp;
-    io_thread io;
-    data_logger logger(io.executor(), tmp.path(), "rig");
-    logger.start();
-    const fs::path socket_path = tmp.path() / "rig.sock";
+    started_logger rig("rig");
+    auto& [tmp, io, logger, socket_path] = rig;
     log_socket_server server(io.executor(), logger, socket_path);
     REQUIRE(fs::is_socket(socket_path));
     auto done = run_server(io, server);
@@ -200,11 +210,8 @@ TEST_CASE("log socket backpressure: a full queue blocks the producer process, wh
 }
 
 TEST_CASE("log socket drops a malformed or truncated producer alone and keeps what it accepted", "[log][socket]") {
-    temp_dir tmp;
-    io_thread io;
-    data_logger logger(io.executor(), tmp.path(), "mixed");
-    logger.start();
-    const fs::path socket_path = tmp.path() / "mixed.sock";
+    started_logger rig("mixed");
+    auto& [tmp, io, logger, socket_path] = rig;
     log_socket_server server(io.executor(), logger, socket_path, {.max_message_bytes = 4096});
     const axds::scoped_warning_capture warnings;
     auto done = run_server(io, server);
@@ -261,11 +268,8 @@ TEST_CASE("log socket drops a malformed or truncated producer alone and keeps wh
 
 TEST_CASE("log socket cuts off a producer still connected after the shutdown grace, and its close() says so",
           "[log][socket]") {
-    temp_dir tmp;
-    io_thread io;
-    data_logger logger(io.executor(), tmp.path(), "grace");
-    logger.start();
-    const fs::path socket_path = tmp.path() / "grace.sock";
+    started_logger rig("grace");
+    auto& [tmp, io, logger, socket_path] = rig;
     log_socket_server server(io.executor(), logger, socket_path, {.shutdown_grace = std::chrono::milliseconds(200)});
     const axds::scoped_warning_capture warnings;
     auto done = run_server(io, server);
@@ -289,11 +293,8 @@ TEST_CASE("log socket cuts off a producer still connected after the shutdown gra
 }
 
 TEST_CASE("log socket refuses producers beyond max_connections and serves the others", "[log][socket]") {
-    temp_dir tmp;
-    io_thread io;
-    data_logger logger(io.executor(), tmp.path(), "crowd");
-    logger.start();
-    const fs::path socket_path = tmp.path() / "crowd.sock";
+    started_logger rig("crowd");
+    auto& [tmp, io, logger, socket_path] = rig;
     log_socket_server server(io.executor(), logger, socket_path, {.max_connections = 1});
     const axds::scoped_warning_capture warnings;
     auto done = run_server(io, server);
@@ -491,11 +492,8 @@ TEST_CASE("log socket producer errors: logging after the server dropped it, a sh
 // counted as a dropped producer, and `log serve` then called a complete recording incomplete.
 TEST_CASE("log socket: a connection opened and closed, or a producer leaving before its count, drops nothing",
           "[log][socket]") {
-    temp_dir tmp;
-    io_thread io;
-    data_logger logger(io.executor(), tmp.path(), "probe");
-    logger.start();
-    const fs::path socket_path = tmp.path() / "probe.sock";
+    started_logger rig("probe");
+    auto& [tmp, io, logger, socket_path] = rig;
     log_socket_server server(io.executor(), logger, socket_path);
     const axds::scoped_warning_capture warnings;
     auto done = run_server(io, server);
