@@ -12,7 +12,8 @@
 //      getrusage (outside the timed interval) and reports how many of the calls over 2 us took a page fault.
 //   3. the streaming layout (log_layout::archives, issue 19; --only-stream 1: only this part, 2: only d., 3: a.):
 //      a. 4 producers log 256 B messages for --stream-seconds (default 5) through log() vs a plain C loop appending
-//         the same member bytes (zip local header + .npy) to one file with one write() per message; messages/s
+//         the same member bytes (zip local header + .npy) to one file with one write() per message; messages/s;
+//         and vs the filesystem's ceiling: the bytes of the run written sequentially in 8 MiB writes + fdatasync
 //      b. the same messages vs np.save per message (python3 + numpy)
 //      c. entry-file logger + async_assemble_log_archives vs streaming logger + stop, end to end, same messages
 //      d. 1 MiB payloads: streaming logger MB/s vs a plain append loop (one write per member)
@@ -573,6 +574,43 @@ double append_loop(const fs::path& dir, std::size_t count, std::size_t payload) 
     return elapsed;
 }
 
+/// The filesystem's own ceiling for a durable stream: `bytes` appended to one file in 8 MiB write() calls, then
+/// fdatasync, as the streaming logger's run ends with its durable finish; returns the seconds. No logger writes a
+/// stream faster than this, so on a disk it shows how much of the disk's rate a logger run used (its figure differs
+/// from run to run on a VM's shared disk).
+double sequential_write(const fs::path& dir, std::uint64_t bytes) {
+    fs::create_directories(dir);
+    const int fd = ::open((dir / "sequential.bin").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    const std::vector<std::uint8_t> block(std::size_t{8} << 20U, 7);
+    const auto start = clock_type::now();
+    for (std::uint64_t done = 0; done < bytes;) {
+        const std::size_t step = static_cast<std::size_t>(std::min<std::uint64_t>(block.size(), bytes - done));
+        if (fd < 0 || ::write(fd, block.data(), step) != static_cast<ssize_t>(step)) {
+            std::perror("sequential write");
+            std::exit(1);
+        }
+        done += step;
+    }
+    if (::fdatasync(fd) != 0) {
+        std::perror("sequential write fdatasync");
+        std::exit(1);
+    }
+    const double elapsed = seconds_since(start);
+    ::close(fd);
+    return elapsed;
+}
+
+/// Bytes of the regular files under `dir` (what a logger run wrote).
+std::uint64_t bytes_under(const fs::path& dir) {
+    std::uint64_t total = 0;
+    for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+        if (entry.is_regular_file()) {
+            total += entry.file_size();
+        }
+    }
+    return total;
+}
+
 struct stream_result {
     double seconds = 0;
     std::uint64_t messages = 0;
@@ -586,10 +624,13 @@ struct stream_result {
 /// timed from there.
 stream_result stream_run(const fs::path& parent, std::size_t producers, std::size_t payload, double seconds,
                          std::size_t per_producer, axds::log_layout layout = axds::log_layout::archives,
-                         std::uint64_t warm_messages = 0) {
+                         std::uint64_t warm_messages = 0, std::size_t queue_bytes = 0) {
     io_thread loop;
     axds::data_logger_options options;
     options.layout = layout;
+    if (queue_bytes != 0) {
+        options.queue_capacity_bytes = queue_bytes;
+    }
     axds::data_logger logger(loop.executor(), parent, "stream", options);
     logger.start();
     std::atomic<bool> stop{false};
@@ -673,22 +714,36 @@ void bench_stream_throughput(const settings& s) {
         seconds);
     std::vector<double> ours;
     std::vector<double> base;
+    std::vector<double> ceiling;
     std::uint64_t messages = 0;
+    double member_bytes = 0;
     for (int r = 0; r < 3; ++r) {
         const fs::path dir = s.dir / fmt::format("stream{}", r);
         const stream_result run = stream_run(dir, 4, 256, seconds, 0);
         ours.push_back(static_cast<double>(run.messages) / run.seconds);
         messages = run.messages;
+        const std::uint64_t written = bytes_under(dir);
+        member_bytes = static_cast<double>(written) / static_cast<double>(messages);
         end_step(dir);
         const fs::path plain = s.dir / fmt::format("append{}", r);
         base.push_back(static_cast<double>(messages) / append_loop(plain, messages, 256));
         end_step(plain);
+        const fs::path sequential = s.dir / fmt::format("sequential{}", r);
+        ceiling.push_back(static_cast<double>(messages) / sequential_write(sequential, written));
+        end_step(sequential);
     }
     const double rate = median(ours);
     const double base_rate = median(base);
-    fmt::print("  axds streaming logger: {:.0f} messages/s ({} messages in the last run)\n", rate, messages);
+    fmt::print(
+        "  axds streaming logger: {:.0f} messages/s ({} messages in the last run, {:.0f} bytes each in the "
+        "archives)\n",
+        rate, messages, member_bytes);
     fmt::print("  baseline plain append loop, one write() per member: {:.0f} messages/s  -> {:.2f}x\n", base_rate,
                rate / base_rate);
+    fmt::print(
+        "  ceiling: the same bytes written sequentially in 8 MiB writes + fdatasync: {:.0f} messages/s "
+        "({:.0f} MB/s)  -> the logger ran at {:.2f}x of it\n",
+        median(ceiling), median(ceiling) * member_bytes / 1e6, rate / median(ceiling));
     const double np_rate = np_save_rate(s.dir / "np_save", s.stream_seconds == 0 ? 200 : 20000);
     if (np_rate > 0) {
         fmt::print("  baseline np.save per message: {:.0f} messages/s  -> {:.1f}x\n", np_rate, rate / np_rate);
@@ -723,37 +778,55 @@ void bench_stream_end_to_end(const settings& s) {
 /// message, the first ~1.2 s of a run on this project's VM), where the append loop rewrites one buffer. The producer
 /// gets a recycled buffer for every message only once the queue has cycled. So the time starts after a warm-up of
 /// twice the queue's capacity in messages and runs to the return of stop() (the durable finish included); the
-/// figure from the logger's start is printed too. The baseline appends as many messages as the timed part logged.
+/// figure from the logger's start is printed too. The baseline appends as many messages as the timed part logged,
+/// from one buffer that stays in the CPU's cache; the logger's payloads wait in its queue behind up to
+/// queue_capacity_bytes of others (the producer is faster than the writer, so the queue is full), and come back
+/// from memory. The same run with a 32 MiB queue (a cache-sized backlog) shows what that costs. Short steps,
+/// alternated 5 times: this VM's memory bandwidth drifts by 2x over seconds.
 void bench_stream_big(const settings& s) {
     constexpr std::size_t mib = 1U << 20U;
-    const double seconds = std::min<double>(2.0, static_cast<double>(s.stream_seconds));
+    constexpr std::size_t small_queue = 32 * mib;
+    const double seconds = std::min<double>(1.0, static_cast<double>(s.stream_seconds));
     const std::uint64_t warm = 2 * (axds::data_logger_options{}.queue_capacity_bytes / mib);
+    const int rounds = s.stream_seconds == 0 ? 1 : 5;
     std::vector<double> ours;
     std::vector<double> cold;
+    std::vector<double> small;
     std::vector<double> base;
     std::uint64_t messages = 0;
-    for (int r = 0; r < 3; ++r) {
-        const fs::path a = s.dir / fmt::format("big_stream{}", r);
-        stream_result run = s.stream_seconds == 0 ? stream_run(a, 1, mib, 0, 8)
-                                                  : stream_run(a, 1, mib, seconds, 0, axds::log_layout::archives, warm);
+    constexpr auto archives = axds::log_layout::archives;
+    const auto steady = [](stream_result run) {
         if (run.steady_messages == 0) {  // the smoke run (--stream-seconds 0): no warm-up
             run.steady_messages = run.messages;
             run.steady_seconds = run.seconds;
         }
+        return run;
+    };
+    for (int r = 0; r < rounds; ++r) {
+        const fs::path a = s.dir / fmt::format("big_stream{}", r);
+        const stream_result run = steady(s.stream_seconds == 0 ? stream_run(a, 1, mib, 0, 8)
+                                                               : stream_run(a, 1, mib, seconds, 0, archives, warm));
         messages = run.steady_messages;
         ours.push_back(static_cast<double>(run.steady_messages) / run.steady_seconds);
         cold.push_back(static_cast<double>(run.messages) / run.seconds);
         end_step(a);
+        const fs::path c = s.dir / fmt::format("big_small_queue{}", r);
+        const stream_result with_small = steady(
+            s.stream_seconds == 0 ? stream_run(c, 1, mib, 0, 8, archives, 0, small_queue)
+                                  : stream_run(c, 1, mib, seconds, 0, archives, 2 * small_queue / mib, small_queue));
+        small.push_back(static_cast<double>(with_small.steady_messages) / with_small.steady_seconds);
+        end_step(c);
         const fs::path b = s.dir / fmt::format("big_append{}", r);
         base.push_back(static_cast<double>(messages) / append_loop(b, messages, mib));
         end_step(b);
     }
     fmt::print(
-        "  1 MiB payloads, 1 producer ({} messages timed in the last run, after {} of warm-up): streaming {:.0f} MB/s, "
-        "plain append loop {:.0f} MB/s -> {:.2f}x (from the logger's start, warm-up included: {:.0f} MB/s, "
-        "{:.2f}x)\n",
-        messages, s.stream_seconds == 0 ? 0 : warm, median(ours) * mib / 1e6, median(base) * mib / 1e6,
-        median(ours) / median(base), median(cold) * mib / 1e6, median(cold) / median(base));
+        "  1 MiB payloads, 1 producer ({} messages timed in the last run, after {} of warm-up; medians of {} "
+        "alternated runs): streaming {:.0f} MB/s, plain append loop {:.0f} MB/s -> {:.2f}x (from the logger's start, "
+        "warm-up included: {:.0f} MB/s, {:.2f}x); with queue_capacity_bytes = 32 MiB: {:.0f} MB/s -> {:.2f}x\n",
+        messages, s.stream_seconds == 0 ? 0 : warm, rounds, median(ours) * mib / 1e6, median(base) * mib / 1e6,
+        median(ours) / median(base), median(cold) * mib / 1e6, median(cold) / median(base), median(small) * mib / 1e6,
+        median(small) / median(base));
 }
 
 }  // namespace
