@@ -656,6 +656,7 @@ struct archive_stream_writer::source_file {
     std::uint64_t pending_bytes = 0;
     std::uint64_t unsynced = 0;
     std::uint64_t writeback_end = 0;  ///< the disk write of [0, writeback_end) was started (start_writeback)
+    bool name_synced = false;         ///< the log directory was fsynced since the file was opened (maybe_sync)
     // The .npy header of the last payload length this source wrote, and its CRC-32 (per source: the sources of a
     // batch are encoded in parallel).
     std::uint64_t header_length = ~std::uint64_t{0};
@@ -819,9 +820,6 @@ archive_stream_writer::source_file& archive_stream_writer::file_for(std::uint8_t
         for (const auto& m : scan.members) {
             f.add_member(m);
         }
-        if (scan.file_size == 0) {
-            sync_directory(directory_fd_, directory_);  // the new name survives a power loss with its first sync
-        }
     } catch (const std::exception& e) {
         f.fd.reset();
         f.open_error = fmt::format("the working file {} could not be resumed: {}", path.string(), e.what());
@@ -979,11 +977,18 @@ void archive_stream_writer::maybe_sync(source_file& f) {
     if (!by_size && !by_time) {
         return;
     }
+    // The file's name is made durable with its first data sync (the directory fsync, a disk flush, would otherwise
+    // stall the writer's first batch while producers empty the node pool); the stop syncs it in any case.
+    const char* failed = nullptr;
     if (::fdatasync(f.fd.get()) != 0) {
+        failed = "fdatasync of the working file";
+    } else if (!f.name_synced && ::fsync(directory_fd_) != 0) {
+        failed = "fsync of the log directory (the working file's name)";
+    }
+    if (failed != nullptr) {
         const int error = errno;
-        const std::string text =
-            fmt::format("fdatasync of the working file failed: {} [errno {}]; the member may not be on stable storage",
-                        sys::errno_message(error), error);
+        const std::string text = fmt::format("{} failed: {} [errno {}]; the member may not be on stable storage",
+                                             failed, sys::errno_message(error), error);
         for (const auto& pm : f.pending) {
             errors_[pm.index] = text;
         }
@@ -996,6 +1001,7 @@ void archive_stream_writer::maybe_sync(source_file& f) {
         f.last_sync = now;  // unsynced stays: the next sync (by size, by time, or the stop) tries again, not at once
         return;
     }
+    f.name_synced = true;
     syncs_.fetch_add(1, std::memory_order_relaxed);
     bytes_synced_.fetch_add(f.unsynced, std::memory_order_relaxed);
     f.unsynced = 0;
