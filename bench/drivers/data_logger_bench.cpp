@@ -539,7 +539,9 @@ void bench_latency(const settings& s, std::size_t producers, axds::log_layout la
 
 /// The baseline a careful C programmer would write: per message, encode the member's head (zip local header, .npy
 /// header, source and time) into a reused buffer, CRC-32 it with the payload, and append head + payload with one
-/// writev() (the payload is not copied). The bytes are the streaming writer's (the same member encoder).
+/// writev() (the payload is not copied). The bytes are the streaming writer's (the same member encoder). It ends
+/// with fdatasync, as the logger's timed run ends with the return of stop() (which syncs its archives): without it,
+/// on a disk, the loop would be timed writing into the page cache and the logger writing to the disk.
 double append_loop(const fs::path& dir, std::size_t count, std::size_t payload) {
     fs::create_directories(dir);
     const int fd = ::open((dir / "1_log.npz").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
@@ -568,6 +570,10 @@ double append_loop(const fs::path& dir, std::size_t count, std::size_t payload) 
             std::exit(1);
         }
         offset += local + data_size;
+    }
+    if (::fdatasync(fd) != 0) {
+        std::perror("baseline append fdatasync");
+        std::exit(1);
     }
     const double elapsed = seconds_since(start);
     ::close(fd);
