@@ -537,6 +537,18 @@ void bench_latency(const settings& s, std::size_t producers, axds::log_layout la
 
 // ------------------------------------------------------------------------------------------- streaming layout
 
+/// fdatasync and close of a baseline's file (the process exits if the sync fails); the seconds since `start`, the
+/// sync included.
+double sync_and_close(int fd, const char* what, clock_type::time_point start) {
+    if (::fdatasync(fd) != 0) {
+        std::perror(what);
+        std::exit(1);
+    }
+    const double elapsed = seconds_since(start);
+    ::close(fd);
+    return elapsed;
+}
+
 /// The baseline a careful C programmer would write: per message, encode the member's head (zip local header, .npy
 /// header, source and time) into a reused buffer, CRC-32 it with the payload, and append head + payload with one
 /// writev() (the payload is not copied). The bytes are the streaming writer's (the same member encoder). It ends
@@ -571,13 +583,7 @@ double append_loop(const fs::path& dir, std::size_t count, std::size_t payload) 
         }
         offset += local + data_size;
     }
-    if (::fdatasync(fd) != 0) {
-        std::perror("baseline append fdatasync");
-        std::exit(1);
-    }
-    const double elapsed = seconds_since(start);
-    ::close(fd);
-    return elapsed;
+    return sync_and_close(fd, "baseline append fdatasync", start);
 }
 
 /// The filesystem's own ceiling for a durable stream: `bytes` appended to one file in 8 MiB write() calls, then
@@ -597,13 +603,7 @@ double sequential_write(const fs::path& dir, std::uint64_t bytes) {
         }
         done += step;
     }
-    if (::fdatasync(fd) != 0) {
-        std::perror("sequential write fdatasync");
-        std::exit(1);
-    }
-    const double elapsed = seconds_since(start);
-    ::close(fd);
-    return elapsed;
+    return sync_and_close(fd, "sequential write fdatasync", start);
 }
 
 /// Bytes of the regular files under `dir` (what a logger run wrote).
