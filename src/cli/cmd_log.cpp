@@ -202,6 +202,13 @@ int run_serve(serve_settings settings, const context& ctx) {
                      (!written.clean() ? written.first_error : served.first_error).c_str());
         return 1;
     }
+    if (!written.first_error.empty()) {  // every entry written, yet a sync made while the logger was idle failed
+        std::fprintf(stderr,
+                     "axds: every entry was written, but a sync made while the logger was idle failed, so the data "
+                     "may not be on stable storage as --sync-every-ms promised: %s\n",
+                     written.first_error.c_str());
+        return 1;
+    }
     for (const auto& d : written.damaged) {  // in working files of an earlier run that this run carried on from
         std::fprintf(stderr, "axds: damaged bytes %llu to %llu of an earlier run's working file were saved to %s\n",
                      static_cast<unsigned long long>(d.offset), static_cast<unsigned long long>(d.offset + d.length),

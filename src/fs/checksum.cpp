@@ -346,36 +346,71 @@ std::string combine_file_digests(std::vector<file_digest>& files) {
     return out;
 }
 
-void save_checksum_file(const fs::path& directory, const std::string& digest) {
-    const fs::path target = directory / checksum_file_name;
-    // Written to a file without a name (O_TMPFILE), given a temporary name only once complete, then renamed over
-    // ax_checksum.txt: a save that fails part way (a full disk, a file size limit) leaves the previous checksum as it
-    // was, never an empty or cut file, and a save killed part way leaves no stray file in the directory that a later
-    // checksum would include. Filesystems without O_TMPFILE get the named temporary file from the start. The rename
-    // replaces a symlink or a hard link named ax_checksum.txt itself, never the file it leads to.
-    const fs::path temporary =
-        directory / fmt::format(".{}.axds-{}-{}", checksum_file_name, ::getpid(), save_counter.fetch_add(1));
-    const auto fail = [&](int error) {
-        (void)::unlink(temporary.c_str());
-        throw_errno(error, fmt::format("Unable to save the checksum {} to '{}': {}.", digest, target.string(),
-                                       sys::errno_message(error)));
-    };
-    sys::unique_fd fd(::open(directory.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644));
-    const bool unnamed = static_cast<bool>(fd);
-    if (!unnamed) {
-        fd.reset(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
-    }
+namespace {
+
+/// Writes `digest` to a new file in `directory` that has no name (O_TMPFILE) and links it as `temporary` once it is
+/// complete. Returns 0, the errno of a write that failed (a full disk, a file size limit), or -1 when this cannot be
+/// done here (a filesystem without O_TMPFILE, no usable /proc/self/fd, `temporary` taken): the caller then writes
+/// a named file instead.
+int write_unnamed(const fs::path& directory, const fs::path& temporary, const std::string& digest) {
+    const sys::unique_fd fd(::open(directory.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644));
     if (!fd) {
-        fail(errno);
+        return -1;
     }
     const sys::io_result written = sys::pwrite_full(fd.get(), digest.data(), digest.size(), 0);
     if (written.error) {
-        fail(written.error.value());
+        return written.error.value();
     }
-    if (unnamed) {
-        const std::string proc_path = fmt::format("/proc/self/fd/{}", fd.get());
-        if (::linkat(AT_FDCWD, proc_path.c_str(), AT_FDCWD, temporary.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+    const std::string proc_path = fmt::format("/proc/self/fd/{}", fd.get());
+    if (::linkat(AT_FDCWD, proc_path.c_str(), AT_FDCWD, temporary.c_str(), AT_SYMLINK_FOLLOW) == 0 ||
+        ::linkat(fd.get(), "", AT_FDCWD, temporary.c_str(), AT_EMPTY_PATH) == 0) {  // the latter needs privilege
+        return 0;
+    }
+    return -1;
+}
+
+}  // namespace
+
+void save_checksum_file(const fs::path& directory, const std::string& digest) {
+    const fs::path target = directory / checksum_file_name;
+    // Written to a new file, then renamed over ax_checksum.txt: a save that fails part way (a full disk, a file size
+    // limit) leaves the previous checksum as it was, never an empty or cut file. The file has no name while it is
+    // written (O_TMPFILE) and gets its temporary name only once complete, so a save killed part way leaves nothing
+    // that a later checksum would include, but for the instant between that link and the rename; without O_TMPFILE
+    // (some network filesystems, no /proc) it is named from the start. A temporary name already taken (a leftover of
+    // another process with this PID, e.g. PID 1 in a container) is skipped, never removed. The rename replaces a
+    // symlink or a hard link named ax_checksum.txt itself, never the file it leads to.
+    fs::path temporary;
+    bool created = false;
+    const auto fail = [&](int error) {
+        if (created) {
+            (void)::unlink(temporary.c_str());
+        }
+        throw_errno(error, fmt::format("Unable to save the checksum {} to '{}': {}.", digest, target.string(),
+                                       sys::errno_message(error)));
+    };
+    for (int attempt = 0; !created; ++attempt) {
+        temporary =
+            directory / fmt::format(".{}.axds-{}-{}", checksum_file_name, ::getpid(), save_counter.fetch_add(1));
+        const int unnamed = write_unnamed(directory, temporary, digest);
+        if (unnamed > 0) {
+            fail(unnamed);
+        }
+        if (unnamed == 0) {
+            created = true;
+            break;
+        }
+        const sys::unique_fd fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+        if (!fd && errno == EEXIST && attempt < 100) {
+            continue;
+        }
+        if (!fd) {
             fail(errno);
+        }
+        created = true;
+        const sys::io_result written = sys::pwrite_full(fd.get(), digest.data(), digest.size(), 0);
+        if (written.error) {
+            fail(written.error.value());
         }
     }
     if (::rename(temporary.c_str(), target.c_str()) != 0) {

@@ -978,7 +978,9 @@ void archive_stream_writer::maybe_sync(source_file& f) {
         return;
     }
     // The file's name is made durable with its first data sync (the directory fsync, a disk flush, would otherwise
-    // stall the writer's first batch while producers empty the node pool); the stop syncs it in any case.
+    // stall the writer's first batch while producers empty the node pool); a stop that publishes the archive syncs
+    // the directory after its rename. A failed directory fsync is treated as a failed fdatasync: without a durable
+    // name the synced data may not survive a power loss.
     const char* failed = nullptr;
     if (::fdatasync(f.fd.get()) != 0) {
         failed = "fdatasync of the working file";
@@ -1161,15 +1163,16 @@ std::string secure_working_file(int directory_fd, const fs::path& directory, con
 }
 
 /// Removes the working file of a source none of whose members was written (every write failed), but only while its
-/// name still holds the file the logger opened (`fd`): what another process put under that name meanwhile is left.
+/// name still holds the file the logger opened (`fd`) and that file is still empty: what another process put under
+/// that name, or appended to the file, meanwhile is left.
 void remove_empty_working_file(int directory_fd, const fs::path& directory, const std::string& name, int fd) {
     struct stat mine {};
 
     struct stat named {};
 
     if (fd < 0 || ::fstat(fd, &mine) != 0 || ::fstatat(directory_fd, name.c_str(), &named, AT_SYMLINK_NOFOLLOW) != 0 ||
-        named.st_dev != mine.st_dev || named.st_ino != mine.st_ino) {
-        return;  // gone already, or no longer ours
+        named.st_dev != mine.st_dev || named.st_ino != mine.st_ino || mine.st_size != 0) {
+        return;  // gone already, no longer ours, or holding bytes of someone else's
     }
     if (::unlinkat(directory_fd, name.c_str(), 0) != 0 && errno != ENOENT) {
         throw_file_error(errno, "remove the empty working file", directory / name);

@@ -6,6 +6,7 @@ Usage: cli_input_test.py /path/to/axds"""
 import json
 import os
 import signal
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -306,6 +307,30 @@ with tempfile.TemporaryDirectory() as tmp:
           and sorted(os.listdir(limited)) == ["a.bin", "ax_checksum.txt"]
           and open(os.path.join(limited, "ax_checksum.txt")).read() == saved,
           f"case 15: {result.returncode} {result.stderr!r} {sorted(os.listdir(limited))}")
+
+    # 16. a checksum save where /proc/self/fd cannot be used (a minimal container or chroot) falls back to a named
+    # temporary file instead of failing, and a temporary name left by an earlier process with the same PID (PID 1 in
+    # a container) is skipped, never removed. Root only (unshare + mount).
+    if os.geteuid() == 0 and shutil.which("unshare"):
+        masked = os.path.join(tmp, "masked")
+        os.makedirs(masked)
+        with open(os.path.join(masked, "a.bin"), "w") as f:
+            f.write("data")
+        code, expected, err = run("checksum", "--no-save", masked)
+        result = subprocess.run(["unshare", "-m", "sh", "-c", 'mount -t tmpfs none /proc && exec "$0" checksum "$1"',
+                                 AXDS, masked], capture_output=True, timeout=60)
+        saved = open(os.path.join(masked, "ax_checksum.txt")).read() if os.path.exists(
+            os.path.join(masked, "ax_checksum.txt")) else ""
+        check(result.returncode == 0 and saved.strip() == expected.decode().strip()
+              and sorted(os.listdir(masked)) == ["a.bin", "ax_checksum.txt"],
+              f"case 16: without /proc: {result.returncode} {result.stderr!r} {sorted(os.listdir(masked))}")
+        stale = os.path.join(masked, ".ax_checksum.txt.axds-1-0")
+        with open(stale, "w") as f:
+            f.write("someone else's")
+        result = subprocess.run(["unshare", "-pf", "--mount-proc", AXDS, "checksum", masked], capture_output=True,
+                                timeout=60)
+        check(result.returncode == 0 and open(stale).read() == "someone else's",
+              f"case 16: a taken temporary name: {result.returncode} {result.stderr!r} {sorted(os.listdir(masked))}")
 
 print(f"cli input: {checks - len(failures)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)

@@ -15,6 +15,7 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 #include <string>
@@ -116,7 +117,7 @@ TEST_CASE("a streaming logger on a full disk counts what it lost and keeps what 
 // process had put under that name meanwhile was deleted.
 TEST_CASE("a streaming logger with nothing written removes its own working file but never another one of that name",
           "[log][stream][disk_full]") {
-    const bool replaced = GENERATE(false, true);
+    const int meddling = GENERATE(0, 1, 2);  // none; the file replaced by another; bytes appended to it
     small_disk small("8k");
     auto& [tmp, mount_point, disk] = small;
     AXDS_SKIP_IF(!disk.mounted(), "SKIPPED: the full-disk test needs to mount a tmpfs (root / CAP_SYS_ADMIN): mount "
@@ -134,14 +135,16 @@ TEST_CASE("a streaming logger with nothing written removes its own working file 
     }
     REQUIRE(fs::exists(working));
     REQUIRE(fs::file_size(working) == 0);
-    if (replaced) {
+    if (meddling == 1) {
         fs::remove(working);
         write_file(working, "precious");  // another program's file under that name
+    } else if (meddling == 2) {
+        std::ofstream(working, std::ios::app) << "precious";  // another program's bytes in the logger's own file
     }
     const data_logger_report report = logger.stop();
     CHECK(report.entries_failed == 1);
     CHECK(report.entries_written == 0);
-    if (replaced) {
+    if (meddling != 0) {
         REQUIRE(fs::exists(working));
         CHECK(read_file(working) == "precious");
     } else {
