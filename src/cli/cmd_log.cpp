@@ -204,8 +204,8 @@ int run_serve(serve_settings settings, const context& ctx) {
     }
     if (!written.first_error.empty()) {  // every entry written, yet a sync made while the logger was idle failed
         std::fprintf(stderr,
-                     "axds: every entry was written, but a sync made while the logger was idle failed, so the data "
-                     "may not be on stable storage as --sync-every-ms promised: %s\n",
+                     "axds: every entry was written, but a sync made while the logger was idle failed, so for a "
+                     "while --sync-every-ms's promise did not hold (check the disk): %s\n",
                      written.first_error.c_str());
         return 1;
     }
