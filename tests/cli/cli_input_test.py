@@ -328,9 +328,12 @@ with tempfile.TemporaryDirectory() as tmp:
         code, expected, err = run("checksum", "--no-save", masked)
         result = subprocess.run(["unshare", "-m", "sh", "-c", 'mount -t tmpfs none /proc && exec "$0" checksum "$1"',
                                  AXDS, masked], capture_output=True, timeout=60)
+        # An ASan build (CI) cannot read its options without /proc, and its leak check at exit then fails for want
+        # of /proc: the exit code says nothing there, the saved file below does.
+        exited_well = result.returncode == 0 or b"LeakSanitizer has encountered a fatal error" in result.stderr
         saved = open(os.path.join(masked, "ax_checksum.txt")).read() if os.path.exists(
             os.path.join(masked, "ax_checksum.txt")) else ""
-        check(result.returncode == 0 and saved.strip() == expected.decode().strip()
+        check(exited_well and saved.strip() == expected.decode().strip()
               and sorted(os.listdir(masked)) == ["a.bin", "ax_checksum.txt"],
               f"case 16: without /proc: {result.returncode} {result.stderr!r} {sorted(os.listdir(masked))}")
         stale = os.path.join(masked, ".ax_checksum.txt.axds-1-0")
