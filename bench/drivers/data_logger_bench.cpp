@@ -37,6 +37,7 @@
 
 #include "bench_support.hpp"
 #include "detail/fault_hooks.hpp"  // src/: the logger's node pool counts
+#include "log/entry_writer.hpp"    // src/: what the logger's queue charges per entry besides its payload
 #include "npy/zip_records.hpp"     // src/: the member encoder the baseline appends with
 #include "support/io_thread.hpp"   // tests/support: the same helper the logger tests use
 #include "sys/endian.hpp"          // src/: the little-endian codecs of the formats
@@ -676,9 +677,8 @@ stream_result stream_run(const fs::path& parent, std::size_t producers, std::siz
     stream_result r{seconds_since(start), report.entries_written};
     if (warm_messages != 0) {
         r.steady_seconds = seconds_since(warm_end);
-        constexpr std::size_t bookkeeping = 201;  // charged per queued entry besides its payload (entry_writer.hpp)
-        r.steady_messages =
-            report.entries_written - warm_messages * producers + queued_at_warm_end / (payload + bookkeeping);
+        r.steady_messages = report.entries_written - warm_messages * producers +
+                            queued_at_warm_end / (payload + axds::detail::entry_bookkeeping_bytes);
     }
     if (!report.clean()) {
         fmt::print(stderr, "streaming logger failed: {}\n", report.first_error);
