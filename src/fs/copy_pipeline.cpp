@@ -4,6 +4,7 @@
 #include "sys/io.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -138,14 +139,185 @@ private:
     int error_ = 0;
 };
 
+/// The copy through buffers (copy_method::buffers). The copier (the calling thread) reads chunk i of the source into
+/// slot i % ring_slots and writes it to the destination; the follower hashes the slot into the source hasher, which
+/// frees it, then reads the written range back from the destination into the destination hasher. Used where the
+/// kernel refuses copy_file_range (another filesystem): before it, such a copy hashed its source while copying and
+/// read the whole copy back after it (bench/README.md has both).
+class ring_pipeline {
+public:
+    ring_pipeline(int in, int out, pipeline_hashers hashers, std::size_t chunk)
+        : in_(in), out_(out), hashers_(hashers), chunk_(chunk) {
+        for (auto& s : slots_) {
+            s.data = sys::aligned_buffer(chunk);
+        }
+    }
+
+    /// The copier's part, on the calling thread; `inline_follow`: no helper thread, so each chunk is also hashed
+    /// and read back here, right after it is written.
+    void copy(pipelined_copy& result, bool inline_follow, const std::function<void(std::uint64_t)>& after_chunk) {
+        sys::aligned_buffer back;  // the read-back buffer when following inline
+        for (std::uint64_t i = 0;; ++i) {
+            if (i >= ring_slots && !inline_follow) {  // slot i % ring_slots holds chunk i - ring_slots until freed
+                wait_until([&] { return freed_.load() > i - ring_slots || failed_.load(); });
+            }
+            if (failed_.load()) {
+                break;  // the follower's read failed: its error is the result
+            }
+            chunk_slot& s = slots_[i % ring_slots];
+            const sys::io_result n = sys::pread_full(in_, s.data.data(), chunk_, static_cast<off_t>(result.copied));
+            if (n.error || n.bytes == 0) {
+                result.error = n.error.value();
+                break;
+            }
+            s.offset = result.copied;
+            s.length = n.bytes;
+            publish(read_, i + 1);
+            const sys::io_result w = sys::pwrite_full(out_, s.data.data(), n.bytes, static_cast<off_t>(s.offset));
+            if (w.error) {
+                result.error = w.error.value();
+                break;
+            }
+            result.copied += n.bytes;
+            if (after_chunk) {
+                after_chunk(result.copied);
+            }
+            publish(written_, i + 1);
+            if (inline_follow && !follow_chunk(i, back)) {
+                break;
+            }
+        }
+        finished_.store(true);
+        if (result.error != 0) {
+            failed_.store(true);
+        }
+        signal();
+    }
+
+    /// The follower's part, on the helper thread: every chunk the copier publishes, in order, until it finishes.
+    void follow() noexcept {
+        try {
+            sys::aligned_buffer back(chunk_);
+            for (std::uint64_t i = 0;; ++i) {
+                wait_until([&] { return read_.load() > i || finished_.load(); });
+                if (read_.load() <= i || !follow_chunk(i, back)) {
+                    return;
+                }
+            }
+        } catch (const std::bad_alloc&) {
+            fail(ENOMEM);
+        }
+    }
+
+    /// 0 or the errno of a read back. Read after follow() returned.
+    [[nodiscard]] int error() const noexcept { return error_; }
+
+private:
+    struct chunk_slot {
+        sys::aligned_buffer data;
+        std::uint64_t offset = 0;  ///< of the chunk in the files
+        std::size_t length = 0;
+    };
+
+    /// Chunk i (read by the copier) hashed from its slot, the slot freed, then, once written, read back. False when
+    /// the copy failed or a read back did.
+    bool follow_chunk(std::uint64_t i, sys::aligned_buffer& back) {
+        const chunk_slot& s = slots_[i % ring_slots];
+        const std::uint64_t offset = s.offset;
+        const std::size_t length = s.length;
+        if (hashers_.source != nullptr) {
+            hashers_.source->update(s.data.data(), length);
+        }
+        publish(freed_, i + 1);
+        wait_until([&] { return written_.load() > i || failed_.load(); });
+        if (written_.load() <= i) {
+            return false;  // the copier failed writing it
+        }
+        if (back.size() == 0) {
+            back = sys::aligned_buffer(chunk_);
+        }
+        // Fewer bytes where the file ends early (another process truncated it): the digest then differs.
+        const sys::io_result n = sys::pread_full(out_, back.data(), length, static_cast<off_t>(offset));
+        if (n.error) {
+            fail(n.error.value());
+            return false;
+        }
+        hashers_.destination->update(back.data(), n.bytes);
+        return true;
+    }
+
+    void fail(int error) noexcept {
+        error_ = error;
+        failed_.store(true);
+        signal();
+    }
+
+    void publish(std::atomic<std::uint64_t>& counter, std::uint64_t value) noexcept {
+        counter.store(value);
+        signal();
+    }
+
+    void signal() noexcept {
+        progress_.fetch_add(1);
+        progress_.notify_all();
+    }
+
+    template <typename Predicate>
+    void wait_until(Predicate done) noexcept {
+        for (;;) {
+            const std::uint32_t seen = progress_.load();
+            if (done()) {
+                return;
+            }
+            progress_.wait(seen);
+        }
+    }
+
+    int in_;
+    int out_;
+    pipeline_hashers hashers_;
+    std::size_t chunk_;
+    std::array<chunk_slot, ring_slots> slots_;
+    std::atomic<std::uint64_t> read_{0};      ///< chunks read into the ring
+    std::atomic<std::uint64_t> written_{0};   ///< chunks written to the destination
+    std::atomic<std::uint64_t> freed_{0};     ///< chunks whose slot the follower is done with
+    std::atomic<bool> finished_{false};       ///< the copier publishes no more chunks
+    std::atomic<bool> failed_{false};         ///< the copy or a read back failed: both sides stop
+    std::atomic<std::uint32_t> progress_{0};  ///< bumped at every change of the above: what a waiter sleeps on
+    int error_ = 0;
+};
+
+pipelined_copy ring_copy_and_hash(int in, int out, pipeline_hashers hashers, std::size_t chunk,
+                                  const std::function<void(std::uint64_t)>& after_chunk) {
+    pipelined_copy result;
+    ring_pipeline pipeline(in, out, hashers, chunk);
+    std::thread follower;
+    try {
+        follower = std::thread([&pipeline] { pipeline.follow(); });
+    } catch (const std::system_error&) {
+        // No thread to be had: each chunk is hashed and read back on this thread.
+    }
+    pipeline.copy(result, !follower.joinable(), after_chunk);
+    if (follower.joinable()) {
+        follower.join();
+    }
+    if (result.error == 0) {
+        result.error = pipeline.error();
+    }
+    return result;
+}
+
 }  // namespace
 
 bool kernel_refuses_copy(int error) noexcept {
     return error == EXDEV || error == ENOSYS || error == EINVAL || error == EOPNOTSUPP;
 }
 
-pipelined_copy copy_and_hash(int in, int out, pipeline_hashers hashers, std::size_t chunk,
+pipelined_copy copy_and_hash(int in, int out, pipeline_hashers hashers, copy_method method, std::size_t chunk,
                              const std::function<void(std::uint64_t)>& after_chunk) {
+    if (method == copy_method::buffers) {
+        return ring_copy_and_hash(in, out, hashers, chunk, after_chunk);
+    }
     pipelined_copy result;
     // The destination's follower reads back what was copied; the source is hashed by a thread of its own (three
     // threads: the copy, the source's hash, the destination's hash, each about as costly: one follower doing both

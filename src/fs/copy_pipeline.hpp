@@ -1,7 +1,8 @@
 #pragma once
-// The verified copy of a large file: copied in-kernel chunk by chunk while one thread hashes the source and another
-// reads each copied chunk back from the destination and hashes it, so both hashes overlap the copy instead of
-// following it. Private to src/.
+// The verified copy of a large file, with both hashes overlapping the copy instead of following it: either in-kernel
+// (copy_file_range, while helper threads hash the source and read the copy back) or, where the kernel refuses that
+// (another filesystem), through a ring of buffers (each chunk read once, hashed from the buffer and written, then
+// read back from the destination by a helper thread). Private to src/.
 
 #include "fs/file_digest.hpp"
 
@@ -17,6 +18,16 @@ namespace axds::detail {
 /// Bytes per copy_file_range call of a pipelined copy (see bench/README.md for the sizes measured).
 inline constexpr std::size_t pipeline_chunk_size = std::size_t{16} << 20;
 
+/// Bytes per chunk of a copy through buffers, and the number of chunk buffers in its ring.
+inline constexpr std::size_t ring_chunk_size = std::size_t{1} << 20;
+inline constexpr std::size_t ring_slots = 4;
+
+/// How a verified copy moves the bytes.
+enum class copy_method {
+    kernel,   ///< copy_file_range (the kernel may share extents or copy on a server); the source is read again to hash
+    buffers,  ///< through a ring of page-aligned buffers: the source is read once, for the copy and its hash
+};
+
 /// What copy_and_hash did.
 struct pipelined_copy {
     int error = 0;             ///< 0 or an errno (of the copy, or of a read for hashing)
@@ -31,16 +42,19 @@ struct pipeline_hashers {
     file_hasher* destination = nullptr;
 };
 
-/// Copies `in` (from its offset 0) to `out` (opened for reading and writing, empty) with copy_file_range calls of
-/// `chunk` bytes until the source's end. Once the first chunk is copied, two helper threads run along: one reads
-/// the source from its start to its end and feeds `hashers.source` (independent of the copy), the other follows the
-/// copy, reading each copied range back from `out` (1 MiB at a time, still in the page cache) into
-/// `hashers.destination`, so `destination` digests what the destination file holds after the write, over the whole
-/// file. The source is hashed to its end, so a source that grew meanwhile digests differently from its copy
-/// (verification then fails). Without threads to be had, the hashing runs after the copy on this thread.
-/// `after_chunk(copied)` (tests only) runs on this thread after each chunk is copied and before the follower may
-/// hash it.
-pipelined_copy copy_and_hash(int in, int out, pipeline_hashers hashers, std::size_t chunk = pipeline_chunk_size,
+/// Copies `in` (from its offset 0) to `out` (opened for reading and writing, empty) until the source's end, by
+/// `method`. Buffers: this thread reads each `chunk` of the source into a free buffer of the ring and writes it to
+/// `out`; a helper thread hashes the buffer into `hashers.source` (which frees it) and, once written, reads the range
+/// back from `out` into `hashers.destination`. Kernel: copy_file_range calls of `chunk` bytes; once the first chunk
+/// is copied, two helper threads run along: one reads the source from its start to its end and feeds
+/// `hashers.source` (independent of the copy), the other follows the copy, reading each copied range back from `out`
+/// (1 MiB at a time, still in the page cache) into `hashers.destination`. Either way `destination` digests what the
+/// destination file holds after the write, over the whole file. The source is hashed to its end, so a source that grew
+/// meanwhile digests differently from its copy (verification then fails). Without threads to be had, the hashing runs
+/// on this thread (kernel: after the copy). `after_chunk(copied)` (tests only) runs on this thread after each chunk is
+/// copied and before the destination's hashing may read it back. Only the kernel method can report `in_kernel == false`
+/// (refused, nothing done).
+pipelined_copy copy_and_hash(int in, int out, pipeline_hashers hashers, copy_method method, std::size_t chunk,
                              const std::function<void(std::uint64_t copied)>& after_chunk = {});
 
 }  // namespace axds::detail

@@ -237,22 +237,28 @@ bool mode_survives_umask(unsigned mode) {
 /// destination was read back and hashed during the copy.
 int copy_content(int in, int out, const struct stat& st, const copy_hashing& hashing, std::uint64_t& copied,
                  bool& pipelined) {
-    // 1. In-kernel: copy_file_range; a verified copy of a large file pipelined with its hashing (copy_and_hash).
-    bool in_kernel = hashing.source == nullptr || st.st_size >= pipelined_min;
-    int error = 0;
-    if (in_kernel && hashing.destination != nullptr && st.st_size >= pipelined_min) {
-        const auto result = detail::copy_and_hash(in, out, {hashing.source, hashing.destination});
-        error = result.error;
+    // 1. A verified copy of a large file: pipelined with its hashing (copy_and_hash), in-kernel, or through buffers
+    //    where the kernel refuses to copy between the two files (another filesystem).
+    if (hashing.destination != nullptr && st.st_size >= pipelined_min) {
+        const detail::pipeline_hashers hashers{hashing.source, hashing.destination};
+        auto result = detail::copy_and_hash(in, out, hashers, detail::copy_method::kernel, detail::pipeline_chunk_size);
+        if (!result.in_kernel) {  // refused: nothing was copied or hashed yet
+            result = detail::copy_and_hash(in, out, hashers, detail::copy_method::buffers, detail::ring_chunk_size);
+        }
         copied = result.copied;
-        in_kernel = result.in_kernel;
-        pipelined = in_kernel;  // refused: nothing was copied or hashed, the buffers below do both
-    } else if (in_kernel) {
+        pipelined = true;
+        return result.error;
+    }
+    // 2. In-kernel: copy_file_range (hashed copies of small files go to 4: one read for the copy and the hash).
+    bool in_kernel = hashing.source == nullptr;
+    int error = 0;
+    if (in_kernel) {
         error = copy_in_kernel(in, out, static_cast<std::uint64_t>(st.st_size), copied, in_kernel);
     }
     if (error != 0 || in_kernel) {
         return error;
     }
-    // 2. Across filesystems, large files: pipelined io_uring reads and writes (1 MiB chunks, 4 in flight). Small
+    // 3. Across filesystems, large files: pipelined io_uring reads and writes (1 MiB chunks, 4 in flight). Small
     //    files, and hashed copies, go straight to 3: there io_uring measured slower (tmpfs hands its reads to kernel
     //    worker threads; 2-3x for 16 KiB files, ~10% for a hashed 1 GiB file).
     if (hashing.source == nullptr && copied == 0 && st.st_size >= pipelined_min) {
@@ -260,7 +266,7 @@ int copy_content(int in, int out, const struct stat& st, const copy_hashing& has
         const sys::io_result pipelined_copy = detail::uring_copy(in, out, static_cast<std::uint64_t>(st.st_size));
         copied = pipelined_copy.error ? 0 : pipelined_copy.bytes;
     }
-    // 3. Plain pread/pwrite from where the others stopped, to end of file (no io_uring; a file that changed size).
+    // 4. Plain pread/pwrite from where the others stopped, to end of file (no io_uring; a file that changed size).
     return copy_through_buffer(in, out, static_cast<std::uint64_t>(st.st_size), hashing.source, copied);
 }
 

@@ -1,8 +1,10 @@
-// The pipelined verified copy (detail::copy_and_hash): the destination digest comes from the bytes read back from the
-// destination after they were written, over the whole file, so a chunk damaged after its copy is caught.
+// The pipelined verified copy (detail::copy_and_hash), by both methods (in-kernel and through a ring of buffers): the
+// destination digest comes from the bytes read back from the destination after they were written, over the whole
+// file, so a chunk damaged after its copy is caught.
 #include "fs/copy_pipeline.hpp"
 
 #include "support/temp_dir.hpp"
+#include "support/tmpfs_mount.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -21,6 +23,12 @@ using axds::test::write_file;
 namespace {
 
 constexpr std::size_t mib = std::size_t{1} << 20;
+
+using axds::detail::copy_method;
+
+std::string name_of(copy_method method) {
+    return method == copy_method::kernel ? "kernel" : "buffers";
+}
 
 axds::detail::digest128 digest_of(std::string_view relative, std::string_view content) {
     axds::detail::file_hasher hasher;
@@ -51,7 +59,10 @@ struct copy_files {
 
 TEST_CASE("copy_and_hash copies in chunks and digests the source and the copy read back", "[fs]") {
     const temp_dir tmp;
-    const std::size_t size = GENERATE(std::size_t{1}, mib, (std::size_t{5} * mib) + 123);
+    const copy_method method = GENERATE(copy_method::kernel, copy_method::buffers);
+    // 9 MiB + 123: more chunks than the ring has buffers, so each is reused (after its source hash).
+    const std::size_t size = GENERATE(std::size_t{1}, mib, (std::size_t{9} * mib) + 123);
+    INFO(name_of(method) << ", " << size << " bytes");
     const std::string content = random_bytes(size, size);
     write_file(tmp.path() / "in.bin", content);
     const copy_files files(tmp.path() / "in.bin", tmp.path() / "out.bin");
@@ -61,7 +72,7 @@ TEST_CASE("copy_and_hash copies in chunks and digests the source and the copy re
     source.start("big.bin");
     destination.start("big.bin");
     std::size_t chunks = 0;
-    const auto result = axds::detail::copy_and_hash(files.in, files.out, {&source, &destination}, mib,
+    const auto result = axds::detail::copy_and_hash(files.in, files.out, {&source, &destination}, method, mib,
                                                     [&](std::uint64_t) { ++chunks; });
     REQUIRE(result.error == 0);
     REQUIRE(result.in_kernel);
@@ -79,7 +90,9 @@ TEST_CASE("copy_and_hash digests what the destination holds: a chunk damaged aft
     write_file(tmp.path() / "in.bin", content);
     const copy_files files(tmp.path() / "in.bin", tmp.path() / "out.bin");
     REQUIRE((files.in >= 0 && files.out >= 0));
+    const copy_method method = GENERATE(copy_method::kernel, copy_method::buffers);
     const bool with_source = GENERATE(true, false);  // false: a reused source checksum, only the copy is hashed
+    INFO(name_of(method) << (with_source ? ", with the source hashed" : ", only the copy hashed"));
     axds::detail::file_hasher source;
     axds::detail::file_hasher destination;
     source.start("x");
@@ -92,8 +105,8 @@ TEST_CASE("copy_and_hash digests what the destination holds: a chunk damaged aft
             REQUIRE(::pwrite(files.out, &byte, 1, flipped) == 1);
         }
     };
-    const auto result =
-        axds::detail::copy_and_hash(files.in, files.out, {with_source ? &source : nullptr, &destination}, mib, damage);
+    const auto result = axds::detail::copy_and_hash(
+        files.in, files.out, {with_source ? &source : nullptr, &destination}, method, mib, damage);
     REQUIRE(result.error == 0);
     std::string damaged = content;
     damaged[static_cast<std::size_t>(flipped)] ^= 1;
@@ -106,6 +119,8 @@ TEST_CASE("copy_and_hash digests what the destination holds: a chunk damaged aft
 
 TEST_CASE("copy_and_hash digests a source that grows during the copy as each file holds it", "[fs]") {
     const temp_dir tmp;
+    const copy_method method = GENERATE(copy_method::kernel, copy_method::buffers);
+    INFO(name_of(method));
     const std::string content = random_bytes((std::size_t{2} * mib) + 5, 7);
     write_file(tmp.path() / "in.bin", content);
     const copy_files files(tmp.path() / "in.bin", tmp.path() / "out.bin");
@@ -122,7 +137,7 @@ TEST_CASE("copy_and_hash digests a source that grows during the copy as each fil
             REQUIRE(::write(append, "tail", 4) == 4);
         }
     };
-    const auto result = axds::detail::copy_and_hash(files.in, files.out, {&source, &destination}, mib, grow);
+    const auto result = axds::detail::copy_and_hash(files.in, files.out, {&source, &destination}, method, mib, grow);
     ::close(append);
     REQUIRE(result.error == 0);
     const std::string grown = content + "tail";
@@ -133,4 +148,26 @@ TEST_CASE("copy_and_hash digests a source that grows during the copy as each fil
     CHECK((source_digest == digest_of("g", grown) || source_digest == digest_of("g", content)));
     // Whatever the copy caught of the growth, the destination digest is that of the destination's bytes.
     CHECK(destination.finish() == digest_of("g", read_file(tmp.path() / "out.bin")));
+}
+
+TEST_CASE("copy_and_hash on a full disk returns ENOSPC and stops both sides", "[fs][disk_full]") {
+    const temp_dir tmp;
+    const copy_method method = GENERATE(copy_method::kernel, copy_method::buffers);
+    INFO(name_of(method));
+    axds::test::tmpfs_mount disk(tmp.path() / "disk", "16m");
+    AXDS_SKIP_IF(!disk.mounted(), "mounting a tmpfs is not permitted here (needs root): full-disk copy untested");
+    // Both files on the small disk (copy_file_range refuses to copy between filesystems): 12 MiB, of which about 4
+    // fit a second time.
+    const std::string content = random_bytes(std::size_t{12} * mib, 3);
+    write_file(disk.path() / "in.bin", content);
+    const copy_files files(disk.path() / "in.bin", disk.path() / "out.bin");
+    REQUIRE((files.in >= 0 && files.out >= 0));
+    axds::detail::file_hasher source;
+    axds::detail::file_hasher destination;
+    source.start("f");
+    destination.start("f");
+    const auto result = axds::detail::copy_and_hash(files.in, files.out, {&source, &destination}, method, mib);
+    REQUIRE(result.in_kernel);
+    CHECK(result.error == ENOSPC);
+    CHECK(result.copied < content.size());
 }
