@@ -100,6 +100,9 @@ void print_served(const serve_result& result, bool as_json, const context& ctx) 
         .field("refused_connections", served.refused_connections)
         .field("entries_written", written.entries_written)
         .field("entries_failed", written.entries_failed)
+        .field("syncs", written.syncs)
+        .field("bytes_synced", written.bytes_synced)
+        .field("syncs_failed", written.syncs_failed)
         .key("failed_entries")
         .paths(failed)
         .key("unfinished_archives")
@@ -202,11 +205,11 @@ int run_serve(serve_settings settings, const context& ctx) {
                      (!written.clean() ? written.first_error : served.first_error).c_str());
         return 1;
     }
-    if (!written.first_error.empty()) {  // every entry written, yet a sync made while the logger was idle failed
+    if (written.syncs_failed != 0) {  // every entry written, yet a sync made while the logger ran failed
         std::fprintf(stderr,
-                     "axds: every entry was written, but a sync made while the logger was idle failed, so for a "
-                     "while --sync-every-ms's promise did not hold (check the disk): %s\n",
-                     written.first_error.c_str());
+                     "axds: every entry was written, but %llu sync(s) failed, so for a while the sync setting's "
+                     "promise did not hold (check the disk): %s\n",
+                     static_cast<unsigned long long>(written.syncs_failed), written.first_error.c_str());
         return 1;
     }
     for (const auto& d : written.damaged) {  // in working files of an earlier run that this run carried on from

@@ -68,6 +68,12 @@ struct data_logger_test_access {
     /// start hands it to the writer it creates).
     static void fail_entries(data_logger& logger, std::function<bool(std::string_view file_name)> fail);
 
+    /// Asked by the streaming writer (log_layout::archives) before each fsync of a directory (the log directory, and
+    /// the parents of the directories the logger created); true makes that fsync fail with EIO. Tests also record
+    /// which directories were synced with it. Call before the logger starts.
+    static void fail_directory_syncs(data_logger& logger,
+                                     std::function<bool(const std::filesystem::path& directory)> fail);
+
     /// The logger's node pool (issue 21): nodes populated, its bound, acquisitions that found it empty, and free
     /// nodes (exact only while no producer and no writer runs, e.g. after a stop).
     struct pool_counts {

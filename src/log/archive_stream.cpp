@@ -717,9 +717,44 @@ struct archive_stream_writer::source_file {
 };
 
 archive_stream_writer::archive_stream_writer(fs::path directory, int directory_fd, const data_logger_options& options,
-                                             entry_pool& pool)
-    : entry_writer(pool), directory_(std::move(directory)), directory_fd_(directory_fd), options_(options) {
+                                             entry_pool& pool, const std::vector<fs::path>& created,
+                                             directory_sync_fault_fn fail_sync)
+    : entry_writer(pool),
+      directory_(std::move(directory)),
+      directory_fd_(directory_fd),
+      options_(options),
+      fail_sync_(std::move(fail_sync)) {
     batch_.reserve(1024);
+    for (const fs::path& made : created) {
+        const fs::path parent = made.parent_path();
+        unsynced_parents_.push_back(parent.empty() ? fs::path(".") : parent);
+    }
+}
+
+int archive_stream_writer::fsync_directory(int fd, const fs::path& directory) {
+    if (fail_sync_ && fail_sync_(directory)) {
+        return EIO;
+    }
+    sys::unique_fd opened;
+    if (fd < 0) {
+        opened.reset(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (!opened) {
+            return errno;
+        }
+        fd = opened.get();
+    }
+    return ::fsync(fd) != 0 ? errno : 0;
+}
+
+int archive_stream_writer::sync_created_directories() {
+    const std::lock_guard lock(parents_mutex_);
+    while (!unsynced_parents_.empty()) {
+        if (const int error = fsync_directory(-1, unsynced_parents_.back()); error != 0) {
+            return error;
+        }
+        unsynced_parents_.pop_back();
+    }
+    return 0;
 }
 
 archive_stream_writer::~archive_stream_writer() {
@@ -980,15 +1015,19 @@ void archive_stream_writer::maybe_sync(source_file& f) {
     // The file's name is made durable with its first data sync (the directory fsync, a disk flush, would otherwise
     // stall the writer's first batch while producers empty the node pool); a stop that publishes the archive syncs
     // the directory after its rename. A failed directory fsync is treated as a failed fdatasync: without a durable
-    // name the synced data may not survive a power loss.
+    // name the synced data may not survive a power loss. So are the parents of a log directory the logger created.
     const char* failed = nullptr;
+    int error = 0;
     if (::fdatasync(f.fd.get()) != 0) {
+        error = errno;
         failed = "fdatasync of the working file";
-    } else if (!f.name_synced && ::fsync(directory_fd_) != 0) {
+    } else if (!f.name_synced && (error = fsync_directory(directory_fd_, directory_)) != 0) {
         failed = "fsync of the log directory (the working file's name)";
+    } else if (!f.name_synced && (error = sync_created_directories()) != 0) {
+        failed = "fsync of the directory holding the log directory the logger created (its name)";
     }
     if (failed != nullptr) {
-        const int error = errno;
+        syncs_failed_.fetch_add(1, std::memory_order_relaxed);
         const std::string text = fmt::format("{} failed: {} [errno {}]; the member may not be on stable storage",
                                              failed, sys::errno_message(error), error);
         for (const auto& pm : f.pending) {
@@ -1066,7 +1105,21 @@ asio::awaitable<void> archive_stream_writer::async_finish(data_logger_report& re
     report.members_recovered = members_recovered_;
     report.bytes_cut = bytes_cut_;
     report.damaged = damaged_;
+    // The archives' names are durable (publishing fsynced the log directory); the log directory's own name, when
+    // the logger created it, once its parent is synced too.
+    if (const int error = sync_created_directories(); error != 0 && !report.archives.empty()) {
+        syncs_failed_.fetch_add(1, std::memory_order_relaxed);
+        const std::string text = fmt::format(
+            "fsync of the directory holding the log directory {} (which the logger created) failed: {} [errno {}]; "
+            "its name, and so the finished archives in it, may not survive a power loss",
+            directory_.string(), sys::errno_message(error), error);
+        warn(fmt::format("The data logger's stop: {}.", text));
+        if (report.first_error.empty()) {
+            report.first_error = text;
+        }
+    }
     report.syncs = syncs_.load();
+    report.syncs_failed = syncs_failed_.load();
     report.bytes_synced = bytes_synced_.load();
     if (!idle_sync_error_.empty() && report.first_error.empty()) {
         report.first_error = idle_sync_error_;

@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -105,8 +106,14 @@ std::filesystem::path publish_working_file(const std::filesystem::path& director
 /// members it did not complete (ftruncate) and fails exactly those entries.
 class archive_stream_writer final : public entry_writer {
 public:
+    /// Tests only (data_logger_test_access::fail_directory_syncs): true fails that directory's fsync with EIO.
+    using directory_sync_fault_fn = std::function<bool(const std::filesystem::path& directory)>;
+
+    /// `created`: the directories the logger created for this log (the log directory and any missing parent), whose
+    /// names are made durable, by an fsync of each one's parent, with the first durable sync and at the stop.
     archive_stream_writer(std::filesystem::path directory, int directory_fd, const data_logger_options& options,
-                          entry_pool& pool);
+                          entry_pool& pool, const std::vector<std::filesystem::path>& created = {},
+                          directory_sync_fault_fn fail_sync = {});
     ~archive_stream_writer() override;
 
     [[nodiscard]] std::size_t capacity_left() const noexcept override;
@@ -143,6 +150,12 @@ private:
     /// Publishes (or removes, when empty) one source's working file; its outcome goes to `outcome`.
     struct finish_outcome;
     void finish_source(source_file& file, finish_outcome& outcome);
+    /// fsync of `directory` (open as `fd`, or opened here when -1). Returns 0 or an errno.
+    int fsync_directory(int fd, const std::filesystem::path& directory);
+    /// fsyncs the parents of the directories the logger created, once (a failure is retried at the next call):
+    /// until then a power loss may take the log directory's own name, and with it every file in it, however well
+    /// those files were synced. Returns 0 or an errno.
+    int sync_created_directories();
 
     std::filesystem::path directory_;
     int directory_fd_;
@@ -158,7 +171,11 @@ private:
     std::vector<damaged_bytes> damaged_;  ///< found in working files resumed by this run
     std::mutex shared_mutex_;  ///< guards the counters above and idle_sync_error_ against parallel source tasks
     std::atomic<std::uint64_t> syncs_{0};
+    std::atomic<std::uint64_t> syncs_failed_{0};
     std::atomic<std::uint64_t> bytes_synced_{0};
+    std::mutex parents_mutex_;                             ///< guards unsynced_parents_ (sources sync in parallel)
+    std::vector<std::filesystem::path> unsynced_parents_;  ///< parents of created directories, not yet fsynced
+    directory_sync_fault_fn fail_sync_;
     std::string idle_sync_error_;  ///< the first failed fdatasync made while idle (no entry left to fail)
 };
 

@@ -120,6 +120,10 @@ struct data_logger::impl : std::enable_shared_from_this<impl> {
     std::string name;
     data_logger_options options;
     detail::entry_fault_fn fail_entry;  ///< tests only (detail::data_logger_test_access); empty otherwise
+    detail::archive_stream_writer::directory_sync_fault_fn fail_directory_sync;  ///< tests only, as fail_entry
+    /// The directories the constructor created (the log directory, missing parents): the streaming writer makes
+    /// their names durable (see archive_stream_writer).
+    std::vector<std::filesystem::path> created_directories;
 
     // The queue: a lock-free stack producers push onto; the writer takes all of it at once and reverses it. Its
     // nodes come from `pool` (pre-faulted, grown and recycled by the writer), so that pushing neither allocates nor
@@ -304,8 +308,9 @@ asio::awaitable<void> data_logger::impl::run_writer(std::shared_ptr<impl> self, 
         detail::archive_stream_writer* stream = nullptr;
         try {
             if (self->options.layout == log_layout::archives) {
-                auto streaming = std::make_unique<detail::archive_stream_writer>(self->output_directory, directory_fd,
-                                                                                 self->options, self->pool);
+                auto streaming = std::make_unique<detail::archive_stream_writer>(
+                    self->output_directory, directory_fd, self->options, self->pool, self->created_directories,
+                    self->fail_directory_sync);
                 stream = streaming.get();
                 writer = std::move(streaming);
             } else {
@@ -442,6 +447,13 @@ data_logger::data_logger(asio::any_io_executor executor, std::filesystem::path o
     options.queue_capacity_bytes = std::max(options.queue_capacity_bytes, min_queue_capacity);
     auto directory = output_directory / (instance_name + log_directory_suffix);
     std::error_code ec;
+    std::vector<std::filesystem::path> created;  // innermost first
+    for (auto level = directory; !level.empty() && !std::filesystem::exists(level, ec); level = level.parent_path()) {
+        created.push_back(level);
+        if (level == level.parent_path()) {
+            break;
+        }
+    }
     std::filesystem::create_directories(directory, ec);
     if (ec || !std::filesystem::is_directory(directory)) {
         const std::error_code code = ec ? ec : std::make_error_code(std::errc::not_a_directory);
@@ -449,11 +461,17 @@ data_logger::data_logger(asio::any_io_executor executor, std::filesystem::path o
                                          directory.string(), instance_name, code.message()));
     }
     impl_ = std::make_shared<impl>(std::move(executor), std::move(directory), std::move(instance_name), options);
+    impl_->created_directories = std::move(created);
 }
 
 void detail::data_logger_test_access::fail_entries(data_logger& logger,
                                                    std::function<bool(std::string_view file_name)> fail) {
     logger.impl_->fail_entry = std::move(fail);
+}
+
+void detail::data_logger_test_access::fail_directory_syncs(
+    data_logger& logger, std::function<bool(const std::filesystem::path& directory)> fail) {
+    logger.impl_->fail_directory_sync = std::move(fail);
 }
 
 detail::data_logger_test_access::pool_counts detail::data_logger_test_access::pool_stats(data_logger& logger) {

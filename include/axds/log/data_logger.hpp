@@ -83,6 +83,10 @@ struct data_logger_report {
     std::vector<damaged_bytes> damaged;
     std::uint64_t syncs = 0;         ///< archives layout: fdatasync calls made because of sync_every(_bytes)
     std::uint64_t bytes_synced = 0;  ///< archives layout: appended bytes those syncs made durable
+    /// archives layout: syncs that failed (the file's fdatasync, or the fsync of a directory that makes its name
+    /// durable); first_error names the first. Until a later sync succeeds, a power loss may take what they covered.
+    /// Not part of clean(): a stop that finished every archive has made everything durable after all.
+    std::uint64_t syncs_failed = 0;
     /// archives layout: working files the stop could not finish (first_error says why); every member they hold is
     /// on disk and async_assemble_log_archives finishes them once the cause is removed.
     std::vector<std::filesystem::path> unfinished_archives;

@@ -3,6 +3,7 @@
 
 #include <axds/log/data_logger.hpp>
 
+#include "detail/fault_hooks.hpp"
 #include "log/archive_stream.hpp"
 #include "support/io_thread.hpp"
 #include "support/log_entries.hpp"
@@ -22,6 +23,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -543,6 +545,99 @@ TEST_CASE("streaming with sync_every syncs what was written before the logger fe
     const axds::npz_reader reader(tmp.path() / "run_data_log" / "4_log.npz");
     const auto& last = reader.members().back();
     CHECK(report.bytes_synced == reader.data_offset(last) + last.compressed_size);  // every member, before the stop
+}
+
+TEST_CASE("a streaming logger that created its log directory makes that directory's name durable", "[log][stream]") {
+    // fsyncing the files and the log directory is not enough when the logger made the log directory (and parents)
+    // itself: their own names live in their parents, which must be fsynced too, or a power loss may take the whole
+    // directory however well its files were synced. The fault hook records every directory fsync the writer makes.
+    const temp_dir tmp;
+    const fs::path output = tmp.path() / "new" / "deeper";
+    const bool by_size = GENERATE(true, false);  // with the first durable sync, or (no sync setting) at the stop
+    INFO((by_size ? "sync_every_bytes" : "no sync setting"));
+    data_logger_options options = streaming();
+    options.sync_every_bytes = by_size ? 1 : 0;
+    std::vector<fs::path> synced;
+    std::mutex synced_mutex;
+    std::size_t synced_before_stop = 0;
+    data_logger_report report;
+    {
+        io_thread loop;
+        data_logger logger(loop.executor(), output, "run", options);
+        axds::detail::data_logger_test_access::fail_directory_syncs(logger, [&](const fs::path& directory) {
+            const std::lock_guard lock(synced_mutex);
+            synced.push_back(directory);
+            return false;
+        });
+        logger.start();
+        for (std::uint64_t t = 1; t <= 20; ++t) {
+            logger.log(make_package(4, t, 100));
+        }
+        for (int i = 0; i < 500 && by_size && logger.queued_bytes() != 0; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the last batch's sync
+        {
+            const std::lock_guard lock(synced_mutex);
+            synced_before_stop = synced.size();
+        }
+        report = logger.stop();
+    }
+    REQUIRE(report.clean());
+    CHECK(report.syncs_failed == 0);
+    const auto count = [&](const fs::path& directory) {
+        return std::count(synced.begin(), synced.end(), directory);
+    };
+    // Each parent once: the log directory's, the created parent's, and the parent of the first created level.
+    CHECK(count(output) == 1);
+    CHECK(count(tmp.path() / "new") == 1);
+    CHECK(count(tmp.path()) == 1);
+    if (by_size) {
+        CHECK(synced_before_stop >= 4);  // the log directory and the three parents, before the stop
+    } else {
+        CHECK(synced_before_stop == 0);
+    }
+    // A second logger in the directory that now exists creates nothing: no parent is synced.
+    synced.clear();
+    {
+        io_thread loop;
+        data_logger logger(loop.executor(), output, "run", options);
+        axds::detail::data_logger_test_access::fail_directory_syncs(logger, [&](const fs::path& directory) {
+            const std::lock_guard lock(synced_mutex);
+            synced.push_back(directory);
+            return false;
+        });
+        logger.start();
+        logger.log(make_package(4, 100, 100));
+        REQUIRE(logger.stop().clean());
+    }
+    CHECK(count(output) == 0);
+    CHECK(count(tmp.path() / "new") == 0);
+}
+
+TEST_CASE("a failed directory sync of a streaming logger is counted and named in its report", "[log][stream]") {
+    const temp_dir tmp;
+    data_logger_options options = streaming();
+    options.sync_every_bytes = 1;
+    data_logger_report report;
+    {
+        io_thread loop;
+        data_logger logger(loop.executor(), tmp.path() / "fresh", "run", options);
+        // Every fsync of the directory holding the new log directory fails (EIO), at each sync and at the stop.
+        const fs::path parent = tmp.path() / "fresh";
+        axds::detail::data_logger_test_access::fail_directory_syncs(
+            logger, [parent](const fs::path& directory) { return directory == parent; });
+        logger.start();
+        for (std::uint64_t t = 1; t <= 5; ++t) {
+            logger.log(make_package(4, t, 100));
+        }
+        report = logger.stop();
+    }
+    CHECK(report.syncs_failed >= 2);  // at least the first sync and the stop's
+    CHECK_THAT(report.first_error, Catch::Contains("the log directory the logger created"));
+    CHECK_THAT(report.first_error, Catch::Contains("Input/output error"));
+    // The data is all there: the archive was finished, only the durability of its directory's name is in doubt.
+    CHECK(members_of(tmp.path() / "fresh" / "run_data_log" / "4_log.npz").size() == 5);
 }
 
 TEST_CASE("numpy and the Python reader's procedure read streamed archives as assembled ones", "[log][stream][python]") {
