@@ -2,6 +2,7 @@
 
 #include "cli/command.hpp"
 #include "cli/json_writer.hpp"
+#include "sys/io.hpp"
 
 #include <axds/error.hpp>
 #include <axds/fs/delete.hpp>
@@ -39,8 +40,7 @@ int run_delete(const delete_settings& settings, const context& ctx) {
             "the command if you really mean to delete it.",
             settings.directory, e.reason()));
     }
-    if (struct stat left{}; ::lstat(settings.directory.c_str(), &left) == 0 && had && left.st_dev == before.st_dev &&
-                            left.st_ino == before.st_ino) {
+    if (struct stat left{}; ::lstat(settings.directory.c_str(), &left) == 0 && had && sys::same_file(left, before)) {
         throw axds::os_error(
             std::make_error_code(std::errc::directory_not_empty),
             fmt::format("'{}' was not removed entirely (see the warnings above).", settings.directory));

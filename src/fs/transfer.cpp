@@ -319,9 +319,9 @@ int put_in_place(sys::unique_fd& out_fd, const std::string& temp, const std::str
 
     struct stat done {};
 
-    if (error == 0 && identified && ::lstat(to.c_str(), &done) == 0 && done.st_dev == copy.st_dev &&
-        done.st_ino == copy.st_ino && static_cast<std::uint64_t>(done.st_size) == hashed &&
-        done.st_mtim.tv_sec == mtime.tv_sec && done.st_mtim.tv_nsec == mtime.tv_nsec) {
+    if (error == 0 && identified && ::lstat(to.c_str(), &done) == 0 && sys::same_file(done, copy) &&
+        static_cast<std::uint64_t>(done.st_size) == hashed && done.st_mtim.tv_sec == mtime.tv_sec &&
+        done.st_mtim.tv_nsec == mtime.tv_nsec) {
         *read_back->destination_digest = {
             read_back->destination->finish(), done.st_dev, done.st_ino, done.st_size, done.st_mtim, done.st_ctim};
     }

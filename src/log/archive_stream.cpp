@@ -1175,7 +1175,7 @@ std::string secure_working_file(int directory_fd, const fs::path& directory, con
         throw_file_error(errno, "inspect", path);
     }
     const bool named_exists = ::fstatat(directory_fd, name.c_str(), &named, AT_SYMLINK_NOFOLLOW) == 0;
-    if (named_exists && named.st_dev == mine.st_dev && named.st_ino == mine.st_ino) {
+    if (named_exists && sys::same_file(named, mine)) {
         return {};  // the usual case
     }
     std::string restored = name;
@@ -1224,7 +1224,7 @@ void remove_empty_working_file(int directory_fd, const fs::path& directory, cons
     struct stat named {};
 
     if (fd < 0 || ::fstat(fd, &mine) != 0 || ::fstatat(directory_fd, name.c_str(), &named, AT_SYMLINK_NOFOLLOW) != 0 ||
-        named.st_dev != mine.st_dev || named.st_ino != mine.st_ino || mine.st_size != 0) {
+        !sys::same_file(named, mine) || mine.st_size != 0) {
         return;  // gone already, no longer ours, or holding bytes of someone else's
     }
     if (::unlinkat(directory_fd, name.c_str(), 0) != 0 && errno != ENOENT) {

@@ -11,10 +11,16 @@
 #include <system_error>
 #include <type_traits>
 
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 namespace axds::sys {
+
+/// Whether two stat results are of the same file (device and inode): e.g. a name still holds the file opened earlier.
+[[nodiscard]] inline bool same_file(const struct stat& a, const struct stat& b) noexcept {
+    return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
 
 /// Calls `call()` again while it returns -1 with errno EINTR; returns its last result (errno intact).
 template <class Call>
