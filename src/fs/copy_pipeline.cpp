@@ -10,9 +10,13 @@
 #include <condition_variable>
 #include <mutex>
 #include <new>
+#include <string>
 #include <system_error>
 #include <thread>
 
+#include <limits.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace axds::detail {
@@ -308,6 +312,40 @@ pipelined_copy ring_copy_and_hash(int in, int out, pipeline_hashers hashers, std
 }
 
 }  // namespace
+
+copy_watch::copy_watch(int fd) noexcept : fd_(fd) {
+    inotify_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (inotify_ < 0) {
+        return;
+    }
+    // Through /proc/self/fd: the watch is on this very inode, whatever the name holds by now.
+    const std::string link = "/proc/self/fd/" + std::to_string(fd);
+    if (::inotify_add_watch(inotify_, link.c_str(), IN_OPEN) < 0) {
+        ::close(inotify_);
+        inotify_ = -1;
+    }
+}
+
+copy_watch::~copy_watch() {
+    if (inotify_ >= 0) {
+        ::close(inotify_);
+    }
+}
+
+bool copy_watch::untouched() const noexcept {
+    if (inotify_ < 0) {
+        return false;
+    }
+    alignas(inotify_event) std::array<char, sizeof(inotify_event) + NAME_MAX + 1> event{};
+    if (::read(inotify_, event.data(), event.size()) >= 0 || errno != EAGAIN) {
+        return false;  // an open by someone (or a queue overflow, or an error: nothing can be told)
+    }
+
+    struct stat st {};
+
+    // A hole: fewer 512-byte blocks than the size needs (also true of a compressing filesystem: read again there).
+    return ::fstat(fd_, &st) == 0 && st.st_blocks * 512 >= st.st_size;
+}
 
 bool kernel_refuses_copy(int error) noexcept {
     return error == EXDEV || error == ENOSYS || error == EINVAL || error == EOPNOTSUPP;

@@ -12,6 +12,28 @@
 
 namespace axds::detail {
 
+/// Whether another process can have changed a file while a pipelined copy read it back. The read-back digests what
+/// the copy held as each range was written, and the copy's times are set to the source's afterwards, so a write by
+/// anyone else during the copy would go unseen. Set up right after the copy's temporary file is created, it watches
+/// that inode for opens by anyone (inotify IN_OPEN: writing a file's bytes needs an open, wherever the name or link
+/// it comes by); a truncation by name needs none, but leaves a hole once the copy writes past it (untouched()
+/// checks the blocks).
+class copy_watch {
+public:
+    explicit copy_watch(int fd) noexcept;
+    ~copy_watch();
+    copy_watch(const copy_watch&) = delete;
+    copy_watch& operator=(const copy_watch&) = delete;
+
+    /// True when the watch was set, nobody opened the file since, and it has the blocks its size needs. False also
+    /// whenever that cannot be told (no inotify): the caller then reads the copy again.
+    [[nodiscard]] bool untouched() const noexcept;
+
+private:
+    int fd_;
+    int inotify_ = -1;
+};
+
 /// copy_file_range refused the copy itself (another filesystem, no support): the content must move through buffers.
 [[nodiscard]] bool kernel_refuses_copy(int error) noexcept;
 

@@ -32,6 +32,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <system_error>
 #include <thread>
@@ -397,6 +398,11 @@ std::uint64_t copy_with_metadata(const std::string& from, const std::string& to,
         throw_errno(error, fmt::format("Unable to copy {} to {}: its temporary copy {} could not be created: {}.", from,
                                        to, temp, sys::errno_message(error)));
     }
+    // A large copy is read back during the copy (copy_content): trusted only if nobody else can have changed it.
+    std::optional<detail::copy_watch> watch;
+    if (read_back && st.st_size >= pipelined_min) {
+        watch.emplace(out);
+    }
     for (auto* hasher : {hashing.source, read_back ? hashing.destination : nullptr}) {
         if (hasher != nullptr) {
             hasher->start(hashing.relative);
@@ -418,6 +424,12 @@ std::uint64_t copy_with_metadata(const std::string& from, const std::string& to,
     const std::array<timespec, 2> times{st.st_atim, st.st_mtim};
     if (error == 0 && ::futimens(out, times.data()) != 0) {
         error = errno;
+    }
+    // A read-back made during the copy, when another process may have written the copy meanwhile (its write was
+    // then hidden by the times just set), is done again.
+    if (error == 0 && read_back_done && !(watch && watch->untouched())) {
+        hashing.destination->start(hashing.relative);
+        read_back_done = false;
     }
     // Read back after its times are set: a write by anyone from here on changes its mtime (see put_in_place).
     if (error == 0 && read_back && !read_back_done) {

@@ -4,6 +4,7 @@
 
 #include "detail/fault_hooks.hpp"
 #include "support/temp_dir.hpp"
+#include "support/tmpfs_mount.hpp"
 
 #include <axds/core/runtime.hpp>
 #include <axds/error.hpp>
@@ -13,6 +14,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -122,4 +124,47 @@ TEST_CASE("A verified copy never shares its temporary file with another writer",
     CHECK(report.verified);
     CHECK(read_file(destination / "one.bin") == first);
     CHECK(read_file(destination / "two.bin") == second);
+}
+
+TEST_CASE("A verified transfer catches another process's write into a large copy read back during the copy",
+          "[fs][safety]") {
+    // Found by a hostile-user run: a large file's copy is read back (and hashed) while it is copied; its times are
+    // then set to the source's, which hid a write that another process made into the temporary meanwhile: the
+    // verification trusted the digest of the read-back, reported success over a corrupt copy, and a move removed the
+    // source. Now the read-back is trusted only if nobody else opened the temporary (and it has no hole): otherwise
+    // the copy is read again, and the write is caught.
+    const temp_dir tmp;
+    const fs::path source = tmp.path() / "source";
+    // The same filesystem (copied in-kernel) or another one (copied through buffers: a tmpfs mounted for the test).
+    const bool across = GENERATE(false, true);
+    std::optional<axds::test::tmpfs_mount> disk;
+    if (across) {
+        disk.emplace(tmp.path() / "disk", "64m");
+        AXDS_SKIP_IF(!disk->mounted(),
+                     "mounting a tmpfs is not permitted here (needs root): the copy across "
+                     "filesystems is untested");
+    }
+    const fs::path destination = across ? disk->path() / "dest" : tmp.path() / "dest";
+    std::string large((std::size_t{8} << 20) + 123, '\0');
+    for (std::size_t i = 0; i < large.size(); ++i) {
+        large[i] = static_cast<char>((i * 2654435761U) >> 13U);
+    }
+    write_file(source / "big.bin", large);
+    const bool truncate = GENERATE(false, true);  // an open and a write, or a truncation by name (a hole, no open)
+    INFO((truncate ? "truncated by name and extended again" : "opened and written") << (across ? ", across" : ""));
+    const axds::detail::transfer_hooks hooks{.content_copied = [&](const fs::path& partial) {
+        if (truncate) {
+            REQUIRE(::truncate(partial.c_str(), 4096) == 0);
+            REQUIRE(::truncate(partial.c_str(), static_cast<off_t>(large.size())) == 0);  // zeros after 4 KiB
+        } else {
+            const int fd = ::open(partial.c_str(), O_WRONLY | O_CLOEXEC);
+            REQUIRE(fd >= 0);
+            REQUIRE(::pwrite(fd, "GARBAGE!", 8, 1 << 20) == 8);
+            ::close(fd);
+        }
+    }};
+    CHECK_THROWS_AS(axds::block_on(axds::detail::async_transfer_directory(
+                        source, destination, {.workers = 2, .verify_integrity = true, .remove_source = true}, hooks)),
+                    axds::runtime_error);
+    CHECK(read_file(source / "big.bin") == large);  // the move did not remove the only intact copy
 }
