@@ -414,6 +414,18 @@ std::uint64_t copy_with_metadata(const std::string& from, const std::string& to,
     if (content_copied != nullptr && *content_copied) {
         (*content_copied)(fs::path(temp));
     }
+    // The source checksum computed in the same pass must be of one state of the source: a file that changed while it
+    // was read (appended to, truncated or overwritten by another process) may have been copied as a mix of its old
+    // and new bytes, which that checksum would then vouch for.
+    if (struct stat now{};
+        error == 0 && hashing.source != nullptr && ::fstat(in, &now) == 0 && !file_state::of(st).same_as(now)) {
+        (void)::unlink(temp.c_str());
+        throw runtime_error(fmt::format(
+            "Unable to copy {} to {} with verification: the file changed while it was copied (its size, time of "
+            "last modification or status change differs from when the copy began), so the copy may mix its old "
+            "and new content; nothing was put in place. Transfer it again once nothing writes to it.",
+            from, to));
+    }
     if (error == 0 && hashing.source != nullptr) {
         *hashing.source_digest = hashing.source->finish();
     }

@@ -168,3 +168,32 @@ TEST_CASE("A verified transfer catches another process's write into a large copy
                     axds::runtime_error);
     CHECK(read_file(source / "big.bin") == large);  // the move did not remove the only intact copy
 }
+
+TEST_CASE("A verified transfer refuses a file that changed while it was copied", "[fs][safety]") {
+    // Found by a hostile-user run: without an ax_checksum.txt to reuse, the source checksum is computed from the bytes
+    // the copy reads; a file truncated (or overwritten) during its copy was copied as a mix of old and new bytes that
+    // this checksum vouched for ("verified", exit 0), a file that never existed as such.
+    const temp_dir tmp;
+    const fs::path source = tmp.path() / "source";
+    const fs::path destination = tmp.path() / "dest";
+    const std::size_t size = GENERATE(std::size_t{20000}, (std::size_t{8} << 20) + 5);  // read back after / during
+    const bool move = GENERATE(false, true);
+    INFO(size << " bytes" << (move ? ", moved" : ""));
+    const std::string content(size, 'c');
+    write_file(source / "changing.bin", content);
+    write_file(source / "steady.txt", "steady");
+    const axds::detail::transfer_hooks hooks{.content_copied = [&](const fs::path& partial) {
+        if (partial.filename() == ".changing.bin.axds-partial") {
+            REQUIRE(::truncate((source / "changing.bin").c_str(), 4096) == 0);  // another process cuts it
+        }
+    }};
+    const auto transfer = [&] {
+        return axds::block_on(axds::detail::async_transfer_directory(
+            source, destination, {.workers = 1, .verify_integrity = true, .remove_source = move}, hooks));
+    };
+    CHECK_THROWS_WITH(transfer(), Catch::Contains("changing.bin") && Catch::Contains("changed while it was copied"));
+    CHECK_FALSE(fs::exists(destination / "changing.bin"));
+    CHECK_FALSE(fs::exists(destination / ".changing.bin.axds-partial"));
+    CHECK(read_file(source / "changing.bin") == content.substr(0, 4096));  // the source is as the other process left it
+    CHECK(read_file(source / "steady.txt") == "steady");
+}
