@@ -75,7 +75,10 @@ asio::awaitable<void> async_parallel_for(std::size_t tasks, std::function<void(s
     if (tasks == 0) {
         co_return;
     }
-    auto initiate = [tasks, fn = std::move(fn), stop = std::move(stop)](auto handler) mutable {
+    // Got here, not in `initiate`: an exception thrown while an operation is initiated ends the process (asio calls
+    // std::terminate), and starting the pool can fail (no thread to be had: a limit on processes or memory).
+    const asio::any_io_executor pool = cpu_executor();
+    auto initiate = [tasks, fn = std::move(fn), stop = std::move(stop), pool](auto handler) mutable {
         // The slot handler runs on the caller's thread; use_awaitable clears it there when the operation completes.
         auto slot = asio::get_associated_cancellation_slot(handler);
         if (stop && slot.is_connected()) {
@@ -88,7 +91,7 @@ asio::awaitable<void> async_parallel_for(std::size_t tasks, std::function<void(s
         using state_type = parallel_state<decltype(handler)>;
         auto state = std::make_shared<state_type>(tasks, std::move(fn), std::move(handler));
         for (std::size_t i = 0; i < tasks; ++i) {
-            asio::post(cpu_executor(), [state, i] {
+            asio::post(pool, [state, i] {
                 try {
                     state->body(i);
                 } catch (...) {

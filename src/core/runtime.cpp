@@ -7,8 +7,13 @@
 
 #include "sys/uring.hpp"
 
+#include <axds/error.hpp>
+#include <fmt/format.h>
+
 #include <exception>
+#include <system_error>
 #include <thread>
+#include <vector>
 
 namespace axds {
 
@@ -29,9 +34,53 @@ void detail::block_on_void(asio::awaitable<void> op) {
     }
 }
 
+namespace {
+
+/// The CPU pool: an asio::thread_pool run by threads started here. Its own constructor, when a thread cannot be
+/// created (a process, thread or memory limit), joins the threads it already started, which never stop: the
+/// process hung, deaf to SIGTERM. Here whatever threads can be had run the pool; none at all is an error saying why.
+class cpu_pool {
+public:
+    explicit cpu_pool(std::size_t wanted) : pool_(0) {
+        threads_.reserve(wanted);
+        for (std::size_t i = 0; i < wanted; ++i) {
+            try {
+                threads_.emplace_back([this] { pool_.attach(); });
+            } catch (const std::system_error& e) {
+                if (threads_.empty()) {
+                    pool_.stop();
+                    throw os_error(e.code(),
+                                   fmt::format("Unable to start the CPU worker threads: {}. A limit on processes or "
+                                               "memory (ulimit -u, ulimit -v) may be too low for this program.",
+                                               e.code().message()));
+                }
+                break;  // fewer threads than cores: slower, not wrong
+            }
+        }
+    }
+
+    cpu_pool(const cpu_pool&) = delete;
+    cpu_pool& operator=(const cpu_pool&) = delete;
+
+    ~cpu_pool() {
+        pool_.stop();
+        for (auto& thread : threads_) {
+            thread.join();
+        }
+    }
+
+    [[nodiscard]] asio::any_io_executor executor() { return pool_.get_executor(); }
+
+private:
+    asio::thread_pool pool_;
+    std::vector<std::thread> threads_;
+};
+
+}  // namespace
+
 asio::any_io_executor cpu_executor() {
-    static asio::thread_pool pool(static_cast<std::size_t>(std::max(1, logical_cpu_count())));
-    return pool.get_executor();
+    static cpu_pool pool(static_cast<std::size_t>(std::max(1, logical_cpu_count())));
+    return pool.executor();
 }
 
 bool io_uring_available() noexcept {

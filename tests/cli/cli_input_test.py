@@ -345,5 +345,40 @@ with tempfile.TemporaryDirectory() as tmp:
             check(result.returncode == 0 and open(stale).read() == "someone else's",
                   f"case 16: a taken temporary name: {result.returncode} {result.stderr!r} {sorted(os.listdir(masked))}")
 
+# 17. too few threads or too little memory to start every CPU worker thread: the command runs on the threads it got,
+#     or says why it cannot run; it never hangs (asio::thread_pool's constructor joined the threads it had started,
+#     which never stop: the process hung, deaf to SIGTERM) and never aborts ("terminate called without an active
+#     exception" when the failure came while an operation was being started). An address-space limit is swept from
+#     where the program cannot even load to where it has every thread. Plain builds only (sanitizers reserve
+#     terabytes of address space).
+limits_dir = tempfile.mkdtemp()
+limited = os.path.join(limits_dir, "data")
+os.makedirs(limited)
+with open(os.path.join(limited, "a.bin"), "w") as f:
+    f.write("data")
+probe = subprocess.run(["sh", "-c", 'ulimit -v 65536; exec "$0" checksum --no-save "$1"', AXDS, limited],
+                       capture_output=True, timeout=60)
+if b"Sanitizer" in probe.stderr or b"Sanitizer" in subprocess.run([AXDS, "--version"], capture_output=True,
+                                                                 env=dict(os.environ, ASAN_OPTIONS="help=1")).stderr:
+    print("case 17 SKIPPED: sanitizer build")
+else:
+    expected = run("checksum", "--no-save", limited)[1]
+    outcomes = []
+    for mib in range(12, 49):
+        try:
+            result = subprocess.run(["sh", "-c", 'ulimit -v "$2"; exec "$0" checksum --no-save "$1"', AXDS, limited,
+                                     str(mib << 10)], capture_output=True, timeout=30)
+        except subprocess.TimeoutExpired:
+            outcomes.append((mib, "hung"))
+            break  # one is enough (and each costs the whole timeout)
+        fine = (result.returncode == 0 and result.stdout == expected) or (
+            result.returncode == 1 and b"Unable to start the CPU worker threads" in result.stderr) or (
+            result.returncode == 127 and b"error while loading shared libraries" in result.stderr) or (
+            result.returncode == 1 and b"out of memory" in result.stderr)
+        if not fine:
+            outcomes.append((mib, result.returncode, result.stderr[-200:]))
+    check(not outcomes and probe.returncode == 0, f"case 17: address-space limits (MiB) that went wrong: {outcomes}")
+shutil.rmtree(limits_dir)
+
 print(f"cli input: {checks - len(failures)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)
