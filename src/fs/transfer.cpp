@@ -369,6 +369,26 @@ std::string temporary_for(const std::string& final, std::string_view relative, c
     return prefix + name;
 }
 
+/// The source checksum computed in the same pass as a copy must be of one state of the source: a file that changed
+/// while it was read (appended to, truncated or overwritten by another process; its size, mtime or ctime then differ
+/// from `st`, taken when it was opened) may have been copied as a mix of its old and new bytes, which that checksum
+/// would vouch for. Then the copy at `temp` is removed and the transfer fails, naming the file.
+void refuse_changed_source(int in, const struct stat& st, const std::string& temp, const std::string& from,
+                           const std::string& to) {
+    struct stat now {};
+
+    if (::fstat(in, &now) == 0 && file_state::of(st).same_as(now)) {
+        return;
+    }
+    (void)::unlink(temp.c_str());
+    throw runtime_error(
+        fmt::format("Unable to copy {} to {} with verification: the file changed while it was copied (its size, "
+                    "time of last modification or status change differs from when the copy began), so the copy may "
+                    "mix its old and new content; nothing was put in place. Transfer it again once nothing writes "
+                    "to it.",
+                    from, to));
+}
+
 /// Content (copy_content), then permission bits and atime/mtime (shutil.copy2), written to a temporary name in the
 /// destination directory (`temp`: temporary_for) and renamed into place once complete. With `hashing.source`,
 /// `*hashing.source_digest` receives the §9.1 digest of `relative ‖ content` — the source checksum computed in the
@@ -414,17 +434,8 @@ std::uint64_t copy_with_metadata(const std::string& from, const std::string& to,
     if (content_copied != nullptr && *content_copied) {
         (*content_copied)(fs::path(temp));
     }
-    // The source checksum computed in the same pass must be of one state of the source: a file that changed while it
-    // was read (appended to, truncated or overwritten by another process) may have been copied as a mix of its old
-    // and new bytes, which that checksum would then vouch for.
-    if (struct stat now{};
-        error == 0 && hashing.source != nullptr && ::fstat(in, &now) == 0 && !file_state::of(st).same_as(now)) {
-        (void)::unlink(temp.c_str());
-        throw runtime_error(fmt::format(
-            "Unable to copy {} to {} with verification: the file changed while it was copied (its size, time of "
-            "last modification or status change differs from when the copy began), so the copy may mix its old "
-            "and new content; nothing was put in place. Transfer it again once nothing writes to it.",
-            from, to));
+    if (error == 0 && hashing.source != nullptr) {
+        refuse_changed_source(in, st, temp, from, to);
     }
     if (error == 0 && hashing.source != nullptr) {
         *hashing.source_digest = hashing.source->finish();

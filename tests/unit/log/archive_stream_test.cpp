@@ -559,16 +559,17 @@ TEST_CASE("a streaming logger that created its log directory makes that director
     options.sync_every_bytes = by_size ? 1 : 0;
     std::vector<fs::path> synced;
     std::mutex synced_mutex;
+    const auto record = [&](const fs::path& directory) {  // every directory fsync the writer makes; none fails
+        const std::lock_guard lock(synced_mutex);
+        synced.push_back(directory);
+        return false;
+    };
     std::size_t synced_before_stop = 0;
     data_logger_report report;
     {
         io_thread loop;
         data_logger logger(loop.executor(), output, "run", options);
-        axds::detail::data_logger_test_access::fail_directory_syncs(logger, [&](const fs::path& directory) {
-            const std::lock_guard lock(synced_mutex);
-            synced.push_back(directory);
-            return false;
-        });
+        axds::detail::data_logger_test_access::fail_directory_syncs(logger, record);
         logger.start();
         for (std::uint64_t t = 1; t <= 20; ++t) {
             logger.log(make_package(4, t, 100));
@@ -602,11 +603,7 @@ TEST_CASE("a streaming logger that created its log directory makes that director
     {
         io_thread loop;
         data_logger logger(loop.executor(), output, "run", options);
-        axds::detail::data_logger_test_access::fail_directory_syncs(logger, [&](const fs::path& directory) {
-            const std::lock_guard lock(synced_mutex);
-            synced.push_back(directory);
-            return false;
-        });
+        axds::detail::data_logger_test_access::fail_directory_syncs(logger, record);
         logger.start();
         logger.log(make_package(4, 100, 100));
         REQUIRE(logger.stop().clean());
