@@ -46,13 +46,15 @@ public:
         for (std::size_t i = 0; i < wanted; ++i) {
             try {
                 threads_.emplace_back([this] { pool_.attach(); });
-            } catch (const std::system_error& e) {
+            } catch (const std::exception& e) {  // std::system_error (no thread), std::bad_alloc (no memory)
                 if (threads_.empty()) {
                     pool_.stop();
-                    throw os_error(e.code(),
-                                   fmt::format("Unable to start the CPU worker threads: {}. A limit on processes or "
-                                               "memory (ulimit -u, ulimit -v) may be too low for this program.",
-                                               e.code().message()));
+                    const auto* system = dynamic_cast<const std::system_error*>(&e);
+                    throw os_error(
+                        system != nullptr ? system->code() : std::make_error_code(std::errc::not_enough_memory),
+                        fmt::format("Unable to start the CPU worker threads: {}. A limit on processes or "
+                                    "memory (ulimit -u, ulimit -v) may be too low for this program.",
+                                    system != nullptr ? system->code().message() : "out of memory"));
                 }
                 break;  // fewer threads than cores: slower, not wrong
             }
@@ -65,7 +67,11 @@ public:
     ~cpu_pool() {
         pool_.stop();
         for (auto& thread : threads_) {
-            thread.join();
+            if (thread.get_id() == std::this_thread::get_id()) {
+                thread.detach();  // exit() called from a pool task: that thread cannot join itself
+            } else {
+                thread.join();
+            }
         }
     }
 

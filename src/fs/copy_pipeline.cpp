@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <cstdio>
 #include <mutex>
 #include <new>
 #include <string>
@@ -17,11 +18,19 @@
 #include <limits.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 namespace axds::detail {
 
 namespace {
+
+/// Whether the file open as `fd` is `size` bytes long (false when that cannot be told).
+bool size_is(int fd, std::uint64_t size) noexcept {
+    struct stat st {};
+
+    return ::fstat(fd, &st) == 0 && static_cast<std::uint64_t>(st.st_size) == size;
+}
 
 /// The destination side of the pipeline: reads back and hashes the ranges the copying thread publishes, in order,
 /// until it finishes.
@@ -177,6 +186,7 @@ public:
             s.offset = result.copied;
             s.length = n.bytes;
             publish(read_, i + 1);
+            result.resized = result.resized || !size_is(out_, result.copied);
             const sys::io_result w = sys::pwrite_full(out_, s.data.data(), n.bytes, static_cast<off_t>(s.offset));
             if (w.error) {
                 result.error = w.error.value();
@@ -314,13 +324,37 @@ pipelined_copy ring_copy_and_hash(int in, int out, pipeline_hashers hashers, std
 }  // namespace
 
 copy_watch::copy_watch(int fd) noexcept : fd_(fd) {
+    // inotify sees the opens made on this machine only: on a network or FUSE filesystem another client's (or the
+    // server's) write would go unseen, so there the copy is always read again. Local filesystems, by magic number:
+    constexpr std::array<std::uint32_t, 12> local{
+        0xEF53,      // ext2/3/4
+        0x58465342,  // XFS
+        0x9123683E,  // btrfs
+        0x01021994,  // tmpfs
+        0xF2F52010,  // f2fs
+        0x2FC12FC1,  // ZFS
+        0xCA451A4E,  // bcachefs
+        0x3153464A,  // JFS
+        0x52654973,  // reiserfs
+        0x4D44,      // FAT
+        0x2011BAB0,  // exFAT
+        0x858458F6,  // ramfs
+    };
+
+    struct statfs info {};
+
+    if (::fstatfs(fd, &info) != 0 ||
+        std::find(local.begin(), local.end(), static_cast<std::uint32_t>(info.f_type)) == local.end()) {
+        return;
+    }
     inotify_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (inotify_ < 0) {
         return;
     }
     // Through /proc/self/fd: the watch is on this very inode, whatever the name holds by now.
-    const std::string link = "/proc/self/fd/" + std::to_string(fd);
-    if (::inotify_add_watch(inotify_, link.c_str(), IN_OPEN) < 0) {
+    std::array<char, 40> link{};
+    (void)std::snprintf(link.data(), link.size(), "/proc/self/fd/%d", fd);
+    if (::inotify_add_watch(inotify_, link.data(), IN_OPEN) < 0) {
         ::close(inotify_);
         inotify_ = -1;
     }
@@ -367,6 +401,7 @@ pipelined_copy copy_and_hash(int in, int out, pipeline_hashers hashers, copy_met
     std::thread helper;
     bool hash_here = false;
     for (;;) {
+        result.resized = result.resized || !size_is(out, result.copied);
         const ssize_t n = sys::retry_eintr([&] { return ::copy_file_range(in, nullptr, out, nullptr, chunk, 0); });
         if (n < 0 && result.copied == 0 && kernel_refuses_copy(errno)) {
             result.in_kernel = false;  // e.g. another filesystem: the caller copies through buffers

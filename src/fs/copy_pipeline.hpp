@@ -55,6 +55,9 @@ struct pipelined_copy {
     int error = 0;             ///< 0 or an errno (of the copy, or of a read for hashing)
     std::uint64_t copied = 0;  ///< bytes copied
     bool in_kernel = true;     ///< false: the kernel refused copy_file_range before any byte moved (nothing hashed)
+    /// The destination's size differed from the bytes written so far before a later chunk was written: another
+    /// process truncated (or extended) it by name, which needs no open. The read-back must not be trusted.
+    bool resized = false;
 };
 
 /// The hashers of a pipelined copy, both started by the caller (`source` may be null: only the copy is verified;

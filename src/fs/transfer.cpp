@@ -247,7 +247,7 @@ int copy_content(int in, int out, const struct stat& st, const copy_hashing& has
             result = detail::copy_and_hash(in, out, hashers, detail::copy_method::buffers, detail::ring_chunk_size);
         }
         copied = result.copied;
-        pipelined = true;
+        pipelined = !result.resized;  // resized by another process: the copy is read again (copy_with_metadata)
         return result.error;
     }
     // 2. In-kernel: copy_file_range (hashed copies of small files go to 4: one read for the copy and the hash).
@@ -451,11 +451,11 @@ std::uint64_t copy_with_metadata(const std::string& from, const std::string& to,
     // A read-back made during the copy, when another process may have written the copy meanwhile (its write was
     // then hidden by the times just set), is done again.
     if (error == 0 && read_back_done && !(watch && watch->untouched())) {
-        hashing.destination->start(hashing.relative);
         read_back_done = false;
     }
     // Read back after its times are set: a write by anyone from here on changes its mtime (see put_in_place).
     if (error == 0 && read_back && !read_back_done) {
+        hashing.destination->start(hashing.relative);  // anew: a read-back during the copy may have fed it
         bool complete = true;
         error = read_back_copy(out, copied, *hashing.destination, complete);
         read_back_done = error == 0 && complete;

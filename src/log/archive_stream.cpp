@@ -757,6 +757,24 @@ int archive_stream_writer::sync_created_directories() {
     return 0;
 }
 
+void archive_stream_writer::sync_parents_or_warn() {
+    const int error = sync_created_directories();
+    if (error == 0) {
+        return;
+    }
+    // The data is synced: only the new log directory's name may not survive a power loss. Counted and warned about
+    // once (a parent that cannot be opened, e.g. write-only, fails every time); the entries are not failed.
+    syncs_failed_.fetch_add(1, std::memory_order_relaxed);
+    const std::lock_guard lock(shared_mutex_);
+    if (parent_sync_error_.empty()) {
+        parent_sync_error_ = fmt::format(
+            "fsync of the directory holding the log directory {} (which the logger created) failed: {} [errno {}]; "
+            "its name, and with it every file in it, may not survive a power loss",
+            directory_.string(), sys::errno_message(error), error);
+        warn(fmt::format("The data logger's sync: {}. The next sync and the stop retry.", parent_sync_error_));
+    }
+}
+
 archive_stream_writer::~archive_stream_writer() {
     (void)abandon();
     for (auto& file : files_) {
@@ -1015,7 +1033,7 @@ void archive_stream_writer::maybe_sync(source_file& f) {
     // The file's name is made durable with its first data sync (the directory fsync, a disk flush, would otherwise
     // stall the writer's first batch while producers empty the node pool); a stop that publishes the archive syncs
     // the directory after its rename. A failed directory fsync is treated as a failed fdatasync: without a durable
-    // name the synced data may not survive a power loss. So are the parents of a log directory the logger created.
+    // name the synced data may not survive a power loss.
     const char* failed = nullptr;
     int error = 0;
     if (::fdatasync(f.fd.get()) != 0) {
@@ -1023,8 +1041,8 @@ void archive_stream_writer::maybe_sync(source_file& f) {
         failed = "fdatasync of the working file";
     } else if (!f.name_synced && (error = fsync_directory(directory_fd_, directory_)) != 0) {
         failed = "fsync of the log directory (the working file's name)";
-    } else if (!f.name_synced && (error = sync_created_directories()) != 0) {
-        failed = "fsync of the directory holding the log directory the logger created (its name)";
+    } else {
+        sync_parents_or_warn();  // the log directory's own name, when the logger created it (never fails entries)
     }
     if (failed != nullptr) {
         syncs_failed_.fetch_add(1, std::memory_order_relaxed);
@@ -1107,16 +1125,9 @@ asio::awaitable<void> archive_stream_writer::async_finish(data_logger_report& re
     report.damaged = damaged_;
     // The archives' names are durable (publishing fsynced the log directory); the log directory's own name, when
     // the logger created it, once its parent is synced too.
-    if (const int error = sync_created_directories(); error != 0 && !report.archives.empty()) {
-        syncs_failed_.fetch_add(1, std::memory_order_relaxed);
-        const std::string text = fmt::format(
-            "fsync of the directory holding the log directory {} (which the logger created) failed: {} [errno {}]; "
-            "its name, and so the finished archives in it, may not survive a power loss",
-            directory_.string(), sys::errno_message(error), error);
-        warn(fmt::format("The data logger's stop: {}.", text));
-        if (report.first_error.empty()) {
-            report.first_error = text;
-        }
+    sync_parents_or_warn();
+    if (!parent_sync_error_.empty() && report.first_error.empty()) {
+        report.first_error = parent_sync_error_;
     }
     report.syncs = syncs_.load();
     report.syncs_failed = syncs_failed_.load();

@@ -156,6 +156,8 @@ private:
     /// until then a power loss may take the log directory's own name, and with it every file in it, however well
     /// those files were synced. Returns 0 or an errno.
     int sync_created_directories();
+    /// sync_created_directories, its failure counted in syncs_failed_ and warned about once (parent_sync_error_).
+    void sync_parents_or_warn();
 
     std::filesystem::path directory_;
     int directory_fd_;
@@ -175,6 +177,7 @@ private:
     std::atomic<std::uint64_t> bytes_synced_{0};
     std::mutex parents_mutex_;                             ///< guards unsynced_parents_ (sources sync in parallel)
     std::vector<std::filesystem::path> unsynced_parents_;  ///< parents of created directories, not yet fsynced
+    std::string parent_sync_error_;  ///< the first failure of sync_created_directories (guarded by shared_mutex_)
     directory_sync_fault_fn fail_sync_;
     std::string idle_sync_error_;  ///< the first failed fdatasync made while idle (no entry left to fail)
 };

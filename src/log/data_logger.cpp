@@ -449,7 +449,10 @@ data_logger::data_logger(asio::any_io_executor executor, std::filesystem::path o
     std::error_code ec;
     std::vector<std::filesystem::path> created;  // innermost first
     for (auto level = directory; !level.empty() && !std::filesystem::exists(level, ec); level = level.parent_path()) {
-        created.push_back(level);
+        // Absolute: the parents are opened later (first sync, stop), when the working directory may have changed.
+        std::error_code absolute_error;
+        const auto absolute = std::filesystem::absolute(level, absolute_error);
+        created.push_back(absolute_error ? level : absolute);
         if (level == level.parent_path()) {
             break;
         }

@@ -56,7 +56,8 @@ T block_on_interruptible(asio::awaitable<T> op, std::function<void()> on_interru
 }
 
 /// The executor of the process-wide CPU thread pool that library operations use for CPU-heavy work (hashing,
-/// CRC-32, interpolation of large arrays). Created on first use with one thread per logical core.
+/// CRC-32, interpolation of large arrays). Created on first use with one thread per logical core, or as many as can
+/// be started (a limit on processes or memory); throws os_error when not even one can.
 /// Thread safety: may be called from any thread.
 [[nodiscard]] asio::any_io_executor cpu_executor();
 

@@ -83,9 +83,11 @@ struct data_logger_report {
     std::vector<damaged_bytes> damaged;
     std::uint64_t syncs = 0;         ///< archives layout: fdatasync calls made because of sync_every(_bytes)
     std::uint64_t bytes_synced = 0;  ///< archives layout: appended bytes those syncs made durable
-    /// archives layout: syncs that failed (the file's fdatasync, or the fsync of a directory that makes its name
-    /// durable); first_error names the first. Until a later sync succeeds, a power loss may take what they covered.
-    /// Not part of clean(): a stop that finished every archive has made everything durable after all.
+    /// archives layout: syncs that failed (the file's fdatasync, or the fsync of a directory that makes a name
+    /// durable: the log directory, or the parent of a log directory the logger created); first_error names the
+    /// first. Until a later sync succeeds, a power loss may take what they covered. Not part of clean(): entries
+    /// are failed only by a failed fdatasync or log-directory fsync of their batch; a parent that still could not
+    /// be synced at the stop leaves the finished archives in place but the new log directory's name not durable.
     std::uint64_t syncs_failed = 0;
     /// archives layout: working files the stop could not finish (first_error says why); every member they hold is
     /// on disk and async_assemble_log_archives finishes them once the cause is removed.

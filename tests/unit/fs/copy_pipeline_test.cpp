@@ -150,6 +150,32 @@ TEST_CASE("copy_and_hash digests a source that grows during the copy as each fil
     CHECK(destination.finish() == digest_of("g", read_file(tmp.path() / "out.bin")));
 }
 
+TEST_CASE("copy_and_hash notices a destination resized by name during the copy", "[fs][safety]") {
+    // Found by review: a truncation by name (no open, so no inotify event) of bytes already read back, followed by the
+    // copy's next write past it, leaves zeros where the read-back saw data, in a file of the right size with no hole
+    // big enough to show in its blocks. The copy reports it, so that the caller reads the copy again.
+    const temp_dir tmp;
+    const copy_method method = GENERATE(copy_method::kernel, copy_method::buffers);
+    const bool resize = GENERATE(false, true);
+    INFO(name_of(method) << (resize ? ", truncated by 100 bytes after the second chunk" : ", untouched"));
+    const std::string content = random_bytes(std::size_t{4} * mib, 9);
+    write_file(tmp.path() / "in.bin", content);
+    const copy_files files(tmp.path() / "in.bin", tmp.path() / "out.bin");
+    REQUIRE((files.in >= 0 && files.out >= 0));
+    axds::detail::file_hasher source;
+    axds::detail::file_hasher destination;
+    source.start("r");
+    destination.start("r");
+    const auto cut = [&](std::uint64_t copied) {
+        if (resize && copied == 2 * mib) {
+            REQUIRE(::truncate((tmp.path() / "out.bin").c_str(), static_cast<off_t>(copied - 100)) == 0);
+        }
+    };
+    const auto result = axds::detail::copy_and_hash(files.in, files.out, {&source, &destination}, method, mib, cut);
+    REQUIRE(result.error == 0);
+    CHECK(result.resized == resize);
+}
+
 TEST_CASE("copy_and_hash on a full disk returns ENOSPC and stops both sides", "[fs][disk_full]") {
     const temp_dir tmp;
     const copy_method method = GENERATE(copy_method::kernel, copy_method::buffers);
