@@ -10,7 +10,7 @@
 //      with 1 and 4 producer threads (unique entry names: the logger refuses to overwrite an entry file), each call
 //      followed by an empty timed interval as the same-run control; --attribute-faults 1 brackets each call with
 //      getrusage (outside the timed interval) and reports how many of the calls over 2 us took a page fault.
-//   3. the streaming layout (log_layout::archives, issue 19; --only-stream 1: only this part, 2: only d., 3: a.):
+//   3. the streaming layout (log_layout::archives, issue 19; --only-stream 1: only this part, 2: only d., 3: a., 4: e.):
 //      a. 4 producers log 256 B messages for --stream-seconds (default 5) through log() vs a plain C loop appending
 //         the same member bytes (zip local header + .npy) to one file with one write() per message; messages/s;
 //         and vs the filesystem's ceiling: the bytes of the run written sequentially in 8 MiB writes + fdatasync
@@ -874,6 +874,11 @@ int main(int argc, char** argv) {
         if (s.throughput != 0) {  // --throughput 0: the latency runs only
             bench_throughput(s);
         }
+    }
+    if (s.only_stream == 4) {  // 4: only the streaming try_log latency run
+        bench_latency(s, 4, axds::log_layout::archives);
+        fs::remove_all(s.dir);
+        return 0;
     }
     if (s.only_stream == 3) {  // 3: only the 256 B throughput runs (for profiles)
         bench_stream_throughput(s);

@@ -349,10 +349,11 @@ std::string combine_file_digests(std::vector<file_digest>& files) {
 namespace {
 
 /// Writes `digest` to a new file in `directory` that has no name (O_TMPFILE) and links it as `temporary` once it is
-/// complete. Returns 0, the errno of a write that failed (a full disk, a file size limit), or -1 when this cannot be
+/// complete and synced. Returns 0, the errno of a write or sync that failed (a full disk, a file size limit), or -1 when this cannot be
 /// done here (a filesystem without O_TMPFILE, no usable /proc/self/fd, `temporary` taken): the caller then writes
 /// a named file instead.
-int write_unnamed(const fs::path& directory, const fs::path& temporary, const std::string& digest) {
+int write_unnamed(const fs::path& directory, const fs::path& temporary, const std::string& digest,
+                  const file_sync_fn& sync) {
     const sys::unique_fd fd(::open(directory.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644));
     if (!fd) {
         return -1;
@@ -360,6 +361,9 @@ int write_unnamed(const fs::path& directory, const fs::path& temporary, const st
     const sys::io_result written = sys::pwrite_full(fd.get(), digest.data(), digest.size(), 0);
     if (written.error) {
         return written.error.value();
+    }
+    if (const int error = sync(fd.get()); error != 0) {
+        return error;
     }
     const std::string proc_path = fmt::format("/proc/self/fd/{}", fd.get());
     if (::linkat(AT_FDCWD, proc_path.c_str(), AT_FDCWD, temporary.c_str(), AT_SYMLINK_FOLLOW) == 0 ||
@@ -371,7 +375,11 @@ int write_unnamed(const fs::path& directory, const fs::path& temporary, const st
 
 }  // namespace
 
-void save_checksum_file(const fs::path& directory, const std::string& digest) {
+int sync_file_data(int fd) noexcept {
+    return ::fdatasync(fd) == 0 ? 0 : errno;
+}
+
+void save_checksum_file(const fs::path& directory, const std::string& digest, const file_sync_fn& sync) {
     const fs::path target = directory / checksum_file_name;
     // Written to a new file, then renamed over ax_checksum.txt: a save that fails part way (a full disk, a file size
     // limit) leaves the previous checksum as it was, never an empty or cut file. The file has no name while it is
@@ -379,7 +387,9 @@ void save_checksum_file(const fs::path& directory, const std::string& digest) {
     // that a later checksum would include, but for the instant between that link and the rename; without O_TMPFILE
     // (some network filesystems, no /proc) it is named from the start. A temporary name already taken (a leftover of
     // another process with this PID, e.g. PID 1 in a container) is skipped, never removed. The rename replaces a
-    // symlink or a hard link named ax_checksum.txt itself, never the file it leads to.
+    // symlink or a hard link named ax_checksum.txt itself, never the file it leads to. The new file's data is synced
+    // before the rename, so that a power loss cannot leave a renamed but empty ax_checksum.txt (filesystems may commit
+    // the rename before the data): after one, the file holds the previous checksum or the new one.
     fs::path temporary;
     bool created = false;
     const auto fail = [&](int error) {
@@ -392,7 +402,7 @@ void save_checksum_file(const fs::path& directory, const std::string& digest) {
     for (int attempt = 0; !created; ++attempt) {
         temporary =
             directory / fmt::format(".{}.axds-{}-{}", checksum_file_name, ::getpid(), save_counter.fetch_add(1));
-        const int unnamed = write_unnamed(directory, temporary, digest);
+        const int unnamed = write_unnamed(directory, temporary, digest, sync);
         if (unnamed > 0) {
             fail(unnamed);
         }
@@ -411,6 +421,9 @@ void save_checksum_file(const fs::path& directory, const std::string& digest) {
         const sys::io_result written = sys::pwrite_full(fd.get(), digest.data(), digest.size(), 0);
         if (written.error) {
             fail(written.error.value());
+        }
+        if (const int error = sync(fd.get()); error != 0) {
+            fail(error);
         }
     }
     if (::rename(temporary.c_str(), target.c_str()) != 0) {

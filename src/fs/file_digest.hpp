@@ -103,7 +103,15 @@ using rest_streamer = std::function<sys::io_result(int fd, std::uint64_t offset,
 std::pair<digest128, std::uint64_t> file_digest_of(const std::string& path, std::string_view relative,
                                                    const rest_streamer& streamer = {});
 
-/// Writes `digest` to `{directory}/ax_checksum.txt` (no newline). @throws os_error family naming the file.
-void save_checksum_file(const std::filesystem::path& directory, const std::string& digest);
+/// Makes a file's data durable: 0 or an errno. save_checksum_file's is fdatasync; tests substitute one that fails.
+using file_sync_fn = std::function<int(int fd)>;
+
+/// fdatasync(fd): 0 or its errno.
+int sync_file_data(int fd) noexcept;
+
+/// Writes `digest` to `{directory}/ax_checksum.txt` (no newline), synced before it replaces the previous file.
+/// @throws os_error family naming the file.
+void save_checksum_file(const std::filesystem::path& directory, const std::string& digest,
+                        const file_sync_fn& sync = sync_file_data);
 
 }  // namespace axds::detail

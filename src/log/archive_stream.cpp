@@ -747,6 +747,9 @@ int archive_stream_writer::fsync_directory(int fd, const fs::path& directory) {
 }
 
 int archive_stream_writer::sync_created_directories() {
+    if (parents_synced_.load(std::memory_order_acquire)) {
+        return 0;  // the usual case after the first sync: every sync of every source passes here
+    }
     const std::lock_guard lock(parents_mutex_);
     while (!unsynced_parents_.empty()) {
         if (const int error = fsync_directory(-1, unsynced_parents_.back()); error != 0) {
@@ -754,6 +757,7 @@ int archive_stream_writer::sync_created_directories() {
         }
         unsynced_parents_.pop_back();
     }
+    parents_synced_.store(true, std::memory_order_release);
     return 0;
 }
 

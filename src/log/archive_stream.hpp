@@ -177,6 +177,7 @@ private:
     std::atomic<std::uint64_t> bytes_synced_{0};
     std::mutex parents_mutex_;                             ///< guards unsynced_parents_ (sources sync in parallel)
     std::vector<std::filesystem::path> unsynced_parents_;  ///< parents of created directories, not yet fsynced
+    std::atomic<bool> parents_synced_{false};              ///< unsynced_parents_ is empty for good: no lock needed
     std::string parent_sync_error_;  ///< the first failure of sync_created_directories (guarded by shared_mutex_)
     directory_sync_fault_fn fail_sync_;
     std::string idle_sync_error_;  ///< the first failed fdatasync made while idle (no entry left to fail)

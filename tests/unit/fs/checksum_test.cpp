@@ -272,6 +272,35 @@ TEST_CASE("a checksum save that fails leaves the previous ax_checksum.txt as it 
     CHECK(entries == 2);  // no temporary left behind
 }
 
+// ax_checksum.txt was renamed over the previous one without a sync: a power loss could then leave the new name with
+// no data (an empty checksum, which every later verification fails). The data is now synced before the rename, and a
+// sync that fails fails the save like a write that fails.
+TEST_CASE("a checksum save syncs its data before the rename, and a failed sync keeps the previous file", "[fs]") {
+    const temp_dir tmp;
+    axds::test::write_file(tmp.path() / "ax_checksum.txt", "0123456789abcdef0123456789abcdef");
+    std::vector<std::string> seen;  // what each synced file held (read through /proc: the fd is write-only)
+    const auto record = [&](int fd) {
+        seen.push_back(axds::test::read_file(fmt::format("/proc/self/fd/{}", fd)));
+        CHECK(axds::test::read_file(tmp.path() / "ax_checksum.txt") == "0123456789abcdef0123456789abcdef");
+        return 0;
+    };
+    axds::detail::save_checksum_file(tmp.path(), "ffffffffffffffffffffffffffffffff", record);
+    CHECK(seen == std::vector<std::string>{"ffffffffffffffffffffffffffffffff"});
+    CHECK(axds::test::read_file(tmp.path() / "ax_checksum.txt") == "ffffffffffffffffffffffffffffffff");
+
+    const auto fail = [](int /*fd*/) { return EIO; };
+    CHECK_THROWS_MATCHES(axds::detail::save_checksum_file(tmp.path(), "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee", fail),
+                         axds::os_error,
+                         axds::test::message_contains((tmp.path() / "ax_checksum.txt").string()) &&
+                             axds::test::message_contains("eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"));
+    CHECK(axds::test::read_file(tmp.path() / "ax_checksum.txt") == "ffffffffffffffffffffffffffffffff");
+    std::vector<std::string> names;
+    for (const auto& entry : fs::directory_iterator(tmp.path())) {
+        names.push_back(entry.path().filename().string());
+    }
+    CHECK(names == std::vector<std::string>{"ax_checksum.txt"});  // no temporary left behind
+}
+
 // Found by review: a save killed part way (kill -9, a power loss, here SIGXFSZ's default action at the write) left
 // its named temporary file in the directory, and every later checksum of the directory included it.
 TEST_CASE("a checksum save killed part way leaves no file behind", "[fs]") {
