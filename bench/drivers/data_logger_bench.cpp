@@ -10,7 +10,7 @@
 //      with 1 and 4 producer threads (unique entry names: the logger refuses to overwrite an entry file), each call
 //      followed by an empty timed interval as the same-run control; --attribute-faults 1 brackets each call with
 //      getrusage (outside the timed interval) and reports how many of the calls over 2 us took a page fault.
-//   3. the streaming layout (log_layout::archives, issue 19; --only-stream 1: only this part, 2: only d., 3: a., 4: e.):
+//   3. the streaming layout (log_layout::archives, issue 19; --only-stream 1: only this part, 2: d., 3: a., 4: e.):
 //      a. 4 producers log 256 B messages for --stream-seconds (default 5) through log() vs a plain C loop appending
 //         the same member bytes (zip local header + .npy) to one file with one write() per message; messages/s;
 //         and vs the filesystem's ceiling: the bytes of the run written sequentially in 8 MiB writes + fdatasync

@@ -431,7 +431,8 @@ int jobs_run(jobs_args& args) {
         std::fprintf(stderr, "axds: %s\n", line.c_str());
     }
     for (const auto& job : totals.reclaimed) {
-        std::fprintf(stderr, "axds: reclaimed job %s (%s)\n", job.job_id.c_str(), job.verdict.reason.c_str());
+        std::fprintf(stderr, "axds: reclaimed job %s (%s)\n", axds::cli::printable(job.job_id).c_str(),
+                     axds::cli::printable(job.verdict.reason).c_str());
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     print_run_summary(args, tracker, totals, seconds);
@@ -581,9 +582,9 @@ int jobs_status(const jobs_args& args) {
                c.failed, c.running, c.scheduled, axds::tracker_status_value(summary.status));
     for (const auto& job : running) {
         fmt::print(
-            "  running {}: executor {} ({})\n", job.job_id,
+            "  running {}: executor {} ({})\n", axds::cli::printable(job.job_id),
             job.verdict.state == axds::executor_liveness::gone ? "GONE, reclaimable" : liveness_name(job.verdict.state),
-            job.verdict.reason);
+            axds::cli::printable(job.verdict.reason));
     }
     for (const auto& [task, state] : tasks) {
         fmt::print("  slurm {}: {}\n", task, state);
@@ -607,10 +608,11 @@ int jobs_reclaim(const jobs_args& args) {
         return 0;
     }
     for (const auto& job : report.reclaimed) {
-        fmt::print("reclaimed {}: {}\n", job.job_id, job.verdict.reason);
+        fmt::print("reclaimed {}: {}\n", axds::cli::printable(job.job_id), axds::cli::printable(job.verdict.reason));
     }
     for (const auto& job : report.kept) {
-        fmt::print("kept {} ({}): {}\n", job.job_id, liveness_name(job.verdict.state), job.verdict.reason);
+        fmt::print("kept {} ({}): {}\n", axds::cli::printable(job.job_id), liveness_name(job.verdict.state),
+                   axds::cli::printable(job.verdict.reason));
     }
     fmt::print("{} jobs reclaimed, {} running jobs kept\n", report.reclaimed.size(), report.kept.size());
     return 0;

@@ -102,10 +102,11 @@ void print_tracker_json(const axds::tracker_summary& summary) {
 
 void print_tracker(const axds::tracker_summary& summary) {
     for (const auto& [id, job] : summary.jobs) {
-        fmt::print("{}  {:<9}  {}{}{}{}\n", id, axds::processing_status_name(job.status), job.job_name,
-                   job.specifier.empty() ? "" : " (" + job.specifier + ")",
-                   job.executor_id ? " on " + *job.executor_id : "",
-                   job.error_message ? ": " + *job.error_message : "");
+        // Job names, specifiers and messages come from the file (other programs write it): printed escaped.
+        fmt::print("{}  {:<9}  {}{}{}{}\n", printable(id), axds::processing_status_name(job.status),
+                   printable(job.job_name), job.specifier.empty() ? "" : " (" + printable(job.specifier) + ")",
+                   job.executor_id ? " on " + printable(*job.executor_id) : "",
+                   job.error_message ? ": " + printable(*job.error_message) : "");
     }
     const auto& c = summary.summary;
     fmt::print("{} jobs: {} succeeded, {} failed, {} running, {} scheduled; status {}\n", c.total, c.succeeded,

@@ -33,6 +33,26 @@ CLI::Validator worker_count() {
         "0 (automatic) or a positive number");
 }
 
+std::string printable(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        const auto next = i + 1 < text.size() ? static_cast<unsigned char>(text[i + 1]) : 0U;
+        if (c == '\n' || c == '\r' || c == '\t') {
+            out += c == '\n' ? "\\n" : c == '\r' ? "\\r" : "\\t";
+        } else if (c < 0x20U || c == 0x7FU) {
+            out += fmt::format("\\x{:02x}", c);
+        } else if (c == 0xC2U && next >= 0x80U && next <= 0x9FU) {  // U+0080..U+009F: the C1 controls
+            out += fmt::format("\\u{:04x}", next);
+            ++i;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out;
+}
+
 void require_existing(const std::filesystem::path& path, std::string_view what, bool directory) {
     struct stat st {};
 

@@ -65,6 +65,12 @@ void add_json_flag(CLI::App& sub, bool& json, const std::string& description = "
 /// subcommand, never an operation on nothing (the library keeps the Python library's "missing = nothing to do").
 void require_existing(const std::filesystem::path& path, std::string_view what, bool directory);
 
+/// `text` safe to print on a terminal: control characters (C0, DEL, and the C1 range encoded as UTF-8), which a
+/// terminal would act on (escape sequences clear the screen, set the title, hide text), are shown escaped instead:
+/// `\n` `\r` `\t` by name, the others as `\xNN` (`\u00NN` for C1). Everything else is kept byte for byte. For
+/// strings read from files (a tracker's job names, specifiers and error messages); --json gives them exactly.
+[[nodiscard]] std::string printable(std::string_view text);
+
 /// Runs a library operation with block_on_interruptible: the first SIGINT/SIGTERM says so on stderr and cancels it
 /// (the operation stops at its next safe point and reports how far it got; a source is never half removed, an
 /// archive never left under its final name unfinished); a second one ends the process at once with status 130.

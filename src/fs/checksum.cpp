@@ -349,9 +349,9 @@ std::string combine_file_digests(std::vector<file_digest>& files) {
 namespace {
 
 /// Writes `digest` to a new file in `directory` that has no name (O_TMPFILE) and links it as `temporary` once it is
-/// complete and synced. Returns 0, the errno of a write or sync that failed (a full disk, a file size limit), or -1 when this cannot be
-/// done here (a filesystem without O_TMPFILE, no usable /proc/self/fd, `temporary` taken): the caller then writes
-/// a named file instead.
+/// complete and synced. Returns 0, the errno of a write or sync that failed (a full disk, a file size limit), or -1
+/// when this cannot be done here (a filesystem without O_TMPFILE, no usable /proc/self/fd, `temporary` taken): the
+/// caller then writes a named file instead.
 int write_unnamed(const fs::path& directory, const fs::path& temporary, const std::string& digest,
                   const file_sync_fn& sync) {
     const sys::unique_fd fd(::open(directory.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644));

@@ -1,7 +1,7 @@
 """Hostile and odd input through the `axds` binary (ctest: cli_input): --json output always parses, whatever the
 paths; human lines never reach stdout with --json; clear usage errors (naming the option name typed); archive info on
 members out of time order and on a damaged local header; log serve run again under one name, and with a socket path
-that cannot be served.
+that cannot be served; a tracker whose job texts hold terminal escape sequences.
 Usage: cli_input_test.py /path/to/axds"""
 import json
 import os
@@ -379,6 +379,30 @@ else:
             outcomes.append((mib, result.returncode, result.stderr[-200:]))
     check(not outcomes and probe.returncode == 0, f"case 17: address-space limits (MiB) that went wrong: {outcomes}")
 shutil.rmtree(limits_dir)
+
+# 18. a tracker's job names, specifiers and error messages are written by other programs: `tracker show` printed them
+#     raw, so an escape sequence in one (clear the screen, set the title, hide text) acted on the user's terminal. They
+#     are shown escaped; --json still gives them exactly.
+import yaml  # noqa: E402
+tracker_dir = tempfile.mkdtemp()
+tracker = os.path.join(tracker_dir, "tracker.yaml")
+hostile_specifier = "evil\x1b[2J\x1b]0;pwned\x07name\u009b31m"
+hostile_message = "line1\nline2\x1b[31mred\x7f"
+with open(tracker, "w") as f:
+    yaml.safe_dump({"jobs": {"1c163db0db3fbfe3": {
+        "job_name": "summarize", "specifier": hostile_specifier, "status": 3, "executor_id": None,
+        "error_message": hostile_message, "started_at": None, "completed_at": None}}}, f)
+code, out, err = run("tracker", "show", tracker)
+controls = [c for c in out.decode("utf-8") if (ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) <= 0x9F]
+check(code == 0 and not controls and out.count(b"\n") == 2
+      and b"evil\\x1b[2J\\x1b]0;pwned\\x07name\\u009b31m" in out and b"line1\\nline2\\x1b[31mred\\x7f" in out,
+      f"case 18: tracker show: {code} {out!r} {err!r}")
+code, out, err = run("tracker", "show", "--json", tracker)
+shown = parses(out)
+jobs = shown.get("jobs") if isinstance(shown, dict) else None
+check(code == 0 and jobs and jobs[0]["specifier"] == hostile_specifier and jobs[0]["error_message"] == hostile_message,
+      f"case 18: tracker show --json: {code} {out!r}")
+shutil.rmtree(tracker_dir)
 
 print(f"cli input: {checks - len(failures)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)

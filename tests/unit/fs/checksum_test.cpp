@@ -288,7 +288,9 @@ TEST_CASE("a checksum save syncs its data before the rename, and a failed sync k
     CHECK(seen == std::vector<std::string>{"ffffffffffffffffffffffffffffffff"});
     CHECK(axds::test::read_file(tmp.path() / "ax_checksum.txt") == "ffffffffffffffffffffffffffffffff");
 
-    const auto fail = [](int /*fd*/) { return EIO; };
+    const auto fail = [](int /*fd*/) {
+        return EIO;
+    };
     CHECK_THROWS_MATCHES(axds::detail::save_checksum_file(tmp.path(), "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee", fail),
                          axds::os_error,
                          axds::test::message_contains((tmp.path() / "ax_checksum.txt").string()) &&
