@@ -556,19 +556,10 @@ int jobs_status(const jobs_args& args) {
     const auto running = axds::probe_running_jobs(tracker, args.reclaim);
     std::string note;
     const auto tasks = scheduler_view(tracker, note);
-    const auto& c = summary.summary;
     if (args.json) {
         axds::cli::json_writer json;
-        json.begin_object()
-            .key("summary")
-            .begin_object()
-            .field("total", c.total)
-            .field("succeeded", c.succeeded)
-            .field("failed", c.failed)
-            .field("running", c.running)
-            .field("scheduled", c.scheduled)
-            .end_object()
-            .field("status", axds::tracker_status_value(summary.status));
+        json.begin_object();
+        axds::cli::tracker_counts_json(json, summary);
         stale_json(json, "running", running);
         json.key("scheduler").begin_array();
         for (const auto& [task, state] : tasks) {
@@ -578,8 +569,7 @@ int jobs_status(const jobs_args& args) {
         fmt::print("{}\n", json.str());
         return 0;
     }
-    fmt::print("{} jobs: {} succeeded, {} failed, {} running, {} scheduled; status {}\n", c.total, c.succeeded,
-               c.failed, c.running, c.scheduled, axds::tracker_status_value(summary.status));
+    fmt::print("{}\n", axds::cli::tracker_counts_line(summary));
     for (const auto& job : running) {
         fmt::print(
             "  running {}: executor {} ({})\n", axds::cli::printable(job.job_id),

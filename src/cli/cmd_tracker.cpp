@@ -70,6 +70,29 @@ axds::processing_tracker open_tracker(const tracker_settings& settings) {
     return axds::processing_tracker(settings.file);
 }
 
+}  // namespace
+
+void tracker_counts_json(json_writer& json, const axds::tracker_summary& summary) {
+    const auto& c = summary.summary;
+    json.key("summary")
+        .begin_object()
+        .field("total", c.total)
+        .field("succeeded", c.succeeded)
+        .field("failed", c.failed)
+        .field("running", c.running)
+        .field("scheduled", c.scheduled)
+        .end_object()
+        .field("status", axds::tracker_status_value(summary.status));
+}
+
+std::string tracker_counts_line(const axds::tracker_summary& summary) {
+    const auto& c = summary.summary;
+    return fmt::format("{} jobs: {} succeeded, {} failed, {} running, {} scheduled; status {}", c.total, c.succeeded,
+                       c.failed, c.running, c.scheduled, axds::tracker_status_value(summary.status));
+}
+
+namespace {
+
 void print_tracker_json(const axds::tracker_summary& summary) {
     json_writer json;
     json.begin_object().key("jobs").begin_array();
@@ -85,18 +108,9 @@ void print_tracker_json(const axds::tracker_summary& summary) {
             .field("error_message", job.error_message)
             .end_object();
     }
-    const auto& c = summary.summary;
-    json.end_array()
-        .key("summary")
-        .begin_object()
-        .field("total", c.total)
-        .field("succeeded", c.succeeded)
-        .field("failed", c.failed)
-        .field("running", c.running)
-        .field("scheduled", c.scheduled)
-        .end_object()
-        .field("status", axds::tracker_status_value(summary.status))
-        .end_object();
+    json.end_array();
+    tracker_counts_json(json, summary);
+    json.end_object();
     fmt::print("{}\n", json.str());
 }
 
@@ -108,9 +122,7 @@ void print_tracker(const axds::tracker_summary& summary) {
                    job.executor_id ? " on " + printable(*job.executor_id) : "",
                    job.error_message ? ": " + printable(*job.error_message) : "");
     }
-    const auto& c = summary.summary;
-    fmt::print("{} jobs: {} succeeded, {} failed, {} running, {} scheduled; status {}\n", c.total, c.succeeded,
-               c.failed, c.running, c.scheduled, axds::tracker_status_value(summary.status));
+    fmt::print("{}\n", tracker_counts_line(summary));
 }
 
 /// show (every job and the summary) and summary (`with_jobs` false: the counts only).

@@ -4,6 +4,7 @@
 // (docs/ARCHITECTURE.md, "CLI").
 
 #include <axds/core/runtime.hpp>
+#include <axds/jobs/processing_tracker.hpp>
 #include <axds/log/log_archive.hpp>
 
 #include <CLI/CLI.hpp>
@@ -70,6 +71,11 @@ void require_existing(const std::filesystem::path& path, std::string_view what, 
 /// `\n` `\r` `\t` by name, the others as `\xNN` (`\u00NN` for C1). Everything else is kept byte for byte. For
 /// strings read from files (a tracker's job names, specifiers and error messages); --json gives them exactly.
 [[nodiscard]] std::string printable(std::string_view text);
+
+/// A tracker's counts and status as `tracker show` and `jobs status` print them: `"summary": {...}, "status": ...`
+/// into an open JSON object, or the human line (no newline). Defined in cmd_tracker.cpp.
+void tracker_counts_json(json_writer& json, const axds::tracker_summary& summary);
+[[nodiscard]] std::string tracker_counts_line(const axds::tracker_summary& summary);
 
 /// Runs a library operation with block_on_interruptible: the first SIGINT/SIGTERM says so on stderr and cancels it
 /// (the operation stops at its next safe point and reports how far it got; a source is never half removed, an
