@@ -4,6 +4,7 @@
 
 #include "cli/axds_cli.hpp"
 
+#include "cli/cmd_jobs.hpp"
 #include "cli/command.hpp"
 
 #include <fmt/format.h>
@@ -23,6 +24,32 @@
 namespace axds::cli {
 
 namespace {
+
+/// `axds jobs ...` is parsed by run_jobs (its CMD takes any arguments), to which main() hands it before CLI11 sees
+/// it. Registered here too, so that `axds --help` and the "not a subcommand" message list it, and so that a global
+/// option before it (`axds -q jobs run ...`) still reaches run_jobs, with -q after the jobs subcommand's name.
+void add_jobs(CLI::App& app, command_list& commands) {
+    auto* jobs = app.add_subcommand("jobs", "Run a tracker's jobs here or as a SLURM array (axds jobs --help)");
+    jobs->prefix_command();
+    jobs->allow_extras();
+    jobs->fallthrough(false);  // its words are its own: none goes back to the top level
+    jobs->set_help_flag();
+    commands.push_back({jobs, [jobs](const context& ctx) {
+                            std::vector<std::string> words{"jobs"};
+                            for (const auto& word : jobs->remaining()) {
+                                words.push_back(word);
+                                if (ctx.quiet && words.size() == 2) {
+                                    words.emplace_back("--quiet");  // after run|submit|status|reclaim
+                                }
+                            }
+                            std::vector<char*> argv;
+                            argv.reserve(words.size());
+                            for (auto& word : words) {
+                                argv.push_back(word.data());
+                            }
+                            return run_jobs(static_cast<int>(argv.size()), argv.data());
+                        }});
+}
 
 /// CLI11 names an option by its first long name in its messages ("--workers: 'abc' is not ..."), also when the user
 /// typed another name of it ("--threads abc"). Returns the message of `e` naming what the user typed instead, or
@@ -132,6 +159,7 @@ int run(int argc, char** argv, const run_options& run) {
     add_archive(app, commands);
     add_tracker(app, commands);
     add_log(app, commands);
+    add_jobs(app, commands);
 
     if (const auto code = parse(app, argc, argv, run)) {
         return *code;

@@ -85,6 +85,11 @@ with tempfile.TemporaryDirectory() as tmp:
     code, _, err = run("checksum", os.path.join(tmp, "missing"))
     check(code == 1 and err.startswith("axds: "), f"missing dir -> 1: {code} {err!r}")
     check(run("--help")[0] == 0, "--help -> 0")
+    # `axds jobs` (handed to its own parser) is listed with the others, and a global -q before it reaches it.
+    code, out, _ = run("--help")
+    check(code == 0 and "\n  jobs " in out, f"--help lists jobs: {out}")
+    code, _, err = run("bogus")
+    check(code == 2 and ", jobs." in err, f"unknown subcommand lists jobs: {err!r}")
 
     # transfer (verified) and delete
     dest = os.path.join(tmp, "copy")
@@ -170,6 +175,8 @@ with tempfile.TemporaryDirectory() as tmp:
           and shown["jobs"][1]["error_message"] == "boom", f"tracker show --json: {out} {err}")
     code, out, _ = run("tracker", "summary", tracker)
     check(code == 0 and "2 jobs: 1 succeeded, 1 failed" in out, f"tracker summary: {out}")
+    code, out, _ = run("-q", "jobs", "status", tracker)  # as `axds jobs status -q TRACKER`
+    check(code == 0 and out.startswith("2 jobs: 1 succeeded, 1 failed"), f"-q jobs status: {code} {out}")
     code, out, _ = run("tracker", "retry", tracker)
     check(code == 0 and out.startswith("1 failed"), f"tracker retry: {out}")
     check(run("tracker", "reset", tracker)[0] == 0 and open(tracker).read() == "---\njobs: {}\n...\n", "reset")
