@@ -55,6 +55,22 @@ struct copy_files {
     }
 };
 
+/// The source's and the copy's hashers of one copy, both started for `relative`.
+struct hasher_pair {
+    axds::detail::file_hasher source;
+    axds::detail::file_hasher destination;
+
+    explicit hasher_pair(std::string_view relative) {
+        source.start(relative);
+        destination.start(relative);
+    }
+
+    /// What copy_and_hash takes; without the source's (a reused source checksum), only the copy is hashed.
+    axds::detail::pipeline_hashers both(bool with_source = true) {
+        return {with_source ? &source : nullptr, &destination};
+    }
+};
+
 }  // namespace
 
 TEST_CASE("copy_and_hash copies in chunks and digests the source and the copy read back", "[fs]") {
@@ -67,21 +83,18 @@ TEST_CASE("copy_and_hash copies in chunks and digests the source and the copy re
     write_file(tmp.path() / "in.bin", content);
     const copy_files files(tmp.path() / "in.bin", tmp.path() / "out.bin");
     REQUIRE((files.in >= 0 && files.out >= 0));
-    axds::detail::file_hasher source;
-    axds::detail::file_hasher destination;
-    source.start("big.bin");
-    destination.start("big.bin");
+    hasher_pair hashers("big.bin");
     std::size_t chunks = 0;
-    const auto result = axds::detail::copy_and_hash(files.in, files.out, {&source, &destination}, method, mib,
-                                                    [&](std::uint64_t) { ++chunks; });
+    const auto result =
+        axds::detail::copy_and_hash(files.in, files.out, hashers.both(), method, mib, [&](std::uint64_t) { ++chunks; });
     REQUIRE(result.error == 0);
     REQUIRE(result.in_kernel);
     CHECK(result.copied == size);
     CHECK(chunks == (size + mib - 1) / mib);
     CHECK(read_file(tmp.path() / "out.bin") == content);
     const auto expected = digest_of("big.bin", content);
-    CHECK(source.finish() == expected);
-    CHECK(destination.finish() == expected);
+    CHECK(hashers.source.finish() == expected);
+    CHECK(hashers.destination.finish() == expected);
 }
 
 TEST_CASE("copy_and_hash digests what the destination holds: a chunk damaged after its copy mismatches", "[fs]") {
@@ -93,10 +106,7 @@ TEST_CASE("copy_and_hash digests what the destination holds: a chunk damaged aft
     const copy_method method = GENERATE(copy_method::kernel, copy_method::buffers);
     const bool with_source = GENERATE(true, false);  // false: a reused source checksum, only the copy is hashed
     INFO(name_of(method) << (with_source ? ", with the source hashed" : ", only the copy hashed"));
-    axds::detail::file_hasher source;
-    axds::detail::file_hasher destination;
-    source.start("x");
-    destination.start("x");
+    hasher_pair hashers("x");
     // After the second chunk is copied and before the hashing thread may read it, one byte of it flips on disk.
     const off_t flipped = static_cast<off_t>(mib + 4096);
     const auto damage = [&](std::uint64_t copied) {
@@ -105,15 +115,15 @@ TEST_CASE("copy_and_hash digests what the destination holds: a chunk damaged aft
             REQUIRE(::pwrite(files.out, &byte, 1, flipped) == 1);
         }
     };
-    const auto result = axds::detail::copy_and_hash(
-        files.in, files.out, {with_source ? &source : nullptr, &destination}, method, mib, damage);
+    const auto result =
+        axds::detail::copy_and_hash(files.in, files.out, hashers.both(with_source), method, mib, damage);
     REQUIRE(result.error == 0);
     std::string damaged = content;
     damaged[static_cast<std::size_t>(flipped)] ^= 1;
     REQUIRE(read_file(tmp.path() / "out.bin") == damaged);
-    CHECK(destination.finish() == digest_of("x", damaged));  // read back from the destination, not the source
+    CHECK(hashers.destination.finish() == digest_of("x", damaged));  // read back from the destination, not the source
     if (with_source) {
-        CHECK(source.finish() == digest_of("x", content));
+        CHECK(hashers.source.finish() == digest_of("x", content));
     }
 }
 
@@ -125,10 +135,7 @@ TEST_CASE("copy_and_hash digests a source that grows during the copy as each fil
     write_file(tmp.path() / "in.bin", content);
     const copy_files files(tmp.path() / "in.bin", tmp.path() / "out.bin");
     REQUIRE((files.in >= 0 && files.out >= 0));
-    axds::detail::file_hasher source;
-    axds::detail::file_hasher destination;
-    source.start("g");
-    destination.start("g");
+    hasher_pair hashers("g");
     // Appended after the last chunk of the original size is copied: the source digest covers the new end.
     const int append = ::open((tmp.path() / "in.bin").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
     REQUIRE(append >= 0);
@@ -137,17 +144,17 @@ TEST_CASE("copy_and_hash digests a source that grows during the copy as each fil
             REQUIRE(::write(append, "tail", 4) == 4);
         }
     };
-    const auto result = axds::detail::copy_and_hash(files.in, files.out, {&source, &destination}, method, mib, grow);
+    const auto result = axds::detail::copy_and_hash(files.in, files.out, hashers.both(), method, mib, grow);
     ::close(append);
     REQUIRE(result.error == 0);
     const std::string grown = content + "tail";
     // The source's hasher reads on a thread of its own from the first chunk on: it may reach the original end before
     // the append (seen once in a loaded run) or read the tail too. Either is what the source held when it was read;
     // a digest of anything else (a chunk missed or hashed twice) is the failure.
-    const axds::detail::digest128 source_digest = source.finish();
+    const axds::detail::digest128 source_digest = hashers.source.finish();
     CHECK((source_digest == digest_of("g", grown) || source_digest == digest_of("g", content)));
     // Whatever the copy caught of the growth, the destination digest is that of the destination's bytes.
-    CHECK(destination.finish() == digest_of("g", read_file(tmp.path() / "out.bin")));
+    CHECK(hashers.destination.finish() == digest_of("g", read_file(tmp.path() / "out.bin")));
 }
 
 TEST_CASE("copy_and_hash notices a destination resized by name during the copy", "[fs][safety]") {
@@ -162,16 +169,13 @@ TEST_CASE("copy_and_hash notices a destination resized by name during the copy",
     write_file(tmp.path() / "in.bin", content);
     const copy_files files(tmp.path() / "in.bin", tmp.path() / "out.bin");
     REQUIRE((files.in >= 0 && files.out >= 0));
-    axds::detail::file_hasher source;
-    axds::detail::file_hasher destination;
-    source.start("r");
-    destination.start("r");
+    hasher_pair hashers("r");
     const auto cut = [&](std::uint64_t copied) {
         if (resize && copied == 2 * mib) {
             REQUIRE(::truncate((tmp.path() / "out.bin").c_str(), static_cast<off_t>(copied - 100)) == 0);
         }
     };
-    const auto result = axds::detail::copy_and_hash(files.in, files.out, {&source, &destination}, method, mib, cut);
+    const auto result = axds::detail::copy_and_hash(files.in, files.out, hashers.both(), method, mib, cut);
     REQUIRE(result.error == 0);
     CHECK(result.resized == resize);
 }
@@ -188,11 +192,8 @@ TEST_CASE("copy_and_hash on a full disk returns ENOSPC and stops both sides", "[
     write_file(disk.path() / "in.bin", content);
     const copy_files files(disk.path() / "in.bin", disk.path() / "out.bin");
     REQUIRE((files.in >= 0 && files.out >= 0));
-    axds::detail::file_hasher source;
-    axds::detail::file_hasher destination;
-    source.start("f");
-    destination.start("f");
-    const auto result = axds::detail::copy_and_hash(files.in, files.out, {&source, &destination}, method, mib);
+    hasher_pair hashers("f");
+    const auto result = axds::detail::copy_and_hash(files.in, files.out, hashers.both(), method, mib);
     REQUIRE(result.in_kernel);
     CHECK(result.error == ENOSPC);
     CHECK(result.copied < content.size());
