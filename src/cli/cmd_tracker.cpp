@@ -29,12 +29,24 @@ struct tracker_settings {
 
 /// The CLI never treats a file that is not a processing tracker as one: `reset`/`retry` would replace it with an
 /// empty tracker (the Python library, ignoring unknown keys, would). A tracker is a regular file holding a YAML
-/// mapping with a `jobs` entry, or an empty file.
-void require_tracker_file(const fs::path& path) {
+/// mapping with a `jobs` entry, or an empty file. Without `create`, a path that require_existing found (it does not
+/// follow a symbolic link) must also lead to a file: a dangling link (a tracker on a share not mounted yet) read as
+/// an empty tracker, and reset/retry created its target.
+void require_tracker_file(const fs::path& path, bool create) {
     struct stat st {};
 
     if (::stat(path.c_str(), &st) != 0) {
-        return;  // missing: require_existing decides
+        const int error = errno;
+        if (create || (error == ENOENT && ::lstat(path.c_str(), &st) != 0)) {
+            return;  // missing: --create makes it, require_existing refused it otherwise
+        }
+        throw axds::os_error(
+            std::error_code(error, std::generic_category()),
+            fmt::format("The processing tracker file '{}' cannot be opened: {}. It was left untouched{}.",
+                        path.string(), std::generic_category().message(error),
+                        error == ENOENT ? " (a symbolic link to a file that does not exist: a share "
+                                          "not mounted yet?); --create makes a new tracker there"
+                                        : ""));
     }
     const auto refuse = [&](std::string_view why) {
         throw axds::value_error(
@@ -59,7 +71,7 @@ axds::processing_tracker open_tracker(const tracker_settings& settings) {
     if (!settings.create) {
         require_existing(settings.file, "processing tracker file", false);
     }
-    require_tracker_file(settings.file);
+    require_tracker_file(settings.file, settings.create);
     // Checked before anything touches the disk: the tracker's lock file would otherwise be left beside a path that
     // could never be a tracker, and the library's message is the Python dataclass wording.
     if (const std::string suffix = fs::path(settings.file).extension().string();

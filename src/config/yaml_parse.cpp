@@ -332,10 +332,12 @@ public:
         event_holder start;
         next(start);
         if (start.event.type == YAML_DOCUMENT_END_EVENT) {
+            expect_stream_end();
             return {};
         }
         yaml_value root = node(start);
         expect(YAML_DOCUMENT_END_EVENT);
+        expect_stream_end();
         return root;
     }
 
@@ -375,6 +377,19 @@ private:
         next(holder);
         if (holder.event.type != type) {
             fail_at(holder.event, "unexpected content");
+        }
+    }
+
+    /// One document per file, as PyYAML's safe_load requires: a second one (two files concatenated, text after `...`)
+    /// would otherwise be dropped by the next rewrite of the file.
+    void expect_stream_end() {
+        event_holder holder;
+        next(holder);
+        if (holder.event.type != YAML_STREAM_END_EVENT) {
+            fail_at(holder.event,
+                    "expected a single document in the stream, but found another document (only the first would be "
+                    "read, and the others lost when the file is written again)",
+                    false);
         }
     }
 

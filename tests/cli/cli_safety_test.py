@@ -245,6 +245,20 @@ with tempfile.TemporaryDirectory() as tmp:
         code, out, err = run("tracker", sub, missing_tracker)
         check(code == 1 and missing_tracker in err and not os.path.exists(os.path.dirname(missing_tracker)),
               f"case 10: tracker {sub} MISSING: {code} {err!r}")
+    # A link to a tracker that is not there (a share not mounted yet) was read as an empty tracker, and reset/retry
+    # created its target (found by a hostile-user run); a link loop read as an empty tracker too.
+    unmounted = os.path.join(tmp, "share", "tracker.yaml")
+    dangling = os.path.join(tmp, "linked_tracker.yaml")
+    os.symlink(unmounted, dangling)
+    loop = os.path.join(tmp, "loop.yaml")
+    os.symlink(loop, loop)
+    for sub in ("retry", "reset", "show", "summary"):
+        code, out, err = run("tracker", sub, dangling)
+        check(code == 1 and dangling in err and "does not exist" in err and out == ""
+              and not os.path.exists(os.path.dirname(unmounted)) and os.path.islink(dangling),
+              f"case 10: tracker {sub} DANGLING_LINK: {code} {out!r} {err!r}")
+        code, out, err = run("tracker", sub, loop)
+        check(code == 1 and "symbolic links" in err and out == "", f"case 10: tracker {sub} LOOP: {code} {err!r}")
     code, out, err = run("tracker", "reset", missing_tracker, "--create")
     check(code == 0 and os.path.exists(missing_tracker), f"case 10: tracker reset --create: {code} {err!r}")
     for args in (["assemble", "/nonexistent"], ["delete", os.path.join(tmp, "nothing")],

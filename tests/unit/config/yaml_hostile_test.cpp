@@ -430,6 +430,26 @@ TEST_CASE("the hand-written YAML 1.1 matchers agree with the resolver's regular 
 
 // Found by the fuzz harness (tests/fuzz, target yaml): an empty string_view may carry a null pointer, and libyaml's
 // yaml_parser_set_input_string asserts on one (abort), where an empty document must load as null like PyYAML's "".
+// Found by a hostile-user run: only the first document of a stream was read, so a rewrite of the file (a tracker's
+// next update, a config saved back) dropped the others. PyYAML's safe_load refuses a second document
+// ("expected a single document in the stream"); so does axds, naming the file and the line of the second one.
+TEST_CASE("a second YAML document is refused by name, as PyYAML's safe_load refuses it", "[config][hostile]") {
+    using axds::test::message_contains;
+    const std::vector<std::pair<std::string, int>> streams = {
+        {"a: 1\n---\nb: 2\n", 2}, {"---\na: 1\n...\n---\nb: 2\n", 4}, {"---\n...\n---\n", 3}, {"--- 1\n--- 2\n", 2}};
+    for (const auto& [text, line] : streams) {
+        INFO(text);
+        CHECK_THROWS_MATCHES(axds::parse_yaml(text, "two.yaml"), axds::yaml_error,
+                             message_contains("two.yaml") && message_contains("expected a single document") &&
+                                 message_contains(fmt::format("at line {},", line)));
+    }
+    // One document, with or without its end marker and comments after it, still loads.
+    for (const std::string text : {"a: 1\n...\n", "---\na: 1\n...\n# done\n", "a: 1\n\n\n", "---\n...\n"}) {
+        INFO(text);
+        CHECK_NOTHROW(axds::parse_yaml(text, "one.yaml"));
+    }
+}
+
 TEST_CASE("an empty string_view with a null pointer parses as an empty document", "[config][hostile]") {
     const outcome out = run_bounded([] {
         const axds::yaml_value value = axds::parse_yaml(std::string_view{}, "empty.yaml");

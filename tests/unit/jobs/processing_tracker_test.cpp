@@ -545,6 +545,14 @@ TEST_CASE("a corrupt or foreign tracker file is reported by name and left untouc
     check_untouched("jobs:\n  5a6ab48314d28f6b:\n    specifier: x\n", "no 'job_name' field");
     check_untouched("jobs: 3\n", "must be a mapping");
     CHECK_THROWS_AS(tracker.get_job_info("x"), axds::value_error);
+    // Found by a hostile-user run: a second document (two trackers concatenated, text after `...`) was ignored, and
+    // the next rewrite dropped its jobs. PyYAML's safe_load refuses both.
+    const std::string job =
+        "    job_name: n\n    specifier: s\n    status: 3\n    executor_id: null\n"
+        "    error_message: null\n    started_at: null\n    completed_at: null\n";
+    check_untouched("---\njobs:\n  a:\n" + job + "---\njobs:\n  b:\n" + job, "expected a single document");
+    check_untouched("---\njobs:\n  a:\n" + job + "...\n[[[ garbage: {\n", "");
+    check_untouched("---\n...\n---\njobs: {}\n", "expected a single document");
     processing_tracker wrong_suffix(tmp.path() / "tracker.txt");
     CHECK_THROWS_AS(wrong_suffix.reset(), axds::value_error);
 }
