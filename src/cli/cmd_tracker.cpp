@@ -24,6 +24,7 @@ namespace fs = std::filesystem;
 struct tracker_settings {
     std::string file;
     bool create = false;  // reset, retry
+    bool force = false;   // reset: even RUNNING jobs
     bool json = false;    // show, summary
 };
 
@@ -152,7 +153,8 @@ int run_show(const tracker_settings& settings, bool with_jobs) {
 }
 
 int run_reset(const tracker_settings& settings) {
-    open_tracker(settings).reset();
+    const std::size_t removed = open_tracker(settings).remove_all_jobs(settings.force);
+    fmt::print("{} jobs removed\n", removed);
     return 0;
 }
 
@@ -190,7 +192,11 @@ void add_tracker(CLI::App& app, command_list& commands) {
     commands.push_back({sub, [summary](const context&) {
                             return run_show(*summary, false);
                         }});
-    auto reset = add_tracker_subcommand(*tracker, sub, "reset", "Remove every job", true);
+    auto reset =
+        add_tracker_subcommand(*tracker, sub, "reset", "Remove every job (refused while one is RUNNING)", true);
+    sub->add_flag("--force", reset->force,
+                  "Remove RUNNING jobs too (their executors then fail to record their end: only for executors known "
+                  "to be gone)");
     commands.push_back({sub, [reset](const context&) {
                             return run_reset(*reset);
                         }});

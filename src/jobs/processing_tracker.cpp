@@ -825,6 +825,32 @@ void processing_tracker::reset() {
     locked(load_mode::create, true, [](job_registry& registry) { registry.clear(); });
 }
 
+std::size_t processing_tracker::remove_all_jobs(bool even_running) {
+    std::size_t removed = 0;
+    locked(load_mode::create, true, [&](job_registry& registry) {
+        std::vector<std::string> running;
+        std::size_t running_count = 0;
+        for (const auto& [id, job] : registry) {
+            if (job.status == processing_status::running && ++running_count <= 10) {  // the message stays short
+                running.push_back(fmt::format("{} ({})", id, job.executor_id.value_or("no executor recorded")));
+            }
+        }
+        if (running_count > running.size()) {
+            running.push_back(fmt::format("and {} more", running_count - running.size()));
+        }
+        if (running_count != 0 && !even_running) {
+            throw value_error(fmt::format(
+                "Unable to remove the jobs of the processing tracker at '{}': {} job(s) are RUNNING: {}. Their "
+                "executors could not record their end. Wait for them, reclaim them if their executors are gone, or "
+                "remove them anyway (--force).",
+                file_path_.string(), running_count, joined(running)));
+        }
+        removed = registry.size();
+        registry.clear();
+    });
+    return removed;
+}
+
 // ---- Job runner support (job_runner.hpp) ----
 
 std::optional<std::pair<std::string, job_state>> processing_tracker::claim_next_job(std::string executor_id) {

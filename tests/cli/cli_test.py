@@ -179,7 +179,20 @@ with tempfile.TemporaryDirectory() as tmp:
     check(code == 0 and out.startswith("2 jobs: 1 succeeded, 1 failed"), f"-q jobs status: {code} {out}")
     code, out, _ = run("tracker", "retry", tracker)
     check(code == 0 and out.startswith("1 failed"), f"tracker retry: {out}")
-    check(run("tracker", "reset", tracker)[0] == 0 and open(tracker).read() == "---\njobs: {}\n...\n", "reset")
+    # reset is refused while a job is RUNNING (its worker could not record its end), unless --force
+    running = os.path.join(tmp, "running.yaml")
+    write(running, "---\njobs:\n  5a6ab48314d28f6b:\n    job_name: job_a\n    specifier: ''\n    status: 1\n"
+                   "    executor_id: pid:4242@elsewhere\n    error_message: null\n    started_at: 1\n"
+                   "    completed_at: null\n...\n")
+    before = open(running).read()
+    code, out, err = run("tracker", "reset", running)
+    check(code == 1 and "RUNNING" in err and "pid:4242@elsewhere" in err and "--force" in err
+          and open(running).read() == before, f"reset with a RUNNING job: {code} {out!r} {err!r}")
+    code, out, err = run("tracker", "reset", running, "--force")
+    check(code == 0 and out == "1 jobs removed\n" and open(running).read() == "---\njobs: {}\n...\n",
+          f"reset --force: {code} {out!r} {err!r}")
+    code, out, _ = run("tracker", "reset", tracker)
+    check(code == 0 and out == "2 jobs removed\n" and open(tracker).read() == "---\njobs: {}\n...\n", "reset")
     check(run("tracker", "show", os.path.join(tmp, "none.yaml"))[0] == 1, "missing tracker -> 1")
 
     # Ctrl-C during a transfer that would remove its source: cancelled cleanly, exit 1, source intact.

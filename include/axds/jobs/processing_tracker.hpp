@@ -151,6 +151,10 @@ public:
     std::vector<std::string> retry_failed_jobs();
     /// Removes every job.
     void reset();
+    /// Removes every job unless one is RUNNING (its executor could then never record its end), all under the lock;
+    /// `even_running` removes those too, as reset() does. Returns how many jobs were removed.
+    /// @throws value_error naming the RUNNING jobs and their executors (nothing is modified then).
+    std::size_t remove_all_jobs(bool even_running);
 
     /// start_job, then `work()`, then complete_job. If work (or complete_job) throws a std::exception, the job is
     /// marked failed with its what() and the exception propagates unchanged; any other throw leaves it RUNNING.

@@ -306,6 +306,29 @@ TEST_CASE("reset_jobs resets only the targeted jobs and rejects unknown IDs unto
     CHECK(tracker.get_job_info(ids[1]) == job_state{.job_name = "b"});
 }
 
+// Found by a hostile-user run: `axds tracker reset` during `axds jobs run` removed the RUNNING jobs, whose workers
+// then failed to record their end ("cannot be marked as complete"). remove_all_jobs (what the CLI's reset calls)
+// refuses while a job runs, under the lock, naming the jobs; forced, it removes them as reset() does.
+TEST_CASE("remove_all_jobs refuses while a job is RUNNING unless forced", "[jobs]") {
+    const temp_dir tmp;
+    processing_tracker tracker(tmp.path() / "tracker.yaml");
+    const auto ids = tracker.initialize_jobs({{"a", ""}, {"b", ""}, {"c", ""}});
+    tracker.start_job(ids[1], "slurm:77");
+    const std::string before = axds::test::read_file(tmp.path() / "tracker.yaml");
+    CHECK_THROWS_MATCHES(tracker.remove_all_jobs(false), axds::value_error,
+                         message_contains((tmp.path() / "tracker.yaml").string()) &&
+                             message_contains("1 job(s) are RUNNING") &&
+                             message_contains(fmt::format("{} (slurm:77)", ids[1])));
+    CHECK(axds::test::read_file(tmp.path() / "tracker.yaml") == before);
+    tracker.complete_job(ids[1]);
+    CHECK(tracker.remove_all_jobs(false) == 3);
+    CHECK(tracker.snapshot().empty());
+    tracker.initialize_jobs({{"d", ""}});
+    tracker.start_job(id_of("d", ""), "x");
+    CHECK(tracker.remove_all_jobs(true) == 1);
+    CHECK(tracker.snapshot().empty());
+}
+
 // upstream: processing_tracker_test.py::test_align_jobs_*
 TEST_CASE("align_jobs adds requested jobs, discards foreign ones and validates the request", "[jobs]") {
     const temp_dir tmp;
