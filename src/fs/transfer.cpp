@@ -930,6 +930,26 @@ void remove_strays(const transfer_plan& plan, transfer_report& report) {
     }
 }
 
+/// A reused ax_checksum.txt must hold a checksum (32 lowercase hexadecimal digits, as the checksum writes it):
+/// anything else (an empty file left by a crash, a directory, text) would fail the verification after the whole
+/// copy, blamed on the data.
+void require_checksum_file(const fs::path& file) {
+    struct stat st {};
+
+    const bool regular = ::stat(file.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+    const std::string digest = regular ? first_line(file) : std::string();
+    const bool hex = digest.size() == 32 && digest.find_first_not_of("0123456789abcdef") == std::string::npos;
+    if (!regular || !hex) {
+        throw value_error(fmt::format(
+            "Unable to verify the transfer of {}: its {} {}, where a checksum (32 lowercase hexadecimal digits) was "
+            "expected. Nothing was copied. Remove it to have the checksum computed during the copy, or recompute it "
+            "with `axds checksum`.",
+            file.parent_path().string(), file.string(),
+            !regular ? "is not a regular file"
+                     : fmt::format("holds '{}'", digest.size() > 64 ? digest.substr(0, 64) + "..." : digest)));
+    }
+}
+
 /// Steps 9-10: the copy list, whether the source checksum is reused or computed while copying, and every source
 /// directory (empty ones included) made in the destination.
 void prepare_copies(transfer_plan& plan, const transfer_options& options) {
@@ -1219,6 +1239,9 @@ void plan_transfer(transfer_plan& plan, const transfer_options& options) {
         plan.entries.erase(marker);
     }
     check_source_files(plan, options);  // 5-6
+    if (std::error_code ec; options.verify_integrity && fs::exists(plan.source / checksum_file_name, ec)) {
+        require_checksum_file(plan.source / checksum_file_name);  // a reused checksum: before anything is written
+    }
     plan.temporary_like = temporary_like_names(plan.entries);
     check_destination_tree(plan.source, plan.destination, plan.entries);
     // 7

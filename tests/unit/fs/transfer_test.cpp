@@ -221,6 +221,32 @@ TEST_CASE("a corrupted or stale transfer fails verification with the right cause
     CHECK(read_file(tmp.path() / "stale" / "a.txt") == "changed after the checksum was saved");  // all copied
 }
 
+// Found by a hostile-user run: a source ax_checksum.txt that holds no checksum (empty after a crash, text, a
+// directory) was reused, and the verification failed after the whole copy, blaming the data ("corrupted in
+// transmission, or ... predates"). It is now refused before anything is written, saying what the file holds.
+TEST_CASE("a verified transfer refuses a source ax_checksum.txt that holds no checksum before writing", "[fs]") {
+    const temp_dir tmp;
+    const fs::path source = tmp.path() / "source";
+    write_file(source / "a.txt", "data");
+    const fs::path checksum = source / "ax_checksum.txt";
+    for (const std::string held : {"", "not-a-digest", "0123456789ABCDEF0123456789ABCDEF", "0123456789abcdef"}) {
+        INFO("'" << held << "'");
+        write_file(checksum, held);
+        CHECK_THROWS_MATCHES(transfer(source, tmp.path() / "dest", {.verify_integrity = true}), axds::value_error,
+                             message_contains(checksum.string()) && message_contains(fmt::format("holds '{}'", held)) &&
+                                 message_contains("Nothing was copied"));
+        CHECK_FALSE(fs::exists(tmp.path() / "dest"));
+    }
+    fs::remove(checksum);
+    fs::create_directory(checksum);
+    CHECK_THROWS_MATCHES(transfer(source, tmp.path() / "dest", {.verify_integrity = true}), axds::value_error,
+                         message_contains("is not a regular file"));
+    CHECK_FALSE(fs::exists(tmp.path() / "dest"));
+    fs::remove(checksum);
+    CHECK_NOTHROW(transfer(source, tmp.path() / "dest", {.verify_integrity = true}));  // computed, saved, verified
+    CHECK(read_file(tmp.path() / "dest" / "a.txt") == "data");
+}
+
 // upstream: transfer_tools_test.py (errors raised before anything is written)
 TEST_CASE("transfer refuses missing, symlinked, link-holding and file-less sources before writing", "[fs]") {
     const temp_dir tmp;
