@@ -54,7 +54,15 @@ def main():
         result = axds(AXDS, "jobs", "submit", tracker, "--array-size", "2", "--", "x", "{job}")
         check(result.returncode == 2 and "unknown placeholder '{job}'" in result.stderr, f"submit template: {result}")
         check(read_tracker(tracker) == before, "nothing claimed by a refused run")
-        check(axds(AXDS, "jobs", "status", os.path.join(tmp, "none.yaml")).returncode == 1, "missing tracker")
+        missing = axds(AXDS, "jobs", "status", os.path.join(tmp, "none.yaml"))
+        check(missing.returncode == 1 and "does not exist" in missing.stderr, f"missing tracker: {missing}")
+        # a directory or a FIFO is said to be what it is, not "does not exist" (found by a hostile-user run)
+        os.mkdir(os.path.join(tmp, "dir.yaml"))
+        os.mkfifo(os.path.join(tmp, "fifo.yaml"))
+        for odd in ("dir.yaml", "fifo.yaml"):
+            for sub in ("status", "reclaim"):
+                result = axds(AXDS, "jobs", sub, os.path.join(tmp, odd), timeout=30)
+                check(result.returncode == 1 and "not a regular file" in result.stderr, f"jobs {sub} {odd}: {result}")
         check(axds(AXDS, "jobs", "--help").returncode == 0, "jobs --help")
 
         start = time.monotonic()
