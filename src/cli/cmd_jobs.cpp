@@ -398,6 +398,10 @@ void print_run_summary(const jobs_args& args, axds::processing_tracker& tracker,
         fmt::print("{} jobs: {} succeeded, {} failed, {} running, {} scheduled ({} workers, {:.1f} s){}\n", c.total,
                    c.succeeded, c.failed, c.running, c.scheduled, totals.started_workers, seconds,
                    c.failed > 0 ? "; see `axds tracker show` for the errors, `axds tracker retry` to rerun" : "");
+    } else if (c.failed > 0) {  // --quiet drops the summary, not the news that jobs failed (the exit status is 1)
+        std::fprintf(stderr, "axds: %zu of %zu jobs failed; see `axds tracker show %s` for the errors\n",
+                     static_cast<std::size_t>(c.failed), static_cast<std::size_t>(c.total),
+                     tracker.file_path().c_str());
     }
 }
 

@@ -98,6 +98,8 @@ def main():
         write_tracker(tracker, [("fails", "x")])
         result = axds(AXDS, "jobs", "run", tracker, "-q", "--", "sh", "-c", "echo broken input >&2; exit 4")
         check(result.returncode == 1, f"a failed job makes jobs run exit 1: {result}")
+        # -q drops the summary but still says that jobs failed (it exited 1 in silence)
+        check("1 of 1 jobs failed" in result.stderr and result.stdout == "", f"-q with a failed job: {result}")
         job = read_tracker(tracker)[job_id("fails", "x")]
         check(job["status"] == 3 and "exited with status 4" in job["error_message"] and
               "broken input" in job["error_message"], f"failed job {job}")
