@@ -54,8 +54,10 @@ struct source_entry {
     std::string path;  ///< as the walk built it (detail::typed_path: no parsed std::filesystem::path per file)
     std::string relative;
     std::size_t depth = 0;
-    enum class kind { file, directory, symlink } type = kind::file;
-    detail::dir_identity identity;  ///< device and inode (lstat), of directories (and entries of unusual type)
+    /// special: a named pipe, socket or device (which holds no data a copy could keep)
+    enum class kind { file, directory, symlink, special } type = kind::file;
+    const char* special_kind = nullptr;  ///< what a special entry is, for the refusal
+    detail::dir_identity identity;       ///< device and inode (lstat), of directories (and entries of unusual type)
 };
 
 std::string relative_of(const fs::path& path, const fs::path& root) {
@@ -771,7 +773,12 @@ std::vector<source_entry> discover_source(const fs::path& source) {
         }
         entry.type = S_ISLNK(st.st_mode)   ? source_entry::kind::symlink
                      : S_ISDIR(st.st_mode) ? source_entry::kind::directory
-                                           : source_entry::kind::file;
+                     : S_ISREG(st.st_mode) ? source_entry::kind::file
+                                           : source_entry::kind::special;
+        entry.special_kind = S_ISFIFO(st.st_mode)   ? "a named pipe"
+                             : S_ISSOCK(st.st_mode) ? "a socket"
+                             : S_ISCHR(st.st_mode)  ? "a character device"
+                                                    : "a block device";
         entry.identity = {st.st_dev, st.st_ino};
         entry.path = std::move(path);
         entries.push_back(std::move(entry));
@@ -793,10 +800,13 @@ std::vector<source_entry> discover_source(const fs::path& source) {
 void check_source_files(transfer_plan& plan, const transfer_options& options) {
     const fs::path& source = plan.source;
     std::vector<std::string> links;
+    std::vector<std::string> specials;
     plan.files.reserve(plan.entries.size());
     for (const auto& entry : plan.entries) {
         if (entry.type == source_entry::kind::symlink) {
             links.push_back(entry.relative);
+        } else if (entry.type == source_entry::kind::special) {
+            specials.push_back(fmt::format("{} ({})", entry.relative, entry.special_kind));
         } else if (entry.type == source_entry::kind::file) {
             plan.files.push_back(&entry);
         }
@@ -806,6 +816,12 @@ void check_source_files(transfer_plan& plan, const transfer_options& options) {
             "Unable to transfer the source directory {}, as it contains {} symbolic link(s). Symbolic links cannot "
             "be transferred as data. Resolve the following link(s) into real data before transferring the tree: {}.",
             source.string(), links.size(), fmt::join(links, ", ")));
+    }
+    if (!specials.empty()) {  // before anything is written (a copy would fail on them, or wait on a pipe)
+        throw runtime_error(fmt::format(
+            "Unable to transfer the source directory {}, as it contains {} special file(s), which hold no data a copy "
+            "could keep: {}. Nothing was copied. Move them out of the source, then transfer it.",
+            source.string(), specials.size(), fmt::join(specials, ", ")));
     }
     // 6
     const bool coverable = std::any_of(plan.files.begin(), plan.files.end(), [](const source_entry* f) {

@@ -22,7 +22,10 @@
 #include <thread>
 #include <vector>
 
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 using axds::transfer_options;
@@ -320,8 +323,20 @@ TEST_CASE("transfer refuses a named pipe in the source instead of waiting on it 
     const temp_dir tmp;
     const fs::path source = make_source(tmp.path() / "source");
     REQUIRE(::mkfifo((source / "sub" / "pipe").c_str(), 0600) == 0);
-    CHECK_THROWS_MATCHES(transfer(source, tmp.path() / "dest"), axds::os_error,
-                         message_contains("it is a named pipe, not a regular file"));
+    // Refused before anything is written (found by a hostile-user run: the refusal came at the copy, after the
+    // destination's directories were made); a socket too (it failed with "No such device or address").
+    const int sock = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    const std::string socket_path = (source / "sock").string();
+    REQUIRE(socket_path.size() < sizeof address.sun_path);
+    std::copy(socket_path.begin(), socket_path.end(), address.sun_path);
+    REQUIRE(::bind(sock, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+    CHECK_THROWS_MATCHES(transfer(source, tmp.path() / "dest"), axds::runtime_error,
+                         message_contains("2 special file(s)") && message_contains("sub/pipe (a named pipe)") &&
+                             message_contains("sock (a socket)") && message_contains("Nothing was copied"));
+    ::close(sock);
+    CHECK_FALSE(fs::exists(tmp.path() / "dest"));
     CHECK(fs::exists(source / "sub" / "pipe"));
 }
 
