@@ -212,9 +212,9 @@ axds::processing_tracker open_jobs_tracker(const fs::path& path) {
                                          std::generic_category().message(error)));
     }
     if (!S_ISREG(st.st_mode)) {
-        throw axds::value_error(fmt::format(
-            "The file '{}' is not a processing tracker: it is not a regular file. It was left untouched.",
-            path.string()));
+        throw axds::value_error(
+            fmt::format("The file '{}' is not a processing tracker: it is not a regular file. It was left untouched.",
+                        path.string()));
     }
     axds::processing_tracker tracker(fs::absolute(path).lexically_normal());
     (void)tracker.snapshot();
