@@ -1264,8 +1264,13 @@ void plan_transfer(transfer_plan& plan, const transfer_options& options) {
     std::error_code ec;
     fs::create_directories(plan.destination, ec);
     if (ec || !fs::is_directory(plan.destination)) {
-        throw_os_error(ec ? ec : std::make_error_code(std::errc::file_exists),
-                       fmt::format("Unable to create the destination directory {}.", plan.destination.string()));
+        const std::error_code code = ec ? ec : std::make_error_code(std::errc::file_exists);
+        std::error_code link_error;
+        const bool dangling = fs::is_symlink(fs::symlink_status(plan.destination, link_error)) &&
+                              !fs::exists(plan.destination, link_error);
+        throw_os_error(
+            code, fmt::format("Unable to create the destination directory {}: {}.", plan.destination.string(),
+                              dangling ? "it is a symbolic link to something that does not exist" : code.message()));
     }
     find_strays(plan);  // 8 (settled by settle_strays when there are any)
     if (plan.uncoverable && plan.strays.empty()) {

@@ -404,5 +404,19 @@ check(code == 0 and jobs and jobs[0]["specifier"] == hostile_specifier and jobs[
       f"case 18: tracker show --json: {code} {out!r}")
 shutil.rmtree(tracker_dir)
 
+# 19. a destination that is a dangling symbolic link (a share not mounted yet) says so; it said only "Unable to create
+#     the destination directory" (found by a hostile-user run). Nothing is created through it.
+link_dir = tempfile.mkdtemp()
+source = os.path.join(link_dir, "source")
+os.makedirs(source)
+with open(os.path.join(source, "a.bin"), "w") as f:
+    f.write("data")
+dangling = os.path.join(link_dir, "dest")
+os.symlink(os.path.join(link_dir, "unmounted", "dest"), dangling)
+code, out, err = run("transfer", source, dangling)
+check(code == 1 and b"is a symbolic link to something that does not exist" in err
+      and not os.path.exists(os.path.join(link_dir, "unmounted")), f"case 19: {code} {err!r}")
+shutil.rmtree(link_dir)
+
 print(f"cli input: {checks - len(failures)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)
