@@ -33,6 +33,23 @@ CLI::Validator worker_count() {
         "0 (automatic) or a positive number");
 }
 
+namespace {
+
+/// The bidirectional formatting character (U+202A..U+202E, U+2066..U+2069: E2 80 AA..AE, E2 81 A6..A9) that starts
+/// at `text[i]`, or 0.
+unsigned bidi_control(std::string_view text, std::size_t i) {
+    if (i + 2 >= text.size() || static_cast<unsigned char>(text[i]) != 0xE2U) {
+        return 0;
+    }
+    const auto b1 = static_cast<unsigned char>(text[i + 1]);
+    const auto b2 = static_cast<unsigned char>(text[i + 2]);
+    const bool embedding = b1 == 0x80U && b2 >= 0xAAU && b2 <= 0xAEU;
+    const bool isolate = b1 == 0x81U && b2 >= 0xA6U && b2 <= 0xA9U;
+    return embedding || isolate ? 0x2000U + ((b1 & 0x3FU) << 6U) + (b2 & 0x3FU) : 0;
+}
+
+}  // namespace
+
 std::string printable(std::string_view text) {
     std::string out;
     out.reserve(text.size());
@@ -46,6 +63,9 @@ std::string printable(std::string_view text) {
         } else if (c == 0xC2U && next >= 0x80U && next <= 0x9FU) {  // U+0080..U+009F: the C1 controls
             out += fmt::format("\\u{:04x}", next);
             ++i;
+        } else if (const unsigned bidi = bidi_control(text, i); bidi != 0) {  // reorders what follows on screen
+            out += fmt::format("\\u{:04x}", bidi);
+            i += 2;
         } else {
             out += static_cast<char>(c);
         }

@@ -67,8 +67,9 @@ void add_json_flag(CLI::App& sub, bool& json, const std::string& description = "
 void require_existing(const std::filesystem::path& path, std::string_view what, bool directory);
 
 /// `text` safe to print on a terminal: control characters (C0, DEL, and the C1 range encoded as UTF-8), which a
-/// terminal would act on (escape sequences clear the screen, set the title, hide text), are shown escaped instead:
-/// `\n` `\r` `\t` by name, the others as `\xNN` (`\u00NN` for C1). Everything else is kept byte for byte. For
+/// terminal would act on (escape sequences clear the screen, set the title, hide text), and the bidirectional
+/// formatting characters (U+202A..U+202E, U+2066..U+2069, which reorder the text after them) are shown escaped:
+/// `\n` `\r` `\t` by name, the others as `\xNN` or `\uNNNN`. Everything else is kept byte for byte. For
 /// strings read from files (a tracker's job names, specifiers and error messages); --json gives them exactly.
 [[nodiscard]] std::string printable(std::string_view text);
 

@@ -39,6 +39,7 @@
 #include <spawn.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -130,6 +131,13 @@ std::string local_host() {
 // ---------------------------------------------------------------------------------------------------------------
 // Child processes.
 
+/// An executable file (exec refuses a directory, even one with its x bits set).
+bool is_program(const std::string& path) {
+    struct stat st {};
+
+    return ::access(path.c_str(), X_OK) == 0 && ::stat(path.c_str(), &st) == 0 && !S_ISDIR(st.st_mode);
+}
+
 /// argv[0] as a path: itself when it holds a '/', else the first executable match on PATH.
 std::string find_program(const std::string& name) {
     if (name.find('/') != std::string::npos) {
@@ -140,7 +148,7 @@ std::string find_program(const std::string& name) {
     std::string dir;
     while (std::getline(dirs, dir, ':')) {
         const std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + name;
-        if (::access(candidate.c_str(), X_OK) == 0) {
+        if (is_program(candidate)) {
             return candidate;
         }
     }
@@ -153,6 +161,9 @@ void check_program(const std::string& path) {
         const int error = errno;
         throw child_process_error(
             fmt::format("Unable to execute the command '{}': {}.", path, sys::errno_message(error)));
+    }
+    if (!is_program(path)) {  // checked before any job is claimed: each would fail with "Permission denied"
+        throw child_process_error(fmt::format("Unable to execute the command '{}': it is a directory.", path));
     }
 }
 

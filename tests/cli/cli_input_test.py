@@ -386,16 +386,17 @@ shutil.rmtree(limits_dir)
 import yaml  # noqa: E402
 tracker_dir = tempfile.mkdtemp()
 tracker = os.path.join(tracker_dir, "tracker.yaml")
-hostile_specifier = "evil\x1b[2J\x1b]0;pwned\x07name\u009b31m"
+hostile_specifier = "evil\x1b[2J\x1b]0;pwned\x07name\u009b31m\u202etxt.exe\u2066"
 hostile_message = "line1\nline2\x1b[31mred\x7f"
 with open(tracker, "w") as f:
     yaml.safe_dump({"jobs": {"1c163db0db3fbfe3": {
         "job_name": "summarize", "specifier": hostile_specifier, "status": 3, "executor_id": None,
         "error_message": hostile_message, "started_at": None, "completed_at": None}}}, f)
 code, out, err = run("tracker", "show", tracker)
-controls = [c for c in out.decode("utf-8") if (ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) <= 0x9F]
+controls = [c for c in out.decode("utf-8") if (ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) <= 0x9F
+            or 0x202A <= ord(c) <= 0x202E or 0x2066 <= ord(c) <= 0x2069]
 check(code == 0 and not controls and out.count(b"\n") == 2
-      and b"evil\\x1b[2J\\x1b]0;pwned\\x07name\\u009b31m" in out and b"line1\\nline2\\x1b[31mred\\x7f" in out,
+      and b"evil\\x1b[2J\\x1b]0;pwned\\x07name\\u009b31m\\u202etxt.exe\\u2066" in out and b"line1\\nline2\\x1b[31mred\\x7f" in out,
       f"case 18: tracker show: {code} {out!r} {err!r}")
 code, out, err = run("tracker", "show", "--json", tracker)
 shown = parses(out)
