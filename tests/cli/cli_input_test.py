@@ -374,7 +374,8 @@ else:
         fine = (result.returncode == 0 and result.stdout == expected) or (
             result.returncode == 1 and b"Unable to start the CPU worker threads" in result.stderr) or (
             result.returncode == 127 and b"error while loading shared libraries" in result.stderr) or (
-            result.returncode == 1 and b"out of memory" in result.stderr)
+            result.returncode == 1 and b"out of memory" in result.stderr) or (
+            result.returncode == 1 and b"Cannot allocate memory" in result.stderr and limited.encode() in result.stderr)
         if not fine:
             outcomes.append((mib, result.returncode, result.stderr[-200:]))
     check(not outcomes and probe.returncode == 0, f"case 17: address-space limits (MiB) that went wrong: {outcomes}")
