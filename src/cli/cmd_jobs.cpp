@@ -2,6 +2,7 @@
 // scheduler's view of them, and the stale-job rule. See cmd_jobs.hpp for the commands.
 
 #include "cli/cmd_jobs.hpp"
+#include "cli/command.hpp"
 #include "cli/json_writer.hpp"
 
 #include <axds/core/runtime.hpp>
@@ -198,23 +199,10 @@ jobs_args parse_jobs(const std::vector<std::string>& words) {
 
 /// The tracker must exist and parse (a corrupt file is reported by name before any worker starts).
 axds::processing_tracker open_jobs_tracker(const fs::path& path) {
-    struct stat st {};
-
-    if (::stat(path.c_str(), &st) != 0) {
-        const int error = errno;
-        if (error == ENOENT) {
-            throw axds::file_not_found_error(
-                std::make_error_code(std::errc::no_such_file_or_directory),
-                fmt::format("The processing tracker file '{}' does not exist.", path.string()));
-        }
-        throw axds::os_error(std::error_code(error, std::generic_category()),
-                             fmt::format("The processing tracker file '{}' cannot be opened: {}.", path.string(),
-                                         std::generic_category().message(error)));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        throw axds::value_error(
-            fmt::format("The file '{}' is not a processing tracker: it is not a regular file. It was left untouched.",
-                        path.string()));
+    if (!axds::cli::check_tracker_file(path, false, false)) {
+        throw axds::file_not_found_error(
+            std::make_error_code(std::errc::no_such_file_or_directory),
+            fmt::format("The processing tracker file '{}' does not exist.", path.string()));
     }
     axds::processing_tracker tracker(fs::absolute(path).lexically_normal());
     (void)tracker.snapshot();

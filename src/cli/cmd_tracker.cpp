@@ -34,28 +34,13 @@ struct tracker_settings {
 /// follow a symbolic link) must also lead to a file: a dangling link (a tracker on a share not mounted yet) read as
 /// an empty tracker, and reset/retry created its target.
 void require_tracker_file(const fs::path& path, bool create) {
-    struct stat st {};
-
-    if (::stat(path.c_str(), &st) != 0) {
-        const int error = errno;
-        if (create || (error == ENOENT && ::lstat(path.c_str(), &st) != 0)) {
-            return;  // missing: --create makes it, require_existing refused it otherwise
-        }
-        throw axds::os_error(
-            std::error_code(error, std::generic_category()),
-            fmt::format("The processing tracker file '{}' cannot be opened: {}. It was left untouched{}.",
-                        path.string(), std::generic_category().message(error),
-                        error == ENOENT ? " (a symbolic link to a file that does not exist: a share "
-                                          "not mounted yet?); --create makes a new tracker there"
-                                        : ""));
+    if (!check_tracker_file(path, create, true)) {
+        return;  // missing: --create makes it, require_existing refused it otherwise
     }
     const auto refuse = [&](std::string_view why) {
         throw axds::value_error(
             fmt::format("The file '{}' is not a processing tracker: {}. It was left untouched.", path.string(), why));
     };
-    if (!S_ISREG(st.st_mode)) {
-        refuse("it is not a regular file");
-    }
     std::ifstream in(path, std::ios::binary);
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (text.find_first_not_of(" \t\r\n") == std::string::npos) {

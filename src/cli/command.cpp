@@ -73,6 +73,35 @@ std::string printable(std::string_view text) {
     return out;
 }
 
+bool check_tracker_file(const std::filesystem::path& path, bool create, bool offers_create) {
+    struct stat st {};
+
+    if (::stat(path.c_str(), &st) != 0) {
+        const int error = errno;
+        if (error == ENOENT && ::lstat(path.c_str(), &st) != 0) {
+            return false;
+        }
+        if (create && error == ENOENT) {
+            return false;  // a dangling link: --create makes the tracker at its target
+        }
+        throw axds::os_error(
+            std::error_code(error, std::generic_category()),
+            fmt::format("The processing tracker file '{}' cannot be opened: {}. It was left untouched{}.",
+                        path.string(), std::generic_category().message(error),
+                        error != ENOENT ? ""
+                        : offers_create
+                            ? " (a symbolic link to a file that does not exist: a share not mounted "
+                              "yet?); --create makes a new tracker there"
+                            : " (a symbolic link to a file that does not exist: a share not mounted yet?)"));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        throw axds::value_error(
+            fmt::format("The file '{}' is not a processing tracker: it is not a regular file. It was left untouched.",
+                        path.string()));
+    }
+    return true;
+}
+
 void require_existing(const std::filesystem::path& path, std::string_view what, bool directory) {
     struct stat st {};
 

@@ -66,6 +66,13 @@ void add_json_flag(CLI::App& sub, bool& json, const std::string& description = "
 /// subcommand, never an operation on nothing (the library keeps the Python library's "missing = nothing to do").
 void require_existing(const std::filesystem::path& path, std::string_view what, bool directory);
 
+/// The processing tracker file `path` checked before anything opens it: true when it is a regular file (through
+/// links); false when nothing is at the path, not even a symbolic link (the caller creates or refuses). A dangling
+/// link (a share not mounted yet?) is an os_error naming the file unless `create` (the tracker is then made at the
+/// link's target; `offers_create`: the message says --create would); a directory, FIFO or device is a value_error
+/// naming the file. Both say the file was left untouched.
+bool check_tracker_file(const std::filesystem::path& path, bool create, bool offers_create);
+
 /// `text` safe to print on a terminal: control characters (C0, DEL, and the C1 range encoded as UTF-8), which a
 /// terminal would act on (escape sequences clear the screen, set the title, hide text), and the bidirectional
 /// formatting characters (U+202A..U+202E, U+2066..U+2069, which reorder the text after them) are shown escaped:

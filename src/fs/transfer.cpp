@@ -775,10 +775,12 @@ std::vector<source_entry> discover_source(const fs::path& source) {
                      : S_ISDIR(st.st_mode) ? source_entry::kind::directory
                      : S_ISREG(st.st_mode) ? source_entry::kind::file
                                            : source_entry::kind::special;
-        entry.special_kind = S_ISFIFO(st.st_mode)   ? "a named pipe"
-                             : S_ISSOCK(st.st_mode) ? "a socket"
-                             : S_ISCHR(st.st_mode)  ? "a character device"
-                                                    : "a block device";
+        if (entry.type == source_entry::kind::special) {
+            entry.special_kind = S_ISFIFO(st.st_mode)   ? "a named pipe"
+                                 : S_ISSOCK(st.st_mode) ? "a socket"
+                                 : S_ISCHR(st.st_mode)  ? "a character device"
+                                                        : "a block device";
+        }
         entry.identity = {st.st_dev, st.st_ino};
         entry.path = std::move(path);
         entries.push_back(std::move(entry));
@@ -786,6 +788,16 @@ std::vector<source_entry> discover_source(const fs::path& source) {
     std::stable_sort(entries.begin(), entries.end(),
                      [](const source_entry& a, const source_entry& b) { return a.depth < b.depth; });
     return entries;
+}
+
+/// At most `cap` of `names`, then how many more there are.
+std::string capped_list(const std::vector<std::string>& names, std::size_t cap = 20) {
+    if (names.size() <= cap) {
+        return fmt::format("{}", fmt::join(names, ", "));
+    }
+    return fmt::format("{}, and {} more",
+                       fmt::join(names.begin(), names.begin() + static_cast<std::ptrdiff_t>(cap), ", "),
+                       names.size() - cap);
 }
 
 /// Step 6's refusal: a verified transfer of a source without a file the checksum can cover.
@@ -811,17 +823,18 @@ void check_source_files(transfer_plan& plan, const transfer_options& options) {
             plan.files.push_back(&entry);
         }
     }
-    if (!links.empty()) {
+    if (!links.empty()) {  // every link, as the Python library lists them (spec wording)
         throw runtime_error(fmt::format(
             "Unable to transfer the source directory {}, as it contains {} symbolic link(s). Symbolic links cannot "
             "be transferred as data. Resolve the following link(s) into real data before transferring the tree: {}.",
             source.string(), links.size(), fmt::join(links, ", ")));
     }
     if (!specials.empty()) {  // before anything is written (a copy would fail on them, or wait on a pipe)
+        std::sort(specials.begin(), specials.end());
         throw runtime_error(fmt::format(
             "Unable to transfer the source directory {}, as it contains {} special file(s), which hold no data a copy "
             "could keep: {}. Nothing was copied. Move them out of the source, then transfer it.",
-            source.string(), specials.size(), fmt::join(specials, ", ")));
+            source.string(), specials.size(), capped_list(specials)));
     }
     // 6
     const bool coverable = std::any_of(plan.files.begin(), plan.files.end(), [](const source_entry* f) {
@@ -833,16 +846,6 @@ void check_source_files(transfer_plan& plan, const transfer_options& options) {
     if (plan.uncoverable && !(options.remove_source && fs::exists(plan.destination, ec))) {
         refuse_uncoverable(source);
     }
-}
-
-/// At most `cap` of `names`, then how many more there are.
-std::string capped_list(const std::vector<std::string>& names, std::size_t cap = 20) {
-    if (names.size() <= cap) {
-        return fmt::format("{}", fmt::join(names, ", "));
-    }
-    return fmt::format("{}, and {} more",
-                       fmt::join(names.begin(), names.begin() + static_cast<std::ptrdiff_t>(cap), ", "),
-                       names.size() - cap);
 }
 
 /// Step 8: the destination files the source does not account for (plan.strays). Leftover copies in progress of a

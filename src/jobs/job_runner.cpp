@@ -162,7 +162,11 @@ void check_program(const std::string& path) {
         throw child_process_error(
             fmt::format("Unable to execute the command '{}': {}.", path, sys::errno_message(error)));
     }
-    if (!is_program(path)) {  // checked before any job is claimed: each would fail with "Permission denied"
+
+    struct stat st {};
+
+    // Checked before any job is claimed: each would fail with "Permission denied".
+    if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
         throw child_process_error(fmt::format("Unable to execute the command '{}': it is a directory.", path));
     }
 }

@@ -66,6 +66,12 @@ def main():
             for sub in ("status", "reclaim"):
                 result = axds(AXDS, "jobs", sub, os.path.join(tmp, odd), timeout=30)
                 check(result.returncode == 1 and "not a regular file" in result.stderr, f"jobs {sub} {odd}: {result}")
+        # a dangling link (a share not mounted yet) is said to be one; jobs has no --create to offer
+        os.symlink(os.path.join(tmp, "unmounted", "t.yaml"), os.path.join(tmp, "link.yaml"))
+        result = axds(AXDS, "jobs", "status", os.path.join(tmp, "link.yaml"))
+        check(result.returncode == 1 and "a symbolic link to a file that does not exist" in result.stderr
+              and "--create" not in result.stderr and not os.path.exists(os.path.join(tmp, "unmounted")),
+              f"jobs status on a dangling link: {result}")
         check(axds(AXDS, "jobs", "--help").returncode == 0, "jobs --help")
 
         start = time.monotonic()
