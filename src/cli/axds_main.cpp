@@ -3,15 +3,34 @@
 #include "cli/axds_cli.hpp"
 #include "cli/cmd_jobs.hpp"
 
+#include <cerrno>
 #include <csignal>
+#include <cstdio>
+#include <cstring>
 #include <string_view>
+
+namespace {
+
+/// The exit code once the result printed on stdout reached its destination: a digest or a JSON report written to a
+/// full disk (`> /dev/full`), a closed pipe or a failing file was lost while the command said it succeeded.
+int with_output_flushed(int code) {
+    if (std::fflush(stdout) == 0 && std::ferror(stdout) == 0) {
+        return code;
+    }
+    const int error = errno;
+    std::fprintf(stderr, "axds: writing the result to the standard output failed: %s.\n",
+                 error != 0 ? std::strerror(error) : "an earlier write failed");
+    return code == 0 ? 1 : code;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
     // A write past the file size limit (`ulimit -f`) fails with EFBIG, which every writer reports by file name and
     // cleans up after (temporary files, partial copies), instead of ending the process where it stands.
     std::signal(SIGXFSZ, SIG_IGN);
     if (argc > 1 && std::string_view(argv[1]) == "jobs") {
-        return axds::cli::run_jobs(argc - 1, argv + 1);
+        return with_output_flushed(axds::cli::run_jobs(argc - 1, argv + 1));
     }
-    return axds::cli::run(argc, argv);
+    return with_output_flushed(axds::cli::run(argc, argv));
 }

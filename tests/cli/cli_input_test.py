@@ -420,5 +420,22 @@ check(code == 1 and b"is a symbolic link to something that does not exist" in er
       and not os.path.exists(os.path.join(link_dir, "unmounted")), f"case 19: {code} {err!r}")
 shutil.rmtree(link_dir)
 
+# 20. a result printed to a full disk or a closed descriptor is lost: the command says so and fails (exit 0 before:
+#     `axds checksum DIR > /dev/full` reported success with the digest gone; found by a hostile-user run).
+out_dir = tempfile.mkdtemp()
+with open(os.path.join(out_dir, "a.bin"), "w") as f:
+    f.write("data")
+with open(os.path.join(out_dir, "t.yaml"), "w") as f:
+    f.write("jobs: {}\n")
+for label, target in (("/dev/full", "> /dev/full"), ("a closed stdout", ">&-")):
+    for args in ('checksum --no-save "$1"', 'checksum --no-save --json "$1"', 'tracker show "$1/t.yaml"'):
+        result = subprocess.run(["sh", "-c", f'"$0" {args} {target}', AXDS, out_dir], capture_output=True, timeout=60)
+        check(result.returncode == 1 and b"writing the result to the standard output failed" in result.stderr,
+              f"case 20: {args} {label}: {result.returncode} {result.stderr!r}")
+result = subprocess.run(["sh", "-c", '"$0" -q checksum --no-save "$1" > /dev/full', AXDS, out_dir], capture_output=True,
+                        timeout=60)
+check(result.returncode == 1 and b"No space left on device" in result.stderr, f"case 20: -q: {result.stderr!r}")
+shutil.rmtree(out_dir)
+
 print(f"cli input: {checks - len(failures)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)
