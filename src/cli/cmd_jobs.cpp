@@ -254,6 +254,7 @@ int worker_process(const fs::path& tracker, const std::vector<std::string>& cmd)
 }
 
 struct run_round {
+    std::size_t started = 0;          // worker processes forked (fewer than asked at a process limit)
     std::size_t workers_failed = 0;   // exited 1: the runner itself failed (a tracker error)
     std::size_t jobs_failed = 0;      // workers that recorded at least one FAILED job
     std::vector<std::string> killed;  // "worker 123 was killed by signal 9"
@@ -289,6 +290,7 @@ run_round run_workers(const jobs_args& args, std::size_t workers, axds::processi
         children.push_back(pid);
     }
     run_round round;
+    round.started = children.size();
     sigset_t waited;
     ::sigemptyset(&waited);
     ::sigaddset(&waited, SIGINT);
@@ -330,6 +332,7 @@ struct run_totals {
     std::size_t workers_failed = 0;
     std::size_t jobs_failed = 0;
     std::size_t started_workers = 0;
+    bool none_started = false;  // a round wanted workers and could fork none: its jobs stayed SCHEDULED
     bool interrupted = false;
 };
 
@@ -341,8 +344,12 @@ run_totals run_rounds(jobs_args& args, axds::processing_tracker& tracker, bool p
     for (int attempt = 0; attempt < 3 && !totals.interrupted; ++attempt) {
         // Never more workers than jobs to claim: a worker beyond them would only fork, read the tracker and exit.
         const std::size_t workers = std::min(args.workers, tracker.summarize().summary.scheduled);
-        totals.started_workers = std::max(totals.started_workers, workers);
         const run_round round = run_workers(args, workers, tracker, progress);
+        totals.started_workers = std::max(totals.started_workers, round.started);
+        if (workers > 0 && round.started == 0) {
+            totals.none_started = true;
+            break;
+        }
         totals.killed.insert(totals.killed.end(), round.killed.begin(), round.killed.end());
         totals.workers_failed += round.workers_failed;
         totals.jobs_failed += round.jobs_failed;
@@ -447,7 +454,12 @@ int jobs_run(jobs_args& args) {
     if (totals.interrupted) {
         return 130;
     }
-    return (totals.workers_failed > 0 || totals.jobs_failed > 0 || unreclaimed || unfinished) ? 1 : 0;
+    if (totals.none_started) {  // a batch task must not report success having run nothing
+        std::fprintf(stderr, "axds: no worker process could be started (see above): no job was run\n");
+    }
+    return (totals.workers_failed > 0 || totals.jobs_failed > 0 || unreclaimed || unfinished || totals.none_started)
+               ? 1
+               : 0;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

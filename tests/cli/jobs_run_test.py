@@ -3,6 +3,7 @@ is reclaimed by the pid rule and rerun; every job ends SUCCEEDED and ran to succ
 errors and `jobs status`/`jobs reclaim` on a local tracker."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +26,31 @@ fi
 [ "$2" = "$AXDS_JOB_ID" ] || exit 9
 echo "$AXDS_EXECUTOR_ID" >> "$1/markers/$AXDS_JOB_ID"
 """
+
+
+def no_worker_started(tmp):
+    """A run that can fork no worker (a process limit) exits 1 and says so: it exited 0 with every job still SCHEDULED,
+    so a batch task reported success having run nothing (found by a hostile-user run). RLIMIT_NPROC does not bind
+    root: the run is made as nobody, where the test runs as root (CI); skipped otherwise."""
+    if os.geteuid() != 0 or not shutil.which("setpriv") or not shutil.which("prlimit"):
+        print("no worker started: SKIPPED (needs root, setpriv and prlimit)")
+        return
+    if JOBS < 200:  # the sanitizer builds: LeakSanitizer needs a thread of its own at exit, which the limit refuses
+        print("no worker started: SKIPPED (sanitizer build)")
+        return
+    os.chmod(tmp, 0o711)  # nobody reaches the tracker through it
+    limited = os.path.join(tmp, "nproc")
+    os.mkdir(limited)
+    os.chmod(limited, 0o777)
+    tracker = os.path.join(limited, "t.yaml")
+    write_tracker(tracker, [("session", "a"), ("session", "b")])
+    os.chmod(tracker, 0o666)
+    result = subprocess.run(["prlimit", "--nproc=1", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                             AXDS, "jobs", "run", tracker, "--workers", "1", "--", "true"],
+                            capture_output=True, text=True, timeout=60)
+    states = [job["status"] for job in read_tracker(tracker).values()]
+    check(result.returncode == 1 and "no worker process could be started" in result.stderr
+          and states == [0, 0], f"jobs run with no worker forked: {result} {states}")
 
 
 def main():
@@ -73,6 +99,7 @@ def main():
               and "--create" not in result.stderr and not os.path.exists(os.path.join(tmp, "unmounted")),
               f"jobs status on a dangling link: {result}")
         check(axds(AXDS, "jobs", "--help").returncode == 0, "jobs --help")
+        no_worker_started(tmp)
 
         start = time.monotonic()
         proc = subprocess.Popen([AXDS, "jobs", "run", tracker, "--workers", "8", "--json", "--", "sh", "-c", SCRIPT,
