@@ -188,6 +188,12 @@ for base in "${dirs[@]}"; do
         ours="$ax checksum --no-save --workers 2 $w/big" base="xxhsum -H2 $w/big/one.bin"
         compare "checksum one $big_mib MiB file vs \`xxhsum -H2\`" "≥ 1.0×" : "$ours" "$base" :
     fi
+    # The fixed cost of a run (loader, start-up, exit), which every short command pays: 4× the runs, it is small.
+    mkdir -p "$w/tiny"
+    head -c 4096 /dev/urandom >"$w/tiny/a.bin"
+    ours="$ax transfer $w/tiny $w/out_tiny" base="cp -r $w/tiny $w/out_tiny"
+    runs=$((runs * 4)) compare "start-up: transfer of one 4 KiB file vs \`cp -r\`" "no goal: a run's fixed cost" : \
+        "$ours" "$base" "rm -rf $w/out_tiny"
     for t in tree big; do
         what="$files × 16 KiB"
         [[ $t == big ]] && what="one $big_mib MiB file"
