@@ -343,9 +343,9 @@ TEST_CASE("transfer refuses a named pipe in the source instead of waiting on it 
     for (int i = 0; i < 30; ++i) {
         REQUIRE(::mkfifo((source / fmt::format("pipe{:02}", i)).c_str(), 0600) == 0);
     }
-    CHECK_THROWS_MATCHES(transfer(source, tmp.path() / "dest"), axds::runtime_error,
-                         message_contains("32 special file(s)") && message_contains(", and 12 more.") &&
-                             !message_contains("pipe29"));
+    CHECK_THROWS_MATCHES(
+        transfer(source, tmp.path() / "dest"), axds::runtime_error,
+        message_contains("32 special file(s)") && message_contains(", and 12 more.") && !message_contains("pipe29"));
     CHECK_FALSE(fs::exists(tmp.path() / "dest"));
 }
 
