@@ -14,12 +14,14 @@ namespace {
 /// The exit code once the result printed on stdout reached its destination: a digest or a JSON report written to a
 /// full disk (`> /dev/full`), a closed pipe or a failing file was lost while the command said it succeeded.
 int with_output_flushed(int code) {
-    if (std::fflush(stdout) == 0 && std::ferror(stdout) == 0) {
+    errno = 0;
+    const bool flushed = std::fflush(stdout) == 0;
+    const int error = errno;  // only fflush's: an earlier failed write left ferror set, not a reason we still know
+    if (flushed && std::ferror(stdout) == 0) {
         return code;
     }
-    const int error = errno;
     std::fprintf(stderr, "axds: writing the result to the standard output failed: %s.\n",
-                 error != 0 ? std::strerror(error) : "an earlier write failed");
+                 !flushed && error != 0 ? std::strerror(error) : "an earlier write failed");
     return code == 0 ? 1 : code;
 }
 

@@ -84,15 +84,17 @@ bool check_tracker_file(const std::filesystem::path& path, bool create, bool off
         if (create && error == ENOENT) {
             return false;  // a dangling link: --create makes the tracker at its target
         }
-        throw axds::os_error(
-            std::error_code(error, std::generic_category()),
-            fmt::format("The processing tracker file '{}' cannot be opened: {}. It was left untouched{}.",
-                        path.string(), std::generic_category().message(error),
-                        error != ENOENT ? ""
-                        : offers_create
-                            ? " (a symbolic link to a file that does not exist: a share not mounted "
-                              "yet?); --create makes a new tracker there"
-                            : " (a symbolic link to a file that does not exist: a share not mounted yet?)"));
+        std::string why;
+        if (error == ENOENT) {
+            why = " (a symbolic link to a file that does not exist: a share not mounted yet?)";
+            if (offers_create) {
+                why += "; --create makes a new tracker there";
+            }
+        }
+        throw axds::os_error(std::error_code(error, std::generic_category()),
+                             fmt::format("The processing tracker file '{}' cannot be opened: {}. It was left "
+                                         "untouched{}.",
+                                         path.string(), std::generic_category().message(error), why));
     }
     if (!S_ISREG(st.st_mode)) {
         throw axds::value_error(
