@@ -15,6 +15,7 @@
 #include <system_error>
 #include <thread>
 
+#include <fcntl.h>
 #include <limits.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -36,7 +37,7 @@ bool size_is(int fd, std::uint64_t size) noexcept {
 /// until it finishes.
 class chunk_follower {
 public:
-    chunk_follower(int out, file_hasher& destination) : out_(out), destination_(destination) {}
+    chunk_follower(int out, file_hasher& destination) : reader_(out), destination_(destination) {}
 
     /// Copier: the first `copied` bytes of the destination are written.
     void publish(std::uint64_t copied) {
@@ -94,7 +95,7 @@ private:
         while (from < to) {
             const auto piece = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), to - from));
             // Fewer bytes where the file ends early: the digest then differs from the source's.
-            const sys::io_result n = sys::pread_full(out_, buffer.data(), piece, static_cast<off_t>(from));
+            const sys::io_result n = reader_.read(buffer.data(), piece, static_cast<off_t>(from));
             if (n.error) {
                 error_ = n.error.value();
                 return false;
@@ -105,7 +106,7 @@ private:
         return true;
     }
 
-    int out_;
+    read_back reader_;
     file_hasher& destination_;
     std::mutex mutex_;
     std::condition_variable ready_;
@@ -160,7 +161,7 @@ private:
 class ring_pipeline {
 public:
     ring_pipeline(int in, int out, pipeline_hashers hashers, std::size_t chunk)
-        : in_(in), out_(out), hashers_(hashers), chunk_(chunk) {
+        : in_(in), out_(out), reader_(out), hashers_(hashers), chunk_(chunk) {
         for (auto& s : slots_) {
             s.data = sys::aligned_buffer(chunk);
         }
@@ -251,7 +252,7 @@ private:
             back = sys::aligned_buffer(chunk_);
         }
         // Fewer bytes where the file ends early (another process truncated it): the digest then differs.
-        const sys::io_result n = sys::pread_full(out_, back.data(), length, static_cast<off_t>(offset));
+        const sys::io_result n = reader_.read(back.data(), length, static_cast<off_t>(offset));
         if (n.error) {
             fail(n.error.value());
             return false;
@@ -289,6 +290,7 @@ private:
 
     int in_;
     int out_;
+    read_back reader_;  ///< of out_, by whichever thread follows
     pipeline_hashers hashers_;
     std::size_t chunk_;
     std::array<chunk_slot, ring_slots> slots_;
@@ -379,6 +381,67 @@ bool copy_watch::untouched() const noexcept {
 
     // A hole: fewer 512-byte blocks than the size needs (also true of a compressing filesystem: read again there).
     return ::fstat(fd_, &st) == 0 && st.st_blocks * 512 >= st.st_size;
+}
+
+bool read_back::open_pipe() noexcept {
+    std::array<int, 2> ends{-1, -1};
+    if (::pipe2(ends.data(), O_CLOEXEC) != 0) {
+        return false;
+    }
+    pipe_read_.reset(ends[0]);
+    pipe_write_.reset(ends[1]);
+    // As large as a read-back chunk when allowed (1 MiB is the default limit for users), else what the pipe has.
+    (void)::fcntl(pipe_write_.get(), F_SETPIPE_SZ, static_cast<int>(read_chunk_size));
+    const int capacity = ::fcntl(pipe_write_.get(), F_GETPIPE_SZ);
+    capacity_ = capacity > 0 ? static_cast<std::size_t>(capacity) : 0;
+    return capacity_ > 0;
+}
+
+void read_back::give_up() noexcept {
+    splice_ = false;
+    pipe_read_.reset();
+    pipe_write_.reset();
+}
+
+sys::io_result read_back::read(void* buffer, std::size_t size, off_t offset) noexcept {
+    if (splice_ && !pipe_write_ && !open_pipe()) {
+        give_up();
+    }
+    auto* bytes = static_cast<char*>(buffer);
+    sys::io_result result;
+    while (splice_ && result.bytes < size) {
+        loff_t from = offset + static_cast<off_t>(result.bytes);
+        const std::size_t want = std::min(size - result.bytes, capacity_);
+        // The pipe is empty before each splice, so it never blocks; NONBLOCK makes sure of it.
+        const ssize_t n =
+            sys::retry_eintr([&] { return ::splice(fd_, &from, pipe_write_.get(), nullptr, want, SPLICE_F_NONBLOCK); });
+        if (n < 0 && (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP || errno == EAGAIN)) {
+            give_up();  // this file (or kernel) does not splice: pread from here on
+            break;
+        }
+        if (n < 0) {
+            result.error = {errno, std::system_category()};
+            return result;
+        }
+        if (n == 0) {
+            return result;  // end of file
+        }
+        const sys::io_result drained =
+            sys::read_full(pipe_read_.get(), bytes + result.bytes, static_cast<std::size_t>(n));
+        result.bytes += drained.bytes;
+        if (drained.error || drained.bytes != static_cast<std::size_t>(n)) {
+            give_up();  // the pipe may hold the rest: never read from it again
+            result.error = drained.error ? drained.error : std::error_code(EIO, std::system_category());
+            return result;
+        }
+    }
+    if (result.bytes < size) {
+        const sys::io_result rest =
+            sys::pread_full(fd_, bytes + result.bytes, size - result.bytes, offset + static_cast<off_t>(result.bytes));
+        result.bytes += rest.bytes;
+        result.error = rest.error;
+    }
+    return result;
 }
 
 bool kernel_refuses_copy(int error) noexcept {

@@ -8,8 +8,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -197,4 +201,44 @@ TEST_CASE("copy_and_hash on a full disk returns ENOSPC and stops both sides", "[
     REQUIRE(result.in_kernel);
     CHECK(result.error == ENOSPC);
     CHECK(result.copied < content.size());
+}
+
+TEST_CASE("read_back reads what pread reads, through a pipe or not, at any offset and across the pipe's size", "[fs]") {
+    const temp_dir tmp;
+    const bool splice = GENERATE(true, false);
+    // 3 MiB + 4097: more than one pipe's worth (1 MiB at most for a user), and a tail that is not a whole page.
+    const std::size_t size = (std::size_t{3} * mib) + 4097;
+    const std::string content = random_bytes(size, 19);
+    write_file(tmp.path() / "file.bin", content);
+    const int fd = ::open((tmp.path() / "file.bin").c_str(), O_RDONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    axds::detail::read_back reader(fd, splice);
+    std::string buffer(size + 100, '\0');
+    // (offset, length): aligned, unaligned, spanning pipes, up to and past the end of the file, and past it.
+    const std::vector<std::pair<std::size_t, std::size_t>> reads{
+        {0, mib}, {1, 4095}, {4093, (2 * mib) + 7}, {mib - 1, size - mib + 1}, {size - 10, 100}, {size, 16}, {0, size}};
+    for (const auto& [offset, length] : reads) {
+        INFO((splice ? "splice" : "pread") << ": " << length << " bytes at " << offset);
+        const axds::sys::io_result n = reader.read(buffer.data(), length, static_cast<off_t>(offset));
+        REQUIRE_FALSE(n.error);
+        const std::size_t expected = offset >= size ? 0 : std::min(length, size - offset);
+        REQUIRE(n.bytes == expected);
+        CHECK(buffer.compare(0, expected, content, offset, expected) == 0);
+    }
+    CHECK(reader.spliced() == splice);  // a regular file splices: no fall-back to pread was needed
+    ::close(fd);
+}
+
+TEST_CASE("read_back falls back to pread where the kernel refuses to splice, and reports read errors", "[fs]") {
+    // A directory: splice refuses it (EINVAL), then pread fails with EISDIR, which is what the caller sees.
+    const temp_dir tmp;
+    const int dir = ::open(tmp.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    REQUIRE(dir >= 0);
+    axds::detail::read_back reader(dir);
+    std::string buffer(64, '\0');
+    const axds::sys::io_result n = reader.read(buffer.data(), buffer.size(), 0);
+    CHECK_FALSE(reader.spliced());
+    CHECK(n.error.value() == EISDIR);
+    CHECK(n.bytes == 0);
+    ::close(dir);
 }
