@@ -55,6 +55,8 @@ asio::awaitable<void> async_delete_directory(std::filesystem::path directory, de
 struct assembly_hooks {
     /// Called (on a CPU pool thread) after an archive is written, before it is verified.
     std::function<void(const std::filesystem::path& archive)> after_archive_written;
+    /// Called (on a CPU pool thread) before an archive is verified against its entries.
+    std::function<void(const std::filesystem::path& archive)> before_verify;
 };
 
 /// async_assemble_log_archives with hooks; the public function calls this with none.

@@ -785,12 +785,21 @@ asio::awaitable<assemble_report> detail::async_assemble_log_archives(fs::path lo
     if (archived.stopped || detail::cancelled(state)) {
         throw_assembly_cancelled(log_directory, outcomes);
     }
-    if (options.verify_integrity) {  // past the archive phase: not stopped by a cancellation
+    if (options.verify_integrity) {  // runs to its end: a cancellation meanwhile is honoured after it
         detail::item_work verify = [&](std::size_t k, const std::atomic<bool>&) {
+            if (hooks.before_verify) {
+                hooks.before_verify(groups[order[k]].archive);
+            }
             verify_source(groups[order[k]], outcomes[order[k]], mode);
         };
         const detail::batch_plan verify_plan{.workers = plan.workers, .cancellable = false};
         co_await detail::async_for_each_item(order.size(), verify_plan, std::move(verify));
+        // Still before the first entry is removed: a cancellation during the verification stops here, saying so
+        // (the next co_await would otherwise throw a bare "co_await: Operation aborted").
+        const asio::cancellation_state after_verify = co_await asio::this_coro::cancellation_state;
+        if (detail::cancelled(after_verify)) {
+            throw_assembly_cancelled(log_directory, outcomes);
+        }
     }
 
     collect_outcomes(groups, outcomes, report);

@@ -14,10 +14,13 @@
 #include <axds/npy/npz_archive.hpp>
 #include <asio/error.hpp>
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include <atomic>
 #include <filesystem>
+#include <future>
 #include <string>
 #include <vector>
 
@@ -104,6 +107,43 @@ TEST_CASE("a cancelled assembly removes no entry and leaves only complete archiv
     CHECK(count_with_extension(tmp.path(), ".npy") == 0);
     for (std::uint8_t source = 1; source <= 6; ++source) {
         CHECK(axds::npz_reader(tmp.path() / fmt::format("{}_log.npz", source)).members().size() == 401);
+    }
+}
+
+TEST_CASE("a cancellation during the verification removes no entry and says the assembly was cancelled", "[log]") {
+    temp_dir tmp;
+    for (std::uint8_t source = 1; source <= 2; ++source) {
+        axds::test::write_fixture_entries(tmp.path(), source, 50, 64);
+    }
+    asio::io_context io;
+    asio::cancellation_signal cancel;
+    std::atomic<int> verified{0};
+    axds::detail::assembly_hooks hooks{.before_verify = [&](const fs::path&) {
+        if (verified++ == 0) {
+            // The signal belongs to the io_context's thread: emitted there, and waited for, before verifying on.
+            std::promise<void> emitted;
+            asio::post(io, [&] {
+                cancel.emit(asio::cancellation_type::terminal);
+                emitted.set_value();
+            });
+            emitted.get_future().wait();
+        }
+    }};
+    const axds::assemble_options options{.workers = 1, .verify_integrity = true};
+    const auto error = axds::test::run_cancellable(
+        io, axds::detail::async_assemble_log_archives(tmp.path(), options, std::move(hooks)), cancel);
+    REQUIRE(error);
+    // It was a bare "co_await: Operation aborted" (asio's), thrown by the removal's co_await.
+    try {
+        std::rethrow_exception(error);
+    } catch (const axds::os_error& e) {
+        CHECK(e.code() == asio::error::operation_aborted);
+        CHECK_THAT(std::string(e.what()), Catch::Matchers::Contains("was cancelled; no entry was removed"));
+    }
+    CHECK(verified == 2);  // the verification itself ran to its end
+    CHECK(count_with_extension(tmp.path(), ".npy") == 2 * 51);
+    for (std::uint8_t source = 1; source <= 2; ++source) {
+        CHECK(axds::npz_reader(tmp.path() / fmt::format("{}_log.npz", source)).members().size() == 51);
     }
 }
 
