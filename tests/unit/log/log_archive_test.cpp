@@ -45,6 +45,32 @@ axds::assemble_report assemble(const fs::path& directory, axds::assemble_options
     return axds::block_on(axds::async_assemble_log_archives(directory, std::move(options)));
 }
 
+/// A log directory of `sources` sources with `count` entries of 64 bytes each (and their onsets), whose assembly a
+/// test cancels through `cancel` while `io` runs it.
+struct cancelled_run {
+    temp_dir tmp;
+    asio::io_context io;
+    asio::cancellation_signal cancel;
+
+    cancelled_run(std::uint8_t sources, std::size_t count) {
+        for (std::uint8_t source = 1; source <= sources; ++source) {
+            axds::test::write_fixture_entries(tmp.path(), source, count, 64);
+        }
+    }
+};
+
+/// `error` is what a cancelled assembly throws: operation_aborted, saying that no entry was removed (and not asio's
+/// bare "co_await: Operation aborted", which is no axds::os_error).
+void check_cancelled(const std::exception_ptr& error) {
+    REQUIRE(error);
+    try {
+        std::rethrow_exception(error);
+    } catch (const axds::os_error& e) {
+        CHECK(e.code() == asio::error::operation_aborted);
+        CHECK_THAT(std::string(e.what()), Catch::Matchers::Contains("was cancelled; no entry was removed"));
+    }
+}
+
 }  // namespace
 
 // upstream: assemble_log_archives_test.py::test_assemble_log_archives_basic
@@ -71,12 +97,8 @@ TEST_CASE("assembly packs entries of each source into one archive and removes th
 }
 
 TEST_CASE("a cancelled assembly removes no entry and leaves only complete archives behind", "[log]") {
-    temp_dir tmp;
-    for (std::uint8_t source = 1; source <= 6; ++source) {
-        axds::test::write_fixture_entries(tmp.path(), source, 400, 64);
-    }
-    asio::io_context io;
-    asio::cancellation_signal cancel;
+    cancelled_run run(6, 400);
+    auto& [tmp, io, cancel] = run;
     std::size_t updates = 0;
     axds::assemble_options options{.workers = 1, .verify_integrity = true};
     options.progress = [&](const axds::assemble_progress&) {
@@ -84,14 +106,7 @@ TEST_CASE("a cancelled assembly removes no entry and leaves only complete archiv
             cancel.emit(asio::cancellation_type::terminal);  // after the first window of entries
         }
     };
-    const auto error = axds::test::run_cancellable(io, axds::async_assemble_log_archives(tmp.path(), options), cancel);
-    REQUIRE(error);
-    try {
-        std::rethrow_exception(error);
-    } catch (const axds::os_error& e) {
-        CHECK(e.code() == asio::error::operation_aborted);
-        CHECK_THAT(std::string(e.what()), Catch::Matchers::Contains("no entry was removed"));
-    }
+    check_cancelled(axds::test::run_cancellable(io, axds::async_assemble_log_archives(tmp.path(), options), cancel));
     CHECK(count_with_extension(tmp.path(), ".npy") == 6 * 401);
     // Archives finished before the cancellation stay (each complete); no hidden temporary file does.
     for (const auto& item : fs::directory_iterator(tmp.path())) {
@@ -111,12 +126,8 @@ TEST_CASE("a cancelled assembly removes no entry and leaves only complete archiv
 }
 
 TEST_CASE("a cancellation during the verification removes no entry and says the assembly was cancelled", "[log]") {
-    temp_dir tmp;
-    for (std::uint8_t source = 1; source <= 2; ++source) {
-        axds::test::write_fixture_entries(tmp.path(), source, 50, 64);
-    }
-    asio::io_context io;
-    asio::cancellation_signal cancel;
+    cancelled_run run(2, 50);
+    auto& [tmp, io, cancel] = run;
     std::atomic<int> verified{0};
     axds::detail::assembly_hooks hooks{.before_verify = [&](const fs::path&) {
         if (verified++ == 0) {
@@ -130,16 +141,9 @@ TEST_CASE("a cancellation during the verification removes no entry and says the 
         }
     }};
     const axds::assemble_options options{.workers = 1, .verify_integrity = true};
-    const auto error = axds::test::run_cancellable(
-        io, axds::detail::async_assemble_log_archives(tmp.path(), options, std::move(hooks)), cancel);
-    REQUIRE(error);
-    // It was a bare "co_await: Operation aborted" (asio's), thrown by the removal's co_await.
-    try {
-        std::rethrow_exception(error);
-    } catch (const axds::os_error& e) {
-        CHECK(e.code() == asio::error::operation_aborted);
-        CHECK_THAT(std::string(e.what()), Catch::Matchers::Contains("was cancelled; no entry was removed"));
-    }
+    // It was asio's bare "co_await: Operation aborted", thrown by the removal's co_await.
+    check_cancelled(axds::test::run_cancellable(
+        io, axds::detail::async_assemble_log_archives(tmp.path(), options, std::move(hooks)), cancel));
     CHECK(verified == 2);  // the verification itself ran to its end
     CHECK(count_with_extension(tmp.path(), ".npy") == 2 * 51);
     for (std::uint8_t source = 1; source <= 2; ++source) {
