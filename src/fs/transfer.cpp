@@ -37,6 +37,7 @@
 #include <system_error>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <dirent.h>
@@ -87,8 +88,11 @@ struct file_state {
     off_t size = -1;
     timespec mtime{};
     timespec ctime{};
+    nlink_t links = 0;
 
-    static file_state of(const struct stat& st) { return {st.st_dev, st.st_ino, st.st_size, st.st_mtim, st.st_ctim}; }
+    static file_state of(const struct stat& st) {
+        return {st.st_dev, st.st_ino, st.st_size, st.st_mtim, st.st_ctim, st.st_nlink};
+    }
 
     [[nodiscard]] bool same_content_as(const struct stat& st) const {
         return size >= 0 && st.st_dev == device && st.st_ino == inode && st.st_size == size &&
@@ -99,6 +103,12 @@ struct file_state {
         return size >= 0 && st.st_dev == device && st.st_ino == inode && st.st_size == size &&
                st.st_mtim.tv_sec == mtime.tv_sec && st.st_mtim.tv_nsec == mtime.tv_nsec &&
                st.st_ctim.tv_sec == ctime.tv_sec && st.st_ctim.tv_nsec == ctime.tv_nsec;
+    }
+
+    /// same_as, except that a change of its link count (and so of its ctime) alone is allowed: the transfer's own
+    /// rename over a destination file that was a hard link of this source file unlinks one of its links.
+    [[nodiscard]] bool same_but_links(const struct stat& st) const {
+        return same_as(st) || (st.st_nlink != links && same_content_as(st));
     }
 };
 
@@ -1112,6 +1122,103 @@ std::string expected_checksum(transfer_plan& plan, const transfer_options& optio
     return expected;
 }
 
+/// What changed in the source while a transfer that keeps it ran, found after the copies: the copied files that are no
+/// longer what they were when their copy began (size, mtime or ctime, from the fstat taken when each was opened: so a
+/// change during its copy counts too) or are gone, and the files that appeared since the source was walked.
+struct source_changes {
+    std::vector<std::string> changed;
+    std::vector<std::string> appeared;
+
+    [[nodiscard]] bool empty() const { return changed.empty() && appeared.empty(); }
+};
+
+/// The source files (not directories) that a second walk finds and the copies do not name.
+std::vector<std::string> files_not_copied(const transfer_plan& plan) {
+    std::unordered_set<std::string_view> copied;
+    copied.reserve(plan.copies.size());
+    for (const auto& copy : plan.copies) {
+        copied.insert(copy.second);
+    }
+    std::vector<std::string> appeared;
+    for (const auto& [path, type] : detail::walk_directory_typed(plan.source)) {
+        struct stat st {};
+
+        if (type == DT_DIR || (type == DT_UNKNOWN && ::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))) {
+            continue;
+        }
+        std::string relative = detail::relative_to_root(path, plan.source);
+        if (copied.count(relative) == 0 && relative != move_marker_name) {
+            appeared.push_back(std::move(relative));
+        }
+    }
+    return appeared;
+}
+
+/// changes_since_copied, with an lstat per copied file (split across the transfer's threads: on a virtual machine
+/// each costs microseconds) beside the second walk.
+asio::awaitable<source_changes> changes_since_copied(const transfer_plan& plan) {
+    const std::size_t slices = plan.threads;
+    const std::size_t count = plan.copies.size();
+    std::vector<char> changed(count, 0);
+    source_changes found;
+    std::function<void(std::size_t)> task = [&plan, &changed, &found, slices, count](std::size_t k) {
+        if (k == slices) {
+            found.appeared = files_not_copied(plan);
+            return;
+        }
+        for (std::size_t i = k * count / slices; i < (k + 1) * count / slices; ++i) {
+            struct stat st {};
+
+            changed[i] = static_cast<char>(::lstat(plan.copies[i].first.c_str(), &st) != 0 ||
+                                           !plan.copied_states[i].same_but_links(st));
+        }
+    };
+    co_await detail::async_parallel_for(slices + 1, task);
+    for (std::size_t i = 0; i < count; ++i) {
+        if (changed[i] != 0) {
+            found.changed.push_back(plan.copies[i].second);
+        }
+    }
+    std::sort(found.changed.begin(), found.changed.end());
+    std::sort(found.appeared.begin(), found.appeared.end());
+    co_return found;
+}
+
+/// The last step of a transfer that keeps its source: the destination must be a copy of the source as it is, not as
+/// it was. When files changed, vanished or appeared in the source while it was copied (changes_since_copied), the
+/// transfer fails, naming them (a script that deletes the source after a successful transfer must not delete data
+/// the destination lacks). The ax_checksum.txt a verified transfer saved to the source describes the earlier content:
+/// it is removed again (if nobody changed it), so that the next transfer computes it anew.
+void refuse_source_changed_meanwhile(const transfer_plan& plan, const source_changes& found) {
+    std::string checksum;
+    if (plan.fused) {
+        const std::string saved = (plan.source / checksum_file_name).native();
+
+        struct stat st {};
+
+        if (::lstat(saved.c_str(), &st) == 0 && plan.copied_states.back().same_as(st) &&
+            ::unlink(saved.c_str()) == 0) {
+            checksum = fmt::format(" The {} saved to the source for this transfer describes that earlier content, so "
+                                   "it was removed from the source again.",
+                                   checksum_file_name);
+        }
+    }
+    std::vector<std::string> listed;
+    if (!found.changed.empty()) {
+        listed.push_back(fmt::format("{} file(s) changed or were removed after their copy began ({})",
+                                     found.changed.size(), capped_list(found.changed)));
+    }
+    if (!found.appeared.empty()) {
+        listed.push_back(fmt::format("{} file(s) appeared and were not copied ({})", found.appeared.size(),
+                                     capped_list(found.appeared)));
+    }
+    throw runtime_error(fmt::format(
+        "The transfer of {} to {} copied every file it found, but the source changed while it was transferred: {}. "
+        "The destination holds each copied file as it was when its copy began, not the source as it is now.{} Nothing "
+        "was removed from the source. Transfer again once nothing writes to it.",
+        plan.source.string(), plan.destination.string(), fmt::join(listed, "; "), checksum));
+}
+
 /// Step 12: the destination's checksum must equal `expected`.
 asio::awaitable<void> verify_destination(const transfer_plan& plan, const std::string& expected) {
     const fs::path& source = plan.source;
@@ -1340,6 +1447,12 @@ asio::awaitable<transfer_report> detail::async_transfer_directory(fs::path sourc
     report.files_copied = progress.files_done;
     report.bytes_copied = progress.bytes_done;
     report.verified = options.verify_integrity;
+    if (!options.remove_source) {  // a move keeps what changed in the source (remove_copied_source)
+        const source_changes found = co_await changes_since_copied(plan);
+        if (!found.empty()) {
+            refuse_source_changed_meanwhile(plan, found);
+        }
+    }
     if (options.remove_source) {
         auto remove = [&] {
             remove_copied_source(plan.source, plan.destination, plan.entries, plan.copies, plan.copied_states, report,

@@ -14,10 +14,12 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include <array>
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <string>
 #include <thread>
@@ -25,6 +27,7 @@
 
 #include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -176,6 +179,68 @@ TEST_CASE("remove_source deletes exactly the files it copied, and what appeared 
     CHECK(report.source_files_removed == 53);          // 52 untouched files + the source's ax_checksum.txt
     REQUIRE(warnings.messages().size() == 1);
     CHECK_THAT(warnings.messages().front(), Catch::Matchers::Contains("new_recording.bin"));
+}
+
+// Found by a hostile-user run: a source file appended to after it was copied left `transfer --verify` saying
+// "checksum verified" (exit 0) while the destination lacked the appended bytes -- a script that then deleted the
+// source lost them. A transfer that keeps its source now fails when its source changed while it ran.
+TEST_CASE("a transfer that keeps its source fails, naming them, when source files change, vanish or appear meanwhile",
+          "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path source = make_tree(tmp.path() / "src");
+    const bool verify = GENERATE(false, true);
+    const std::string change = GENERATE("appended", "rewritten, mtime restored", "removed", "appeared", "during copy");
+    if (verify && change == "during copy") {
+        return;  // a verified copy refuses a file that changed during its own copy at once (refuse_changed_source)
+    }
+    CAPTURE(verify, change);
+    std::string named = "sub/b.txt";
+    axds::detail::transfer_hooks hooks;
+    if (change == "during copy") {
+        named = "a.bin";
+        hooks.content_copied = [&](const fs::path& partial) {
+            if (partial.filename().string().find("a.bin") != std::string::npos) {
+                write_file(source / "a.bin", std::string(5000, 'Z'));  // same size, after its bytes were copied
+            }
+        };
+    }
+    hooks.after_copy = [&](const fs::path&) {
+        const fs::path file = source / named;
+        if (change == "appended") {
+            std::ofstream(file, std::ios::app) << " and more";
+        } else if (change == "rewritten, mtime restored") {
+            struct stat st {};
+
+            REQUIRE(::stat(file.c_str(), &st) == 0);
+            std::ofstream(file, std::ios::in | std::ios::out) << "BRAVO";
+            const std::array<timespec, 2> times{st.st_atim, st.st_mtim};
+            REQUIRE(::utimensat(AT_FDCWD, file.c_str(), times.data(), 0) == 0);
+        } else if (change == "removed") {
+            fs::remove(file);
+        } else if (change == "appeared") {
+            named = "sub/new_recording.bin";
+            write_file(source / named, "arrived late");
+        }
+    };
+    const fs::path destination = tmp.path() / "dst";
+    CHECK_THROWS_MATCHES(transfer(source, destination, {.workers = 2, .verify_integrity = verify}, std::move(hooks)),
+                         axds::runtime_error,
+                         message_contains("but the source changed while it was transferred") &&
+                             message_contains(change == "appeared" ? "1 file(s) appeared and were not copied (" + named
+                                                                   : "1 file(s) changed or were removed after their "
+                                                                     "copy began (" +
+                                                                         named) &&
+                             message_contains("Nothing was removed from the source."));
+    CHECK(read_file(destination / "sub" / "b.txt") == "bravo");  // each copy is whole, of one state of its file
+    CHECK(read_file(destination / "a.bin") == std::string(5000, 'a'));
+    // The checksum it saved described the earlier content: gone again, so the next transfer computes it anew.
+    CHECK_FALSE(fs::exists(source / "ax_checksum.txt"));
+    transfer(source, tmp.path() / "again", {.verify_integrity = verify});  // nothing writes now: it succeeds
+    auto copied = snapshot(tmp.path() / "again");
+    auto original = snapshot(source);
+    copied.erase("ax_checksum.txt");
+    original.erase("ax_checksum.txt");
+    CHECK(copied == original);
 }
 
 TEST_CASE("remove_source after a clean transfer removes the whole source", "[fs][safety]") {
