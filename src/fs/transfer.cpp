@@ -315,14 +315,16 @@ std::string partial_path_of(const std::string& final) {
 /// unless `error` (an errno) says it failed already. Closed first: a failed close (write-back error) never reaches
 /// the final name. Returns 0 or the errno of the step that failed; the caller removes `temp` then. A copy read back
 /// while open (`read_back`: its hashing, over its first `hashed` bytes, after its times were set to the source's
-/// `mtime`) gets its destination digest with what is at `to` after the rename (which changes its ctime) -- only when
-/// that is the same inode, still `hashed` bytes long and still with that mtime (anyone's write since the read-back
-/// changed it): otherwise the verification reads the file itself.
+/// `mtime`, which left it with `ctime`) gets its destination digest with what is at `to` after the rename (which
+/// changes its ctime) -- only when its ctime was still `ctime` before the rename (a write by anyone since its times
+/// were set, even one that set its mtime back, changed it) and what is at `to` is the same inode, still `hashed`
+/// bytes long and still with that mtime: otherwise the verification reads the file itself.
 int put_in_place(sys::unique_fd& out_fd, const std::string& temp, const std::string& to, int error,
-                 const copy_hashing* read_back, std::uint64_t hashed, const timespec& mtime) {
+                 const copy_hashing* read_back, std::uint64_t hashed, const timespec& mtime, const timespec& ctime) {
     struct stat copy {};
 
-    const bool identified = read_back != nullptr && error == 0 && ::fstat(out_fd.get(), &copy) == 0;
+    const bool identified = read_back != nullptr && error == 0 && ::fstat(out_fd.get(), &copy) == 0 &&
+                            copy.st_ctim.tv_sec == ctime.tv_sec && copy.st_ctim.tv_nsec == ctime.tv_nsec;
     if (const std::error_code closed = out_fd.close_checked(); closed && error == 0) {
         error = closed.value();
     }
@@ -409,7 +411,7 @@ void refuse_changed_source(int in, const struct stat& st, const std::string& tem
 /// (after the rename, which changes its ctime).
 std::uint64_t copy_with_metadata(const std::string& from, const std::string& to, const std::string& temp,
                                  file_state* copied_state, const copy_hashing& hashing = {},
-                                 const std::function<void(const fs::path&)>* content_copied = nullptr) {
+                                 const detail::transfer_hooks* hooks = nullptr) {
     struct stat st {};
 
     const sys::unique_fd in_fd = open_source(from, to, st);
@@ -443,8 +445,8 @@ std::uint64_t copy_with_metadata(const std::string& from, const std::string& to,
     std::uint64_t copied = 0;
     bool read_back_done = false;
     int error = copy_content(in, out, st, hashing, copied, read_back_done);
-    if (content_copied != nullptr && *content_copied) {
-        (*content_copied)(fs::path(temp));
+    if (hooks != nullptr && hooks->content_copied) {
+        hooks->content_copied(fs::path(temp));
     }
     if (error == 0 && hashing.source != nullptr) {
         refuse_changed_source(in, st, temp, from, to);
@@ -465,14 +467,23 @@ std::uint64_t copy_with_metadata(const std::string& from, const std::string& to,
     if (error == 0 && read_back_done && !(watch && watch->untouched())) {
         read_back_done = false;
     }
-    // Read back after its times are set: a write by anyone from here on changes its mtime (see put_in_place).
+    // Read back after its times are set: a write by anyone from here on changes its ctime (see put_in_place).
+    struct stat timed {};
+
+    if (error == 0 && read_back && ::fstat(out, &timed) != 0) {
+        error = errno;
+    }
     if (error == 0 && read_back && !read_back_done) {
         hashing.destination->start(hashing.relative);  // anew: a read-back during the copy may have fed it
         bool complete = true;
         error = read_back_copy(out, copied, *hashing.destination, complete);
         read_back_done = error == 0 && complete;
     }
-    error = put_in_place(out_fd, temp, to, error, read_back_done ? &hashing : nullptr, copied, st.st_mtim);
+    if (hooks != nullptr && hooks->copy_read_back && read_back_done) {
+        hooks->copy_read_back(fs::path(temp));
+    }
+    error = put_in_place(out_fd, temp, to, error, read_back_done ? &hashing : nullptr, copied, st.st_mtim,
+                         timed.st_ctim);
     if (error != 0) {
         (void)::unlink(temp.c_str());  // ENOENT once renamed
         throw_copy_error(error, from, to);
@@ -1034,7 +1045,7 @@ std::uint64_t copy_one(transfer_plan& plan, std::size_t i) {
     }
     const std::string to = detail::joined(plan.destination.native(), relative);
     return copy_with_metadata(from, to, temporary_for(to, relative, plan.temporary_like), &plan.copied_states[i],
-                              hashing, &plan.hooks->content_copied);
+                              hashing, plan.hooks);
 }
 
 /// The order in which `copies` are started: one file of each directory in turn (directories in their order, files

@@ -243,6 +243,42 @@ TEST_CASE("a transfer that keeps its source fails, naming them, when source file
     CHECK(copied == original);
 }
 
+// Found by a hostile-user run: a write of the same size into a copy's temporary after its read-back, which then
+// set the mtime back, went unseen (the digest read back was kept, as the size and mtime still matched): the
+// transfer said "verified" over a corrupt copy and a move removed the intact source. The ctime is compared too.
+TEST_CASE("a write into a verified copy after its read-back is caught even when it sets the mtime back",
+          "[fs][safety]") {
+    const temp_dir tmp;
+    const std::size_t size = GENERATE(std::size_t{100000}, std::size_t{9} << 20);  // read back after / during copy
+    CAPTURE(size);
+    const fs::path source = tmp.path() / "src";
+    std::string content(size, 'r');
+    for (std::size_t i = 0; i < size; i += 4096) {
+        content[i] = static_cast<char>('a' + i / 4096 % 26);
+    }
+    write_file(source / "recording.bin", content);
+    write_file(source / "notes.txt", "session notes");
+    axds::detail::transfer_hooks hooks{.copy_read_back = [](const fs::path& partial) {
+        if (partial.filename().string().find("recording.bin") == std::string::npos) {
+            return;
+        }
+        struct stat st {};
+
+        REQUIRE(::stat(partial.c_str(), &st) == 0);
+        const int fd = ::open(partial.c_str(), O_WRONLY | O_CLOEXEC);
+        REQUIRE(fd >= 0);
+        REQUIRE(::pwrite(fd, "HOSTILE!", 8, 100) == 8);
+        ::close(fd);
+        const std::array<timespec, 2> times{st.st_atim, st.st_mtim};
+        REQUIRE(::utimensat(AT_FDCWD, partial.c_str(), times.data(), 0) == 0);
+    }};
+    CHECK_THROWS_MATCHES(
+        transfer(source, tmp.path() / "dst", {.verify_integrity = true, .remove_source = true}, std::move(hooks)),
+        axds::runtime_error, message_contains("This indicates that the data was corrupted in transmission."));
+    CHECK(read_file(source / "recording.bin") == content);  // the move removed nothing
+    CHECK(read_file(tmp.path() / "dst" / "recording.bin").substr(100, 8) == "HOSTILE!");
+}
+
 TEST_CASE("remove_source after a clean transfer removes the whole source", "[fs][safety]") {
     const temp_dir tmp;
     const fs::path source = make_tree(tmp.path() / "src");
