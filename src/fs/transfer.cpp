@@ -65,18 +65,23 @@ std::string relative_of(const fs::path& path, const fs::path& root) {
     return path.lexically_relative(root).generic_string();
 }
 
-/// The last six components, as the Python library shortens paths in the verification message.
+/// The last six components, as the Python library shortens paths in the verification message
+/// (`Path(*path.parts[-6:])`, where the root `/` counts as a part: a short absolute path keeps it).
 std::string tail6(const fs::path& path) {
     std::vector<std::string> parts;
     for (const auto& part : path) {
-        if (part != "/" && !part.empty()) {
+        if (!part.empty()) {
             parts.push_back(part.string());
         }
     }
     const std::size_t from = parts.size() > 6 ? parts.size() - 6 : 0;
     std::string out;
     for (std::size_t i = from; i < parts.size(); ++i) {
-        out += (out.empty() ? "" : "/") + parts[i];
+        if (parts[i] == "/") {
+            out = "/";
+            continue;
+        }
+        out += (out.empty() || out == "/" ? "" : "/") + parts[i];
     }
     return out;
 }

@@ -212,6 +212,13 @@ TEST_CASE("a corrupted or stale transfer fails verification with the right cause
                                           "b/c/d/e/f/source to y/x/w/v/u/dest.") &&
                              message_contains("This indicates that the data was corrupted in transmission."));
     CHECK(fs::exists(source / "a.txt"));  // never removed after a failure
+    // A path of six parts or fewer, its root `/` counted (`Path(*parts[-6:])`), is shown whole, from its root.
+    const fs::path near = tmp.path() / "near";
+    const fs::path flat = make_source(tmp.path() / "flat");
+    if (std::distance(near.begin(), near.end()) <= 6) {
+        CHECK_THROWS_MATCHES(transfer(flat, near, {.verify_integrity = true}, corrupt), axds::runtime_error,
+                             message_contains(fmt::format("transferred from {} to {}.", flat.string(), near.string())));
+    }
     write_file(source / "a.txt", "changed after the checksum was saved");
     try {
         transfer(source, tmp.path() / "stale", {.verify_integrity = true});
