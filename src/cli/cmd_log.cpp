@@ -160,7 +160,7 @@ serve_result serve_or_clean_up(const serve_settings& settings) {
 
     const bool existed = ::lstat(directory.c_str(), &st) == 0;
     try {
-        return run_interruptible(
+        return run_until_interrupted(
             serve_log(settings),
             "\naxds: stopping; everything received is being written (press Ctrl-C again to quit at once and lose what "
             "is still queued)\n");

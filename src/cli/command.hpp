@@ -16,6 +16,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace axds::cli {
@@ -85,13 +86,39 @@ bool check_tracker_file(const std::filesystem::path& path, bool create, bool off
 void tracker_counts_json(json_writer& json, const axds::tracker_summary& summary);
 [[nodiscard]] std::string tracker_counts_line(const axds::tracker_summary& summary);
 
+/// Said when the first SIGINT/SIGTERM came too late to stop an operation (it had reached a step that is always
+/// finished, such as a move's removal of its copied source) and the operation completed. Defined in command.cpp.
+void say_completed_after_interrupt();
+
 /// Runs a library operation with block_on_interruptible: the first SIGINT/SIGTERM says so on stderr and cancels it
 /// (the operation stops at its next safe point and reports how far it got; a source is never half removed, an
-/// archive never left under its final name unfinished); a second one ends the process at once with status 130.
-/// `notice` replaces the "cancelling" line for a command whose normal end is the interruption (`axds log serve`).
+/// archive never left under its final name unfinished; if it completes all the same, that is said too); a second
+/// one ends the process at once with status 130.
 template <typename T>
-T run_interruptible(asio::awaitable<T> op,
-                    const char* notice = "\naxds: interrupted; cancelling (press Ctrl-C again to quit at once)\n") {
+T run_interruptible(asio::awaitable<T> op) {
+    bool interrupted = false;
+    auto on_interrupt = [&interrupted] {
+        interrupted = true;
+        std::fputs("\naxds: interrupted; cancelling (press Ctrl-C again to quit at once)\n", stderr);
+    };
+    if constexpr (std::is_void_v<T>) {
+        axds::block_on_interruptible(std::move(op), on_interrupt);
+        if (interrupted) {
+            say_completed_after_interrupt();
+        }
+    } else {
+        T result = axds::block_on_interruptible(std::move(op), on_interrupt);
+        if (interrupted) {
+            say_completed_after_interrupt();
+        }
+        return result;
+    }
+}
+
+/// block_on_interruptible for a command whose normal end is the interruption (`axds log serve`): `notice` on stderr
+/// at the first SIGINT/SIGTERM; a second one ends the process at once with status 130.
+template <typename T>
+T run_until_interrupted(asio::awaitable<T> op, const char* notice) {
     return axds::block_on_interruptible(std::move(op), [notice] { std::fputs(notice, stderr); });
 }
 

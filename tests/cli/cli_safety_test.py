@@ -318,5 +318,33 @@ with tempfile.TemporaryDirectory() as tmp:
     check(len(kept) == 49 and "004_00000000000000000200" not in kept and "004_00000000000000000490" in kept,
           f"case 12: every intact member kept: {len(kept)}")
 
+    # 13. a Ctrl-C during a move's removal of its source (which, once begun, is finished): the command said
+    #     "cancelling", then completed with exit 0 without a word. It now says that it completed. The signal is sent
+    #     once the move's marker appears in the source (written as the removal begins); a removal that ends before
+    #     the signal lands is retried with more files.
+    for attempt, count in enumerate((20000, 60000)):
+        src = os.path.join(tmp, f"late_src{attempt}")
+        for i in range(count):
+            if i % 500 == 0:
+                os.makedirs(os.path.join(src, "d%03d" % (i // 500)))
+            with open(os.path.join(src, "d%03d" % (i // 500), "f%05d" % i), "wb") as f:
+                f.write(b"x")
+        proc = subprocess.Popen([AXDS, "transfer", src, os.path.join(tmp, f"late_dst{attempt}"), "--remove-source"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        marker = os.path.join(src, ".axds-move-in-progress")
+        deadline = time.time() + 120
+        while not os.path.exists(marker) and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.0005)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+        if "interrupted; cancelling" not in err:
+            continue  # the removal ended first
+        check(proc.returncode == 0 and "too late to stop it" in err and "completed" in err
+              and not os.path.exists(src), f"case 13: a late Ctrl-C: {proc.returncode} {out!r} {err!r}")
+        break
+    else:
+        check(False, "case 13: no Ctrl-C landed during the removal")
+
 print(f"cli data safety: {checks - len(failures)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)
