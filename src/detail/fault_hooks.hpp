@@ -55,6 +55,8 @@ asio::awaitable<void> async_delete_directory(std::filesystem::path directory, de
 
 /// async_assemble_log_archives's seams.
 struct assembly_hooks {
+    /// Called (on a CPU pool thread) when the log directory was scanned, before any archive is written.
+    std::function<void()> after_discovery;
     /// Called (on a CPU pool thread) after an archive is written, before it is verified.
     std::function<void(const std::filesystem::path& archive)> after_archive_written;
     /// Called (on a CPU pool thread) before an archive is verified against its entries.

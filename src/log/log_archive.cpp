@@ -731,6 +731,12 @@ std::vector<std::size_t> largest_first(const std::vector<source_group>& groups) 
 [[noreturn]] void throw_assembly_cancelled(const fs::path& log_directory, const std::vector<source_outcome>& outcomes) {
     const auto written = static_cast<std::size_t>(
         std::count_if(outcomes.begin(), outcomes.end(), [](const source_outcome& o) { return o.written; }));
+    if (outcomes.empty()) {
+        throw_os_error(asio::error::operation_aborted,
+                       fmt::format("The assembly of the log archives in {} was cancelled while the directory was "
+                                   "scanned, before any archive was written; no entry was removed.",
+                                   log_directory.string()));
+    }
     throw_os_error(asio::error::operation_aborted,
                    fmt::format("The assembly of the log archives in {} was cancelled; no entry was removed. The {} "
                                "archives finished before the cancellation hold copies of their entries; the next "
@@ -752,7 +758,17 @@ asio::awaitable<assemble_report> detail::async_assemble_log_archives(fs::path lo
         report.recovered = detail::recover_working_files(directory, &listing.working);
         return discover_entries(directory, listing);
     };
-    discovery found = co_await detail::async_run_cpu(discover);
+    discovery found;
+    auto discover_into = [&found, &discover, &hooks] {
+        found = discover();
+        if (hooks.after_discovery) {
+            hooks.after_discovery();
+        }
+    };
+    const bool interrupted = co_await detail::async_run_cpu_cancellable(discover_into);
+    if (interrupted) {  // nothing archived yet (a working file recovered meanwhile is an archive of its own)
+        throw_assembly_cancelled(log_directory, {});
+    }
     for (auto& issue : found.skipped) {
         warn_skipped(issue);
         report.skipped.push_back(std::move(issue));

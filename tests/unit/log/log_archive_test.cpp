@@ -19,9 +19,11 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <future>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace fs = std::filesystem;
@@ -123,6 +125,30 @@ TEST_CASE("a cancelled assembly removes no entry and leaves only complete archiv
     for (std::uint8_t source = 1; source <= 6; ++source) {
         CHECK(axds::npz_reader(tmp.path() / fmt::format("{}_log.npz", source)).members().size() == 401);
     }
+}
+
+// Found by a hostile-user run: a Ctrl-C in the first milliseconds of `axds assemble`, while the directory was
+// scanned, ended with asio's bare "co_await: Operation aborted.".
+TEST_CASE("a cancellation while the log directory is scanned says the assembly was cancelled", "[log]") {
+    cancelled_run run(2, 50);
+    auto& [tmp, io, cancel] = run;
+    axds::detail::assembly_hooks hooks{.after_discovery = [&] {  // on the pool: the emit goes to the idle io thread
+        asio::post(io, [&] { cancel.emit(asio::cancellation_type::terminal); });
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }};
+    const std::exception_ptr error = axds::test::run_cancellable(
+        io, axds::detail::async_assemble_log_archives(tmp.path(), {.remove_sources = true}, std::move(hooks)),
+        cancel);
+    REQUIRE(error);
+    try {
+        std::rethrow_exception(error);
+    } catch (const axds::os_error& e) {
+        CHECK(e.code() == asio::error::operation_aborted);
+        CHECK_THAT(std::string(e.what()), Catch::Matchers::Contains("was cancelled while the directory was scanned") &&
+                                              Catch::Matchers::Contains("no entry was removed"));
+    }
+    CHECK(count_with_extension(tmp.path(), ".npy") == 2 * 51);
+    CHECK(count_with_extension(tmp.path(), ".npz") == 0);
 }
 
 TEST_CASE("a cancellation during the verification removes no entry and says the assembly was cancelled", "[log]") {
