@@ -61,6 +61,8 @@ struct assembly_hooks {
     std::function<void(const std::filesystem::path& archive)> after_archive_written;
     /// Called (on a CPU pool thread) before an archive is verified against its entries.
     std::function<void(const std::filesystem::path& archive)> before_verify;
+    /// Called (on a CPU pool thread) after the archives are written and verified, before any entry is removed.
+    std::function<void()> before_remove;
 };
 
 /// async_assemble_log_archives with hooks; the public function calls this with none.

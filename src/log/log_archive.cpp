@@ -401,6 +401,11 @@ struct source_outcome {
     std::size_t merged = 0;
     std::size_t duplicates = 0;
     std::unique_ptr<npz_reader> previous;  ///< the archive that was there before, kept mapped for verification
+    /// The archive as this run left it (written: after its rename; else as it was found), if known: its entries are
+    /// removed only while it is still that file (archive_unchanged).
+    struct stat archive_state {};
+
+    bool archive_known = false;
 };
 
 /// Opens the archive already in the directory, if any, and checks that it can be merged: a readable log archive of
@@ -425,6 +430,8 @@ std::vector<previous_member> load_previous(const source_group& group, source_out
     if (!S_ISREG(st.st_mode)) {
         refuse("is not a regular file");
     }
+    out.archive_state = st;
+    out.archive_known = true;
     try {
         out.previous = std::make_unique<npz_reader>(group.archive);
     } catch (const value_error& e) {
@@ -546,6 +553,7 @@ void assemble_source(const source_group& group, read_mode mode, progress_state& 
         // Replacing an archive whose entries may be gone must be durable, whatever the caller asked for.
         writer.finish(mode.durable || out.previous != nullptr);
         out.written = true;
+        out.archive_known = ::lstat(group.archive.c_str(), &out.archive_state) == 0;  // else its entries stay
     }
     out.finished = true;
     progress.add(0, 0, 1);
@@ -670,14 +678,42 @@ void collect_outcomes(const std::vector<source_group>& groups, std::vector<sourc
 }
 
 /// The removal phase: the entries every archive now holds, onsets last; returns how many were removed.
+/// Whether the archive of a source is still the file this run wrote (or found): same inode, size, mtime and ctime.
+/// Another process that rewrote, replaced or removed it since (after its verification, too) may have lost what its
+/// entries hold, so they are not removed then.
+bool archive_unchanged(const source_group& group, const source_outcome& outcome) {
+    struct stat now {};
+
+    const struct stat& then = outcome.archive_state;
+    return outcome.archive_known && ::lstat(group.archive.c_str(), &now) == 0 && now.st_dev == then.st_dev &&
+           now.st_ino == then.st_ino && now.st_size == then.st_size && now.st_mtim.tv_sec == then.st_mtim.tv_sec &&
+           now.st_mtim.tv_nsec == then.st_mtim.tv_nsec && now.st_ctim.tv_sec == then.st_ctim.tv_sec &&
+           now.st_ctim.tv_nsec == then.st_ctim.tv_nsec;
+}
+
 std::size_t remove_archived_entries(const std::vector<source_group>& groups,
                                     const std::vector<source_outcome>& outcomes, const directory_lock& lock,
                                     const fs::path& log_directory) {
     lock.sync(log_directory);  // the renames of this run's archives are on disk before any entry goes
     std::size_t removed = 0;
+    std::vector<char> unchanged(groups.size(), 0);
+    std::vector<std::string> changed;
+    for (std::size_t g = 0; g < groups.size(); ++g) {
+        const auto& archived = outcomes[g].archived;
+        if (std::find(archived.begin(), archived.end(), 1) == archived.end()) {
+            continue;  // nothing of this source to remove
+        }
+        unchanged[g] = static_cast<char>(archive_unchanged(groups[g], outcomes[g]));
+        if (unchanged[g] == 0) {
+            changed.push_back(groups[g].archive.string());
+        }
+    }
     // Onset entries (time 0) last: while any entry of a source is left, its onset is too.
     for (const bool onset_pass : {false, true}) {
         for (std::size_t g = 0; g < groups.size(); ++g) {
+            if (unchanged[g] == 0) {
+                continue;
+            }
             const auto& entries = groups[g].entries;
             for (std::size_t i = 0; i < entries.size(); ++i) {
                 const entry& e = entries[i];
@@ -692,6 +728,13 @@ std::size_t remove_archived_entries(const std::vector<source_group>& groups,
                 ++removed;
             }
         }
+    }
+    if (!changed.empty()) {
+        throw runtime_error(fmt::format(
+            "The log archive(s) {} changed after this assembly wrote or verified them (another process wrote, "
+            "replaced or removed them), so none of their entries was removed ({} entries of the other sources "
+            "were). Check what is in them, then assemble again: the entries are merged into them anew.",
+            fmt::join(changed, ", "), removed));
     }
     return removed;
 }
@@ -820,7 +863,10 @@ asio::awaitable<assemble_report> detail::async_assemble_log_archives(fs::path lo
 
     collect_outcomes(groups, outcomes, report);
     if (options.remove_sources) {
-        auto remove = [&groups, &outcomes, &lock, &log_directory] {
+        auto remove = [&groups, &outcomes, &lock, &log_directory, &hooks] {
+            if (hooks.before_remove) {
+                hooks.before_remove();
+            }
             return remove_archived_entries(groups, outcomes, *lock, log_directory);
         };
         report.removed = co_await detail::async_run_cpu(remove);

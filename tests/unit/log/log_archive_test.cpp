@@ -151,6 +151,41 @@ TEST_CASE("a cancellation while the log directory is scanned says the assembly w
     CHECK(count_with_extension(tmp.path(), ".npz") == 0);
 }
 
+// Found by a hostile-user run: an archive that another process rewrote after the assembly verified it still had
+// its entries removed (their data may then be in no file at all). Its entries now stay.
+TEST_CASE("entries stay when their archive changed after it was written and verified", "[log]") {
+    temp_dir tmp;
+    for (std::uint8_t source = 1; source <= 2; ++source) {
+        axds::test::write_fixture_entries(tmp.path(), source, 30, 64);
+    }
+    const bool verify = GENERATE(false, true);
+    const std::string change = GENERATE("truncated", "touched", "removed");
+    CAPTURE(verify, change);
+    const fs::path archive = tmp.path() / "1_log.npz";
+    axds::detail::assembly_hooks hooks{.before_remove = [&] {
+        if (change == "truncated") {
+            fs::resize_file(archive, fs::file_size(archive) / 2);
+        } else if (change == "touched") {
+            fs::last_write_time(archive, fs::last_write_time(archive));  // the same mtime, a new ctime
+        } else {
+            fs::remove(archive);
+        }
+    }};
+    CHECK_THROWS_MATCHES(
+        axds::block_on(axds::detail::async_assemble_log_archives(
+            tmp.path(), {.remove_sources = true, .verify_integrity = verify}, std::move(hooks))),
+        axds::runtime_error,
+        message_contains(archive.string() + " changed after this assembly wrote or verified them") &&
+            message_contains("none of their entries was removed (31 entries of the other sources were)"));
+    std::size_t left_of_1 = 0;
+    for (const auto& item : fs::directory_iterator(tmp.path())) {
+        const std::string name = item.path().filename().string();
+        CHECK_FALSE(name.starts_with("002_"));
+        left_of_1 += name.starts_with("001_") && name.ends_with(".npy") ? 1U : 0U;
+    }
+    CHECK(left_of_1 == 31);
+}
+
 TEST_CASE("a cancellation during the verification removes no entry and says the assembly was cancelled", "[log]") {
     cancelled_run run(2, 50);
     auto& [tmp, io, cancel] = run;
