@@ -9,6 +9,8 @@
 #include <cstring>
 #include <string_view>
 
+#include <sys/resource.h>
+
 namespace {
 
 /// The exit code once the result printed on stdout reached its destination: a digest or a JSON report written to a
@@ -25,9 +27,31 @@ int with_output_flushed(int code) {
     return code == 0 ? 1 : code;
 }
 
+/// The fewest descriptors a command runs with: its event loop and signal handling take 5 or 6 beside the 3 standard
+/// streams, before any file. Below that, asio's own setup failed with messages such as "signal_set_service pipe: Too
+/// many open files", which name nothing the user did.
+constexpr rlim_t descriptors_needed = 16;
+
+/// False (after saying why on stderr) when the process may not open enough descriptors.
+bool enough_descriptors() {
+    struct rlimit limit {};
+
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= descriptors_needed) {
+        return true;
+    }
+    std::fprintf(stderr,
+                 "axds: this process may have only %llu files open at once (ulimit -n), and axds needs at least %llu. "
+                 "Raise the limit (for example `ulimit -n 1024`) and run the command again.\n",
+                 static_cast<unsigned long long>(limit.rlim_cur), static_cast<unsigned long long>(descriptors_needed));
+    return false;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+    if (!enough_descriptors()) {
+        return 1;
+    }
     // A write past the file size limit (`ulimit -f`) fails with EFBIG, which every writer reports by file name and
     // cleans up after (temporary files, partial copies), instead of ending the process where it stands.
     std::signal(SIGXFSZ, SIG_IGN);

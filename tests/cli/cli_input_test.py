@@ -437,5 +437,27 @@ result = subprocess.run(["sh", "-c", '"$0" -q checksum --no-save "$1" > /dev/ful
 check(result.returncode == 1 and b"No space left on device" in result.stderr, f"case 20: -q: {result.stderr!r}")
 shutil.rmtree(out_dir)
 
+# 21. too few descriptors (`ulimit -n 3` to 15): the command says which limit and how to raise it (found by a
+#     hostile-user run: asio's own setup failed with "signal_set_service pipe: Too many open files" and such).
+import resource  # noqa: E402
+
+with tempfile.TemporaryDirectory() as tmp21:
+    os.makedirs(os.path.join(tmp21, "d"))
+    with open(os.path.join(tmp21, "d", "x"), "w") as f:
+        f.write("data")
+    for limit in (3, 5, 6, 8, 15):
+        def few_descriptors(limit=limit):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+        for args in (["checksum", os.path.join(tmp21, "d")],
+                     ["transfer", os.path.join(tmp21, "d"), os.path.join(tmp21, "out"), "--verify"]):
+            result = subprocess.run([AXDS, *args], capture_output=True, timeout=60, preexec_fn=few_descriptors)
+            check(result.returncode == 1 and b"ulimit -n" in result.stderr and b"needs at least 16" in result.stderr
+                  and not os.path.exists(os.path.join(tmp21, "out")),
+                  f"case 21: {args[0]} with {limit} descriptors: {result.returncode} {result.stderr!r}")
+    result = subprocess.run([AXDS, "checksum", os.path.join(tmp21, "d"), "--no-save"], capture_output=True,
+                            timeout=60, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)))
+    check(result.returncode == 0, f"case 21: 64 descriptors are enough: {result.returncode} {result.stderr!r}")
+
 print(f"cli input: {checks - len(failures)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)
