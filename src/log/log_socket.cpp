@@ -31,11 +31,14 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <utility>
 #include <vector>
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -123,9 +126,22 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
           budget_freed(strand) {
         options.max_message_bytes = std::max(options.max_message_bytes, entry_prefix);
         options.receive_budget_bytes = std::max(options.receive_budget_bytes, options.max_message_bytes);
-        options.max_connections = std::max<std::size_t>(options.max_connections, 1);
+        options.max_connections = std::clamp<std::size_t>(options.max_connections, 1, connections_within_fd_limit());
         budget_left = options.receive_budget_bytes;
         budget_freed.expires_at(asio::steady_timer::time_point::max());
+    }
+
+    /// Producers may hold at most half of the descriptors this process may open (RLIMIT_NOFILE) minus 16: the
+    /// logger's writer must still be able to create entry files when they are all connected (an entry it cannot
+    /// create is lost). 256 connections need a limit of 544 (the usual 1024 leaves max_connections as set).
+    static std::size_t connections_within_fd_limit() {
+        struct rlimit limit {};
+
+        if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) {
+            return std::numeric_limits<std::size_t>::max();
+        }
+        const auto half = static_cast<std::size_t>(limit.rlim_cur / 2);
+        return half > 17 ? half - 16 : 1;
     }
 
     asio::strand<asio::any_io_executor> strand;
@@ -139,8 +155,9 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
     std::size_t budget_left = 0;                // of options.receive_budget_bytes
     std::map<std::uint64_t, session> sessions;  // by producer number (report.connections when it connected)
     bool closing = false;
-    bool cut_off = false;             // the grace ran out (or a second cancellation came)
-    std::atomic<bool> bound = false;  // the socket file is ours to remove (strand or the server's destructor)
+    std::chrono::milliseconds accept_pause{0};  // while accepts fail for want of a resource (pause_accepting)
+    bool cut_off = false;                       // the grace ran out (or a second cancellation came)
+    std::atomic<bool> bound = false;            // the socket file is ours to remove (strand or the server's destructor)
     log_socket_report report;
 
     // Everything below runs on the strand.
@@ -382,16 +399,64 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
         self->session_ended(id, accepted, error);
     }
 
+    /// An accept that failed for want of a resource that comes back (descriptors, kernel memory) or for a protocol
+    /// hiccup: the server keeps its socket and tries again (the producers wait in the listen backlog meanwhile).
+    static bool transient_accept_error(const asio::error_code& ec) {
+        if (ec.category() != asio::error::get_system_category()) {
+            return false;
+        }
+        switch (ec.value()) {
+            case EMFILE:
+            case ENFILE:
+            case ENOBUFS:
+            case ENOMEM:
+            case EPROTO:
+            case EINTR: return true;
+            default: return false;
+        }
+    }
+
+    /// Waits before the next accept after a transient failure: 10 ms, doubling to 1 s while it lasts; the first
+    /// failure of a run of them is warned about. False when the server was closed or cancelled meanwhile.
+    static asio::awaitable<bool> pause_accepting(impl& self, const asio::error_code& ec) {
+        if (self.accept_pause.count() == 0) {
+            warn(
+                fmt::format("The data logger socket at '{}' cannot accept producers for now ({}); it tries again "
+                            "until it can, and waiting producers stay queued meanwhile.",
+                            self.path.string(), ec.message()));
+        }
+        self.accept_pause =
+            std::clamp(self.accept_pause * 2, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+        asio::steady_timer pause(self.strand);
+        pause.expires_after(self.accept_pause);
+        auto [waited] = co_await pause.async_wait(detail::nothrow);
+        co_return !waited && !self.closing;
+    }
+
     static asio::awaitable<log_socket_report> run(std::shared_ptr<impl> self) {
         while (!self->closing) {
             auto socket = std::make_shared<stream::socket>(self->strand);
             auto [ec] = co_await self->acceptor.async_accept(*socket, detail::nothrow);
+            if (ec == asio::error::connection_aborted) {
+                continue;  // a producer that left before it was accepted
+            }
+            if (ec && !self->closing && transient_accept_error(ec)) {
+                const bool go_on = co_await pause_accepting(*self, ec);
+                if (go_on) {
+                    continue;
+                }
+                break;
+            }
             if (ec) {
                 if (!self->closing && ec != asio::error::operation_aborted) {
                     warn(fmt::format("The data logger socket at '{}' stopped accepting producers: {}.",
                                      self->path.string(), ec.message()));
                 }
                 break;
+            }
+            if (self->accept_pause.count() != 0) {
+                self->accept_pause = std::chrono::milliseconds(0);
+                warn(fmt::format("The data logger socket at '{}' accepts producers again.", self->path.string()));
             }
             if (self->sessions.size() >= self->options.max_connections) {
                 asio::error_code ignored;

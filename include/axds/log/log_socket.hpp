@@ -37,7 +37,8 @@ struct log_socket_options {
     std::size_t receive_budget_bytes = std::size_t{256} << 20;
     /// Producers connected at once; more are refused (closed at once, with a warning) until some leave. With the
     /// budget this bounds the server's memory: receive_budget_bytes + max_connections × ~128 KiB (plus the
-    /// logger's own queue_capacity_bytes).
+    /// logger's own queue_capacity_bytes). Capped at half the descriptors the process may open (RLIMIT_NOFILE)
+    /// minus 16, so that the logger can still create entry files with every producer connected.
     std::size_t max_connections = 256;
 };
 

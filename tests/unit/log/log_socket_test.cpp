@@ -16,6 +16,8 @@
 #include <asio/use_future.hpp>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -24,6 +26,8 @@
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -317,6 +321,100 @@ TEST_CASE("log socket refuses producers beyond max_connections and serves the ot
     REQUIRE_FALSE(warnings.messages().empty());
     CHECK_THAT(warnings.messages().front(), Contains("refused a producer") && Contains("max_connections"));
     CHECK(logger.stop().entries_written == 1);
+}
+
+// Found by a hostile-user run: one accept that failed for want of a descriptor (EMFILE) stopped `axds log serve`
+// from accepting producers for the rest of the session. Such failures are now waited out.
+TEST_CASE("log socket keeps accepting producers after the process ran out of descriptors for a while",
+          "[log][socket]") {
+    started_logger rig("scarce");
+    auto& [tmp, io, logger, socket_path] = rig;
+    log_socket_server server(io.executor(), logger, socket_path);
+    const axds::scoped_warning_capture warnings;
+    auto done = run_server(io, server);
+    {
+        log_socket_producer first(socket_path);
+        first.log(expected_package(6, 1, 8));
+        CHECK(first.close() == 1);
+    }
+
+    // Every descriptor taken (the limit lowered to what is open now plus a few, the rest filled), but one for the
+    // producer's socket: the server's accept of it fails with EMFILE.
+    struct rlimit saved {};
+
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+    int highest = 0;
+    for (const auto& item : fs::directory_iterator("/proc/self/fd")) {
+        highest = std::max(highest, std::stoi(item.path().filename().string()));
+    }
+    struct rlimit scarce = saved;
+
+    scarce.rlim_cur = static_cast<rlim_t>(highest) + 8;
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &scarce) == 0);
+    std::vector<int> fillers;
+    for (int fd = 0; (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) {
+        fillers.push_back(fd);
+    }
+    const int exhausted = errno;
+    ::close(fillers.back());
+    fillers.pop_back();
+    const int producer = raw_connect(socket_path);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a few failed accepts
+    for (const int fd : fillers) {
+        ::close(fd);
+    }
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+    CHECK(exhausted == EMFILE);
+    send_all(producer, frame(6, 2, 8));
+    CHECK(answer_size(producer) == 8);  // served: its count came back
+    server.close();
+    const log_socket_report report = done.get();
+    CHECK(report.connections == 2);
+    CHECK(report.packages == 2);
+    const auto& said = warnings.messages();
+    CHECK(std::any_of(said.begin(), said.end(), [](const std::string& m) {
+        return m.find("cannot accept producers for now") != std::string::npos;
+    }));
+    CHECK(std::any_of(said.begin(), said.end(),
+                      [](const std::string& m) { return m.find("accepts producers again") != std::string::npos; }));
+    CHECK(logger.stop().entries_written == 2);
+}
+
+TEST_CASE("log socket leaves half the descriptors the process may open to the logger", "[log][socket]") {
+    started_logger rig("capped");
+    auto& [tmp, io, logger, socket_path] = rig;
+
+    struct rlimit saved {};
+
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+    int highest = 0;
+    for (const auto& item : fs::directory_iterator("/proc/self/fd")) {
+        highest = std::max(highest, std::stoi(item.path().filename().string()));
+    }
+    struct rlimit low = saved;
+
+    low.rlim_cur = static_cast<rlim_t>(highest) + 60;
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+    const auto cap = static_cast<std::size_t>(low.rlim_cur / 2 - 16);  // max_connections asked: 256
+    log_socket_server server(io.executor(), logger, socket_path, {.shutdown_grace = std::chrono::milliseconds(100)});
+    const axds::scoped_warning_capture warnings;
+    auto done = run_server(io, server);
+    std::vector<int> clients;
+    for (std::size_t i = 0; i <= cap; ++i) {
+        clients.push_back(raw_connect(socket_path));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    server.close();
+    const log_socket_report report = done.get();
+    for (const int fd : clients) {
+        ::close(fd);
+    }
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+    CHECK(report.connections == cap);
+    CHECK(report.refused_connections == 1);
+    REQUIRE_FALSE(warnings.messages().empty());
+    CHECK_THAT(warnings.messages().front(), Contains("refused a producer"));
+    (void)logger.stop();
 }
 
 TEST_CASE("log socket server ends on a cancellation signal and removes its socket file", "[log][socket]") {
