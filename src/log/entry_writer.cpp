@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <string_view>
 #include <system_error>
@@ -164,8 +165,22 @@ void remove_partial(int directory_fd, prepared_entry& p) noexcept {
     }
 }
 
+/// Creates an entry file. A shortage of descriptors (EMFILE, ENFILE: the process or the system has as many files open
+/// as it may) is waited out for up to ~1 s, 1 ms doubling, before the entry fails: a shortage that passes within
+/// milliseconds must not lose data, and this writer stalling that long is the lesser harm. (The io_uring writer opens
+/// into registered slots, which take no descriptor.)
+int open_entry(int directory_fd, const char* name) {
+    int fd = ::openat(directory_fd, name, entry_open_flags, entry_mode);
+    for (auto pause = std::chrono::milliseconds(1);
+         fd < 0 && (errno == EMFILE || errno == ENFILE) && pause <= std::chrono::milliseconds(512); pause *= 2) {
+        std::this_thread::sleep_for(pause);
+        fd = ::openat(directory_fd, name, entry_open_flags, entry_mode);
+    }
+    return fd;
+}
+
 void write_plain(int directory_fd, prepared_entry& p) {
-    sys::unique_fd fd(::openat(directory_fd, p.name.data(), entry_open_flags, entry_mode));
+    sys::unique_fd fd(open_entry(directory_fd, p.name.data()));
     if (!fd) {
         p.record(errno, "open");
         return;

@@ -22,7 +22,9 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -30,6 +32,10 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 using axds::data_logger;
@@ -213,6 +219,49 @@ TEST_CASE("data logger never overwrites an existing entry file: the new entry fa
     CHECK_THAT(report.first_error, Contains("already exists") && Contains("left untouched"));
     CHECK(entry_on_disk_matches(logger.output_directory(), first));
     CHECK(entry_on_disk_matches(logger.output_directory(), make_package(2, 6000, 8)));
+}
+
+// Found by a hostile-user run: entries created while the process had every descriptor it may open in use (many
+// producers connected to `axds log serve`) failed at once with EMFILE, and were lost. A shortage is waited out now.
+TEST_CASE("the plain entry writer waits out a shortage of descriptors instead of losing entries", "[log]") {
+    const temp_dir tmp;
+    io_thread loop;
+    data_logger logger(loop.executor(), tmp.path(), "scarce", with_backend(false));
+    logger.start();
+
+    struct rlimit saved {};
+
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+    int highest = 0;
+    for (const auto& item : fs::directory_iterator("/proc/self/fd")) {
+        highest = std::max(highest, std::stoi(item.path().filename().string()));
+    }
+    struct rlimit scarce = saved;
+
+    scarce.rlim_cur = static_cast<rlim_t>(highest) + 4;
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &scarce) == 0);
+    std::vector<int> fillers;
+    for (int fd = 0; (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) {
+        fillers.push_back(fd);
+    }
+    const int exhausted = errno;
+    std::vector<log_package> sent;
+    for (std::uint64_t t = 1; t <= 5; ++t) {
+        sent.push_back(make_package(3, t * 1000, 24));
+        REQUIRE(logger.try_log(log_package(sent.back())));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the writer meets EMFILE meanwhile
+    for (const int fd : fillers) {
+        ::close(fd);
+    }
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+    CHECK(exhausted == EMFILE);
+    const data_logger_report report = logger.stop();
+    CHECK(report.entries_written == 5);
+    CHECK(report.entries_failed == 0);
+    for (const auto& package : sent) {
+        CHECK(entry_on_disk_matches(logger.output_directory(), package));
+    }
 }
 
 TEST_CASE("a second data logger on the same output directory is refused while the first runs", "[log]") {
