@@ -1235,6 +1235,52 @@ void refuse_source_changed_meanwhile(const transfer_plan& plan, const source_cha
         plan.source.string(), plan.destination.string(), fmt::join(listed, "; "), checksum));
 }
 
+/// After a failed verification of a checksum computed while copying: the copied files whose destination digest differs
+/// from their source digest (the digest read back during the copy while the file is still what it was then, else
+/// the file read again) or that are gone or unreadable, and the destination files no copy made. Only on that failure:
+/// it reads again every copy that changed since its copy. Runs on the CPU pool.
+std::vector<std::string> files_that_differ(const transfer_plan& plan) {
+    std::vector<std::string> differ;
+    std::unordered_set<std::string_view> copied;
+    for (std::size_t i = 0; i < plan.digests.size(); ++i) {  // the copies before ax_checksum.txt was added
+        const std::string& relative = plan.copies[i].second;
+        copied.insert(relative);
+        if (detail::file_name_of(relative) == checksum_file_name) {
+            continue;  // not part of the checksum
+        }
+        const std::string path = detail::joined(plan.destination.native(), relative);
+
+        struct stat st {};
+
+        if (::lstat(path.c_str(), &st) != 0) {
+            differ.push_back(relative + " (missing)");
+            continue;
+        }
+        detail::digest128 digest{};
+        if (!plan.read_back.empty() && plan.read_back[i].matches(st)) {
+            digest = plan.read_back[i].digest;
+        } else {
+            try {
+                digest = detail::file_digest_of(path, relative).first;
+            } catch (const std::exception&) {
+                differ.push_back(relative + " (unreadable)");
+                continue;
+            }
+        }
+        if (digest != plan.digests[i]) {
+            differ.push_back(relative);
+        }
+    }
+    for (const auto& path : walk_files(plan.destination)) {
+        const std::string relative = relative_of(path, plan.destination);
+        if (detail::file_name_of(relative) != checksum_file_name && copied.count(relative) == 0) {
+            differ.push_back(relative + " (not in the source)");
+        }
+    }
+    std::sort(differ.begin(), differ.end());
+    return differ;
+}
+
 /// Step 12: the destination's checksum must equal `expected`.
 asio::awaitable<void> verify_destination(const transfer_plan& plan, const std::string& expected) {
     const fs::path& source = plan.source;
@@ -1250,10 +1296,20 @@ asio::awaitable<void> verify_destination(const transfer_plan& plan, const std::s
                           "source predates the current contents of the source. Remove that file to have the checksum "
                           "regenerated from the current data, then transfer again."
                         : "This indicates that the data was corrupted in transmission.";
+        // With the source digests of every file (computed while copying), the files at fault can be named.
+        std::vector<std::string> differ;
+        if (plan.fused) {
+            auto find = [&plan, &differ] { differ = files_that_differ(plan); };
+            co_await detail::async_run_cpu(find);
+        }
+        const std::string named =
+            differ.empty() ? std::string()
+                           : fmt::format(" The destination files that differ from the source as it was read: {}.",
+                                         capped_list(differ));
         throw runtime_error(fmt::format(
             "Unable to verify the integrity of the directory transferred from {} to {}. The destination checksum "
-            "must match the source checksum, but the two differ. {}",
-            tail6(source), tail6(destination), cause));
+            "must match the source checksum, but the two differ. {}{}",
+            tail6(source), tail6(destination), cause, named));
     }
 }
 

@@ -210,7 +210,9 @@ TEST_CASE("a corrupted or stale transfer fails verification with the right cause
                          axds::runtime_error,
                          message_contains("Unable to verify the integrity of the directory transferred from "
                                           "b/c/d/e/f/source to y/x/w/v/u/dest.") &&
-                             message_contains("This indicates that the data was corrupted in transmission."));
+                             message_contains("This indicates that the data was corrupted in transmission.") &&
+                             message_contains("The destination files that differ from the source as it was read: "
+                                              "sub/b.bin."));
     CHECK(fs::exists(source / "a.txt"));  // never removed after a failure
     // A path of six parts or fewer, its root `/` counted (`Path(*parts[-6:])`), is shown whole, from its root.
     const fs::path near = tmp.path() / "near";
@@ -229,6 +231,18 @@ TEST_CASE("a corrupted or stale transfer fails verification with the right cause
         CHECK(message.find("Remove that file") != std::string::npos);
     }
     CHECK(read_file(tmp.path() / "stale" / "a.txt") == "changed after the checksum was saved");  // all copied
+    // Files named: one rewritten, one removed, one that appeared in the destination (pipelined read-backs too).
+    fs::remove(source / "ax_checksum.txt");  // computed while copying: each file's source digest is known
+    write_file(source / "big.bin", std::string(std::size_t{9} << 20, 'g'));
+    const axds::detail::transfer_hooks several{.after_copy = [](const fs::path& copy) {
+        write_file(copy / "a.txt", "ALPHA");
+        fs::remove(copy / "many" / "f3.txt");
+        write_file(copy / "many" / "stray.txt", "not from the source");
+    }};
+    CHECK_THROWS_MATCHES(transfer(source, tmp.path() / "several", {.verify_integrity = true}, several),
+                         axds::runtime_error,
+                         message_contains("The destination files that differ from the source as it was read: a.txt, "
+                                          "many/f3.txt (missing), many/stray.txt (not in the source)."));
 }
 
 // Found by a hostile-user run: a source ax_checksum.txt that holds no checksum (empty after a crash, text, a
