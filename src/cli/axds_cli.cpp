@@ -6,7 +6,9 @@
 
 #include "cli/cmd_jobs.hpp"
 #include "cli/command.hpp"
+#include "cli/json_writer.hpp"
 
+#include <asio/error.hpp>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -17,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include <unistd.h>
@@ -117,7 +120,30 @@ std::optional<int> parse(CLI::App& app, int argc, char** argv, const run_options
 }
 
 /// Runs the selected subcommand; an exception it ends with is reported on stderr (exit 1).
+/// Whether the command line asks for --json (before any `--`, after which words are operands).
+bool wants_json(int argc, char** argv) {
+    for (int i = 1; i < argc && std::string_view(argv[i]) != "--"; ++i) {
+        if (std::string_view(argv[i]) == "--json") {
+            return true;
+        }
+    }
+    return false;
+}
+
+/// A failure as stderr says it, and with --json also on stdout as one object, `{"error": message, "cancelled":
+/// bool}`: a script reading the result gets JSON either way (it got an empty stdout before).
+int report_failure(const std::string& message, bool cancelled, bool json) {
+    std::fprintf(stderr, "axds: %s\n", message.c_str());
+    if (json) {
+        json_writer out;
+        out.begin_object().field("error", message).field("cancelled", cancelled).end_object();
+        fmt::print("{}\n", out.str());
+    }
+    return 1;
+}
+
 int execute(const command_list& commands, const context& ctx, int argc, char** argv) {
+    const bool json = wants_json(argc, argv);
     try {
         for (const auto& command : commands) {
             if (*command.selected_by) {
@@ -127,14 +153,15 @@ int execute(const command_list& commands, const context& ctx, int argc, char** a
     } catch (const std::bad_alloc&) {
         // Name what ran out of memory: "axds: std::bad_alloc" alone told the user nothing.
         std::vector<std::string> words(argv + 1, argv + argc);
-        std::fprintf(stderr,
-                     "axds: out of memory running 'axds %s' (a memory limit such as ulimit -v, or an input "
-                     "that needs more memory than this machine has)\n",
-                     fmt::format("{}", fmt::join(words, " ")).c_str());
-        return 1;
+        return report_failure(fmt::format("out of memory running 'axds {}' (a memory limit such as ulimit -v, or an "
+                                          "input that needs more memory than this machine has)",
+                                          fmt::join(words, " ")),
+                              false, json);
+    } catch (const std::system_error& e) {
+        // A cancellation (Ctrl-C) is an os_error of asio's operation_aborted.
+        return report_failure(e.what(), e.code() == asio::error::operation_aborted, json);
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "axds: %s\n", e.what());
-        return 1;
+        return report_failure(e.what(), false, json);
     }
     return 0;
 }

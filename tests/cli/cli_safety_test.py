@@ -329,6 +329,20 @@ with tempfile.TemporaryDirectory() as tmp:
                 os.makedirs(os.path.join(src, "d%03d" % (i // 500)))
             with open(os.path.join(src, "d%03d" % (i // 500), "f%05d" % i), "wb") as f:
                 f.write(b"x")
+        if attempt == 0:  # first a Ctrl-C during the copies: with --json, the cancellation is a JSON object too
+            early = subprocess.Popen([AXDS, "transfer", src, os.path.join(tmp, "early_dst"), "--json"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            while not os.path.exists(os.path.join(tmp, "early_dst", "d001")) and early.poll() is None:
+                time.sleep(0.0005)
+            early.send_signal(signal.SIGINT)
+            out, err = early.communicate(timeout=120)
+            try:
+                result = json.loads(out)
+            except ValueError:
+                result = {}
+            check(early.returncode == 1 and result.get("cancelled") is True and "cancelled after" in result["error"]
+                  and len(os.listdir(os.path.join(src, "d000"))) == 500,
+                  f"case 13: a Ctrl-C during the copies with --json: {early.returncode} {out!r} {err!r}")
         proc = subprocess.Popen([AXDS, "transfer", src, os.path.join(tmp, f"late_dst{attempt}"), "--remove-source"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         marker = os.path.join(src, ".axds-move-in-progress")

@@ -116,6 +116,17 @@ with tempfile.TemporaryDirectory() as tmp:
     code, out, _ = run("delete", dest2, "--json")
     check(code == 0 and json.loads(out).get("deleted") == dest2 and not os.path.exists(dest2), f"delete --json: {out}")
     check(run("delete", dest)[0] == 0 and not os.path.exists(dest), "delete")
+    # With --json a failure is a JSON object on stdout too (stdout was empty: a script's json.loads failed on it).
+    missing = os.path.join(tmp, "no_such_dir")
+    for args in (["transfer", missing, dest2, "--json"], ["checksum", missing, "--json"], ["delete", missing, "--json"],
+                 ["assemble", missing, "--json"]):
+        code, out, err = run(*args)
+        try:
+            failure = json.loads(out)
+        except ValueError:
+            failure = {}
+        check(code == 1 and missing in failure.get("error", "") and failure.get("cancelled") is False
+              and missing in err, f"{args[0]} --json failure: {code} {out!r} {err!r}")
     check(run("delete", dest)[0] == 1, "delete of a missing path is an error in the CLI")
 
     # assemble + archive info on entries written by numpy's np.save
