@@ -304,6 +304,7 @@ class parser {
 public:
     parser(std::string_view text, std::string_view source)
         : source_(source),
+          text_(text),
           size_(text.size()),
           budget_(std::max<std::uint64_t>(yaml_min_alias_node_budget, text.size())) {
         if (yaml_parser_initialize(&parser_) == 0) {
@@ -366,9 +367,21 @@ private:
 
     void next(event_holder& holder) {
         if (yaml_parser_parse(&parser_, &holder.event) == 0) {
+            const char* problem = parser_.problem != nullptr ? parser_.problem : "malformed YAML";
+            if (parser_.error == YAML_READER_ERROR) {
+                // The reader (bad UTF-8, a control character) sets no mark, only the byte offset: line and column
+                // are counted here (they read "line 1, column 1" wherever the byte was).
+                const std::size_t offset = std::min(parser_.problem_offset, text_.size());
+                const std::string_view before = text_.substr(0, offset);
+                const std::size_t line_start = before.rfind('\n');
+                throw yaml_error(fmt::format(
+                    "Unable to parse the YAML document {}: {} (byte {:#04x}) at line {}, column {} (byte offset {}).",
+                    source_, problem, parser_.problem_value & 0xFF,
+                    std::count(before.begin(), before.end(), '\n') + 1,
+                    offset - (line_start == std::string_view::npos ? 0 : line_start + 1) + 1, offset));
+            }
             throw yaml_error(fmt::format("Unable to parse the YAML document {}: {} at line {}, column {}.", source_,
-                                         parser_.problem != nullptr ? parser_.problem : "malformed YAML",
-                                         parser_.problem_mark.line + 1, parser_.problem_mark.column + 1));
+                                         problem, parser_.problem_mark.line + 1, parser_.problem_mark.column + 1));
         }
     }
 
@@ -688,6 +701,7 @@ private:
 
     yaml_parser_t parser_{};
     std::string source_;
+    std::string_view text_;  ///< the document (the caller's, alive while this parser is)
     std::size_t size_;
     std::uint64_t budget_;  ///< the limit on copied_: max(yaml_min_alias_node_budget, document bytes)
     std::map<std::string, anchored, std::less<>> anchors_;

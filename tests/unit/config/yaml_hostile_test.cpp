@@ -219,6 +219,17 @@ TEST_CASE("the alias bomb's exact position is reported", "[config][hostile]") {
     }
 }
 
+// Found by a hostile-user run: a byte that is not UTF-8 (or a control character) deep in a file was reported "at
+// line 1, column 1": libyaml's reader gives only its byte offset, from which the line and column are now counted.
+TEST_CASE("a byte that is not UTF-8 is reported at its own line and column", "[config][hostile]") {
+    const std::string document = "a: 1\nb: 2\nc: 3\nd: \"x\xff\xfey\"\n";
+    CHECK_THROWS_MATCHES(axds::parse_yaml(document, "bad.yaml"), axds::yaml_error,
+                         axds::test::message_contains("Unable to parse the YAML document bad.yaml") &&
+                             axds::test::message_contains("(byte 0xff) at line 4, column 6 (byte offset 20)"));
+    CHECK_THROWS_MATCHES(axds::parse_yaml("x: 1\ny: \x01\n", "control.yaml"), axds::yaml_error,
+                         axds::test::message_contains("at line 2, column 4 (byte offset 8)"));
+}
+
 TEST_CASE("legitimate anchors and aliases load as PyYAML loads them", "[config][hostile]") {
     const std::string document =
         "defaults: &defaults {retries: 3, paths: [/a, /b], nested: &inner {x: 1}}\n"
