@@ -28,6 +28,9 @@ struct transfer_hooks {
     /// Called on a CPU-pool thread when a file's content is copied to its temporary name, before its metadata and its
     /// rename into place (kill -9 tests).
     std::function<void(const std::filesystem::path& partial)> content_copied;
+    /// Called on a CPU-pool thread as soon as a large verified copy's temporary has its name (anyone could open it
+    /// from then on), before anything is written to it.
+    std::function<void(const std::filesystem::path& partial)> temporary_named;
     /// Called on a CPU-pool thread when a verified copy was read back, before it is closed and renamed into place.
     std::function<void(const std::filesystem::path& partial)> copy_read_back;
     /// Called after each source file a move removes, with the count so far (interrupted-move tests).

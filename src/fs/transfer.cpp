@@ -388,6 +388,54 @@ std::string temporary_for(const std::string& final, std::string_view relative, c
     return prefix + name;
 }
 
+/// A large verified copy's temporary `temp`, open for reading and writing, with `watch` set on it before anyone else
+/// can open it: created unnamed (O_TMPFILE), watched, then linked under its name, so that every open by that name is
+/// seen. Where the filesystem (or a missing /proc) does not allow that, created by name (create_fresh) and watched
+/// right after: an open in that instant goes unseen. -1 with errno on failure.
+int create_watched(const std::string& temp, unsigned mode, std::optional<detail::copy_watch>& watch,
+                   const detail::transfer_hooks* hooks) {
+    const auto named = [&temp, hooks] {  // the first moment another process can open it by name
+        if (hooks != nullptr && hooks->temporary_named) {
+            hooks->temporary_named(fs::path(temp));
+        }
+    };
+    const std::size_t slash = temp.rfind('/');
+    const std::string directory = slash == std::string::npos ? std::string(".") : temp.substr(0, slash + 1);
+    sys::unique_fd unnamed(::open(directory.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, static_cast<mode_t>(mode)));
+    if (unnamed) {
+        watch.emplace(unnamed.get());
+        std::array<char, 40> link{};
+        (void)std::snprintf(link.data(), link.size(), "/proc/self/fd/%d", unnamed.get());
+        for (int attempt = 0; attempt < 3; ++attempt) {
+            if (::linkat(AT_FDCWD, link.data(), AT_FDCWD, temp.c_str(), AT_SYMLINK_FOLLOW) == 0) {
+                named();
+                return unnamed.release();
+            }
+            if (errno != EEXIST) {
+                break;
+            }
+            // A leftover of a killed run, or another transfer's copy in progress: unlinked, never shared (as
+            // create_fresh does); a directory of that name is refused.
+            struct stat st {};
+
+            if (::lstat(temp.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+                errno = EISDIR;
+                return -1;
+            }
+            if (::unlink(temp.c_str()) != 0 && errno != ENOENT) {
+                return -1;
+            }
+        }
+        watch.reset();
+    }
+    const int fd = detail::create_fresh(temp.c_str(), mode, O_RDWR);
+    if (fd >= 0) {
+        named();
+        watch.emplace(fd);
+    }
+    return fd;
+}
+
 /// The source checksum computed in the same pass as a copy must be of one state of the source: a file that changed
 /// while it was read (appended to, truncated or overwritten by another process; its size, mtime or ctime then differ
 /// from `st`, taken when it was opened) may have been copied as a mix of its old and new bytes, which that checksum
@@ -430,17 +478,18 @@ std::uint64_t copy_with_metadata(const std::string& from, const std::string& to,
     const bool read_back = hashing.destination != nullptr;
     const auto mode = static_cast<unsigned>(st.st_mode & 07777);
     const bool with_mode = mode_survives_umask(mode);
-    sys::unique_fd out_fd(detail::create_fresh(temp.c_str(), with_mode ? mode : 0600, read_back ? O_RDWR : O_WRONLY));
+    // A large copy is read back during the copy (copy_content): trusted only if nobody else can have changed it
+    // (copy_watch, set before the temporary has a name where the filesystem allows: create_watched).
+    std::optional<detail::copy_watch> watch;
+    const unsigned create_mode = with_mode ? mode : 0600;
+    sys::unique_fd out_fd(read_back && st.st_size >= pipelined_min
+                              ? create_watched(temp, create_mode, watch, hooks)
+                              : detail::create_fresh(temp.c_str(), create_mode, read_back ? O_RDWR : O_WRONLY));
     const int out = out_fd.get();
     if (out < 0) {
         const int error = errno;
         throw_errno(error, fmt::format("Unable to copy {} to {}: its temporary copy {} could not be created: {}.", from,
                                        to, temp, sys::errno_message(error)));
-    }
-    // A large copy is read back during the copy (copy_content): trusted only if nobody else can have changed it.
-    std::optional<detail::copy_watch> watch;
-    if (read_back && st.st_size >= pipelined_min) {
-        watch.emplace(out);
     }
     for (auto* hasher : {hashing.source, read_back ? hashing.destination : nullptr}) {
         if (hasher != nullptr) {

@@ -279,6 +279,40 @@ TEST_CASE("a write into a verified copy after its read-back is caught even when 
     CHECK(read_file(tmp.path() / "dst" / "recording.bin").substr(100, 8) == "HOSTILE!");
 }
 
+// Found by a hostile-user run: a process that opened a large copy's temporary in the instant between its creation
+// and the inotify watch on its inode, and wrote through it after the copy was read back, went unseen (its write
+// was then hidden by the times set on the copy): "verified" over a corrupt copy. The watch now begins on the
+// directory before the temporary exists.
+TEST_CASE("a large verified copy opened by another process right after its creation is read again", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path source = tmp.path() / "src";
+    std::string content(std::size_t{9} << 20, 'r');  // pipelined: read back during its copy
+    for (std::size_t i = 0; i < content.size(); i += 4096) {
+        content[i] = static_cast<char>('a' + i / 4096 % 26);
+    }
+    write_file(source / "recording.bin", content);
+    int early = -1;
+    axds::detail::transfer_hooks hooks;
+    hooks.temporary_named = [&early](const fs::path& partial) {
+        if (partial.filename().string().find("recording.bin") != std::string::npos) {
+            early = ::open(partial.c_str(), O_WRONLY | O_CLOEXEC);
+        }
+    };
+    hooks.content_copied = [&early](const fs::path&) {  // after the read-back, before the times are set
+        if (early >= 0) {
+            REQUIRE(::pwrite(early, "HOSTILE!", 8, 100) == 8);
+            ::close(early);
+            early = -1;
+        }
+    };
+    CHECK_THROWS_MATCHES(
+        transfer(source, tmp.path() / "dst", {.verify_integrity = true, .remove_source = true}, std::move(hooks)),
+        axds::runtime_error,
+        message_contains("This indicates that the data was corrupted in transmission.") &&
+            message_contains("recording.bin"));
+    CHECK(read_file(source / "recording.bin") == content);  // the move removed nothing
+}
+
 TEST_CASE("remove_source after a clean transfer removes the whole source", "[fs][safety]") {
     const temp_dir tmp;
     const fs::path source = make_tree(tmp.path() / "src");
