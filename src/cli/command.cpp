@@ -51,9 +51,10 @@ unsigned bidi_control(std::string_view text, std::size_t i) {
 }  // namespace
 
 void say_completed_after_interrupt() {
-    std::fputs("axds: the interruption came too late to stop it: the command had reached a step that is always "
-               "finished (a removal, once begun, is never left half done), and it completed.\n",
-               stderr);
+    std::fputs(
+        "axds: the interruption came too late to stop it: the command had reached a step that is always "
+        "finished (a removal, once begun, is never left half done), and it completed.\n",
+        stderr);
 }
 
 std::string printable(std::string_view text) {

@@ -376,8 +376,7 @@ private:
                 const std::size_t line_start = before.rfind('\n');
                 throw yaml_error(fmt::format(
                     "Unable to parse the YAML document {}: {} (byte {:#04x}) at line {}, column {} (byte offset {}).",
-                    source_, problem, parser_.problem_value & 0xFF,
-                    std::count(before.begin(), before.end(), '\n') + 1,
+                    source_, problem, parser_.problem_value & 0xFF, std::count(before.begin(), before.end(), '\n') + 1,
                     offset - (line_start == std::string_view::npos ? 0 : line_start + 1) + 1, offset));
             }
             throw yaml_error(fmt::format("Unable to parse the YAML document {}: {} at line {}, column {}.", source_,

@@ -414,6 +414,7 @@ int create_watched(const std::string& temp, unsigned mode, std::optional<detail:
             if (errno != EEXIST) {
                 break;
             }
+
             // A leftover of a killed run, or another transfer's copy in progress: unlinked, never shared (as
             // create_fresh does); a directory of that name is refused.
             struct stat st {};
@@ -521,6 +522,7 @@ std::uint64_t copy_with_metadata(const std::string& from, const std::string& to,
     if (error == 0 && read_back_done && !(watch && watch->untouched())) {
         read_back_done = false;
     }
+
     // Read back after its times are set: a write by anyone from here on changes its ctime (see put_in_place).
     struct stat timed {};
 
@@ -536,8 +538,8 @@ std::uint64_t copy_with_metadata(const std::string& from, const std::string& to,
     if (hooks != nullptr && hooks->copy_read_back && read_back_done) {
         hooks->copy_read_back(fs::path(temp));
     }
-    error = put_in_place(out_fd, temp, to, error, read_back_done ? &hashing : nullptr, copied, st.st_mtim,
-                         timed.st_ctim);
+    error =
+        put_in_place(out_fd, temp, to, error, read_back_done ? &hashing : nullptr, copied, st.st_mtim, timed.st_ctim);
     if (error != 0) {
         (void)::unlink(temp.c_str());  // ENOENT once renamed
         throw_copy_error(error, from, to);
@@ -1261,11 +1263,11 @@ void refuse_source_changed_meanwhile(const transfer_plan& plan, const source_cha
 
         struct stat st {};
 
-        if (::lstat(saved.c_str(), &st) == 0 && plan.copied_states.back().same_as(st) &&
-            ::unlink(saved.c_str()) == 0) {
-            checksum = fmt::format(" The {} saved to the source for this transfer describes that earlier content, so "
-                                   "it was removed from the source again.",
-                                   checksum_file_name);
+        if (::lstat(saved.c_str(), &st) == 0 && plan.copied_states.back().same_as(st) && ::unlink(saved.c_str()) == 0) {
+            checksum = fmt::format(
+                " The {} saved to the source for this transfer describes that earlier content, so "
+                "it was removed from the source again.",
+                checksum_file_name);
         }
     }
     std::vector<std::string> listed;
@@ -1348,7 +1350,9 @@ asio::awaitable<void> verify_destination(const transfer_plan& plan, const std::s
         // With the source digests of every file (computed while copying), the files at fault can be named.
         std::vector<std::string> differ;
         if (plan.fused) {
-            auto find = [&plan, &differ] { differ = files_that_differ(plan); };
+            auto find = [&plan, &differ] {
+                differ = files_that_differ(plan);
+            };
             co_await detail::async_run_cpu(find);
         }
         const std::string named =

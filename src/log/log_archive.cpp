@@ -401,6 +401,7 @@ struct source_outcome {
     std::size_t merged = 0;
     std::size_t duplicates = 0;
     std::unique_ptr<npz_reader> previous;  ///< the archive that was there before, kept mapped for verification
+
     /// The archive as this run left it (written: after its rename; else as it was found), if known: its entries are
     /// removed only while it is still that file (archive_unchanged).
     struct stat archive_state {};

@@ -137,8 +137,7 @@ TEST_CASE("a cancellation while the log directory is scanned says the assembly w
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }};
     const std::exception_ptr error = axds::test::run_cancellable(
-        io, axds::detail::async_assemble_log_archives(tmp.path(), {.remove_sources = true}, std::move(hooks)),
-        cancel);
+        io, axds::detail::async_assemble_log_archives(tmp.path(), {.remove_sources = true}, std::move(hooks)), cancel);
     REQUIRE(error);
     try {
         std::rethrow_exception(error);
