@@ -437,6 +437,27 @@ int create_watched(const std::string& temp, unsigned mode, std::optional<detail:
     return fd;
 }
 
+/// The temporary a copy of `from` (opened, `st`) to `to` is written to, `temp`, created with the source's mode when
+/// the umask keeps it (`with_mode`; else 0600, fchmod-ed later). Verification (`read_back`) reads the copy back while
+/// it is still open (a large file during its copy, pipelined; any other right after it): it is opened for reading
+/// too, and a large one is trusted only if nobody else can have changed it (`watch`, set before the temporary has a
+/// name where the filesystem allows: create_watched). Every copy is a new inode: a partial copy of a killed run, or
+/// of another transfer writing here right now, is unlinked, never shared. @throws os_error naming the files.
+sys::unique_fd create_temporary(const std::string& from, const std::string& to, const std::string& temp,
+                                const struct stat& st, bool with_mode, bool read_back,
+                                std::optional<detail::copy_watch>& watch, const detail::transfer_hooks* hooks) {
+    const unsigned mode = with_mode ? static_cast<unsigned>(st.st_mode & 07777) : 0600;
+    sys::unique_fd out(read_back && st.st_size >= pipelined_min
+                           ? create_watched(temp, mode, watch, hooks)
+                           : detail::create_fresh(temp.c_str(), mode, read_back ? O_RDWR : O_WRONLY));
+    if (!out) {
+        const int error = errno;
+        throw_errno(error, fmt::format("Unable to copy {} to {}: its temporary copy {} could not be created: {}.", from,
+                                       to, temp, sys::errno_message(error)));
+    }
+    return out;
+}
+
 /// The source checksum computed in the same pass as a copy must be of one state of the source: a file that changed
 /// while it was read (appended to, truncated or overwritten by another process; its size, mtime or ctime then differ
 /// from `st`, taken when it was opened) may have been copied as a mix of its old and new bytes, which that checksum
@@ -473,25 +494,12 @@ std::uint64_t copy_with_metadata(const std::string& from, const std::string& to,
     if (copied_state != nullptr) {
         *copied_state = file_state::of(st);
     }
-    // Verification reads the copy back while it is still open (a large file during its copy, pipelined; any other
-    // right after it): the destination is opened for reading too. Every copy is a new inode (create_fresh): a
-    // partial copy of a killed run, or of another transfer writing here right now, is unlinked, never shared.
     const bool read_back = hashing.destination != nullptr;
     const auto mode = static_cast<unsigned>(st.st_mode & 07777);
     const bool with_mode = mode_survives_umask(mode);
-    // A large copy is read back during the copy (copy_content): trusted only if nobody else can have changed it
-    // (copy_watch, set before the temporary has a name where the filesystem allows: create_watched).
     std::optional<detail::copy_watch> watch;
-    const unsigned create_mode = with_mode ? mode : 0600;
-    sys::unique_fd out_fd(read_back && st.st_size >= pipelined_min
-                              ? create_watched(temp, create_mode, watch, hooks)
-                              : detail::create_fresh(temp.c_str(), create_mode, read_back ? O_RDWR : O_WRONLY));
+    sys::unique_fd out_fd = create_temporary(from, to, temp, st, with_mode, read_back, watch, hooks);
     const int out = out_fd.get();
-    if (out < 0) {
-        const int error = errno;
-        throw_errno(error, fmt::format("Unable to copy {} to {}: its temporary copy {} could not be created: {}.", from,
-                                       to, temp, sys::errno_message(error)));
-    }
     for (auto* hasher : {hashing.source, read_back ? hashing.destination : nullptr}) {
         if (hasher != nullptr) {
             hasher->start(hashing.relative);

@@ -772,6 +772,15 @@ std::vector<std::size_t> largest_first(const std::vector<source_group>& groups) 
     return order;
 }
 
+/// The entries of a log directory by source, after its stale temporaries are removed and the working files of killed
+/// streaming loggers recovered (their archives may be merged with the entries); counts both into `report`.
+discovery scan_log_directory(const fs::path& directory, assemble_report& report) {
+    const directory_listing listing = list_log_directory(directory);  // neither step below adds or drops a .npy
+    report.stale_temp_files_removed = remove_stale_temporaries(directory, listing.stale);
+    report.recovered = detail::recover_working_files(directory, &listing.working);
+    return discover_entries(directory, listing);
+}
+
 [[noreturn]] void throw_assembly_cancelled(const fs::path& log_directory, const std::vector<source_outcome>& outcomes) {
     const auto written = static_cast<std::size_t>(
         std::count_if(outcomes.begin(), outcomes.end(), [](const source_outcome& o) { return o.written; }));
@@ -795,21 +804,14 @@ asio::awaitable<assemble_report> detail::async_assemble_log_archives(fs::path lo
     const int workers = resolve_workers_option(options.workers, "assemble_options::workers");
     const auto lock = std::make_shared<directory_lock>(log_directory);
     assemble_report report;
-    auto discover = [directory = log_directory, &report] {
-        const directory_listing listing = list_log_directory(directory);  // neither step below adds or drops a .npy
-        report.stale_temp_files_removed = remove_stale_temporaries(directory, listing.stale);
-        // Working files of killed streaming loggers first: their archives may be merged with entries below.
-        report.recovered = detail::recover_working_files(directory, &listing.working);
-        return discover_entries(directory, listing);
-    };
     discovery found;
-    auto discover_into = [&found, &discover, &hooks] {
-        found = discover();
+    auto discover = [&log_directory, &report, &found, &hooks] {
+        found = scan_log_directory(log_directory, report);
         if (hooks.after_discovery) {
             hooks.after_discovery();
         }
     };
-    const bool interrupted = co_await detail::async_run_cpu_cancellable(discover_into);
+    const bool interrupted = co_await detail::async_run_cpu_cancellable(discover);
     if (interrupted) {  // nothing archived yet (a working file recovered meanwhile is an archive of its own)
         throw_assembly_cancelled(log_directory, {});
     }

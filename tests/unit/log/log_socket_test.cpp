@@ -332,11 +332,7 @@ TEST_CASE("log socket keeps accepting producers after the process ran out of des
     log_socket_server server(io.executor(), logger, socket_path);
     const axds::scoped_warning_capture warnings;
     auto done = run_server(io, server);
-    {
-        log_socket_producer first(socket_path);
-        first.log(expected_package(6, 1, 8));
-        CHECK(first.close() == 1);
-    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the server waits for producers
 
     // Every descriptor taken (the limit lowered to what is open now plus a few, the rest filled), but one for the
     // producer's socket: the server's accept of it fails with EMFILE.
@@ -365,8 +361,13 @@ TEST_CASE("log socket keeps accepting producers after the process ran out of des
     }
     REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
     CHECK(exhausted == EMFILE);
-    send_all(producer, frame(6, 2, 8));
+    send_all(producer, frame(6, 1, 8));
     CHECK(answer_size(producer) == 8);  // served: its count came back
+    {
+        log_socket_producer later(socket_path);
+        later.log(expected_package(6, 2, 8));
+        CHECK(later.close() == 1);
+    }
     server.close();
     const log_socket_report report = done.get();
     CHECK(report.connections == 2);
