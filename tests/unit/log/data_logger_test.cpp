@@ -1,6 +1,7 @@
 #include <axds/log/data_logger.hpp>
 
 #include "detail/fault_hooks.hpp"
+#include "support/descriptors.hpp"
 #include "support/io_thread.hpp"
 #include "support/log_entries.hpp"
 #include "support/matchers.hpp"
@@ -32,10 +33,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <fcntl.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
 namespace fs = std::filesystem;
 using axds::data_logger;
@@ -228,34 +225,18 @@ TEST_CASE("the plain entry writer waits out a shortage of descriptors instead of
     io_thread loop;
     data_logger logger(loop.executor(), tmp.path(), "scarce", with_backend(false));
     logger.start();
-
-    struct rlimit saved {};
-
-    REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
-    int highest = 0;
-    for (const auto& item : fs::directory_iterator("/proc/self/fd")) {
-        highest = std::max(highest, std::stoi(item.path().filename().string()));
-    }
-    struct rlimit scarce = saved;
-
-    scarce.rlim_cur = static_cast<rlim_t>(highest) + 4;
-    REQUIRE(::setrlimit(RLIMIT_NOFILE, &scarce) == 0);
-    std::vector<int> fillers;
-    for (int fd = 0; (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) {
-        fillers.push_back(fd);
-    }
-    const int exhausted = errno;
+    axds::test::scoped_descriptor_limit scarce(4);
+    REQUIRE(scarce.ok());
+    axds::test::descriptor_fillers fillers;
     std::vector<log_package> sent;
     for (std::uint64_t t = 1; t <= 5; ++t) {
         sent.push_back(make_package(3, t * 1000, 24));
         REQUIRE(logger.try_log(log_package(sent.back())));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the writer meets EMFILE meanwhile
-    for (const int fd : fillers) {
-        ::close(fd);
-    }
-    REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
-    CHECK(exhausted == EMFILE);
+    fillers.release();
+    scarce.restore();
+    CHECK(fillers.exhausted() == EMFILE);
     const data_logger_report report = logger.stop();
     CHECK(report.entries_written == 5);
     CHECK(report.entries_failed == 0);

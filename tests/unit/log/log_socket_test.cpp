@@ -1,6 +1,7 @@
 #include <axds/log/log_socket.hpp>
 
 #include "support/child_process.hpp"
+#include "support/descriptors.hpp"
 #include "support/io_thread.hpp"
 #include "support/matchers.hpp"
 #include "support/temp_dir.hpp"
@@ -26,8 +27,6 @@
 #include <thread>
 #include <vector>
 
-#include <fcntl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -336,31 +335,15 @@ TEST_CASE("log socket keeps accepting producers after the process ran out of des
 
     // Every descriptor taken (the limit lowered to what is open now plus a few, the rest filled), but one for the
     // producer's socket: the server's accept of it fails with EMFILE.
-    struct rlimit saved {};
-
-    REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
-    int highest = 0;
-    for (const auto& item : fs::directory_iterator("/proc/self/fd")) {
-        highest = std::max(highest, std::stoi(item.path().filename().string()));
-    }
-    struct rlimit scarce = saved;
-
-    scarce.rlim_cur = static_cast<rlim_t>(highest) + 8;
-    REQUIRE(::setrlimit(RLIMIT_NOFILE, &scarce) == 0);
-    std::vector<int> fillers;
-    for (int fd = 0; (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) {
-        fillers.push_back(fd);
-    }
-    const int exhausted = errno;
-    ::close(fillers.back());
-    fillers.pop_back();
+    axds::test::scoped_descriptor_limit scarce(8);
+    REQUIRE(scarce.ok());
+    axds::test::descriptor_fillers fillers;
+    fillers.release_one();
     const int producer = raw_connect(socket_path);
     std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a few failed accepts
-    for (const int fd : fillers) {
-        ::close(fd);
-    }
-    REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
-    CHECK(exhausted == EMFILE);
+    fillers.release();
+    scarce.restore();
+    CHECK(fillers.exhausted() == EMFILE);
     send_all(producer, frame(6, 1, 8));
     CHECK(answer_size(producer) == 8);  // served: its count came back
     {
@@ -384,19 +367,9 @@ TEST_CASE("log socket keeps accepting producers after the process ran out of des
 TEST_CASE("log socket leaves half the descriptors the process may open to the logger", "[log][socket]") {
     started_logger rig("capped");
     auto& [tmp, io, logger, socket_path] = rig;
-
-    struct rlimit saved {};
-
-    REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
-    int highest = 0;
-    for (const auto& item : fs::directory_iterator("/proc/self/fd")) {
-        highest = std::max(highest, std::stoi(item.path().filename().string()));
-    }
-    struct rlimit low = saved;
-
-    low.rlim_cur = static_cast<rlim_t>(highest) + 60;
-    REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
-    const auto cap = static_cast<std::size_t>(low.rlim_cur / 2 - 16);  // max_connections asked: 256
+    axds::test::scoped_descriptor_limit low(60);
+    REQUIRE(low.ok());
+    const auto cap = static_cast<std::size_t>(low.limit() / 2 - 16);  // max_connections asked: 256
     log_socket_server server(io.executor(), logger, socket_path, {.shutdown_grace = std::chrono::milliseconds(100)});
     const axds::scoped_warning_capture warnings;
     auto done = run_server(io, server);
@@ -410,7 +383,7 @@ TEST_CASE("log socket leaves half the descriptors the process may open to the lo
     for (const int fd : clients) {
         ::close(fd);
     }
-    REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+    low.restore();
     CHECK(report.connections == cap);
     CHECK(report.refused_connections == 1);
     REQUIRE_FALSE(warnings.messages().empty());
