@@ -66,6 +66,8 @@ struct assembly_hooks {
     std::function<void(const std::filesystem::path& archive)> before_verify;
     /// Called (on a CPU pool thread) after the archives are written and verified, before any entry is removed.
     std::function<void()> before_remove;
+    /// Called (on a CPU pool thread) after each entry is removed, with the count so far.
+    std::function<void(std::size_t removed)> entry_removed;
 };
 
 /// async_assemble_log_archives with hooks; the public function calls this with none.

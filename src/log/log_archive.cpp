@@ -692,49 +692,57 @@ bool archive_unchanged(const source_group& group, const source_outcome& outcome)
            now.st_ctim.tv_nsec == then.st_ctim.tv_nsec;
 }
 
-std::size_t remove_archived_entries(const std::vector<source_group>& groups,
-                                    const std::vector<source_outcome>& outcomes, const directory_lock& lock,
-                                    const fs::path& log_directory) {
-    lock.sync(log_directory);  // the renames of this run's archives are on disk before any entry goes
-    std::size_t removed = 0;
-    std::vector<char> unchanged(groups.size(), 0);
-    std::vector<std::string> changed;
-    for (std::size_t g = 0; g < groups.size(); ++g) {
-        const auto& archived = outcomes[g].archived;
-        if (std::find(archived.begin(), archived.end(), 1) == archived.end()) {
-            continue;  // nothing of this source to remove
-        }
-        unchanged[g] = static_cast<char>(archive_unchanged(groups[g], outcomes[g]));
-        if (unchanged[g] == 0) {
-            changed.push_back(groups[g].archive.string());
-        }
-    }
-    // Onset entries (time 0) last: while any entry of a source is left, its onset is too.
+/// Removes the archived entries of one source, the onset (time 0) last: while any entry of a source is left, its
+/// onset is too. Before the first and then every 64 removals, its archive must still be the file this run wrote or
+/// found (archive_unchanged): once it is not, the rest stay. Adds to `removed`; false when the archive changed.
+bool remove_entries_of(const source_group& group, const source_outcome& outcome, std::size_t& removed,
+                       const detail::assembly_hooks& hooks) {
+    constexpr std::size_t check_every = 64;
+    std::size_t since_check = check_every;
     for (const bool onset_pass : {false, true}) {
-        for (std::size_t g = 0; g < groups.size(); ++g) {
-            if (unchanged[g] == 0) {
+        for (std::size_t i = 0; i < group.entries.size(); ++i) {
+            const entry& e = group.entries[i];
+            if (outcome.archived[i] == 0 || (e.timestamp == 0) != onset_pass) {
                 continue;
             }
-            const auto& entries = groups[g].entries;
-            for (std::size_t i = 0; i < entries.size(); ++i) {
-                const entry& e = entries[i];
-                if (outcomes[g].archived[i] == 0 || (e.timestamp == 0) != onset_pass) {
-                    continue;
+            if (since_check == check_every || onset_pass) {
+                if (!archive_unchanged(group, outcome)) {
+                    return false;
                 }
-                if (::unlink(e.path.data()) != 0 && errno != ENOENT) {
-                    const int error = errno;
-                    throw_errno(error, fmt::format("Unable to remove the archived log entry {}: {}.", e.path,
-                                                   sys::errno_message(error)));
-                }
-                ++removed;
+                since_check = 0;
             }
+            if (::unlink(e.path.data()) != 0 && errno != ENOENT) {
+                const int error = errno;
+                throw_errno(error, fmt::format("Unable to remove the archived log entry {}: {}.", e.path,
+                                               sys::errno_message(error)));
+            }
+            ++removed;
+            ++since_check;
+            if (hooks.entry_removed) {
+                hooks.entry_removed(removed);
+            }
+        }
+    }
+    return true;
+}
+
+std::size_t remove_archived_entries(const std::vector<source_group>& groups,
+                                    const std::vector<source_outcome>& outcomes, const directory_lock& lock,
+                                    const fs::path& log_directory, const detail::assembly_hooks& hooks) {
+    lock.sync(log_directory);  // the renames of this run's archives are on disk before any entry goes
+    std::size_t removed = 0;
+    std::vector<std::string> changed;
+    for (std::size_t g = 0; g < groups.size(); ++g) {
+        if (!remove_entries_of(groups[g], outcomes[g], removed, hooks)) {
+            changed.push_back(groups[g].archive.string());
         }
     }
     if (!changed.empty()) {
         throw runtime_error(fmt::format(
             "The log archive(s) {} changed after this assembly wrote or verified them (another process wrote, "
-            "replaced or removed them), so none of their entries was removed ({} entries of the other sources "
-            "were). Check what is in them, then assemble again: the entries are merged into them anew.",
+            "replaced or removed them), so their entries were kept from then on ({} entries were removed in all, "
+            "each only while its archive was unchanged). Check what is in them, then assemble again: the entries "
+            "are merged into them anew.",
             fmt::join(changed, ", "), removed));
     }
     return removed;
@@ -870,7 +878,7 @@ asio::awaitable<assemble_report> detail::async_assemble_log_archives(fs::path lo
             if (hooks.before_remove) {
                 hooks.before_remove();
             }
-            return remove_archived_entries(groups, outcomes, *lock, log_directory);
+            return remove_archived_entries(groups, outcomes, *lock, log_directory, hooks);
         };
         report.removed = co_await detail::async_run_cpu(remove);
     }

@@ -18,6 +18,7 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -170,12 +171,11 @@ TEST_CASE("entries stay when their archive changed after it was written and veri
             fs::remove(archive);
         }
     }};
-    CHECK_THROWS_MATCHES(
-        axds::block_on(axds::detail::async_assemble_log_archives(
-            tmp.path(), {.remove_sources = true, .verify_integrity = verify}, std::move(hooks))),
-        axds::runtime_error,
-        message_contains(archive.string() + " changed after this assembly wrote or verified them") &&
-            message_contains("none of their entries was removed (31 entries of the other sources were)"));
+    CHECK_THROWS_MATCHES(axds::block_on(axds::detail::async_assemble_log_archives(
+                             tmp.path(), {.remove_sources = true, .verify_integrity = verify}, std::move(hooks))),
+                         axds::runtime_error,
+                         message_contains(archive.string() + " changed after this assembly wrote or verified them") &&
+                             message_contains("their entries were kept from then on (31 entries were removed in all"));
     std::size_t left_of_1 = 0;
     for (const auto& item : fs::directory_iterator(tmp.path())) {
         const std::string name = item.path().filename().string();
@@ -183,6 +183,41 @@ TEST_CASE("entries stay when their archive changed after it was written and veri
         left_of_1 += name.starts_with("001_") && name.ends_with(".npy") ? 1U : 0U;
     }
     CHECK(left_of_1 == 31);
+}
+
+// Found by a hostile-user run: the archives were checked once, before the first removal, so an archive removed by
+// another process while other sources' entries were being removed still had all its entries deleted.
+TEST_CASE("entries stay when their archive changes while entries are being removed", "[log]") {
+    temp_dir tmp;
+    for (std::uint8_t source = 1; source <= 2; ++source) {
+        axds::test::write_fixture_entries(tmp.path(), source, 200, 16);
+    }
+    // Both while source 1's entries are removed: source 2's archive (checked again before its entries go), or its
+    // own (checked again every 64 removals, and before its onset).
+    const std::string gone = GENERATE(std::string("2_log.npz"), std::string("1_log.npz"));
+    CAPTURE(gone);
+    axds::detail::assembly_hooks hooks{.entry_removed = [&](std::size_t removed) {
+        if (removed == 100) {
+            fs::remove(tmp.path() / gone);
+        }
+    }};
+    CHECK_THROWS_MATCHES(axds::block_on(axds::detail::async_assemble_log_archives(tmp.path(), {}, std::move(hooks))),
+                         axds::runtime_error, message_contains("changed after this assembly wrote or verified them"));
+    std::array<std::size_t, 3> left{};
+    for (const auto& item : fs::directory_iterator(tmp.path())) {
+        const std::string name = item.path().filename().string();
+        if (name.ends_with(".npy")) {
+            ++left.at(name.starts_with("001_") ? 1 : 2);
+        }
+    }
+    if (gone == "2_log.npz") {  // source 1's archive stayed: all its entries went; source 2 keeps all of its own
+        CHECK(left[1] == 0);
+        CHECK(left[2] == 201);
+    } else {  // the rest of source 1's entries stay (removed up to the next check: 128), its onset with them
+        CHECK(left[1] == 201 - 128);
+        CHECK(fs::exists(tmp.path() / "001_00000000000000000000.npy"));
+        CHECK(left[2] == 0);
+    }
 }
 
 TEST_CASE("a cancellation during the verification removes no entry and says the assembly was cancelled", "[log]") {
