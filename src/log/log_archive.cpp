@@ -692,35 +692,33 @@ bool archive_unchanged(const source_group& group, const source_outcome& outcome)
            now.st_ctim.tv_nsec == then.st_ctim.tv_nsec;
 }
 
-/// Removes the archived entries of one source, the onset (time 0) last: while any entry of a source is left, its
-/// onset is too. Before the first and then every 64 removals, its archive must still be the file this run wrote or
-/// found (archive_unchanged): once it is not, the rest stay. Adds to `removed`; false when the archive changed.
-bool remove_entries_of(const source_group& group, const source_outcome& outcome, std::size_t& removed,
+/// Removes the archived entries of one source: those after its onset, or (`onset_pass`) its onset (time 0). Before
+/// the first and then every 64 removals, its archive must still be the file this run wrote or found
+/// (archive_unchanged): once it is not, the rest stay. Adds to `removed`; false when the archive changed.
+bool remove_entries_of(const source_group& group, const source_outcome& outcome, bool onset_pass, std::size_t& removed,
                        const detail::assembly_hooks& hooks) {
     constexpr std::size_t check_every = 64;
     std::size_t since_check = check_every;
-    for (const bool onset_pass : {false, true}) {
-        for (std::size_t i = 0; i < group.entries.size(); ++i) {
-            const entry& e = group.entries[i];
-            if (outcome.archived[i] == 0 || (e.timestamp == 0) != onset_pass) {
-                continue;
+    for (std::size_t i = 0; i < group.entries.size(); ++i) {
+        const entry& e = group.entries[i];
+        if (outcome.archived[i] == 0 || (e.timestamp == 0) != onset_pass) {
+            continue;
+        }
+        if (since_check == check_every) {
+            if (!archive_unchanged(group, outcome)) {
+                return false;
             }
-            if (since_check == check_every || onset_pass) {
-                if (!archive_unchanged(group, outcome)) {
-                    return false;
-                }
-                since_check = 0;
-            }
-            if (::unlink(e.path.data()) != 0 && errno != ENOENT) {
-                const int error = errno;
-                throw_errno(error, fmt::format("Unable to remove the archived log entry {}: {}.", e.path,
-                                               sys::errno_message(error)));
-            }
-            ++removed;
-            ++since_check;
-            if (hooks.entry_removed) {
-                hooks.entry_removed(removed);
-            }
+            since_check = 0;
+        }
+        if (::unlink(e.path.data()) != 0 && errno != ENOENT) {
+            const int error = errno;
+            throw_errno(error, fmt::format("Unable to remove the archived log entry {}: {}.", e.path,
+                                           sys::errno_message(error)));
+        }
+        ++removed;
+        ++since_check;
+        if (hooks.entry_removed) {
+            hooks.entry_removed(removed);
         }
     }
     return true;
@@ -732,9 +730,14 @@ std::size_t remove_archived_entries(const std::vector<source_group>& groups,
     lock.sync(log_directory);  // the renames of this run's archives are on disk before any entry goes
     std::size_t removed = 0;
     std::vector<std::string> changed;
-    for (std::size_t g = 0; g < groups.size(); ++g) {
-        if (!remove_entries_of(groups[g], outcomes[g], removed, hooks)) {
-            changed.push_back(groups[g].archive.string());
+    std::vector<char> kept(groups.size(), 0);
+    // Onset entries (time 0) last: while any entry of a source is left, its onset is too.
+    for (const bool onset_pass : {false, true}) {
+        for (std::size_t g = 0; g < groups.size(); ++g) {
+            if (kept[g] == 0 && !remove_entries_of(groups[g], outcomes[g], onset_pass, removed, hooks)) {
+                kept[g] = 1;
+                changed.push_back(groups[g].archive.string());
+            }
         }
     }
     if (!changed.empty()) {
