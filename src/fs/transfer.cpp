@@ -109,12 +109,6 @@ struct file_state {
                st.st_mtim.tv_sec == mtime.tv_sec && st.st_mtim.tv_nsec == mtime.tv_nsec &&
                st.st_ctim.tv_sec == ctime.tv_sec && st.st_ctim.tv_nsec == ctime.tv_nsec;
     }
-
-    /// same_as, except that a change of its link count (and so of its ctime) alone is allowed: the transfer's own
-    /// rename over a destination file that was a hard link of this source file unlinks one of its links.
-    [[nodiscard]] bool same_but_links(const struct stat& st) const {
-        return same_as(st) || (st.st_nlink != links && same_content_as(st));
-    }
 };
 
 [[noreturn]] void throw_copy_error(int error, const std::string& from, const std::string& to) {
@@ -1229,6 +1223,18 @@ std::vector<std::string> files_not_copied(const transfer_plan& plan) {
     return appeared;
 }
 
+/// Whether copies[i]'s source still has the bytes of its copy in the destination (false when either cannot be read).
+bool same_bytes_as_copy(const transfer_plan& plan, std::size_t i, std::vector<char>& buffer) {
+    buffer.resize(std::size_t{2} << 20);
+    file_state ignored;
+    try {
+        return identical_files(plan.copies[i].first, detail::joined(plan.destination.native(), plan.copies[i].second),
+                               ignored, buffer);
+    } catch (const std::exception&) {
+        return false;
+    }
+}
+
 /// changes_since_copied, with an lstat per copied file (split across the transfer's threads: on a virtual machine
 /// each costs microseconds) beside the second walk.
 asio::awaitable<source_changes> changes_since_copied(const transfer_plan& plan) {
@@ -1241,11 +1247,19 @@ asio::awaitable<source_changes> changes_since_copied(const transfer_plan& plan) 
             found.appeared = files_not_copied(plan);
             return;
         }
+        std::vector<char> buffer;
         for (std::size_t i = k * count / slices; i < (k + 1) * count / slices; ++i) {
             struct stat st {};
 
-            changed[i] = static_cast<char>(::lstat(plan.copies[i].first.c_str(), &st) != 0 ||
-                                           !plan.copied_states[i].same_but_links(st));
+            const file_state& copied = plan.copied_states[i];
+            if (::lstat(plan.copies[i].first.c_str(), &st) != 0) {
+                changed[i] = 1;
+            } else if (!copied.same_as(st)) {
+                // A change of its link count changes its ctime too (our own rename over a destination file that was
+                // a hard link of it does): then its bytes are compared with the copy's.
+                changed[i] = static_cast<char>(st.st_nlink == copied.links || !copied.same_content_as(st) ||
+                                               !same_bytes_as_copy(plan, i, buffer));
+            }
         }
     };
     co_await detail::async_parallel_for(slices + 1, task);

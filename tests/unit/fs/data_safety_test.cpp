@@ -243,6 +243,32 @@ TEST_CASE("a transfer that keeps its source fails, naming them, when source file
     CHECK(copied == original);
 }
 
+// Found by a hostile-user run: where a source file's link count changed (here: the transfer's own rename over a
+// destination that was a `cp -al` copy), its ctime was not compared, so a same-size rewrite that set the mtime back
+// went unseen. Such a file's bytes are now compared with its copy's.
+TEST_CASE("a source rewritten with its mtime set back is caught when its link count changed too", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path source = make_tree(tmp.path() / "src");
+    const fs::path destination = tmp.path() / "dst";
+    fs::copy(source, destination, fs::copy_options::recursive | fs::copy_options::create_hard_links);
+    const bool verify = GENERATE(false, true);
+    CAPTURE(verify);
+    axds::detail::transfer_hooks hooks{.after_copy = [&](const fs::path&) {
+        const fs::path file = source / "sub" / "b.txt";
+
+        struct stat st {};
+
+        REQUIRE(::stat(file.c_str(), &st) == 0);
+        std::ofstream(file, std::ios::in | std::ios::out) << "BRAVO";
+        const std::array<timespec, 2> times{st.st_atim, st.st_mtim};
+        REQUIRE(::utimensat(AT_FDCWD, file.c_str(), times.data(), 0) == 0);
+    }};
+    CHECK_THROWS_MATCHES(transfer(source, destination, {.verify_integrity = verify}, std::move(hooks)),
+                         axds::runtime_error,
+                         message_contains("1 file(s) changed or were removed after their copy began (sub/b.txt)"));
+    CHECK(read_file(destination / "a.bin") == std::string(5000, 'a'));
+}
+
 // Found by a hostile-user run: a write of the same size into a copy's temporary after its read-back, which then
 // set the mtime back, went unseen (the digest read back was kept, as the size and mtime still matched): the
 // transfer said "verified" over a corrupt copy and a move removed the intact source. The ctime is compared too.

@@ -223,6 +223,7 @@ TEST_CASE("data logger never overwrites an existing entry file: the new entry fa
 TEST_CASE("the plain entry writer waits out a shortage of descriptors instead of losing entries", "[log]") {
     const temp_dir tmp;
     io_thread loop;
+    AXDS_SKIP_IF(axds::test::sanitized_build, axds::test::sanitized_skip_reason);
     data_logger logger(loop.executor(), tmp.path(), "scarce", with_backend(false));
     logger.start();
     axds::test::scoped_descriptor_limit scarce(4);

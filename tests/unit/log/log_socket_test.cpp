@@ -326,6 +326,7 @@ TEST_CASE("log socket refuses producers beyond max_connections and serves the ot
 // from accepting producers for the rest of the session. Such failures are now waited out.
 TEST_CASE("log socket keeps accepting producers after the process ran out of descriptors for a while",
           "[log][socket]") {
+    AXDS_SKIP_IF(axds::test::sanitized_build, axds::test::sanitized_skip_reason);
     started_logger rig("scarce");
     auto& [tmp, io, logger, socket_path] = rig;
     log_socket_server server(io.executor(), logger, socket_path);
