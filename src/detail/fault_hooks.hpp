@@ -31,8 +31,14 @@ struct transfer_hooks {
     /// Called on a CPU-pool thread as soon as a large verified copy's temporary has its name (anyone could open it
     /// from then on), before anything is written to it.
     std::function<void(const std::filesystem::path& partial)> temporary_named;
-    /// Called on a CPU-pool thread when a verified copy was read back, before it is closed and renamed into place.
-    std::function<void(const std::filesystem::path& partial)> copy_read_back;
+    /// Called on a CPU-pool thread when a verified copy was read back (renamed into place by then: its final name),
+    /// before its identity is taken again and it is closed.
+    std::function<void(const std::filesystem::path& copy)> copy_read_back;
+    /// Called on a CPU-pool thread just before a verified copy's temporary is renamed into place (before its read-back
+    /// unless it was read back during its copy).
+    std::function<void(const std::filesystem::path& partial)> before_rename;
+    /// Verified copies are flushed by closing a duplicate descriptor before their rename, as on a network filesystem.
+    bool flush_before_rename = false;
     /// Called after each source file a move removes, with the count so far (interrupted-move tests).
     std::function<void(std::size_t removed)> source_file_removed;
 };

@@ -325,9 +325,7 @@ pipelined_copy ring_copy_and_hash(int in, int out, pipeline_hashers hashers, std
 
 }  // namespace
 
-copy_watch::copy_watch(int fd) noexcept : fd_(fd) {
-    // inotify sees the opens made on this machine only: on a network or FUSE filesystem another client's (or the
-    // server's) write would go unseen, so there the copy is always read again. Local filesystems, by magic number:
+bool on_local_filesystem(int fd) noexcept {
     constexpr std::array<std::uint32_t, 12> local{
         0xEF53,      // ext2/3/4
         0x58465342,  // XFS
@@ -345,8 +343,14 @@ copy_watch::copy_watch(int fd) noexcept : fd_(fd) {
 
     struct statfs info {};
 
-    if (::fstatfs(fd, &info) != 0 ||
-        std::find(local.begin(), local.end(), static_cast<std::uint32_t>(info.f_type)) == local.end()) {
+    return ::fstatfs(fd, &info) == 0 &&
+           std::find(local.begin(), local.end(), static_cast<std::uint32_t>(info.f_type)) != local.end();
+}
+
+copy_watch::copy_watch(int fd) noexcept : fd_(fd) {
+    // inotify sees the opens made on this machine only: on a network or FUSE filesystem another client's (or the
+    // server's) write would go unseen, so there the copy is always read again.
+    if (!on_local_filesystem(fd)) {
         return;
     }
     inotify_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);

@@ -16,6 +16,11 @@
 
 namespace axds::detail {
 
+/// Whether `fd` is on a filesystem of this machine's own (ext4, XFS, btrfs, tmpfs, ... by magic number): false on
+/// network and FUSE filesystems, where other machines write too and closing a file may report write-back errors,
+/// and when it cannot be told.
+[[nodiscard]] bool on_local_filesystem(int fd) noexcept;
+
 /// Whether another process can have changed a file while a pipelined copy read it back. The read-back digests what
 /// the copy held as each range was written, and the copy's times are set to the source's afterwards, so a write by
 /// anyone else during the copy would go unseen. Set up right after the copy's temporary file is created, it watches

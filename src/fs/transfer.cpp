@@ -126,6 +126,7 @@ struct copy_hashing {
     detail::digest128* source_digest = nullptr;          ///< receives it
     detail::file_hasher* destination = nullptr;          ///< verification: the copy read back while it is still open
     detail::known_digest* destination_digest = nullptr;  ///< receives it (size stays -1 when it was not computed)
+    bool flush_before_rename = false;  ///< verification: closing may report write-back errors (put_in_place_verified)
 };
 
 /// Step 1 of copy_with_metadata, unhashed: copy_file_range from `in` to `out` until the end, adding to `copied`.
@@ -310,34 +311,104 @@ std::string partial_path_of(const std::string& final) {
     return final.substr(0, final.size() - name.size()) + partial;
 }
 
-/// The last step of copy_with_metadata: the finished copy at `temp` (open as `out_fd`) closed, then renamed to `to`,
-/// unless `error` (an errno) says it failed already. Closed first: a failed close (write-back error) never reaches
-/// the final name. Returns 0 or the errno of the step that failed; the caller removes `temp` then. A copy read back
-/// while open (`read_back`: its hashing, over its first `hashed` bytes, after its times were set to the source's
-/// `mtime`, which left it with `ctime`) gets its destination digest with what is at `to` after the rename (which
-/// changes its ctime) -- only when its ctime was still `ctime` before the rename (a write by anyone since its times
-/// were set, even one that set its mtime back, changed it) and what is at `to` is the same inode, still `hashed`
-/// bytes long and still with that mtime: otherwise the verification reads the file itself.
-int put_in_place(sys::unique_fd& out_fd, const std::string& temp, const std::string& to, int error,
-                 const copy_hashing* read_back, std::uint64_t hashed, const timespec& mtime, const timespec& ctime) {
-    struct stat copy {};
-
-    const bool identified = read_back != nullptr && error == 0 && ::fstat(out_fd.get(), &copy) == 0 &&
-                            copy.st_ctim.tv_sec == ctime.tv_sec && copy.st_ctim.tv_nsec == ctime.tv_nsec;
+/// The last step of an unverified copy (copy_with_metadata): the finished copy at `temp` (open as `out_fd`) closed,
+/// then renamed to `to`, unless `error` (an errno) says it failed already. Closed first: a failed close (a write-back
+/// error, which network filesystems report there) never reaches the final name. Returns 0 or the errno of the step
+/// that failed; the caller removes `temp` then.
+int put_in_place(sys::unique_fd& out_fd, const std::string& temp, const std::string& to, int error) {
     if (const std::error_code closed = out_fd.close_checked(); closed && error == 0) {
         error = closed.value();
     }
     if (error == 0 && ::rename(temp.c_str(), to.c_str()) != 0) {
         error = errno;
     }
+    return error;
+}
+
+/// Surfaces the write-back errors a network filesystem reports when a descriptor of the file is closed, while `fd`
+/// stays open: a duplicate is closed (every close flushes there). Returns 0 or an errno.
+int flush_by_closing_duplicate(int fd) {
+    const int duplicate = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (duplicate < 0) {
+        return errno;
+    }
+    return ::close(duplicate) == 0 || errno == EINTR ? 0 : errno;
+}
+
+/// Takes back a verified copy that failed after it was renamed to `to`: removed when `to` is still that file (`placed`).
+void withdraw_placed(const std::string& to, const struct stat& placed) {
+    struct stat now {};
+
+    if (::lstat(to.c_str(), &now) == 0 && sys::same_file(now, placed)) {
+        (void)::unlink(to.c_str());
+    }
+}
+
+/// What a verified copy (copy_with_metadata) knows once its content, mode and times are written.
+struct written_copy {
+    std::uint64_t copied = 0;   ///< bytes written
+    timespec mtime{};           ///< the mtime it was given (the source's)
+    bool read_back = false;     ///< read back and hashed during the copy (a large file, pipelined)
+    const detail::copy_watch* watch = nullptr;  ///< set on it since it was created (large files), else null
+};
+
+/// The last step of a verified copy: the finished copy at `temp` (open as `out_fd`, read-write) renamed to `to` first,
+/// and read back and hashed after that, through `out_fd` (unless it was read back during the copy and nobody opened
+/// it since: `copy.watch`). Its destination digest then goes with the identity it had when its read-back ended, if
+/// that was also its identity before the read-back began (device, inode and ctime: any write since the rename, even
+/// one that set the mtime back, changes the ctime) and it is still `copy.copied` bytes long with `copy.mtime`;
+/// otherwise the verification reads the file itself. (Renamed first because the rename changes the ctime: looked at
+/// before it, a write in between would go unseen. A write through the temporary's name before the rename is in what
+/// is read back.) Where closing may report a write-back error (`hashing.flush_before_rename`), a duplicate descriptor
+/// is closed before the rename, so that such an error never reaches the final name; a failure after the rename
+/// removes the copy from `to` again. Returns 0 or an errno; the caller removes `temp` then.
+int put_in_place_verified(sys::unique_fd& out_fd, const std::string& temp, const std::string& to,
+                          const copy_hashing& hashing, const written_copy& copy, const detail::transfer_hooks* hooks) {
+    const int out = out_fd.get();
+    if (hashing.flush_before_rename) {
+        if (const int error = flush_by_closing_duplicate(out); error != 0) {
+            return error;
+        }
+    }
+    if (hooks != nullptr && hooks->before_rename) {
+        hooks->before_rename(fs::path(temp));
+    }
+    if (::rename(temp.c_str(), to.c_str()) != 0) {
+        return errno;
+    }
+
+    struct stat placed {};
+
+    if (::fstat(out, &placed) != 0) {
+        return errno;  // not withdrawn: nothing tells what `to` is (never seen: fstat of an open file)
+    }
+    // Checked after the fstat: a write since would show in the watch, a later one in the ctime.
+    bool read_back = copy.read_back && copy.watch != nullptr && copy.watch->untouched();
+    int error = 0;
+    if (!read_back) {
+        hashing.destination->start(hashing.relative);  // anew: a read-back during the copy may have fed it
+        read_back = true;  // cleared when the file ended early
+        error = read_back_copy(out, copy.copied, *hashing.destination, read_back);
+        read_back = read_back && error == 0;
+    }
+    if (hooks != nullptr && hooks->copy_read_back && read_back) {
+        hooks->copy_read_back(fs::path(to));
+    }
 
     struct stat done {};
 
-    if (error == 0 && identified && ::lstat(to.c_str(), &done) == 0 && sys::same_file(done, copy) &&
-        static_cast<std::uint64_t>(done.st_size) == hashed && done.st_mtim.tv_sec == mtime.tv_sec &&
-        done.st_mtim.tv_nsec == mtime.tv_nsec) {
-        *read_back->destination_digest = {
-            read_back->destination->finish(), done.st_dev, done.st_ino, done.st_size, done.st_mtim, done.st_ctim};
+    if (error == 0 && read_back && ::fstat(out, &done) == 0 && sys::same_file(done, placed) &&
+        done.st_ctim.tv_sec == placed.st_ctim.tv_sec && done.st_ctim.tv_nsec == placed.st_ctim.tv_nsec &&
+        static_cast<std::uint64_t>(done.st_size) == copy.copied && done.st_mtim.tv_sec == copy.mtime.tv_sec &&
+        done.st_mtim.tv_nsec == copy.mtime.tv_nsec) {
+        *hashing.destination_digest = {
+            hashing.destination->finish(), done.st_dev, done.st_ino, done.st_size, done.st_mtim, done.st_ctim};
+    }
+    if (const std::error_code closed = out_fd.close_checked(); closed && error == 0) {
+        error = closed.value();
+    }
+    if (error != 0) {
+        withdraw_placed(to, placed);
     }
     return error;
 }
@@ -519,29 +590,12 @@ std::uint64_t copy_with_metadata(const std::string& from, const std::string& to,
     if (error == 0 && ::futimens(out, times.data()) != 0) {
         error = errno;
     }
-    // A read-back made during the copy, when another process may have written the copy meanwhile (its write was
-    // then hidden by the times just set), is done again.
-    if (error == 0 && read_back_done && !(watch && watch->untouched())) {
-        read_back_done = false;
+    if (read_back && error == 0) {
+        const written_copy copy{copied, st.st_mtim, read_back_done, watch ? &*watch : nullptr};
+        error = put_in_place_verified(out_fd, temp, to, hashing, copy, hooks);
+    } else {
+        error = put_in_place(out_fd, temp, to, error);
     }
-
-    // Read back after its times are set: a write by anyone from here on changes its ctime (see put_in_place).
-    struct stat timed {};
-
-    if (error == 0 && read_back && ::fstat(out, &timed) != 0) {
-        error = errno;
-    }
-    if (error == 0 && read_back && !read_back_done) {
-        hashing.destination->start(hashing.relative);  // anew: a read-back during the copy may have fed it
-        bool complete = true;
-        error = read_back_copy(out, copied, *hashing.destination, complete);
-        read_back_done = error == 0 && complete;
-    }
-    if (hooks != nullptr && hooks->copy_read_back && read_back_done) {
-        hooks->copy_read_back(fs::path(temp));
-    }
-    error =
-        put_in_place(out_fd, temp, to, error, read_back_done ? &hashing : nullptr, copied, st.st_mtim, timed.st_ctim);
     if (error != 0) {
         (void)::unlink(temp.c_str());  // ENOENT once renamed
         throw_copy_error(error, from, to);
@@ -781,6 +835,7 @@ struct transfer_plan {
     std::vector<std::string> differing;
     const detail::transfer_hooks* hooks = nullptr;
     bool uncoverable = false;  ///< verification, and no source file the checksum can cover (refused, unless resumed)
+    bool flush_before_rename = false;  ///< verification on a filesystem whose close may fail (put_in_place_verified)
 };
 
 /// A destination that exists must be a directory (or a symlink to one), and a missing one must be creatable as one.
@@ -1078,6 +1133,11 @@ void prepare_copies(transfer_plan& plan, const transfer_options& options) {
             }
         }
     }
+    if (options.verify_integrity) {  // unknown (cannot be opened): flushed, as on a network filesystem
+        const sys::unique_fd root(::open(plan.destination.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        plan.flush_before_rename =
+            !root || !detail::on_local_filesystem(root.get()) || (plan.hooks != nullptr && plan.hooks->flush_before_rename);
+    }
 }
 
 /// The cancellation error of a transfer stopped after `done` files.
@@ -1100,6 +1160,7 @@ std::uint64_t copy_one(transfer_plan& plan, std::size_t i) {
     if (!plan.read_back.empty()) {
         hashing.destination = &destination_hasher;
         hashing.destination_digest = &plan.read_back[i];
+        hashing.flush_before_rename = plan.flush_before_rename;
     }
     const std::string to = detail::joined(plan.destination.native(), relative);
     return copy_with_metadata(from, to, temporary_for(to, relative, plan.temporary_like), &plan.copied_states[i],

@@ -5,6 +5,7 @@
 
 #include "detail/fault_hooks.hpp"
 #include "support/child_process.hpp"
+#include "support/descriptors.hpp"
 #include "support/matchers.hpp"
 #include "support/temp_dir.hpp"
 
@@ -269,14 +270,35 @@ TEST_CASE("a source rewritten with its mtime set back is caught when its link co
     CHECK(read_file(destination / "a.bin") == std::string(5000, 'a'));
 }
 
-// Found by a hostile-user run: a write of the same size into a copy's temporary after its read-back, which then
-// set the mtime back, went unseen (the digest read back was kept, as the size and mtime still matched): the
-// transfer said "verified" over a corrupt copy and a move removed the intact source. The ctime is compared too.
+/// What a hostile process does to a verified copy at `path` (a temporary or its final name) when it is named
+/// `recording.bin`: eight bytes overwritten in place, then its times set back, so that its size and mtime are what
+/// the transfer left.
+void overwrite_setting_times_back(const fs::path& path) {
+    if (path.filename().string().find("recording.bin") == std::string::npos) {
+        return;
+    }
+    struct stat st {};
+
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    REQUIRE(::pwrite(fd, "HOSTILE!", 8, 100) == 8);
+    ::close(fd);
+    const std::array<timespec, 2> times{st.st_atim, st.st_mtim};
+    REQUIRE(::utimensat(AT_FDCWD, path.c_str(), times.data(), 0) == 0);
+}
+
+// Found by hostile-user runs: a write of the same size into a verified copy after its read-back, which then set the
+// mtime back, went unseen (the digest read back was kept, as the size and mtime still matched): the transfer said
+// "verified" over a corrupt copy and a move removed the intact source. First after the read-back (the ctime is
+// compared since), then in the instant between the last look at the ctime and the rename (which changes the ctime
+// itself): the copy is now renamed into place first and read back after.
 TEST_CASE("a write into a verified copy after its read-back is caught even when it sets the mtime back",
           "[fs][safety]") {
     const temp_dir tmp;
     const std::size_t size = GENERATE(std::size_t{100000}, std::size_t{9} << 20);  // read back after / during copy
-    CAPTURE(size);
+    const bool before_rename = GENERATE(false, true);
+    CAPTURE(size, before_rename);
     const fs::path source = tmp.path() / "src";
     std::string content(size, 'r');
     for (std::size_t i = 0; i < size; i += 4096) {
@@ -284,25 +306,33 @@ TEST_CASE("a write into a verified copy after its read-back is caught even when 
     }
     write_file(source / "recording.bin", content);
     write_file(source / "notes.txt", "session notes");
-    axds::detail::transfer_hooks hooks{.copy_read_back = [](const fs::path& partial) {
-        if (partial.filename().string().find("recording.bin") == std::string::npos) {
-            return;
-        }
-        struct stat st {};
-
-        REQUIRE(::stat(partial.c_str(), &st) == 0);
-        const int fd = ::open(partial.c_str(), O_WRONLY | O_CLOEXEC);
-        REQUIRE(fd >= 0);
-        REQUIRE(::pwrite(fd, "HOSTILE!", 8, 100) == 8);
-        ::close(fd);
-        const std::array<timespec, 2> times{st.st_atim, st.st_mtim};
-        REQUIRE(::utimensat(AT_FDCWD, partial.c_str(), times.data(), 0) == 0);
-    }};
+    axds::detail::transfer_hooks hooks;
+    (before_rename ? hooks.before_rename : hooks.copy_read_back) = overwrite_setting_times_back;
     CHECK_THROWS_MATCHES(
         transfer(source, tmp.path() / "dst", {.verify_integrity = true, .remove_source = true}, std::move(hooks)),
         axds::runtime_error, message_contains("This indicates that the data was corrupted in transmission."));
     CHECK(read_file(source / "recording.bin") == content);  // the move removed nothing
     CHECK(read_file(tmp.path() / "dst" / "recording.bin").substr(100, 8) == "HOSTILE!");
+}
+
+// Where closing a file may report a write-back error (network filesystems), a verified copy is flushed by closing a
+// duplicate descriptor before its rename (it is read back after): the copies are complete and no descriptor is left.
+TEST_CASE("a verified transfer flushed before each rename, as on a network filesystem, verifies and leaks nothing",
+          "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path source = make_tree(tmp.path() / "src");
+    write_file(source / "large.bin", std::string(std::size_t{9} << 20, 'L'));  // read back during its copy
+    const auto before = snapshot(source);
+    axds::detail::transfer_hooks hooks;
+    hooks.flush_before_rename = true;
+    (void)transfer(source, tmp.path() / "first", {.verify_integrity = true}, hooks);  // the pool's own, e.g. pipes
+    const std::size_t descriptors = axds::test::open_descriptor_count();
+    (void)transfer(source, tmp.path() / "dst", {.verify_integrity = true, .remove_source = true}, std::move(hooks));
+    CHECK(axds::test::open_descriptor_count() == descriptors);
+    auto after = snapshot(tmp.path() / "dst");
+    after.erase("ax_checksum.txt");
+    CHECK(after == before);
+    CHECK_FALSE(fs::exists(source));
 }
 
 // Found by a hostile-user run: a process that opened a large copy's temporary in the instant between its creation
