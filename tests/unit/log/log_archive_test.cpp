@@ -63,14 +63,24 @@ struct cancelled_run {
 };
 
 /// `error` is what a cancelled assembly throws: operation_aborted, saying that no entry was removed (and not asio's
-/// bare "co_await: Operation aborted", which is no axds::os_error).
-void check_cancelled(const std::exception_ptr& error) {
+/// bare "co_await: Operation aborted", which is no axds::os_error); with `directory`, also how many archives it
+/// finished (those there now), in words that fit that count.
+void check_cancelled(const std::exception_ptr& error, const fs::path& directory = {}) {
     REQUIRE(error);
     try {
         std::rethrow_exception(error);
     } catch (const axds::os_error& e) {
         CHECK(e.code() == asio::error::operation_aborted);
         CHECK_THAT(std::string(e.what()), Catch::Matchers::Contains("was cancelled; no entry was removed"));
+        if (directory.empty()) {
+            return;
+        }
+        const std::size_t finished = count_with_extension(directory, ".npz");
+        CAPTURE(finished);
+        CHECK_THAT(std::string(e.what()),
+                   Catch::Matchers::Contains(finished == 0   ? "No archive was finished before the cancellation"
+                                             : finished == 1 ? "The 1 archive finished before the cancellation holds"
+                                                             : fmt::format("The {} archives finished", finished)));
     }
 }
 
@@ -109,7 +119,8 @@ TEST_CASE("a cancelled assembly removes no entry and leaves only complete archiv
             cancel.emit(asio::cancellation_type::terminal);  // after the first window of entries
         }
     };
-    check_cancelled(axds::test::run_cancellable(io, axds::async_assemble_log_archives(tmp.path(), options), cancel));
+    check_cancelled(axds::test::run_cancellable(io, axds::async_assemble_log_archives(tmp.path(), options), cancel),
+                    tmp.path());
     CHECK(count_with_extension(tmp.path(), ".npy") == 6 * 401);
     // Archives finished before the cancellation stay (each complete); no hidden temporary file does.
     for (const auto& item : fs::directory_iterator(tmp.path())) {
@@ -238,7 +249,8 @@ TEST_CASE("a cancellation during the verification removes no entry and says the 
     const axds::assemble_options options{.workers = 1, .verify_integrity = true};
     // It was asio's bare "co_await: Operation aborted", thrown by the removal's co_await.
     check_cancelled(axds::test::run_cancellable(
-        io, axds::detail::async_assemble_log_archives(tmp.path(), options, std::move(hooks)), cancel));
+                        io, axds::detail::async_assemble_log_archives(tmp.path(), options, std::move(hooks)), cancel),
+                    tmp.path());
     CHECK(verified == 2);  // the verification itself ran to its end
     CHECK(count_with_extension(tmp.path(), ".npy") == 2 * 51);
     for (std::uint8_t source = 1; source <= 2; ++source) {
