@@ -93,6 +93,22 @@ int run_transfer(const transfer_settings& settings, const context& ctx) {
     } else if (!ctx.quiet) {
         print_transfer(settings, report, kept, elapsed);
     }
+    if (!kept.empty()) {  // the source is not gone: a script must not take this move for complete
+        constexpr std::size_t shown = 20;
+        std::string names;
+        for (std::size_t i = 0; i < std::min(shown, kept.size()); ++i) {
+            names += fmt::format("\n  {}", kept[i].string());
+        }
+        if (kept.size() > shown) {
+            names += fmt::format("\n  ... and {} more (--json lists them all)", kept.size() - shown);
+        }
+        fmt::print(stderr,
+                   "axds: the move from {} to {} is not complete: {} source files appeared or changed while it ran, "
+                   "so the destination does not hold them as they are now and they were kept in the source:{}\n"
+                   "axds: transfer again, once nothing writes to the source, to move them\n",
+                   settings.source, settings.destination, kept.size(), names);
+        return 1;
+    }
     return 0;
 }
 

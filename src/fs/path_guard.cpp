@@ -139,6 +139,16 @@ std::vector<std::string> mount_points_below(const fs::path& directory) {
     return out;
 }
 
+bool make_room_for(const char* path) {
+    struct stat st {};
+
+    if (::lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        errno = EISDIR;
+        return false;
+    }
+    return ::unlink(path) == 0 || errno == ENOENT;
+}
+
 int create_fresh(const char* path, unsigned mode, int access) {
     const int create = access | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
     for (int attempt = 0; attempt < 3; ++attempt) {
@@ -146,14 +156,7 @@ int create_fresh(const char* path, unsigned mode, int access) {
         if (fd >= 0 || errno != EEXIST) {
             return fd;
         }
-
-        struct stat st {};
-
-        if (::lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-            errno = EISDIR;
-            return -1;
-        }
-        if (::unlink(path) != 0 && errno != ENOENT) {
+        if (!make_room_for(path)) {
             return -1;
         }
     }
@@ -180,11 +183,7 @@ int open_for_replacement(const fs::path& path, unsigned mode, int access, bool* 
         if (S_ISREG(st.st_mode) && st.st_nlink == 1) {
             return ::open(path.c_str(), access | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
         }
-        if (S_ISDIR(st.st_mode)) {
-            errno = EISDIR;
-            return -1;
-        }
-        if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+        if (!make_room_for(path.c_str())) {
             return -1;
         }
     }

@@ -48,6 +48,11 @@ enum class tree_relation { separate, same, first_inside_second, second_inside_fi
 /// Mount points strictly below `directory` (from /proc/self/mountinfo, compared with its realpath).
 [[nodiscard]] std::vector<std::string> mount_points_below(const std::filesystem::path& directory);
 
+/// Makes room for a new file at `path` once its exclusive creation (O_EXCL, linkat) failed with EEXIST: whatever
+/// non-directory holds the name (a partial copy left by a killed run, or one another process is writing right now) is
+/// unlinked, so two writers never share one inode. False with errno set (EISDIR for a directory, else unlink's).
+[[nodiscard]] bool make_room_for(const char* path);
+
 /// Creates `path` as a new file (O_EXCL, `mode` under the umask; `access` O_WRONLY or O_RDWR) that nobody else has
 /// open: whatever non-directory holds the name (a partial copy left by a killed run, or one another process is
 /// writing right now) is unlinked first, so two writers never share one inode. Returns the descriptor, or -1 with

@@ -479,16 +479,7 @@ int create_watched(const std::string& temp, unsigned mode, std::optional<detail:
             if (errno != EEXIST) {
                 break;
             }
-
-            // A leftover of a killed run, or another transfer's copy in progress: unlinked, never shared (as
-            // create_fresh does); a directory of that name is refused.
-            struct stat st {};
-
-            if (::lstat(temp.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-                errno = EISDIR;
-                return -1;
-            }
-            if (::unlink(temp.c_str()) != 0 && errno != ENOENT) {
+            if (!detail::make_room_for(temp.c_str())) {  // a leftover, or another transfer's copy: never shared
                 return -1;
             }
         }

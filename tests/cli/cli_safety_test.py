@@ -360,5 +360,30 @@ with tempfile.TemporaryDirectory() as tmp:
     else:
         check(False, "case 13: no Ctrl-C landed during the removal")
 
+    # 14. a move while another process keeps appending to a source file: that file is kept in the source (its new
+    #     bytes are not in the destination) and the command exits 1 naming it. It exited 0, so a script took the
+    #     move for complete (and could delete what it thought was an empty leftover).
+    src = os.path.join(tmp, "live_src")
+    for i in range(2000):
+        write(os.path.join(src, "d%02d" % (i % 20), "f%04d.bin" % i), b"x" * 4096)
+    live = os.path.join(src, "d00", "a_live.log")  # copied first in its folder: appended to long after its copy
+    write(live, b"start\n")
+    writer = subprocess.Popen([sys.executable, "-c", "import sys, time\nwith open(sys.argv[1], 'ab', buffering=0) as f:"
+                               "\n    while True:\n        f.write(b'x')\n        time.sleep(0.0002)", live])
+    try:
+        while os.path.getsize(live) < 100:
+            time.sleep(0.001)
+        code, out, err = run("transfer", src, os.path.join(tmp, "live_dst"), "--remove-source", "--json")
+    finally:
+        writer.kill()
+        writer.wait()
+    try:
+        result = json.loads(out)
+    except ValueError:
+        result = {}
+    check(code == 1 and "d00/a_live.log" in result.get("source_files_kept", []) and result.get("source_removed") is False
+          and os.path.exists(live) and "is not complete" in err and "d00/a_live.log" in err,
+          f"case 14: a move with a live writer: {code} {out[:300]!r} {err!r}")
+
 print(f"cli data safety: {checks - len(failures)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)
