@@ -57,6 +57,14 @@ void say_completed_after_interrupt() {
         stderr);
 }
 
+void say_quitting() {
+    std::fputs(
+        "axds: interrupted again; quitting at once. What was under way is left as it was: no file is half written "
+        "under its final name, and a move stopped while it removed its source is finished by running the same "
+        "command again.\n",
+        stderr);
+}
+
 std::string printable(std::string_view text) {
     std::string out;
     out.reserve(text.size());

@@ -90,10 +90,13 @@ void tracker_counts_json(json_writer& json, const axds::tracker_summary& summary
 /// finished, such as a move's removal of its copied source) and the operation completed. Defined in command.cpp.
 void say_completed_after_interrupt();
 
+/// Said on stderr when a second SIGINT/SIGTERM ends the process at once (status 130). Defined in command.cpp.
+void say_quitting();
+
 /// Runs a library operation with block_on_interruptible: the first SIGINT/SIGTERM says so on stderr and cancels it
 /// (the operation stops at its next safe point and reports how far it got; a source is never half removed, an
 /// archive never left under its final name unfinished; if it completes all the same, that is said too); a second
-/// one ends the process at once with status 130.
+/// one ends the process at once with status 130, saying what that may leave behind (say_quitting).
 template <typename T>
 T run_interruptible(asio::awaitable<T> op) {
     bool interrupted = false;
@@ -102,12 +105,12 @@ T run_interruptible(asio::awaitable<T> op) {
         std::fputs("\naxds: interrupted; cancelling (press Ctrl-C again to quit at once)\n", stderr);
     };
     if constexpr (std::is_void_v<T>) {
-        axds::block_on_interruptible(std::move(op), on_interrupt);
+        axds::block_on_interruptible(std::move(op), on_interrupt, say_quitting);
         if (interrupted) {
             say_completed_after_interrupt();
         }
     } else {
-        T result = axds::block_on_interruptible(std::move(op), on_interrupt);
+        T result = axds::block_on_interruptible(std::move(op), on_interrupt, say_quitting);
         if (interrupted) {
             say_completed_after_interrupt();
         }
@@ -116,10 +119,11 @@ T run_interruptible(asio::awaitable<T> op) {
 }
 
 /// block_on_interruptible for a command whose normal end is the interruption (`axds log serve`): `notice` on stderr
-/// at the first SIGINT/SIGTERM; a second one ends the process at once with status 130.
+/// at the first SIGINT/SIGTERM; a second one ends the process at once with status 130 (say_quitting).
 template <typename T>
 T run_until_interrupted(asio::awaitable<T> op, const char* notice) {
-    return axds::block_on_interruptible(std::move(op), [notice] { std::fputs(notice, stderr); });
+    return axds::block_on_interruptible(
+        std::move(op), [notice] { std::fputs(notice, stderr); }, say_quitting);
 }
 
 /// A progress bar on stderr (when enabled: a terminal and not --quiet): percentage, counts, byte rate and ETA,

@@ -17,13 +17,14 @@
 
 namespace axds {
 
-asio::awaitable<void> detail::cancel_on_interrupt(asio::awaitable<void> op, std::function<void()> on_interrupt) {
+asio::awaitable<void> detail::cancel_on_interrupt(asio::awaitable<void> op, std::function<void()> on_interrupt,
+                                                  std::function<void()> on_quit) {
     const auto executor = co_await asio::this_coro::executor;
     asio::signal_set signals(executor, SIGINT, SIGTERM);
     asio::cancellation_signal cancel;
     // Shared with the signal handler, which may run after this frame is gone (then it only sees that it is done).
     const auto done = std::make_shared<bool>(false);
-    signals.async_wait([&signals, &cancel, &on_interrupt, done](const std::error_code& ec, int) {
+    signals.async_wait([&signals, &cancel, &on_interrupt, &on_quit, done](const std::error_code& ec, int) {
         if (ec || *done) {
             return;
         }
@@ -31,8 +32,11 @@ asio::awaitable<void> detail::cancel_on_interrupt(asio::awaitable<void> op, std:
             on_interrupt();
         }
         cancel.emit(asio::cancellation_type::terminal);
-        signals.async_wait([](const std::error_code& second, int) {
+        signals.async_wait([&on_quit](const std::error_code& second, int) {
             if (!second) {
+                if (on_quit) {
+                    on_quit();
+                }
                 std::_Exit(130);
             }
         });

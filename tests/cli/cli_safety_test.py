@@ -385,5 +385,37 @@ with tempfile.TemporaryDirectory() as tmp:
           and os.path.exists(live) and "is not complete" in err and "d00/a_live.log" in err,
           f"case 14: a move with a live writer: {code} {out[:300]!r} {err!r}")
 
+    # 15. a second Ctrl-C during a move's removal of its source quits at once (exit 130): it did so without a word.
+    #     It now says what that leaves behind, and running the same command again finishes the move. A removal that
+    #     ends before the signals land is retried with more files.
+    for attempt, count in enumerate((20000, 60000)):
+        src = os.path.join(tmp, f"quit_src{attempt}")
+        for i in range(count):
+            write(os.path.join(src, "d%03d" % (i // 500), "f%05d" % i), b"q%d" % i)
+        before = snapshot(src)
+        dst = os.path.join(tmp, f"quit_dst{attempt}")
+        proc = subprocess.Popen([AXDS, "transfer", src, dst, "--remove-source"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        marker = os.path.join(src, ".axds-move-in-progress")
+        deadline = time.time() + 120
+        while not os.path.exists(marker) and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.0005)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.02)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+        if proc.returncode != 130:
+            continue  # the removal ended first
+        check("quitting at once" in err and "running the same command again" in err,
+              f"case 15: a second Ctrl-C during the removal: {proc.returncode} {err!r}")
+        code, out, err = run("transfer", src, dst, "--remove-source", timeout=300)
+        check(code == 0 and not os.path.exists(src) and snapshot(dst) == before,
+              f"case 15: the same command again finishes the move: {code} {out!r} {err!r}")
+        break
+    else:
+        check(False, "case 15: no second Ctrl-C landed during the removal")
+
 print(f"cli data safety: {checks - len(failures)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)

@@ -21,8 +21,9 @@ asio::awaitable<void> store_result(asio::awaitable<T> op, std::optional<T>& out)
 }
 
 /// Awaits `op` with a terminal cancellation emitted to it on the first SIGINT/SIGTERM (after `on_interrupt`), and
-/// ends the process with status 130 on a second one.
-asio::awaitable<void> cancel_on_interrupt(asio::awaitable<void> op, std::function<void()> on_interrupt);
+/// ends the process with status 130 on a second one (after `on_quit`).
+asio::awaitable<void> cancel_on_interrupt(asio::awaitable<void> op, std::function<void()> on_interrupt,
+                                          std::function<void()> on_quit);
 
 }  // namespace detail
 
@@ -42,15 +43,18 @@ T block_on(asio::awaitable<T> op) {
 
 /// block_on for programs that Ctrl-C may stop: while `op` runs, the first SIGINT or SIGTERM calls `on_interrupt` (if
 /// any) and emits a terminal cancellation to `op`, which stops at its next safe point and ends as it documents for
-/// cancellation (its exception is rethrown here); a second one ends the process at once with status 130. The signal
-/// handlers are the process's only while the call lasts. For the CLI and plain programs, like block_on.
+/// cancellation (its exception is rethrown here); a second one calls `on_quit` (if any: e.g. to say what may be left
+/// unfinished) and ends the process at once with status 130. The signal handlers are the process's only while the
+/// call lasts. For the CLI and plain programs, like block_on.
 template <typename T>
-T block_on_interruptible(asio::awaitable<T> op, std::function<void()> on_interrupt = {}) {
+T block_on_interruptible(asio::awaitable<T> op, std::function<void()> on_interrupt = {},
+                         std::function<void()> on_quit = {}) {
     if constexpr (std::is_void_v<T>) {
-        block_on(detail::cancel_on_interrupt(std::move(op), std::move(on_interrupt)));
+        block_on(detail::cancel_on_interrupt(std::move(op), std::move(on_interrupt), std::move(on_quit)));
     } else {
         std::optional<T> result;
-        block_on(detail::cancel_on_interrupt(detail::store_result(std::move(op), result), std::move(on_interrupt)));
+        block_on(detail::cancel_on_interrupt(detail::store_result(std::move(op), result), std::move(on_interrupt),
+                                             std::move(on_quit)));
         return std::move(*result);
     }
 }

@@ -10,6 +10,8 @@
 #include <asio/use_awaitable.hpp>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <csignal>
 #include <functional>
@@ -147,11 +149,21 @@ TEST_CASE("block_on_interruptible cancels the operation on the first SIGINT and 
     CHECK(status == 0);
 }
 
-TEST_CASE("block_on_interruptible ends the process with status 130 on a second SIGINT", "[core]") {
-    // The operation ignores cancellation; the second signal is raised from the first one's callback.
-    const int status = child_exit_status([] {
-        (void)axds::block_on_interruptible(interrupted_wait(false), [] { std::raise(SIGINT); });
+TEST_CASE("block_on_interruptible ends the process with status 130 on a second SIGINT, after on_quit", "[core]") {
+    // The operation ignores cancellation; the second signal is raised from the first one's callback. on_quit writes
+    // into a pipe the test reads once the child is gone (the CLI says there what quitting may leave behind).
+    std::array<int, 2> quit_pipe{};
+    REQUIRE(::pipe(quit_pipe.data()) == 0);
+    const int status = child_exit_status([&quit_pipe] {
+        (void)axds::block_on_interruptible(
+            interrupted_wait(false), [] { std::raise(SIGINT); },
+            [&quit_pipe] { (void)!::write(quit_pipe[1], "quit", 4); });
         return 10;
     });
+    ::close(quit_pipe[1]);
+    std::array<char, 8> said{};
+    const ssize_t n = ::read(quit_pipe[0], said.data(), said.size());
+    ::close(quit_pipe[0]);
     CHECK(status == 130);
+    CHECK(std::string(said.data(), static_cast<std::size_t>(std::max<ssize_t>(n, 0))) == "quit");
 }
