@@ -163,7 +163,9 @@ serve_result serve_or_clean_up(const serve_settings& settings) {
         return run_until_interrupted(
             serve_log(settings),
             "\naxds: stopping; everything received is being written (press Ctrl-C again to quit at once and lose what "
-            "is still queued)\n");
+            "is still queued)\n",
+            "axds: interrupted again; quitting at once: what was still queued is lost, what was written stays (an "
+            "unfinished archive as after a kill -9: the next `axds assemble` recovers it)\n");
     } catch (...) {
         if (!existed) {
             (void)::rmdir(directory.c_str());  // only an empty directory goes

@@ -119,11 +119,11 @@ T run_interruptible(asio::awaitable<T> op) {
 }
 
 /// block_on_interruptible for a command whose normal end is the interruption (`axds log serve`): `notice` on stderr
-/// at the first SIGINT/SIGTERM; a second one ends the process at once with status 130 (say_quitting).
+/// at the first SIGINT/SIGTERM; a second one says `quit_notice` and ends the process at once with status 130.
 template <typename T>
-T run_until_interrupted(asio::awaitable<T> op, const char* notice) {
+T run_until_interrupted(asio::awaitable<T> op, const char* notice, const char* quit_notice) {
     return axds::block_on_interruptible(
-        std::move(op), [notice] { std::fputs(notice, stderr); }, say_quitting);
+        std::move(op), [notice] { std::fputs(notice, stderr); }, [quit_notice] { std::fputs(quit_notice, stderr); });
 }
 
 /// A progress bar on stderr (when enabled: a terminal and not --quiet): percentage, counts, byte rate and ETA,
