@@ -126,6 +126,7 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
           budget_freed(strand) {
         options.max_message_bytes = std::max(options.max_message_bytes, entry_prefix);
         options.receive_budget_bytes = std::max(options.receive_budget_bytes, options.max_message_bytes);
+        requested_connections = options.max_connections;
         options.max_connections = std::clamp<std::size_t>(options.max_connections, 1, connections_within_fd_limit());
         budget_left = options.receive_budget_bytes;
         budget_freed.expires_at(asio::steady_timer::time_point::max());
@@ -144,6 +145,19 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
         return half > 17 ? half - 16 : 1;
     }
 
+    /// Why no more producers are accepted: max_connections, or the descriptor limit that lowered it.
+    [[nodiscard]] std::string connection_limit_reason() const {
+        if (options.max_connections >= requested_connections) {
+            return "log_socket_options::max_connections";
+        }
+        struct rlimit limit {};
+
+        (void)::getrlimit(RLIMIT_NOFILE, &limit);
+        return fmt::format("max_connections {} was lowered to {} by this process's limit of {} open files, as the "
+                           "logger needs descriptors for its entry files too: raise it with `ulimit -n`",
+                           requested_connections, options.max_connections, static_cast<std::uint64_t>(limit.rlim_cur));
+    }
+
     asio::strand<asio::any_io_executor> strand;
     data_logger& logger;
     std::filesystem::path path;
@@ -153,6 +167,7 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
     asio::steady_timer grace;
     asio::steady_timer budget_freed;            // cancelled whenever reserved bytes come back
     std::size_t budget_left = 0;                // of options.receive_budget_bytes
+    std::size_t requested_connections = 0;      // max_connections as asked (before connections_within_fd_limit)
     std::map<std::uint64_t, session> sessions;  // by producer number (report.connections when it connected)
     bool closing = false;
     std::chrono::milliseconds accept_pause{0};  // while accepts fail for want of a resource (pause_accepting)
@@ -462,10 +477,9 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
                 asio::error_code ignored;
                 socket->close(ignored);
                 ++self->report.refused_connections;
-                warn(
-                    fmt::format("The data logger socket at '{}' refused a producer: {} are connected already "
-                                "(log_socket_options::max_connections). Nothing was received from it.",
-                                self->path.string(), self->sessions.size()));
+                warn(fmt::format("The data logger socket at '{}' refused a producer: {} are connected already "
+                                 "({}). Nothing was received from it.",
+                                 self->path.string(), self->sessions.size(), self->connection_limit_reason()));
                 continue;
             }
             const std::uint64_t id = ++self->report.connections;
