@@ -716,6 +716,9 @@ bool marks_move_into(const fs::path& source, const fs::path& destination) {
     return text.substr(0, text.find('\n')) == move_marker_line(destination);
 }
 
+bool unchanged_but_relinked(const file_state& copied, const struct stat& st, const std::string& from,
+                            const std::string& to, std::vector<char>& buffer);
+
 /// remove_source: after the destination is flushed to disk, deletes exactly the source files that were copied (each
 /// only if it is still the file that was copied), then the directories that became empty, deepest first. Whatever
 /// appeared or changed in the meantime stays and is listed in `report` and in a warning. Runs on the CPU pool.
@@ -733,6 +736,7 @@ void remove_copied_source(const fs::path& source, const fs::path& destination, c
     }
     write_move_marker(source, destination);
     std::set<std::pair<dev_t, ino_t>> unlinked;  // inodes with other links left
+    std::vector<char> buffer;
     for (std::size_t i = 0; i < copies.size(); ++i) {
         const auto& [path, relative] = copies[i];
 
@@ -741,9 +745,11 @@ void remove_copied_source(const fs::path& source, const fs::path& destination, c
         if (::lstat(path.c_str(), &st) != 0) {
             continue;  // already gone (an earlier, interrupted removal)
         }
-        // Unlinking one hard link of an inode changes the ctime of its other links: that change was ours.
+        // Unlinking one hard link of an inode changes the ctime of its other links: that change was ours. So does the
+        // transfer's rename over a destination file that was a link of it (a `cp -al` copy): then the bytes decide.
         const bool relinked = unlinked.count({st.st_dev, st.st_ino}) != 0;
-        if (!(relinked ? states[i].same_content_as(st) : states[i].same_as(st))) {
+        if (!(relinked ? states[i].same_content_as(st) : states[i].same_as(st)) &&
+            !unchanged_but_relinked(states[i], st, path, detail::joined(destination.native(), relative), buffer)) {
             continue;  // changed since it was copied: listed below as kept
         }
         if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
@@ -1275,13 +1281,20 @@ std::vector<std::string> files_not_copied(const transfer_plan& plan) {
     return appeared;
 }
 
-/// Whether copies[i]'s source still has the bytes of its copy in the destination (false when either cannot be read).
-bool same_bytes_as_copy(const transfer_plan& plan, std::size_t i, std::vector<char>& buffer) {
+/// Whether the source file `from` (found as `st`), which is no longer exactly what was copied to `to` (`copied`), is
+/// unchanged all the same: only its link count changed, and with it its ctime (the transfer's own rename over a
+/// destination file that was a hard link of it, as in a `cp -al` copy, does that), while its inode, size and mtime
+/// are the same and its bytes are still those of the copy (a rewrite that set the mtime back is caught there). False
+/// when either file cannot be read.
+bool unchanged_but_relinked(const file_state& copied, const struct stat& st, const std::string& from,
+                            const std::string& to, std::vector<char>& buffer) {
+    if (st.st_nlink == copied.links || !copied.same_content_as(st)) {
+        return false;
+    }
     buffer.resize(std::size_t{2} << 20);
     file_state ignored;
     try {
-        return identical_files(plan.copies[i].first, detail::joined(plan.destination.native(), plan.copies[i].second),
-                               ignored, buffer);
+        return identical_files(from, to, ignored, buffer);
     } catch (const std::exception&) {
         return false;
     }
@@ -1309,8 +1322,9 @@ asio::awaitable<source_changes> changes_since_copied(const transfer_plan& plan) 
             } else if (!copied.same_as(st)) {
                 // A change of its link count changes its ctime too (our own rename over a destination file that was
                 // a hard link of it does): then its bytes are compared with the copy's.
-                changed[i] = static_cast<char>(st.st_nlink == copied.links || !copied.same_content_as(st) ||
-                                               !same_bytes_as_copy(plan, i, buffer));
+                const auto& [from, relative] = plan.copies[i];
+                changed[i] = static_cast<char>(!unchanged_but_relinked(
+                    copied, st, from, detail::joined(plan.destination.native(), relative), buffer));
             }
         }
     };

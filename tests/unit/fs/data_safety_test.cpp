@@ -270,6 +270,47 @@ TEST_CASE("a source rewritten with its mtime set back is caught when its link co
     CHECK(read_file(destination / "a.bin") == std::string(5000, 'a'));
 }
 
+// Found by a hostile-user run: a move into a `cp -al` copy of its source kept every source file as "changed" (the
+// transfer's own rename over each hard-linked destination file changed the source's link count, hence its ctime),
+// and the command then failed. Such a file is removed when its bytes are still its copy's; one rewritten with its
+// mtime set back stays.
+TEST_CASE("a move into a hard-linked copy of its source removes the source, except a file rewritten meanwhile",
+          "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path source = make_tree(tmp.path() / "src");
+    const fs::path destination = tmp.path() / "dst";
+    fs::copy(source, destination, fs::copy_options::recursive | fs::copy_options::create_hard_links);
+    const auto before = snapshot(source);
+    const bool verify = GENERATE(false, true);
+    const bool rewrite = GENERATE(false, true);
+    CAPTURE(verify, rewrite);
+    axds::detail::transfer_hooks hooks{.after_copy = [&](const fs::path&) {
+        if (!rewrite) {
+            return;
+        }
+        const fs::path file = source / "sub" / "b.txt";
+
+        struct stat st {};
+
+        REQUIRE(::stat(file.c_str(), &st) == 0);
+        std::ofstream(file, std::ios::in | std::ios::out) << "BRAVO";
+        const std::array<timespec, 2> times{st.st_atim, st.st_mtim};
+        REQUIRE(::utimensat(AT_FDCWD, file.c_str(), times.data(), 0) == 0);
+    }};
+    const auto report =
+        transfer(source, destination, {.verify_integrity = verify, .remove_source = true}, std::move(hooks));
+    auto copied = snapshot(destination);
+    copied.erase("ax_checksum.txt");
+    CHECK(copied == before);
+    if (rewrite) {
+        CHECK(report.source_files_kept == std::vector<std::string>{"sub/b.txt"});
+        CHECK(read_file(source / "sub" / "b.txt").starts_with("BRAVO"));
+    } else {
+        CHECK(report.source_files_kept.empty());
+        CHECK_FALSE(fs::exists(source));
+    }
+}
+
 /// What a hostile process does to a verified copy at `path` (a temporary or its final name) when it is named
 /// `recording.bin`: eight bytes overwritten in place, then its times set back, so that its size and mtime are what
 /// the transfer left.
