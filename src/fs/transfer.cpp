@@ -335,7 +335,8 @@ int flush_by_closing_duplicate(int fd) {
     return ::close(duplicate) == 0 || errno == EINTR ? 0 : errno;
 }
 
-/// Takes back a verified copy that failed after it was renamed to `to`: removed when `to` is still that file (`placed`).
+/// Takes back a verified copy that failed after it was renamed to `to`: removed when `to` is still that file
+/// (`placed`).
 void withdraw_placed(const std::string& to, const struct stat& placed) {
     struct stat now {};
 
@@ -346,9 +347,9 @@ void withdraw_placed(const std::string& to, const struct stat& placed) {
 
 /// What a verified copy (copy_with_metadata) knows once its content, mode and times are written.
 struct written_copy {
-    std::uint64_t copied = 0;   ///< bytes written
-    timespec mtime{};           ///< the mtime it was given (the source's)
-    bool read_back = false;     ///< read back and hashed during the copy (a large file, pipelined)
+    std::uint64_t copied = 0;                   ///< bytes written
+    timespec mtime{};                           ///< the mtime it was given (the source's)
+    bool read_back = false;                     ///< read back and hashed during the copy (a large file, pipelined)
     const detail::copy_watch* watch = nullptr;  ///< set on it since it was created (large files), else null
 };
 
@@ -387,7 +388,7 @@ int put_in_place_verified(sys::unique_fd& out_fd, const std::string& temp, const
     int error = 0;
     if (!read_back) {
         hashing.destination->start(hashing.relative);  // anew: a read-back during the copy may have fed it
-        read_back = true;  // cleared when the file ended early
+        read_back = true;                              // cleared when the file ended early
         error = read_back_copy(out, copy.copied, *hashing.destination, read_back);
         read_back = read_back && error == 0;
     }
@@ -1132,8 +1133,8 @@ void prepare_copies(transfer_plan& plan, const transfer_options& options) {
     }
     if (options.verify_integrity) {  // unknown (cannot be opened): flushed, as on a network filesystem
         const sys::unique_fd root(::open(plan.destination.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-        plan.flush_before_rename =
-            !root || !detail::on_local_filesystem(root.get()) || (plan.hooks != nullptr && plan.hooks->flush_before_rename);
+        plan.flush_before_rename = !root || !detail::on_local_filesystem(root.get()) ||
+                                   (plan.hooks != nullptr && plan.hooks->flush_before_rename);
     }
 }
 

@@ -803,11 +803,13 @@ discovery scan_log_directory(const fs::path& directory, assemble_report& report)
     }
     const std::string finished =
         written == 0   ? std::string("No archive was finished before the cancellation; the next assembly starts over.")
-        : written == 1 ? std::string("The 1 archive finished before the cancellation holds copies of its entries; the "
-                                     "next assembly merges the rest.")
-                       : fmt::format("The {} archives finished before the cancellation hold copies of their entries; "
-                                     "the next assembly merges the rest.",
-                                     written);
+        : written == 1 ? std::string(
+                             "The 1 archive finished before the cancellation holds copies of its entries; the "
+                             "next assembly merges the rest.")
+                       : fmt::format(
+                             "The {} archives finished before the cancellation hold copies of their entries; "
+                             "the next assembly merges the rest.",
+                             written);
     throw_os_error(asio::error::operation_aborted,
                    fmt::format("The assembly of the log archives in {} was cancelled; no entry was removed. {}",
                                log_directory.string(), finished));

@@ -150,12 +150,14 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
         if (options.max_connections >= requested_connections) {
             return "log_socket_options::max_connections";
         }
+
         struct rlimit limit {};
 
         (void)::getrlimit(RLIMIT_NOFILE, &limit);
-        return fmt::format("max_connections {} was lowered to {} by this process's limit of {} open files, as the "
-                           "logger needs descriptors for its entry files too: raise it with `ulimit -n`",
-                           requested_connections, options.max_connections, static_cast<std::uint64_t>(limit.rlim_cur));
+        return fmt::format(
+            "max_connections {} was lowered to {} by this process's limit of {} open files, as the "
+            "logger needs descriptors for its entry files too: raise it with `ulimit -n`",
+            requested_connections, options.max_connections, static_cast<std::uint64_t>(limit.rlim_cur));
     }
 
     asio::strand<asio::any_io_executor> strand;
@@ -477,9 +479,10 @@ struct log_socket_server::impl : std::enable_shared_from_this<log_socket_server:
                 asio::error_code ignored;
                 socket->close(ignored);
                 ++self->report.refused_connections;
-                warn(fmt::format("The data logger socket at '{}' refused a producer: {} are connected already "
-                                 "({}). Nothing was received from it.",
-                                 self->path.string(), self->sessions.size(), self->connection_limit_reason()));
+                warn(
+                    fmt::format("The data logger socket at '{}' refused a producer: {} are connected already "
+                                "({}). Nothing was received from it.",
+                                self->path.string(), self->sessions.size(), self->connection_limit_reason()));
                 continue;
             }
             const std::uint64_t id = ++self->report.connections;

@@ -318,6 +318,7 @@ void overwrite_setting_times_back(const fs::path& path) {
     if (path.filename().string().find("recording.bin") == std::string::npos) {
         return;
     }
+
     struct stat st {};
 
     REQUIRE(::stat(path.c_str(), &st) == 0);
