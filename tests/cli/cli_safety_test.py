@@ -67,6 +67,18 @@ def make_tree(root):
     return snapshot(root)
 
 
+def move_until_removal(src, dst):
+    """Starts `axds transfer SRC DST --remove-source` and returns it once its removal of the source has begun (the
+    move's marker appears in the source as it begins) or it has ended."""
+    proc = subprocess.Popen([AXDS, "transfer", src, dst, "--remove-source"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    marker = os.path.join(src, ".axds-move-in-progress")
+    deadline = time.time() + 120
+    while not os.path.exists(marker) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.0005)
+    return proc
+
+
 def entry_bytes(source, timestamp, message):
     data = np.frombuffer(bytes([source]) + timestamp.to_bytes(8, "little") + message, dtype=np.uint8)
     return data
@@ -343,12 +355,7 @@ with tempfile.TemporaryDirectory() as tmp:
             check(early.returncode == 1 and result.get("cancelled") is True and "cancelled after" in result["error"]
                   and len(os.listdir(os.path.join(src, "d000"))) == 500,
                   f"case 13: a Ctrl-C during the copies with --json: {early.returncode} {out!r} {err!r}")
-        proc = subprocess.Popen([AXDS, "transfer", src, os.path.join(tmp, f"late_dst{attempt}"), "--remove-source"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        marker = os.path.join(src, ".axds-move-in-progress")
-        deadline = time.time() + 120
-        while not os.path.exists(marker) and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.0005)
+        proc = move_until_removal(src, os.path.join(tmp, f"late_dst{attempt}"))
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
@@ -394,12 +401,7 @@ with tempfile.TemporaryDirectory() as tmp:
             write(os.path.join(src, "d%03d" % (i // 500), "f%05d" % i), b"q%d" % i)
         before = snapshot(src)
         dst = os.path.join(tmp, f"quit_dst{attempt}")
-        proc = subprocess.Popen([AXDS, "transfer", src, dst, "--remove-source"], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-        marker = os.path.join(src, ".axds-move-in-progress")
-        deadline = time.time() + 120
-        while not os.path.exists(marker) and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.0005)
+        proc = move_until_removal(src, dst)
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
             time.sleep(0.02)

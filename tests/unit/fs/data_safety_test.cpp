@@ -244,6 +244,16 @@ TEST_CASE("a transfer that keeps its source fails, naming them, when source file
     CHECK(copied == original);
 }
 
+/// A same-size rewrite of the start of `file` ("BRAVO") that then sets its mtime back: only its ctime tells.
+void rewrite_setting_mtime_back(const fs::path& file) {
+    struct stat st {};
+
+    REQUIRE(::stat(file.c_str(), &st) == 0);
+    std::ofstream(file, std::ios::in | std::ios::out) << "BRAVO";
+    const std::array<timespec, 2> times{st.st_atim, st.st_mtim};
+    REQUIRE(::utimensat(AT_FDCWD, file.c_str(), times.data(), 0) == 0);
+}
+
 // Found by a hostile-user run: where a source file's link count changed (here: the transfer's own rename over a
 // destination that was a `cp -al` copy), its ctime was not compared, so a same-size rewrite that set the mtime back
 // went unseen. Such a file's bytes are now compared with its copy's.
@@ -255,14 +265,7 @@ TEST_CASE("a source rewritten with its mtime set back is caught when its link co
     const bool verify = GENERATE(false, true);
     CAPTURE(verify);
     axds::detail::transfer_hooks hooks{.after_copy = [&](const fs::path&) {
-        const fs::path file = source / "sub" / "b.txt";
-
-        struct stat st {};
-
-        REQUIRE(::stat(file.c_str(), &st) == 0);
-        std::ofstream(file, std::ios::in | std::ios::out) << "BRAVO";
-        const std::array<timespec, 2> times{st.st_atim, st.st_mtim};
-        REQUIRE(::utimensat(AT_FDCWD, file.c_str(), times.data(), 0) == 0);
+        rewrite_setting_mtime_back(source / "sub" / "b.txt");
     }};
     CHECK_THROWS_MATCHES(transfer(source, destination, {.verify_integrity = verify}, std::move(hooks)),
                          axds::runtime_error,
@@ -288,14 +291,7 @@ TEST_CASE("a move into a hard-linked copy of its source removes the source, exce
         if (!rewrite) {
             return;
         }
-        const fs::path file = source / "sub" / "b.txt";
-
-        struct stat st {};
-
-        REQUIRE(::stat(file.c_str(), &st) == 0);
-        std::ofstream(file, std::ios::in | std::ios::out) << "BRAVO";
-        const std::array<timespec, 2> times{st.st_atim, st.st_mtim};
-        REQUIRE(::utimensat(AT_FDCWD, file.c_str(), times.data(), 0) == 0);
+        rewrite_setting_mtime_back(source / "sub" / "b.txt");
     }};
     const auto report =
         transfer(source, destination, {.verify_integrity = verify, .remove_source = true}, std::move(hooks));
