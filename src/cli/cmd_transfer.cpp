@@ -53,7 +53,7 @@ void print_transfer(const transfer_settings& settings, const axds::transfer_repo
                !settings.remove_source ? ""
                : kept.empty()          ? ", source removed"
                                        : fmt::format(", {} copied source files removed, {} kept (they appeared or "
-                                                              "changed during the transfer)",
+                                                              "changed during the transfer, or were still being written)",
                                                      report.source_files_removed, kept.size()));
 }
 
@@ -103,8 +103,9 @@ int run_transfer(const transfer_settings& settings, const context& ctx) {
             names += fmt::format("\n  ... and {} more (--json lists them all)", kept.size() - shown);
         }
         fmt::print(stderr,
-                   "axds: the move from {} to {} is not complete: {} source files appeared or changed while it ran, "
-                   "so the destination does not hold them as they are now and they were kept in the source:{}\n"
+                   "axds: the move from {} to {} is not complete: {} source files were kept in the source (the "
+                   "warnings above say why: they appeared or changed while it ran, another program still had them "
+                   "open for writing, or their copy was replaced):{}\n"
                    "axds: transfer again, once nothing writes to the source, to move them\n",
                    settings.source, settings.destination, kept.size(), names);
         return 1;

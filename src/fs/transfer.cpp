@@ -14,6 +14,7 @@
 #include "detail/uring_copy.hpp"
 #include "fs/copy_pipeline.hpp"
 #include "fs/file_digest.hpp"
+#include "fs/open_files.hpp"
 #include "fs/path_guard.hpp"
 #include "fs/walk_detail.hpp"
 #include "sys/error.hpp"
@@ -398,10 +399,12 @@ int put_in_place_verified(sys::unique_fd& out_fd, const std::string& temp, const
 
     struct stat done {};
 
-    if (error == 0 && read_back && ::fstat(out, &done) == 0 && sys::same_file(done, placed) &&
-        done.st_ctim.tv_sec == placed.st_ctim.tv_sec && done.st_ctim.tv_nsec == placed.st_ctim.tv_nsec &&
-        static_cast<std::uint64_t>(done.st_size) == copy.copied && done.st_mtim.tv_sec == copy.mtime.tv_sec &&
-        done.st_mtim.tv_nsec == copy.mtime.tv_nsec) {
+    // A ctime of whole seconds (ext3 with small inodes, FAT, some network filesystems) need not change with a write
+    // in the same second: such a copy is read again by the verification.
+    if (error == 0 && read_back && placed.st_ctim.tv_nsec != 0 && ::fstat(out, &done) == 0 &&
+        sys::same_file(done, placed) && done.st_ctim.tv_sec == placed.st_ctim.tv_sec &&
+        done.st_ctim.tv_nsec == placed.st_ctim.tv_nsec && static_cast<std::uint64_t>(done.st_size) == copy.copied &&
+        done.st_mtim.tv_sec == copy.mtime.tv_sec && done.st_mtim.tv_nsec == copy.mtime.tv_nsec) {
         *hashing.destination_digest = {
             hashing.destination->finish(), done.st_dev, done.st_ino, done.st_size, done.st_mtim, done.st_ctim};
     }
@@ -720,6 +723,26 @@ bool marks_move_into(const fs::path& source, const fs::path& destination) {
 bool unchanged_but_relinked(const file_state& copied, const struct stat& st, const std::string& from,
                             const std::string& to, std::vector<char>& buffer);
 
+/// The copied source files (`states`) that another process still has open or mapped for writing, with who holds each
+/// (detail::held_for_writing).
+std::map<detail::file_key, std::string> held_by_others(const std::vector<file_state>& states) {
+    std::set<detail::file_key> files;
+    for (const file_state& state : states) {
+        if (state.size >= 0) {
+            files.emplace(state.device, state.inode);
+        }
+    }
+    return detail::held_for_writing(files);
+}
+
+/// Whether the destination still holds the copy of the source file `st` at `copy`: a regular file of its size (not
+/// a symbolic link put there since, which would leave the destination without the data once the source is gone).
+bool still_holds_copy(const std::string& copy, const struct stat& st) {
+    struct stat there {};
+
+    return ::lstat(copy.c_str(), &there) == 0 && S_ISREG(there.st_mode) && there.st_size == st.st_size;
+}
+
 /// remove_source: after the destination is flushed to disk, deletes exactly the source files that were copied (each
 /// only if it is still the file that was copied), then the directories that became empty, deepest first. Whatever
 /// appeared or changed in the meantime stays and is listed in `report` and in a warning. Runs on the CPU pool.
@@ -736,6 +759,9 @@ void remove_copied_source(const fs::path& source, const fs::path& destination, c
                                        destination.string(), source.string(), sys::errno_message(error)));
     }
     write_move_marker(source, destination);
+    const std::map<detail::file_key, std::string> held = held_by_others(states);
+    std::vector<std::string> held_names;
+    std::vector<std::string> displaced;
     std::set<std::pair<dev_t, ino_t>> unlinked;  // inodes with other links left
     std::vector<char> buffer;
     for (std::size_t i = 0; i < copies.size(); ++i) {
@@ -746,12 +772,21 @@ void remove_copied_source(const fs::path& source, const fs::path& destination, c
         if (::lstat(path.c_str(), &st) != 0) {
             continue;  // already gone (an earlier, interrupted removal)
         }
+        const std::string copy = detail::joined(destination.native(), relative);
         // Unlinking one hard link of an inode changes the ctime of its other links: that change was ours. So does the
         // transfer's rename over a destination file that was a link of it (a `cp -al` copy): then the bytes decide.
         const bool relinked = unlinked.count({st.st_dev, st.st_ino}) != 0;
         if (!(relinked ? states[i].same_content_as(st) : states[i].same_as(st)) &&
-            !unchanged_but_relinked(states[i], st, path, detail::joined(destination.native(), relative), buffer)) {
+            !unchanged_but_relinked(states[i], st, path, copy, buffer)) {
             continue;  // changed since it was copied: listed below as kept
+        }
+        if (const auto holder = held.find({st.st_dev, st.st_ino}); holder != held.end()) {
+            held_names.push_back(fmt::format("{} ({})", relative, holder->second));
+            continue;  // what its writer writes next would be lost with it
+        }
+        if (!still_holds_copy(copy, st)) {
+            displaced.push_back(relative);
+            continue;
         }
         if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
             const int error = errno;
@@ -780,12 +815,24 @@ void remove_copied_source(const fs::path& source, const fs::path& destination, c
         report.source_files_kept.push_back(relative_of(path, source));
     }
     std::sort(report.source_files_kept.begin(), report.source_files_kept.end());
+    if (!held_names.empty()) {
+        warn(
+            fmt::format("{} source file(s) of {} are kept: another program still has them open or mapped for writing, "
+                        "so what it writes next would be lost with them: {}.",
+                        held_names.size(), source.string(), fmt::join(held_names, ", ")));
+    }
+    if (!displaced.empty()) {
+        warn(
+            fmt::format("{} source file(s) of {} are kept: their copy in {} is no longer a regular file of their size "
+                        "(replaced or changed since it was copied): {}.",
+                        displaced.size(), source.string(), destination.string(), fmt::join(displaced, ", ")));
+    }
     if (!report.source_files_kept.empty()) {
         warn(
-            fmt::format("The source {} was not removed entirely: {} file(s) appeared or changed while it was "
-                        "transferred to {}, so they were not copied as they are now and are kept: {}.",
-                        source.string(), report.source_files_kept.size(), destination.string(),
-                        fmt::join(report.source_files_kept, ", ")));
+            fmt::format("The source {} was not removed entirely: {} file(s) are kept: {}. Those not named above "
+                        "appeared or changed while it was transferred to {}, so they were not copied as they are now.",
+                        source.string(), report.source_files_kept.size(), fmt::join(report.source_files_kept, ", "),
+                        destination.string()));
     }
 }
 

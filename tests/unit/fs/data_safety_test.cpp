@@ -307,6 +307,65 @@ TEST_CASE("a move into a hard-linked copy of its source removes the source, exce
     }
 }
 
+// Found by a hostile-user run: a recorder writing into a preallocated file through a shared mapping (its size and,
+// once a page is dirty, its times never change) or a logger holding its file open between writes lost everything it
+// wrote after the move removed the file. A source file another process holds open or mapped for writing now stays;
+// one held open for reading only goes.
+TEST_CASE("a move keeps the source files another process has open or mapped for writing", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path source = tmp.path() / "src";
+    write_file(source / "frames.raw", std::string(65536, 'f'));
+    write_file(source / "log.txt", "line 1\n");
+    write_file(source / "config.yaml", "rate: 30\n");
+    write_file(source / "notes.txt", "untouched");
+    const char* holder =
+        "import ctypes, mmap, os, sys, time\n"  // libc's mmap: Python's mmap module keeps a descriptor of its own
+        "libc = ctypes.CDLL(None); libc.mmap.restype = ctypes.c_void_p\n"
+        "libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, "
+        "ctypes.c_long]\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+        "assert libc.mmap(None, 65536, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_SHARED, fd, 0) not in (None, -1)\n"
+        "os.close(fd)\n"  // only the mapping is left
+        "g = open(sys.argv[2], 'ab'); h = open(sys.argv[3], 'rb')\n"
+        "print('ready', flush=True); time.sleep(120)\n";
+    axds::test::child_process recorder({AXDS_PYTHON3, "-c", holder, (source / "frames.raw").string(),
+                                        (source / "log.txt").string(), (source / "config.yaml").string()});
+    REQUIRE(recorder.read_line() == "ready");
+    const bool verify = GENERATE(false, true);
+    CAPTURE(verify);
+    const axds::scoped_warning_capture warnings;
+    const auto report = transfer(source, tmp.path() / "dst", {.verify_integrity = verify, .remove_source = true});
+    CHECK(report.source_files_kept == std::vector<std::string>{"frames.raw", "log.txt"});
+    CHECK_FALSE(fs::exists(source / "config.yaml"));
+    CHECK_FALSE(fs::exists(source / "notes.txt"));
+    CHECK(read_file(tmp.path() / "dst" / "frames.raw") == std::string(65536, 'f'));
+    const std::string said = fmt::format("{}", fmt::join(warnings.messages(), "\n"));
+    CHECK_THAT(said, Catch::Matchers::Contains(
+                         fmt::format("frames.raw (process {} (python3) has it mapped for writing)", recorder.pid())) &&
+                         Catch::Matchers::Contains(
+                             fmt::format("log.txt (process {} (python3) has it open for writing)", recorder.pid())));
+}
+
+// Found by a hostile-user run: a destination file replaced by a symbolic link to its source after the copy passed
+// the verification (whose checksum reads through links), and the move then removed the source: the destination was
+// left with a dangling link. A source file goes only while its copy is a regular file of its size.
+TEST_CASE("a move keeps a source file whose copy was replaced after the copy", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path source = make_tree(tmp.path() / "src");
+    const fs::path destination = tmp.path() / "dst";
+    const bool verify = GENERATE(false, true);
+    CAPTURE(verify);
+    axds::detail::transfer_hooks hooks{.after_copy = [&](const fs::path&) {
+        fs::remove(destination / "a.bin");
+        fs::create_symlink(source / "a.bin", destination / "a.bin");
+    }};
+    const auto report =
+        transfer(source, destination, {.verify_integrity = verify, .remove_source = true}, std::move(hooks));
+    CHECK(report.source_files_kept == std::vector<std::string>{"a.bin"});
+    CHECK(read_file(source / "a.bin") == std::string(5000, 'a'));
+    CHECK_FALSE(fs::exists(source / "sub" / "b.txt"));
+}
+
 /// What a hostile process does to a verified copy at `path` (a temporary or its final name) when it is named
 /// `recording.bin`: eight bytes overwritten in place, then its times set back, so that its size and mtime are what
 /// the transfer left.
@@ -371,6 +430,38 @@ TEST_CASE("a verified transfer flushed before each rename, as on a network files
     after.erase("ax_checksum.txt");
     CHECK(after == before);
     CHECK_FALSE(fs::exists(source));
+}
+
+// Found by a hostile-user run: on a filesystem whose ctime has whole seconds (ext3 with 128-byte inodes, FAT), a write
+// into a verified copy after its read-back that set the mtime back left the ctime as it was within that second, and
+// the digest read back was kept: "verified" over a corrupt copy. Such a copy is now read again by the verification.
+// Needs root (a loop-mounted ext3 image); skipped otherwise.
+TEST_CASE("a write into a verified copy on a filesystem with whole-second times is caught", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path image = tmp.path() / "ext3.img";
+    const fs::path mount_point = tmp.path() / "coarse";
+    fs::create_directory(mount_point);
+    const std::string make = fmt::format(
+        "truncate -s 64M '{}' && mkfs.ext3 -q -F -I 128 '{}' >/dev/null 2>&1 && mount -o loop '{}' '{}' 2>/dev/null",
+        image.string(), image.string(), image.string(), mount_point.string());
+    AXDS_SKIP_IF(std::system(make.c_str()) != 0,
+                 "no loop-mounted ext3 here (needs root, mkfs.ext3 and a loop device): the whole-second case is not "
+                 "tested");
+    struct unmount_at_end {
+        fs::path point;
+        ~unmount_at_end() { ::umount2(point.c_str(), MNT_DETACH); }
+    } unmount{mount_point};
+    const fs::path source = mount_point / "src";
+    std::string content(100000, 'r');
+    write_file(source / "recording.bin", content);
+    write_file(source / "notes.txt", "session notes");
+    axds::detail::transfer_hooks hooks;
+    hooks.copy_read_back = overwrite_setting_times_back;
+    CHECK_THROWS_MATCHES(transfer(source, mount_point / "dst", {.verify_integrity = true, .remove_source = true},
+                                  std::move(hooks)),
+                         axds::runtime_error,
+                         message_contains("This indicates that the data was corrupted in transmission."));
+    CHECK(read_file(source / "recording.bin") == content);  // the move removed nothing
 }
 
 // Found by a hostile-user run: a process that opened a large copy's temporary in the instant between its creation
