@@ -790,8 +790,12 @@ void remove_copied_source(const fs::path& source, const fs::path& destination, c
         }
         if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
             const int error = errno;
-            throw_errno(error, fmt::format("Unable to remove the transferred source file {}: {}.", path,
-                                           sys::errno_message(error)));
+            throw_errno(error, fmt::format("Unable to remove the transferred source file {}: {}. The transfer to {} is "
+                                           "complete{}; {} source files were removed before this one and the others "
+                                           "stay, marked as a move in progress: once the cause is fixed, running the "
+                                           "same command again finishes the move.",
+                                           path, sys::errno_message(error), destination.string(),
+                                           report.verified ? " and verified" : "", report.source_files_removed));
         }
         ++report.source_files_removed;
         if (removed_hook) {

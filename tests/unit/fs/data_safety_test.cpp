@@ -346,6 +346,39 @@ TEST_CASE("a move keeps the source files another process has open or mapped for 
                              fmt::format("log.txt (process {} (python3) has it open for writing)", recorder.pid())));
 }
 
+// Found by a hostile-user run: a removal stopped by a file that cannot be removed said only that, not that the
+// destination is complete and verified, how far the removal got, nor that the same command finishes the move.
+// Root removes anything but an immutable directory's entries: made so by `chattr +i` (skipped where it fails).
+TEST_CASE("a move whose removal is stopped says how to finish it, and the same command does", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path source = make_tree(tmp.path() / "src");
+    const fs::path destination = tmp.path() / "dst";
+    const auto before = snapshot(source);
+    const std::string locked = (source / "sub" / "deep").string();
+    bool immutable = false;
+    axds::detail::transfer_hooks hooks{.after_copy = [&](const fs::path&) {
+        immutable = std::system(fmt::format("chattr +i '{}' 2>/dev/null", locked).c_str()) == 0;
+    }};
+    bool stopped = false;
+    try {
+        (void)transfer(source, destination, {.verify_integrity = true, .remove_source = true}, std::move(hooks));
+    } catch (const axds::os_error& e) {
+        stopped = true;
+        CHECK_THAT(std::string(e.what()), Catch::Matchers::Contains("Unable to remove the transferred source file") &&
+                                              Catch::Matchers::Contains("is complete and verified") &&
+                                              Catch::Matchers::Contains("running the same command again finishes"));
+    }
+    (void)std::system(fmt::format("chattr -i '{}' 2>/dev/null", locked).c_str());
+    AXDS_SKIP_IF(!immutable, "chattr +i is not possible here (needs root and ext4): the stopped removal is not tested");
+    REQUIRE(stopped);
+    const auto report = transfer(source, destination, {.verify_integrity = true, .remove_source = true});
+    CHECK(report.resumed_move);
+    CHECK_FALSE(fs::exists(source));
+    auto copied = snapshot(destination);
+    copied.erase("ax_checksum.txt");
+    CHECK(copied == before);
+}
+
 // Found by a hostile-user run: a destination file replaced by a symbolic link to its source after the copy passed
 // the verification (whose checksum reads through links), and the move then removed the source: the destination was
 // left with a dangling link. A source file goes only while its copy is a regular file of its size.
@@ -447,20 +480,22 @@ TEST_CASE("a write into a verified copy on a filesystem with whole-second times 
     AXDS_SKIP_IF(std::system(make.c_str()) != 0,
                  "no loop-mounted ext3 here (needs root, mkfs.ext3 and a loop device): the whole-second case is not "
                  "tested");
+
     struct unmount_at_end {
         fs::path point;
+
         ~unmount_at_end() { ::umount2(point.c_str(), MNT_DETACH); }
     } unmount{mount_point};
+
     const fs::path source = mount_point / "src";
     std::string content(100000, 'r');
     write_file(source / "recording.bin", content);
     write_file(source / "notes.txt", "session notes");
     axds::detail::transfer_hooks hooks;
     hooks.copy_read_back = overwrite_setting_times_back;
-    CHECK_THROWS_MATCHES(transfer(source, mount_point / "dst", {.verify_integrity = true, .remove_source = true},
-                                  std::move(hooks)),
-                         axds::runtime_error,
-                         message_contains("This indicates that the data was corrupted in transmission."));
+    CHECK_THROWS_MATCHES(
+        transfer(source, mount_point / "dst", {.verify_integrity = true, .remove_source = true}, std::move(hooks)),
+        axds::runtime_error, message_contains("This indicates that the data was corrupted in transmission."));
     CHECK(read_file(source / "recording.bin") == content);  // the move removed nothing
 }
 
