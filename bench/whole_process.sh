@@ -42,6 +42,13 @@ python=python3
 [[ -x /usr/bin/python3 ]] && python=/usr/bin/python3  # the system one has numpy; a venv's may not
 
 now_ns() { date +%s%N; }
+# the filesystem type of a path as mount names it (`stat -f` says "ext2/ext3" for ext4)
+fs_name() {
+    local t
+    t=$(findmnt -n -o FSTYPE --target "$1" 2>/dev/null | tail -n1 || true)
+    [[ -n "$t" ]] || t=$(stat -f -c %T "$1")
+    echo "$t"
+}
 # seconds taken by "$@" (output discarded; a failure aborts the benchmark)
 timed() {
     local t0 t1
@@ -171,7 +178,7 @@ numpy=0
 for base in "${dirs[@]}"; do
     mkdir -p "$base"
     w=$(mktemp -d "$base/axds-wp.XXXXXX")
-    fs_type=$(stat -f -c %T "$w")
+    fs_type=$(fs_name "$w")
     echo
     echo "## $w ($fs_type); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
     make_tree "$w/tree"
@@ -236,7 +243,7 @@ if ((${#dirs[@]} >= 2)) && [[ $(stat -c %d "${dirs[0]}") != $(stat -c %d "${dirs
     head -c "$((big_mib << 20))" /dev/urandom >"$from/big/one.bin"
     cat "$from/big/one.bin" >/dev/null
     echo
-    echo "## across filesystems: $from ($(stat -f -c %T "$from")) to $to ($(stat -f -c %T "$to"))"
+    echo "## across filesystems: $from ($(fs_name "$from")) to $to ($(fs_name "$to"))"
     echo
     echo "| job | axds | baseline | ratio (goal) |"
     echo "|---|---|---|---|"
