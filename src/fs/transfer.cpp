@@ -1288,7 +1288,14 @@ std::string expected_checksum(transfer_plan& plan, const transfer_options& optio
             }
         }
         expected = detail::combine_file_digests(covered);
-        detail::save_checksum_file(source, expected);
+        try {
+            detail::save_checksum_file(source, expected);
+        } catch (const os_error& e) {  // e.g. a full source filesystem
+            throw_errno(e.code().value(),
+                        fmt::format("{} Every file was copied to {}, but without its checksum in the source the copy "
+                                    "cannot be verified; nothing was removed from the source.",
+                                    e.what(), plan.destination.string()));
+        }
         copies.emplace_back((source / checksum_file_name).native(), std::string(checksum_file_name));
         plan.copied_states.emplace_back();
         const fs::path to = plan.destination / checksum_file_name;

@@ -311,6 +311,33 @@ TEST_CASE("a move into a hard-linked copy of its source removes the source, exce
 // once a page is dirty, its times never change) or a logger holding its file open between writes lost everything it
 // wrote after the move removed the file. A source file another process holds open or mapped for writing now stays;
 // one held open for reading only goes.
+// Found by a hostile-user run: a verified move of a source on a full filesystem failed with "Unable to save the
+// checksum ... No space left on device" alone, without saying what became of the copy and of the source.
+TEST_CASE("a verified move whose source cannot take its checksum says that nothing was removed", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path source = tmp.path() / "full";
+    fs::create_directory(source);
+    AXDS_SKIP_IF(::mount("tmpfs", source.c_str(), "tmpfs", 0, "size=64k,nr_inodes=16") != 0,
+                 "mounting is not permitted here (needs root): the full-source case is not tested");
+    struct unmount_at_end {
+        fs::path point;
+        ~unmount_at_end() { ::umount2(point.c_str(), MNT_DETACH); }
+    } unmount{source};
+    for (int i = 0;; ++i) {  // every inode taken: not even a small ax_checksum.txt fits
+        std::ofstream file(source / fmt::format("f{:02}.bin", i));
+        file << "recorded";
+        if (!file.flush() || i > 64) {
+            break;
+        }
+    }
+    const auto before = snapshot(source);
+    REQUIRE_FALSE(before.empty());
+    CHECK_THROWS_MATCHES(
+        transfer(source, tmp.path() / "dst", {.verify_integrity = true, .remove_source = true}), axds::os_error,
+        message_contains("Unable to save the checksum") && message_contains("nothing was removed from the source"));
+    CHECK(snapshot(source) == before);
+}
+
 TEST_CASE("a move keeps the source files another process has open or mapped for writing", "[fs][safety]") {
     const temp_dir tmp;
     const fs::path source = tmp.path() / "src";
