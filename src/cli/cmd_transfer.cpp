@@ -106,7 +106,8 @@ int run_transfer(const transfer_settings& settings, const context& ctx) {
                    "axds: the move from {} to {} is not complete: {} source files were kept in the source (the "
                    "warnings above say why: they appeared or changed while it ran, another program still had them "
                    "open for writing, or their copy was replaced):{}\n"
-                   "axds: transfer again, once nothing writes to the source, to move them\n",
+                   "axds: once nothing writes to them, the same command moves those still identical to their copies "
+                   "(one changed since its copy makes it refuse, naming it)\n",
                    settings.source, settings.destination, kept.size(), names);
         return 1;
     }

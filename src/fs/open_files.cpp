@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -91,9 +92,27 @@ void scan_descriptors(int process, const std::set<file_key>& files, const std::f
     ::closedir(dir);
 }
 
-/// Adds to `held` the files of `files` the process has mapped shared and writable. A mapping names its file by the
-/// device of its filesystem's superblock, which is not always the st_dev of stat (btrfs subvolumes): inode numbers
-/// decide (`by_inode`), so a file elsewhere with the same inode number can only make a file stay, never go.
+/// Whether the process's mapping at `range` ("start-end", as maps writes it) may be made writable: its VmFlags in
+/// /proc/PID/smaps hold "mw". True when that cannot be told.
+bool may_write(int process, std::string_view range) {
+    const std::string smaps = read_all(process, "smaps");
+    const std::size_t at = smaps.find(std::string(range) + ' ');
+    if (at == std::string::npos) {
+        return true;
+    }
+    const std::size_t flags = smaps.find("VmFlags:", at);
+    if (flags == std::string::npos) {
+        return true;
+    }
+    const std::size_t end = std::min(smaps.find('\n', flags), smaps.size());
+    const std::string_view line(smaps.data() + flags, end - flags);
+    return line.find(" mw") != std::string_view::npos;
+}
+
+/// Adds to `held` the files of `files` the process has mapped shared and writable, or that it may make writable. A
+/// mapping names its file by the device of its filesystem's superblock, which is not always the st_dev of stat (btrfs
+/// subvolumes): inode numbers decide (`by_inode`), so a file elsewhere with the same inode number can only make a file
+/// stay, never go.
 void scan_mappings(int process, const std::map<ino_t, std::vector<file_key>>& by_inode,
                    const std::function<std::string()>& who, std::map<file_key, std::string>& held) {
     const std::string maps = read_all(process, "maps");
@@ -108,12 +127,13 @@ void scan_mappings(int process, const std::map<ino_t, std::vector<file_key>>& by
         begin = end + 1;
         std::array<char, 8> perms{};
         unsigned long inode = 0;
-        if (std::sscanf(line.c_str(), "%*s %4s %*s %*s %lu", perms.data(), &inode) != 2 || perms[1] != 'w' ||
-            perms[3] != 's') {
+        if (std::sscanf(line.c_str(), "%*s %4s %*s %*s %lu", perms.data(), &inode) != 2 || perms[3] != 's') {
             continue;
         }
         const auto it = by_inode.find(static_cast<ino_t>(inode));
-        if (it == by_inode.end()) {
+        // A shared mapping that is read-only for now may become writable (mprotect) when its file was opened for
+        // writing: the kernel marks such a mapping "mw" (may write) in smaps.
+        if (it == by_inode.end() || (perms[1] != 'w' && !may_write(process, line.substr(0, line.find(' '))))) {
             continue;
         }
         for (const file_key& key : it->second) {

@@ -805,19 +805,25 @@ void remove_copied_source(const fs::path& source, const fs::path& destination, c
             unlinked.emplace(st.st_dev, st.st_ino);
         }
     }
-    (void)::unlink((source / move_marker_name).c_str());  // the removal is over: the move is no longer pending
     // Directories deepest first (entries are sorted shallow first); one that still holds something stays.
     for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
         if (it->type == source_entry::kind::directory) {
             (void)::rmdir(it->path.c_str());
         }
     }
-    if (::rmdir(source.c_str()) == 0 || errno == ENOENT) {
+    for (const auto& path : walk_files(source)) {
+        std::string relative = relative_of(path, source);
+        if (relative != move_marker_name) {
+            report.source_files_kept.push_back(std::move(relative));
+        }
+    }
+    if (report.source_files_kept.empty()) {
+        (void)::unlink((source / move_marker_name).c_str());  // the removal is over: the move is no longer pending
+        (void)::rmdir(source.c_str());
         return;
     }
-    for (const auto& path : walk_files(source)) {
-        report.source_files_kept.push_back(relative_of(path, source));
-    }
+    // Files stay, and so does the marker: the same command, run again once nothing writes to them, takes this for
+    // the move into `destination` that it is and removes those still identical to their copies (settle_strays).
     std::sort(report.source_files_kept.begin(), report.source_files_kept.end());
     if (!held_names.empty()) {
         warn(
@@ -831,13 +837,17 @@ void remove_copied_source(const fs::path& source, const fs::path& destination, c
                         "(replaced or changed since it was copied): {}.",
                         displaced.size(), source.string(), destination.string(), fmt::join(displaced, ", ")));
     }
-    if (!report.source_files_kept.empty()) {
-        warn(
-            fmt::format("The source {} was not removed entirely: {} file(s) are kept: {}. Those not named above "
-                        "appeared or changed while it was transferred to {}, so they were not copied as they are now.",
-                        source.string(), report.source_files_kept.size(), fmt::join(report.source_files_kept, ", "),
-                        destination.string()));
-    }
+    const std::size_t explained = held_names.size() + displaced.size();
+    warn(
+        fmt::format("The source {} was not removed entirely: {} file(s) are kept: {}.{} It stays marked as a move into "
+                    "{}: once nothing writes to them, the same command removes those still identical to their copies "
+                    "(a file changed since its copy makes it refuse, naming it: its older copy is in the destination).",
+                    source.string(), report.source_files_kept.size(), fmt::join(report.source_files_kept, ", "),
+                    report.source_files_kept.size() > explained
+                        ? " Those not named above appeared or changed while it was transferred, so they were not "
+                          "copied as they are now."
+                        : "",
+                    destination.string()));
 }
 
 /// The destination digests computed during the copies (read_back[i] for copies[i]), by relative path: views of

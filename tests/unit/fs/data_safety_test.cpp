@@ -319,10 +319,13 @@ TEST_CASE("a verified move whose source cannot take its checksum says that nothi
     fs::create_directory(source);
     AXDS_SKIP_IF(::mount("tmpfs", source.c_str(), "tmpfs", 0, "size=64k,nr_inodes=16") != 0,
                  "mounting is not permitted here (needs root): the full-source case is not tested");
+
     struct unmount_at_end {
         fs::path point;
+
         ~unmount_at_end() { ::umount2(point.c_str(), MNT_DETACH); }
     } unmount{source};
+
     for (int i = 0;; ++i) {  // every inode taken: not even a small ax_checksum.txt fits
         std::ofstream file(source / fmt::format("f{:02}.bin", i));
         file << "recorded";
@@ -345,6 +348,8 @@ TEST_CASE("a move keeps the source files another process has open or mapped for 
     write_file(source / "log.txt", "line 1\n");
     write_file(source / "config.yaml", "rate: 30\n");
     write_file(source / "notes.txt", "untouched");
+    write_file(source / "later.raw", std::string(4096, 'l'));   // mapped read-only, but opened for writing
+    write_file(source / "viewed.raw", std::string(4096, 'v'));  // mapped read-only from a read-only descriptor
     const char* holder =
         "import ctypes, mmap, os, sys, time\n"  // libc's mmap: Python's mmap module keeps a descriptor of its own
         "libc = ctypes.CDLL(None); libc.mmap.restype = ctypes.c_void_p\n"
@@ -353,16 +358,22 @@ TEST_CASE("a move keeps the source files another process has open or mapped for 
         "fd = os.open(sys.argv[1], os.O_RDWR)\n"
         "assert libc.mmap(None, 65536, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_SHARED, fd, 0) not in (None, -1)\n"
         "os.close(fd)\n"  // only the mapping is left
+        "for name, mode in ((sys.argv[4], os.O_RDWR), (sys.argv[5], os.O_RDONLY)):\n"
+        "    fd = os.open(name, mode)\n"
+        "    assert libc.mmap(None, 4096, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0) not in (None, -1)\n"
+        "    os.close(fd)\n"
         "g = open(sys.argv[2], 'ab'); h = open(sys.argv[3], 'rb')\n"
         "print('ready', flush=True); time.sleep(120)\n";
     axds::test::child_process recorder({AXDS_PYTHON3, "-c", holder, (source / "frames.raw").string(),
-                                        (source / "log.txt").string(), (source / "config.yaml").string()});
+                                        (source / "log.txt").string(), (source / "config.yaml").string(),
+                                        (source / "later.raw").string(), (source / "viewed.raw").string()});
     REQUIRE(recorder.read_line() == "ready");
     const bool verify = GENERATE(false, true);
     CAPTURE(verify);
     const axds::scoped_warning_capture warnings;
     const auto report = transfer(source, tmp.path() / "dst", {.verify_integrity = verify, .remove_source = true});
-    CHECK(report.source_files_kept == std::vector<std::string>{"frames.raw", "log.txt"});
+    CHECK(report.source_files_kept == std::vector<std::string>{"frames.raw", "later.raw", "log.txt"});
+    CHECK_FALSE(fs::exists(source / "viewed.raw"));
     CHECK_FALSE(fs::exists(source / "config.yaml"));
     CHECK_FALSE(fs::exists(source / "notes.txt"));
     CHECK(read_file(tmp.path() / "dst" / "frames.raw") == std::string(65536, 'f'));
@@ -371,6 +382,15 @@ TEST_CASE("a move keeps the source files another process has open or mapped for 
                          fmt::format("frames.raw (process {} (python3) has it mapped for writing)", recorder.pid())) &&
                          Catch::Matchers::Contains(
                              fmt::format("log.txt (process {} (python3) has it open for writing)", recorder.pid())));
+    // Once the recorder is gone, the same command finishes the move (the source stays marked as one): found by a
+    // hostile-user run, it refused, as the destination held files the source no longer accounted for.
+    recorder.kill9();
+    (void)recorder.wait();
+    const auto again = transfer(source, tmp.path() / "dst", {.verify_integrity = verify, .remove_source = true});
+    CHECK(again.resumed_move);
+    CHECK(again.source_files_kept.empty());
+    CHECK_FALSE(fs::exists(source));
+    CHECK(read_file(tmp.path() / "dst" / "log.txt") == "line 1\n");
 }
 
 // Found by a hostile-user run: a removal stopped by a file that cannot be removed said only that, not that the
