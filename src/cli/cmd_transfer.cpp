@@ -107,7 +107,7 @@ int run_transfer(const transfer_settings& settings, const context& ctx) {
                    "warnings above say why: they appeared or changed while it ran, another program still had them "
                    "open for writing, or their copy was replaced):{}\n"
                    "axds: once nothing writes to them, the same command moves those still identical to their copies "
-                   "(one changed since its copy makes it refuse, naming it)\n",
+                   "(one that changed since its copy, or appeared meanwhile, makes it refuse, naming it)\n",
                    settings.source, settings.destination, kept.size(), names);
         return 1;
     }

@@ -841,7 +841,7 @@ void remove_copied_source(const fs::path& source, const fs::path& destination, c
     warn(
         fmt::format("The source {} was not removed entirely: {} file(s) are kept: {}.{} It stays marked as a move into "
                     "{}: once nothing writes to them, the same command removes those still identical to their copies "
-                    "(a file changed since its copy makes it refuse, naming it: its older copy is in the destination).",
+                    "(a file that changed since its copy, or appeared meanwhile, makes it refuse, naming it).",
                     source.string(), report.source_files_kept.size(), fmt::join(report.source_files_kept, ", "),
                     report.source_files_kept.size() > explained
                         ? " Those not named above appeared or changed while it was transferred, so they were not "
