@@ -743,68 +743,16 @@ bool still_holds_copy(const std::string& copy, const struct stat& st) {
     return ::lstat(copy.c_str(), &there) == 0 && S_ISREG(there.st_mode) && there.st_size == st.st_size;
 }
 
-/// remove_source: after the destination is flushed to disk, deletes exactly the source files that were copied (each
-/// only if it is still the file that was copied), then the directories that became empty, deepest first. Whatever
-/// appeared or changed in the meantime stays and is listed in `report` and in a warning. Runs on the CPU pool.
-void remove_copied_source(const fs::path& source, const fs::path& destination, const std::vector<source_entry>& entries,
-                          const std::vector<std::pair<std::string, std::string>>& copies,
-                          const std::vector<file_state>& states, transfer_report& report,
-                          const std::function<void(std::size_t)>& removed_hook = {}) {
-    // The copies must be on disk before the originals go: a power loss right after must not lose both.
-    const sys::unique_fd dest_fd(::open(destination.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!dest_fd || ::syncfs(dest_fd.get()) != 0) {
-        const int error = errno;
-        throw_errno(error, fmt::format("Unable to flush the transferred files in {} to disk, so the source {} was not "
-                                       "removed: {}.",
-                                       destination.string(), source.string(), sys::errno_message(error)));
-    }
-    write_move_marker(source, destination);
-    const std::map<detail::file_key, std::string> held = held_by_others(states);
-    std::vector<std::string> held_names;
-    std::vector<std::string> displaced;
-    std::set<std::pair<dev_t, ino_t>> unlinked;  // inodes with other links left
-    std::vector<char> buffer;
-    for (std::size_t i = 0; i < copies.size(); ++i) {
-        const auto& [path, relative] = copies[i];
+/// Why a move kept source files that it copied (remove_copied_source), besides a change since their copy.
+struct kept_reasons {
+    std::vector<std::string> held;       ///< "relative (who holds it)": another process can still write them
+    std::vector<std::string> displaced;  ///< their copy is no longer a regular file of their size
+};
 
-        struct stat st {};
-
-        if (::lstat(path.c_str(), &st) != 0) {
-            continue;  // already gone (an earlier, interrupted removal)
-        }
-        const std::string copy = detail::joined(destination.native(), relative);
-        // Unlinking one hard link of an inode changes the ctime of its other links: that change was ours. So does the
-        // transfer's rename over a destination file that was a link of it (a `cp -al` copy): then the bytes decide.
-        const bool relinked = unlinked.count({st.st_dev, st.st_ino}) != 0;
-        if (!(relinked ? states[i].same_content_as(st) : states[i].same_as(st)) &&
-            !unchanged_but_relinked(states[i], st, path, copy, buffer)) {
-            continue;  // changed since it was copied: listed below as kept
-        }
-        if (const auto holder = held.find({st.st_dev, st.st_ino}); holder != held.end()) {
-            held_names.push_back(fmt::format("{} ({})", relative, holder->second));
-            continue;  // what its writer writes next would be lost with it
-        }
-        if (!still_holds_copy(copy, st)) {
-            displaced.push_back(relative);
-            continue;
-        }
-        if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-            const int error = errno;
-            throw_errno(error, fmt::format("Unable to remove the transferred source file {}: {}. The transfer to {} is "
-                                           "complete{}; {} source files were removed before this one and the others "
-                                           "stay, marked as a move in progress: once the cause is fixed, running the "
-                                           "same command again finishes the move.",
-                                           path, sys::errno_message(error), destination.string(),
-                                           report.verified ? " and verified" : "", report.source_files_removed));
-        }
-        ++report.source_files_removed;
-        if (removed_hook) {
-            removed_hook(report.source_files_removed);
-        }
-        if (st.st_nlink > 1) {
-            unlinked.emplace(st.st_dev, st.st_ino);
-        }
-    }
+/// The end of remove_copied_source: the directories that became empty removed, deepest first, and what stays listed
+/// in `report` and in warnings; the move's marker removed with the last file, kept while any file stays.
+void finish_removal(const fs::path& source, const fs::path& destination, const std::vector<source_entry>& entries,
+                    const kept_reasons& kept, transfer_report& report) {
     // Directories deepest first (entries are sorted shallow first); one that still holds something stays.
     for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
         if (it->type == source_entry::kind::directory) {
@@ -825,19 +773,19 @@ void remove_copied_source(const fs::path& source, const fs::path& destination, c
     // Files stay, and so does the marker: the same command, run again once nothing writes to them, takes this for
     // the move into `destination` that it is and removes those still identical to their copies (settle_strays).
     std::sort(report.source_files_kept.begin(), report.source_files_kept.end());
-    if (!held_names.empty()) {
+    if (!kept.held.empty()) {
         warn(
             fmt::format("{} source file(s) of {} are kept: another program still has them open or mapped for writing, "
                         "so what it writes next would be lost with them: {}.",
-                        held_names.size(), source.string(), fmt::join(held_names, ", ")));
+                        kept.held.size(), source.string(), fmt::join(kept.held, ", ")));
     }
-    if (!displaced.empty()) {
+    if (!kept.displaced.empty()) {
         warn(
             fmt::format("{} source file(s) of {} are kept: their copy in {} is no longer a regular file of their size "
                         "(replaced or changed since it was copied): {}.",
-                        displaced.size(), source.string(), destination.string(), fmt::join(displaced, ", ")));
+                        kept.displaced.size(), source.string(), destination.string(), fmt::join(kept.displaced, ", ")));
     }
-    const std::size_t explained = held_names.size() + displaced.size();
+    const std::size_t explained = kept.held.size() + kept.displaced.size();
     warn(
         fmt::format("The source {} was not removed entirely: {} file(s) are kept: {}.{} It stays marked as a move into "
                     "{}: once nothing writes to them, the same command removes those still identical to their copies "
@@ -848,6 +796,70 @@ void remove_copied_source(const fs::path& source, const fs::path& destination, c
                           "copied as they are now."
                         : "",
                     destination.string()));
+}
+
+/// remove_source: after the destination is flushed to disk, deletes exactly the source files that were copied (each
+/// only if it is still the file that was copied), then the directories that became empty, deepest first. Whatever
+/// appeared or changed in the meantime stays and is listed in `report` and in a warning. Runs on the CPU pool.
+void remove_copied_source(const fs::path& source, const fs::path& destination, const std::vector<source_entry>& entries,
+                          const std::vector<std::pair<std::string, std::string>>& copies,
+                          const std::vector<file_state>& states, transfer_report& report,
+                          const std::function<void(std::size_t)>& removed_hook = {}) {
+    // The copies must be on disk before the originals go: a power loss right after must not lose both.
+    const sys::unique_fd dest_fd(::open(destination.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dest_fd || ::syncfs(dest_fd.get()) != 0) {
+        const int error = errno;
+        throw_errno(error, fmt::format("Unable to flush the transferred files in {} to disk, so the source {} was not "
+                                       "removed: {}.",
+                                       destination.string(), source.string(), sys::errno_message(error)));
+    }
+    write_move_marker(source, destination);
+    const std::map<detail::file_key, std::string> held = held_by_others(states);
+    kept_reasons kept;
+    std::set<std::pair<dev_t, ino_t>> unlinked;  // inodes with other links left
+    std::vector<char> buffer;
+    for (std::size_t i = 0; i < copies.size(); ++i) {
+        const auto& [path, relative] = copies[i];
+
+        struct stat st {};
+
+        if (::lstat(path.c_str(), &st) != 0) {
+            continue;  // already gone (an earlier, interrupted removal)
+        }
+        const std::string copy = detail::joined(destination.native(), relative);
+        // Unlinking one hard link of an inode changes the ctime of its other links: that change was ours. So does the
+        // transfer's rename over a destination file that was a link of it (a `cp -al` copy): then the bytes decide.
+        const bool relinked = unlinked.count({st.st_dev, st.st_ino}) != 0;
+        if (!(relinked ? states[i].same_content_as(st) : states[i].same_as(st)) &&
+            !unchanged_but_relinked(states[i], st, path, copy, buffer)) {
+            continue;  // changed since it was copied: listed below as kept
+        }
+        if (const auto holder = held.find({st.st_dev, st.st_ino}); holder != held.end()) {
+            kept.held.push_back(fmt::format("{} ({})", relative, holder->second));
+            continue;  // what its writer writes next would be lost with it
+        }
+        if (!still_holds_copy(copy, st)) {
+            kept.displaced.push_back(relative);
+            continue;
+        }
+        if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+            const int error = errno;
+            throw_errno(error, fmt::format("Unable to remove the transferred source file {}: {}. The transfer to {} is "
+                                           "complete{}; {} source files were removed before this one and the others "
+                                           "stay, marked as a move in progress: once the cause is fixed, running the "
+                                           "same command again finishes the move.",
+                                           path, sys::errno_message(error), destination.string(),
+                                           report.verified ? " and verified" : "", report.source_files_removed));
+        }
+        ++report.source_files_removed;
+        if (removed_hook) {
+            removed_hook(report.source_files_removed);
+        }
+        if (st.st_nlink > 1) {
+            unlinked.emplace(st.st_dev, st.st_ino);
+        }
+    }
+    finish_removal(source, destination, entries, kept, report);
 }
 
 /// The destination digests computed during the copies (read_back[i] for copies[i]), by relative path: views of
