@@ -42,15 +42,6 @@ inline int highest_open_descriptor() {
     return highest;
 }
 
-/// How many descriptors this process has open (the one listing them excluded).
-inline std::size_t open_descriptor_count() {
-    std::size_t count = 0;
-    for ([[maybe_unused]] const auto& item : std::filesystem::directory_iterator("/proc/self/fd")) {
-        ++count;
-    }
-    return count - 1;
-}
-
 /// Lowers the soft RLIMIT_NOFILE to `headroom` above the highest open descriptor for its lifetime (restored by
 /// restore() or the destructor). ok() is false when the limit could not be changed.
 class scoped_descriptor_limit {
