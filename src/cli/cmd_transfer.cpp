@@ -27,6 +27,19 @@ struct transfer_settings {
     bool json = false;
 };
 
+/// `names` one per line, indented, the first 20 only ("... and N more (--json lists them all)" after them).
+std::string indented_lines(const std::vector<std::string>& names) {
+    constexpr std::size_t shown = 20;
+    std::string lines;
+    for (std::size_t i = 0; i < std::min(shown, names.size()); ++i) {
+        lines += fmt::format("  {}\n", names[i]);
+    }
+    if (names.size() > shown) {
+        lines += fmt::format("  ... and {} more (--json lists them all)\n", names.size() - shown);
+    }
+    return lines;
+}
+
 void print_transfer(const transfer_settings& settings, const axds::transfer_report& report,
                     const std::vector<fs::path>& kept, double elapsed) {
     if (report.resumed_move) {
@@ -38,15 +51,8 @@ void print_transfer(const transfer_settings& settings, const axds::transfer_repo
         return;
     }
     if (!report.strays_removed.empty()) {  // what --reset-dirty-destination deleted, by name
-        constexpr std::size_t shown = 20;
-        fmt::print("deleted {} destination files the source lacks (--reset-dirty-destination):\n",
-                   report.strays_removed.size());
-        for (std::size_t i = 0; i < std::min(shown, report.strays_removed.size()); ++i) {
-            fmt::print("  {}\n", report.strays_removed[i]);
-        }
-        if (report.strays_removed.size() > shown) {
-            fmt::print("  ... and {} more (--json lists them all)\n", report.strays_removed.size() - shown);
-        }
+        fmt::print("deleted {} destination files the source lacks (--reset-dirty-destination):\n{}",
+                   report.strays_removed.size(), indented_lines(report.strays_removed));
     }
     fmt::print("copied {} files ({} bytes) from {} to {} in {:.2f} s{}{}\n", report.files_copied, report.bytes_copied,
                settings.source, settings.destination, elapsed, report.verified ? ", checksum verified" : "",
@@ -94,21 +100,13 @@ int run_transfer(const transfer_settings& settings, const context& ctx) {
         print_transfer(settings, report, kept, elapsed);
     }
     if (!kept.empty()) {  // the source is not gone: a script must not take this move for complete
-        constexpr std::size_t shown = 20;
-        std::string names;
-        for (std::size_t i = 0; i < std::min(shown, kept.size()); ++i) {
-            names += fmt::format("\n  {}", kept[i].string());
-        }
-        if (kept.size() > shown) {
-            names += fmt::format("\n  ... and {} more (--json lists them all)", kept.size() - shown);
-        }
         fmt::print(stderr,
                    "axds: the move from {} to {} is not complete: {} source files were kept in the source (the "
                    "warnings above say why: they appeared or changed while it ran, another program still had them "
-                   "open for writing, or their copy was replaced):{}\n"
+                   "open for writing, or their copy was replaced):\n{}"
                    "axds: once nothing writes to them, the same command moves those still identical to their copies "
                    "(one that changed since its copy, or appeared meanwhile, makes it refuse, naming it)\n",
-                   settings.source, settings.destination, kept.size(), names);
+                   settings.source, settings.destination, kept.size(), indented_lines(report.source_files_kept));
         return 1;
     }
     return 0;
