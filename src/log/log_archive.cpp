@@ -71,9 +71,12 @@ struct entry {
     }
 };
 
+/// Entries in a block that huge pages back where there are enough of them (detail::huge_page_allocator).
+using entry_list = std::vector<entry, detail::huge_page_allocator<entry>>;
+
 struct source_group {
     std::uint64_t source = 0;
-    std::vector<entry> entries;
+    entry_list entries;
     fs::path archive;
 };
 
@@ -100,7 +103,8 @@ bool parse_stem(std::string_view stem, std::uint64_t& source, std::uint64_t& tim
 
 /// What discovery found: the entries grouped by source, and `.npy` names that are not regular files.
 struct discovery {
-    std::unique_ptr<char[]> paths;  ///< every entry's path, NUL-terminated, back to back (the entries point into it)
+    /// every entry's path, NUL-terminated, back to back (the entries point into it)
+    std::vector<char, detail::huge_page_allocator<char>> paths;
     std::vector<source_group> groups;
     std::vector<assemble_issue> skipped;
 };
@@ -141,8 +145,9 @@ struct directory_listing {
         unsigned char type = DT_UNKNOWN;
     };
 
-    std::string npy_names;             ///< the `*.npy` names back to back (one string, not one per name)
-    std::vector<npy_name> npy;         ///< `*.npy` names (entries, unless not regular files)
+    /// the `*.npy` names back to back (one string, not one per name)
+    std::basic_string<char, std::char_traits<char>, detail::huge_page_allocator<char>> npy_names;
+    std::vector<npy_name, detail::huge_page_allocator<npy_name>> npy;  ///< `*.npy` names (entries, unless not files)
     std::vector<std::string> stale;    ///< `.{source}_log.npz.*.partial`: unfinished archives of killed runs
     std::vector<std::string> working;  ///< streaming loggers' working files, for detail::recover_working_files
 };
@@ -185,16 +190,15 @@ directory_listing list_log_directory(const fs::path& directory) {
 
 /// spec §7.2 step 3: `*.npy` directly in the directory; `stem.split("_")[0:2]` are the source and timestamp.
 discovery discover_entries(const fs::path& directory, const directory_listing& listing) {
-    std::vector<entry> entries;
+    entry_list entries;
     entries.reserve(listing.npy.size());
     discovery found;
     std::string prefix = directory.string();
     if (!prefix.empty() && !prefix.ends_with('/')) {
         prefix += '/';
     }
-    found.paths =
-        std::make_unique_for_overwrite<char[]>(listing.npy.size() * (prefix.size() + 1) + listing.npy_names.size());
-    char* next = found.paths.get();
+    found.paths.resize(listing.npy.size() * (prefix.size() + 1) + listing.npy_names.size());
+    char* next = found.paths.data();
     for (const auto& [offset, size, type] : listing.npy) {
         const std::string_view name = std::string_view(listing.npy_names).substr(offset, size);
         entry e;
@@ -218,8 +222,12 @@ discovery discover_entries(const fs::path& directory, const directory_listing& l
         e.discovery_order = entries.size();
         entries.push_back(e);
     }
-    std::stable_sort(entries.begin(), entries.end(), [](const entry& a, const entry& b) {
-        return a.source != b.source ? a.source < b.source : a.timestamp < b.timestamp;
+    // In place (a stable sort's temporary copy of the entries was ~250 page faults for 20,000 entries, each ~13 us in
+    // a VM); the discovery order as the last key keeps equal timestamps in the order a stable sort would.
+    std::sort(entries.begin(), entries.end(), [](const entry& a, const entry& b) {
+        return a.source != b.source       ? a.source < b.source
+               : a.timestamp != b.timestamp ? a.timestamp < b.timestamp
+                                            : a.discovery_order < b.discovery_order;
     });
     for (std::size_t first = 0, last = 0; first < entries.size(); first = last) {
         for (last = first + 1; last < entries.size() && entries[last].source == entries[first].source; ++last) {
@@ -227,6 +235,10 @@ discovery discover_entries(const fs::path& directory, const directory_listing& l
         source_group& group = found.groups.emplace_back();
         group.source = entries[first].source;
         group.archive = directory / fmt::format("{}{}", group.source, log_archive_suffix);
+        if (first == 0 && last == entries.size()) {
+            group.entries = std::move(entries);  // one source (the usual case): no copy of every entry
+            break;
+        }
         const auto from = entries.begin() + static_cast<std::ptrdiff_t>(first);
         group.entries.assign(from, from + static_cast<std::ptrdiff_t>(last - first));
     }
@@ -315,7 +327,7 @@ static_assert(prefix_buffer % sys::buffer_alignment == 0);
 /// An entry that cannot be opened or read goes to `unreadable(entry, errno)` instead of `use` when that is given
 /// (else the error is thrown).
 template <typename Use>
-bool for_each_entry_bytes(const std::vector<entry>& entries, read_mode mode, std::span<std::uint8_t> scratch, Use&& use,
+bool for_each_entry_bytes(const entry_list& entries, read_mode mode, std::span<std::uint8_t> scratch, Use&& use,
                           const detail::prefix_ring::after_chunk_fn& after = {},
                           const std::function<void(const entry&, int)>& unreadable = {}) {
     if (entries.empty()) {

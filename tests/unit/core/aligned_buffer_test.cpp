@@ -2,6 +2,7 @@
 // a misaligned buffer ran ~4x slower). These tests fail when a path's buffer is not.
 #include "sys/aligned_buffer.hpp"
 
+#include "detail/huge_pages.hpp"
 #include "detail/uring_copy.hpp"
 #include "detail/uring_reader.hpp"
 #include "fs/file_digest.hpp"
@@ -12,6 +13,8 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <vector>
 #include <thread>
 
 #include <fcntl.h>
@@ -40,6 +43,9 @@ TEST_CASE("aligned_buffer starts every buffer on a page and counts its own alloc
         REQUIRE(buffer.size() == size);
         CHECK(page_aligned(buffer.data()));
         CHECK(io_aligned(buffer.as<char>().data()));
+        if (size >= axds::sys::huge_buffer_alignment) {  // huge-page advice then covers all of it
+            CHECK(reinterpret_cast<std::uintptr_t>(buffer.data()) % axds::sys::huge_buffer_alignment == 0);
+        }
         CHECK(buffer.allocations() == 1);
         buffer.as<std::uint8_t>().back() = 0x5A;  // the whole size is usable
         buffer.reserve_discarding(size);          // fits: kept
@@ -53,6 +59,33 @@ TEST_CASE("aligned_buffer starts every buffer on a page and counts its own alloc
         CHECK(moved.allocations() == 2);
         CHECK(buffer.empty());  // NOLINT(bugprone-use-after-move): moved-from is empty by contract
     }
+}
+
+TEST_CASE("huge_page_allocator puts large per-file arrays on 2 MiB boundaries and keeps small ones on the heap",
+          "[core][aligned_buffer]") {
+    constexpr std::size_t huge = std::size_t{2} << 20U;
+    std::vector<std::uint64_t, axds::detail::huge_page_allocator<std::uint64_t>> values;
+    values.reserve(16);
+    const auto* small = values.data();
+    for (std::uint64_t i = 0; i < 200000; ++i) {  // grows through both kinds of block, elements moved across
+        values.push_back(i * 7);
+    }
+    CHECK(small != values.data());
+    CHECK(reinterpret_cast<std::uintptr_t>(values.data()) % huge == 0);
+    bool intact = true;
+    for (std::uint64_t i = 0; i < values.size(); ++i) {
+        intact = intact && values[i] == i * 7;
+    }
+    CHECK(intact);
+    std::basic_string<char, std::char_traits<char>, axds::detail::huge_page_allocator<char>> names;
+    for (int i = 0; i < 20000; ++i) {
+        names += "001_00000000000000001500.npy";
+    }
+    CHECK(reinterpret_cast<std::uintptr_t>(names.data()) % huge == 0);
+    CHECK(std::string_view(names).substr(28, 28) == "001_00000000000000001500.npy");
+    values.clear();
+    values.shrink_to_fit();
+    CHECK(values.capacity() == 0);
 }
 
 TEST_CASE("The checksum and copy read buffer is aligned on every thread", "[core][aligned_buffer]") {
