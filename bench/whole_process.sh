@@ -62,7 +62,7 @@ secs() { awk -v us="$1" 'BEGIN {printf "%.3f", us / 1e6}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 
 # compare LABEL GOAL PREPARE AXDS_CMD BASE_CMD CLEANUP: alternating runs (order swapped every round), one untimed
-# warm-up of each, PREPARE before and CLEANUP after every run (untimed). Prints one table row; ratio = base / axds.
+# warm-up of each, PREPARE and a `sync` before and CLEANUP after every run (untimed). Prints one table row; ratio = base / axds.
 compare() {
     local label=$1 goal=$2 prepare=$3 ours=$4 base=$5 cleanup=$6 r a=() b=()
     for ((r = 0; r <= runs; r++)); do
@@ -70,6 +70,7 @@ compare() {
         ((r % 2)) && first=base second=ours
         for side in $first $second; do
             eval "$prepare"
+            sync  # untimed: no run pays for the writeback of the one before (ext4 here stalled 1-2 s now and then)
             local cmd=${!side} t
             t=$(timed bash -c "$cmd")
             eval "$cleanup"
