@@ -72,7 +72,19 @@ int run_transfer(const transfer_settings& settings, const context& ctx) {
     options.progress = [&](const axds::transfer_progress& p) {
         bar.update(p.files_done, p.files_total, p.bytes_done);
     };
-    require_existing(settings.source, "source directory", true);
+    try {
+        require_existing(settings.source, "source directory", true);
+    } catch (const axds::file_not_found_error& e) {
+        // The same move run again after it finished lands here: say where the data may already be.
+        std::error_code ec;
+        if (!fs::is_directory(fs::path(settings.destination), ec)) {
+            throw;
+        }
+        throw axds::file_not_found_error(
+            e.code(), fmt::format("{} The destination '{}' exists: if a move (--remove-source) of this source into it "
+                                  "finished earlier, the data is there and nothing is left to do.",
+                                  e.what(), settings.destination));
+    }
     const auto report =
         run_interruptible(axds::async_transfer_directory(settings.source, settings.destination, std::move(options)));
     const double elapsed = ctx.seconds();

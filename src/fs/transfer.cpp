@@ -936,9 +936,16 @@ void check_roots(fs::path& source, fs::path& destination) {
     destination = detail::without_trailing_separators(destination);
     // 1-2: the source must exist and be a real directory.
     if (!fs::exists(source, ec)) {
+        // The same command run again after its move finished lands here: say where the data may already be.
+        const std::string hint =
+            fs::is_directory(destination, ec)
+                ? fmt::format(" The destination {} exists: if a move (remove_source) of this source into it finished "
+                              "earlier, the data is there and nothing is left to do.",
+                              destination.string())
+                : std::string();
         throw file_not_found_error(
             std::make_error_code(std::errc::no_such_file_or_directory),
-            fmt::format("Unable to transfer the source directory {}, as it does not exist.", source.string()));
+            fmt::format("Unable to transfer the source directory {}, as it does not exist.{}", source.string(), hint));
     }
     if (fs::is_symlink(fs::symlink_status(source, ec))) {
         throw runtime_error(fmt::format(

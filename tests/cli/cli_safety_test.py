@@ -419,5 +419,20 @@ with tempfile.TemporaryDirectory() as tmp:
     else:
         check(False, "case 15: no second Ctrl-C landed during the removal")
 
+    # 16. the same move run again after it finished: the source is gone, and the error said only that. It now also
+    #     says the destination exists and that a finished move leaves nothing to do (no hint without a destination).
+    src = os.path.join(tmp, "again_src")
+    dst = os.path.join(tmp, "again_dst")
+    before = make_tree(src)
+    code, out, err = run("transfer", src, dst, "--remove-source", "--verify")
+    check(code == 0 and not os.path.exists(src), f"case 16: the first move: {code} {out!r} {err!r}")
+    code, out, err = run("transfer", src, dst, "--remove-source", "--verify")
+    check(code == 1 and "does not exist" in err and "nothing is left to do" in err and dst in err
+          and snapshot(dst) == {**before, "ax_checksum.txt": snapshot(dst).get("ax_checksum.txt")},
+          f"case 16: the same move again: {code} {out!r} {err!r}")
+    code, out, err = run("transfer", src, os.path.join(tmp, "again_nowhere"))
+    check(code == 1 and "does not exist" in err and "nothing is left to do" not in err,
+          f"case 16: a missing source and no destination: {code} {out!r} {err!r}")
+
 print(f"cli data safety: {checks - len(failures)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)

@@ -278,6 +278,8 @@ TEST_CASE("transfer refuses missing, symlinked, link-holding and file-less sourc
                          message_contains(fmt::format("Unable to transfer the source directory {}, as it does not "
                                                       "exist.",
                                                       (tmp.path() / "missing").string())));
+    CHECK_THROWS_MATCHES(transfer(tmp.path() / "missing", tmp.path() / "d1"), axds::file_not_found_error,
+                         !message_contains("nothing is left to do"));  // no destination: no hint
     const fs::path real = make_source(tmp.path() / "real");
     fs::create_directory_symlink(real, tmp.path() / "link");
     CHECK_THROWS_MATCHES(transfer(tmp.path() / "link", tmp.path() / "d2"), axds::runtime_error,
@@ -297,6 +299,17 @@ TEST_CASE("transfer refuses missing, symlinked, link-holding and file-less sourc
     CHECK(read_file(tmp.path() / "d4" / "stray.txt") == "kept");
     transfer(tmp.path() / "fileless", tmp.path() / "d5");  // without verification: the empty tree is reproduced
     CHECK(fs::is_directory(tmp.path() / "d5" / "only_dirs"));
+    // The same move run twice: the second run finds no source, and says where its data went.
+    const fs::path moved = make_source(tmp.path() / "moved");
+    transfer(moved, tmp.path() / "d6", {.verify_integrity = true, .remove_source = true});
+    REQUIRE_FALSE(fs::exists(moved));
+    CHECK_THROWS_MATCHES(transfer(moved, tmp.path() / "d6", {.verify_integrity = true, .remove_source = true}),
+                         axds::file_not_found_error,
+                         message_contains(fmt::format("as it does not exist. The destination {} exists: if a move "
+                                                      "(remove_source) of this source into it finished earlier, the "
+                                                      "data is there and nothing is left to do.",
+                                                      (tmp.path() / "d6").string())));
+    CHECK(read_file(tmp.path() / "d6" / "a.txt") == "alpha");
 }
 
 // upstream: transfer_tools_test.py::test_dirty_destination_*
