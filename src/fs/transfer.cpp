@@ -939,9 +939,10 @@ void check_roots(fs::path& source, fs::path& destination) {
         // The same command run again after its move finished lands here: say where the data may already be.
         const std::string hint =
             fs::is_directory(destination, ec)
-                ? fmt::format(" The destination {} exists: if a move (remove_source) of this source into it finished "
-                              "earlier, the data is there and nothing is left to do.",
-                              destination.string())
+                ? fmt::format(
+                      " The destination {} exists: if a move (remove_source) of this source into it finished "
+                      "earlier, the data is there and nothing is left to do.",
+                      destination.string())
                 : std::string();
         throw file_not_found_error(
             std::make_error_code(std::errc::no_such_file_or_directory),

@@ -98,9 +98,9 @@ private:
             return nullptr;
         }
         const std::size_t rounded = (size + buffer_alignment - 1) / buffer_alignment * buffer_alignment;
-        auto* address = static_cast<std::byte*>(::operator new (rounded, alignment_for(size)));
+        auto* address = static_cast<std::byte*>(::operator new(rounded, alignment_for(size)));
         if (!io_aligned(address)) {  // cannot happen with a conforming allocator: checked, never assumed
-            ::operator delete (address, alignment_for(size));
+            ::operator delete(address, alignment_for(size));
             throw std::logic_error("aligned_buffer: the allocator returned a buffer that is not 64-byte aligned");
         }
         return address;
@@ -108,7 +108,7 @@ private:
 
     void release() noexcept {
         if (data_ != nullptr) {
-            ::operator delete (data_, alignment_for(size_));
+            ::operator delete(data_, alignment_for(size_));
             data_ = nullptr;
         }
         size_ = 0;

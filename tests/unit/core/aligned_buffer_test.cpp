@@ -14,8 +14,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <vector>
 #include <thread>
+#include <vector>
 
 #include <fcntl.h>
 #include <unistd.h>
