@@ -173,6 +173,14 @@ std::size_t zip_local_header_size(std::uint64_t offset, std::size_t name_size) n
     return local_header_size + name_size + zip_local_zip64_extra_size + pad;
 }
 
+/// General-purpose flags of a member named `name`: bit 11 (the name is UTF-8) when it is not plain ASCII, as CPython's
+/// zipfile sets it; without it zipfile (so np.load) decodes such a name as code page 437 and garbles it.
+std::uint16_t zip_name_flags(std::string_view name) noexcept {
+    const bool ascii =
+        std::all_of(name.begin(), name.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+    return ascii ? 0 : 0x0800;
+}
+
 void encode_zip_local_header(std::uint8_t* out, std::uint64_t offset, std::string_view name, std::uint32_t crc,
                              std::uint64_t size) noexcept {
     const std::size_t total = zip_local_header_size(offset, name.size());
@@ -184,9 +192,9 @@ void encode_zip_local_header(std::uint8_t* out, std::uint64_t offset, std::strin
     };
     put(local_signature, 4);
     put(zip64_version, 2);  // version needed: 4.5 (ZIP64), as CPython >= 3.12 writes
-    put(0, 2);              // flags
-    put(0, 2);              // method: stored
-    put(0, 2);              // time 00:00
+    put(zip_name_flags(name), 2);
+    put(0, 2);  // method: stored
+    put(0, 2);  // time 00:00
     put(dos_date_1980_01_01, 2);
     put(crc, 4);
     put(u32_max, 4);  // sizes live in the ZIP64 extra
@@ -225,9 +233,9 @@ bool append_zip_central_record(std::string& out, std::string_view name, std::uin
     sys::append_le32(out, central_signature);
     sys::append_le16(out, 0x0300 | zip64_version);  // made by: Unix, 4.5
     sys::append_le16(out, zip64_version);
-    sys::append_le16(out, 0);
-    sys::append_le16(out, 0);
-    sys::append_le16(out, 0);
+    sys::append_le16(out, zip_name_flags(name));
+    sys::append_le16(out, 0);  // method: stored
+    sys::append_le16(out, 0);  // time 00:00
     sys::append_le16(out, dos_date_1980_01_01);
     sys::append_le32(out, crc);
     sys::append_le32(out, clamp32(size));

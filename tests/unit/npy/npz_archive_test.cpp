@@ -152,6 +152,32 @@ TEST_CASE("numpy and zipfile open our archives, including a ZIP64 one with more 
     CHECK(result.output == "ok");
 }
 
+TEST_CASE("numpy reads member names that are not ASCII as written (the UTF-8 flag, as zipfile sets it)",
+          "[npy][python]") {
+    temp_dir tmp;
+    {
+        axds::npz_writer writer(tmp.path() / "names.npz");
+        const std::vector<std::uint8_t> payload = entry_file(1, 5, 3);
+        writer.add("1_5_\xC3\xA9.npy", payload);  // "1_5_é.npy"
+        writer.add("plain.npy", payload);
+        writer.finish();
+    }
+    const auto result = axds::test::run_python(
+        "import sys, zipfile, numpy as np\n"
+        "path = sys.argv[1] + '/names.npz'\n"
+        "flags = [i.flag_bits for i in zipfile.ZipFile(path).infolist()]\n"
+        "assert flags == [0x800, 0], flags\n"
+        "with np.load(path) as z:\n"
+        "    assert sorted(z.files) == ['1_5_\\u00e9', 'plain'], z.files\n"
+        "    assert z['1_5_\\u00e9'].size == 12 and z['plain'].size == 12\n"
+        "print('ok', end='')\n",
+        {tmp.path().string()});
+    INFO(result.output);
+    CHECK(result.output == "ok");
+    const axds::npz_reader reader(tmp.path() / "names.npz");
+    CHECK(reader.find("1_5_\xC3\xA9.npy") != nullptr);
+}
+
 TEST_CASE("npz_reader reads np.savez (CPython 3.11 zipfile) and np.savez_compressed archives", "[npy][python]") {
     temp_dir tmp;
     const auto result = axds::test::run_python(
