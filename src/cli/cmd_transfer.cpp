@@ -43,11 +43,16 @@ std::string indented_lines(const std::vector<std::string>& names) {
 void print_transfer(const transfer_settings& settings, const axds::transfer_report& report,
                     const std::vector<fs::path>& kept, double elapsed) {
     if (report.resumed_move) {
-        fmt::print(
-            "resumed an interrupted move from {} to {}: {} source files still present were identical to the "
-            "{}destination and were removed{}\n",
-            settings.source, settings.destination, report.source_files_removed, report.verified ? "verified " : "",
-            kept.empty() ? ", source removed" : "");
+        const std::string again =
+            report.files_copied == 0
+                ? std::string()
+                : fmt::format(
+                      "copied {} files ({} bytes) again, as they changed in the source since their copy or "
+                      "were new, then ",
+                      report.files_copied, report.bytes_copied);
+        fmt::print("resumed an interrupted move from {} to {}{}: {}removed {} source files{}\n", settings.source,
+                   settings.destination, report.verified ? " (destination verified)" : "", again,
+                   report.source_files_removed, kept.empty() ? ", source removed" : "");
         return;
     }
     if (!report.strays_removed.empty()) {  // what --reset-dirty-destination deleted, by name

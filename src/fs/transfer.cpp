@@ -14,6 +14,7 @@
 #include "detail/uring_copy.hpp"
 #include "fs/copy_pipeline.hpp"
 #include "fs/file_digest.hpp"
+#include "fs/move_marker.hpp"
 #include "fs/open_files.hpp"
 #include "fs/path_guard.hpp"
 #include "fs/walk_detail.hpp"
@@ -32,6 +33,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <set>
@@ -680,45 +682,7 @@ void check_destination_tree(const fs::path& source, const fs::path& destination,
     }
 }
 
-/// The source of a move carries this file while its files are removed (see write_move_marker).
-constexpr std::string_view move_marker_name = ".axds-move-in-progress";
-
-/// The marker's first line for a move into `destination`: the destination's device and inode.
-std::string move_marker_line(const fs::path& destination) {
-    const auto id = detail::identity_of(destination);
-    return id ? fmt::format("axds move into device {} inode {}", id->device, id->inode) : std::string("axds move");
-}
-
-/// Written (and flushed, with the source directory) to `source/.axds-move-in-progress` before the first source file
-/// of a move is removed, and removed when the removal is over: a rerun after a kill -9 during the removal knows from
-/// it that the files only the destination holds are the ones this move took out of the source (see settle_strays).
-/// The marker lives in the source, which is going away: the destination looks exactly as the Python library leaves
-/// it.
-void write_move_marker(const fs::path& source, const fs::path& destination) {
-    const fs::path marker = source / move_marker_name;
-    const std::string text = move_marker_line(destination) + "\n" + destination.string() + "\n";
-    const sys::unique_fd fd(detail::open_for_replacement(marker, 0600, O_WRONLY));
-    bool written = fd && !sys::pwrite_full(fd.get(), text.data(), text.size(), 0).error && ::fsync(fd.get()) == 0;
-    if (written) {
-        const sys::unique_fd directory(::open(source.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-        written = directory && ::fsync(directory.get()) == 0;
-    }
-    if (!written) {
-        const int error = errno;
-        throw_errno(error, fmt::format("Unable to write {}, which marks the source as being moved, so the source was "
-                                       "not removed: {}.",
-                                       marker.string(), sys::errno_message(error)));
-    }
-}
-
-/// Whether `source` carries the marker of a move into `destination` (write_move_marker).
-bool marks_move_into(const fs::path& source, const fs::path& destination) {
-    const sys::unique_fd fd(::open((source / move_marker_name).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-    std::array<char, 256> buffer{};
-    const ssize_t n = fd ? ::read(fd.get(), buffer.data(), buffer.size()) : -1;
-    const std::string text(buffer.data(), n > 0 ? static_cast<std::size_t>(n) : 0);
-    return text.substr(0, text.find('\n')) == move_marker_line(destination);
-}
+using detail::move_marker_name;
 
 bool unchanged_but_relinked(const file_state& copied, const struct stat& st, const std::string& from,
                             const std::string& to, std::vector<char>& buffer);
@@ -752,7 +716,8 @@ struct kept_reasons {
 /// The end of remove_copied_source: the directories that became empty removed, deepest first, and what stays listed
 /// in `report` and in warnings; the move's marker removed with the last file, kept while any file stays.
 void finish_removal(const fs::path& source, const fs::path& destination, const std::vector<source_entry>& entries,
-                    const kept_reasons& kept, transfer_report& report) {
+                    const std::vector<std::pair<std::string, std::string>>& copies, const kept_reasons& kept,
+                    transfer_report& report) {
     // Directories deepest first (entries are sorted shallow first); one that still holds something stays.
     for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
         if (it->type == source_entry::kind::directory) {
@@ -771,8 +736,20 @@ void finish_removal(const fs::path& source, const fs::path& destination, const s
         return;
     }
     // Files stay, and so does the marker: the same command, run again once nothing writes to them, takes this for
-    // the move into `destination` that it is and removes those still identical to their copies (settle_strays).
+    // the move into `destination` that it is, removes those still identical to their copies and replaces the copies
+    // of the others, untouched since this move made them as the marker records, with them (settle_strays).
     std::sort(report.source_files_kept.begin(), report.source_files_kept.end());
+    std::unordered_set<std::string_view> ours(copies.size());  // kept files whose copy is the one this move made
+    for (const auto& copy : copies) {
+        ours.insert(copy.second);
+    }
+    for (const auto& relative : kept.displaced) {
+        ours.erase(relative);
+    }
+    std::vector<std::string> recorded;
+    std::copy_if(report.source_files_kept.begin(), report.source_files_kept.end(), std::back_inserter(recorded),
+                 [&ours](const std::string& relative) { return ours.count(relative) != 0; });
+    detail::record_move_copies(source, destination, recorded);
     if (!kept.held.empty()) {
         warn(
             fmt::format("{} source file(s) of {} are kept: another program still has them open or mapped for writing, "
@@ -786,16 +763,16 @@ void finish_removal(const fs::path& source, const fs::path& destination, const s
                         kept.displaced.size(), source.string(), destination.string(), fmt::join(kept.displaced, ", ")));
     }
     const std::size_t explained = kept.held.size() + kept.displaced.size();
-    warn(
-        fmt::format("The source {} was not removed entirely: {} file(s) are kept: {}.{} It stays marked as a move into "
-                    "{}: once nothing writes to them, the same command removes those still identical to their copies "
-                    "(a file that changed since its copy, or appeared meanwhile, makes it refuse, naming it).",
-                    source.string(), report.source_files_kept.size(), fmt::join(report.source_files_kept, ", "),
-                    report.source_files_kept.size() > explained
-                        ? " Those not named above appeared or changed while it was transferred, so they were not "
-                          "copied as they are now."
-                        : "",
-                    destination.string()));
+    warn(fmt::format(
+        "The source {} was not removed entirely: {} file(s) are kept: {}.{} It stays marked as a move into "
+        "{}: once nothing writes to them, the same command finishes the move (it copies again the files that "
+        "changed since their copy or appeared meanwhile, then removes them).",
+        source.string(), report.source_files_kept.size(), fmt::join(report.source_files_kept, ", "),
+        report.source_files_kept.size() > explained
+            ? " Those not named above appeared or changed while it was transferred, so they were not "
+              "copied as they are now."
+            : "",
+        destination.string()));
 }
 
 /// remove_source: after the destination is flushed to disk, deletes exactly the source files that were copied (each
@@ -813,7 +790,7 @@ void remove_copied_source(const fs::path& source, const fs::path& destination, c
                                        "removed: {}.",
                                        destination.string(), source.string(), sys::errno_message(error)));
     }
-    write_move_marker(source, destination);
+    detail::write_move_marker(source, destination);
     const std::map<detail::file_key, std::string> held = held_by_others(states);
     kept_reasons kept;
     std::set<std::pair<dev_t, ino_t>> unlinked;  // inodes with other links left
@@ -859,7 +836,7 @@ void remove_copied_source(const fs::path& source, const fs::path& destination, c
             unlinked.emplace(st.st_dev, st.st_ino);
         }
     }
-    finish_removal(source, destination, entries, kept, report);
+    finish_removal(source, destination, entries, copies, kept, report);
 }
 
 /// The destination digests computed during the copies (read_back[i] for copies[i]), by relative path: views of
@@ -899,6 +876,8 @@ struct transfer_plan {
     std::vector<fs::path> leftovers;
     std::set<std::string> temporary_like;  ///< temporary_like_names of the source files
     bool marked = false;  ///< the source carries the marker of an interrupted move into the destination
+    std::set<detail::recorded_copy> recorded;  ///< the destination copies that marker records (move_marker.hpp)
+    bool checksum_removed = false;  ///< that marker says a run finishing the move removed ax_checksum.txt (finish_move)
     /// With remove_source: the source files identical to their copies in the destination, and what each was when
     /// compared (removal deletes it only if it still is), and the relative paths of those that differ or have none.
     std::vector<std::pair<std::string, std::string>> remaining;
@@ -1463,16 +1442,13 @@ void refuse_source_changed_meanwhile(const transfer_plan& plan, const source_cha
         plan.source.string(), plan.destination.string(), fmt::join(listed, "; "), checksum));
 }
 
-/// After a failed verification of a checksum computed while copying: the copied files whose destination digest differs
-/// from their source digest (the digest read back during the copy while the file is still what it was then, else
-/// the file read again) or that are gone or unreadable, and the destination files no copy made. Only on that failure:
-/// it reads again every copy that changed since its copy. Runs on the CPU pool.
-std::vector<std::string> files_that_differ(const transfer_plan& plan) {
+/// The copied files whose destination digest differs from their source digest (the digest read back during the copy
+/// while the file is still what it was then, else the file read again) or that are gone or unreadable. It reads again
+/// every copy that changed since its copy. Runs on the CPU pool.
+std::vector<std::string> copies_that_differ(const transfer_plan& plan) {
     std::vector<std::string> differ;
-    std::unordered_set<std::string_view> copied;
     for (std::size_t i = 0; i < plan.digests.size(); ++i) {  // the copies before ax_checksum.txt was added
         const std::string& relative = plan.copies[i].second;
-        copied.insert(relative);
         if (detail::file_name_of(relative) == checksum_file_name) {
             continue;  // not part of the checksum
         }
@@ -1498,6 +1474,17 @@ std::vector<std::string> files_that_differ(const transfer_plan& plan) {
         if (digest != plan.digests[i]) {
             differ.push_back(relative);
         }
+    }
+    return differ;
+}
+
+/// After a failed verification of a checksum computed while copying: copies_that_differ, and the destination files no
+/// copy made. Only on that failure. Runs on the CPU pool.
+std::vector<std::string> files_that_differ(const transfer_plan& plan) {
+    std::vector<std::string> differ = copies_that_differ(plan);
+    std::unordered_set<std::string_view> copied;
+    for (std::size_t i = 0; i < plan.digests.size(); ++i) {
+        copied.insert(plan.copies[i].second);
     }
     for (const auto& path : walk_files(plan.destination)) {
         const std::string relative = relative_of(path, plan.destination);
@@ -1563,12 +1550,18 @@ asio::awaitable<void> verify_destination(const transfer_plan& plan, const std::s
 }
 
 /// The refusal of a destination holding strays, with why an interrupted move could not be finished.
-[[noreturn]] void refuse_strays(const transfer_plan& plan, const transfer_options& options, bool has_checksum) {
+/// `complete`: the destination is the complete copy of an interrupted move (settle_strays), which plan.differing
+/// (the files plan_copies_again may not copy again) stops.
+[[noreturn]] void refuse_strays(const transfer_plan& plan, const transfer_options& options, bool has_checksum,
+                                bool complete) {
     std::string why;
-    if (options.remove_source && !plan.differing.empty()) {
+    if (options.remove_source && complete) {
         why = fmt::format(
             " A move of this source interrupted during its source removal cannot be finished either, as {} file(s) "
-            "still in the source differ from their copies in the destination (or have none there): {}.",
+            "still in the source differ from their copies in the destination, and those copies changed there since "
+            "the move made them (or are not regular files), so they may hold data the source does not: {}. Compare "
+            "each pair, remove the version you do not want (the source file, or its copy in the destination), then "
+            "run the move again.",
             plan.differing.size(), capped_list(plan.differing));
     } else if (options.remove_source) {
         why = has_checksum ? " The destination does not match its ax_checksum.txt, so it cannot be shown to be the "
@@ -1601,12 +1594,143 @@ asio::awaitable<bool> destination_verifies(const transfer_plan& plan) {
     co_return actual == expected;
 }
 
+/// Step 8 for a move whose destination is a complete copy: which of the source files that differ from their copies
+/// (plan.differing) may be copied again -- their copy is missing (they appeared after the move copied the tree), or
+/// it is still the one the move made: the destination verified against its ax_checksum.txt (`verified`), or the
+/// move's marker records it untouched. Those go to plan.copies; the others, whose copy may hold data the source does
+/// not (changed in the destination since), are returned. The source's ax_checksum.txt, when it differs, is out of
+/// date (the destination's is computed again, finish_move): it joins the files removed, not copied.
+std::vector<std::string> plan_copies_again(transfer_plan& plan, bool verified) {
+    std::unordered_map<std::string_view, const std::string*> source_path;
+    for (const auto* file : plan.files) {
+        source_path.emplace(file->relative, &file->path);
+    }
+    std::vector<std::string> blocked;
+    for (const auto& relative : plan.differing) {
+        struct stat st {};
+
+        if (relative == checksum_file_name) {  // the source's, out of date: removed, the destination's recomputed
+            if (::lstat(source_path.at(relative)->c_str(), &st) == 0) {
+                plan.remaining.emplace_back(*source_path.at(relative), relative);
+                plan.remaining_states.push_back(file_state::of(st));
+            }
+            continue;
+        }
+
+        const bool missing =
+            ::lstat(detail::joined(plan.destination.native(), relative).c_str(), &st) != 0 && errno == ENOENT;
+        const bool ours =
+            !missing && S_ISREG(st.st_mode) && (verified || plan.recorded.count(detail::recorded_copy::of(st)) != 0);
+        if (!(missing || ours)) {
+            blocked.push_back(relative);
+        } else {
+            plan.copies.emplace_back(*source_path.at(relative), relative);
+        }
+    }
+    return blocked;
+}
+
+/// Steps 9-10 for the copies of plan_copies_again: hashed as verification needs (file by file: the rest of the
+/// destination verified already), and their directories made.
+void prepare_copies_again(transfer_plan& plan, const transfer_options& options) {
+    plan.fused = options.verify_integrity;
+    plan.digests.resize(plan.fused ? plan.copies.size() : 0);
+    plan.copied_states.resize(plan.copies.size());
+    plan.read_back.resize(options.verify_integrity ? plan.copies.size() : 0);
+    for (const auto& [from, relative] : plan.copies) {
+        const fs::path parent = (plan.destination / relative).parent_path();
+        std::error_code ec;
+        fs::create_directories(parent, ec);
+        if (ec) {
+            throw_os_error(ec, fmt::format("Unable to create {}.", parent.string()));
+        }
+    }
+    if (options.verify_integrity) {
+        const sys::unique_fd root(::open(plan.destination.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        plan.flush_before_rename = !root || !detail::on_local_filesystem(root.get()) ||
+                                   (plan.hooks != nullptr && plan.hooks->flush_before_rename);
+    }
+}
+
+/// Records the destination files of plan.copies in the move's marker as the move's own copies (move_marker.hpp).
+void record_copies(const transfer_plan& plan) {
+    std::vector<std::string> copies;
+    copies.reserve(plan.copies.size());
+    for (const auto& copy : plan.copies) {
+        copies.push_back(copy.second);
+    }
+    detail::record_move_copies(plan.source, plan.destination, copies);
+}
+
+/// Finishes an interrupted move whose destination is a complete copy: the files of plan.copies (plan_copies_again)
+/// are copied again (and verified, file by file, with verify_integrity), the destination's ax_checksum.txt, when it
+/// has one, is computed again for its new contents, then the source files identical to their copies and those just
+/// copied are removed (each only if it is still what was compared or copied).
+asio::awaitable<void> finish_move(transfer_plan& plan, const transfer_options& options, bool has_checksum,
+                                  transfer_report& report) {
+    if (!plan.copies.empty()) {
+        auto prepare = [&plan, &options, has_checksum] {
+            // A kill from here on must leave a destination the next run can still finish: the copies about to be
+            // replaced are recorded as the move's own, and ax_checksum.txt, which the first replaced copy makes
+            // stale, goes first (it is computed again at the end).
+            detail::write_move_marker(plan.source, plan.destination);
+            record_copies(plan);
+            if (has_checksum) {
+                detail::record_checksum_removed(plan.source);
+            }
+            if (has_checksum && ::unlink((plan.destination / checksum_file_name).c_str()) != 0 && errno != ENOENT) {
+                const int error = errno;
+                throw_errno(error,
+                            fmt::format("Unable to remove {}, which the files copied again make out of date: "
+                                        "{}. Nothing was copied and nothing was removed.",
+                                        (plan.destination / checksum_file_name).string(), sys::errno_message(error)));
+            }
+            remove_leftovers(plan);
+            prepare_copies_again(plan, options);
+        };
+        co_await detail::async_run_cpu(prepare);
+        const transfer_progress progress = co_await copy_files(plan, options);
+        report.files_copied = progress.files_done;
+        report.bytes_copied = progress.bytes_done;
+        std::vector<std::string> differ;
+        auto check = [&plan, &differ] {
+            record_copies(plan);  // the new copies are the move's own too (a rerun may replace a bad one)
+            differ = copies_that_differ(plan);
+        };
+        co_await detail::async_run_cpu(check);
+        if (!differ.empty()) {
+            throw runtime_error(fmt::format(
+                "Unable to verify the files copied again from {} to {} to finish an interrupted move: {} of them "
+                "differ from the source as it was read ({}). This indicates that the data was corrupted in "
+                "transmission. Nothing was removed from the source.",
+                plan.source.string(), plan.destination.string(), differ.size(), capped_list(differ)));
+        }
+    }
+    // A checksum the destination had, or that a killed run finishing this move removed, is computed again.
+    if ((has_checksum && !plan.copies.empty()) || plan.checksum_removed) {
+        const checksum_options settings{.workers = static_cast<int>(plan.threads), .save_checksum = false};
+        const std::string digest = co_await detail::async_directory_checksum(
+            plan.destination, settings, known_digests_of(plan.copies, plan.read_back));
+        co_await detail::async_run_cpu([&plan, &digest] { detail::save_checksum_file(plan.destination, digest); });
+    }
+    auto remove = [&plan, &report] {
+        std::vector<std::pair<std::string, std::string>> files = plan.remaining;
+        files.insert(files.end(), plan.copies.begin(), plan.copies.end());
+        std::vector<file_state> states = plan.remaining_states;
+        states.insert(states.end(), plan.copied_states.begin(), plan.copied_states.end());
+        remove_copied_source(plan.source, plan.destination, plan.entries, files, states, report,
+                             plan.hooks->source_file_removed);
+    };
+    co_await detail::async_run_cpu(remove);
+}
+
 /// Step 8 when the destination holds strays. reset_dirty_destination removes them (then the copies are prepared),
 /// unless they may be the only copy of their data: the transfer is a move, the source carries the marker of an
 /// interrupted move into this destination, or the destination verifies against its ax_checksum.txt (a complete
 /// copy). A move whose destination is a complete copy -- it verifies against its ax_checksum.txt, or (without one,
-/// and without verify_integrity) the source carries the marker -- and whose remaining source files are all identical
-/// to their copies is an interrupted move: its removal is finished (true: nothing is left to do). Otherwise refused.
+/// and without verify_integrity) the source carries the marker -- is an interrupted move: it is finished (true:
+/// nothing is left to do), copying again the remaining source files whose copies are missing or still the move's own
+/// (plan_copies_again). Otherwise refused.
 asio::awaitable<bool> settle_strays(transfer_plan& plan, const transfer_options& options, transfer_report& report) {
     std::error_code ec;
     const bool has_checksum = fs::is_regular_file(fs::symlink_status(plan.destination / checksum_file_name, ec));
@@ -1614,11 +1738,11 @@ asio::awaitable<bool> settle_strays(transfer_plan& plan, const transfer_options&
     const bool move = options.remove_source;
     bool verifies = false;
     if (move && !reset && plan.differing.empty()) {
-        // A move that may be finished: its own leftovers would fail the destination's verification. (One with
-        // differing files is refused whatever the destination holds: its leftovers stay.)
+        // A move that may be finished: its own leftovers would fail the destination's verification. (With differing
+        // files they stay until the move goes ahead, finish_move: a refused run deletes nothing.)
         co_await detail::async_run_cpu([&plan] { remove_leftovers(plan); });
     }
-    if (has_checksum && ((reset && !move && !plan.marked) || (!reset && move && plan.differing.empty()))) {
+    if (has_checksum && ((reset && !move && !plan.marked) || (!reset && move))) {
         verifies = co_await destination_verifies(plan);
     }
     if (reset) {
@@ -1633,19 +1757,18 @@ asio::awaitable<bool> settle_strays(transfer_plan& plan, const transfer_options&
         co_return false;
     }
     const bool complete = verifies || (plan.marked && !has_checksum && !options.verify_integrity);
+    if (move && complete) {
+        plan.differing = plan_copies_again(plan, verifies);
+    }
     if (!move || !complete || !plan.differing.empty()) {
         if (plan.uncoverable) {
             refuse_uncoverable(plan.source);
         }
-        refuse_strays(plan, options, has_checksum);
+        refuse_strays(plan, options, has_checksum, move && complete);
     }
     report.resumed_move = true;
     report.verified = verifies;
-    auto remove = [&plan, &report] {
-        remove_copied_source(plan.source, plan.destination, plan.entries, plan.remaining, plan.remaining_states, report,
-                             plan.hooks->source_file_removed);
-    };
-    co_await detail::async_run_cpu(remove);
+    co_await finish_move(plan, options, has_checksum, report);
     co_return true;
 }
 
@@ -1663,7 +1786,10 @@ void plan_transfer(transfer_plan& plan, const transfer_options& options) {
         return e.relative == move_marker_name && e.type == source_entry::kind::file;
     });
     if (marker != plan.entries.end()) {
-        plan.marked = marks_move_into(plan.source, plan.destination);
+        detail::move_marker marker_info = detail::read_move_marker(plan.source, plan.destination);
+        plan.marked = marker_info.into_destination;
+        plan.recorded = std::move(marker_info.copies);
+        plan.checksum_removed = marker_info.checksum_removed;
         plan.entries.erase(marker);
     }
     check_source_files(plan, options);  // 5-6

@@ -193,7 +193,7 @@ with tempfile.TemporaryDirectory() as tmp:
     check(snapshot(src) == left, "case 4: a refused move deleted source files")
     os.remove(os.path.join(dst, "d0", "notes.txt"))
     code, out, err = run("transfer", src, dst, "--remove-source")
-    check(code == 0 and "resumed an interrupted move" in out and "were removed" in out,
+    check(code == 0 and "resumed an interrupted move" in out and f"removed {len(left)} source files" in out,
           f"case 4: the rerun did not finish the move: {code} {out!r} {err!r}")
     after = snapshot(dst)
     after.pop("ax_checksum.txt", None)
@@ -391,6 +391,15 @@ with tempfile.TemporaryDirectory() as tmp:
     check(code == 1 and "d00/a_live.log" in result.get("source_files_kept", []) and result.get("source_removed") is False
           and os.path.exists(live) and "is not complete" in err and "d00/a_live.log" in err,
           f"case 14: a move with a live writer: {code} {out[:300]!r} {err!r}")
+    # Once the writer is gone, the same command finishes the move, the log's later bytes included: it refused, as
+    # the log no longer matched its copy, and the user had to move it by hand.
+    with open(live, "rb") as f:
+        final = f.read()
+    code, out, err = run("transfer", src, os.path.join(tmp, "live_dst"), "--remove-source")
+    with open(os.path.join(tmp, "live_dst", "d00", "a_live.log"), "rb") as f:
+        moved = f.read()
+    check(code == 0 and "resumed an interrupted move" in out and "copied 1 files" in out and not os.path.exists(src)
+          and moved == final, f"case 14: the same move once the writer is gone: {code} {out!r} {err!r}")
 
     # 15. a second Ctrl-C during a move's removal of its source quits at once (exit 130): it did so without a word.
     #     It now says what that leaves behind, and running the same command again finishes the move. A removal that

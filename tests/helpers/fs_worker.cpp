@@ -10,6 +10,7 @@
 //                                             and then waits to be killed)
 //   ads_test_fs_worker copy-stall SRC DST     (a transfer that prints "stalled" when the first file's content is
 //                                             copied, before it is renamed into place, and waits to be killed)
+//   ads_test_fs_worker move-copy-stall SRC DST   (the same, for a verified move)
 //
 // Started as root, it first switches to uid/gid 65534 (nobody); started as another user, it stays that user. The
 // *-stall commands (kill -9 tests) keep the user they were started as.
@@ -68,7 +69,7 @@ int io_uring_descriptors() {
 }
 
 bool is_stall_command(const std::string& command) {
-    return command == "move-stall" || command == "copy-stall";
+    return command == "move-stall" || command == "copy-stall" || command == "move-copy-stall";
 }
 
 std::string run_stalled(int argc, char** argv) {
@@ -83,7 +84,10 @@ std::string run_stalled(int argc, char** argv) {
                 stall();
             }
         };
-    } else if (command == "copy-stall" && argc >= 4) {
+    } else if ((command == "copy-stall" || command == "move-copy-stall") && argc >= 4) {
+        if (command == "move-copy-stall") {
+            options = {.verify_integrity = true, .remove_source = true};
+        }
         hooks.content_copied = [](const std::filesystem::path&) {
             stall();
         };

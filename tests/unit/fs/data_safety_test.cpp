@@ -383,13 +383,20 @@ TEST_CASE("a move keeps the source files another process has open or mapped for 
                              fmt::format("log.txt (process {} (python3) has it open for writing)", recorder.pid())));
     // Once the recorder is gone, the same command finishes the move (the source stays marked as one): found by a
     // hostile-user run, it refused, as the destination held files the source no longer accounted for.
+    // What the recorder wrote after the copy is moved too (found by a hostile-user run: the rerun refused, as
+    // log.txt no longer matched its copy): its copy, untouched since, is replaced.
     recorder.kill9();
     (void)recorder.wait();
+    {
+        std::ofstream log(source / "log.txt", std::ios::app);
+        log << "line 2\n";
+    }
     const auto again = transfer(source, tmp.path() / "dst", {.verify_integrity = verify, .remove_source = true});
     CHECK(again.resumed_move);
+    CHECK(again.files_copied == 1);
     CHECK(again.source_files_kept.empty());
     CHECK_FALSE(fs::exists(source));
-    CHECK(read_file(tmp.path() / "dst" / "log.txt") == "line 1\n");
+    CHECK(read_file(tmp.path() / "dst" / "log.txt") == "line 1\nline 2\n");
 }
 
 // Found by a hostile-user run: a removal stopped by a file that cannot be removed said only that, not that the
@@ -650,21 +657,113 @@ TEST_CASE("a move interrupted during its source removal is finished by running i
     CHECK(snapshot(destination) == complete);  // every file once, nothing else (no temporary, no marker)
 }
 
-TEST_CASE("an interrupted move is not finished when a file still in the source differs from its copy", "[fs][safety]") {
+/// The checksum of `directory`'s tree as calculate_directory_checksum computes it (without saving it).
+std::string checksum_of(const fs::path& directory) {
+    return axds::block_on(axds::async_calculate_directory_checksum(directory, {.save_checksum = false}));
+}
+
+// Found by a hostile-user run (session 22): a rerun of a move whose source still held a file that changed after its
+// copy (a writer was still appending) refused to finish it, naming the file, and the user had to move it by hand.
+// The source holds the newer version: the rerun copies it again over the move's untouched copy (the destination
+// verifies against its ax_checksum.txt), copies a file that appeared meanwhile, computes the checksum again, and
+// removes the source.
+TEST_CASE("an interrupted move copies again a source file that changed after its copy, then finishes", "[fs][safety]") {
+    const bool rerun_verified = GENERATE(true, false);
+    CAPTURE(rerun_verified);
     const temp_dir tmp;
     const fs::path source = make_session(tmp.path() / "src");
     const fs::path destination = tmp.path() / "dst";
     transfer(source, destination, {.verify_integrity = true});
     remove_half(source);
     write_file(source / "d2" / "f002.bin", "edited after the copy");
+    write_file(source / "d4" / "new.bin", "appeared after the copy");
+    auto expected = snapshot(destination);
+    expected["d2/f002.bin"] = "edited after the copy";
+    expected["d4/new.bin"] = "appeared after the copy";
+    expected.erase("ax_checksum.txt");
+    const auto report = transfer(source, destination, {.verify_integrity = rerun_verified, .remove_source = true});
+    CHECK(report.resumed_move);
+    CHECK(report.verified);
+    CHECK(report.files_copied == 2);
+    CHECK(report.source_files_kept.empty());
+    CHECK_FALSE(fs::exists(source));
+    auto copied = snapshot(destination);
+    REQUIRE(copied.count("ax_checksum.txt") == 1);
+    CHECK(copied["ax_checksum.txt"] == checksum_of(destination));
+    copied.erase("ax_checksum.txt");
+    CHECK(copied == expected);
+}
+
+// The marker of a move that kept a file (it changed after its copy) records that file's copy: a rerun replaces the
+// copy only while it is still the one the move made, never one changed in the destination since.
+TEST_CASE("a move that kept a changed file replaces its copy on a rerun only while the move's copy is untouched",
+          "[fs][safety]") {
+    const bool destination_edited = GENERATE(false, true);
+    CAPTURE(destination_edited);
+    const temp_dir tmp;
+    const fs::path source = make_session(tmp.path() / "src");
+    const fs::path destination = tmp.path() / "dst";
+    axds::detail::transfer_hooks hooks{.after_copy = [&](const fs::path&) {
+        write_file(source / "d3" / "f003.bin", "edited in the source after its copy");
+    }};
+    const auto first = transfer(source, destination, {.remove_source = true}, std::move(hooks));
+    REQUIRE(first.source_files_kept == std::vector<std::string>{"d3/f003.bin"});
+    CHECK_THAT(read_file(source / ".axds-move-in-progress"), Catch::Matchers::Contains("\ncopy "));
+    if (destination_edited) {
+        write_file(destination / "d3" / "f003.bin", "edited in the destination");
+    }
     const auto complete = snapshot(destination);
     const auto left = snapshot(source);
+    if (destination_edited) {
+        CHECK_THROWS_MATCHES(transfer(source, destination, {.remove_source = true}), axds::runtime_error,
+                             message_contains("1 file(s) still in the source differ") &&
+                                 message_contains("changed there since the move made them") &&
+                                 message_contains("d3/f003.bin") &&
+                                 message_contains("Nothing was copied and nothing was deleted"));
+        CHECK(snapshot(destination) == complete);
+        CHECK(snapshot(source) == left);
+        // The user keeps the source's version: with the destination's copy gone, the move finishes.
+        fs::remove(destination / "d3" / "f003.bin");
+    }
+    const auto report = transfer(source, destination, {.remove_source = true});
+    CHECK(report.resumed_move);
+    CHECK(report.files_copied == 1);
+    CHECK(report.source_files_kept.empty());
+    CHECK_FALSE(fs::exists(source));
+    CHECK(read_file(destination / "d3" / "f003.bin") == "edited in the source after its copy");
+    CHECK(snapshot(destination).size() == 40);
+}
+
+// A run finishing a verified move removes the destination's ax_checksum.txt before it replaces a copy (noting it in
+// the marker); killed with kill -9 mid-copy, the next run (unverified: nothing is left to verify against) finishes
+// the move and computes the checksum again.
+TEST_CASE("a rerun of a move killed with kill -9 while it copied files again finishes it", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path source = make_session(tmp.path() / "src");
+    const fs::path destination = tmp.path() / "dst";
+    transfer(source, destination, {.verify_integrity = true});
+    remove_half(source);
+    write_file(source / "d2" / "f002.bin", "edited after the copy");
+    {
+        axds::test::child_process worker({AXDS_FS_WORKER, "move-copy-stall", source.string(), destination.string()});
+        REQUIRE(worker.read_line() == "stalled");
+        worker.kill9();
+        CHECK(worker.wait() == 128 + SIGKILL);
+    }
+    CHECK_FALSE(fs::exists(destination / "ax_checksum.txt"));
+    CHECK(read_file(destination / "d2" / "f002.bin") != "edited after the copy");
+    const auto left = snapshot(source);
     CHECK_THROWS_MATCHES(transfer(source, destination, {.verify_integrity = true, .remove_source = true}),
-                         axds::runtime_error,
-                         message_contains("1 file(s) still in the source differ") && message_contains("d2/f002.bin") &&
-                             message_contains("Nothing was copied and nothing was deleted"));
-    CHECK(snapshot(destination) == complete);
+                         axds::runtime_error, message_contains("run the move again without verify_integrity"));
     CHECK(snapshot(source) == left);
+    const auto report = transfer(source, destination, {.remove_source = true});
+    CHECK(report.resumed_move);
+    CHECK(report.files_copied == 1);
+    CHECK_FALSE(fs::exists(source));
+    auto copied = snapshot(destination);
+    CHECK(copied.size() == 41);  // the 40 files and ax_checksum.txt: no temporary left
+    CHECK(copied["d2/f002.bin"] == "edited after the copy");
+    CHECK(copied["ax_checksum.txt"] == checksum_of(destination));
 }
 
 TEST_CASE("an unverified move interrupted during its removal is finished from the marker it leaves in the source",
