@@ -1,6 +1,8 @@
 #pragma once
 // Transparent huge pages for large, freshly reserved arrays that are filled at once (archive member tables).
 
+#include "sys/aligned_buffer.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <new>
@@ -13,7 +15,7 @@ namespace axds::detail {
 /// then takes a few dozen page faults instead of tens of thousands (each costs microseconds, far more in a VM).
 /// Only advice: nothing changes where THP is off ("never") or the range holds no aligned 2 MiB.
 inline void advise_huge_pages(const void* data, std::size_t bytes) noexcept {
-    constexpr std::uintptr_t huge = std::uintptr_t{2} << 20U;
+    constexpr std::uintptr_t huge = sys::huge_page_size;
     const auto start = reinterpret_cast<std::uintptr_t>(data);  // NOLINT: madvise takes page addresses
     const std::uintptr_t begin = (start + huge - 1) & ~(huge - 1);
     const std::uintptr_t end = (start + bytes) & ~(huge - 1);
@@ -31,7 +33,7 @@ template <typename T>
 struct huge_page_allocator {
     using value_type = T;
 
-    static constexpr std::size_t huge_page = std::size_t{2} << 20U;
+    static constexpr std::size_t huge_page = sys::huge_page_size;
     static constexpr std::size_t min_bytes = std::size_t{256} << 10U;
 
     huge_page_allocator() noexcept = default;

@@ -20,11 +20,14 @@ namespace axds::sys {
 /// Where every buffer starts (a page).
 inline constexpr std::size_t buffer_alignment = 4096;
 
+/// A transparent huge page on x86-64 (2 MiB): what detail::advise_huge_pages and detail::huge_page_allocator ask for.
+inline constexpr std::size_t huge_page_size = std::size_t{2} << 20U;
+
 /// Where buffers of a huge page or more start (a 2 MiB boundary on x86-64), so that huge-page advice
 /// (detail::advise_huge_pages) covers all of them, not only an aligned interior: a 4 MiB staging buffer on a page
 /// boundary took one huge page and 512 small faults (each ~13 us in a VM), and where transparent huge pages are
 /// always on the kernel can back the whole buffer with them. Only address space is spent on the alignment.
-inline constexpr std::size_t huge_buffer_alignment = std::size_t{2} << 20U;
+inline constexpr std::size_t huge_buffer_alignment = huge_page_size;
 
 /// The alignment the kernel's copy needs to run at full speed: what the checks (and the tests) demand.
 inline constexpr std::size_t io_alignment = 64;
