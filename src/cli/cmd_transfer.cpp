@@ -121,8 +121,8 @@ int run_transfer(const transfer_settings& settings, const context& ctx) {
                    "axds: the move from {} to {} is not complete: {} source files were kept in the source (the "
                    "warnings above say why: they appeared or changed while it ran, another program still had them "
                    "open for writing, or their copy was replaced):\n{}"
-                   "axds: once nothing writes to them, the same command moves those still identical to their copies "
-                   "(one that changed since its copy, or appeared meanwhile, makes it refuse, naming it)\n",
+                   "axds: once nothing writes to them, run the same command again: it finishes the move (it "
+                   "copies again the files that changed since their copy or appeared, then removes them)\n",
                    settings.source, settings.destination, kept.size(), indented_lines(report.source_files_kept));
         return 1;
     }

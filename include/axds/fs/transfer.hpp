@@ -42,9 +42,10 @@ struct transfer_report {
     std::vector<std::string> strays_removed;  ///< with reset_dirty_destination: destination files deleted
     /// With remove_source: the destination held files the source no longer has, left by an earlier move of this
     /// source that was interrupted while it removed the source, and the destination is a complete copy (it verifies
-    /// against its ax_checksum.txt, or the source carries the move's marker). Nothing was copied: the source files
-    /// still present, each identical to its copy in the destination, were removed (source_files_removed counts them)
-    /// and the move is finished.
+    /// against its ax_checksum.txt, or the source carries the move's marker). The move was finished: the source files
+    /// still present that changed since their copy or appeared meanwhile were copied again (files_copied counts them;
+    /// only over a copy that was still the move's own, else the run is refused, naming them), and then the source
+    /// files still present were removed (source_files_removed counts them).
     bool resumed_move = false;
 };
 
