@@ -47,7 +47,7 @@ void print_transfer(const transfer_settings& settings, const axds::transfer_repo
             report.files_copied == 0
                 ? std::string()
                 : fmt::format(
-                      "copied {} files ({} bytes) again, as they changed in the source since their copy or "
+                      "copied {} files ({} bytes) again, as they grew in the source since their copy or "
                       "were new, then ",
                       report.files_copied, report.bytes_copied);
         fmt::print("resumed an interrupted move from {} to {}{}: {}removed {} source files{}\n", settings.source,
@@ -122,7 +122,7 @@ int run_transfer(const transfer_settings& settings, const context& ctx) {
                    "warnings above say why: they appeared or changed while it ran, another program still had them "
                    "open for writing, or their copy was replaced):\n{}"
                    "axds: once nothing writes to them, run the same command again: it finishes the move (it "
-                   "copies again the files that changed since their copy or appeared, then removes them)\n",
+                   "copies again the files that grew since their copy or appeared, then removes them)\n",
                    settings.source, settings.destination, kept.size(), indented_lines(report.source_files_kept));
         return 1;
     }

@@ -9,10 +9,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <charconv>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -21,46 +22,25 @@ namespace axds::detail {
 
 namespace {
 
+constexpr std::string_view header_prefix = "axds move";
+constexpr std::string_view checksum_removed_line = "checksum-removed";
+
 /// The marker's first line for a move into `destination`: the destination's device and inode.
 std::string header_for(const fs::path& destination) {
     const auto id = identity_of(destination);
-    return id ? fmt::format("axds move into device {} inode {}", id->device, id->inode) : std::string("axds move");
+    return id ? fmt::format("{} into device {} inode {}", header_prefix, id->device, id->inode)
+              : std::string(header_prefix);
 }
 
-constexpr std::int64_t nanoseconds_of(const timespec& t) {
-    return static_cast<std::int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
-}
-
-/// Parses "copy DEV INO SIZE MTIME_NS CTIME_NS" (without its newline); false for anything else.
-bool parse_copy_line(std::string_view line, recorded_copy& copy) {
-    constexpr std::string_view prefix = "copy ";
-    if (line.substr(0, prefix.size()) != prefix) {
-        return false;
-    }
-    const char* p = line.data() + prefix.size();
-    const char* const end = line.data() + line.size();
-    const auto field = [&](auto& value) {
-        const auto [next, error] = std::from_chars(p, end, value);
-        if (error != std::errc() || (next != end && *next != ' ')) {
-            return false;
-        }
-        p = next == end ? end : next + 1;
-        return true;
-    };
-    return field(copy.device) && field(copy.inode) && field(copy.size) && field(copy.mtime_ns) &&
-           field(copy.ctime_ns) && p == end;
-}
-
-constexpr std::string_view checksum_removed_line = "checksum-removed";
-
-/// Appends `lines` to `source`'s marker and flushes it: false when that fails.
+/// Appends `lines` to `source`'s marker and flushes it: false (errno set) when that fails. A marker that is a hard
+/// link to another file is never written through.
 bool append_to_marker(const fs::path& source, std::string_view lines) {
     const sys::unique_fd fd(::open((source / move_marker_name).c_str(), O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC));
 
     struct stat st {};
 
     if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
-        errno = fd ? EMLINK : errno;  // a hard link to another file is never written through
+        errno = fd ? EMLINK : errno;
         return false;
     }
     return ::write(fd.get(), lines.data(), lines.size()) == static_cast<ssize_t>(lines.size()) &&
@@ -85,26 +65,23 @@ std::string marker_text(const fs::path& source) {
 
 }  // namespace
 
-recorded_copy recorded_copy::of(const struct stat& st) {
-    return {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
-            static_cast<std::int64_t>(st.st_size), nanoseconds_of(st.st_mtim), nanoseconds_of(st.st_ctim)};
-}
-
 move_marker read_move_marker(const fs::path& source, const fs::path& destination) {
     move_marker marker;
     const std::string text = marker_text(source);
     std::string_view rest = text;
     const std::size_t first = rest.find('\n');
-    if (first == std::string_view::npos || rest.substr(0, first) != header_for(destination)) {
+    if (first == std::string_view::npos || !rest.starts_with(header_prefix)) {
+        return marker;  // no marker, or a file of its name that is not one
+    }
+    if (rest.substr(0, first) != header_for(destination)) {
+        marker.other_move = true;
+        const std::string_view path = rest.substr(first + 1);
+        marker.other_destination = std::string(path.substr(0, path.find('\n')));
         return marker;
     }
     marker.into_destination = true;
     rest.remove_prefix(first + 1);
     for (std::size_t end = rest.find('\n'); end != std::string_view::npos; end = rest.find('\n')) {
-        recorded_copy copy;
-        if (parse_copy_line(rest.substr(0, end), copy)) {
-            marker.copies.insert(copy);
-        }
         marker.checksum_removed = marker.checksum_removed || rest.substr(0, end) == checksum_removed_line;
         rest.remove_prefix(end + 1);
     }
@@ -118,7 +95,7 @@ void write_move_marker(const fs::path& source, const fs::path& destination) {
 
     if (::lstat(marker.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
         read_move_marker(source, destination).into_destination) {
-        return;  // written (and flushed) by the interrupted run this one finishes, with the copies it recorded
+        return;  // written (and flushed) by the interrupted run this one finishes, with what it notes
     }
     const std::string text = header_for(destination) + "\n" + destination.string() + "\n";
     const sys::unique_fd fd(open_for_replacement(marker, 0600, O_WRONLY));
@@ -132,22 +109,6 @@ void write_move_marker(const fs::path& source, const fs::path& destination) {
         throw_errno(error, fmt::format("Unable to write {}, which marks the source as being moved, so the source was "
                                        "not removed: {}.",
                                        marker.string(), sys::errno_message(error)));
-    }
-}
-
-void record_move_copies(const fs::path& source, const fs::path& destination, const std::vector<std::string>& copies) {
-    std::string lines;
-    for (const auto& relative : copies) {
-        struct stat st {};
-
-        if (::lstat((destination / relative).c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
-            const recorded_copy copy = recorded_copy::of(st);
-            lines +=
-                fmt::format("copy {} {} {} {} {}\n", copy.device, copy.inode, copy.size, copy.mtime_ns, copy.ctime_ns);
-        }
-    }
-    if (!lines.empty()) {
-        (void)append_to_marker(source, lines);
     }
 }
 

@@ -130,6 +130,9 @@ struct copy_hashing {
     detail::file_hasher* destination = nullptr;          ///< verification: the copy read back while it is still open
     detail::known_digest* destination_digest = nullptr;  ///< receives it (size stays -1 when it was not computed)
     bool flush_before_rename = false;  ///< verification: closing may report write-back errors (put_in_place_verified)
+    /// Finishing a move: what the destination file must still be right before the copy replaces it (its size -1:
+    /// there must be none), else the copy is withdrawn (still_replaceable).
+    const file_state* replaces = nullptr;
 };
 
 /// Step 1 of copy_with_metadata, unhashed: copy_file_range from `in` to `out` until the end, adding to `copied`.
@@ -540,6 +543,17 @@ void refuse_changed_source(int in, const struct stat& st, const std::string& tem
                     from, to));
 }
 
+/// Whether the destination file `to` is still what `expected` says (copy_hashing::replaces): the same file, unchanged
+/// (size, mtime and ctime: no tool sets a ctime back), or, for an expected size of -1, still absent.
+bool still_replaceable(const std::string& to, const file_state& expected) {
+    struct stat now {};
+
+    if (::lstat(to.c_str(), &now) != 0) {
+        return errno == ENOENT && expected.size < 0;
+    }
+    return expected.same_as(now);
+}
+
 /// Content (copy_content), then permission bits and atime/mtime (shutil.copy2), written to a temporary name in the
 /// destination directory (`temp`: temporary_for) and renamed into place once complete. With `hashing.source`,
 /// `*hashing.source_digest` receives the §9.1 digest of `relative ‖ content` — the source checksum computed in the
@@ -586,6 +600,14 @@ std::uint64_t copy_with_metadata(const std::string& from, const std::string& to,
     const std::array<timespec, 2> times{st.st_atim, st.st_mtim};
     if (error == 0 && ::futimens(out, times.data()) != 0) {
         error = errno;
+    }
+    if (error == 0 && hashing.replaces != nullptr && !still_replaceable(to, *hashing.replaces)) {
+        (void)::unlink(temp.c_str());
+        throw runtime_error(fmt::format(
+            "Unable to replace {} with the newer {} to finish the move: that destination file changed while this run "
+            "copied the source file, so it may hold data the source does not. It was left as it is (the copy was "
+            "withdrawn) and nothing was removed from the source. Check it, then run the move again.",
+            to, from));
     }
     if (read_back && error == 0) {
         const written_copy copy{copied, st.st_mtim, read_back_done, watch ? &*watch : nullptr};
@@ -716,8 +738,7 @@ struct kept_reasons {
 /// The end of remove_copied_source: the directories that became empty removed, deepest first, and what stays listed
 /// in `report` and in warnings; the move's marker removed with the last file, kept while any file stays.
 void finish_removal(const fs::path& source, const fs::path& destination, const std::vector<source_entry>& entries,
-                    const std::vector<std::pair<std::string, std::string>>& copies, const kept_reasons& kept,
-                    transfer_report& report) {
+                    const kept_reasons& kept, transfer_report& report) {
     // Directories deepest first (entries are sorted shallow first); one that still holds something stays.
     for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
         if (it->type == source_entry::kind::directory) {
@@ -737,19 +758,8 @@ void finish_removal(const fs::path& source, const fs::path& destination, const s
     }
     // Files stay, and so does the marker: the same command, run again once nothing writes to them, takes this for
     // the move into `destination` that it is, removes those still identical to their copies and replaces the copies
-    // of the others, untouched since this move made them as the marker records, with them (settle_strays).
+    // that the newer source files extend with them (settle_strays).
     std::sort(report.source_files_kept.begin(), report.source_files_kept.end());
-    std::unordered_set<std::string_view> ours(copies.size());  // kept files whose copy is the one this move made
-    for (const auto& copy : copies) {
-        ours.insert(copy.second);
-    }
-    for (const auto& relative : kept.displaced) {
-        ours.erase(relative);
-    }
-    std::vector<std::string> recorded;
-    std::copy_if(report.source_files_kept.begin(), report.source_files_kept.end(), std::back_inserter(recorded),
-                 [&ours](const std::string& relative) { return ours.count(relative) != 0; });
-    detail::record_move_copies(source, destination, recorded);
     if (!kept.held.empty()) {
         warn(
             fmt::format("{} source file(s) of {} are kept: another program still has them open or mapped for writing, "
@@ -766,7 +776,8 @@ void finish_removal(const fs::path& source, const fs::path& destination, const s
     warn(fmt::format(
         "The source {} was not removed entirely: {} file(s) are kept: {}.{} It stays marked as a move into "
         "{}: once nothing writes to them, the same command finishes the move (it copies again the files that "
-        "changed since their copy or appeared meanwhile, then removes them).",
+        "grew since their copy or appeared meanwhile, then removes them; one that changed otherwise is named, "
+        "and nothing is replaced).",
         source.string(), report.source_files_kept.size(), fmt::join(report.source_files_kept, ", "),
         report.source_files_kept.size() > explained
             ? " Those not named above appeared or changed while it was transferred, so they were not "
@@ -836,7 +847,7 @@ void remove_copied_source(const fs::path& source, const fs::path& destination, c
             unlinked.emplace(st.st_dev, st.st_ino);
         }
     }
-    finish_removal(source, destination, entries, copies, kept, report);
+    finish_removal(source, destination, entries, kept, report);
 }
 
 /// The destination digests computed during the copies (read_back[i] for copies[i]), by relative path: views of
@@ -875,14 +886,16 @@ struct transfer_plan {
     /// is refused: they were incomplete copies of files the source still holds). No other refused run removes them.
     std::vector<fs::path> leftovers;
     std::set<std::string> temporary_like;  ///< temporary_like_names of the source files
-    bool marked = false;  ///< the source carries the marker of an interrupted move into the destination
-    std::set<detail::recorded_copy> recorded;  ///< the destination copies that marker records (move_marker.hpp)
+    bool marked = false;            ///< the source carries the marker of an interrupted move into the destination
     bool checksum_removed = false;  ///< that marker says a run finishing the move removed ax_checksum.txt (finish_move)
     /// With remove_source: the source files identical to their copies in the destination, and what each was when
     /// compared (removal deletes it only if it still is), and the relative paths of those that differ or have none.
     std::vector<std::pair<std::string, std::string>> remaining;
     std::vector<file_state> remaining_states;
     std::vector<std::string> differing;
+    /// Finishing a move (plan_copies_again): for each of `copies`, the destination file it replaces, which must
+    /// still be that file when the copy is renamed into place (size -1: there must be none). Empty otherwise.
+    std::vector<file_state> replaced;
     const detail::transfer_hooks* hooks = nullptr;
     bool uncoverable = false;  ///< verification, and no source file the checksum can cover (refused, unless resumed)
     bool flush_before_rename = false;  ///< verification on a filesystem whose close may fail (put_in_place_verified)
@@ -1220,6 +1233,9 @@ std::uint64_t copy_one(transfer_plan& plan, std::size_t i) {
         hashing.destination_digest = &plan.read_back[i];
         hashing.flush_before_rename = plan.flush_before_rename;
     }
+    if (!plan.replaced.empty()) {
+        hashing.replaces = &plan.replaced[i];
+    }
     const std::string to = detail::joined(plan.destination.native(), relative);
     return copy_with_metadata(from, to, temporary_for(to, relative, plan.temporary_like), &plan.copied_states[i],
                               hashing, plan.hooks);
@@ -1550,20 +1566,22 @@ asio::awaitable<void> verify_destination(const transfer_plan& plan, const std::s
 }
 
 /// The refusal of a destination holding strays, with why an interrupted move could not be finished.
-/// `complete`: the destination is the complete copy of an interrupted move (settle_strays), which plan.differing
-/// (the files plan_copies_again may not copy again) stops.
-[[noreturn]] void refuse_strays(const transfer_plan& plan, const transfer_options& options, bool has_checksum,
-                                bool complete) {
+/// The refusal of a move being finished (settle_strays) when some source files differ from copies that may hold data
+/// the source does not (plan.differing, as plan_copies_again left it).
+[[noreturn]] void refuse_differing(const transfer_plan& plan) {
+    throw runtime_error(fmt::format(
+        "Unable to finish the move of {} into {}: {} file(s) still in the source differ from their copies in the "
+        "destination, and the source file does not simply extend its copy (the copy changed in the destination, the "
+        "source file was rewritten or shortened since the copy, the copy is not a regular file, or another program "
+        "has the copy open for writing), so replacing the copy could lose data only it holds: {}. Nothing was copied "
+        "and nothing was deleted. Compare each pair, remove the version you do not want (the source file, or its copy "
+        "in the destination), then run the move again.",
+        plan.source.string(), plan.destination.string(), plan.differing.size(), capped_list(plan.differing)));
+}
+
+[[noreturn]] void refuse_strays(const transfer_plan& plan, const transfer_options& options, bool has_checksum) {
     std::string why;
-    if (options.remove_source && complete) {
-        why = fmt::format(
-            " A move of this source interrupted during its source removal cannot be finished either, as {} file(s) "
-            "still in the source differ from their copies in the destination, and those copies changed there since "
-            "the move made them (or are not regular files), so they may hold data the source does not: {}. Compare "
-            "each pair, remove the version you do not want (the source file, or its copy in the destination), then "
-            "run the move again.",
-            plan.differing.size(), capped_list(plan.differing));
-    } else if (options.remove_source) {
+    if (options.remove_source) {
         why = has_checksum ? " The destination does not match its ax_checksum.txt, so it cannot be shown to be the "
                              "complete copy of an interrupted move of this source."
               : plan.marked
@@ -1594,39 +1612,87 @@ asio::awaitable<bool> destination_verifies(const transfer_plan& plan) {
     co_return actual == expected;
 }
 
-/// Step 8 for a move whose destination is a complete copy: which of the source files that differ from their copies
-/// (plan.differing) may be copied again -- their copy is missing (they appeared after the move copied the tree), or
-/// it is still the one the move made: the destination verified against its ax_checksum.txt (`verified`), or the
-/// move's marker records it untouched. Those go to plan.copies; the others, whose copy may hold data the source does
-/// not (changed in the destination since), are returned. The source's ax_checksum.txt, when it differs, is out of
-/// date (the destination's is computed again, finish_move): it joins the files removed, not copied.
-std::vector<std::string> plan_copies_again(transfer_plan& plan, bool verified) {
+/// Whether the regular file `copy` (`copy_st`) holds exactly the first bytes of the source file `source`: it is no
+/// longer, and equal to its start. Replacing the copy with the source then loses no byte. A source that cannot be read
+/// throws.
+bool extended_by_source(const std::string& copy, const struct stat& copy_st, const std::string& source,
+                        std::vector<char>& buffer) {
+    struct stat st {};
+
+    const sys::unique_fd in = open_source(source, copy, st);
+    const sys::unique_fd other(::open(copy.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+    if (!other || copy_st.st_size > st.st_size) {
+        return false;
+    }
+    const std::size_t half = buffer.size() / 2;
+    for (off_t offset = 0; offset < copy_st.st_size;) {
+        const auto want = static_cast<std::size_t>(std::min<off_t>(static_cast<off_t>(half), copy_st.st_size - offset));
+        const sys::io_result x = sys::pread_full(in.get(), buffer.data(), want, offset);
+        const sys::io_result y = sys::pread_full(other.get(), buffer.data() + half, want, offset);
+        if (x.error) {
+            throw_errno(x.error.value(),
+                        fmt::format("Unable to read {}: {}.", source, sys::errno_message(x.error.value())));
+        }
+        if (y.error || x.bytes != want || y.bytes != want ||
+            std::memcmp(buffer.data(), buffer.data() + half, want) != 0) {
+            return false;
+        }
+        offset += static_cast<off_t>(want);
+    }
+    return true;
+}
+
+/// Step 8 for a move being finished: which of the source files that differ from their copies (plan.differing) may
+/// be copied again -- they have no copy in the destination (they appeared after the move copied the tree), or their
+/// copy is a regular file that the source file extends (a writer kept appending after the copy: replacing it loses
+/// no byte) and that no other process has open for writing. Those go to plan.copies, with what they replace
+/// (plan.replaced); the others, whose copy may hold data the source does not (changed in the destination, or the
+/// source rewritten or shortened since), are returned. The source's ax_checksum.txt, when it differs, is out of date
+/// (the destination's is computed again, finish_move): it joins the files removed, not copied.
+std::vector<std::string> plan_copies_again(transfer_plan& plan) {
     std::unordered_map<std::string_view, const std::string*> source_path;
     for (const auto* file : plan.files) {
         source_path.emplace(file->relative, &file->path);
     }
+    std::vector<char> buffer(std::size_t{1} << 20);
     std::vector<std::string> blocked;
+    std::vector<std::pair<std::string, struct stat>> candidates;  // relative, its copy
     for (const auto& relative : plan.differing) {
+        const std::string& from = *source_path.at(relative);
+
         struct stat st {};
 
-        if (relative == checksum_file_name) {  // the source's, out of date: removed, the destination's recomputed
-            if (::lstat(source_path.at(relative)->c_str(), &st) == 0) {
-                plan.remaining.emplace_back(*source_path.at(relative), relative);
+        if (relative == checksum_file_name) {
+            if (::lstat(from.c_str(), &st) == 0) {
+                plan.remaining.emplace_back(from, relative);
                 plan.remaining_states.push_back(file_state::of(st));
             }
             continue;
         }
-
-        const bool missing =
-            ::lstat(detail::joined(plan.destination.native(), relative).c_str(), &st) != 0 && errno == ENOENT;
-        const bool ours =
-            !missing && S_ISREG(st.st_mode) && (verified || plan.recorded.count(detail::recorded_copy::of(st)) != 0);
-        if (!(missing || ours)) {
-            blocked.push_back(relative);
+        const std::string copy = detail::joined(plan.destination.native(), relative);
+        if (::lstat(copy.c_str(), &st) != 0 && errno == ENOENT) {
+            plan.copies.emplace_back(from, relative);
+            plan.replaced.emplace_back();  // size -1: there must still be none
+        } else if (S_ISREG(st.st_mode) && extended_by_source(copy, st, from, buffer)) {
+            candidates.emplace_back(relative, st);
         } else {
-            plan.copies.emplace_back(*source_path.at(relative), relative);
+            blocked.push_back(relative);
         }
     }
+    std::set<detail::file_key> copies;
+    for (const auto& candidate : candidates) {
+        copies.emplace(candidate.second.st_dev, candidate.second.st_ino);
+    }
+    const std::map<detail::file_key, std::string> held = detail::held_for_writing(copies);
+    for (const auto& [relative, st] : candidates) {
+        if (held.count({st.st_dev, st.st_ino}) != 0) {
+            blocked.push_back(relative);  // what its writer writes next would be lost with it
+            continue;
+        }
+        plan.copies.emplace_back(*source_path.at(relative), relative);
+        plan.replaced.push_back(file_state::of(st));
+    }
+    std::sort(blocked.begin(), blocked.end());
     return blocked;
 }
 
@@ -1652,16 +1718,6 @@ void prepare_copies_again(transfer_plan& plan, const transfer_options& options) 
     }
 }
 
-/// Records the destination files of plan.copies in the move's marker as the move's own copies (move_marker.hpp).
-void record_copies(const transfer_plan& plan) {
-    std::vector<std::string> copies;
-    copies.reserve(plan.copies.size());
-    for (const auto& copy : plan.copies) {
-        copies.push_back(copy.second);
-    }
-    detail::record_move_copies(plan.source, plan.destination, copies);
-}
-
 /// Finishes an interrupted move whose destination is a complete copy: the files of plan.copies (plan_copies_again)
 /// are copied again (and verified, file by file, with verify_integrity), the destination's ax_checksum.txt, when it
 /// has one, is computed again for its new contents, then the source files identical to their copies and those just
@@ -1670,11 +1726,9 @@ asio::awaitable<void> finish_move(transfer_plan& plan, const transfer_options& o
                                   transfer_report& report) {
     if (!plan.copies.empty()) {
         auto prepare = [&plan, &options, has_checksum] {
-            // A kill from here on must leave a destination the next run can still finish: the copies about to be
-            // replaced are recorded as the move's own, and ax_checksum.txt, which the first replaced copy makes
-            // stale, goes first (it is computed again at the end).
+            // A kill from here on must leave a destination the next run can still finish: ax_checksum.txt, which the
+            // first copy makes stale, goes first, noted in the marker (it is computed again at the end).
             detail::write_move_marker(plan.source, plan.destination);
-            record_copies(plan);
             if (has_checksum) {
                 detail::record_checksum_removed(plan.source);
             }
@@ -1693,11 +1747,7 @@ asio::awaitable<void> finish_move(transfer_plan& plan, const transfer_options& o
         report.files_copied = progress.files_done;
         report.bytes_copied = progress.bytes_done;
         std::vector<std::string> differ;
-        auto check = [&plan, &differ] {
-            record_copies(plan);  // the new copies are the move's own too (a rerun may replace a bad one)
-            differ = copies_that_differ(plan);
-        };
-        co_await detail::async_run_cpu(check);
+        co_await detail::async_run_cpu([&plan, &differ] { differ = copies_that_differ(plan); });
         if (!differ.empty()) {
             throw runtime_error(fmt::format(
                 "Unable to verify the files copied again from {} to {} to finish an interrupted move: {} of them "
@@ -1724,13 +1774,14 @@ asio::awaitable<void> finish_move(transfer_plan& plan, const transfer_options& o
     co_await detail::async_run_cpu(remove);
 }
 
-/// Step 8 when the destination holds strays. reset_dirty_destination removes them (then the copies are prepared),
-/// unless they may be the only copy of their data: the transfer is a move, the source carries the marker of an
-/// interrupted move into this destination, or the destination verifies against its ax_checksum.txt (a complete
-/// copy). A move whose destination is a complete copy -- it verifies against its ax_checksum.txt, or (without one,
-/// and without verify_integrity) the source carries the marker -- is an interrupted move: it is finished (true:
-/// nothing is left to do), copying again the remaining source files whose copies are missing or still the move's own
-/// (plan_copies_again). Otherwise refused.
+/// Step 8 when the destination holds strays, or the source carries the marker of a move into it (resumes_move).
+/// reset_dirty_destination removes strays (then the copies are prepared), unless they may be the only copy of their
+/// data: the transfer is a move, the source carries the marker of an interrupted move into this destination, or the
+/// destination verifies against its ax_checksum.txt (a complete copy). A move whose destination holds no strays or
+/// is a complete copy -- it verifies against its ax_checksum.txt, or (without one, and without verify_integrity) the
+/// source carries the marker -- is an interrupted move: it is finished (true: nothing is left to do), copying again
+/// the remaining source files that have no copy or extend theirs (plan_copies_again; any other differing file
+/// refuses it). Otherwise refused.
 asio::awaitable<bool> settle_strays(transfer_plan& plan, const transfer_options& options, transfer_report& report) {
     std::error_code ec;
     const bool has_checksum = fs::is_regular_file(fs::symlink_status(plan.destination / checksum_file_name, ec));
@@ -1756,15 +1807,21 @@ asio::awaitable<bool> settle_strays(transfer_plan& plan, const transfer_options&
         co_await detail::async_run_cpu(clean);
         co_return false;
     }
-    const bool complete = verifies || (plan.marked && !has_checksum && !options.verify_integrity);
-    if (move && complete) {
-        plan.differing = plan_copies_again(plan, verifies);
-    }
-    if (!move || !complete || !plan.differing.empty()) {
+    // Without strays (a marked move that kept every file, or removed none) no file is only in the destination.
+    const bool complete =
+        plan.strays.empty() || verifies || (plan.marked && !has_checksum && !options.verify_integrity);
+    if (!move || !complete) {
         if (plan.uncoverable) {
             refuse_uncoverable(plan.source);
         }
-        refuse_strays(plan, options, has_checksum, move && complete);
+        refuse_strays(plan, options, has_checksum);
+    }
+    auto plan_again = [&plan] {
+        plan.differing = plan_copies_again(plan);
+    };
+    co_await detail::async_run_cpu(plan_again);
+    if (!plan.differing.empty()) {
+        refuse_differing(plan);
     }
     report.resumed_move = true;
     report.verified = verifies;
@@ -1776,6 +1833,32 @@ asio::awaitable<bool> settle_strays(transfer_plan& plan, const transfer_options&
 
 namespace {
 
+/// Whether this transfer finishes a move of its source into its destination that did not end (the source carries
+/// its marker): then the files still in the source are compared with their copies (settle_strays), even without
+/// strays -- a move that kept every file removed none -- never copied over them blindly.
+bool resumes_move(const transfer_plan& plan, const transfer_options& options) {
+    return plan.marked && options.remove_source && !options.reset_dirty_destination;
+}
+
+/// A move refused because its source holds a file named like the move marker that is not the marker of a move into
+/// this destination: the marker of a move elsewhere, not finished (moving the source into another destination would
+/// split it), or a file of the user's, which the removal would delete without copying it first.
+[[noreturn]] void refuse_other_marker(const transfer_plan& plan, const detail::move_marker& found) {
+    const fs::path marker = plan.source / detail::move_marker_name;
+    if (found.other_move) {
+        throw runtime_error(fmt::format(
+            "Unable to move {} into {}: the source carries the marker of an earlier move into {} that did not end "
+            "({}), so part of its data may be there already and moving the rest elsewhere would split it. Nothing "
+            "was copied and nothing was deleted. Finish that move (run it again with that destination), or, if that "
+            "destination is gone or was replaced, remove the marker and run this move again.",
+            plan.source.string(), plan.destination.string(), found.other_destination, marker.string()));
+    }
+    throw runtime_error(fmt::format(
+        "Unable to move {} into {}: the source holds {}, a file of the name axds gives the marker of a move in "
+        "progress, but it is not one. Nothing was copied and nothing was deleted. Rename it, then run the move again.",
+        plan.source.string(), plan.destination.string(), marker.string()));
+}
+
 /// Steps 1-2 and 4-10: checks of both roots, the source's walk and checks, the destination directory, strays, and
 /// the copies to make.
 void plan_transfer(transfer_plan& plan, const transfer_options& options) {
@@ -1786,11 +1869,15 @@ void plan_transfer(transfer_plan& plan, const transfer_options& options) {
         return e.relative == move_marker_name && e.type == source_entry::kind::file;
     });
     if (marker != plan.entries.end()) {
-        detail::move_marker marker_info = detail::read_move_marker(plan.source, plan.destination);
-        plan.marked = marker_info.into_destination;
-        plan.recorded = std::move(marker_info.copies);
-        plan.checksum_removed = marker_info.checksum_removed;
-        plan.entries.erase(marker);
+        const detail::move_marker found = detail::read_move_marker(plan.source, plan.destination);
+        if (options.remove_source && !found.into_destination) {
+            refuse_other_marker(plan, found);
+        }
+        plan.marked = found.into_destination;
+        plan.checksum_removed = found.checksum_removed;
+        if (found.into_destination || found.other_move) {
+            plan.entries.erase(marker);  // axds's own file: never copied (a file of its name that is not one is data)
+        }
     }
     check_source_files(plan, options);  // 5-6
     if (std::error_code ec; options.verify_integrity && fs::exists(plan.source / checksum_file_name, ec)) {
@@ -1814,7 +1901,7 @@ void plan_transfer(transfer_plan& plan, const transfer_options& options) {
     if (plan.uncoverable && plan.strays.empty()) {
         refuse_uncoverable(plan.source);
     }
-    if (!plan.strays.empty()) {
+    if (!plan.strays.empty() || resumes_move(plan, options)) {
         if (options.remove_source && !options.reset_dirty_destination) {
             compare_remaining(plan);
         }
@@ -1851,7 +1938,7 @@ asio::awaitable<transfer_report> detail::async_transfer_directory(fs::path sourc
     if (interrupted) {  // nothing copied yet
         throw_cancelled(plan, 0);
     }
-    if (!plan.strays.empty()) {  // 8: refused, reset, or an interrupted move finished
+    if (!plan.strays.empty() || resumes_move(plan, options)) {  // 8: refused, reset, or an interrupted move finished
         const bool resumed = co_await settle_strays(plan, options, report);
         if (resumed) {
             co_return report;

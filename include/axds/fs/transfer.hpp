@@ -40,12 +40,12 @@ struct transfer_report {
     /// appeared, or changed, while it ran), relative to the source. Empty when the source was removed entirely.
     std::vector<std::string> source_files_kept;
     std::vector<std::string> strays_removed;  ///< with reset_dirty_destination: destination files deleted
-    /// With remove_source: the destination held files the source no longer has, left by an earlier move of this
-    /// source that was interrupted while it removed the source, and the destination is a complete copy (it verifies
-    /// against its ax_checksum.txt, or the source carries the move's marker). The move was finished: the source files
-    /// still present that changed since their copy or appeared meanwhile were copied again (files_copied counts them;
-    /// only over a copy that was still the move's own, else the run is refused, naming them), and then the source
-    /// files still present were removed (source_files_removed counts them).
+    /// With remove_source: the source carries the marker of an earlier move into the destination that did not end,
+    /// or the destination held files the source no longer has and is a complete copy (it verifies against its
+    /// ax_checksum.txt, or the source carries the marker). The move was finished: the source files still present
+    /// that grew since their copy or appeared meanwhile were copied again (files_copied counts them; only where that
+    /// loses no byte -- no copy, or one they extend -- else the run is refused, naming them), then the source files
+    /// still present were removed (source_files_removed counts them).
     bool resumed_move = false;
 };
 

@@ -4,6 +4,7 @@
 #include <axds/fs/transfer.hpp>
 
 #include "detail/fault_hooks.hpp"
+#include "fs/move_marker.hpp"
 #include "support/child_process.hpp"
 #include "support/matchers.hpp"
 #include "support/temp_dir.hpp"
@@ -63,6 +64,12 @@ fs::path make_session(const fs::path& root) {
                    std::string(100 + i, static_cast<char>('a' + i % 26)));
     }
     return root;
+}
+
+/// Appends `text` to `file`, as a recorder still writing it does.
+void append_file(const fs::path& file, const std::string& text) {
+    std::ofstream out(file, std::ios::app | std::ios::binary);
+    out << text;
 }
 
 /// What a move's removal leaves when it is interrupted halfway: the files of d0 and d1 are gone from the source.
@@ -387,10 +394,7 @@ TEST_CASE("a move keeps the source files another process has open or mapped for 
     // log.txt no longer matched its copy): its copy, untouched since, is replaced.
     recorder.kill9();
     (void)recorder.wait();
-    {
-        std::ofstream log(source / "log.txt", std::ios::app);
-        log << "line 2\n";
-    }
+    append_file(source / "log.txt", "line 2\n");
     const auto again = transfer(source, tmp.path() / "dst", {.verify_integrity = verify, .remove_source = true});
     CHECK(again.resumed_move);
     CHECK(again.files_copied == 1);
@@ -662,12 +666,11 @@ std::string checksum_of(const fs::path& directory) {
     return axds::block_on(axds::async_calculate_directory_checksum(directory, {.save_checksum = false}));
 }
 
-// Found by a hostile-user run (session 22): a rerun of a move whose source still held a file that changed after its
+// Found by a hostile-user run (session 22): a rerun of a move whose source still held a file that grew after its
 // copy (a writer was still appending) refused to finish it, naming the file, and the user had to move it by hand.
-// The source holds the newer version: the rerun copies it again over the move's untouched copy (the destination
-// verifies against its ax_checksum.txt), copies a file that appeared meanwhile, computes the checksum again, and
-// removes the source.
-TEST_CASE("an interrupted move copies again a source file that changed after its copy, then finishes", "[fs][safety]") {
+// The source file extends its copy, so replacing the copy loses nothing: the rerun copies it again, copies a file that
+// appeared meanwhile, computes the destination's checksum again, and removes the source.
+TEST_CASE("an interrupted move copies again a source file that grew after its copy, then finishes", "[fs][safety]") {
     const bool rerun_verified = GENERATE(true, false);
     CAPTURE(rerun_verified);
     const temp_dir tmp;
@@ -675,10 +678,10 @@ TEST_CASE("an interrupted move copies again a source file that changed after its
     const fs::path destination = tmp.path() / "dst";
     transfer(source, destination, {.verify_integrity = true});
     remove_half(source);
-    write_file(source / "d2" / "f002.bin", "edited after the copy");
+    append_file(source / "d2" / "f002.bin", " and more, recorded after the copy");
     write_file(source / "d4" / "new.bin", "appeared after the copy");
     auto expected = snapshot(destination);
-    expected["d2/f002.bin"] = "edited after the copy";
+    expected["d2/f002.bin"] = read_file(source / "d2" / "f002.bin");
     expected["d4/new.bin"] = "appeared after the copy";
     expected.erase("ax_checksum.txt");
     const auto report = transfer(source, destination, {.verify_integrity = rerun_verified, .remove_source = true});
@@ -694,44 +697,115 @@ TEST_CASE("an interrupted move copies again a source file that changed after its
     CHECK(copied == expected);
 }
 
-// The marker of a move that kept a file (it changed after its copy) records that file's copy: a rerun replaces the
-// copy only while it is still the one the move made, never one changed in the destination since.
-TEST_CASE("a move that kept a changed file replaces its copy on a rerun only while the move's copy is untouched",
+// Found by the hostile-user run of the change above: a copy is replaced only when the source file extends it. A copy
+// edited in the destination (and its checksum saved again, so that the destination verifies), or a source file
+// rewritten or shortened since the copy, may hold data the other lacks: the rerun refuses and names it.
+TEST_CASE("an interrupted move does not replace a copy that the source file does not extend", "[fs][safety]") {
+    const int how = GENERATE(0, 1, 2);
+    CAPTURE(how);
+    const temp_dir tmp;
+    const fs::path source = make_session(tmp.path() / "src");
+    const fs::path destination = tmp.path() / "dst";
+    transfer(source, destination, {.verify_integrity = true});
+    remove_half(source);
+    const fs::path file = source / "d2" / "f002.bin";
+    if (how == 0) {  // edited in the destination, the source grew, and the destination's checksum saved again
+        append_file(destination / "d2" / "f002.bin", "user edit in the destination");
+        append_file(file, "recorded later");
+        fs::remove(destination / "ax_checksum.txt");
+        (void)axds::block_on(axds::async_calculate_directory_checksum(destination, {}));
+    } else if (how == 1) {  // the source file rewritten
+        write_file(file, std::string(fs::file_size(file) + 10, 'z'));
+    } else {  // the source file shortened
+        fs::resize_file(file, 10);
+    }
+    const auto complete = snapshot(destination);
+    const auto left = snapshot(source);
+    CHECK_THROWS_MATCHES(transfer(source, destination, {.remove_source = true}), axds::runtime_error,
+                         message_contains("1 file(s) still in the source differ") &&
+                             message_contains("does not simply extend its copy") && message_contains("d2/f002.bin") &&
+                             message_contains("Nothing was copied and nothing was deleted"));
+    CHECK(snapshot(destination) == complete);
+    CHECK(snapshot(source) == left);
+}
+
+// Found by the hostile-user run: a move that kept every file (one recording still being written) leaves no strays,
+// and the rerun took the plain-copy path, overwriting a copy edited in the destination since. A source carrying the
+// marker of a move into the destination is finished as such: copies are replaced only when the source extends them.
+TEST_CASE("a move that kept every file replaces a copy on a rerun only when the source file extends it",
           "[fs][safety]") {
     const bool destination_edited = GENERATE(false, true);
     CAPTURE(destination_edited);
     const temp_dir tmp;
-    const fs::path source = make_session(tmp.path() / "src");
+    const fs::path source = tmp.path() / "src";
+    write_file(source / "rec.log", "frame 1\n");
     const fs::path destination = tmp.path() / "dst";
     axds::detail::transfer_hooks hooks{.after_copy = [&](const fs::path&) {
-        write_file(source / "d3" / "f003.bin", "edited in the source after its copy");
+        append_file(source / "rec.log", "frame 2\n");
     }};
     const auto first = transfer(source, destination, {.remove_source = true}, std::move(hooks));
-    REQUIRE(first.source_files_kept == std::vector<std::string>{"d3/f003.bin"});
-    CHECK_THAT(read_file(source / ".axds-move-in-progress"), Catch::Matchers::Contains("\ncopy "));
+    REQUIRE(first.source_files_kept == std::vector<std::string>{"rec.log"});
+    REQUIRE(read_file(destination / "rec.log") == "frame 1\n");
     if (destination_edited) {
-        write_file(destination / "d3" / "f003.bin", "edited in the destination");
-    }
-    const auto complete = snapshot(destination);
-    const auto left = snapshot(source);
-    if (destination_edited) {
+        append_file(destination / "rec.log", "a note added in the destination\n");
         CHECK_THROWS_MATCHES(transfer(source, destination, {.remove_source = true}), axds::runtime_error,
-                             message_contains("1 file(s) still in the source differ") &&
-                                 message_contains("changed there since the move made them") &&
-                                 message_contains("d3/f003.bin") &&
-                                 message_contains("Nothing was copied and nothing was deleted"));
-        CHECK(snapshot(destination) == complete);
-        CHECK(snapshot(source) == left);
+                             message_contains("does not simply extend its copy") && message_contains("rec.log"));
+        CHECK(read_file(destination / "rec.log") == "frame 1\na note added in the destination\n");
+        CHECK(read_file(source / "rec.log") == "frame 1\nframe 2\n");
         // The user keeps the source's version: with the destination's copy gone, the move finishes.
-        fs::remove(destination / "d3" / "f003.bin");
+        fs::remove(destination / "rec.log");
     }
     const auto report = transfer(source, destination, {.remove_source = true});
     CHECK(report.resumed_move);
     CHECK(report.files_copied == 1);
-    CHECK(report.source_files_kept.empty());
     CHECK_FALSE(fs::exists(source));
-    CHECK(read_file(destination / "d3" / "f003.bin") == "edited in the source after its copy");
-    CHECK(snapshot(destination).size() == 40);
+    CHECK(read_file(destination / "rec.log") == "frame 1\nframe 2\n");
+}
+
+// Found by the hostile-user run: a copy written in the destination while the rerun copied its replacement was
+// overwritten. The copy must still be what was compared right before the replacement is renamed over it.
+TEST_CASE("finishing a move never replaces a copy that changed while its replacement was copied", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path source = tmp.path() / "src";
+    write_file(source / "rec.log", "frame 1\n");
+    const fs::path destination = tmp.path() / "dst";
+    axds::detail::transfer_hooks grow{.after_copy = [&](const fs::path&) {
+        append_file(source / "rec.log", "frame 2\n");
+    }};
+    (void)transfer(source, destination, {.remove_source = true}, std::move(grow));
+    axds::detail::transfer_hooks edit;
+    edit.content_copied = [&](const fs::path&) {
+        append_file(destination / "rec.log", "edited meanwhile\n");
+    };
+    CHECK_THROWS_MATCHES(transfer(source, destination, {.remove_source = true}, std::move(edit)), axds::runtime_error,
+                         message_contains("changed while this run copied") && message_contains("rec.log"));
+    CHECK(read_file(destination / "rec.log") == "frame 1\nedited meanwhile\n");
+    CHECK(read_file(source / "rec.log") == "frame 1\nframe 2\n");
+    CHECK(snapshot(destination).size() == 1);  // no temporary left
+}
+
+// Found by the hostile-user run: a move into another destination of a source still marked as being moved elsewhere
+// split its data silently, and a user's file of the marker's name was removed without being copied.
+TEST_CASE("a move refuses a source marked as moved elsewhere, or holding a file of the marker's name", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path source = make_tree(tmp.path() / "src");
+    const fs::path first = tmp.path() / "first";
+    fs::create_directories(first);
+    axds::detail::write_move_marker(source, first);
+    const auto before = snapshot(source);
+    CHECK_THROWS_MATCHES(transfer(source, tmp.path() / "second", {.remove_source = true}), axds::runtime_error,
+                         message_contains("marker of an earlier move into " + first.string()) &&
+                             message_contains("Nothing was copied and nothing was deleted"));
+    CHECK(snapshot(source) == before);
+    CHECK_FALSE(fs::exists(tmp.path() / "second"));
+    transfer(source, tmp.path() / "copy");  // a plain copy leaves the marker out
+    CHECK_FALSE(fs::exists(tmp.path() / "copy" / ".axds-move-in-progress"));
+    write_file(source / ".axds-move-in-progress", "the user's own notes\n");
+    CHECK_THROWS_MATCHES(transfer(source, tmp.path() / "third", {.remove_source = true}), axds::runtime_error,
+                         message_contains("is not one") && message_contains("Rename it"));
+    CHECK(read_file(source / ".axds-move-in-progress") == "the user's own notes\n");
+    transfer(source, tmp.path() / "copy2");  // a plain copy copies it as the data it is
+    CHECK(read_file(tmp.path() / "copy2" / ".axds-move-in-progress") == "the user's own notes\n");
 }
 
 // A run finishing a verified move removes the destination's ax_checksum.txt before it replaces a copy (noting it in
@@ -743,7 +817,8 @@ TEST_CASE("a rerun of a move killed with kill -9 while it copied files again fin
     const fs::path destination = tmp.path() / "dst";
     transfer(source, destination, {.verify_integrity = true});
     remove_half(source);
-    write_file(source / "d2" / "f002.bin", "edited after the copy");
+    append_file(source / "d2" / "f002.bin", "recorded after the copy");
+    const std::string grown = read_file(source / "d2" / "f002.bin");
     {
         axds::test::child_process worker({AXDS_FS_WORKER, "move-copy-stall", source.string(), destination.string()});
         REQUIRE(worker.read_line() == "stalled");
@@ -751,7 +826,7 @@ TEST_CASE("a rerun of a move killed with kill -9 while it copied files again fin
         CHECK(worker.wait() == 128 + SIGKILL);
     }
     CHECK_FALSE(fs::exists(destination / "ax_checksum.txt"));
-    CHECK(read_file(destination / "d2" / "f002.bin") != "edited after the copy");
+    CHECK(read_file(destination / "d2" / "f002.bin") != grown);
     const auto left = snapshot(source);
     CHECK_THROWS_MATCHES(transfer(source, destination, {.verify_integrity = true, .remove_source = true}),
                          axds::runtime_error, message_contains("run the move again without verify_integrity"));
@@ -762,7 +837,7 @@ TEST_CASE("a rerun of a move killed with kill -9 while it copied files again fin
     CHECK_FALSE(fs::exists(source));
     auto copied = snapshot(destination);
     CHECK(copied.size() == 41);  // the 40 files and ax_checksum.txt: no temporary left
-    CHECK(copied["d2/f002.bin"] == "edited after the copy");
+    CHECK(copied["d2/f002.bin"] == grown);
     CHECK(copied["ax_checksum.txt"] == checksum_of(destination));
 }
 
