@@ -32,6 +32,26 @@ std::string header_for(const fs::path& destination) {
               : std::string(header_prefix);
 }
 
+/// Whether `line` is a marker's first line: "axds move into device D inode I" (D and I decimal), or "axds move" (a
+/// destination that could not be stat'ed).
+bool is_header(std::string_view line) {
+    if (line == header_prefix) {
+        return true;
+    }
+    constexpr std::string_view device = " into device ";
+    constexpr std::string_view inode = " inode ";
+    const auto digits = [](std::string_view text) {
+        return !text.empty() && text.find_first_not_of("0123456789") == std::string_view::npos;
+    };
+    if (!line.starts_with(header_prefix) || line.substr(header_prefix.size(), device.size()) != device) {
+        return false;
+    }
+    const std::string_view numbers = line.substr(header_prefix.size() + device.size());
+    const std::size_t middle = numbers.find(inode);
+    return middle != std::string_view::npos && digits(numbers.substr(0, middle)) &&
+           digits(numbers.substr(middle + inode.size()));
+}
+
 /// Appends `lines` to `source`'s marker and flushes it: false (errno set) when that fails. A marker that is a hard
 /// link to another file is never written through.
 bool append_to_marker(const fs::path& source, std::string_view lines) {
@@ -70,7 +90,7 @@ move_marker read_move_marker(const fs::path& source, const fs::path& destination
     const std::string text = marker_text(source);
     std::string_view rest = text;
     const std::size_t first = rest.find('\n');
-    if (first == std::string_view::npos || !rest.starts_with(header_prefix)) {
+    if (first == std::string_view::npos || !is_header(rest.substr(0, first))) {
         return marker;  // no marker, or a file of its name that is not one
     }
     if (rest.substr(0, first) != header_for(destination)) {

@@ -554,6 +554,43 @@ bool still_replaceable(const std::string& to, const file_state& expected) {
     return expected.same_as(now);
 }
 
+/// Whether the first `size` bytes of the files `a` and `b` are equal (both at least that long).
+bool same_start(const std::string& a, const std::string& b, off_t size) {
+    const sys::unique_fd x(::open(a.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+    const sys::unique_fd y(::open(b.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+    if (!x || !y) {
+        return false;
+    }
+    constexpr std::size_t chunk = std::size_t{512} << 10;
+    std::vector<char> buffer(2 * chunk);
+    for (off_t offset = 0; offset < size;) {
+        const auto want = static_cast<std::size_t>(std::min<off_t>(static_cast<off_t>(chunk), size - offset));
+        const sys::io_result p = sys::pread_full(x.get(), buffer.data(), want, offset);
+        const sys::io_result q = sys::pread_full(y.get(), buffer.data() + chunk, want, offset);
+        if (p.error || q.error || p.bytes != want || q.bytes != want ||
+            std::memcmp(buffer.data(), buffer.data() + chunk, want) != 0) {
+            return false;
+        }
+        offset += static_cast<off_t>(want);
+    }
+    return true;
+}
+
+/// Right before a copy finishing a move replaces the destination file `to` (copy_hashing::replaces): that file is
+/// still the one compared (still_replaceable), no other process has it open for writing (what it wrote next would go
+/// to an unlinked file), and the new copy at `temp` still begins with its whole content (the source file was not
+/// rewritten since it was compared): replacing it loses no byte.
+bool replacement_safe(const std::string& to, const std::string& temp, const file_state& expected) {
+    if (!still_replaceable(to, expected)) {
+        return false;
+    }
+    if (expected.size < 0) {
+        return true;  // nothing to replace
+    }
+    return detail::held_for_writing({{expected.device, expected.inode}}).empty() &&
+           same_start(to, temp, expected.size) && still_replaceable(to, expected);
+}
+
 /// Content (copy_content), then permission bits and atime/mtime (shutil.copy2), written to a temporary name in the
 /// destination directory (`temp`: temporary_for) and renamed into place once complete. With `hashing.source`,
 /// `*hashing.source_digest` receives the §9.1 digest of `relative ‖ content` — the source checksum computed in the
@@ -601,12 +638,14 @@ std::uint64_t copy_with_metadata(const std::string& from, const std::string& to,
     if (error == 0 && ::futimens(out, times.data()) != 0) {
         error = errno;
     }
-    if (error == 0 && hashing.replaces != nullptr && !still_replaceable(to, *hashing.replaces)) {
+    if (error == 0 && hashing.replaces != nullptr && !replacement_safe(to, temp, *hashing.replaces)) {
         (void)::unlink(temp.c_str());
         throw runtime_error(fmt::format(
-            "Unable to replace {} with the newer {} to finish the move: that destination file changed while this run "
-            "copied the source file, so it may hold data the source does not. It was left as it is (the copy was "
-            "withdrawn) and nothing was removed from the source. Check it, then run the move again.",
+            "Unable to replace {} with the newer {} to finish the move: while this run copied the source file, that "
+            "destination file changed, another program opened it for writing, or the source file was rewritten so "
+            "that it no longer begins with that file's content. It may hold data the source does not, so it was left "
+            "as it is (the copy was withdrawn) and nothing was removed from the source. Check it, then run the move "
+            "again.",
             to, from));
     }
     if (read_back && error == 0) {
@@ -729,6 +768,13 @@ bool still_holds_copy(const std::string& copy, const struct stat& st) {
     return ::lstat(copy.c_str(), &there) == 0 && S_ISREG(there.st_mode) && there.st_size == st.st_size;
 }
 
+/// Whether the copy at `copy` is still the file `expected` says it was (same inode, size, mtime and ctime).
+bool copy_unchanged(const std::string& copy, const file_state& expected) {
+    struct stat now {};
+
+    return ::lstat(copy.c_str(), &now) == 0 && expected.same_as(now);
+}
+
 /// Why a move kept source files that it copied (remove_copied_source), besides a change since their copy.
 struct kept_reasons {
     std::vector<std::string> held;       ///< "relative (who holds it)": another process can still write them
@@ -789,10 +835,13 @@ void finish_removal(const fs::path& source, const fs::path& destination, const s
 /// remove_source: after the destination is flushed to disk, deletes exactly the source files that were copied (each
 /// only if it is still the file that was copied), then the directories that became empty, deepest first. Whatever
 /// appeared or changed in the meantime stays and is listed in `report` and in a warning. Runs on the CPU pool.
+/// `copy_states`, when given, holds what each copy was when compared or made (size -1: not known): a copy changed
+/// since (a write into it, which may have replaced data of the source file's) keeps its source file.
 void remove_copied_source(const fs::path& source, const fs::path& destination, const std::vector<source_entry>& entries,
                           const std::vector<std::pair<std::string, std::string>>& copies,
                           const std::vector<file_state>& states, transfer_report& report,
-                          const std::function<void(std::size_t)>& removed_hook = {}) {
+                          const std::function<void(std::size_t)>& removed_hook = {},
+                          const std::vector<file_state>* copy_states = nullptr) {
     // The copies must be on disk before the originals go: a power loss right after must not lose both.
     const sys::unique_fd dest_fd(::open(destination.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!dest_fd || ::syncfs(dest_fd.get()) != 0) {
@@ -826,7 +875,8 @@ void remove_copied_source(const fs::path& source, const fs::path& destination, c
             kept.held.push_back(fmt::format("{} ({})", relative, holder->second));
             continue;  // what its writer writes next would be lost with it
         }
-        if (!still_holds_copy(copy, st)) {
+        if (!still_holds_copy(copy, st) ||
+            (copy_states != nullptr && (*copy_states)[i].size >= 0 && !copy_unchanged(copy, (*copy_states)[i]))) {
             kept.displaced.push_back(relative);
             continue;
         }
@@ -892,10 +942,12 @@ struct transfer_plan {
     /// compared (removal deletes it only if it still is), and the relative paths of those that differ or have none.
     std::vector<std::pair<std::string, std::string>> remaining;
     std::vector<file_state> remaining_states;
+    std::vector<file_state> remaining_copies;  ///< what their copies were when compared (removal requires them still)
     std::vector<std::string> differing;
     /// Finishing a move (plan_copies_again): for each of `copies`, the destination file it replaces, which must
     /// still be that file when the copy is renamed into place (size -1: there must be none). Empty otherwise.
     std::vector<file_state> replaced;
+    std::vector<file_state> placed;  ///< finishing a move: each copy right after it was put in place (copy_one)
     const detail::transfer_hooks* hooks = nullptr;
     bool uncoverable = false;  ///< verification, and no source file the checksum can cover (refused, unless resumed)
     bool flush_before_rename = false;  ///< verification on a filesystem whose close may fail (put_in_place_verified)
@@ -1095,7 +1147,8 @@ void remove_leftovers(transfer_plan& plan) {
 
 /// Whether the regular files `a` (the source's) and `b` have the same bytes; `state` receives what `a` was. A source
 /// file that cannot be read throws; a destination file that is missing or not a regular file differs.
-bool identical_files(const fs::path& a, const fs::path& b, file_state& state, std::vector<char>& buffer) {
+bool identical_files(const fs::path& a, const fs::path& b, file_state& state, std::vector<char>& buffer,
+                     file_state* copy_state = nullptr) {
     struct stat st {};
 
     const sys::unique_fd in = open_source(a, b, st);
@@ -1107,6 +1160,9 @@ bool identical_files(const fs::path& a, const fs::path& b, file_state& state, st
     if (!other || ::fstat(other.get(), &other_st) != 0 || !S_ISREG(other_st.st_mode) ||
         other_st.st_size != st.st_size) {
         return false;
+    }
+    if (copy_state != nullptr) {
+        *copy_state = file_state::of(other_st);
     }
     const std::size_t half = buffer.size() / 2;
     for (off_t offset = 0;;) {
@@ -1132,9 +1188,11 @@ void compare_remaining(transfer_plan& plan) {
     std::vector<char> buffer(std::size_t{1} << 20);
     for (const auto* file : plan.files) {
         file_state state;
-        if (identical_files(file->path, plan.destination / file->relative, state, buffer)) {
+        file_state copy_state;
+        if (identical_files(file->path, plan.destination / file->relative, state, buffer, &copy_state)) {
             plan.remaining.emplace_back(file->path, file->relative);
             plan.remaining_states.push_back(state);
+            plan.remaining_copies.push_back(copy_state);
         } else {
             plan.differing.push_back(file->relative);
         }
@@ -1237,8 +1295,15 @@ std::uint64_t copy_one(transfer_plan& plan, std::size_t i) {
         hashing.replaces = &plan.replaced[i];
     }
     const std::string to = detail::joined(plan.destination.native(), relative);
-    return copy_with_metadata(from, to, temporary_for(to, relative, plan.temporary_like), &plan.copied_states[i],
-                              hashing, plan.hooks);
+    const std::uint64_t copied = copy_with_metadata(from, to, temporary_for(to, relative, plan.temporary_like),
+                                                    &plan.copied_states[i], hashing, plan.hooks);
+
+    struct stat st {};
+
+    if (!plan.placed.empty() && ::lstat(to.c_str(), &st) == 0) {
+        plan.placed[i] = file_state::of(st);  // what the removal then requires of it
+    }
+    return copied;
 }
 
 /// The order in which `copies` are started: one file of each directory in turn (directories in their order, files
@@ -1565,7 +1630,6 @@ asio::awaitable<void> verify_destination(const transfer_plan& plan, const std::s
         plan.source.string(), plan.destination.string(), plan.strays.size(), capped_list(plan.strays), reason));
 }
 
-/// The refusal of a destination holding strays, with why an interrupted move could not be finished.
 /// The refusal of a move being finished (settle_strays) when some source files differ from copies that may hold data
 /// the source does not (plan.differing, as plan_copies_again left it).
 [[noreturn]] void refuse_differing(const transfer_plan& plan) {
@@ -1579,6 +1643,7 @@ asio::awaitable<void> verify_destination(const transfer_plan& plan, const std::s
         plan.source.string(), plan.destination.string(), plan.differing.size(), capped_list(plan.differing)));
 }
 
+/// The refusal of a destination holding strays, with why an interrupted move could not be finished.
 [[noreturn]] void refuse_strays(const transfer_plan& plan, const transfer_options& options, bool has_checksum) {
     std::string why;
     if (options.remove_source) {
@@ -1702,6 +1767,7 @@ void prepare_copies_again(transfer_plan& plan, const transfer_options& options) 
     plan.fused = options.verify_integrity;
     plan.digests.resize(plan.fused ? plan.copies.size() : 0);
     plan.copied_states.resize(plan.copies.size());
+    plan.placed.resize(plan.copies.size());
     plan.read_back.resize(options.verify_integrity ? plan.copies.size() : 0);
     for (const auto& [from, relative] : plan.copies) {
         const fs::path parent = (plan.destination / relative).parent_path();
@@ -1768,8 +1834,17 @@ asio::awaitable<void> finish_move(transfer_plan& plan, const transfer_options& o
         files.insert(files.end(), plan.copies.begin(), plan.copies.end());
         std::vector<file_state> states = plan.remaining_states;
         states.insert(states.end(), plan.copied_states.begin(), plan.copied_states.end());
+        std::vector<file_state> copies = plan.remaining_copies;
+        copies.resize(plan.remaining.size());  // the source's ax_checksum.txt, out of date, has none
+        copies.insert(copies.end(), plan.placed.begin(), plan.placed.end());
+        copies.resize(files.size());
+        for (std::size_t i = 0; i < files.size(); ++i) {
+            if (files[i].second == checksum_file_name) {
+                copies[i] = {};  // the destination's is computed again: it changes by design
+            }
+        }
         remove_copied_source(plan.source, plan.destination, plan.entries, files, states, report,
-                             plan.hooks->source_file_removed);
+                             plan.hooks->source_file_removed, &copies);
     };
     co_await detail::async_run_cpu(remove);
 }
@@ -1824,7 +1899,8 @@ asio::awaitable<bool> settle_strays(transfer_plan& plan, const transfer_options&
         refuse_differing(plan);
     }
     report.resumed_move = true;
-    report.verified = verifies;
+    // Copies made without verify_integrity are not verified, whatever the destination was before them.
+    report.verified = verifies && (plan.copies.empty() || options.verify_integrity);
     co_await finish_move(plan, options, has_checksum, report);
     co_return true;
 }

@@ -22,6 +22,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -686,7 +687,7 @@ TEST_CASE("an interrupted move copies again a source file that grew after its co
     expected.erase("ax_checksum.txt");
     const auto report = transfer(source, destination, {.verify_integrity = rerun_verified, .remove_source = true});
     CHECK(report.resumed_move);
-    CHECK(report.verified);
+    CHECK(report.verified == rerun_verified);  // copies made without verification are not verified
     CHECK(report.files_copied == 2);
     CHECK(report.source_files_kept.empty());
     CHECK_FALSE(fs::exists(source));
@@ -778,10 +779,90 @@ TEST_CASE("finishing a move never replaces a copy that changed while its replace
         append_file(destination / "rec.log", "edited meanwhile\n");
     };
     CHECK_THROWS_MATCHES(transfer(source, destination, {.remove_source = true}, std::move(edit)), axds::runtime_error,
-                         message_contains("changed while this run copied") && message_contains("rec.log"));
+                         message_contains("while this run copied the source file, that destination file changed") &&
+                             message_contains("rec.log"));
     CHECK(read_file(destination / "rec.log") == "frame 1\nedited meanwhile\n");
     CHECK(read_file(source / "rec.log") == "frame 1\nframe 2\n");
     CHECK(snapshot(destination).size() == 1);  // no temporary left
+}
+
+// Found by a second hostile-user run: the checks of a copy to replace were made once, when the rerun planned, so a
+// source rewritten (not extended) while the rerun ran, or a program opening the old copy for writing meanwhile,
+// still had the old copy replaced: its data lost. Both are checked again right before the rename.
+TEST_CASE("finishing a move checks again, right before the rename, that the replacement loses nothing",
+          "[fs][safety]") {
+    const bool rewritten = GENERATE(true, false);
+    CAPTURE(rewritten);
+    const temp_dir tmp;
+    const fs::path source = tmp.path() / "src";
+    write_file(source / "a.log", "a 1\n");
+    write_file(source / "b.log", "b 1\n");
+    const fs::path destination = tmp.path() / "dst";
+    axds::detail::transfer_hooks grow{.after_copy = [&](const fs::path&) {
+        append_file(source / "a.log", "a 2\n");
+        append_file(source / "b.log", "b 2\n");
+    }};
+    (void)transfer(source, destination, {.remove_source = true}, std::move(grow));
+    // One copy at a time: between the planning and the copy of the second file, its source is rewritten, or a
+    // program opens its old copy for writing.
+    std::optional<axds::test::child_process> holder;
+    std::string first;  // the file copied first, and the other one
+    std::string second;
+    axds::detail::transfer_hooks meanwhile;
+    meanwhile.content_copied = [&](const fs::path& partial) {
+        if (!first.empty()) {
+            return;
+        }
+        first = partial.filename().string().find("a.log") != std::string::npos ? "a" : "b";
+        second = first == "a" ? "b" : "a";
+        if (rewritten) {  // longer, but no longer beginning with its copy
+            write_file(source / (second + ".log"), "X 1\n" + second + " 2\n" + second + " 3\n");
+        } else {
+            holder.emplace(
+                std::vector<std::string>{AXDS_PYTHON3, "-c",
+                                         "import sys, time\nf = open(sys.argv[1], 'ab')\nprint('ready', flush=True)\n"
+                                         "time.sleep(60)",
+                                         (destination / (second + ".log")).string()});
+            REQUIRE(holder->read_line() == "ready");
+        }
+    };
+    try {
+        (void)transfer(source, destination, {.remove_source = true}, std::move(meanwhile));
+        FAIL("the replacement went ahead");
+    } catch (const axds::runtime_error& e) {
+        CHECK_THAT(std::string(e.what()),
+                   Catch::Matchers::Contains("Unable to replace") && Catch::Matchers::Contains(second + ".log"));
+    }
+    CHECK(read_file(destination / (second + ".log")) == second + " 1\n");
+    CHECK(read_file(destination / (first + ".log")) == first + " 1\n" + first + " 2\n");  // it extended its copy
+    CHECK(fs::exists(source / "a.log"));  // nothing is removed when the run fails
+    CHECK(fs::exists(source / "b.log"));
+    CHECK(snapshot(destination).size() == 2);  // no temporary left
+}
+
+// Found by a second hostile-user run: a copy compared identical, then edited in the destination before the removal
+// reached its source file, let the source go (only its type and size were looked at again). The removal of a move
+// being finished requires each copy unchanged since it was compared.
+TEST_CASE("finishing a move keeps a source file whose copy was edited after the comparison", "[fs][safety]") {
+    const temp_dir tmp;
+    const fs::path source = make_session(tmp.path() / "src");
+    const fs::path destination = tmp.path() / "dst";
+    transfer(source, destination, {.verify_integrity = true});
+    remove_half(source);
+    fs::remove(destination / "ax_checksum.txt");
+    fs::remove(source / "ax_checksum.txt");
+    axds::detail::write_move_marker(source, destination);
+    const std::string original = read_file(source / "d2" / "f002.bin");
+    axds::detail::transfer_hooks edit;
+    edit.after_plan = [&] {  // same size, so only its times tell
+        std::string edited = original;
+        edited[0] = '#';
+        write_file(destination / "d2" / "f002.bin", edited);
+    };
+    const auto report = transfer(source, destination, {.remove_source = true}, std::move(edit));
+    CHECK(report.resumed_move);
+    CHECK(report.source_files_kept == std::vector<std::string>{"d2/f002.bin"});
+    CHECK(read_file(source / "d2" / "f002.bin") == original);
 }
 
 // Found by the hostile-user run: a move into another destination of a source still marked as being moved elsewhere

@@ -105,3 +105,22 @@ TEST_CASE("a move marker that is a hard link to another file is never written th
     CHECK(read_file(other) == text);
     CHECK(axds::detail::read_move_marker(source, destination).checksum_removed);
 }
+
+// Found by a hostile-user run: a user's notes file of the marker's name whose first line began with "axds move" was
+// taken for the marker of a move elsewhere (a plain copy left it out; a move named its second line as a destination).
+TEST_CASE("only a marker's exact first line makes a file of its name a marker", "[fs][move_marker]") {
+    const temp_dir tmp;
+    const fs::path source = tmp.path() / "src";
+    const fs::path marker = source / std::string(axds::detail::move_marker_name);
+    for (const char* text :
+         {"axds move plan: ship the drive on Tuesday\nmy notes\n", "axds move into device 12 inode\nx\n",
+          "axds move into device 1a inode 2\nx\n", "axds move into device 1 inode 2 and more\nx\n"}) {
+        CAPTURE(text);
+        write_file(marker, text);
+        const auto read = axds::detail::read_move_marker(source, tmp.path());
+        CHECK_FALSE(read.other_move);
+        CHECK_FALSE(read.into_destination);
+    }
+    write_file(marker, "axds move into device 1 inode 2\n/somewhere\n");
+    CHECK(axds::detail::read_move_marker(source, tmp.path()).other_move);
+}
