@@ -554,19 +554,19 @@ bool still_replaceable(const std::string& to, const file_state& expected) {
     return expected.same_as(now);
 }
 
-/// Whether the first `size` bytes of the files `a` and `b` are equal (both at least that long).
-bool same_start(const std::string& a, const std::string& b, off_t size) {
-    const sys::unique_fd x(::open(a.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
-    const sys::unique_fd y(::open(b.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
-    if (!x || !y) {
-        return false;
-    }
+/// Whether the first `size` bytes of the open files `a` and `b` are equal (both at least that long). A read error
+/// of `a` throws, naming `a_name`, when one is given; any other failure counts as a difference.
+bool equal_starts(int a, int b, off_t size, const std::string* a_name = nullptr) {
     constexpr std::size_t chunk = std::size_t{512} << 10;
     std::vector<char> buffer(2 * chunk);
     for (off_t offset = 0; offset < size;) {
         const auto want = static_cast<std::size_t>(std::min<off_t>(static_cast<off_t>(chunk), size - offset));
-        const sys::io_result p = sys::pread_full(x.get(), buffer.data(), want, offset);
-        const sys::io_result q = sys::pread_full(y.get(), buffer.data() + chunk, want, offset);
+        const sys::io_result p = sys::pread_full(a, buffer.data(), want, offset);
+        const sys::io_result q = sys::pread_full(b, buffer.data() + chunk, want, offset);
+        if (p.error && a_name != nullptr) {
+            throw_errno(p.error.value(),
+                        fmt::format("Unable to read {}: {}.", *a_name, sys::errno_message(p.error.value())));
+        }
         if (p.error || q.error || p.bytes != want || q.bytes != want ||
             std::memcmp(buffer.data(), buffer.data() + chunk, want) != 0) {
             return false;
@@ -574,6 +574,13 @@ bool same_start(const std::string& a, const std::string& b, off_t size) {
         offset += static_cast<off_t>(want);
     }
     return true;
+}
+
+/// Whether the first `size` bytes of the files `a` and `b` are equal (both at least that long).
+bool same_start(const std::string& a, const std::string& b, off_t size) {
+    const sys::unique_fd x(::open(a.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+    const sys::unique_fd y(::open(b.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+    return x && y && equal_starts(x.get(), y.get(), size);
 }
 
 /// Right before a copy finishing a move replaces the destination file `to` (copy_hashing::replaces): that file is
@@ -942,7 +949,8 @@ struct transfer_plan {
     /// compared (removal deletes it only if it still is), and the relative paths of those that differ or have none.
     std::vector<std::pair<std::string, std::string>> remaining;
     std::vector<file_state> remaining_states;
-    std::vector<file_state> remaining_copies;  ///< what their copies were when compared (removal requires them still)
+    /// What their copies were when compared (removal requires them still; size -1: not checked).
+    std::vector<file_state> remaining_copies;
     std::vector<std::string> differing;
     /// Finishing a move (plan_copies_again): for each of `copies`, the destination file it replaces, which must
     /// still be that file when the copy is renamed into place (size -1: there must be none). Empty otherwise.
@@ -1192,7 +1200,8 @@ void compare_remaining(transfer_plan& plan) {
         if (identical_files(file->path, plan.destination / file->relative, state, buffer, &copy_state)) {
             plan.remaining.emplace_back(file->path, file->relative);
             plan.remaining_states.push_back(state);
-            plan.remaining_copies.push_back(copy_state);
+            // ax_checksum.txt is left unchecked: finishing a move computes the destination's again (finish_move).
+            plan.remaining_copies.push_back(file->relative == checksum_file_name ? file_state{} : copy_state);
         } else {
             plan.differing.push_back(file->relative);
         }
@@ -1680,31 +1689,12 @@ asio::awaitable<bool> destination_verifies(const transfer_plan& plan) {
 /// Whether the regular file `copy` (`copy_st`) holds exactly the first bytes of the source file `source`: it is no
 /// longer, and equal to its start. Replacing the copy with the source then loses no byte. A source that cannot be read
 /// throws.
-bool extended_by_source(const std::string& copy, const struct stat& copy_st, const std::string& source,
-                        std::vector<char>& buffer) {
+bool extended_by_source(const std::string& copy, const struct stat& copy_st, const std::string& source) {
     struct stat st {};
 
     const sys::unique_fd in = open_source(source, copy, st);
     const sys::unique_fd other(::open(copy.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
-    if (!other || copy_st.st_size > st.st_size) {
-        return false;
-    }
-    const std::size_t half = buffer.size() / 2;
-    for (off_t offset = 0; offset < copy_st.st_size;) {
-        const auto want = static_cast<std::size_t>(std::min<off_t>(static_cast<off_t>(half), copy_st.st_size - offset));
-        const sys::io_result x = sys::pread_full(in.get(), buffer.data(), want, offset);
-        const sys::io_result y = sys::pread_full(other.get(), buffer.data() + half, want, offset);
-        if (x.error) {
-            throw_errno(x.error.value(),
-                        fmt::format("Unable to read {}: {}.", source, sys::errno_message(x.error.value())));
-        }
-        if (y.error || x.bytes != want || y.bytes != want ||
-            std::memcmp(buffer.data(), buffer.data() + half, want) != 0) {
-            return false;
-        }
-        offset += static_cast<off_t>(want);
-    }
-    return true;
+    return other && copy_st.st_size <= st.st_size && equal_starts(in.get(), other.get(), copy_st.st_size, &source);
 }
 
 /// Step 8 for a move being finished: which of the source files that differ from their copies (plan.differing) may
@@ -1719,7 +1709,6 @@ std::vector<std::string> plan_copies_again(transfer_plan& plan) {
     for (const auto* file : plan.files) {
         source_path.emplace(file->relative, &file->path);
     }
-    std::vector<char> buffer(std::size_t{1} << 20);
     std::vector<std::string> blocked;
     std::vector<std::pair<std::string, struct stat>> candidates;  // relative, its copy
     for (const auto& relative : plan.differing) {
@@ -1731,6 +1720,7 @@ std::vector<std::string> plan_copies_again(transfer_plan& plan) {
             if (::lstat(from.c_str(), &st) == 0) {
                 plan.remaining.emplace_back(from, relative);
                 plan.remaining_states.push_back(file_state::of(st));
+                plan.remaining_copies.emplace_back();  // the destination's is computed again
             }
             continue;
         }
@@ -1738,7 +1728,7 @@ std::vector<std::string> plan_copies_again(transfer_plan& plan) {
         if (::lstat(copy.c_str(), &st) != 0 && errno == ENOENT) {
             plan.copies.emplace_back(from, relative);
             plan.replaced.emplace_back();  // size -1: there must still be none
-        } else if (S_ISREG(st.st_mode) && extended_by_source(copy, st, from, buffer)) {
+        } else if (S_ISREG(st.st_mode) && extended_by_source(copy, st, from)) {
             candidates.emplace_back(relative, st);
         } else {
             blocked.push_back(relative);
@@ -1797,13 +1787,13 @@ asio::awaitable<void> finish_move(transfer_plan& plan, const transfer_options& o
             detail::write_move_marker(plan.source, plan.destination);
             if (has_checksum) {
                 detail::record_checksum_removed(plan.source);
-            }
-            if (has_checksum && ::unlink((plan.destination / checksum_file_name).c_str()) != 0 && errno != ENOENT) {
-                const int error = errno;
-                throw_errno(error,
-                            fmt::format("Unable to remove {}, which the files copied again make out of date: "
-                                        "{}. Nothing was copied and nothing was removed.",
-                                        (plan.destination / checksum_file_name).string(), sys::errno_message(error)));
+                const fs::path stale = plan.destination / checksum_file_name;
+                if (::unlink(stale.c_str()) != 0 && errno != ENOENT) {
+                    const int error = errno;
+                    throw_errno(error, fmt::format("Unable to remove {}, which the files copied again make out of "
+                                                   "date: {}. Nothing was copied and nothing was removed.",
+                                                   stale.string(), sys::errno_message(error)));
+                }
             }
             remove_leftovers(plan);
             prepare_copies_again(plan, options);
@@ -1835,14 +1825,7 @@ asio::awaitable<void> finish_move(transfer_plan& plan, const transfer_options& o
         std::vector<file_state> states = plan.remaining_states;
         states.insert(states.end(), plan.copied_states.begin(), plan.copied_states.end());
         std::vector<file_state> copies = plan.remaining_copies;
-        copies.resize(plan.remaining.size());  // the source's ax_checksum.txt, out of date, has none
         copies.insert(copies.end(), plan.placed.begin(), plan.placed.end());
-        copies.resize(files.size());
-        for (std::size_t i = 0; i < files.size(); ++i) {
-            if (files[i].second == checksum_file_name) {
-                copies[i] = {};  // the destination's is computed again: it changes by design
-            }
-        }
         remove_copied_source(plan.source, plan.destination, plan.entries, files, states, report,
                              plan.hooks->source_file_removed, &copies);
     };

@@ -17,6 +17,18 @@ using axds::test::write_file;
 
 namespace {
 
+/// A source and a destination directory, both made.
+struct move_roots {
+    temp_dir tmp;
+    fs::path source = tmp.path() / "src";
+    fs::path destination = tmp.path() / "dst";
+
+    move_roots() {
+        fs::create_directories(source);
+        fs::create_directories(destination);
+    }
+};
+
 void append(const fs::path& file, const std::string& text) {
     std::ofstream out(file, std::ios::app | std::ios::binary);
     out << text;
@@ -25,11 +37,9 @@ void append(const fs::path& file, const std::string& text) {
 }  // namespace
 
 TEST_CASE("a move marker names its destination and notes a removed checksum", "[fs][move_marker]") {
-    const temp_dir tmp;
-    const fs::path source = tmp.path() / "src";
-    const fs::path destination = tmp.path() / "dst";
-    fs::create_directories(source);
-    fs::create_directories(destination);
+    const move_roots roots;
+    const fs::path& source = roots.source;
+    const fs::path& destination = roots.destination;
     const fs::path marker = source / std::string(axds::detail::move_marker_name);
 
     auto read = axds::detail::read_move_marker(source, destination);
@@ -88,11 +98,10 @@ TEST_CASE("a move marker that cannot be written stops the move with an error nam
 }
 
 TEST_CASE("a move marker that is a hard link to another file is never written through", "[fs][move_marker]") {
-    const temp_dir tmp;
-    const fs::path source = tmp.path() / "src";
-    const fs::path destination = tmp.path() / "dst";
-    fs::create_directories(destination);
-    fs::create_directories(source);
+    const move_roots roots;
+    const fs::path& source = roots.source;
+    const fs::path& destination = roots.destination;
+    const temp_dir& tmp = roots.tmp;
     axds::detail::write_move_marker(source, destination);
     const fs::path marker = source / std::string(axds::detail::move_marker_name);
     const std::string text = read_file(marker);
